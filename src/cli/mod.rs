@@ -1,0 +1,138 @@
+//! The `satellite` command line (DESIGN §9). Every listing and creation takes
+//! `--json`; errors are one line on stderr and a non-zero exit.
+
+mod commands;
+mod table;
+
+pub use commands::run;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "satellite",
+    version,
+    about = "On-premises Smart Licensing satellite: a local license authority for routers",
+    long_about = "On-premises Smart Licensing satellite: a local license authority for routers.\n\n\
+        Routers register with a registration token and get an identity certificate signed by the \
+        satellite's CA. Any command may run while the server runs: the database is the single \
+        source of truth.",
+    after_help = "Start with `satellite serve`, then `satellite token create --va Default`."
+)]
+pub struct Cli {
+    /// Configuration file (relative paths inside it are relative to the file).
+    #[arg(short = 'c', long = "config", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the device and admin listeners (initializes on first start).
+    Serve,
+    /// Create the data dir, database, CA and server certificate; print the admin credential once.
+    Init,
+    /// Show what this satellite is and holds.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Virtual accounts: license pools inside the smart account.
+    #[command(subcommand)]
+    Va(VaCommand),
+    /// Registration tokens that register devices into a virtual account.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Product instances: registered devices.
+    #[command(subcommand)]
+    Instance(InstanceCommand),
+    /// The event log (registrations, deregistrations, token changes, ...).
+    Events {
+        /// Only events of this kind (registration, deregistration, token, renewal, ...).
+        #[arg(long)]
+        kind: Option<String>,
+        /// How many of the newest events to show.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VaCommand {
+    /// Create a virtual account.
+    Create {
+        name: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List virtual accounts.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a registration token; its secret is shown only now.
+    Create {
+        /// Virtual account the token registers devices into.
+        #[arg(long, value_name = "VA")]
+        va: String,
+        /// Days the token is valid (1-365).
+        #[arg(long, default_value_t = crate::domain::token::DEFAULT_DAYS)]
+        days: u32,
+        #[arg(long, default_value = "")]
+        description: String,
+        /// How many devices it may register (no limit if left out).
+        #[arg(long, value_name = "N")]
+        max_uses: Option<u32>,
+        /// Refuse export-controlled functionality to devices registered with it.
+        #[arg(long)]
+        no_export_controlled: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List tokens (their prefix only).
+    List {
+        #[arg(long, value_name = "VA")]
+        va: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by its whole secret or the prefix `token list` shows.
+    Revoke {
+        token: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InstanceCommand {
+    /// List product instances.
+    List {
+        #[arg(long, value_name = "VA")]
+        va: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one product instance (by instance id or UDI `PID:SN`).
+    Show {
+        instance: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a product instance: revokes its certificate and releases its licenses.
+    Remove {
+        instance: String,
+        #[arg(long)]
+        json: bool,
+    },
+}

@@ -1,0 +1,551 @@
+//! `satellite.yaml`: loading and validation.
+//!
+//! Every setting is checked once, at start, and a refusal names the file, the
+//! key and the reason, so an operator can fix it without reading code.
+
+use serde::Deserialize;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+/// The file `serve` and every other command read unless `-c` says otherwise.
+pub const DEFAULT_FILE: &str = "satellite.yaml";
+
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {key}: {reason}")]
+pub struct ConfigError {
+    pub file: String,
+    pub key: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Satellite,
+    Cloud,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncMode {
+    Connected,
+    Disconnected,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub name: String,
+    pub role: Role,
+    pub account: String,
+    pub data_dir: PathBuf,
+    pub device: DeviceListener,
+    pub admin: AdminListener,
+    pub sync: Sync,
+    pub reports: Reports,
+    pub call_home: CallHome,
+    pub log: Log,
+    /// Where the file was read from; relative paths are resolved against its folder.
+    #[serde(skip)]
+    pub source: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeviceListener {
+    pub listen: SocketAddr,
+    pub hostnames: Vec<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminListener {
+    pub listen: SocketAddr,
+    /// Certificate for the admin listener when it differs from the device one.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Sync {
+    pub mode: SyncMode,
+    pub cloud_url: Option<String>,
+    pub proxy: Option<String>,
+    pub schedule: String,
+    pub export_schedule: String,
+    pub export_dir: PathBuf,
+    pub import_dir: PathBuf,
+    pub send_hostnames: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Reports {
+    pub schedule: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CallHome {
+    pub profiles: Vec<CallHomeProfile>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallHomeProfile {
+    pub name: String,
+    pub transport: CallHomeTransport,
+    #[serde(default)]
+    pub to: Vec<String>,
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default = "CallHomeProfile::default_format")]
+    pub format: CallHomeFormat,
+    #[serde(default)]
+    pub categories: Vec<CallHomeCategory>,
+}
+
+impl CallHomeProfile {
+    fn default_format() -> CallHomeFormat {
+        CallHomeFormat::ShortText
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CallHomeTransport {
+    Email,
+    Http,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CallHomeFormat {
+    ShortText,
+    FullText,
+    Xml,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CallHomeCategory {
+    Compliance,
+    Registration,
+    Sync,
+    System,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Log {
+    pub level: String,
+    pub format: LogFormat,
+    /// `udp://host:514`
+    pub syslog: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            name: "satellite-1".into(),
+            role: Role::Satellite,
+            account: "Example Corp".into(),
+            data_dir: "./data".into(),
+            device: DeviceListener::default(),
+            admin: AdminListener::default(),
+            sync: Sync::default(),
+            reports: Reports::default(),
+            call_home: CallHome::default(),
+            log: Log::default(),
+            source: "<embedded defaults>".into(),
+        }
+    }
+}
+
+impl Default for DeviceListener {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 4443)),
+            hostnames: vec!["localhost".into(), "127.0.0.1".into()],
+            tls_cert: None,
+            tls_key: None,
+        }
+    }
+}
+
+impl Default for AdminListener {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
+            tls_cert: None,
+            tls_key: None,
+        }
+    }
+}
+
+impl Default for Sync {
+    fn default() -> Self {
+        Self {
+            mode: SyncMode::Disconnected,
+            cloud_url: None,
+            proxy: None,
+            schedule: "0 0 2 * * *".into(),
+            export_schedule: "0 0 3 1 * *".into(),
+            export_dir: "./export".into(),
+            import_dir: "./import".into(),
+            send_hostnames: true,
+        }
+    }
+}
+
+impl Default for Reports {
+    fn default() -> Self {
+        Self {
+            schedule: "0 0 6 1 * *".into(),
+        }
+    }
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            format: LogFormat::Text,
+            syslog: None,
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates a configuration file, resolving relative paths
+    /// against the file's folder and creating the folders it names.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: file.clone(),
+            key: "-".into(),
+            reason: format!("cannot read the file: {e}"),
+        })?;
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| Path::new("."));
+        Self::parse(&text, &file, base)
+    }
+
+    /// The defaults, used when there is no `satellite.yaml` at all.
+    pub fn embedded(base: &Path) -> Result<Self, ConfigError> {
+        Self::parse("{}", "<embedded defaults>", base)
+    }
+
+    pub fn parse(text: &str, file: &str, base: &Path) -> Result<Self, ConfigError> {
+        let fail = |key: &str, reason: String| ConfigError {
+            file: file.to_string(),
+            key: key.to_string(),
+            reason,
+        };
+        // An empty file is an empty mapping: every key takes its default.
+        let text = if text.trim().is_empty() { "{}" } else { text };
+        let deserializer = serde_yaml::Deserializer::from_str(text);
+        let mut config: Config = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let key = e.path().to_string();
+            let key = if key == "." { "-".to_string() } else { key };
+            fail(&key, e.into_inner().to_string())
+        })?;
+        config.source = file.to_string();
+        config
+            .validate(base)
+            .map_err(|(key, reason)| fail(key, reason))?;
+        Ok(config)
+    }
+
+    fn validate(&mut self, base: &Path) -> Result<(), (&'static str, String)> {
+        if self.name.trim().is_empty() {
+            return Err(("name", "must not be empty".into()));
+        }
+        if self.account.trim().is_empty() {
+            return Err(("account", "must not be empty".into()));
+        }
+        if self.device.hostnames.is_empty() {
+            return Err((
+                "device.hostnames",
+                "name at least one host name or address the routers use to reach this server"
+                    .into(),
+            ));
+        }
+        for host in &self.device.hostnames {
+            if host.trim().is_empty() || host.contains(char::is_whitespace) {
+                return Err(("device.hostnames", format!("{host:?} is not a host name")));
+            }
+        }
+        pair_given("device", &self.device.tls_cert, &self.device.tls_key)?;
+        pair_given("admin", &self.admin.tls_cert, &self.admin.tls_key)?;
+        if !is_loopback(&self.admin.listen)
+            && self.admin.tls_cert.is_none()
+            && self.device.tls_cert.is_none()
+        {
+            return Err((
+                "admin.listen",
+                format!(
+                    "{} is not a loopback address, so the admin listener needs a certificate \
+                     that clients on the network can check: set admin.tls_cert and admin.tls_key \
+                     (or device.tls_cert and device.tls_key), or listen on 127.0.0.1",
+                    self.admin.listen
+                ),
+            ));
+        }
+        for (key, expr) in [
+            ("sync.schedule", &self.sync.schedule),
+            ("sync.export_schedule", &self.sync.export_schedule),
+            ("reports.schedule", &self.reports.schedule),
+        ] {
+            check_cron(expr).map_err(|reason| (key, reason))?;
+        }
+        if let Some(url) = &self.sync.cloud_url {
+            check_url(url, &["https"]).map_err(|r| ("sync.cloud_url", r))?;
+        }
+        if let Some(url) = &self.sync.proxy {
+            check_url(url, &["http", "https"]).map_err(|r| ("sync.proxy", r))?;
+        }
+        if self.role == Role::Satellite
+            && self.sync.mode == SyncMode::Connected
+            && self.sync.cloud_url.is_none()
+        {
+            return Err((
+                "sync.cloud_url",
+                "connected mode needs the cloud's URL, e.g. https://cloud.example:4443".into(),
+            ));
+        }
+        if let Some(syslog) = &self.log.syslog {
+            check_syslog(syslog).map_err(|r| ("log.syslog", r))?;
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| {
+            (
+                "log.level",
+                format!("{e}; use error, warn, info, debug or trace"),
+            )
+        })?;
+        for (i, profile) in self.call_home.profiles.iter().enumerate() {
+            let ok = match profile.transport {
+                CallHomeTransport::Email => !profile.to.is_empty(),
+                CallHomeTransport::Http => profile.url.is_some(),
+            };
+            if !ok {
+                return Err((
+                    "call_home.profiles",
+                    format!(
+                        "profile {i} ({}): transport email needs `to`, transport http needs `url`",
+                        profile.name
+                    ),
+                ));
+            }
+            if let Some(url) = &profile.url {
+                check_url(url, &["http", "https"]).map_err(|r| ("call_home.profiles", r))?;
+            }
+        }
+
+        self.data_dir = resolve(base, &self.data_dir);
+        self.sync.export_dir = resolve(base, &self.sync.export_dir);
+        self.sync.import_dir = resolve(base, &self.sync.import_dir);
+        for path in [
+            &mut self.device.tls_cert,
+            &mut self.device.tls_key,
+            &mut self.admin.tls_cert,
+            &mut self.admin.tls_key,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            *path = resolve(base, path);
+        }
+        for (key, dir) in [
+            ("data_dir", &self.data_dir),
+            ("sync.export_dir", &self.sync.export_dir),
+            ("sync.import_dir", &self.sync.import_dir),
+        ] {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| (key, format!("cannot create {}: {e}", dir.display())))?;
+        }
+        for (key, file) in [
+            ("device.tls_cert", &self.device.tls_cert),
+            ("device.tls_key", &self.device.tls_key),
+            ("admin.tls_cert", &self.admin.tls_cert),
+            ("admin.tls_key", &self.admin.tls_key),
+        ] {
+            if let Some(file) = file {
+                if !file.is_file() {
+                    return Err((key, format!("{} is not a readable file", file.display())));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("satellite.db")
+    }
+}
+
+fn pair_given(
+    listener: &'static str,
+    cert: &Option<PathBuf>,
+    key: &Option<PathBuf>,
+) -> Result<(), (&'static str, String)> {
+    match (cert, key) {
+        (Some(_), None) | (None, Some(_)) => Err((
+            if listener == "device" {
+                "device.tls_cert"
+            } else {
+                "admin.tls_cert"
+            },
+            format!("{listener}.tls_cert and {listener}.tls_key go together: set both or neither"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn is_loopback(addr: &SocketAddr) -> bool {
+    match addr.ip() {
+        IpAddr::V4(ip) => ip.is_loopback(),
+        IpAddr::V6(ip) => ip.is_loopback(),
+    }
+}
+
+fn resolve(base: &Path, path: &Path) -> PathBuf {
+    let joined = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        base.join(path)
+    };
+    // `./data` under `.` is `data`: shorter paths in every message.
+    let cleaned: PathBuf = joined
+        .components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .collect();
+    if cleaned.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        cleaned
+    }
+}
+
+/// The `cron` crate wants seconds first (6 or 7 fields) and counts Sunday as 1.
+pub fn check_cron(expr: &str) -> Result<cron::Schedule, String> {
+    let fields = expr.split_whitespace().count();
+    if !(6..=7).contains(&fields) {
+        return Err(format!(
+            "{expr:?} has {fields} fields; write 6 or 7 with seconds first, e.g. \"0 0 6 1 * *\" \
+             for 06:00 on the 1st of each month"
+        ));
+    }
+    cron::Schedule::from_str(expr).map_err(|e| format!("{expr:?} is not a cron expression: {e}"))
+}
+
+fn check_url(url: &str, schemes: &[&str]) -> Result<(), String> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| format!("{url:?} is not a URL; write e.g. https://host:4443"))?;
+    if !schemes.contains(&scheme) {
+        return Err(format!(
+            "{url:?}: scheme {scheme:?} is not allowed here (use {})",
+            schemes.join(" or ")
+        ));
+    }
+    let host = rest.split('/').next().unwrap_or_default();
+    if host.is_empty() {
+        return Err(format!("{url:?} names no host"));
+    }
+    Ok(())
+}
+
+/// Parses `udp://host:port` into the host and port to send to.
+pub fn check_syslog(value: &str) -> Result<(String, u16), String> {
+    let rest = value
+        .strip_prefix("udp://")
+        .ok_or_else(|| format!("{value:?}: only udp:// is supported, e.g. udp://loghost:514"))?;
+    let (host, port) = rest
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{value:?} names no port, e.g. udp://loghost:514"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("{value:?}: {port:?} is not a port number"))?;
+    if host.is_empty() {
+        return Err(format!("{value:?} names no host"));
+    }
+    Ok((host.trim_matches(['[', ']']).to_string(), port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Config::parse(text, "test.yaml", dir.path())
+    }
+
+    #[test]
+    fn defaults_are_the_contract() {
+        let config = parse("").expect("defaults load");
+        assert_eq!(config.device.listen.to_string(), "127.0.0.1:4443");
+        assert_eq!(config.admin.listen.to_string(), "127.0.0.1:8443");
+        assert_eq!(config.role, Role::Satellite);
+        assert_eq!(config.sync.mode, SyncMode::Disconnected);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = parse("device:\n  lisen: 127.0.0.1:1\n").unwrap_err();
+        assert_eq!(err.key, "device");
+        assert!(err.reason.contains("lisen"), "{err}");
+        assert!(err.to_string().starts_with("test.yaml: device: "), "{err}");
+    }
+
+    #[test]
+    fn bad_address_is_named() {
+        let err = parse("device: { listen: 'nowhere:x' }").unwrap_err();
+        assert_eq!(err.key, "device.listen", "{err}");
+    }
+
+    #[test]
+    fn bad_cron_is_named() {
+        let err = parse("reports: { schedule: '* * *' }").unwrap_err();
+        assert_eq!(err.key, "reports.schedule");
+        let err = parse("sync: { schedule: '0 0 99 * * *' }").unwrap_err();
+        assert_eq!(err.key, "sync.schedule");
+    }
+
+    #[test]
+    fn public_admin_without_certificate_is_refused() {
+        let err = parse("admin: { listen: 0.0.0.0:8443 }").unwrap_err();
+        assert_eq!(err.key, "admin.listen");
+    }
+
+    #[test]
+    fn uncreatable_data_dir_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let blocker = dir.path().join("file");
+        std::fs::write(&blocker, b"x").expect("write");
+        let err = Config::parse("data_dir: file/sub\n", "t.yaml", dir.path()).unwrap_err();
+        assert_eq!(err.key, "data_dir");
+    }
+
+    #[test]
+    fn syslog_must_be_udp() {
+        assert!(check_syslog("udp://127.0.0.1:514").is_ok());
+        assert!(check_syslog("tcp://h:514").is_err());
+        let err = parse("log: { syslog: 'udp://h' }").unwrap_err();
+        assert_eq!(err.key, "log.syslog");
+    }
+}

@@ -1,0 +1,434 @@
+use super::wire::{IdentityAnswer, Message, MessageType, RegistrationTimes, RenewKind};
+use crate::clock::{rfc3339, Clock};
+use crate::domain::{TokenProblem, TokenSecret, Udi};
+use crate::error::{Error, Result};
+use crate::pki::{parse_csr, CertificateAuthority, IssuedCertificate};
+use crate::store::certificates::CertificateRecord;
+use crate::store::events::{NewEvent, Severity};
+use crate::store::instances::{Instance, NewRegistration};
+use crate::store::{certificates, events, instances, messages, tokens, Store};
+use rusqlite::Connection;
+use std::sync::Arc;
+
+/// Devices renew their identity after 180 days (certificates last 365).
+const RENEW_AFTER_DAYS: i64 = 180;
+
+/// The client certificate presented on the TLS connection, by SHA-256 of its DER.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerCertificate {
+    pub fingerprint: [u8; 32],
+}
+
+#[derive(Clone)]
+pub struct DeviceService {
+    store: Store,
+    ca: Arc<CertificateAuthority>,
+    clock: Clock,
+}
+
+/// A certificate-authenticated caller: the certificate on record and the
+/// instance it belongs to (absent once the instance was removed).
+struct Caller {
+    cert: CertificateRecord,
+    udi_key: String,
+}
+
+impl DeviceService {
+    pub fn new(store: Store, ca: Arc<CertificateAuthority>, clock: Clock) -> Self {
+        Self { store, ca, clock }
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// Handles one message; the answer is the JSON text to send back.
+    pub async fn handle(&self, message: Message, peer: Option<PeerCertificate>) -> Result<String> {
+        match message.message_type {
+            MessageType::Registration => self.register(message).await,
+            MessageType::Renew if message.kind == Some(RenewKind::Id) => {
+                self.renew_id(message, peer).await
+            }
+            MessageType::Renew if message.kind.is_none() => Err(Error::invalid(
+                "kind",
+                "missing field `kind` (\"id\" or \"auth\")",
+            )),
+            MessageType::Deregistration => self.deregister(message, peer).await,
+            MessageType::Acknowledgement => self.acknowledge(message, peer).await,
+            MessageType::Entitlement | MessageType::Renew => Err(Error::invalid(
+                "type",
+                "entitlement authorization is not served by this build yet",
+            )),
+        }
+    }
+
+    async fn register(&self, message: Message) -> Result<String> {
+        let udi = message.require_udi()?.clone();
+        let token = TokenSecret::from_presented(Message::require(&message.idtoken, "idtoken")?);
+        let csr_pem = Message::require(&message.csr, "csr")?.to_string();
+        let udi_key = udi.key();
+        let now = self.clock.unix();
+
+        if let Some(answer) = self.replay(&udi_key, &message.message_id)? {
+            return Ok(answer);
+        }
+        // Refuse bad tokens before spending a signature on them.
+        let (stored, existing) = self.store.read(|c| {
+            let stored = tokens::find(c, &token)?;
+            let existing = instances::find_by_udi(c, &udi.pid, &udi.sn)?;
+            Ok::<_, Error>((stored, existing))
+        })?;
+        let stored = stored.ok_or(Error::Token(TokenProblem::Unknown))?;
+        stored.state.check(now).map_err(Error::Token)?;
+
+        let instance_id = existing
+            .as_ref()
+            .map(|i| i.instance_id.clone())
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let issued = self
+            .sign(csr_pem, instance_id.clone(), udi.to_string(), now)
+            .await?;
+        let answer = identity_answer(
+            MessageType::Registration,
+            &message.message_id,
+            &issued,
+            self.ca.certificate_pem(),
+            &instance_id,
+            &stored.account,
+            &stored.virtual_account,
+            &udi,
+            now,
+            now,
+        )?;
+
+        let hostname = message.hostname.clone();
+        let message_id = message.message_id.clone();
+        self.store
+            .write(move |c| {
+                if let Some(answer) = messages::find(c, &udi_key, &message_id)? {
+                    return Ok(answer);
+                }
+                // Checked again inside the write: the read above raced with
+                // every other registration on the same token.
+                let token_now =
+                    tokens::find(c, &token)?.ok_or(Error::Token(TokenProblem::Unknown))?;
+                token_now.state.check(now).map_err(Error::Token)?;
+                tokens::record_use(c, token_now.id)?;
+                let previous = instances::find_by_udi(c, &udi.pid, &udi.sn)?;
+                if let Some(previous) = &previous {
+                    if previous.instance_id != instance_id {
+                        return Err(Error::Conflict(
+                            "this device registered twice at the same moment; retry".into(),
+                        ));
+                    }
+                    certificates::revoke_for_instance(
+                        c,
+                        previous.id,
+                        now,
+                        "superseded by a new registration",
+                    )?;
+                }
+                let row_id = instances::upsert(
+                    c,
+                    &NewRegistration {
+                        instance_id: &instance_id,
+                        virtual_account_id: token_now.virtual_account_id,
+                        pid: &udi.pid,
+                        sn: &udi.sn,
+                        hostname: hostname.as_deref(),
+                        token_id: token_now.id,
+                        now,
+                    },
+                )?;
+                certificates::insert(c, &issued, row_id, &udi_key)?;
+                let moved = previous
+                    .as_ref()
+                    .filter(|p| p.virtual_account_id != token_now.virtual_account_id)
+                    .map(|p| format!(" (moved from virtual account {:?})", p.virtual_account))
+                    .unwrap_or_default();
+                events::record(
+                    c,
+                    now,
+                    NewEvent {
+                        kind: "registration",
+                        severity: Severity::Info,
+                        virtual_account: Some(&token_now.virtual_account),
+                        subject: Some(&udi.to_string()),
+                        message: format!(
+                            "product instance {} ({}) {}registered with token {}…{moved}",
+                            udi,
+                            hostname.as_deref().unwrap_or("no hostname"),
+                            if previous.is_some() { "re-" } else { "" },
+                            token.prefix().unwrap_or(""),
+                        ),
+                    },
+                )?;
+                messages::record(c, &udi_key, &message_id, "REGISTRATION", &answer, now)?;
+                Ok(answer)
+            })
+            .await
+    }
+
+    async fn renew_id(&self, message: Message, peer: Option<PeerCertificate>) -> Result<String> {
+        let csr_pem = Message::require(&message.csr, "csr")?.to_string();
+        let caller = self.caller(peer)?;
+        if let Some(answer) = self.replay(&caller.udi_key, &message.message_id)? {
+            return Ok(answer);
+        }
+        let instance = self.live_instance(&caller)?;
+        let now = self.clock.unix();
+        let udi = Udi {
+            pid: instance.pid.clone(),
+            sn: instance.sn.clone(),
+        };
+        let issued = self
+            .sign(csr_pem, instance.instance_id.clone(), udi.to_string(), now)
+            .await?;
+        let answer = identity_answer(
+            MessageType::Renew,
+            &message.message_id,
+            &issued,
+            self.ca.certificate_pem(),
+            &instance.instance_id,
+            &instance.account,
+            &instance.virtual_account,
+            &udi,
+            instance.registered_at,
+            now,
+        )?;
+        let fingerprint = caller.cert_fingerprint(peer);
+        let message_id = message.message_id.clone();
+        self.store
+            .write(move |c| {
+                if let Some(answer) = messages::find(c, &caller.udi_key, &message_id)? {
+                    return Ok(answer);
+                }
+                let instance = still_live(c, &fingerprint, now)?;
+                certificates::revoke_for_instance(
+                    c,
+                    instance.id,
+                    now,
+                    "superseded by identity renewal",
+                )?;
+                certificates::insert(c, &issued, instance.id, &caller.udi_key)?;
+                instances::mark_renewed(c, instance.id, now)?;
+                events::record(
+                    c,
+                    now,
+                    NewEvent {
+                        kind: "renewal",
+                        severity: Severity::Info,
+                        virtual_account: Some(&instance.virtual_account),
+                        subject: Some(&udi.to_string()),
+                        message: format!("product instance {udi} renewed its identity certificate"),
+                    },
+                )?;
+                messages::record(c, &caller.udi_key, &message_id, "RENEW", &answer, now)?;
+                Ok(answer)
+            })
+            .await
+    }
+
+    async fn deregister(&self, message: Message, peer: Option<PeerCertificate>) -> Result<String> {
+        let caller = self.caller(peer)?;
+        if let Some(answer) = self.replay(&caller.udi_key, &message.message_id)? {
+            return Ok(answer);
+        }
+        let instance = self.live_instance(&caller)?;
+        let now = self.clock.unix();
+        let answer = serde_json::json!({
+            "type": "DEREGISTRATION",
+            "message_id": message.message_id,
+            "status": "SUCCESS",
+            "instance_id": instance.instance_id,
+            "udi": {"pid": instance.pid, "sn": instance.sn},
+        })
+        .to_string();
+        let fingerprint = caller.cert_fingerprint(peer);
+        let message_id = message.message_id.clone();
+        self.store
+            .write(move |c| {
+                if let Some(answer) = messages::find(c, &caller.udi_key, &message_id)? {
+                    return Ok(answer);
+                }
+                let instance = still_live(c, &fingerprint, now)?;
+                certificates::revoke_for_instance(c, instance.id, now, "deregistered")?;
+                instances::delete(c, instance.id)?;
+                let udi = format!("PID:{},SN:{}", instance.pid, instance.sn);
+                events::record(
+                    c,
+                    now,
+                    NewEvent {
+                        kind: "deregistration",
+                        severity: Severity::Info,
+                        virtual_account: Some(&instance.virtual_account),
+                        subject: Some(&udi),
+                        message: format!(
+                            "product instance {udi} deregistered; its licenses were released"
+                        ),
+                    },
+                )?;
+                messages::record(
+                    c,
+                    &caller.udi_key,
+                    &message_id,
+                    "DEREGISTRATION",
+                    &answer,
+                    now,
+                )?;
+                Ok(answer)
+            })
+            .await
+    }
+
+    async fn acknowledge(&self, message: Message, peer: Option<PeerCertificate>) -> Result<String> {
+        let ack = Message::require(&message.ack_message_id, "ack_message_id")?.to_string();
+        let caller = self.caller(peer)?;
+        if let Some(answer) = self.replay(&caller.udi_key, &message.message_id)? {
+            return Ok(answer);
+        }
+        self.live_instance(&caller)?;
+        let now = self.clock.unix();
+        let answer = serde_json::json!({
+            "type": "ACKNOWLEDGEMENT",
+            "message_id": message.message_id,
+            "status": "SUCCESS",
+            "ack_message_id": ack,
+        })
+        .to_string();
+        let fingerprint = caller.cert_fingerprint(peer);
+        let message_id = message.message_id.clone();
+        self.store
+            .write(move |c| {
+                if let Some(answer) = messages::find(c, &caller.udi_key, &message_id)? {
+                    return Ok(answer);
+                }
+                let instance = still_live(c, &fingerprint, now)?;
+                if !messages::acknowledge(c, &caller.udi_key, &ack, now)? {
+                    return Err(Error::invalid(
+                        "ack_message_id",
+                        format!("no answer to a message {ack:?} was sent to this device"),
+                    ));
+                }
+                instances::touch(c, instance.id, now)?;
+                messages::record(
+                    c,
+                    &caller.udi_key,
+                    &message_id,
+                    "ACKNOWLEDGEMENT",
+                    &answer,
+                    now,
+                )?;
+                Ok(answer)
+            })
+            .await
+    }
+
+    /// The first answer to a message already handled, if any.
+    fn replay(&self, udi_key: &str, message_id: &str) -> Result<Option<String>> {
+        self.store.read(|c| messages::find(c, udi_key, message_id))
+    }
+
+    /// Finds the certificate on record. Revocation is checked after the
+    /// retry look-up, so a device whose renewal answer was lost can still
+    /// fetch it with the certificate that renewal replaced.
+    fn caller(&self, peer: Option<PeerCertificate>) -> Result<Caller> {
+        let peer = peer.ok_or(Error::CertificateRequired)?;
+        let record = self
+            .store
+            .read(|c| certificates::find_by_fingerprint(c, &peer.fingerprint))?
+            .ok_or(Error::CertificateUnknown)?;
+        Ok(Caller {
+            udi_key: record.udi.clone(),
+            cert: record,
+        })
+    }
+
+    fn live_instance(&self, caller: &Caller) -> Result<Instance> {
+        let now = self.clock.unix();
+        check_live(&caller.cert, now)?;
+        let row_id = caller
+            .cert
+            .instance_row_id
+            .ok_or(Error::CertificateRevoked)?;
+        self.store
+            .read(|c| instances::find_by_row_id(c, row_id))?
+            .ok_or(Error::CertificateRevoked)
+    }
+
+    /// Parses the CSR and signs it on the blocking pool: OpenSSL work must
+    /// not stall the threads that serve connections.
+    async fn sign(
+        &self,
+        csr_pem: String,
+        instance_id: String,
+        udi: String,
+        now: i64,
+    ) -> Result<IssuedCertificate> {
+        let ca = self.ca.clone();
+        tokio::task::spawn_blocking(move || {
+            let csr = parse_csr(&csr_pem).map_err(|e| Error::invalid("csr", e.to_string()))?;
+            Ok(ca.issue_device_certificate(&csr, &instance_id, &udi, now)?)
+        })
+        .await
+        .map_err(|_| Error::Store(crate::store::StoreError::WorkPanicked))?
+    }
+}
+
+impl Caller {
+    fn cert_fingerprint(&self, peer: Option<PeerCertificate>) -> [u8; 32] {
+        peer.map(|p| p.fingerprint).unwrap_or_default()
+    }
+}
+
+fn check_live(cert: &CertificateRecord, now: i64) -> Result<()> {
+    if cert.revoked_at.is_some() {
+        return Err(Error::CertificateRevoked);
+    }
+    if now >= cert.not_after {
+        return Err(Error::CertificateUnknown);
+    }
+    Ok(())
+}
+
+/// Inside a write: the caller's certificate may have been revoked since it
+/// was read (a concurrent deregistration or renewal).
+fn still_live(c: &Connection, fingerprint: &[u8; 32], now: i64) -> Result<Instance> {
+    let cert =
+        certificates::find_by_fingerprint(c, fingerprint)?.ok_or(Error::CertificateUnknown)?;
+    check_live(&cert, now)?;
+    let row_id = cert.instance_row_id.ok_or(Error::CertificateRevoked)?;
+    instances::find_by_row_id(c, row_id)?.ok_or(Error::CertificateRevoked)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn identity_answer(
+    message_type: MessageType,
+    message_id: &str,
+    issued: &IssuedCertificate,
+    ca_pem: &str,
+    instance_id: &str,
+    account: &str,
+    virtual_account: &str,
+    udi: &Udi,
+    initial: i64,
+    now: i64,
+) -> Result<String> {
+    let answer = IdentityAnswer {
+        message_type: message_type.as_str(),
+        message_id,
+        status: "SUCCESS",
+        certificate: &issued.pem,
+        ca_certificate: ca_pem,
+        instance_id,
+        account,
+        virtual_account,
+        udi,
+        registration: RegistrationTimes {
+            initial: rfc3339(initial),
+            next_renewal: rfc3339(now + RENEW_AFTER_DAYS * 86_400),
+            expires: rfc3339(issued.not_after),
+        },
+    };
+    serde_json::to_string(&answer).map_err(|e| Error::invalid("answer", e.to_string()))
+}

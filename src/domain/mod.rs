@@ -1,0 +1,30 @@
+//! Domain types and rules that need no database and no network.
+
+pub mod token;
+pub mod udi;
+
+pub use token::{TokenProblem, TokenSecret, TokenTerms};
+pub use udi::Udi;
+
+/// The virtual account every smart account has.
+pub const DEFAULT_VIRTUAL_ACCOUNT: &str = "Default";
+
+/// Validates a name an operator gives an account or virtual account.
+pub fn check_name(what: &str, name: &str) -> Result<(), String> {
+    let trimmed = name.trim();
+    if trimmed.is_empty() {
+        return Err(format!("{what} must not be empty"));
+    }
+    if trimmed != name {
+        return Err(format!("{what} {name:?} has leading or trailing spaces"));
+    }
+    if name.chars().count() > 64 {
+        return Err(format!("{what} {name:?} is longer than 64 characters"));
+    }
+    if name.chars().any(|c| c.is_control() || c == '/') {
+        return Err(format!(
+            "{what} {name:?} contains '/' or a control character"
+        ));
+    }
+    Ok(())
+}

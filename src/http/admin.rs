@@ -1,0 +1,32 @@
+//! The admin listener: health, readiness and metrics. The REST API and the
+//! portal mount here too.
+
+use super::error::json_error;
+use super::AppState;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+/// Ready when the database answers: a router sent here would be served.
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    match state.store.ping() {
+        Ok(()) => HttpResponse::Ok().json(serde_json::json!({"status": "ready"})),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready: the database does not answer");
+            json_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage_unavailable",
+                "the database does not answer",
+            )
+        }
+    }
+}
+
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(state.metrics.render(state.store.writer()))
+}

@@ -1,0 +1,57 @@
+//! The one place where service errors become HTTP answers.
+
+use crate::domain::TokenProblem;
+use crate::error::Error;
+use crate::store::StoreError;
+use actix_web::http::StatusCode;
+use actix_web::HttpResponse;
+
+/// The status and stable JSON code for an error.
+pub fn status_and_code(error: &Error) -> (StatusCode, &'static str) {
+    match error {
+        Error::Invalid { .. } => (StatusCode::BAD_REQUEST, "invalid_request"),
+        Error::Token(TokenProblem::Unknown) => (StatusCode::UNAUTHORIZED, "token_unknown"),
+        Error::Token(TokenProblem::Expired) => (StatusCode::UNAUTHORIZED, "token_expired"),
+        Error::Token(TokenProblem::Revoked) => (StatusCode::UNAUTHORIZED, "token_revoked"),
+        Error::Token(TokenProblem::Exhausted) => (StatusCode::UNAUTHORIZED, "token_exhausted"),
+        Error::CertificateRequired => (StatusCode::FORBIDDEN, "certificate_required"),
+        Error::CertificateRevoked => (StatusCode::FORBIDDEN, "certificate_revoked"),
+        Error::CertificateUnknown => (StatusCode::FORBIDDEN, "certificate_unknown"),
+        Error::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+        Error::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+        Error::WrongRole(_) => (StatusCode::CONFLICT, "wrong_role"),
+        Error::Store(StoreError::Overloaded) => {
+            (StatusCode::TOO_MANY_REQUESTS, "too_many_requests")
+        }
+        Error::Store(StoreError::WorkPanicked) | Error::Pki(_) => {
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal_error")
+        }
+        Error::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable"),
+    }
+}
+
+pub fn error_response(error: &Error) -> HttpResponse {
+    let (status, code) = status_and_code(error);
+    let message = if status.is_server_error() {
+        // Internals go to the log, not to the network.
+        tracing::error!(error = %error, code, "request failed");
+        match code {
+            "storage_unavailable" => {
+                "storage is unavailable; nothing was recorded, retry later".to_string()
+            }
+            _ => "internal error; see the satellite's log".to_string(),
+        }
+    } else {
+        tracing::info!(error = %error, code, "request refused");
+        error.to_string()
+    };
+    json_error(status, code, &message)
+}
+
+pub fn json_error(status: StatusCode, code: &str, message: &str) -> HttpResponse {
+    let mut response = HttpResponse::build(status);
+    if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
+        response.insert_header(("Retry-After", "5"));
+    }
+    response.json(serde_json::json!({"error": {"code": code, "message": message}}))
+}

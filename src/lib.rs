@@ -1,0 +1,19 @@
+//! Satellite: an on-premises Smart Licensing satellite and its cloud.
+//!
+//! The licensing rules live in plain modules (`domain`, `licensing`) over plain
+//! types; `store` owns SQLite; `pki` owns certificates; `http` is a thin layer
+//! that maps requests to those and errors to responses once.
+
+pub mod app;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod device;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod inventory;
+pub mod metrics;
+pub mod pki;
+pub mod setup;
+pub mod store;

@@ -1,0 +1,132 @@
+//! Certificate signing requests from routers: decoded, checked, never trusted.
+
+use openssl::nid::Nid;
+use openssl::pkey::Id;
+use openssl::x509::X509Req;
+
+const MIN_RSA_BITS: u32 = 2048;
+/// Larger RSA keys only cost us verification time; no router needs them.
+const MAX_RSA_BITS: u32 = 8192;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CsrError {
+    #[error(
+        "not a PEM certificate signing request (expected -----BEGIN CERTIFICATE REQUEST-----)"
+    )]
+    NotPem,
+    #[error("the PEM body is not valid base64")]
+    BadBase64,
+    #[error("not a valid PKCS#10 request: {0}")]
+    BadDer(String),
+    #[error("the request's signature does not match its public key")]
+    BadSignature,
+    #[error("unsupported key: {0}; use ECDSA P-256 or RSA with at least 2048 bits")]
+    WeakKey(String),
+}
+
+/// Decodes the PEM armour ourselves: OpenSSL's PEM reader costs more than
+/// the signature check it precedes.
+fn pem_body(pem: &str) -> Result<Vec<u8>, CsrError> {
+    const LABELS: [&str; 2] = ["CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST"];
+    for label in LABELS {
+        let begin = format!("-----BEGIN {label}-----");
+        let end = format!("-----END {label}-----");
+        if let Some(start) = pem.find(&begin) {
+            let body_start = start + begin.len();
+            let body_end = pem[body_start..]
+                .find(&end)
+                .map(|i| body_start + i)
+                .ok_or(CsrError::NotPem)?;
+            let body: String = pem[body_start..body_end]
+                .chars()
+                .filter(|c| !c.is_ascii_whitespace())
+                .collect();
+            use base64::Engine;
+            return base64::engine::general_purpose::STANDARD
+                .decode(body.as_bytes())
+                .map_err(|_| CsrError::BadBase64);
+        }
+    }
+    Err(CsrError::NotPem)
+}
+
+/// Parses a PEM CSR and checks its self-signature and key strength.
+pub fn parse_csr(pem: &str) -> Result<X509Req, CsrError> {
+    let der = pem_body(pem)?;
+    let req = X509Req::from_der(&der).map_err(|e| CsrError::BadDer(first_reason(&e)))?;
+    let key = req
+        .public_key()
+        .map_err(|e| CsrError::BadDer(first_reason(&e)))?;
+    match key.id() {
+        Id::EC => {
+            let curve = key.ec_key().ok().and_then(|ec| ec.group().curve_name());
+            if curve != Some(Nid::X9_62_PRIME256V1) {
+                let name = curve
+                    .and_then(|nid| nid.short_name().ok())
+                    .unwrap_or("an unnamed curve");
+                return Err(CsrError::WeakKey(format!("EC key on {name}")));
+            }
+        }
+        Id::RSA => {
+            let bits = key.bits();
+            if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
+                return Err(CsrError::WeakKey(format!("RSA key of {bits} bits")));
+            }
+        }
+        other => return Err(CsrError::WeakKey(format!("key type {:?}", other))),
+    }
+    match req.verify(&key) {
+        Ok(true) => Ok(req),
+        _ => Err(CsrError::BadSignature),
+    }
+}
+
+fn first_reason(e: &openssl::error::ErrorStack) -> String {
+    e.errors()
+        .first()
+        .and_then(|e| e.reason())
+        .unwrap_or("malformed")
+        .to_string()
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use openssl::hash::MessageDigest;
+    use openssl::pkey::{PKey, Private};
+    use openssl::rsa::Rsa;
+    use openssl::x509::{X509NameBuilder, X509ReqBuilder};
+
+    pub fn csr_pem(key: &PKey<Private>) -> String {
+        let mut name = X509NameBuilder::new().expect("name");
+        name.append_entry_by_nid(Nid::COMMONNAME, "router")
+            .expect("cn");
+        let mut req = X509ReqBuilder::new().expect("req");
+        req.set_subject_name(&name.build()).expect("subject");
+        req.set_pubkey(key).expect("key");
+        req.sign(key, MessageDigest::sha256()).expect("sign");
+        String::from_utf8(req.build().to_pem().expect("pem")).expect("utf8")
+    }
+
+    #[test]
+    fn accepts_p256_and_rsa_2048() {
+        let ec = crate::pki::new_p256_key().expect("ec");
+        assert!(parse_csr(&csr_pem(&ec)).is_ok());
+        let rsa = PKey::from_rsa(Rsa::generate(2048).expect("rsa")).expect("pkey");
+        assert!(parse_csr(&csr_pem(&rsa)).is_ok());
+    }
+
+    #[test]
+    fn refuses_rsa_1024_and_garbage() {
+        let rsa = PKey::from_rsa(Rsa::generate(1024).expect("rsa")).expect("pkey");
+        assert!(matches!(
+            parse_csr(&csr_pem(&rsa)),
+            Err(CsrError::WeakKey(_))
+        ));
+        assert_eq!(parse_csr("hello").unwrap_err(), CsrError::NotPem);
+        let junk = "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----";
+        assert!(matches!(parse_csr(junk), Err(CsrError::BadDer(_))));
+        let bad = "-----BEGIN CERTIFICATE REQUEST-----\n!!!\n-----END CERTIFICATE REQUEST-----";
+        assert_eq!(parse_csr(bad).unwrap_err(), CsrError::BadBase64);
+    }
+}

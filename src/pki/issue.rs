@@ -1,0 +1,118 @@
+//! Device identity certificates.
+
+use super::{asn1_time, random_serial, CertificateAuthority, PkiError};
+use openssl::hash::MessageDigest;
+use openssl::nid::Nid;
+use openssl::x509::extension::{BasicConstraints, ExtendedKeyUsage, KeyUsage};
+use openssl::x509::{X509Extension, X509Name, X509Req, X509};
+
+/// Identity certificates are valid a year; devices renew after 180 days.
+pub const DEVICE_CERT_DAYS: i64 = 365;
+
+#[derive(Debug, Clone)]
+pub struct IssuedCertificate {
+    pub pem: String,
+    /// SHA-256 of the DER certificate: how the instance is found again when
+    /// the router presents it.
+    pub fingerprint: [u8; 32],
+    pub serial_hex: String,
+    pub not_before: i64,
+    pub not_after: i64,
+}
+
+/// The extensions every device certificate carries, built once.
+pub(super) fn device_extensions() -> Result<Vec<X509Extension>, PkiError> {
+    Ok(vec![
+        BasicConstraints::new().critical().build()?,
+        KeyUsage::new()
+            .critical()
+            .digital_signature()
+            .key_encipherment()
+            .build()?,
+        // Without clientAuth a verifier that ignores a missing EKU would
+        // accept the certificate for any purpose.
+        ExtendedKeyUsage::new().client_auth().build()?,
+    ])
+}
+
+impl CertificateAuthority {
+    /// Signs a checked CSR: subject CN = instance id, serialNumber = UDI.
+    pub fn issue_device_certificate(
+        &self,
+        csr: &X509Req,
+        instance_id: &str,
+        udi: &str,
+        now: i64,
+    ) -> Result<IssuedCertificate, PkiError> {
+        let public_key = csr.public_key()?;
+        let mut name = X509Name::builder()?;
+        name.append_entry_by_nid(Nid::COMMONNAME, instance_id)?;
+        name.append_entry_by_nid(Nid::SERIALNUMBER, udi)?;
+        let name = name.build();
+        let serial = random_serial()?;
+        let not_before = now - 300;
+        let not_after = now + DEVICE_CERT_DAYS * 86_400;
+
+        let mut builder = X509::builder()?;
+        builder.set_version(2)?;
+        builder.set_serial_number(serial.to_asn1_integer()?.as_ref())?;
+        builder.set_subject_name(&name)?;
+        builder.set_issuer_name(self.cert.subject_name())?;
+        builder.set_pubkey(&public_key)?;
+        builder.set_not_before(asn1_time(not_before)?.as_ref())?;
+        builder.set_not_after(asn1_time(not_after)?.as_ref())?;
+        for extension in &self.device_extensions {
+            builder.append_extension2(extension)?;
+        }
+        builder.sign(&self.key, MessageDigest::sha256())?;
+        let cert = builder.build();
+        let der = cert.to_der()?;
+        Ok(IssuedCertificate {
+            pem: String::from_utf8_lossy(&cert.to_pem()?).into_owned(),
+            fingerprint: openssl::sha::sha256(&der),
+            serial_hex: serial.to_hex_str()?.to_string(),
+            not_before,
+            not_after,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pki::csr::tests::csr_pem;
+    use crate::pki::{new_p256_key, parse_csr};
+    use openssl::stack::Stack;
+    use openssl::x509::store::X509StoreBuilder;
+    use openssl::x509::X509StoreContext;
+
+    #[test]
+    fn issued_certificate_verifies_against_the_ca() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let ca = CertificateAuthority::create(dir.path(), "Test CA", now).expect("ca");
+        let key = new_p256_key().expect("key");
+        let csr = parse_csr(&csr_pem(&key)).expect("csr");
+        let issued = ca
+            .issue_device_certificate(&csr, "inst-1", "PID:N540,SN:X1", now)
+            .expect("issue");
+        let cert = X509::from_pem(issued.pem.as_bytes()).expect("pem");
+        let cn = cert
+            .subject_name()
+            .entries_by_nid(Nid::COMMONNAME)
+            .next()
+            .and_then(|e| e.data().as_utf8().ok())
+            .map(|s| s.to_string());
+        assert_eq!(cn.as_deref(), Some("inst-1"));
+
+        let mut store = X509StoreBuilder::new().expect("store");
+        store.add_cert(ca.certificate().clone()).expect("add");
+        let store = store.build();
+        let mut ctx = X509StoreContext::new().expect("ctx");
+        let chain = Stack::new().expect("stack");
+        let ok = ctx
+            .init(&store, &cert, &chain, |c| c.verify_cert())
+            .expect("verify");
+        assert!(ok, "device certificate must chain to the CA");
+    }
+}

@@ -1,0 +1,135 @@
+//! First start: the data dir, the database, the CA, the server certificate
+//! and the bootstrap admin. Idempotent: a second run creates what is missing
+//! and changes nothing that exists.
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::domain::DEFAULT_VIRTUAL_ACCOUNT;
+use crate::error::{Error, Result};
+use crate::pki::{self, CertificateAuthority};
+use crate::store::{self, accounts, events, users};
+use std::path::PathBuf;
+
+/// What this run of init created (everything else already existed).
+#[derive(Debug, Default)]
+pub struct Created {
+    pub database: bool,
+    pub ca: bool,
+    pub server_certificate: bool,
+    /// Shown once; only its hash is stored.
+    pub admin_password: Option<String>,
+}
+
+/// Where the listeners' certificate and key are.
+#[derive(Debug, Clone)]
+pub struct ServerIdentity {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+pub fn server_identity(config: &Config) -> ServerIdentity {
+    match (&config.device.tls_cert, &config.device.tls_key) {
+        (Some(cert), Some(key)) => ServerIdentity {
+            cert: cert.clone(),
+            key: key.clone(),
+        },
+        _ => ServerIdentity {
+            cert: config.data_dir.join(pki::SERVER_CERT_FILE),
+            key: config.data_dir.join(pki::SERVER_KEY_FILE),
+        },
+    }
+}
+
+pub fn admin_identity(config: &Config) -> ServerIdentity {
+    match (&config.admin.tls_cert, &config.admin.tls_key) {
+        (Some(cert), Some(key)) => ServerIdentity {
+            cert: cert.clone(),
+            key: key.clone(),
+        },
+        _ => server_identity(config),
+    }
+}
+
+pub fn ensure(config: &Config, clock: &Clock) -> Result<(Created, CertificateAuthority)> {
+    let now = clock.unix();
+    let dir = &config.data_dir;
+    let mut created = Created::default();
+
+    let db_path = config.database_path();
+    created.database = !db_path.exists();
+    let mut conn = store::open_and_migrate(&db_path)?;
+
+    let ca_cert = dir.join(pki::CA_CERT_FILE);
+    let ca_key = dir.join(pki::CA_KEY_FILE);
+    let ca = match (ca_cert.exists(), ca_key.exists()) {
+        (true, true) => CertificateAuthority::load(dir)?,
+        (false, false) => {
+            created.ca = true;
+            CertificateAuthority::create(dir, &format!("{} Satellite CA", config.name), now)?
+        }
+        _ => return Err(Error::invalid(
+            "data_dir",
+            format!(
+                "{} and {} must both exist or both be absent; restore the missing one from backup \
+                     (creating a new CA would strand every registered router)",
+                ca_cert.display(),
+                ca_key.display()
+            ),
+        )),
+    };
+
+    if config.device.tls_cert.is_none() {
+        let cert = dir.join(pki::SERVER_CERT_FILE);
+        let key = dir.join(pki::SERVER_KEY_FILE);
+        match (cert.exists(), key.exists()) {
+            (true, true) => {}
+            (false, false) => {
+                ca.create_server_certificate(dir, &config.device.hostnames, now)?;
+                created.server_certificate = true;
+            }
+            _ => {
+                return Err(Error::invalid(
+                    "data_dir",
+                    format!(
+                        "{} and {} must both exist or both be absent; delete the one left to have both made again",
+                        cert.display(),
+                        key.display()
+                    ),
+                ))
+            }
+        }
+    }
+
+    created.admin_password = store::transaction(&mut conn, |tx| {
+        let account_id = accounts::ensure_account(tx, &config.account, now)?;
+        accounts::ensure_virtual_account(tx, account_id, DEFAULT_VIRTUAL_ACCOUNT, now)?;
+        let password = users::create_bootstrap_admin(tx, now)?;
+        if created.database {
+            events::record(
+                tx,
+                now,
+                events::NewEvent {
+                    kind: "system",
+                    severity: events::Severity::Info,
+                    virtual_account: None,
+                    subject: Some(&config.name),
+                    message: format!(
+                        "initialized {} {:?} for smart account {:?}",
+                        role_word(config),
+                        config.name,
+                        config.account
+                    ),
+                },
+            )?;
+        }
+        Ok::<_, Error>(password)
+    })?;
+    Ok((created, ca))
+}
+
+fn role_word(config: &Config) -> &'static str {
+    match config.role {
+        crate::config::Role::Satellite => "satellite",
+        crate::config::Role::Cloud => "cloud",
+    }
+}

@@ -1,0 +1,131 @@
+//! Smart accounts and their virtual accounts.
+
+use super::optional;
+use crate::error::{Error, Result};
+use rusqlite::{named_params, params, Connection};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VirtualAccount {
+    #[serde(skip)]
+    pub id: i64,
+    pub account: String,
+    pub name: String,
+    pub description: String,
+    pub created_at: String,
+    pub product_instances: i64,
+    pub active_tokens: i64,
+}
+
+/// Creates the account if it is missing; returns its id.
+pub fn ensure_account(conn: &Connection, name: &str, now: i64) -> Result<i64> {
+    conn.execute(
+        "INSERT INTO accounts (name, created_at) VALUES (?1, ?2) ON CONFLICT(name) DO NOTHING",
+        params![name, now],
+    )?;
+    Ok(
+        conn.query_row("SELECT id FROM accounts WHERE name = ?1", [name], |r| {
+            r.get(0)
+        })?,
+    )
+}
+
+/// Creates the virtual account if it is missing; returns its id.
+pub fn ensure_virtual_account(
+    conn: &Connection,
+    account_id: i64,
+    name: &str,
+    now: i64,
+) -> Result<i64> {
+    conn.execute(
+        "INSERT INTO virtual_accounts (account_id, name, created_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT(account_id, name) DO NOTHING",
+        params![account_id, name, now],
+    )?;
+    Ok(conn.query_row(
+        "SELECT id FROM virtual_accounts WHERE account_id = ?1 AND name = ?2",
+        params![account_id, name],
+        |r| r.get(0),
+    )?)
+}
+
+pub fn create_virtual_account(
+    conn: &Connection,
+    account: &str,
+    name: &str,
+    description: &str,
+    now: i64,
+) -> Result<VirtualAccount> {
+    let account_id: i64 = optional(conn.query_row(
+        "SELECT id FROM accounts WHERE name = ?1",
+        [account],
+        |r| r.get(0),
+    ))?
+    .ok_or_else(|| Error::NotFound(format!("smart account {account:?} does not exist")))?;
+    let inserted = conn.execute(
+        "INSERT INTO virtual_accounts (account_id, name, description, created_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT(account_id, name) DO NOTHING",
+        params![account_id, name, description, now],
+    )?;
+    if inserted == 0 {
+        return Err(Error::Conflict(format!(
+            "virtual account {name:?} already exists in {account:?}"
+        )));
+    }
+    find(conn, account, name, now)?
+        .ok_or_else(|| Error::NotFound(format!("virtual account {name:?} vanished")))
+}
+
+const SELECT: &str = "SELECT va.id, a.name, va.name, va.description, va.created_at,
+        (SELECT COUNT(*) FROM product_instances p WHERE p.virtual_account_id = va.id),
+        (SELECT COUNT(*) FROM registration_tokens t WHERE t.virtual_account_id = va.id
+            AND t.revoked_at IS NULL AND t.expires_at > :now)
+     FROM virtual_accounts va JOIN accounts a ON a.id = va.account_id";
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<VirtualAccount> {
+    Ok(VirtualAccount {
+        id: r.get(0)?,
+        account: r.get(1)?,
+        name: r.get(2)?,
+        description: r.get(3)?,
+        created_at: crate::clock::rfc3339(r.get(4)?),
+        product_instances: r.get(5)?,
+        active_tokens: r.get(6)?,
+    })
+}
+
+pub fn find(
+    conn: &Connection,
+    account: &str,
+    name: &str,
+    now: i64,
+) -> Result<Option<VirtualAccount>> {
+    let sql = format!("{SELECT} WHERE a.name = :account AND va.name = :name");
+    Ok(optional(conn.query_row(
+        &sql,
+        named_params! {":account": account, ":name": name, ":now": now},
+        row,
+    ))?)
+}
+
+/// Finds a virtual account or says which ones exist.
+pub fn require(conn: &Connection, account: &str, name: &str, now: i64) -> Result<VirtualAccount> {
+    if let Some(va) = find(conn, account, name, now)? {
+        return Ok(va);
+    }
+    let known: Vec<String> = list(conn, account, now)?
+        .into_iter()
+        .map(|va| va.name)
+        .collect();
+    Err(Error::NotFound(format!(
+        "virtual account {name:?} does not exist in {account:?} (known: {}); create it with `satellite va create {name}`",
+        known.join(", ")
+    )))
+}
+
+pub fn list(conn: &Connection, account: &str, now: i64) -> Result<Vec<VirtualAccount>> {
+    let sql = format!("{SELECT} WHERE a.name = :account ORDER BY va.name");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(named_params! {":account": account, ":now": now}, row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}

@@ -1,0 +1,170 @@
+//! Product instances: registered devices.
+
+use super::optional;
+use crate::clock::rfc3339;
+use crate::error::Result;
+use rusqlite::{params, Connection};
+use serde::Serialize;
+
+#[derive(Debug, Clone)]
+pub struct Instance {
+    pub id: i64,
+    pub instance_id: String,
+    pub virtual_account_id: i64,
+    pub virtual_account: String,
+    pub account: String,
+    pub pid: String,
+    pub sn: String,
+    pub hostname: Option<String>,
+    pub registered_at: i64,
+    pub renewed_at: Option<i64>,
+    pub last_contact_at: i64,
+}
+
+/// What listings print and scripts read.
+#[derive(Debug, Clone, Serialize)]
+pub struct InstanceView {
+    pub instance_id: String,
+    pub udi: String,
+    pub pid: String,
+    pub sn: String,
+    pub hostname: Option<String>,
+    pub virtual_account: String,
+    pub status: String,
+    pub registered_at: String,
+    pub last_contact_at: String,
+}
+
+impl Instance {
+    pub fn udi_key(&self) -> String {
+        format!("{}:{}", self.pid, self.sn)
+    }
+
+    pub fn view(&self) -> InstanceView {
+        InstanceView {
+            instance_id: self.instance_id.clone(),
+            udi: format!("PID:{},SN:{}", self.pid, self.sn),
+            pid: self.pid.clone(),
+            sn: self.sn.clone(),
+            hostname: self.hostname.clone(),
+            virtual_account: self.virtual_account.clone(),
+            status: "REGISTERED".into(),
+            registered_at: rfc3339(self.registered_at),
+            last_contact_at: rfc3339(self.last_contact_at),
+        }
+    }
+}
+
+const SELECT: &str =
+    "SELECT p.id, p.instance_id, p.virtual_account_id, va.name, a.name, p.pid, p.sn,
+        p.hostname, p.registered_at, p.renewed_at, p.last_contact_at
+     FROM product_instances p
+     JOIN virtual_accounts va ON va.id = p.virtual_account_id
+     JOIN accounts a ON a.id = va.account_id";
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Instance> {
+    Ok(Instance {
+        id: r.get(0)?,
+        instance_id: r.get(1)?,
+        virtual_account_id: r.get(2)?,
+        virtual_account: r.get(3)?,
+        account: r.get(4)?,
+        pid: r.get(5)?,
+        sn: r.get(6)?,
+        hostname: r.get(7)?,
+        registered_at: r.get(8)?,
+        renewed_at: r.get(9)?,
+        last_contact_at: r.get(10)?,
+    })
+}
+
+pub fn find_by_udi(conn: &Connection, pid: &str, sn: &str) -> Result<Option<Instance>> {
+    let sql = format!("{SELECT} WHERE p.pid = ?1 AND p.sn = ?2");
+    Ok(optional(
+        conn.prepare_cached(&sql)?.query_row(params![pid, sn], row),
+    )?)
+}
+
+pub fn find_by_row_id(conn: &Connection, id: i64) -> Result<Option<Instance>> {
+    let sql = format!("{SELECT} WHERE p.id = ?1");
+    Ok(optional(conn.prepare_cached(&sql)?.query_row([id], row))?)
+}
+
+pub fn find_by_instance_id(conn: &Connection, instance_id: &str) -> Result<Option<Instance>> {
+    let sql = format!("{SELECT} WHERE p.instance_id = ?1");
+    Ok(optional(
+        conn.prepare_cached(&sql)?.query_row([instance_id], row),
+    )?)
+}
+
+pub fn list(
+    conn: &Connection,
+    account: &str,
+    virtual_account: Option<&str>,
+) -> Result<Vec<Instance>> {
+    let sql = format!(
+        "{SELECT} WHERE a.name = ?1 AND (?2 IS NULL OR va.name = ?2) ORDER BY va.name, p.pid, p.sn"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![account, virtual_account], row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub struct NewRegistration<'a> {
+    pub instance_id: &'a str,
+    pub virtual_account_id: i64,
+    pub pid: &'a str,
+    pub sn: &'a str,
+    pub hostname: Option<&'a str>,
+    pub token_id: i64,
+    pub now: i64,
+}
+
+/// Inserts the instance, or re-registers an existing UDI in place (it keeps
+/// its instance id; the caller revokes its old certificates).
+pub fn upsert(conn: &Connection, reg: &NewRegistration<'_>) -> Result<i64> {
+    conn.prepare_cached(
+        "INSERT INTO product_instances
+           (instance_id, virtual_account_id, pid, sn, hostname, token_id, registered_at, last_contact_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
+         ON CONFLICT(pid, sn) DO UPDATE SET
+           virtual_account_id = excluded.virtual_account_id,
+           hostname = excluded.hostname,
+           token_id = excluded.token_id,
+           registered_at = excluded.registered_at,
+           renewed_at = NULL,
+           last_contact_at = excluded.last_contact_at",
+    )?
+    .execute(params![
+        reg.instance_id,
+        reg.virtual_account_id,
+        reg.pid,
+        reg.sn,
+        reg.hostname,
+        reg.token_id,
+        reg.now
+    ])?;
+    Ok(conn
+        .prepare_cached("SELECT id FROM product_instances WHERE pid = ?1 AND sn = ?2")?
+        .query_row(params![reg.pid, reg.sn], |r| r.get(0))?)
+}
+
+pub fn touch(conn: &Connection, id: i64, now: i64) -> Result<()> {
+    conn.prepare_cached("UPDATE product_instances SET last_contact_at = ?2 WHERE id = ?1")?
+        .execute(params![id, now])?;
+    Ok(())
+}
+
+pub fn mark_renewed(conn: &Connection, id: i64, now: i64) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE product_instances SET renewed_at = ?2, last_contact_at = ?2 WHERE id = ?1",
+    )?
+    .execute(params![id, now])?;
+    Ok(())
+}
+
+pub fn delete(conn: &Connection, id: i64) -> Result<()> {
+    conn.prepare_cached("DELETE FROM product_instances WHERE id = ?1")?
+        .execute([id])?;
+    Ok(())
+}

@@ -1,0 +1,177 @@
+//! SQLite: the single source of truth.
+//!
+//! One writer thread owns the only write connection and groups concurrent
+//! writes into one transaction (group commit); readers take a connection from
+//! a small pool. Any CLI command may open its own connection while the server
+//! runs: WAL mode and a busy timeout make that safe.
+
+mod migrations;
+mod writer;
+
+pub mod accounts;
+pub mod certificates;
+pub mod events;
+pub mod instances;
+pub mod messages;
+pub mod tokens;
+pub mod users;
+
+pub use writer::{Writer, WriterStats};
+
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("cannot open the database {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("database migration {version} ({name}) failed: {source}")]
+    Migration {
+        version: i64,
+        name: &'static str,
+        source: rusqlite::Error,
+    },
+    #[error(
+        "the database was written by a newer version of satellite (schema {found}, this build knows {known})"
+    )]
+    TooNew { found: i64, known: i64 },
+    #[error("the database writer is not running")]
+    WriterGone,
+    #[error("too many writes are waiting; try again shortly")]
+    Overloaded,
+    #[error("a database write failed unexpectedly")]
+    WorkPanicked,
+}
+
+/// Opens a connection with the settings every connection must have.
+pub fn connect(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|source| StoreError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    // WAL lets readers (and CLI commands) run beside the server's writer;
+    // synchronous=FULL because an answer sent to a router must survive power loss.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+/// Opens the database, creating it and bringing its schema up to date.
+pub fn open_and_migrate(path: &Path) -> Result<Connection, StoreError> {
+    let existed = path.exists();
+    let mut conn = connect(path)?;
+    if !existed {
+        crate::pki::files::restrict(path).ok();
+    }
+    migrations::apply(&mut conn)?;
+    Ok(conn)
+}
+
+/// Runs `f` in one immediate transaction: everything or nothing.
+pub fn transaction<T, E>(
+    conn: &mut Connection,
+    f: impl FnOnce(&Connection) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<StoreError>,
+{
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(StoreError::from)?;
+    let value = f(&tx)?;
+    tx.commit().map_err(StoreError::from)?;
+    Ok(value)
+}
+
+/// The server's handle on the database: a reader pool and the group-commit writer.
+#[derive(Clone)]
+pub struct Store {
+    path: Arc<PathBuf>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+    writer: Writer,
+}
+
+const MAX_IDLE_READERS: usize = 8;
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = open_and_migrate(path)?;
+        let writer = Writer::start(conn)?;
+        Ok(Self {
+            path: Arc::new(path.to_path_buf()),
+            readers: Arc::new(Mutex::new(Vec::new())),
+            writer,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn writer(&self) -> &Writer {
+        &self.writer
+    }
+
+    /// Runs a read on a pooled connection. Reads are indexed look-ups that take
+    /// microseconds, so they run on the caller's thread.
+    pub fn read<T, E>(&self, f: impl FnOnce(&Connection) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        let pooled = self.readers.lock().ok().and_then(|mut idle| idle.pop());
+        let conn = match pooled {
+            Some(conn) => conn,
+            None => connect(&self.path)?,
+        };
+        let result = f(&conn);
+        if let Ok(mut idle) = self.readers.lock() {
+            if idle.len() < MAX_IDLE_READERS {
+                idle.push(conn);
+            }
+        }
+        result
+    }
+
+    /// Queues a write for the next group commit and waits for the commit.
+    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        self.writer.write(f).await
+    }
+
+    /// Checks that the database answers; used by `/readyz`.
+    pub fn ping(&self) -> Result<(), StoreError> {
+        self.read(|conn| {
+            conn.query_row("SELECT 1", [], |_| Ok(()))
+                .map_err(StoreError::from)
+        })
+    }
+}
+
+/// Short helper for optional single-row queries.
+pub(crate) fn optional<T>(result: rusqlite::Result<T>) -> rusqlite::Result<Option<T>> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
+        Err(e) => Err(e),
+    }
+}

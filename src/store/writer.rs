@@ -1,0 +1,269 @@
+//! The single database writer with group commit.
+//!
+//! Concurrent writes queue here; the writer thread takes every job waiting,
+//! runs each in its own savepoint (so one job's failure undoes only its own
+//! changes), commits them all with one fsync, and only then answers each
+//! caller. A caller is never told "done" for data that is not on disk.
+
+use super::StoreError;
+use rusqlite::Connection;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+/// How many writes may wait before callers are told to come back later.
+const QUEUE_DEPTH: usize = 8192;
+/// Upper bound on one group, so one commit never holds the lock for long.
+const MAX_GROUP: usize = 256;
+
+trait Work: Send {
+    fn run(&mut self, conn: &Connection);
+    fn complete(self: Box<Self>, committed: Result<(), &StoreError>);
+}
+
+struct Task<F, T, E> {
+    work: Option<F>,
+    result: Option<Result<T, E>>,
+    reply: Option<oneshot::Sender<Result<T, E>>>,
+}
+
+impl<F, T, E> Work for Task<F, T, E>
+where
+    F: FnOnce(&Connection) -> Result<T, E> + Send,
+    T: Send,
+    E: From<StoreError> + Send,
+{
+    fn run(&mut self, conn: &Connection) {
+        let Some(work) = self.work.take() else { return };
+        if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+            self.result = Some(Err(E::from(e.into())));
+            return;
+        }
+        let outcome = catch_unwind(AssertUnwindSafe(|| work(conn)));
+        let keep = matches!(outcome, Ok(Ok(_)));
+        let undo = if keep {
+            conn.execute_batch("RELEASE job")
+        } else {
+            conn.execute_batch("ROLLBACK TO job; RELEASE job")
+        };
+        self.result = Some(match (outcome, undo) {
+            (_, Err(e)) => Err(E::from(e.into())),
+            (Ok(result), Ok(())) => result,
+            (Err(_), Ok(())) => {
+                tracing::error!("a database write panicked; its changes were rolled back");
+                Err(E::from(StoreError::WorkPanicked))
+            }
+        });
+    }
+
+    fn complete(mut self: Box<Self>, committed: Result<(), &StoreError>) {
+        let result = match (committed, self.result.take()) {
+            // A refused operation stands as it is: it wrote nothing anyway.
+            (_, Some(Err(e))) => Err(e),
+            (Ok(()), Some(ok)) => ok,
+            (Err(_), Some(Ok(_))) | (Err(_), None) | (Ok(()), None) => {
+                Err(E::from(StoreError::WriterGone))
+            }
+        };
+        if let Some(reply) = self.reply.take() {
+            let _ = reply.send(result);
+        }
+    }
+}
+
+/// Counters for `/metrics`: commits and the writes they carried.
+#[derive(Default, Debug)]
+pub struct WriterStats {
+    pub commits: AtomicU64,
+    pub writes: AtomicU64,
+    pub failed_commits: AtomicU64,
+}
+
+#[derive(Clone)]
+pub struct Writer {
+    queue: SyncSender<Box<dyn Work>>,
+    stats: Arc<WriterStats>,
+}
+
+impl Writer {
+    pub fn start(conn: Connection) -> Result<Self, StoreError> {
+        let (queue, jobs) = sync_channel::<Box<dyn Work>>(QUEUE_DEPTH);
+        let stats = Arc::new(WriterStats::default());
+        let thread_stats = stats.clone();
+        std::thread::Builder::new()
+            .name("db-writer".into())
+            .spawn(move || run(conn, jobs, &thread_stats))
+            .map_err(|_| StoreError::WriterGone)?;
+        Ok(Self { queue, stats })
+    }
+
+    pub fn stats(&self) -> &WriterStats {
+        &self.stats
+    }
+
+    pub async fn write<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let receiver = self.submit(work)?;
+        receiver
+            .await
+            .unwrap_or_else(|_| Err(E::from(StoreError::WriterGone)))
+    }
+
+    /// The same as [`Writer::write`] for threads outside the async runtime.
+    pub fn write_blocking<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let receiver = self.submit(work)?;
+        receiver
+            .blocking_recv()
+            .unwrap_or_else(|_| Err(E::from(StoreError::WriterGone)))
+    }
+
+    fn submit<T, E, F>(&self, work: F) -> Result<oneshot::Receiver<Result<T, E>>, E>
+    where
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let (reply, receiver) = oneshot::channel();
+        let task = Box::new(Task {
+            work: Some(work),
+            result: None,
+            reply: Some(reply),
+        });
+        self.queue.try_send(task).map_err(|e| match e {
+            TrySendError::Full(_) => E::from(StoreError::Overloaded),
+            TrySendError::Disconnected(_) => E::from(StoreError::WriterGone),
+        })?;
+        Ok(receiver)
+    }
+}
+
+fn run(conn: Connection, jobs: Receiver<Box<dyn Work>>, stats: &WriterStats) {
+    let mut group: Vec<Box<dyn Work>> = Vec::with_capacity(MAX_GROUP);
+    while let Ok(first) = jobs.recv() {
+        group.push(first);
+        while group.len() < MAX_GROUP {
+            match jobs.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        let span = tracing::debug_span!("group_commit", writes = group.len());
+        let _entered = span.enter();
+        let outcome = commit_group(&conn, &mut group);
+        match &outcome {
+            Ok(()) => {
+                stats.commits.fetch_add(1, Ordering::Relaxed);
+                stats
+                    .writes
+                    .fetch_add(group.len() as u64, Ordering::Relaxed);
+            }
+            Err(e) => {
+                stats.failed_commits.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, writes = group.len(), "group commit failed; every write in it was refused with 503");
+            }
+        }
+        for job in group.drain(..) {
+            job.complete(outcome.as_ref().map(|_| ()));
+        }
+    }
+    tracing::debug!("database writer stopped");
+}
+
+fn commit_group(conn: &Connection, group: &mut [Box<dyn Work>]) -> Result<(), StoreError> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    for job in group.iter_mut() {
+        job.run(conn);
+    }
+    if let Err(e) = conn.execute_batch("COMMIT") {
+        let _ = conn.execute_batch("ROLLBACK");
+        return Err(e.into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    enum TestError {
+        Store,
+        Refused,
+    }
+    impl From<StoreError> for TestError {
+        fn from(_: StoreError) -> Self {
+            TestError::Store
+        }
+    }
+
+    fn writer() -> (tempfile::TempDir, Writer) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let conn = super::super::connect(&dir.path().join("w.db")).expect("open");
+        conn.execute_batch("CREATE TABLE t (v INTEGER NOT NULL)")
+            .expect("schema");
+        (dir, Writer::start(conn).expect("start"))
+    }
+
+    #[test]
+    fn a_refused_write_leaves_the_others_in_its_group() {
+        let (dir, writer) = writer();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let mut waits = Vec::new();
+            for i in 0..50 {
+                let w = writer.clone();
+                waits.push(tokio::spawn(async move {
+                    w.write(move |c: &Connection| {
+                        c.execute("INSERT INTO t VALUES (?1)", [i])
+                            .map_err(|_| TestError::Store)?;
+                        if i % 10 == 0 {
+                            return Err(TestError::Refused);
+                        }
+                        Ok(i)
+                    })
+                    .await
+                }));
+            }
+            let mut refused = 0;
+            for wait in waits {
+                if matches!(wait.await.expect("join"), Err(TestError::Refused)) {
+                    refused += 1;
+                }
+            }
+            assert_eq!(refused, 5);
+        });
+        let conn = super::super::connect(&dir.path().join("w.db")).expect("open");
+        let n: i64 = conn
+            .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(n, 45, "refused writes must leave nothing behind");
+    }
+
+    #[test]
+    fn a_panicking_write_is_rolled_back_and_the_writer_lives_on() {
+        let (_dir, writer) = writer();
+        let r: Result<(), TestError> = writer.write_blocking(|c: &Connection| {
+            c.execute("INSERT INTO t VALUES (1)", []).ok();
+            panic!("boom")
+        });
+        assert!(matches!(r, Err(TestError::Store)));
+        let n: Result<i64, TestError> = writer.write_blocking(|c: &Connection| {
+            c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+                .map_err(|_| TestError::Store)
+        });
+        assert_eq!(n.expect("writer alive"), 0);
+    }
+}
