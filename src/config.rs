@@ -260,7 +260,11 @@ impl Config {
         let deserializer = serde_yaml::Deserializer::from_str(text);
         let mut config: Config = serde_path_to_error::deserialize(deserializer).map_err(|e| {
             let key = e.path().to_string();
-            let key = if key == "." { "-".to_string() } else { key };
+            let key = if key == "." || key == "?" {
+                "-".to_string()
+            } else {
+                key
+            };
             fail(&key, e.into_inner().to_string())
         })?;
         config.source = file.to_string();
@@ -507,9 +511,12 @@ mod tests {
     #[test]
     fn unknown_key_is_named() {
         let err = parse("device:\n  lisen: 127.0.0.1:1\n").unwrap_err();
-        assert_eq!(err.key, "device");
+        assert_eq!(err.key, "device.lisen");
         assert!(err.reason.contains("lisen"), "{err}");
-        assert!(err.to_string().starts_with("test.yaml: device: "), "{err}");
+        assert!(
+            err.to_string().starts_with("test.yaml: device.lisen: "),
+            "{err}"
+        );
     }
 
     #[test]

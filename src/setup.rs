@@ -67,15 +67,17 @@ pub fn ensure(config: &Config, clock: &Clock) -> Result<(Created, CertificateAut
             created.ca = true;
             CertificateAuthority::create(dir, &format!("{} Satellite CA", config.name), now)?
         }
-        _ => return Err(Error::invalid(
-            "data_dir",
-            format!(
+        _ => {
+            return Err(Error::invalid(
+                "data_dir",
+                format!(
                 "{} and {} must both exist or both be absent; restore the missing one from backup \
                      (creating a new CA would strand every registered router)",
                 ca_cert.display(),
                 ca_key.display()
             ),
-        )),
+            ))
+        }
     };
 
     if config.device.tls_cert.is_none() {

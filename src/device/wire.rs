@@ -83,7 +83,7 @@ impl Message {
         let message: Message = serde_path_to_error::deserialize(&mut de).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner();
-            let field = if path == "." {
+            let field = if path == "." || path == "?" {
                 missing_field(&inner.to_string()).unwrap_or_else(|| "body".to_string())
             } else {
                 path

@@ -8,6 +8,8 @@ pub const MIN_DAYS: u32 = 1;
 pub const MAX_DAYS: u32 = 365;
 /// Characters of the secret kept in clear to find the token and to show it.
 pub const PREFIX_LEN: usize = 10;
+/// Length of a generated secret: 48 random bytes in unpadded base64url.
+pub const SECRET_LEN: usize = 64;
 
 /// What an operator asks for when creating a token.
 #[derive(Debug, Clone)]
@@ -142,6 +144,7 @@ mod tests {
         assert!(secret.matches(&stored));
         assert!(!TokenSecret::from_presented("x").matches(&stored));
         assert_eq!(secret.prefix().map(str::len), Some(PREFIX_LEN));
+        assert_eq!(secret.as_str().len(), SECRET_LEN);
         assert!(!format!("{secret:?}").contains(secret.as_str()));
     }
 

@@ -123,10 +123,10 @@ pub(crate) mod tests {
             parse_csr(&csr_pem(&rsa)),
             Err(CsrError::WeakKey(_))
         ));
-        assert_eq!(parse_csr("hello").unwrap_err(), CsrError::NotPem);
+        assert_eq!(parse_csr("hello").err(), Some(CsrError::NotPem));
         let junk = "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----";
         assert!(matches!(parse_csr(junk), Err(CsrError::BadDer(_))));
         let bad = "-----BEGIN CERTIFICATE REQUEST-----\n!!!\n-----END CERTIFICATE REQUEST-----";
-        assert_eq!(parse_csr(bad).unwrap_err(), CsrError::BadBase64);
+        assert_eq!(parse_csr(bad).err(), Some(CsrError::BadBase64));
     }
 }

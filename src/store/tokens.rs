@@ -178,7 +178,10 @@ pub fn revoke(conn: &Connection, account: &str, token: &str, now: i64) -> Result
             "no token starts with {prefix:?}; see `satellite token list`"
         )));
     };
-    if token.len() > prefix.len() && !TokenSecret::from_presented(token).matches(&hash) {
+    // A whole secret must match; anything shorter is taken as a prefix.
+    if token.len() >= crate::domain::token::SECRET_LEN
+        && !TokenSecret::from_presented(token).matches(&hash)
+    {
         return Err(Error::NotFound(format!(
             "no token {prefix}… matches what was given"
         )));

@@ -1,0 +1,168 @@
+use crate::fixture::{Server, BASE_CONFIG};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn satellite(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_satellite"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run satellite")
+}
+
+#[test]
+fn bad_configuration_is_refused_with_file_key_and_reason() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (yaml, key) in [
+        (
+            "device: { listen: 127.0.0.1:0, lisen: x }\n",
+            "device.lisen",
+        ),
+        ("device: { listen: 'here:there' }\n", "device.listen"),
+        ("reports: { schedule: 'every day' }\n", "reports.schedule"),
+        ("admin: { listen: 0.0.0.0:8443 }\n", "admin.listen"),
+    ] {
+        std::fs::write(dir.path().join("bad.yaml"), yaml).expect("write");
+        let out = satellite(dir.path(), &["-c", "bad.yaml", "status"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(
+            stderr.contains(&format!("bad.yaml: {key}: ")),
+            "{yaml} -> {stderr}"
+        );
+        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    }
+}
+
+#[test]
+fn a_second_init_changes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("satellite.yaml"), BASE_CONFIG).expect("write");
+    let first = satellite(dir.path(), &["init"]);
+    assert!(first.status.success());
+    let out = String::from_utf8_lossy(&first.stdout);
+    assert!(out.contains("bootstrap admin credential"), "{out}");
+    let data = dir.path().join("data");
+    let read = |name: &str| std::fs::read(data.join(name)).expect(name);
+    let (ca, key, server) = (read("ca.pem"), read("ca.key"), read("server.pem"));
+    use std::os::unix::fs::PermissionsExt;
+    for secret in ["ca.key", "server.key", "satellite.db"] {
+        let mode = std::fs::metadata(data.join(secret))
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{secret}");
+    }
+    let second = satellite(dir.path(), &["init"]);
+    assert!(second.status.success());
+    let out = String::from_utf8_lossy(&second.stdout);
+    assert!(
+        out.contains("nothing was changed") && !out.contains("credential"),
+        "{out}"
+    );
+    assert_eq!(
+        (ca, key, server),
+        (read("ca.pem"), read("ca.key"), read("server.pem"))
+    );
+}
+
+#[test]
+fn tokens_list_only_their_prefix_and_json_has_the_contract_fields() {
+    let server = Server::start();
+    let created: serde_json::Value = serde_json::from_str(&server.cli_ok(&[
+        "token",
+        "create",
+        "--va",
+        "Default",
+        "--days",
+        "7",
+        "--max-uses",
+        "3",
+        "--description",
+        "lab",
+        "--json",
+    ]))
+    .expect("json");
+    let token = created["token"].as_str().expect("token");
+    assert_eq!(created["virtual_account"], "Default");
+    assert!(created["expires_at"].is_string());
+    let listing = server.cli_ok(&["token", "list", "--json"]);
+    assert!(
+        !listing.contains(token),
+        "a listing must not show the secret"
+    );
+    assert!(listing.contains(&token[..10]));
+    let table = server.cli_ok(&["token", "list"]);
+    assert!(!table.contains(token));
+
+    for (args, why) in [
+        (
+            vec!["token", "create", "--va", "Default", "--days", "0"],
+            "0 days",
+        ),
+        (
+            vec!["token", "create", "--va", "Default", "--days", "366"],
+            "366 days",
+        ),
+        (vec!["token", "create", "--va", "Nowhere"], "unknown VA"),
+        (vec!["token", "revoke", "short"], "short prefix"),
+    ] {
+        let out = server.cli(&args);
+        assert!(!out.status.success(), "{why} must fail");
+        assert!(!out.stderr.is_empty(), "{why} must say why");
+    }
+
+    server.cli_ok(&["va", "create", "Lab"]);
+    let lab = server.token("Lab", &[]);
+    assert!(!lab.is_empty());
+    assert!(
+        !server.cli(&["va", "create", "Lab"]).status.success(),
+        "duplicate VA"
+    );
+}
+
+#[test]
+fn serve_prints_where_it_listens_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("satellite.yaml"), BASE_CONFIG).expect("write");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_satellite"))
+        .current_dir(dir.path())
+        .arg("serve")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let mut banner = String::new();
+    for line in lines.by_ref() {
+        let line = line.expect("line");
+        banner.push_str(&line);
+        banner.push('\n');
+        if line.contains("instance list") {
+            break;
+        }
+    }
+    assert!(
+        banner.contains("device API: https://127.0.0.1:"),
+        "{banner}"
+    );
+    assert!(banner.contains("ca.pem"), "{banner}");
+    assert!(banner.contains("token create"), "{banner}");
+    let pid = child.id().to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            assert!(status.success(), "exit status {status}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

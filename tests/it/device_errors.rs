@@ -1,0 +1,263 @@
+//! Every refusal answers with its JSON code and leaves the database as it was.
+
+use crate::client::{csr, error_code, p256, register, registration, Device};
+use crate::fixture::Server;
+use openssl::pkey::PKey;
+use openssl::rsa::Rsa;
+use serde_json::{json, Value};
+
+/// Sends a message and checks the status, the code and that nothing changed.
+fn refused(server: &Server, client: &Device, body: &[u8], status: u16, code: &str) -> Value {
+    let before = server.snapshot();
+    let (got, answer) = client.post_raw(body);
+    assert_eq!((got, error_code(&answer)), (status, code), "{answer}");
+    assert!(answer["error"]["message"]
+        .as_str()
+        .is_some_and(|m| !m.is_empty()));
+    assert_eq!(
+        before,
+        server.snapshot(),
+        "a refused {code} changed the database"
+    );
+    answer
+}
+
+fn reg(token: &str, sn: &str) -> Vec<u8> {
+    registration(&format!("m-{sn}"), sn, token, &csr(&p256()))
+        .to_string()
+        .into_bytes()
+}
+
+#[test]
+fn token_problems_are_401_with_their_code() {
+    let server = Server::start();
+    let device = server.device();
+    refused(
+        &server,
+        &device,
+        &reg("no-such-token-at-all", "A1"),
+        401,
+        "token_unknown",
+    );
+
+    let revoked = server.token("Default", &[]);
+    server.cli_ok(&["token", "revoke", &revoked]);
+    refused(&server, &device, &reg(&revoked, "A2"), 401, "token_revoked");
+
+    let once = server.token("Default", &["--max-uses", "1"]);
+    register(&server, "A3", &once);
+    refused(&server, &device, &reg(&once, "A4"), 401, "token_exhausted");
+
+    let short = server.token("Default", &["--days", "1"]);
+    server.clock.advance(time::Duration::hours(25));
+    refused(&server, &device, &reg(&short, "A5"), 401, "token_expired");
+}
+
+#[test]
+fn revoking_a_token_leaves_its_devices_registered() {
+    let server = Server::start();
+    let token = server.token("Default", &[]);
+    let router = register(&server, "KEEP", &token);
+    server.cli_ok(&["token", "revoke", &token[..12]]);
+    let (status, answer) = router
+        .client
+        .post(&json!({"type": "ACKNOWLEDGEMENT", "message_id": "a", "ack_message_id": "reg-KEEP"}));
+    assert_eq!(status, 200, "{answer}");
+}
+
+#[test]
+fn malformed_requests_name_the_field() {
+    let server = Server::start();
+    let device = server.device();
+    let token = server.token("Default", &[]);
+    let a = refused(&server, &device, b"{not json", 400, "invalid_request");
+    assert!(
+        a["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("body"),
+        "{a}"
+    );
+
+    let wrong_type = json!({"type": "REGISTRATION", "message_id": "m", "udi": {"pid": "P", "sn": 5}, "idtoken": token, "csr": "x"});
+    let a = refused(
+        &server,
+        &device,
+        wrong_type.to_string().as_bytes(),
+        400,
+        "invalid_request",
+    );
+    assert!(
+        a["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("udi.sn"),
+        "{a}"
+    );
+
+    let no_token = json!({"type": "REGISTRATION", "message_id": "m", "udi": {"pid": "P", "sn": "S"}, "csr": "x"});
+    let a = refused(
+        &server,
+        &device,
+        no_token.to_string().as_bytes(),
+        400,
+        "invalid_request",
+    );
+    assert!(
+        a["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("idtoken"),
+        "{a}"
+    );
+
+    let bad_kind = json!({"type": "SHOUT", "message_id": "m"});
+    refused(
+        &server,
+        &device,
+        bad_kind.to_string().as_bytes(),
+        400,
+        "invalid_request",
+    );
+
+    let garbage_csr = registration(
+        "m-g",
+        "G1",
+        &token,
+        "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----",
+    );
+    let a = refused(
+        &server,
+        &device,
+        garbage_csr.to_string().as_bytes(),
+        400,
+        "invalid_request",
+    );
+    assert!(
+        a["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("csr"),
+        "{a}"
+    );
+
+    let weak = PKey::from_rsa(Rsa::generate(1024).expect("rsa")).expect("pkey");
+    let weak_csr = registration("m-w", "G2", &token, &csr(&weak));
+    let a = refused(
+        &server,
+        &device,
+        weak_csr.to_string().as_bytes(),
+        400,
+        "invalid_request",
+    );
+    assert!(
+        a["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("2048"),
+        "{a}"
+    );
+}
+
+#[test]
+fn a_body_over_64_kib_is_413() {
+    let server = Server::start();
+    let token = server.token("Default", &[]);
+    let mut big = registration("m-big", "BIG", &token, &csr(&p256()));
+    big["hostname"] = Value::String("x".repeat(70 * 1024));
+    refused(
+        &server,
+        &server.device(),
+        big.to_string().as_bytes(),
+        413,
+        "payload_too_large",
+    );
+}
+
+#[test]
+fn certificate_problems_are_403() {
+    let server = Server::start();
+    let token = server.token("Default", &[]);
+    let dereg = json!({"type": "DEREGISTRATION", "message_id": "d1"}).to_string();
+
+    refused(
+        &server,
+        &server.device(),
+        dereg.as_bytes(),
+        403,
+        "certificate_required",
+    );
+
+    // A certificate from another CA, for the same kind of key and name.
+    let other = tempfile::tempdir().expect("tempdir");
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let foreign_ca =
+        satellite::pki::CertificateAuthority::create(other.path(), "Rogue CA", now).expect("ca");
+    let key = p256();
+    let csr_req = satellite::pki::parse_csr(&csr(&key)).expect("csr");
+    let foreign = foreign_ca
+        .issue_device_certificate(&csr_req, "rogue", "PID:N540,SN:X", now)
+        .expect("issue");
+    let rogue = Device::new(
+        &server.device_url,
+        &server.ca_path(),
+        Some((&foreign.pem, &key)),
+    );
+    refused(
+        &server,
+        &rogue,
+        dereg.as_bytes(),
+        403,
+        "certificate_unknown",
+    );
+
+    // A deregistered certificate.
+    let router = register(&server, "GONE", &token);
+    let (status, _) = router
+        .client
+        .post(&json!({"type": "DEREGISTRATION", "message_id": "bye"}));
+    assert_eq!(status, 200);
+    refused(
+        &server,
+        &router.client,
+        json!({"type": "DEREGISTRATION", "message_id": "bye-again"})
+            .to_string()
+            .as_bytes(),
+        403,
+        "certificate_revoked",
+    );
+}
+
+#[test]
+fn an_instance_removed_by_the_operator_is_refused_at_once() {
+    let server = Server::start();
+    let token = server.token("Default", &[]);
+    let router = register(&server, "REMOVED", &token);
+    server.cli_ok(&["instance", "remove", "N540-24Z8Q2C-M:REMOVED"]);
+    refused(
+        &server,
+        &router.client,
+        json!({"type": "ACKNOWLEDGEMENT", "message_id": "x", "ack_message_id": "reg-REMOVED"})
+            .to_string()
+            .as_bytes(),
+        403,
+        "certificate_revoked",
+    );
+}
+
+#[test]
+fn an_expired_certificate_is_refused() {
+    let server = Server::start();
+    let token = server.token("Default", &[]);
+    let router = register(&server, "OLD", &token);
+    server.clock.advance(time::Duration::days(366));
+    refused(
+        &server,
+        &router.client,
+        json!({"type": "DEREGISTRATION", "message_id": "late"})
+            .to_string()
+            .as_bytes(),
+        403,
+        "certificate_unknown",
+    );
+}

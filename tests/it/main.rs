@@ -1,0 +1,9 @@
+//! All integration tests in one binary: each extra test binary costs a link.
+
+mod client;
+mod fixture;
+
+mod cli;
+mod concurrency;
+mod device_errors;
+mod registration;
