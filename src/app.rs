@@ -4,12 +4,17 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::device::DeviceService;
 use crate::http::{self, tls, AppState, Listeners, TlsConfigs};
+use crate::licensing::catalog::Catalog;
+use crate::licensing::jobs::Jobs;
+use crate::licensing::Notifier;
 use crate::metrics::Metrics;
 use crate::pki::CertificateAuthority;
 use crate::setup::{self, Created};
 use crate::store::Store;
+use crate::syslog::Syslog;
 use std::future::Future;
 use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +36,8 @@ pub enum StartError {
 }
 
 pub struct Satellite {
+    pub catalog: Arc<Catalog>,
+    pub notifier: Arc<Notifier>,
     pub config: Config,
     pub clock: Clock,
     pub store: Store,
@@ -42,8 +49,19 @@ impl Satellite {
     /// Initializes what is missing and opens the database for serving.
     pub fn open(config: Config, clock: Clock) -> Result<Self, StartError> {
         let (created, ca) = setup::ensure(&config, &clock)?;
+        let catalog = Catalog::load(config.catalog.as_deref())
+            .map_err(|reason| crate::error::Error::invalid("catalog", reason))?;
+        let syslog = match &config.log.syslog {
+            Some(url) => Some(
+                Syslog::connect(url, &config.name)
+                    .map_err(|reason| crate::error::Error::invalid("log.syslog", reason))?,
+            ),
+            None => None,
+        };
         let store = Store::open(&config.database_path())?;
         Ok(Self {
+            catalog: Arc::new(catalog),
+            notifier: Arc::new(Notifier::new(syslog, clock.clone())),
             config,
             clock,
             store,
@@ -83,12 +101,37 @@ impl Satellite {
     ) -> Result<(), StartError> {
         let tls = self.tls()?;
         let state = AppState {
-            device: DeviceService::new(self.store.clone(), self.ca.clone(), self.clock.clone()),
+            device: DeviceService::new(
+                self.store.clone(),
+                self.ca.clone(),
+                self.clock.clone(),
+                self.catalog.clone(),
+                self.notifier.clone(),
+            ),
             store: self.store.clone(),
             metrics: Arc::new(Metrics::default()),
         };
-        http::serve(state, listeners, tls, shutdown)
-            .await
-            .map_err(StartError::Serve)
+        let stop_jobs = Arc::new(AtomicBool::new(false));
+        let jobs = Arc::new(self.jobs()?)
+            .spawn(stop_jobs.clone())
+            .map_err(StartError::Serve)?;
+        let served = http::serve(state, listeners, tls, shutdown).await;
+        stop_jobs.store(true, Ordering::Relaxed);
+        let _ = jobs.join();
+        served.map_err(StartError::Serve)
+    }
+
+    /// The clock-driven jobs (term expiry, Periodic Record, usage snapshots).
+    pub fn jobs(&self) -> Result<Jobs, StartError> {
+        let report_schedule = crate::config::check_cron(&self.config.reports.schedule)
+            .map_err(|reason| crate::error::Error::invalid("reports.schedule", reason))?;
+        Ok(Jobs {
+            store: self.store.clone(),
+            catalog: self.catalog.clone(),
+            clock: self.clock.clone(),
+            account: self.config.account.clone(),
+            report_schedule,
+            notifier: self.notifier.clone(),
+        })
     }
 }

@@ -53,6 +53,8 @@ pub struct Config {
     pub reports: Reports,
     pub call_home: CallHome,
     pub log: Log,
+    /// YAML file with SKUs and entitlement tags beyond the built-in NCS 540 table.
+    pub catalog: Option<PathBuf>,
     /// Where the file was read from; relative paths are resolved against its folder.
     #[serde(skip)]
     pub source: String,
@@ -168,6 +170,7 @@ impl Default for Config {
             reports: Reports::default(),
             call_home: CallHome::default(),
             log: Log::default(),
+            catalog: None,
             source: "<embedded defaults>".into(),
         }
     }
@@ -363,6 +366,7 @@ impl Config {
         self.sync.export_dir = resolve(base, &self.sync.export_dir);
         self.sync.import_dir = resolve(base, &self.sync.import_dir);
         for path in [
+            &mut self.catalog,
             &mut self.device.tls_cert,
             &mut self.device.tls_key,
             &mut self.admin.tls_cert,
@@ -382,6 +386,7 @@ impl Config {
                 .map_err(|e| (key, format!("cannot create {}: {e}", dir.display())))?;
         }
         for (key, file) in [
+            ("catalog", &self.catalog),
             ("device.tls_cert", &self.device.tls_cert),
             ("device.tls_key", &self.device.tls_key),
             ("admin.tls_cert", &self.admin.tls_cert),

@@ -3,11 +3,15 @@
 //! the CLI and the REST API share them and a failure changes nothing.
 
 use crate::clock::rfc3339;
+use crate::config::Role;
 use crate::domain::{check_name, TokenSecret, TokenTerms, Udi};
 use crate::error::{Error, Result};
+use crate::licensing::catalog::Catalog;
+use crate::licensing::pool::{self, Transition};
+use crate::licensing::rules;
 use crate::store::events::{NewEvent, Severity};
 use crate::store::instances::Instance;
-use crate::store::{accounts, certificates, events, instances, tokens};
+use crate::store::{accounts, certificates, events, instances, licenses, tokens, usage};
 use rusqlite::Connection;
 use serde::Serialize;
 
@@ -138,10 +142,15 @@ fn parse_udi(key: &str) -> Option<Udi> {
 }
 
 /// Removes an instance: its certificates are revoked and its licenses released.
-pub fn remove_instance(c: &Connection, key: &str, now: i64) -> Result<Instance> {
+pub fn remove_instance(
+    c: &Connection,
+    catalog: &Catalog,
+    key: &str,
+    now: i64,
+) -> Result<(Instance, Vec<Transition>)> {
     let instance = find_instance(c, key)?;
     certificates::revoke_for_instance(c, instance.id, now, "removed by an operator")?;
-    instances::delete(c, instance.id)?;
+    let transitions = release(c, catalog, &instance, now)?;
     let udi = format!("PID:{},SN:{}", instance.pid, instance.sn);
     events::record(
         c,
@@ -156,5 +165,248 @@ pub fn remove_instance(c: &Connection, key: &str, now: i64) -> Result<Instance> 
             ),
         },
     )?;
-    Ok(instance)
+    Ok((instance, transitions))
+}
+
+/// Deletes an instance and re-evaluates the pools it used (its usage rows
+/// go with it, and the pool triggers release the counts).
+pub fn release(
+    c: &Connection,
+    catalog: &Catalog,
+    instance: &Instance,
+    now: i64,
+) -> Result<Vec<Transition>> {
+    let tags = tags_of(c, instance)?;
+    instances::delete(c, instance.id)?;
+    pool::evaluate(
+        c,
+        catalog,
+        instance.virtual_account_id,
+        &instance.virtual_account,
+        &tags,
+        now,
+    )
+}
+
+fn tags_of(c: &Connection, instance: &Instance) -> Result<Vec<String>> {
+    Ok(usage::of_instance(c, instance.id)?
+        .into_iter()
+        .map(|(tag, _, _)| tag)
+        .collect())
+}
+
+/// Moves an instance (and its demand) to another virtual account of the account.
+pub fn move_instance(
+    c: &Connection,
+    catalog: &Catalog,
+    account: &str,
+    key: &str,
+    to: &str,
+    now: i64,
+) -> Result<(Instance, Vec<Transition>)> {
+    let instance = find_instance(c, key)?;
+    let target = accounts::require(c, account, to, now)?;
+    if target.id == instance.virtual_account_id {
+        return Err(Error::Conflict(format!(
+            "the instance is already in {to:?}"
+        )));
+    }
+    let tags = tags_of(c, &instance)?;
+    instances::move_to(c, instance.id, target.id)?;
+    let mut transitions = pool::evaluate(
+        c,
+        catalog,
+        instance.virtual_account_id,
+        &instance.virtual_account,
+        &tags,
+        now,
+    )?;
+    transitions.extend(pool::evaluate(
+        c,
+        catalog,
+        target.id,
+        &target.name,
+        &tags,
+        now,
+    )?);
+    let udi = format!("PID:{},SN:{}", instance.pid, instance.sn);
+    events::record(
+        c,
+        now,
+        NewEvent {
+            kind: "instance_move",
+            severity: Severity::Info,
+            virtual_account: Some(&target.name),
+            subject: Some(&udi),
+            message: format!(
+                "product instance {udi} moved from {:?} to {:?}",
+                instance.virtual_account, target.name
+            ),
+        },
+    )?;
+    let moved = instances::find_by_row_id(c, instance.id)?
+        .ok_or_else(|| Error::NotFound("the instance vanished during the move".into()))?;
+    Ok((moved, transitions))
+}
+
+/// What `license add` asks for.
+pub struct LicenseOrder<'a> {
+    pub virtual_account: &'a str,
+    pub sku: &'a str,
+    pub quantity: i64,
+    pub start: Option<i64>,
+    pub end: Option<i64>,
+}
+
+/// Adds purchased licenses to a virtual account. That is the cloud's job: a
+/// satellite gets its licenses by sync.
+pub fn add_license(
+    c: &Connection,
+    catalog: &Catalog,
+    role: Role,
+    account: &str,
+    order: &LicenseOrder<'_>,
+    now: i64,
+) -> Result<(i64, Vec<Transition>)> {
+    if role != Role::Cloud {
+        return Err(Error::WrongRole(
+            "a satellite's licenses come from its cloud: add them there with `satellite license add` \
+             and bring them here by sync (connected mode, or an entitlement bundle through `satellite import`)"
+                .into(),
+        ));
+    }
+    if order.quantity <= 0 {
+        return Err(Error::invalid("quantity", "must be at least 1"));
+    }
+    let sku = catalog.sku(order.sku).ok_or_else(|| {
+        Error::invalid(
+            "sku",
+            format!(
+                "{} is not in the catalog (known: {})",
+                order.sku,
+                catalog
+                    .skus()
+                    .map(|s| s.sku.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+    })?;
+    let va = accounts::require(c, account, order.virtual_account, now)?;
+    let start = order.start.unwrap_or(now);
+    let end = rules::term_end(start, sku.term_years, order.end);
+    if end.is_some_and(|end| end <= start) {
+        return Err(Error::invalid("end", "the end must be after the start"));
+    }
+    let id = licenses::insert(
+        c,
+        &licenses::NewLicense {
+            virtual_account_id: va.id,
+            sku: &sku.sku,
+            tag: &sku.tag,
+            quantity: order.quantity,
+            start_at: start,
+            end_at: end,
+        },
+        now,
+    )?;
+    let term = match end {
+        Some(end) => format!("term {} to {}", rfc3339(start), rfc3339(end)),
+        None => "perpetual".into(),
+    };
+    events::record(
+        c,
+        now,
+        NewEvent {
+            kind: "license",
+            severity: Severity::Info,
+            virtual_account: Some(&va.name),
+            subject: Some(&sku.sku),
+            message: format!(
+                "{} x {} added ({term}), fills {}",
+                order.quantity, sku.sku, sku.tag
+            ),
+        },
+    )?;
+    let transitions = pool::evaluate(
+        c,
+        catalog,
+        va.id,
+        &va.name,
+        std::slice::from_ref(&sku.tag),
+        now,
+    )?;
+    Ok((id, transitions))
+}
+
+/// What `license transfer` asks for.
+pub struct Transfer<'a> {
+    pub from: &'a str,
+    pub to: &'a str,
+    pub sku: &'a str,
+    pub quantity: i64,
+}
+
+/// Moves licenses between virtual accounts of one account. Leaving the
+/// source short is allowed, and reported (event and warning report).
+pub fn transfer_license(
+    c: &Connection,
+    catalog: &Catalog,
+    account: &str,
+    transfer: &Transfer<'_>,
+    now: i64,
+) -> Result<Vec<Transition>> {
+    let Transfer {
+        from,
+        to,
+        sku,
+        quantity,
+    } = *transfer;
+    if quantity <= 0 {
+        return Err(Error::invalid("quantity", "must be at least 1"));
+    }
+    let source = accounts::require(c, account, from, now)?;
+    let target = accounts::require(c, account, to, now)?;
+    if source.id == target.id {
+        return Err(Error::invalid(
+            "to",
+            "source and target are the same virtual account",
+        ));
+    }
+    let tag = licenses::transfer(c, source.id, target.id, sku, quantity, now)?;
+    let tags = std::slice::from_ref(&tag);
+    let mut transitions = pool::evaluate(c, catalog, source.id, &source.name, tags, now)?;
+    transitions.extend(pool::evaluate(
+        c,
+        catalog,
+        target.id,
+        &target.name,
+        tags,
+        now,
+    )?);
+    let left = pool::state(c, catalog, source.id, &tag, now)?;
+    let short = left.status == rules::PoolStatus::OutOfCompliance;
+    let mut message = format!("{quantity} x {sku} transferred from {from:?} to {to:?}");
+    if short {
+        message.push_str(&format!(
+            "; {from:?} is now short of {tag}: {} in use, {} available",
+            left.in_use, left.available
+        ));
+    }
+    events::record(
+        c,
+        now,
+        NewEvent {
+            kind: "license_transfer",
+            severity: if short {
+                Severity::Minor
+            } else {
+                Severity::Info
+            },
+            virtual_account: Some(&source.name),
+            subject: Some(sku),
+            message,
+        },
+    )?;
+    Ok(transitions)
 }

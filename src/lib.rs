@@ -5,6 +5,7 @@
 //! that maps requests to those and errors to responses once.
 
 pub mod app;
+pub mod callhome;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -13,7 +14,10 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod inventory;
+pub mod licensing;
 pub mod metrics;
 pub mod pki;
+pub mod router;
 pub mod setup;
 pub mod store;
+pub mod syslog;

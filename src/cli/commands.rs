@@ -1,9 +1,16 @@
-use super::{table, Cli, Command, InstanceCommand, TokenCommand, VaCommand};
+use super::{
+    table, Cli, Command, InstanceCommand, LicenseCommand, ReportCommand, TokenCommand, VaCommand,
+};
 use crate::app::{Satellite, StartError};
 use crate::clock::{rfc3339, Clock};
 use crate::config::{Config, ConfigError, LogFormat, Role, DEFAULT_FILE};
 use crate::domain::TokenTerms;
 use crate::error::Error;
+use crate::licensing::catalog::Catalog;
+use crate::licensing::pool::Transition;
+use crate::licensing::reports::{self, ReportKind};
+use crate::licensing::{compliance, Notifier};
+use crate::store::licenses;
 use crate::store::{self, accounts, events, instances, tokens};
 use crate::{inventory, setup};
 use rusqlite::Connection;
@@ -37,9 +44,14 @@ fn load_config(path: Option<&Path>) -> Result<Config, CliError> {
     }
 }
 
-pub fn init_logging(config: &Config) {
+pub fn init_logging(config: &Config, quiet: bool) {
+    let level = if quiet {
+        "warn"
+    } else {
+        config.log.level.as_str()
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.log.level))
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -80,9 +92,8 @@ fn write<T>(
 pub fn run(cli: Cli) -> Result<(), CliError> {
     let config = load_config(cli.config.as_deref())?;
     let clock = Clock::from_env().map_err(CliError::Other)?;
-    if matches!(cli.command, Command::Serve) {
-        init_logging(&config);
-    }
+    // One-shot commands log only warnings (e.g. a compliance change they caused).
+    init_logging(&config, !matches!(cli.command, Command::Serve));
     let account = config.account.clone();
     let now = clock.unix();
     match cli.command {
@@ -227,7 +238,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             }
             let list: Vec<_> = instances::list(&conn, &account, va.as_deref())?
                 .iter()
-                .map(instances::Instance::view)
+                .map(|i| i.view(now))
                 .collect();
             if json {
                 return print_json(&list);
@@ -258,7 +269,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Instance(InstanceCommand::Show { instance, json }) => {
             let conn = open(&config, &clock)?;
-            let view = inventory::find_instance(&conn, &instance)?.view();
+            let view = inventory::find_instance(&conn, &instance)?.view(now);
             if json {
                 return print_json(&view);
             }
@@ -273,8 +284,12 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Instance(InstanceCommand::Remove { instance, json }) => {
             let mut conn = open(&config, &clock)?;
-            let removed = write(&mut conn, |c| inventory::remove_instance(c, &instance, now))?;
-            let view = removed.view();
+            let catalog = catalog(&config)?;
+            let (removed, transitions) = write(&mut conn, |c| {
+                inventory::remove_instance(c, &catalog, &instance, now)
+            })?;
+            notify(&config, &clock, &transitions);
+            let view = removed.view(now);
             if json {
                 return print_json(&view);
             }
@@ -282,6 +297,233 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 "product instance {} removed; its certificate is revoked and its licenses released",
                 view.udi
             );
+            Ok(())
+        }
+        Command::Instance(InstanceCommand::Move { instance, to, json }) => {
+            let mut conn = open(&config, &clock)?;
+            let catalog = catalog(&config)?;
+            let (moved, transitions) = write(&mut conn, |c| {
+                inventory::move_instance(c, &catalog, &account, &instance, &to, now)
+            })?;
+            notify(&config, &clock, &transitions);
+            let view = moved.view(now);
+            if json {
+                return print_json(&view);
+            }
+            println!(
+                "product instance {} moved to {:?} with its license usage",
+                view.udi, view.virtual_account
+            );
+            Ok(())
+        }
+        Command::License(LicenseCommand::Add {
+            va,
+            sku,
+            quantity,
+            start,
+            end,
+            json,
+        }) => {
+            let mut conn = open(&config, &clock)?;
+            let catalog = catalog(&config)?;
+            let order = inventory::LicenseOrder {
+                virtual_account: &va,
+                sku: &sku,
+                quantity,
+                start: start
+                    .as_deref()
+                    .map(|d| parse_date("start", d))
+                    .transpose()?,
+                end: end.as_deref().map(|d| parse_date("end", d)).transpose()?,
+            };
+            let (id, transitions) = write(&mut conn, |c| {
+                inventory::add_license(c, &catalog, config.role, &account, &order, now)
+            })?;
+            notify(&config, &clock, &transitions);
+            let added = licenses::list(&conn, &account, Some(&va), now)?
+                .into_iter()
+                .find(|l| l.id == id)
+                .ok_or_else(|| CliError::Other("the new license vanished".into()))?;
+            if json {
+                return print_json(&added);
+            }
+            println!(
+                "{} x {} added to {:?} ({}{})",
+                added.quantity,
+                added.sku,
+                added.virtual_account,
+                added.license_type,
+                added
+                    .end
+                    .as_deref()
+                    .map(|e| format!(" until {e}"))
+                    .unwrap_or_default()
+            );
+            Ok(())
+        }
+        Command::License(LicenseCommand::List { va, json }) => {
+            let conn = open(&config, &clock)?;
+            if let Some(va) = &va {
+                accounts::require(&conn, &account, va, now)?;
+            }
+            let list = licenses::list(&conn, &account, va.as_deref(), now)?;
+            if json {
+                return print_json(&list);
+            }
+            let rows: Vec<Vec<String>> = list
+                .iter()
+                .map(|l| {
+                    vec![
+                        l.virtual_account.clone(),
+                        l.sku.clone(),
+                        l.tag.clone(),
+                        l.quantity.to_string(),
+                        l.license_type.clone(),
+                        l.start.clone(),
+                        l.end.clone().unwrap_or_else(|| "-".into()),
+                        if l.active { "ACTIVE" } else { "INACTIVE" }.into(),
+                    ]
+                })
+                .collect();
+            table::print(
+                &[
+                    "Virtual Account",
+                    "SKU",
+                    "Entitlement Tag",
+                    "Quantity",
+                    "Type",
+                    "Start",
+                    "End",
+                    "State",
+                ],
+                &rows,
+            );
+            Ok(())
+        }
+        Command::License(LicenseCommand::Transfer {
+            from,
+            to,
+            sku,
+            quantity,
+            json,
+        }) => {
+            let mut conn = open(&config, &clock)?;
+            let catalog = catalog(&config)?;
+            let transfer = inventory::Transfer {
+                from: &from,
+                to: &to,
+                sku: &sku,
+                quantity,
+            };
+            let transitions = write(&mut conn, |c| {
+                inventory::transfer_license(c, &catalog, &account, &transfer, now)
+            })?;
+            notify(&config, &clock, &transitions);
+            let rows = compliance::rows(&conn, &catalog, &account, Some(&from), now)?;
+            if json {
+                return print_json(&serde_json::json!({
+                    "from": from, "to": to, "sku": sku, "quantity": quantity,
+                    "source_compliance": rows,
+                }));
+            }
+            println!("{quantity} x {sku} transferred from {from:?} to {to:?}");
+            let moved_tag = catalog.sku(&sku).map(|s| s.tag.clone()).unwrap_or_default();
+            for r in rows
+                .iter()
+                .filter(|r| r.shortfall > 0 && r.tag == moved_tag)
+            {
+                println!("warning: {from:?} is short {} of {} ({} in use, {} available); a Compliance Warning Report was generated", r.shortfall, r.tag, r.in_use, r.available);
+            }
+            Ok(())
+        }
+        Command::Compliance { va, json } => {
+            let conn = open(&config, &clock)?;
+            let catalog = catalog(&config)?;
+            let rows = compliance::rows(&conn, &catalog, &account, va.as_deref(), now)?;
+            if json {
+                return print_json(&rows);
+            }
+            let table_rows: Vec<Vec<String>> = rows
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.virtual_account.clone(),
+                        r.tag.clone(),
+                        r.available.to_string(),
+                        r.in_use.to_string(),
+                        r.shortfall.to_string(),
+                        r.status.to_string(),
+                    ]
+                })
+                .collect();
+            table::print(
+                &[
+                    "Virtual Account",
+                    "Entitlement Tag",
+                    "Available",
+                    "In Use",
+                    "Shortfall",
+                    "Status",
+                ],
+                &table_rows,
+            );
+            Ok(())
+        }
+        Command::Report(ReportCommand::Generate { va, json }) => {
+            let mut conn = open(&config, &clock)?;
+            let catalog = catalog(&config)?;
+            if let Some(va) = &va {
+                accounts::require(&conn, &account, va, now)?;
+            }
+            let id = write(&mut conn, |c| {
+                reports::generate(
+                    c,
+                    &catalog,
+                    ReportKind::Manual,
+                    Some(&account),
+                    va.as_deref(),
+                    now,
+                )
+            })?;
+            let report = reports::load(&conn, id)?;
+            if json {
+                return print_json(&report);
+            }
+            print!("{}", reports::render(&report, reports::Format::Text));
+            Ok(())
+        }
+        Command::Report(ReportCommand::List { limit, json }) => {
+            let conn = open(&config, &clock)?;
+            let list = reports::list(&conn, limit)?;
+            if json {
+                return print_json(&list);
+            }
+            let rows: Vec<Vec<String>> = list
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.id.to_string(),
+                        r.kind.clone(),
+                        r.created_at.clone(),
+                        r.virtual_account.clone().unwrap_or_else(|| "(all)".into()),
+                        r.summary.clone(),
+                    ]
+                })
+                .collect();
+            table::print(
+                &["ID", "Report", "Created", "Virtual Account", "Summary"],
+                &rows,
+            );
+            Ok(())
+        }
+        Command::Report(ReportCommand::Show { id, format }) => {
+            let conn = open(&config, &clock)?;
+            let report = reports::load(&conn, id)?;
+            let text = reports::render(&report, format);
+            print!("{text}");
+            if !text.ends_with('\n') {
+                println!();
+            }
             Ok(())
         }
         Command::Events { kind, limit, json } => {
@@ -309,6 +551,42 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
     }
+}
+
+fn catalog(config: &Config) -> Result<Catalog, CliError> {
+    Catalog::load(config.catalog.as_deref())
+        .map_err(|reason| Error::invalid("catalog", reason).into())
+}
+
+/// Compliance changes made from the command line reach the log and syslog too.
+fn notify(config: &Config, clock: &Clock, transitions: &[Transition]) {
+    if transitions.is_empty() {
+        return;
+    }
+    let syslog = config
+        .log
+        .syslog
+        .as_deref()
+        .and_then(|url| crate::syslog::Syslog::connect(url, &config.name).ok());
+    Notifier::new(syslog, clock.clone()).compliance(transitions);
+}
+
+/// `YYYY-MM-DD` (midnight UTC) or RFC 3339.
+fn parse_date(field: &str, text: &str) -> Result<i64, CliError> {
+    use time::format_description::well_known::Rfc3339;
+    if let Ok(t) = time::OffsetDateTime::parse(text, &Rfc3339) {
+        return Ok(t.unix_timestamp());
+    }
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(text, &format)
+        .map(|d| d.midnight().assume_utc().unix_timestamp())
+        .map_err(|_| {
+            Error::invalid(
+                field,
+                format!("{text:?} is not a date; write YYYY-MM-DD or RFC 3339"),
+            )
+            .into()
+        })
 }
 
 fn init(config: &Config, clock: &Clock) -> Result<(), CliError> {
@@ -417,7 +695,7 @@ fn serve(config: Config, clock: Clock) -> Result<(), CliError> {
         .admin
         .local_addr()
         .map_err(|e| CliError::Other(e.to_string()))?;
-    let config = &satellite.config;
+    let config = satellite.config.clone();
     let ca_path = config.data_dir.join(crate::pki::CA_CERT_FILE);
     let under_cargo = std::env::var_os("CARGO_MANIFEST_DIR").is_some();
     let (sat, router) = if under_cargo {
@@ -433,38 +711,44 @@ fn serve(config: Config, clock: Clock) -> Result<(), CliError> {
     } else {
         format!(" -c {}", config.source)
     };
-    println!(
-        "{} ({} role) serving smart account {:?}",
-        config.name,
-        role_word(config.role),
-        config.account
-    );
-    println!("  device API: https://{device_addr}/SmartTransport");
-    println!("  admin:      https://{admin_addr}/  (/healthz, /readyz, /metrics)");
-    println!(
-        "  CA:         {}  (routers and clients trust this one file)",
-        ca_path.display()
-    );
-    println!("  database:   {}", config.database_path().display());
-    if let Some(password) = &satellite.created.admin_password {
+    actix_web::rt::System::new().block_on(async move {
+        // Listen for signals before telling anyone we are up.
+        let shutdown = crate::http::termination_signal()
+            .map_err(|e| CliError::Other(format!("cannot listen for signals: {e}")))?;
         println!(
-            "  bootstrap admin credential (shown once, store it now): {} / {password}",
-            store::users::BOOTSTRAP_ADMIN
+            "{} ({} role) serving smart account {:?}",
+            config.name,
+            role_word(config.role),
+            config.account
         );
-    }
-    println!();
-    println!("Next, in another terminal:");
-    println!("  {sat}{config_flag} token create --va Default --days 30");
-    println!(
-        "  {router} -s r1.json init --pid N540-24Z8Q2C-M --sn FOC2104R0XX --hostname r1 --url https://{device_addr} --ca {}",
-        ca_path.display()
-    );
-    println!("  {router} -s r1.json license smart register idtoken <TOKEN>");
-    println!("  {router} -s r1.json show license status");
-    println!("  {sat}{config_flag} instance list");
-    tracing::info!(device = %device_addr, admin = %admin_addr, "listening");
-    actix_web::rt::System::new()
-        .block_on(satellite.serve(listeners, crate::http::termination_signal()))?;
+        println!("  device API: https://{device_addr}/SmartTransport");
+        println!("  admin:      https://{admin_addr}/  (/healthz, /readyz, /metrics)");
+        println!(
+            "  CA:         {}  (routers and clients trust this one file)",
+            ca_path.display()
+        );
+        println!("  database:   {}", config.database_path().display());
+        if let Some(password) = &satellite.created.admin_password {
+            println!(
+                "  bootstrap admin credential (shown once, store it now): {} / {password}",
+                store::users::BOOTSTRAP_ADMIN
+            );
+        }
+        println!();
+        println!("Next, in another terminal:");
+        println!("  {sat}{config_flag} token create --va Default --days 30");
+        println!(
+            "  {router} -s r1.json init --pid N540-24Z8Q2C-M --sn FOC2104R0XX --hostname r1 --url https://{device_addr} --ca {}",
+            ca_path.display()
+        );
+        println!("  {router} -s r1.json license smart register idtoken <TOKEN>");
+        println!("  {router} -s r1.json show license status");
+        println!("  {sat}{config_flag} instance list");
+        use std::io::Write as _;
+        let _ = std::io::stdout().flush();
+        tracing::info!(device = %device_addr, admin = %admin_addr, "listening");
+        satellite.serve(listeners, shutdown).await.map_err(CliError::from)
+    })?;
     tracing::info!("stopped");
     Ok(())
 }

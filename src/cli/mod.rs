@@ -48,6 +48,19 @@ pub enum Command {
     /// Product instances: registered devices.
     #[command(subcommand)]
     Instance(InstanceCommand),
+    /// Licenses held by virtual accounts.
+    #[command(subcommand)]
+    License(LicenseCommand),
+    /// Per virtual account and entitlement tag: available, in use, shortfall, status.
+    Compliance {
+        #[arg(long, value_name = "VA")]
+        va: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Compliance reports: Periodic Record, Manual Record, Compliance Warning Report.
+    #[command(subcommand)]
+    Report(ReportCommand),
     /// The event log (registrations, deregistrations, token changes, ...).
     Events {
         /// Only events of this kind (registration, deregistration, token, renewal, ...).
@@ -134,5 +147,81 @@ pub enum InstanceCommand {
         instance: String,
         #[arg(long)]
         json: bool,
+    },
+    /// Move a product instance, with its license usage, to another virtual account.
+    Move {
+        instance: String,
+        /// Target virtual account.
+        #[arg(long, visible_alias = "va", value_name = "VA")]
+        to: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LicenseCommand {
+    /// Add purchased licenses to a virtual account (cloud role only).
+    Add {
+        #[arg(long, value_name = "VA")]
+        va: String,
+        #[arg(long, value_name = "SKU")]
+        sku: String,
+        #[arg(long, value_name = "N")]
+        quantity: i64,
+        /// Start of the term (YYYY-MM-DD or RFC 3339); default now.
+        #[arg(long, value_name = "DATE")]
+        start: Option<String>,
+        /// End of the term; default start + the SKU's term years (perpetual SKUs: none).
+        #[arg(long, value_name = "DATE")]
+        end: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List licenses.
+    List {
+        #[arg(long, value_name = "VA")]
+        va: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move licenses to another virtual account (allowed even if it leaves the source short).
+    Transfer {
+        /// Source virtual account.
+        #[arg(long, visible_alias = "va", value_name = "VA")]
+        from: String,
+        /// Target virtual account.
+        #[arg(long, value_name = "VA")]
+        to: String,
+        #[arg(long, value_name = "SKU")]
+        sku: String,
+        #[arg(long, value_name = "N")]
+        quantity: i64,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Generate a Manual Record now.
+    Generate {
+        #[arg(long, value_name = "VA")]
+        va: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List stored reports.
+    List {
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one report.
+    Show {
+        id: i64,
+        #[arg(long, value_enum, default_value = "text")]
+        format: crate::licensing::reports::Format,
     },
 }

@@ -2,6 +2,7 @@ use super::wire::{IdentityAnswer, Message, MessageType, RegistrationTimes, Renew
 use crate::clock::{rfc3339, Clock};
 use crate::domain::{TokenProblem, TokenSecret, Udi};
 use crate::error::{Error, Result};
+use crate::licensing::{self, catalog::Catalog, Notifier};
 use crate::pki::{parse_csr, CertificateAuthority, IssuedCertificate};
 use crate::store::certificates::CertificateRecord;
 use crate::store::events::{NewEvent, Severity};
@@ -24,6 +25,8 @@ pub struct DeviceService {
     store: Store,
     ca: Arc<CertificateAuthority>,
     clock: Clock,
+    catalog: Arc<Catalog>,
+    notifier: Arc<Notifier>,
 }
 
 /// A certificate-authenticated caller: the certificate on record and the
@@ -34,8 +37,20 @@ struct Caller {
 }
 
 impl DeviceService {
-    pub fn new(store: Store, ca: Arc<CertificateAuthority>, clock: Clock) -> Self {
-        Self { store, ca, clock }
+    pub fn new(
+        store: Store,
+        ca: Arc<CertificateAuthority>,
+        clock: Clock,
+        catalog: Arc<Catalog>,
+        notifier: Arc<Notifier>,
+    ) -> Self {
+        Self {
+            store,
+            ca,
+            clock,
+            catalog,
+            notifier,
+        }
     }
 
     pub fn clock(&self) -> &Clock {
@@ -55,10 +70,7 @@ impl DeviceService {
             )),
             MessageType::Deregistration => self.deregister(message, peer).await,
             MessageType::Acknowledgement => self.acknowledge(message, peer).await,
-            MessageType::Entitlement | MessageType::Renew => Err(Error::invalid(
-                "type",
-                "entitlement authorization is not served by this build yet",
-            )),
+            MessageType::Entitlement | MessageType::Renew => self.authorize(message, peer).await,
         }
     }
 
@@ -229,6 +241,55 @@ impl DeviceService {
             .await
     }
 
+    async fn authorize(&self, message: Message, peer: Option<PeerCertificate>) -> Result<String> {
+        let requested = message.entitlements.clone().ok_or_else(|| {
+            Error::invalid(
+                "entitlements",
+                "missing field `entitlements` ([{\"tag\": ..., \"count\": ...}])",
+            )
+        })?;
+        let caller = self.caller(peer)?;
+        if let Some(answer) = self.replay(&caller.udi_key, &message.message_id)? {
+            return Ok(answer);
+        }
+        self.live_instance(&caller)?;
+        let now = self.clock.unix();
+        let fingerprint = caller.cert_fingerprint(peer);
+        let message_id = message.message_id.clone();
+        let message_type = message.message_type;
+        let catalog = self.catalog.clone();
+        let (answer, transitions) = self
+            .store
+            .write(move |c| {
+                if let Some(answer) = messages::find(c, &caller.udi_key, &message_id)? {
+                    return Ok::<_, Error>((answer, Vec::new()));
+                }
+                let instance = still_live(c, &fingerprint, now)?;
+                let auth = licensing::authorize(c, &catalog, &instance, &requested, now)?;
+                let answer = serde_json::json!({
+                    "type": message_type.as_str(),
+                    "message_id": message_id,
+                    "status": auth.overall.as_str(),
+                    "instance_id": instance.instance_id,
+                    "virtual_account": instance.virtual_account,
+                    "entitlements": auth.entitlements.iter().map(|(tag, count, status)| serde_json::json!({
+                        "tag": tag, "count": count, "status": status.as_str(),
+                    })).collect::<Vec<_>>(),
+                    "authorization": {
+                        "authorized_at": rfc3339(auth.authorized_at),
+                        "next_communication": rfc3339(auth.next_communication),
+                        "deadline": rfc3339(auth.deadline),
+                    },
+                })
+                .to_string();
+                messages::record(c, &caller.udi_key, &message_id, message_type.as_str(), &answer, now)?;
+                Ok((answer, auth.transitions))
+            })
+            .await?;
+        self.notifier.compliance(&transitions);
+        Ok(answer)
+    }
+
     async fn deregister(&self, message: Message, peer: Option<PeerCertificate>) -> Result<String> {
         let caller = self.caller(peer)?;
         if let Some(answer) = self.replay(&caller.udi_key, &message.message_id)? {
@@ -246,14 +307,16 @@ impl DeviceService {
         .to_string();
         let fingerprint = caller.cert_fingerprint(peer);
         let message_id = message.message_id.clone();
-        self.store
+        let catalog = self.catalog.clone();
+        let (answer, transitions) = self
+            .store
             .write(move |c| {
                 if let Some(answer) = messages::find(c, &caller.udi_key, &message_id)? {
-                    return Ok(answer);
+                    return Ok::<_, Error>((answer, Vec::new()));
                 }
                 let instance = still_live(c, &fingerprint, now)?;
                 certificates::revoke_for_instance(c, instance.id, now, "deregistered")?;
-                instances::delete(c, instance.id)?;
+                let transitions = crate::inventory::release(c, &catalog, &instance, now)?;
                 let udi = format!("PID:{},SN:{}", instance.pid, instance.sn);
                 events::record(
                     c,
@@ -276,9 +339,11 @@ impl DeviceService {
                     &answer,
                     now,
                 )?;
-                Ok(answer)
+                Ok((answer, transitions))
             })
-            .await
+            .await?;
+        self.notifier.compliance(&transitions);
+        Ok(answer)
     }
 
     async fn acknowledge(&self, message: Message, peer: Option<PeerCertificate>) -> Result<String> {

@@ -19,6 +19,11 @@ pub struct Instance {
     pub registered_at: i64,
     pub renewed_at: Option<i64>,
     pub last_contact_at: i64,
+    pub authorized_at: Option<i64>,
+    pub next_communication: Option<i64>,
+    pub deadline: Option<i64>,
+    /// Overall status of the last authorization, in the device API's words.
+    pub authorization_status: Option<String>,
 }
 
 /// What listings print and scripts read.
@@ -33,6 +38,8 @@ pub struct InstanceView {
     pub status: String,
     pub registered_at: String,
     pub last_contact_at: String,
+    pub next_communication: Option<String>,
+    pub deadline: Option<String>,
 }
 
 impl Instance {
@@ -40,7 +47,17 @@ impl Instance {
         format!("{}:{}", self.pid, self.sn)
     }
 
-    pub fn view(&self) -> InstanceView {
+    /// REGISTERED until the first authorization; then the last overall
+    /// status, or AUTHORIZATION_EXPIRED once silent past the deadline.
+    pub fn status(&self, now: i64) -> &str {
+        match (&self.authorization_status, self.deadline) {
+            (Some(_), Some(deadline)) if now >= deadline => "AUTHORIZATION_EXPIRED",
+            (Some(status), _) => status,
+            (None, _) => "REGISTERED",
+        }
+    }
+
+    pub fn view(&self, now: i64) -> InstanceView {
         InstanceView {
             instance_id: self.instance_id.clone(),
             udi: format!("PID:{},SN:{}", self.pid, self.sn),
@@ -48,16 +65,19 @@ impl Instance {
             sn: self.sn.clone(),
             hostname: self.hostname.clone(),
             virtual_account: self.virtual_account.clone(),
-            status: "REGISTERED".into(),
+            status: self.status(now).to_string(),
             registered_at: rfc3339(self.registered_at),
             last_contact_at: rfc3339(self.last_contact_at),
+            next_communication: self.next_communication.map(rfc3339),
+            deadline: self.deadline.map(rfc3339),
         }
     }
 }
 
 const SELECT: &str =
     "SELECT p.id, p.instance_id, p.virtual_account_id, va.name, a.name, p.pid, p.sn,
-        p.hostname, p.registered_at, p.renewed_at, p.last_contact_at
+        p.hostname, p.registered_at, p.renewed_at, p.last_contact_at,
+        p.authorized_at, p.next_communication, p.deadline, p.authorization_status
      FROM product_instances p
      JOIN virtual_accounts va ON va.id = p.virtual_account_id
      JOIN accounts a ON a.id = va.account_id";
@@ -75,6 +95,10 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Instance> {
         registered_at: r.get(8)?,
         renewed_at: r.get(9)?,
         last_contact_at: r.get(10)?,
+        authorized_at: r.get(11)?,
+        next_communication: r.get(12)?,
+        deadline: r.get(13)?,
+        authorization_status: r.get(14)?,
     })
 }
 
@@ -167,4 +191,23 @@ pub fn delete(conn: &Connection, id: i64) -> Result<()> {
     conn.prepare_cached("DELETE FROM product_instances WHERE id = ?1")?
         .execute([id])?;
     Ok(())
+}
+
+pub fn record_authorization(c: &Connection, id: i64, status: &str, now: i64) -> Result<(i64, i64)> {
+    let next = now + crate::licensing::rules::NEXT_COMMUNICATION;
+    let deadline = now + crate::licensing::rules::COMMUNICATION_DEADLINE;
+    c.prepare_cached(
+        "UPDATE product_instances SET authorized_at = ?2, next_communication = ?3, deadline = ?4,
+           authorization_status = ?5, last_contact_at = ?2 WHERE id = ?1",
+    )?
+    .execute(params![id, now, next, deadline, status])?;
+    Ok((next, deadline))
+}
+
+pub fn move_to(c: &Connection, id: i64, virtual_account_id: i64) -> Result<()> {
+    c.execute(
+        "UPDATE product_instances SET virtual_account_id = ?2 WHERE id = ?1",
+        params![id, virtual_account_id],
+    )?;
+    crate::store::usage::move_instance(c, id, virtual_account_id)
 }

@@ -10,10 +10,11 @@ struct Migration {
     sql: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "accounts, tokens, product instances, certificates, messages, events, users",
-    sql: r#"
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "accounts, tokens, product instances, certificates, messages, events, users",
+        sql: r#"
 CREATE TABLE accounts (
     id          INTEGER PRIMARY KEY,
     name        TEXT NOT NULL UNIQUE,
@@ -99,7 +100,85 @@ CREATE TABLE settings (
     value TEXT NOT NULL
 );
 "#,
-}];
+    },
+    Migration {
+        version: 2,
+        name: "licenses, entitlement usage, pools, usage history, reports",
+        sql: r#"
+CREATE TABLE licenses (
+    id                 INTEGER PRIMARY KEY,
+    virtual_account_id INTEGER NOT NULL REFERENCES virtual_accounts(id),
+    sku                TEXT NOT NULL,
+    tag                TEXT NOT NULL,
+    quantity           INTEGER NOT NULL CHECK (quantity > 0),
+    license_type       TEXT NOT NULL CHECK (license_type IN ('PERPETUAL', 'TERM')),
+    start_at           INTEGER NOT NULL,
+    end_at             INTEGER,
+    created_at         INTEGER NOT NULL
+);
+CREATE INDEX licenses_pool ON licenses(virtual_account_id, tag);
+CREATE INDEX licenses_end ON licenses(end_at);
+
+-- The latest demand of each instance per tag (an ENTITLEMENT states the full demand).
+CREATE TABLE entitlement_usage (
+    instance_id        INTEGER NOT NULL REFERENCES product_instances(id) ON DELETE CASCADE,
+    virtual_account_id INTEGER NOT NULL REFERENCES virtual_accounts(id),
+    tag                TEXT NOT NULL,
+    count              INTEGER NOT NULL CHECK (count > 0),
+    status             TEXT NOT NULL,
+    requested_at       INTEGER NOT NULL,
+    PRIMARY KEY (instance_id, tag)
+) WITHOUT ROWID;
+
+-- Demand per (virtual account, tag), kept exact by triggers on every path that
+-- changes usage (requests, deregistration, removal, moves): no scan of instances.
+CREATE TABLE pools (
+    virtual_account_id INTEGER NOT NULL REFERENCES virtual_accounts(id),
+    tag                TEXT NOT NULL,
+    in_use             INTEGER NOT NULL DEFAULT 0,
+    status             TEXT NOT NULL DEFAULT 'In Compliance',
+    PRIMARY KEY (virtual_account_id, tag)
+) WITHOUT ROWID;
+CREATE TRIGGER usage_added AFTER INSERT ON entitlement_usage BEGIN
+    INSERT INTO pools (virtual_account_id, tag, in_use) VALUES (NEW.virtual_account_id, NEW.tag, NEW.count)
+    ON CONFLICT (virtual_account_id, tag) DO UPDATE SET in_use = in_use + NEW.count;
+END;
+CREATE TRIGGER usage_removed AFTER DELETE ON entitlement_usage BEGIN
+    UPDATE pools SET in_use = in_use - OLD.count
+    WHERE virtual_account_id = OLD.virtual_account_id AND tag = OLD.tag;
+END;
+CREATE TRIGGER usage_changed AFTER UPDATE OF count, virtual_account_id, tag ON entitlement_usage BEGIN
+    UPDATE pools SET in_use = in_use - OLD.count
+    WHERE virtual_account_id = OLD.virtual_account_id AND tag = OLD.tag;
+    INSERT INTO pools (virtual_account_id, tag, in_use) VALUES (NEW.virtual_account_id, NEW.tag, NEW.count)
+    ON CONFLICT (virtual_account_id, tag) DO UPDATE SET in_use = in_use + NEW.count;
+END;
+
+ALTER TABLE product_instances ADD COLUMN authorized_at INTEGER;
+ALTER TABLE product_instances ADD COLUMN next_communication INTEGER;
+ALTER TABLE product_instances ADD COLUMN deadline INTEGER;
+ALTER TABLE product_instances ADD COLUMN authorization_status TEXT;
+
+CREATE TABLE usage_history (
+    day                TEXT NOT NULL,
+    virtual_account_id INTEGER NOT NULL REFERENCES virtual_accounts(id),
+    tag                TEXT NOT NULL,
+    in_use             INTEGER NOT NULL,
+    available          INTEGER NOT NULL,
+    PRIMARY KEY (day, virtual_account_id, tag)
+) WITHOUT ROWID;
+
+CREATE TABLE reports (
+    id              INTEGER PRIMARY KEY,
+    kind            TEXT NOT NULL,
+    created_at      INTEGER NOT NULL,
+    virtual_account TEXT,
+    summary         TEXT NOT NULL,
+    body            TEXT NOT NULL
+);
+"#,
+    },
+];
 
 pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {
     conn.execute_batch(

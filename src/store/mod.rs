@@ -12,8 +12,10 @@ pub mod accounts;
 pub mod certificates;
 pub mod events;
 pub mod instances;
+pub mod licenses;
 pub mod messages;
 pub mod tokens;
+pub mod usage;
 pub mod users;
 
 pub use writer::{Writer, WriterStats};
@@ -173,5 +175,28 @@ pub(crate) fn optional<T>(result: rusqlite::Result<T>) -> rusqlite::Result<Optio
         Ok(value) => Ok(Some(value)),
         Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
         Err(e) => Err(e),
+    }
+}
+
+/// Small named values the server keeps between runs (job bookkeeping).
+pub mod settings {
+    use crate::error::Result;
+    use rusqlite::Connection;
+
+    pub fn get(c: &Connection, key: &str) -> Result<Option<String>> {
+        Ok(super::optional(c.query_row(
+            "SELECT value FROM settings WHERE key = ?1",
+            [key],
+            |r| r.get(0),
+        ))?)
+    }
+
+    pub fn set(c: &Connection, key: &str, value: &str) -> Result<()> {
+        c.execute(
+            "INSERT INTO settings (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [key, value],
+        )?;
+        Ok(())
     }
 }

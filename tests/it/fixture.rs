@@ -15,8 +15,13 @@ pub struct Server {
     pub admin_url: String,
     pub clock: Clock,
     pub config_path: PathBuf,
+    pub jobs: satellite::licensing::jobs::Jobs,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
+}
+
+pub fn cloud_config() -> String {
+    format!("role: cloud\n{BASE_CONFIG}")
 }
 
 pub const BASE_CONFIG: &str = "name: test-satellite\naccount: Test Corp\ndata_dir: ./data\n\
@@ -37,6 +42,7 @@ impl Server {
         let clock = Clock::system();
         let satellite = Satellite::open(config, clock.clone()).expect("open");
         let listeners = satellite.bind().expect("bind");
+        let jobs = satellite.jobs().expect("jobs");
         let device = listeners.device.local_addr().expect("addr");
         let admin = listeners.admin.local_addr().expect("addr");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -53,6 +59,7 @@ impl Server {
             admin_url: format!("https://127.0.0.1:{}", admin.port()),
             clock,
             config_path,
+            jobs,
             stop: Some(stop),
             thread: Some(thread),
         };

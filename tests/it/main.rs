@@ -6,4 +6,5 @@ mod fixture;
 mod cli;
 mod concurrency;
 mod device_errors;
+mod licensing;
 mod registration;

@@ -1,0 +1,228 @@
+//! SKU → entitlement tag, category and term. Ships with the NCS 540 Flexible
+//! Consumption table of the seed; more from a YAML file named in the config.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Category {
+    Essential,
+    Advanced,
+    /// Counted and reported, never out of compliance.
+    Tracking,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sku {
+    pub sku: String,
+    pub tag: String,
+    /// Years a term SKU runs from its start; absent for perpetual SKUs.
+    #[serde(default)]
+    pub term_years: Option<u32>,
+    #[serde(default)]
+    pub description: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tag {
+    pub tag: String,
+    pub category: Category,
+    #[serde(default)]
+    pub description: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CatalogFile {
+    #[serde(default)]
+    tags: Vec<Tag>,
+    #[serde(default)]
+    skus: Vec<Sku>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    skus: BTreeMap<String, Sku>,
+    tags: BTreeMap<String, Tag>,
+}
+
+pub const ESS_RTU: &str = "ESS-AC-10G-RTU-1";
+pub const ESS_SIA: &str = "ESS-AC-10G-SIA";
+pub const ADV_RTU: &str = "ADV-AC-10G-RTU-1";
+pub const ADV_SIA: &str = "ADV-AC-10G-SIA";
+pub const CHASSIS_TRACKING: &str = "N540-24Z8Q2C-FC-SW";
+const SIA_TERMS: [u32; 5] = [3, 4, 5, 7, 10];
+
+impl Catalog {
+    /// The seed's NCS 540 table.
+    pub fn builtin() -> Self {
+        let mut catalog = Self {
+            skus: BTreeMap::new(),
+            tags: BTreeMap::new(),
+        };
+        let tags = [
+            (
+                ESS_RTU,
+                Category::Essential,
+                "Access Essentials SW Right-to-Use v1.0 per 10G",
+            ),
+            (
+                ESS_SIA,
+                Category::Essential,
+                "Access Essentials SIA per 10G",
+            ),
+            (
+                ADV_RTU,
+                Category::Advanced,
+                "Access Advantage SW Right-to-Use v1.0 per 10G",
+            ),
+            (ADV_SIA, Category::Advanced, "Access Advantage SIA per 10G"),
+            (
+                CHASSIS_TRACKING,
+                Category::Tracking,
+                "NCS 540 Series additional Software Licenses (RTU, SIA)",
+            ),
+        ];
+        for (tag, category, description) in tags {
+            catalog.add_tag(Tag {
+                tag: tag.into(),
+                category,
+                description: description.into(),
+            });
+        }
+        let perpetual = [
+            (
+                ESS_RTU,
+                ESS_RTU,
+                "Access Network Essentials Software RTU per 10Gb",
+            ),
+            (
+                ADV_RTU,
+                ADV_RTU,
+                "Access Network Advanced Software RTU per 10Gb",
+            ),
+            (
+                CHASSIS_TRACKING,
+                CHASSIS_TRACKING,
+                "NCS 540 Series additional Software Licenses (RTU, SIA)",
+            ),
+        ];
+        for (sku, tag, description) in perpetual {
+            catalog.add_sku(Sku {
+                sku: sku.into(),
+                tag: tag.into(),
+                term_years: None,
+                description: description.into(),
+            });
+        }
+        for years in SIA_TERMS {
+            for (prefix, tag, level) in
+                [("ESS", ESS_SIA, "Essentials"), ("ADV", ADV_SIA, "Advanced")]
+            {
+                catalog.add_sku(Sku {
+                    sku: format!("{prefix}-AC-10G-SIA-{years}"),
+                    tag: tag.into(),
+                    term_years: Some(years),
+                    description: format!(
+                        "Access Network {level} Software Innovation Access per 10Gb: {years}-year"
+                    ),
+                });
+            }
+        }
+        catalog
+    }
+
+    /// The built-in table plus the file's SKUs and tags (a file may override).
+    pub fn load(file: Option<&Path>) -> Result<Self, String> {
+        let mut catalog = Self::builtin();
+        let Some(path) = file else {
+            return Ok(catalog);
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let de = serde_yaml::Deserializer::from_str(&text);
+        let extra: CatalogFile = serde_path_to_error::deserialize(de)
+            .map_err(|e| format!("{}: {}: {}", path.display(), e.path(), e.inner()))?;
+        for tag in extra.tags {
+            catalog.add_tag(tag);
+        }
+        for sku in extra.skus {
+            if !catalog.tags.contains_key(&sku.tag) {
+                return Err(format!(
+                    "{}: SKU {} fills tag {}, which is neither built in nor listed under `tags`",
+                    path.display(),
+                    sku.sku,
+                    sku.tag
+                ));
+            }
+            catalog.add_sku(sku);
+        }
+        Ok(catalog)
+    }
+
+    fn add_tag(&mut self, tag: Tag) {
+        self.tags.insert(tag.tag.clone(), tag);
+    }
+
+    fn add_sku(&mut self, sku: Sku) {
+        self.skus.insert(sku.sku.clone(), sku);
+    }
+
+    pub fn sku(&self, name: &str) -> Option<&Sku> {
+        self.skus.get(name)
+    }
+
+    pub fn tag(&self, name: &str) -> Option<&Tag> {
+        self.tags.get(name)
+    }
+
+    pub fn skus(&self) -> impl Iterator<Item = &Sku> {
+        self.skus.values()
+    }
+
+    pub fn is_tracking(&self, tag: &str) -> bool {
+        self.tag(tag)
+            .is_some_and(|t| t.category == Category::Tracking)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_sia_term_fills_its_tag() {
+        let catalog = Catalog::builtin();
+        for years in SIA_TERMS {
+            let ess = catalog
+                .sku(&format!("ESS-AC-10G-SIA-{years}"))
+                .expect("ess");
+            assert_eq!((ess.tag.as_str(), ess.term_years), (ESS_SIA, Some(years)));
+            let adv = catalog
+                .sku(&format!("ADV-AC-10G-SIA-{years}"))
+                .expect("adv");
+            assert_eq!(adv.tag, ADV_SIA);
+        }
+        assert_eq!(catalog.sku(ESS_RTU).map(|s| s.term_years), Some(None));
+        assert!(catalog.is_tracking(CHASSIS_TRACKING));
+        assert!(catalog.tag("NO-SUCH-TAG").is_none());
+    }
+
+    #[test]
+    fn a_file_adds_skus_and_tags() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("catalog.yaml");
+        std::fs::write(
+            &path,
+            "tags:\n  - { tag: ESS-100G-RTU-1, category: essential }\nskus:\n  - { sku: ESS-100G-RTU-1, tag: ESS-100G-RTU-1 }\n",
+        )
+        .expect("write");
+        let catalog = Catalog::load(Some(&path)).expect("load");
+        assert!(catalog.sku("ESS-100G-RTU-1").is_some());
+        std::fs::write(&path, "skus:\n  - { sku: X, tag: NOPE }\n").expect("write");
+        assert!(Catalog::load(Some(&path)).unwrap_err().contains("NOPE"));
+    }
+}

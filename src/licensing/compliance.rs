@@ -1,0 +1,55 @@
+//! The compliance view: per virtual account and tag, what is held, what is
+//! used and what is short.
+
+use super::catalog::Catalog;
+use super::pool;
+use super::rules;
+use crate::error::Result;
+use crate::store::{accounts, usage};
+use rusqlite::Connection;
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ComplianceRow {
+    pub virtual_account: String,
+    pub tag: String,
+    pub available: i64,
+    pub in_use: i64,
+    pub shortfall: i64,
+    pub status: &'static str,
+}
+
+pub fn rows(
+    c: &Connection,
+    catalog: &Catalog,
+    account: &str,
+    virtual_account: Option<&str>,
+    now: i64,
+) -> Result<Vec<ComplianceRow>> {
+    let vas = match virtual_account {
+        Some(name) => vec![accounts::require(c, account, name, now)?],
+        None => accounts::list(c, account, now)?,
+    };
+    let mut rows = Vec::new();
+    for va in vas {
+        for tag in usage::pools_of(c, va.id)? {
+            let state = pool::state(c, catalog, va.id, &tag, now)?;
+            if state.in_use == 0 && state.available == 0 {
+                continue;
+            }
+            rows.push(ComplianceRow {
+                virtual_account: va.name.clone(),
+                shortfall: rules::shortfall(
+                    catalog.is_tracking(&tag),
+                    state.in_use,
+                    state.available,
+                ),
+                tag,
+                available: state.available,
+                in_use: state.in_use,
+                status: state.status.as_str(),
+            });
+        }
+    }
+    Ok(rows)
+}

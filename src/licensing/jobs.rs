@@ -1,0 +1,115 @@
+//! Work the clock triggers: term licenses starting and ending, the Periodic
+//! Record on `reports.schedule`, and the daily usage snapshot.
+
+use super::catalog::Catalog;
+use super::reports::{self, ReportKind};
+use super::{pool, Notifier};
+use crate::clock::Clock;
+use crate::error::{Error, Result};
+use crate::store::{licenses, settings, Store};
+use chrono::{TimeZone, Utc};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+const LAST_RUN: &str = "jobs.last_run";
+const LAST_SNAPSHOT_DAY: &str = "jobs.last_usage_snapshot";
+
+pub struct Jobs {
+    pub store: Store,
+    pub catalog: Arc<Catalog>,
+    pub clock: Clock,
+    pub account: String,
+    pub report_schedule: cron::Schedule,
+    pub notifier: Arc<Notifier>,
+}
+
+/// What one run did (for logs and tests).
+#[derive(Debug, Default, Clone)]
+pub struct RunOutcome {
+    pub compliance_changes: usize,
+    pub periodic_reports: usize,
+    pub usage_snapshots: usize,
+}
+
+impl Jobs {
+    /// Does whatever came due since the last run. Blocking: call it from a
+    /// plain thread (the scheduler's, or a test's).
+    pub fn run_due(&self) -> Result<RunOutcome> {
+        let span = tracing::info_span!("jobs");
+        let _entered = span.enter();
+        let now = self.clock.unix();
+        let catalog = self.catalog.clone();
+        let account = self.account.clone();
+        let schedule = self.report_schedule.clone();
+        let (outcome, transitions) = self.store.writer().write_blocking(move |c| {
+            let mut outcome = RunOutcome::default();
+            let mut transitions = Vec::new();
+            let last: Option<i64> = settings::get(c, LAST_RUN)?.and_then(|v| v.parse().ok());
+            let Some(last) = last else {
+                settings::set(c, LAST_RUN, &now.to_string())?;
+                return Ok::<_, Error>((outcome, transitions));
+            };
+            if now > last {
+                for (va_id, tag) in licenses::pools_changing_between(c, last, now)? {
+                    let va_name: String = c.query_row(
+                        "SELECT name FROM virtual_accounts WHERE id = ?1",
+                        [va_id],
+                        |r| r.get(0),
+                    )?;
+                    transitions.extend(pool::evaluate(c, &catalog, va_id, &va_name, &[tag], now)?);
+                }
+                let last_utc = Utc.timestamp_opt(last, 0).single();
+                let due = last_utc
+                    .and_then(|t| schedule.after(&t).next())
+                    .is_some_and(|next| next.timestamp() <= now);
+                if due {
+                    reports::generate(
+                        c,
+                        &catalog,
+                        ReportKind::Periodic,
+                        Some(&account),
+                        None,
+                        now,
+                    )?;
+                    outcome.periodic_reports += 1;
+                }
+                settings::set(c, LAST_RUN, &now.to_string())?;
+            }
+            let today = time::OffsetDateTime::from_unix_timestamp(now)
+                .map(|t| t.date().to_string())
+                .unwrap_or_default();
+            if settings::get(c, LAST_SNAPSHOT_DAY)?.as_deref() != Some(today.as_str()) {
+                outcome.usage_snapshots = reports::snapshot_usage(c, &catalog, &account, now)?;
+                settings::set(c, LAST_SNAPSHOT_DAY, &today)?;
+            }
+            outcome.compliance_changes = transitions.len();
+            Ok((outcome, transitions))
+        })?;
+        self.notifier.compliance(&transitions);
+        if outcome.periodic_reports > 0 {
+            tracing::info!("generated the Periodic Record");
+        }
+        Ok(outcome)
+    }
+
+    /// Runs `run_due` every few seconds until `stop` is set.
+    pub fn spawn(
+        self: Arc<Self>,
+        stop: Arc<AtomicBool>,
+    ) -> std::io::Result<std::thread::JoinHandle<()>> {
+        std::thread::Builder::new().name("jobs".into()).spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if let Err(e) = self.run_due() {
+                    tracing::error!(error = %e, "scheduled jobs failed; retrying at the next tick");
+                }
+                for _ in 0..20 {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(250));
+                }
+            }
+        })
+    }
+}

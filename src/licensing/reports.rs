@@ -1,0 +1,317 @@
+//! Compliance reports (seed: Periodic Record, Manual Record, Compliance
+//! Warning Report): stored as JSON, shown as text, JSON or CSV.
+
+use super::catalog::Catalog;
+use super::compliance::{self, ComplianceRow};
+use super::rules;
+use crate::clock::rfc3339;
+use crate::error::{Error, Result};
+use crate::store::{accounts, instances, usage};
+use rusqlite::{params, Connection};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReportKind {
+    #[serde(rename = "Periodic Record")]
+    Periodic,
+    #[serde(rename = "Manual Record")]
+    Manual,
+    #[serde(rename = "Compliance Warning Report")]
+    ComplianceWarning,
+}
+
+impl ReportKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Periodic => "Periodic Record",
+            Self::Manual => "Manual Record",
+            Self::ComplianceWarning => "Compliance Warning Report",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InstanceUsage {
+    pub udi: String,
+    pub hostname: Option<String>,
+    pub virtual_account: String,
+    pub status: String,
+    pub entitlements: Vec<EntitlementUsage>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EntitlementUsage {
+    pub tag: String,
+    pub count: i64,
+    pub status: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReportRow {
+    pub virtual_account: String,
+    pub tag: String,
+    pub available: i64,
+    pub in_use: i64,
+    pub shortfall: i64,
+    pub status: String,
+}
+
+impl From<ComplianceRow> for ReportRow {
+    fn from(r: ComplianceRow) -> Self {
+        Self {
+            virtual_account: r.virtual_account,
+            tag: r.tag,
+            available: r.available,
+            in_use: r.in_use,
+            shortfall: r.shortfall,
+            status: r.status.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    pub id: i64,
+    pub kind: ReportKind,
+    pub created_at: String,
+    pub account: String,
+    pub virtual_account: Option<String>,
+    pub compliance: Vec<ReportRow>,
+    /// Inventory: empty in a Compliance Warning Report (shortfalls only).
+    pub product_instances: Vec<InstanceUsage>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReportSummary {
+    pub id: i64,
+    pub kind: String,
+    pub created_at: String,
+    pub virtual_account: Option<String>,
+    pub summary: String,
+}
+
+/// Builds and stores a report; `account` defaults to the one the VA belongs to.
+pub fn generate(
+    c: &Connection,
+    catalog: &Catalog,
+    kind: ReportKind,
+    account: Option<&str>,
+    virtual_account: Option<&str>,
+    now: i64,
+) -> Result<i64> {
+    let account = match account {
+        Some(a) => a.to_string(),
+        None => c.query_row(
+            "SELECT a.name FROM accounts a JOIN virtual_accounts va ON va.account_id = a.id
+             WHERE va.name = ?1 ORDER BY a.id LIMIT 1",
+            [virtual_account.unwrap_or(crate::domain::DEFAULT_VIRTUAL_ACCOUNT)],
+            |r| r.get(0),
+        )?,
+    };
+    let mut rows: Vec<ReportRow> = compliance::rows(c, catalog, &account, virtual_account, now)?
+        .into_iter()
+        .map(ReportRow::from)
+        .collect();
+    let mut inventory = Vec::new();
+    if kind == ReportKind::ComplianceWarning {
+        rows.retain(|r| r.shortfall > 0);
+    } else {
+        for instance in instances::list(c, &account, virtual_account)? {
+            let entitlements = usage::of_instance(c, instance.id)?
+                .into_iter()
+                .map(|(tag, count, status)| EntitlementUsage { tag, count, status })
+                .collect();
+            inventory.push(InstanceUsage {
+                udi: format!("PID:{},SN:{}", instance.pid, instance.sn),
+                hostname: instance.hostname.clone(),
+                virtual_account: instance.virtual_account.clone(),
+                status: instance.status(now).to_string(),
+                entitlements,
+            });
+        }
+    }
+    let short: i64 = rows.iter().map(|r| r.shortfall).sum();
+    let summary = match kind {
+        ReportKind::ComplianceWarning => {
+            format!("{} pool(s) short by {short} unit(s) in total", rows.len())
+        }
+        _ => format!(
+            "{} pool(s), {} product instance(s), {}",
+            rows.len(),
+            inventory.len(),
+            if short > 0 {
+                format!("short by {short} unit(s)")
+            } else {
+                "in compliance".into()
+            }
+        ),
+    };
+    let mut report = Report {
+        id: 0,
+        kind,
+        created_at: rfc3339(now),
+        account,
+        virtual_account: virtual_account.map(str::to_string),
+        compliance: rows,
+        product_instances: inventory,
+    };
+    c.execute(
+        "INSERT INTO reports (kind, created_at, virtual_account, summary, body) VALUES (?1, ?2, ?3, ?4, '')",
+        params![kind.as_str(), now, virtual_account, summary],
+    )?;
+    report.id = c.last_insert_rowid();
+    let body =
+        serde_json::to_string(&report).map_err(|e| Error::invalid("report", e.to_string()))?;
+    c.execute(
+        "UPDATE reports SET body = ?2 WHERE id = ?1",
+        params![report.id, body],
+    )?;
+    Ok(report.id)
+}
+
+pub fn list(c: &Connection, limit: u32) -> Result<Vec<ReportSummary>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT id, kind, created_at, virtual_account, summary FROM
+           (SELECT * FROM reports ORDER BY id DESC LIMIT ?1) ORDER BY id",
+    )?;
+    let rows = stmt.query_map([limit], |r| {
+        Ok(ReportSummary {
+            id: r.get(0)?,
+            kind: r.get(1)?,
+            created_at: rfc3339(r.get(2)?),
+            virtual_account: r.get(3)?,
+            summary: r.get(4)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn load(c: &Connection, id: i64) -> Result<Report> {
+    let body: String =
+        crate::store::optional(
+            c.query_row("SELECT body FROM reports WHERE id = ?1", [id], |r| r.get(0)),
+        )?
+        .ok_or_else(|| Error::NotFound(format!("no report {id}; see `satellite report list`")))?;
+    serde_json::from_str(&body)
+        .map_err(|e| Error::invalid("report", format!("stored report {id} is unreadable: {e}")))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+    Csv,
+}
+
+pub fn render(report: &Report, format: Format) -> String {
+    match format {
+        Format::Json => serde_json::to_string_pretty(report).unwrap_or_default(),
+        Format::Csv => csv(report),
+        Format::Text => text(report),
+    }
+}
+
+fn csv_field(value: &str) -> String {
+    if value.contains([',', '"', '\n']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value.to_string()
+    }
+}
+
+fn csv(report: &Report) -> String {
+    let mut out = String::from("virtual_account,tag,available,in_use,shortfall,status\n");
+    for r in &report.compliance {
+        out.push_str(&format!(
+            "{},{},{},{},{},{}\n",
+            csv_field(&r.virtual_account),
+            csv_field(&r.tag),
+            r.available,
+            r.in_use,
+            r.shortfall,
+            csv_field(&r.status)
+        ));
+    }
+    if !report.product_instances.is_empty() {
+        out.push_str("\nudi,hostname,virtual_account,instance_status,tag,count,status\n");
+        for i in &report.product_instances {
+            for e in &i.entitlements {
+                out.push_str(&format!(
+                    "{},{},{},{},{},{},{}\n",
+                    csv_field(&i.udi),
+                    csv_field(i.hostname.as_deref().unwrap_or("")),
+                    csv_field(&i.virtual_account),
+                    i.status,
+                    csv_field(&e.tag),
+                    e.count,
+                    e.status
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn text(report: &Report) -> String {
+    let mut out = format!(
+        "{} #{}\nSmart Account: {}\nVirtual Account: {}\nGenerated: {}\n\n",
+        report.kind.as_str(),
+        report.id,
+        report.account,
+        report.virtual_account.as_deref().unwrap_or("(all)"),
+        report.created_at
+    );
+    out.push_str(&format!(
+        "{:<16} {:<22} {:>9} {:>7} {:>9}  {}\n",
+        "Virtual Account", "Entitlement Tag", "Available", "In Use", "Shortfall", "Status"
+    ));
+    for r in &report.compliance {
+        out.push_str(&format!(
+            "{:<16} {:<22} {:>9} {:>7} {:>9}  {}\n",
+            r.virtual_account, r.tag, r.available, r.in_use, r.shortfall, r.status
+        ));
+    }
+    if report.compliance.is_empty() {
+        out.push_str("(no pools)\n");
+    }
+    if !report.product_instances.is_empty() {
+        out.push_str("\nProduct Instances:\n");
+        for i in &report.product_instances {
+            out.push_str(&format!(
+                "  {} {} [{}] {}\n",
+                i.udi,
+                i.hostname.as_deref().unwrap_or("-"),
+                i.virtual_account,
+                i.status
+            ));
+            for e in &i.entitlements {
+                out.push_str(&format!("    {} x{} {}\n", e.tag, e.count, e.status));
+            }
+        }
+    }
+    out
+}
+
+/// Records today's usage per pool (usage trends); keeps 450 days.
+pub fn snapshot_usage(c: &Connection, catalog: &Catalog, account: &str, now: i64) -> Result<usize> {
+    let day = time::OffsetDateTime::from_unix_timestamp(now)
+        .map(|t| t.date().to_string())
+        .unwrap_or_default();
+    let mut n = 0;
+    for va in accounts::list(c, account, now)? {
+        for tag in usage::pools_of(c, va.id)? {
+            let state = super::pool::state(c, catalog, va.id, &tag, now)?;
+            c.execute(
+                "INSERT INTO usage_history (day, virtual_account_id, tag, in_use, available) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (day, virtual_account_id, tag) DO UPDATE SET in_use = excluded.in_use, available = excluded.available",
+                params![day, va.id, tag, state.in_use, state.available],
+            )?;
+            n += 1;
+        }
+    }
+    let oldest = time::OffsetDateTime::from_unix_timestamp(now - 450 * rules::DAY)
+        .map(|t| t.date().to_string())
+        .unwrap_or_default();
+    c.execute("DELETE FROM usage_history WHERE day < ?1", [oldest])?;
+    Ok(n)
+}

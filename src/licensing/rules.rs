@@ -1,0 +1,183 @@
+//! The entitlement rules of DESIGN §5 and §6 as plain functions.
+
+use serde::Serialize;
+
+pub const DAY: i64 = 86_400;
+/// After each successful ENTITLEMENT/RENEW the device comes back within 30 days…
+pub const NEXT_COMMUNICATION: i64 = 30 * DAY;
+/// …and is AUTHORIZATION_EXPIRED if silent for 90.
+pub const COMMUNICATION_DEADLINE: i64 = 90 * DAY;
+
+/// Status of one entitlement of one product instance, in the device API's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum EntitlementStatus {
+    Authorized,
+    OutOfCompliance,
+    Invalid,
+    AuthorizationExpired,
+}
+
+impl EntitlementStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Authorized => "AUTHORIZED",
+            Self::OutOfCompliance => "OUT_OF_COMPLIANCE",
+            Self::Invalid => "INVALID",
+            Self::AuthorizationExpired => "AUTHORIZATION_EXPIRED",
+        }
+    }
+}
+
+/// A pool is a (virtual account, tag) pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum PoolStatus {
+    #[serde(rename = "In Compliance")]
+    InCompliance,
+    #[serde(rename = "Out of Compliance")]
+    OutOfCompliance,
+}
+
+impl PoolStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InCompliance => "In Compliance",
+            Self::OutOfCompliance => "Out of Compliance",
+        }
+    }
+
+    pub fn parse(text: &str) -> Self {
+        if text == Self::OutOfCompliance.as_str() {
+            Self::OutOfCompliance
+        } else {
+            Self::InCompliance
+        }
+    }
+}
+
+/// Demand ≤ available, or a tracking tag (counted, never short).
+pub fn pool_status(tracking: bool, in_use: i64, available: i64) -> PoolStatus {
+    if tracking || in_use <= available {
+        PoolStatus::InCompliance
+    } else {
+        PoolStatus::OutOfCompliance
+    }
+}
+
+pub fn shortfall(tracking: bool, in_use: i64, available: i64) -> i64 {
+    if tracking {
+        0
+    } else {
+        (in_use - available).max(0)
+    }
+}
+
+pub fn entitlement_status(pool: PoolStatus) -> EntitlementStatus {
+    match pool {
+        PoolStatus::InCompliance => EntitlementStatus::Authorized,
+        PoolStatus::OutOfCompliance => EntitlementStatus::OutOfCompliance,
+    }
+}
+
+/// The overall status of a message: a shortfall anywhere dominates, then an
+/// unknown tag; authorized only when everything is.
+pub fn overall(statuses: impl IntoIterator<Item = EntitlementStatus>) -> EntitlementStatus {
+    let mut result = EntitlementStatus::Authorized;
+    for status in statuses {
+        match status {
+            EntitlementStatus::OutOfCompliance => return EntitlementStatus::OutOfCompliance,
+            EntitlementStatus::Invalid | EntitlementStatus::AuthorizationExpired => result = status,
+            EntitlementStatus::Authorized => {}
+        }
+    }
+    result
+}
+
+/// An instance silent past its deadline is AUTHORIZATION_EXPIRED; it still
+/// counts against its pools until it is removed.
+pub fn instance_status(
+    stored: EntitlementStatus,
+    deadline: Option<i64>,
+    now: i64,
+) -> EntitlementStatus {
+    match deadline {
+        Some(deadline) if now >= deadline => EntitlementStatus::AuthorizationExpired,
+        _ => stored,
+    }
+}
+
+/// When a term license ends: an explicit end wins, else start + term years.
+pub fn term_end(start: i64, term_years: Option<u32>, explicit_end: Option<i64>) -> Option<i64> {
+    explicit_end.or_else(|| {
+        let years = term_years?;
+        let start = time::OffsetDateTime::from_unix_timestamp(start).ok()?;
+        let year = start.year() + i32::try_from(years).ok()?;
+        // 29 February plus n years falls on 28 February when needed.
+        let end = start
+            .replace_year(year)
+            .or_else(|_| start.replace_day(28).and_then(|d| d.replace_year(year)))
+            .ok()?;
+        Some(end.unix_timestamp())
+    })
+}
+
+/// A license counts at `t` when its term covers `t` (perpetual: always once started).
+pub fn counts_at(start: i64, end: Option<i64>, t: i64) -> bool {
+    start <= t && end.is_none_or(|end| t < end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use EntitlementStatus::*;
+
+    #[test]
+    fn demand_within_availability_is_compliant() {
+        assert_eq!(pool_status(false, 10, 10), PoolStatus::InCompliance);
+        assert_eq!(pool_status(false, 11, 10), PoolStatus::OutOfCompliance);
+        assert_eq!(
+            pool_status(true, 11, 0),
+            PoolStatus::InCompliance,
+            "tracking never short"
+        );
+        assert_eq!(shortfall(false, 11, 10), 1);
+        assert_eq!(shortfall(true, 11, 0), 0);
+    }
+
+    #[test]
+    fn overall_status_prefers_the_worst() {
+        assert_eq!(overall([Authorized, Authorized]), Authorized);
+        assert_eq!(overall([Authorized, Invalid]), Invalid);
+        assert_eq!(
+            overall([Invalid, OutOfCompliance, Authorized]),
+            OutOfCompliance
+        );
+        assert_eq!(overall([]), Authorized);
+    }
+
+    #[test]
+    fn silence_past_the_deadline_expires_authorization() {
+        assert_eq!(instance_status(Authorized, Some(100), 99), Authorized);
+        assert_eq!(
+            instance_status(Authorized, Some(100), 100),
+            AuthorizationExpired
+        );
+        assert_eq!(instance_status(OutOfCompliance, None, 100), OutOfCompliance);
+    }
+
+    #[test]
+    fn terms_run_whole_years_and_explicit_ends_win() {
+        let start = time::macros::datetime!(2024-02-29 00:00 UTC).unix_timestamp();
+        let end = term_end(start, Some(3), None).expect("end");
+        assert_eq!(
+            end,
+            time::macros::datetime!(2027-02-28 00:00 UTC).unix_timestamp()
+        );
+        assert_eq!(term_end(start, Some(3), Some(5)), Some(5));
+        assert_eq!(term_end(start, None, None), None);
+        assert!(counts_at(10, Some(20), 19));
+        assert!(!counts_at(10, Some(20), 20));
+        assert!(!counts_at(10, None, 9));
+        assert!(counts_at(10, None, i64::MAX));
+    }
+}

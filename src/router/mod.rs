@@ -1,0 +1,270 @@
+//! `satellite-router`: an emulated IOS XR router whose Smart Licensing agent
+//! is a real HTTPS client of the device API (DESIGN §11).
+//!
+//! One job per module: `state` (the state file), `client` (transport),
+//! `wire` (messages), `agent` (what the agent does), `timers` (what time
+//! changes), `fcm` (Flexible Consumption arithmetic), `show` (rendering),
+//! `stats` (Call Home statistics), `commands` (the word grammar), `fleet`
+//! (load tool). Time is read only from `Clock::from_env()`.
+
+pub mod agent;
+pub mod cli;
+pub mod client;
+pub mod commands;
+pub mod eval;
+pub mod fcm;
+pub mod fleet;
+pub mod identity;
+pub mod show;
+pub mod state;
+pub mod stats;
+pub mod timers;
+pub mod wire;
+
+use crate::clock::Clock;
+use cli::{Cli, InitArgs, Top};
+use client::HttpLink;
+use serde_json::json;
+use state::{Endpoint, State, Udi};
+use std::path::Path;
+
+/// Exit code for a failed operation (refused, unreachable, bad state).
+pub const EXIT_FAILED: u8 = 1;
+/// Exit code for words or arguments that are not a command.
+pub const EXIT_USAGE: u8 = 2;
+
+/// What to print and how to exit; `main` only prints it.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub stdout: String,
+    pub stderr: Vec<String>,
+    pub exit: u8,
+}
+
+impl Outcome {
+    fn failed(code: u8, reason: impl std::fmt::Display) -> Self {
+        Self {
+            stdout: String::new(),
+            stderr: vec![reason.to_string()],
+            exit: code,
+        }
+    }
+}
+
+pub fn run(cli: Cli) -> Outcome {
+    let clock = match Clock::from_env() {
+        Ok(c) => c,
+        Err(e) => return Outcome::failed(EXIT_USAGE, e),
+    };
+    match cli.command {
+        Top::Init(args) => init(&args, &cli.state, cli.json, &clock),
+        Top::Fleet(args) => fleet_command(&args, cli.json, &clock),
+        Top::Words(mut words) => {
+            // `--json` after the words is still the global flag.
+            let before = words.len();
+            words.retain(|w| w != "--json");
+            let json = cli.json || words.len() != before;
+            device_command(&words, &cli.state, json, &clock)
+        }
+    }
+}
+
+/// Normalises a device API base URL: HTTPS, no trailing slash.
+pub fn check_url(url: &str) -> Result<String, String> {
+    let url = url.trim().trim_end_matches('/');
+    let host = url.strip_prefix("https://").unwrap_or("");
+    if host.is_empty() || host.contains(char::is_whitespace) {
+        return Err(format!(
+            "--url {url:?}: expected the device API's base URL, e.g. https://satellite.example:4443"
+        ));
+    }
+    Ok(url.to_string())
+}
+
+/// Checks that a file holds CA certificates rustls accepts as roots.
+pub fn check_ca(ca_pem: &str) -> Result<(), String> {
+    identity::certificates_der(ca_pem, "expected a PEM CA certificate")
+        .map_err(|e| e.to_string())?;
+    client::tls_config(ca_pem, None)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+fn init(args: &InitArgs, path: &Path, json: bool, clock: &Clock) -> Outcome {
+    let result = (|| -> Result<State, String> {
+        let udi = Udi {
+            pid: args.pid.clone(),
+            sn: args.sn.clone(),
+        };
+        udi.check()?;
+        let hostname = args.hostname.trim();
+        if hostname.is_empty() || hostname.len() > 255 || hostname.contains(char::is_whitespace) {
+            return Err(format!(
+                "--hostname {hostname:?}: expected a host name without spaces"
+            ));
+        }
+        let url = check_url(&args.url)?;
+        let ca_pem = std::fs::read_to_string(&args.ca).map_err(|e| {
+            format!(
+                "--ca {}: {e}; pass the satellite's ca.pem",
+                args.ca.display()
+            )
+        })?;
+        check_ca(&ca_pem).map_err(|e| format!("--ca {}: {e}", args.ca.display()))?;
+        if let Some(p) = &args.proxy {
+            client::check_proxy(p)?;
+        }
+        let key = identity::new_key().map_err(|e| e.to_string())?;
+        let endpoint = Endpoint {
+            url,
+            transport: args.transport,
+            proxy: args.proxy.clone(),
+            ca_pem,
+        };
+        let mut state = State::new(udi, hostname.to_string(), endpoint, key);
+        timers::settle(&mut state, clock.now());
+        state.create(path, args.force).map_err(|e| e.to_string())?;
+        Ok(state)
+    })();
+    match result {
+        Err(e) => Outcome::failed(EXIT_FAILED, format!("init: {e}")),
+        Ok(state) => {
+            let transport = match state.endpoint.transport {
+                state::TransportKind::Smart => "smart",
+                state::TransportKind::Callhome => "callhome",
+            };
+            let stdout = if json {
+                json!({"state": path.display().to_string(), "udi": state.udi.to_string(),
+                    "hostname": state.hostname, "url": state.endpoint.url, "transport": transport})
+                .to_string()
+                    + "\n"
+            } else {
+                format!(
+                    "Router {} ({}) created in {}\nDevice API: {} (transport {transport}{}), trusting only {}\n\
+                     Next: satellite-router -s {} license smart register idtoken TOKEN\n",
+                    state.udi,
+                    state.hostname,
+                    path.display(),
+                    state.endpoint.url,
+                    state
+                        .endpoint
+                        .proxy
+                        .as_deref()
+                        .map(|p| format!(", via proxy {p}"))
+                        .unwrap_or_default(),
+                    args.ca.display(),
+                    path.display()
+                )
+            };
+            Outcome {
+                stdout,
+                stderr: Vec::new(),
+                exit: 0,
+            }
+        }
+    }
+}
+
+fn device_command(words: &[String], path: &Path, json: bool, clock: &Clock) -> Outcome {
+    let command = match commands::parse(words) {
+        Ok(c) => c,
+        Err(e) => return Outcome::failed(EXIT_USAGE, e),
+    };
+    let mut state = match State::load(path) {
+        Ok(s) => s,
+        Err(e) => return Outcome::failed(EXIT_FAILED, e),
+    };
+    let mut link = HttpLink::new(state.endpoint.clone(), state.udi.clone(), clock.clone());
+    let reply = commands::execute(&mut state, &command, clock.now(), &mut link);
+    let mut stderr = reply.warnings.clone();
+    let mut exit = 0;
+    if let Err(e) = state.save(path) {
+        stderr.push(format!("the state could not be saved: {e}"));
+        exit = EXIT_FAILED;
+    }
+    if let Some(error) = &reply.error {
+        stderr.push(error.clone());
+        exit = EXIT_FAILED;
+    }
+    let stdout = if json {
+        let mut out = match (&command, &reply.json) {
+            (commands::Command::Show(_), Some(j)) => j.clone(),
+            _ => json!({
+                "ok": reply.error.is_none(),
+                "command": words.join(" "),
+                "lines": reply.lines,
+                "warnings": reply.warnings,
+                "error": reply.error,
+                "status": show::status_json(&state, clock.now()),
+            }),
+        };
+        if let Some(map) = out.as_object_mut() {
+            map.entry("ok").or_insert(json!(reply.error.is_none()));
+        }
+        format!("{out:#}\n")
+    } else if reply.lines.is_empty() {
+        String::new()
+    } else {
+        reply.lines.join("\n") + "\n"
+    };
+    Outcome {
+        stdout,
+        stderr,
+        exit,
+    }
+}
+
+fn fleet_command(args: &cli::FleetArgs, json: bool, clock: &Clock) -> Outcome {
+    let summary = match fleet::run(args, clock) {
+        Ok(s) => s,
+        Err(e) => return Outcome::failed(EXIT_USAGE, format!("fleet: {e}")),
+    };
+    let header = format!(
+        "fleet: {} routers against {}, concurrency {}, {} ENTITLEMENT each ({} x {})\n",
+        args.count, args.url, args.concurrency, args.requests_per_router, args.tag, args.count_each
+    );
+    let stdout = if json {
+        format!("{:#}\n", summary.to_json())
+    } else {
+        header + &summary.render()
+    };
+    let clean = summary.failures.is_empty()
+        && summary.failed() == 0
+        && summary.registered == summary.routers;
+    if clean {
+        Outcome {
+            stdout,
+            stderr: Vec::new(),
+            exit: 0,
+        }
+    } else {
+        let codes: Vec<String> = summary
+            .failures
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}"))
+            .collect();
+        Outcome {
+            stdout,
+            stderr: vec![format!(
+                "fleet: {} of {} routers registered, {} messages failed ({})",
+                summary.registered,
+                summary.routers,
+                summary.failed(),
+                codes.join(", ")
+            )],
+            exit: EXIT_FAILED,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_must_be_https() {
+        assert_eq!(check_url("https://h:4443/").unwrap(), "https://h:4443");
+        assert!(check_url("http://h:4443").is_err());
+        assert!(check_url("https://").is_err());
+    }
+}

@@ -1,0 +1,96 @@
+//! Entitlement demand per instance and the pools it adds up to. The pools'
+//! `in_use` is maintained by triggers (migration 2), so every path that
+//! changes usage keeps it exact.
+
+use crate::error::Result;
+use rusqlite::{params, Connection};
+
+/// The instance's current demand: (tag, count).
+pub fn of_instance(c: &Connection, instance_row_id: i64) -> Result<Vec<(String, i64, String)>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT tag, count, status FROM entitlement_usage WHERE instance_id = ?1 ORDER BY tag",
+    )?;
+    let rows = stmt.query_map([instance_row_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn set(
+    c: &Connection,
+    instance_row_id: i64,
+    virtual_account_id: i64,
+    tag: &str,
+    count: i64,
+    now: i64,
+) -> Result<()> {
+    c.prepare_cached(
+        "INSERT INTO entitlement_usage (instance_id, virtual_account_id, tag, count, status, requested_at)
+         VALUES (?1, ?2, ?3, ?4, 'AUTHORIZED', ?5)
+         ON CONFLICT (instance_id, tag) DO UPDATE SET
+           count = excluded.count, virtual_account_id = excluded.virtual_account_id,
+           requested_at = excluded.requested_at
+         WHERE count != excluded.count OR virtual_account_id != excluded.virtual_account_id
+            OR requested_at != excluded.requested_at",
+    )?
+    .execute(params![instance_row_id, virtual_account_id, tag, count, now])?;
+    Ok(())
+}
+
+pub fn set_status(c: &Connection, instance_row_id: i64, tag: &str, status: &str) -> Result<()> {
+    c.prepare_cached(
+        "UPDATE entitlement_usage SET status = ?3 WHERE instance_id = ?1 AND tag = ?2",
+    )?
+    .execute(params![instance_row_id, tag, status])?;
+    Ok(())
+}
+
+pub fn remove(c: &Connection, instance_row_id: i64, tag: &str) -> Result<()> {
+    c.prepare_cached("DELETE FROM entitlement_usage WHERE instance_id = ?1 AND tag = ?2")?
+        .execute(params![instance_row_id, tag])?;
+    Ok(())
+}
+
+/// Moves an instance's demand to another virtual account (triggers move the counts).
+pub fn move_instance(c: &Connection, instance_row_id: i64, to_va: i64) -> Result<()> {
+    c.execute(
+        "UPDATE entitlement_usage SET virtual_account_id = ?2 WHERE instance_id = ?1",
+        params![instance_row_id, to_va],
+    )?;
+    Ok(())
+}
+
+/// Demand in one pool.
+pub fn in_use(c: &Connection, virtual_account_id: i64, tag: &str) -> Result<(i64, String)> {
+    Ok(crate::store::optional(
+        c.prepare_cached(
+            "SELECT in_use, status FROM pools WHERE virtual_account_id = ?1 AND tag = ?2",
+        )?
+        .query_row(params![virtual_account_id, tag], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        }),
+    )?
+    .unwrap_or((0, "In Compliance".to_string())))
+}
+
+pub fn set_pool_status(
+    c: &Connection,
+    virtual_account_id: i64,
+    tag: &str,
+    status: &str,
+) -> Result<()> {
+    c.prepare_cached(
+        "INSERT INTO pools (virtual_account_id, tag, in_use, status) VALUES (?1, ?2, 0, ?3)
+         ON CONFLICT (virtual_account_id, tag) DO UPDATE SET status = excluded.status",
+    )?
+    .execute(params![virtual_account_id, tag, status])?;
+    Ok(())
+}
+
+/// Pool keys of a virtual account: tags with demand or licenses.
+pub fn pools_of(c: &Connection, virtual_account_id: i64) -> Result<Vec<String>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT tag FROM pools WHERE virtual_account_id = ?1
+         UNION SELECT tag FROM licenses WHERE virtual_account_id = ?1 ORDER BY 1",
+    )?;
+    let rows = stmt.query_map([virtual_account_id], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
