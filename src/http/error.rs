@@ -4,7 +4,7 @@ use crate::domain::TokenProblem;
 use crate::error::Error;
 use crate::store::StoreError;
 use actix_web::http::StatusCode;
-use actix_web::HttpResponse;
+use actix_web::{HttpResponse, HttpResponseBuilder};
 
 /// The status and stable JSON code for an error.
 pub fn status_and_code(error: &Error) -> (StatusCode, &'static str) {
@@ -30,10 +30,15 @@ pub fn status_and_code(error: &Error) -> (StatusCode, &'static str) {
     }
 }
 
-pub fn error_response(error: &Error) -> HttpResponse {
+/// `{"error": {"code", "message"}}`
+pub fn error_body(code: &str, message: &str) -> String {
+    serde_json::json!({"error": {"code": code, "message": message}}).to_string()
+}
+
+/// Logs the error (internals only to the log) and returns the JSON body.
+pub fn log_and_body(error: &Error) -> String {
     let (status, code) = status_and_code(error);
     let message = if status.is_server_error() {
-        // Internals go to the log, not to the network.
         tracing::error!(error = %error, code, "request failed");
         match code {
             "storage_unavailable" => {
@@ -45,13 +50,21 @@ pub fn error_response(error: &Error) -> HttpResponse {
         tracing::info!(error = %error, code, "request refused");
         error.to_string()
     };
-    json_error(status, code, &message)
+    error_body(code, &message)
 }
 
-pub fn json_error(status: StatusCode, code: &str, message: &str) -> HttpResponse {
-    let mut response = HttpResponse::build(status);
+pub fn with_retry_after(
+    mut response: HttpResponseBuilder,
+    status: StatusCode,
+) -> HttpResponseBuilder {
     if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
         response.insert_header(("Retry-After", "5"));
     }
-    response.json(serde_json::json!({"error": {"code": code, "message": message}}))
+    response
+}
+
+pub fn json_error(status: StatusCode, code: &str, message: &str) -> HttpResponse {
+    with_retry_after(HttpResponse::build(status), status)
+        .content_type("application/json")
+        .body(error_body(code, message))
 }

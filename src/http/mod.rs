@@ -68,6 +68,7 @@ pub async fn serve(
                 srv.call(req).instrument(span)
             })
             .route("/SmartTransport", web::post().to(device::smart_transport))
+            .route(crate::callhome::PATH, web::post().to(device::call_home))
     })
     .on_connect(remember_peer_certificate)
     .disable_signals()

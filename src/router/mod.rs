@@ -59,14 +59,36 @@ pub fn run(cli: Cli) -> Outcome {
     match cli.command {
         Top::Init(args) => init(&args, &cli.state, cli.json, &clock),
         Top::Fleet(args) => fleet_command(&args, cli.json, &clock),
-        Top::Words(mut words) => {
-            // `--json` after the words is still the global flag.
-            let before = words.len();
-            words.retain(|w| w != "--json");
-            let json = cli.json || words.len() != before;
-            device_command(&words, &cli.state, json, &clock)
+        Top::Words(words) => {
+            let (words, state, json) = global_options_after(words, cli.state, cli.json);
+            device_command(&words, &state, json, &clock)
         }
     }
+}
+
+/// Clap stops parsing at the first command word, so `--json` and
+/// `-s FILE` written after the words are picked out here.
+fn global_options_after(
+    words: Vec<String>,
+    mut state: std::path::PathBuf,
+    mut json: bool,
+) -> (Vec<String>, std::path::PathBuf, bool) {
+    let mut kept = Vec::with_capacity(words.len());
+    let mut iter = words.into_iter();
+    while let Some(word) = iter.next() {
+        match word.as_str() {
+            "--json" => json = true,
+            "-s" | "--state" => match iter.next() {
+                Some(path) => state = path.into(),
+                None => kept.push(word),
+            },
+            _ => match word.strip_prefix("--state=") {
+                Some(path) => state = path.into(),
+                None => kept.push(word),
+            },
+        }
+    }
+    (kept, state, json)
 }
 
 /// Normalises a device API base URL: HTTPS, no trailing slash.
@@ -260,6 +282,17 @@ fn fleet_command(args: &cli::FleetArgs, json: bool, clock: &Clock) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn global_options_may_follow_the_words() {
+        let words = ["show", "license", "status", "--json", "-s", "r9.json"]
+            .map(String::from)
+            .to_vec();
+        let (words, state, json) = global_options_after(words, "router.json".into(), false);
+        assert_eq!(words, ["show", "license", "status"]);
+        assert_eq!(state, std::path::PathBuf::from("r9.json"));
+        assert!(json);
+    }
 
     #[test]
     fn urls_must_be_https() {

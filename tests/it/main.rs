@@ -8,3 +8,4 @@ mod concurrency;
 mod device_errors;
 mod licensing;
 mod registration;
+mod router;
