@@ -269,9 +269,19 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Instance(InstanceCommand::Show { instance, json }) => {
             let conn = open(&config, &clock)?;
-            let view = inventory::find_instance(&conn, &instance)?.view(now);
+            let found = inventory::find_instance(&conn, &instance)?;
+            let view = found.view(now);
+            let entitlements: Vec<reports::EntitlementUsage> =
+                crate::store::usage::of_instance(&conn, found.id)?
+                    .into_iter()
+                    .map(|(tag, count, status)| reports::EntitlementUsage { tag, count, status })
+                    .collect();
             if json {
-                return print_json(&view);
+                let mut value =
+                    serde_json::to_value(&view).map_err(|e| CliError::Other(e.to_string()))?;
+                value["entitlements"] = serde_json::to_value(&entitlements)
+                    .map_err(|e| CliError::Other(e.to_string()))?;
+                return print_json(&value);
             }
             println!("Product Instance: {}", view.instance_id);
             println!("  UDI: {}", view.udi);
@@ -280,6 +290,16 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             println!("  Status: {}", view.status);
             println!("  Registered: {}", view.registered_at);
             println!("  Last Contact: {}", view.last_contact_at);
+            if let (Some(next), Some(deadline)) = (&view.next_communication, &view.deadline) {
+                println!("  Next Communication: {next}");
+                println!("  Communication Deadline: {deadline}");
+            }
+            if !entitlements.is_empty() {
+                println!("  Entitlements:");
+                for e in &entitlements {
+                    println!("    {} x{} {}", e.tag, e.count, e.status);
+                }
+            }
             Ok(())
         }
         Command::Instance(InstanceCommand::Remove { instance, json }) => {

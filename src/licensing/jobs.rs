@@ -6,14 +6,18 @@ use super::reports::{self, ReportKind};
 use super::{pool, Notifier};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
-use crate::store::{licenses, settings, Store};
+use crate::store::events::{NewEvent, Severity};
+use crate::store::{events, licenses, messages, settings, Store};
 use chrono::{TimeZone, Utc};
+use rusqlite::Connection;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 const LAST_RUN: &str = "jobs.last_run";
 const LAST_SNAPSHOT_DAY: &str = "jobs.last_usage_snapshot";
+/// How long a device may retry a message and still get the first answer.
+const ANSWER_RETENTION: i64 = 30 * super::rules::DAY;
 
 pub struct Jobs {
     pub store: Store,
@@ -28,6 +32,7 @@ pub struct Jobs {
 #[derive(Debug, Default, Clone)]
 pub struct RunOutcome {
     pub compliance_changes: usize,
+    pub authorizations_expired: usize,
     pub periodic_reports: usize,
     pub usage_snapshots: usize,
 }
@@ -59,6 +64,8 @@ impl Jobs {
                     )?;
                     transitions.extend(pool::evaluate(c, &catalog, va_id, &va_name, &[tag], now)?);
                 }
+                outcome.authorizations_expired = record_expired_authorizations(c, last, now)?;
+                messages::prune(c, now - ANSWER_RETENTION)?;
                 let last_utc = Utc.timestamp_opt(last, 0).single();
                 let due = last_utc
                     .and_then(|t| schedule.after(&t).next())
@@ -112,4 +119,38 @@ impl Jobs {
             }
         })
     }
+}
+
+/// Instances whose communication deadline passed in `(after, now]`: they are
+/// AUTHORIZATION_EXPIRED from now on (and still count until removed).
+fn record_expired_authorizations(c: &Connection, after: i64, now: i64) -> Result<usize> {
+    let mut stmt = c.prepare_cached(
+        "SELECT p.pid, p.sn, p.hostname, va.name, p.last_contact_at FROM product_instances p
+         JOIN virtual_accounts va ON va.id = p.virtual_account_id
+         WHERE p.deadline > ?1 AND p.deadline <= ?2",
+    )?;
+    let expired: Vec<(String, String, Option<String>, String, i64)> = stmt
+        .query_map([after, now], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    for (pid, sn, hostname, va, last_contact) in &expired {
+        let udi = format!("PID:{pid},SN:{sn}");
+        events::record(
+            c,
+            now,
+            NewEvent {
+                kind: "authorization_expired",
+                severity: Severity::Minor,
+                virtual_account: Some(va),
+                subject: Some(&udi),
+                message: format!(
+                    "product instance {udi} ({}) has not communicated since {}: AUTHORIZATION_EXPIRED;                      its licenses stay in use until it renews or is removed",
+                    hostname.as_deref().unwrap_or("no hostname"),
+                    crate::clock::rfc3339(*last_contact)
+                ),
+            },
+        )?;
+    }
+    Ok(expired.len())
 }

@@ -158,6 +158,7 @@ ALTER TABLE product_instances ADD COLUMN authorized_at INTEGER;
 ALTER TABLE product_instances ADD COLUMN next_communication INTEGER;
 ALTER TABLE product_instances ADD COLUMN deadline INTEGER;
 ALTER TABLE product_instances ADD COLUMN authorization_status TEXT;
+CREATE INDEX product_instances_deadline ON product_instances(deadline);
 
 CREATE TABLE usage_history (
     day                TEXT NOT NULL,

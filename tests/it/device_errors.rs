@@ -261,3 +261,83 @@ fn an_expired_certificate_is_refused() {
         "certificate_unknown",
     );
 }
+
+#[test]
+fn refused_entitlements_change_nothing_and_retries_count_once() {
+    let server = Server::start();
+    let token = server.token("Default", &[]);
+    let router = register(&server, "ENT", &token);
+    refused(
+        &server,
+        &router.client,
+        br#"{"type":"ENTITLEMENT","message_id":"x1"}"#,
+        400,
+        "invalid_request",
+    );
+    refused(&server, &router.client, br#"{"type":"ENTITLEMENT","message_id":"x2","entitlements":[{"tag":"ESS-AC-10G-RTU-1","count":"many"}]}"#, 400, "invalid_request");
+    refused(
+        &server,
+        &router.client,
+        br#"{"type":"RENEW","message_id":"x3","entitlements":[]}"#,
+        400,
+        "invalid_request",
+    );
+
+    let message = json!({"type": "ENTITLEMENT", "message_id": "once", "entitlements": [{"tag": "ESS-AC-10G-RTU-1", "count": 2}]});
+    let (status, first) = router.client.post(&message);
+    assert_eq!(status, 200, "{first}");
+    let after_first = server.snapshot();
+    let (status, again) = router.client.post(&message);
+    assert_eq!((status, &again), (200, &first));
+    assert_eq!(
+        after_first,
+        server.snapshot(),
+        "a retried ENTITLEMENT must change nothing"
+    );
+}
+
+#[test]
+fn call_home_errors_come_back_in_the_envelope() {
+    let server = Server::start();
+    let agent = crate::client::agent(&server.ca_path(), None);
+    let url = format!("{}{}", server.device_url, satellite::callhome::PATH);
+    let before = server.snapshot();
+    for body in ["<not-xml", "<?xml version=\"1.0\"?><a/>", ""] {
+        let response = match agent
+            .post(&url)
+            .set("Content-Type", "application/soap+xml")
+            .send_string(body)
+        {
+            Err(ureq::Error::Status(_, r)) => r,
+            other => panic!(
+                "expected a 400 for {body:?}, got {:?}",
+                other.map(|r| r.status())
+            ),
+        };
+        assert_eq!(response.status(), 400);
+        let xml = response.into_string().expect("body");
+        let inner = satellite::callhome::unwrap(&xml).expect("an answer in the envelope");
+        let answer: Value = serde_json::from_str(&inner).expect("json inside");
+        assert_eq!(error_code(&answer), "invalid_request", "{inner}");
+    }
+    // A real message inside an envelope gets a real answer in one.
+    let inner = json!({"type": "REGISTRATION", "message_id": "ch", "udi": {"pid": "P", "sn": "S"}, "idtoken": "nope-nope-nope-nope", "csr": csr(&p256())});
+    let envelope = satellite::callhome::wrap(
+        &inner.to_string(),
+        &url,
+        "M1",
+        "P@C@S",
+        time::OffsetDateTime::now_utc(),
+    );
+    let response = match agent.post(&url).send_string(&envelope) {
+        Err(ureq::Error::Status(_, r)) => r,
+        other => panic!("expected 401, got {:?}", other.map(|r| r.status())),
+    };
+    assert_eq!(response.status(), 401);
+    let answer: Value = serde_json::from_str(
+        &satellite::callhome::unwrap(&response.into_string().expect("body")).expect("envelope"),
+    )
+    .expect("json");
+    assert_eq!(error_code(&answer), "token_unknown");
+    assert_eq!(before, server.snapshot());
+}

@@ -202,7 +202,19 @@ fn an_instance_silent_past_its_deadline_is_authorization_expired_and_still_count
     let (server, token) = cloud_with_lab("10");
     let router = register(&server, "SILENT", &token);
     entitlement(&router, "e", &[("ESS-AC-10G-RTU-1", 3)]);
+    server.jobs.run_due().expect("jobs");
     server.clock.advance(time::Duration::days(91));
+    server.jobs.run_due().expect("jobs");
+    let events = server.cli_ok(&["events", "--kind", "authorization_expired"]);
+    assert!(events.contains("PID:N540-24Z8Q2C-M,SN:SILENT"), "{events}");
+    let shown: Value = serde_json::from_str(&server.cli_ok(&[
+        "instance",
+        "show",
+        "N540-24Z8Q2C-M:SILENT",
+        "--json",
+    ]))
+    .expect("json");
+    assert_eq!(shown["entitlements"][0]["count"], 3, "{shown}");
     let list: Value =
         serde_json::from_str(&server.cli_ok(&["instance", "list", "--json"])).expect("json");
     assert_eq!(list[0]["status"], "AUTHORIZATION_EXPIRED", "{list}");
@@ -306,4 +318,41 @@ fn a_satellite_refuses_license_add_and_says_where_licenses_come_from() {
         .client
         .post(&json!({"type": "ENTITLEMENT", "message_id": "bad"}));
     assert_eq!((status, error_code(&answer)), (400, "invalid_request"));
+}
+
+#[test]
+fn compliance_warnings_go_to_syslog() {
+    let collector = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    collector
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("timeout");
+    let port = collector.local_addr().expect("addr").port();
+    let server = Server::start_with(&format!(
+        "{}log: {{ level: warn, syslog: 'udp://127.0.0.1:{port}' }}\n",
+        cloud_config().replace("log: { level: warn }\n", "")
+    ));
+    server.cli_ok(&[
+        "license",
+        "add",
+        "--va",
+        "Default",
+        "--sku",
+        "ADV-AC-10G-RTU-1",
+        "--quantity",
+        "1",
+    ]);
+    let token = server.token("Default", &[]);
+    let router = register(&server, "SYSLOG", &token);
+    assert_eq!(
+        entitlement(&router, "e", &[("ADV-AC-10G-RTU-1", 2)])["status"],
+        "OUT_OF_COMPLIANCE"
+    );
+    let mut buf = [0u8; 2048];
+    let n = collector.recv(&mut buf).expect("a syslog message");
+    let line = String::from_utf8_lossy(&buf[..n]);
+    assert!(line.starts_with("<132>1 "), "RFC 5424 warning: {line}");
+    assert!(
+        line.contains("OUT_OF_COMPLIANCE") && line.contains("ADV-AC-10G-RTU-1"),
+        "{line}"
+    );
 }
