@@ -149,8 +149,23 @@ pub fn remove_instance(
     now: i64,
 ) -> Result<(Instance, Vec<Transition>)> {
     let instance = find_instance(c, key)?;
-    certificates::revoke_for_instance(c, instance.id, now, "removed by an operator")?;
-    let transitions = release(c, catalog, &instance, now)?;
+    let transitions = release(c, catalog, &instance, "removed by an operator", now)?;
+    Ok((instance, transitions))
+}
+
+/// Takes an instance out of the inventory (deregistration or removal):
+/// its certificates are revoked, its usage rows go with it (the pool
+/// triggers release the counts) and the pools it used are re-evaluated.
+pub fn release(
+    c: &Connection,
+    catalog: &Catalog,
+    instance: &Instance,
+    why: &str,
+    now: i64,
+) -> Result<Vec<Transition>> {
+    let tags = tags_of(c, instance)?;
+    certificates::revoke_for_instance(c, instance.id, now, why)?;
+    instances::delete(c, instance.id)?;
     let udi = format!("PID:{},SN:{}", instance.pid, instance.sn);
     events::record(
         c,
@@ -160,24 +175,9 @@ pub fn remove_instance(
             severity: Severity::Info,
             virtual_account: Some(&instance.virtual_account),
             subject: Some(&udi),
-            message: format!(
-                "product instance {udi} removed by an operator; its licenses were released"
-            ),
+            message: format!("product instance {udi} {why}; its licenses were released"),
         },
     )?;
-    Ok((instance, transitions))
-}
-
-/// Deletes an instance and re-evaluates the pools it used (its usage rows
-/// go with it, and the pool triggers release the counts).
-pub fn release(
-    c: &Connection,
-    catalog: &Catalog,
-    instance: &Instance,
-    now: i64,
-) -> Result<Vec<Transition>> {
-    let tags = tags_of(c, instance)?;
-    instances::delete(c, instance.id)?;
     pool::evaluate(
         c,
         catalog,

@@ -2,6 +2,7 @@ use super::wire::{IdentityAnswer, Message, MessageType, RegistrationTimes, Renew
 use crate::clock::{rfc3339, Clock};
 use crate::domain::{TokenProblem, TokenSecret, Udi};
 use crate::error::{Error, Result};
+use crate::licensing::pool::Transition;
 use crate::licensing::{self, catalog::Catalog, Notifier};
 use crate::pki::{parse_csr, CertificateAuthority, IssuedCertificate};
 use crate::store::certificates::CertificateRecord;
@@ -9,6 +10,7 @@ use crate::store::events::{NewEvent, Severity};
 use crate::store::instances::{Instance, NewRegistration};
 use crate::store::{certificates, events, instances, messages, tokens, Store};
 use rusqlite::Connection;
+use serde_json::json;
 use std::sync::Arc;
 
 /// Devices renew their identity after 180 days (certificates last 365).
@@ -29,11 +31,11 @@ pub struct DeviceService {
     notifier: Arc<Notifier>,
 }
 
-/// A certificate-authenticated caller: the certificate on record and the
-/// instance it belongs to (absent once the instance was removed).
+/// A certificate-authenticated caller: the certificate it presented and the
+/// record this satellite kept when it issued it.
 struct Caller {
-    cert: CertificateRecord,
-    udi_key: String,
+    fingerprint: [u8; 32],
+    record: CertificateRecord,
 }
 
 impl DeviceService {
@@ -93,6 +95,7 @@ impl DeviceService {
         let stored = stored.ok_or(Error::Token(TokenProblem::Unknown))?;
         stored.state.check(now).map_err(Error::Token)?;
 
+        // A UDI registered before keeps its instance id (the certificate's CN).
         let instance_id = existing
             .as_ref()
             .map(|i| i.instance_id.clone())
@@ -105,86 +108,76 @@ impl DeviceService {
             &message.message_id,
             &issued,
             self.ca.certificate_pem(),
-            &instance_id,
-            &stored.account,
-            &stored.virtual_account,
+            (&instance_id, &stored.account, &stored.virtual_account),
             &udi,
             now,
             now,
         )?;
 
         let hostname = message.hostname.clone();
-        let message_id = message.message_id.clone();
-        self.store
-            .write(move |c| {
-                if let Some(answer) = messages::find(c, &udi_key, &message_id)? {
-                    return Ok(answer);
+        self.answer_once(udi_key.clone(), message, move |c| {
+            // Checked again inside the write: the read above raced with
+            // every other registration on the same token.
+            let token_now = tokens::find(c, &token)?.ok_or(Error::Token(TokenProblem::Unknown))?;
+            token_now.state.check(now).map_err(Error::Token)?;
+            tokens::record_use(c, token_now.id)?;
+            let previous = instances::find_by_udi(c, &udi.pid, &udi.sn)?;
+            if let Some(previous) = &previous {
+                if previous.instance_id != instance_id {
+                    return Err(Error::Conflict(
+                        "this device registered twice at the same moment; retry".into(),
+                    ));
                 }
-                // Checked again inside the write: the read above raced with
-                // every other registration on the same token.
-                let token_now =
-                    tokens::find(c, &token)?.ok_or(Error::Token(TokenProblem::Unknown))?;
-                token_now.state.check(now).map_err(Error::Token)?;
-                tokens::record_use(c, token_now.id)?;
-                let previous = instances::find_by_udi(c, &udi.pid, &udi.sn)?;
-                if let Some(previous) = &previous {
-                    if previous.instance_id != instance_id {
-                        return Err(Error::Conflict(
-                            "this device registered twice at the same moment; retry".into(),
-                        ));
-                    }
-                    certificates::revoke_for_instance(
-                        c,
-                        previous.id,
-                        now,
-                        "superseded by a new registration",
-                    )?;
-                }
-                let row_id = instances::upsert(
+                certificates::revoke_for_instance(
                     c,
-                    &NewRegistration {
-                        instance_id: &instance_id,
-                        virtual_account_id: token_now.virtual_account_id,
-                        pid: &udi.pid,
-                        sn: &udi.sn,
-                        hostname: hostname.as_deref(),
-                        token_id: token_now.id,
-                        now,
-                    },
-                )?;
-                certificates::insert(c, &issued, row_id, &udi_key)?;
-                let moved = previous
-                    .as_ref()
-                    .filter(|p| p.virtual_account_id != token_now.virtual_account_id)
-                    .map(|p| format!(" (moved from virtual account {:?})", p.virtual_account))
-                    .unwrap_or_default();
-                events::record(
-                    c,
+                    previous.id,
                     now,
-                    NewEvent {
-                        kind: "registration",
-                        severity: Severity::Info,
-                        virtual_account: Some(&token_now.virtual_account),
-                        subject: Some(&udi.to_string()),
-                        message: format!(
-                            "product instance {} ({}) {}registered with token {}…{moved}",
-                            udi,
-                            hostname.as_deref().unwrap_or("no hostname"),
-                            if previous.is_some() { "re-" } else { "" },
-                            token.prefix().unwrap_or(""),
-                        ),
-                    },
+                    "superseded by a new registration",
                 )?;
-                messages::record(c, &udi_key, &message_id, "REGISTRATION", &answer, now)?;
-                Ok(answer)
-            })
-            .await
+            }
+            let row_id = instances::upsert(
+                c,
+                &NewRegistration {
+                    instance_id: &instance_id,
+                    virtual_account_id: token_now.virtual_account_id,
+                    pid: &udi.pid,
+                    sn: &udi.sn,
+                    hostname: hostname.as_deref(),
+                    token_id: token_now.id,
+                    now,
+                },
+            )?;
+            certificates::insert(c, &issued, row_id, &udi_key)?;
+            let moved = previous
+                .as_ref()
+                .filter(|p| p.virtual_account_id != token_now.virtual_account_id)
+                .map(|p| format!(" (moved from virtual account {:?})", p.virtual_account))
+                .unwrap_or_default();
+            events::record(
+                c,
+                now,
+                NewEvent {
+                    kind: "registration",
+                    severity: Severity::Info,
+                    virtual_account: Some(&token_now.virtual_account),
+                    subject: Some(&udi.to_string()),
+                    message: format!(
+                        "product instance {udi} ({}) {}registered with token {}…{moved}",
+                        hostname.as_deref().unwrap_or("no hostname"),
+                        if previous.is_some() { "re-" } else { "" },
+                        token.prefix().unwrap_or(""),
+                    ),
+                },
+            )?;
+            Ok((answer, Vec::new()))
+        })
+        .await
     }
 
     async fn renew_id(&self, message: Message, peer: Option<PeerCertificate>) -> Result<String> {
         let csr_pem = Message::require(&message.csr, "csr")?.to_string();
         let caller = self.caller(peer)?;
-        if let Some(answer) = self.replay(&caller.udi_key, &message.message_id)? {
+        if let Some(answer) = self.replay(&caller.record.udi, &message.message_id)? {
             return Ok(answer);
         }
         let instance = self.live_instance(&caller)?;
@@ -201,44 +194,39 @@ impl DeviceService {
             &message.message_id,
             &issued,
             self.ca.certificate_pem(),
-            &instance.instance_id,
-            &instance.account,
-            &instance.virtual_account,
+            (
+                &instance.instance_id,
+                &instance.account,
+                &instance.virtual_account,
+            ),
             &udi,
             instance.registered_at,
             now,
         )?;
-        let fingerprint = caller.cert_fingerprint(peer);
-        let message_id = message.message_id.clone();
-        self.store
-            .write(move |c| {
-                if let Some(answer) = messages::find(c, &caller.udi_key, &message_id)? {
-                    return Ok(answer);
-                }
-                let instance = still_live(c, &fingerprint, now)?;
-                certificates::revoke_for_instance(
-                    c,
-                    instance.id,
-                    now,
-                    "superseded by identity renewal",
-                )?;
-                certificates::insert(c, &issued, instance.id, &caller.udi_key)?;
-                instances::mark_renewed(c, instance.id, now)?;
-                events::record(
-                    c,
-                    now,
-                    NewEvent {
-                        kind: "renewal",
-                        severity: Severity::Info,
-                        virtual_account: Some(&instance.virtual_account),
-                        subject: Some(&udi.to_string()),
-                        message: format!("product instance {udi} renewed its identity certificate"),
-                    },
-                )?;
-                messages::record(c, &caller.udi_key, &message_id, "RENEW", &answer, now)?;
-                Ok(answer)
-            })
-            .await
+        self.answer_once(caller.record.udi.clone(), message, move |c| {
+            let instance = still_live(c, &caller.fingerprint, now)?;
+            certificates::revoke_for_instance(
+                c,
+                instance.id,
+                now,
+                "superseded by identity renewal",
+            )?;
+            certificates::insert(c, &issued, instance.id, &caller.record.udi)?;
+            instances::mark_renewed(c, instance.id, now)?;
+            events::record(
+                c,
+                now,
+                NewEvent {
+                    kind: "renewal",
+                    severity: Severity::Info,
+                    virtual_account: Some(&instance.virtual_account),
+                    subject: Some(&udi.to_string()),
+                    message: format!("product instance {udi} renewed its identity certificate"),
+                },
+            )?;
+            Ok((answer, Vec::new()))
+        })
+        .await
     }
 
     async fn authorize(&self, message: Message, peer: Option<PeerCertificate>) -> Result<String> {
@@ -249,55 +237,48 @@ impl DeviceService {
             )
         })?;
         let caller = self.caller(peer)?;
-        if let Some(answer) = self.replay(&caller.udi_key, &message.message_id)? {
+        if let Some(answer) = self.replay(&caller.record.udi, &message.message_id)? {
             return Ok(answer);
         }
         self.live_instance(&caller)?;
         let now = self.clock.unix();
-        let fingerprint = caller.cert_fingerprint(peer);
-        let message_id = message.message_id.clone();
-        let message_type = message.message_type;
         let catalog = self.catalog.clone();
-        let (answer, transitions) = self
-            .store
-            .write(move |c| {
-                if let Some(answer) = messages::find(c, &caller.udi_key, &message_id)? {
-                    return Ok::<_, Error>((answer, Vec::new()));
-                }
-                let instance = still_live(c, &fingerprint, now)?;
-                let auth = licensing::authorize(c, &catalog, &instance, &requested, now)?;
-                let answer = serde_json::json!({
-                    "type": message_type.as_str(),
-                    "message_id": message_id,
-                    "status": auth.overall.as_str(),
-                    "instance_id": instance.instance_id,
-                    "virtual_account": instance.virtual_account,
-                    "entitlements": auth.entitlements.iter().map(|(tag, count, status)| serde_json::json!({
-                        "tag": tag, "count": count, "status": status.as_str(),
-                    })).collect::<Vec<_>>(),
-                    "authorization": {
-                        "authorized_at": rfc3339(auth.authorized_at),
-                        "next_communication": rfc3339(auth.next_communication),
-                        "deadline": rfc3339(auth.deadline),
-                    },
-                })
-                .to_string();
-                messages::record(c, &caller.udi_key, &message_id, message_type.as_str(), &answer, now)?;
-                Ok((answer, auth.transitions))
-            })
-            .await?;
-        self.notifier.compliance(&transitions);
-        Ok(answer)
+        let message_type = message.message_type.as_str();
+        let message_id = message.message_id.clone();
+        self.answer_once(caller.record.udi.clone(), message, move |c| {
+            let instance = still_live(c, &caller.fingerprint, now)?;
+            let auth = licensing::authorize(c, &catalog, &instance, &requested, now)?;
+            let entitlements: Vec<_> = auth
+                .entitlements
+                .iter()
+                .map(|(tag, count, status)| json!({"tag": tag, "count": count, "status": status.as_str()}))
+                .collect();
+            let answer = json!({
+                "type": message_type,
+                "message_id": message_id,
+                "status": auth.overall.as_str(),
+                "instance_id": instance.instance_id,
+                "virtual_account": instance.virtual_account,
+                "entitlements": entitlements,
+                "authorization": {
+                    "authorized_at": rfc3339(auth.authorized_at),
+                    "next_communication": rfc3339(auth.next_communication),
+                    "deadline": rfc3339(auth.deadline),
+                },
+            });
+            Ok((answer.to_string(), auth.transitions))
+        })
+        .await
     }
 
     async fn deregister(&self, message: Message, peer: Option<PeerCertificate>) -> Result<String> {
         let caller = self.caller(peer)?;
-        if let Some(answer) = self.replay(&caller.udi_key, &message.message_id)? {
+        if let Some(answer) = self.replay(&caller.record.udi, &message.message_id)? {
             return Ok(answer);
         }
         let instance = self.live_instance(&caller)?;
         let now = self.clock.unix();
-        let answer = serde_json::json!({
+        let answer = json!({
             "type": "DEREGISTRATION",
             "message_id": message.message_id,
             "status": "SUCCESS",
@@ -305,88 +286,70 @@ impl DeviceService {
             "udi": {"pid": instance.pid, "sn": instance.sn},
         })
         .to_string();
-        let fingerprint = caller.cert_fingerprint(peer);
-        let message_id = message.message_id.clone();
         let catalog = self.catalog.clone();
-        let (answer, transitions) = self
-            .store
-            .write(move |c| {
-                if let Some(answer) = messages::find(c, &caller.udi_key, &message_id)? {
-                    return Ok::<_, Error>((answer, Vec::new()));
-                }
-                let instance = still_live(c, &fingerprint, now)?;
-                certificates::revoke_for_instance(c, instance.id, now, "deregistered")?;
-                let transitions = crate::inventory::release(c, &catalog, &instance, now)?;
-                let udi = format!("PID:{},SN:{}", instance.pid, instance.sn);
-                events::record(
-                    c,
-                    now,
-                    NewEvent {
-                        kind: "deregistration",
-                        severity: Severity::Info,
-                        virtual_account: Some(&instance.virtual_account),
-                        subject: Some(&udi),
-                        message: format!(
-                            "product instance {udi} deregistered; its licenses were released"
-                        ),
-                    },
-                )?;
-                messages::record(
-                    c,
-                    &caller.udi_key,
-                    &message_id,
-                    "DEREGISTRATION",
-                    &answer,
-                    now,
-                )?;
-                Ok((answer, transitions))
-            })
-            .await?;
-        self.notifier.compliance(&transitions);
-        Ok(answer)
+        self.answer_once(caller.record.udi.clone(), message, move |c| {
+            let instance = still_live(c, &caller.fingerprint, now)?;
+            let transitions =
+                crate::inventory::release(c, &catalog, &instance, "deregistered", now)?;
+            Ok((answer, transitions))
+        })
+        .await
     }
 
     async fn acknowledge(&self, message: Message, peer: Option<PeerCertificate>) -> Result<String> {
         let ack = Message::require(&message.ack_message_id, "ack_message_id")?.to_string();
         let caller = self.caller(peer)?;
-        if let Some(answer) = self.replay(&caller.udi_key, &message.message_id)? {
+        if let Some(answer) = self.replay(&caller.record.udi, &message.message_id)? {
             return Ok(answer);
         }
         self.live_instance(&caller)?;
         let now = self.clock.unix();
-        let answer = serde_json::json!({
+        let answer = json!({
             "type": "ACKNOWLEDGEMENT",
             "message_id": message.message_id,
             "status": "SUCCESS",
             "ack_message_id": ack,
         })
         .to_string();
-        let fingerprint = caller.cert_fingerprint(peer);
-        let message_id = message.message_id.clone();
-        self.store
+        self.answer_once(caller.record.udi.clone(), message, move |c| {
+            let instance = still_live(c, &caller.fingerprint, now)?;
+            if !messages::acknowledge(c, &caller.record.udi, &ack, now)? {
+                return Err(Error::invalid(
+                    "ack_message_id",
+                    format!("no answer to a message {ack:?} was sent to this device"),
+                ));
+            }
+            instances::touch(c, instance.id, now)?;
+            Ok((answer, Vec::new()))
+        })
+        .await
+    }
+
+    /// Runs `work` in the next group commit, unless this message was already
+    /// answered (a retry that raced with the first try): then the first
+    /// answer stands and nothing changes twice. The answer is recorded in
+    /// the same transaction, and compliance changes are announced only
+    /// after the commit.
+    async fn answer_once<F>(&self, udi_key: String, message: Message, work: F) -> Result<String>
+    where
+        F: FnOnce(&Connection) -> Result<(String, Vec<Transition>)> + Send + 'static,
+    {
+        let now = self.clock.unix();
+        let message_id = message.message_id;
+        let message_type = message.message_type.as_str();
+        let (answer, transitions) = self
+            .store
             .write(move |c| {
-                if let Some(answer) = messages::find(c, &caller.udi_key, &message_id)? {
-                    return Ok(answer);
+                if let Some(answer) = messages::find(c, &udi_key, &message_id)? {
+                    return Ok::<_, Error>((answer, Vec::new()));
                 }
-                let instance = still_live(c, &fingerprint, now)?;
-                if !messages::acknowledge(c, &caller.udi_key, &ack, now)? {
-                    return Err(Error::invalid(
-                        "ack_message_id",
-                        format!("no answer to a message {ack:?} was sent to this device"),
-                    ));
-                }
-                instances::touch(c, instance.id, now)?;
-                messages::record(
-                    c,
-                    &caller.udi_key,
-                    &message_id,
-                    "ACKNOWLEDGEMENT",
-                    &answer,
-                    now,
-                )?;
-                Ok(answer)
+                let (answer, transitions) = work(c)?;
+                messages::record(c, &udi_key, &message_id, message_type, &answer, now)?;
+                Ok((answer, transitions))
             })
-            .await
+            .await?;
+        self.notifier.compliance(&transitions);
+        Ok(answer)
     }
 
     /// The first answer to a message already handled, if any.
@@ -404,16 +367,15 @@ impl DeviceService {
             .read(|c| certificates::find_by_fingerprint(c, &peer.fingerprint))?
             .ok_or(Error::CertificateUnknown)?;
         Ok(Caller {
-            udi_key: record.udi.clone(),
-            cert: record,
+            fingerprint: peer.fingerprint,
+            record,
         })
     }
 
     fn live_instance(&self, caller: &Caller) -> Result<Instance> {
-        let now = self.clock.unix();
-        check_live(&caller.cert, now)?;
+        check_live(&caller.record, self.clock.unix())?;
         let row_id = caller
-            .cert
+            .record
             .instance_row_id
             .ok_or(Error::CertificateRevoked)?;
         self.store
@@ -440,12 +402,6 @@ impl DeviceService {
     }
 }
 
-impl Caller {
-    fn cert_fingerprint(&self, peer: Option<PeerCertificate>) -> [u8; 32] {
-        peer.map(|p| p.fingerprint).unwrap_or_default()
-    }
-}
-
 fn check_live(cert: &CertificateRecord, now: i64) -> Result<()> {
     if cert.revoked_at.is_some() {
         return Err(Error::CertificateRevoked);
@@ -466,19 +422,20 @@ fn still_live(c: &Connection, fingerprint: &[u8; 32], now: i64) -> Result<Instan
     instances::find_by_row_id(c, row_id)?.ok_or(Error::CertificateRevoked)
 }
 
+/// The answer to REGISTRATION and RENEW id. `owner` is (instance id,
+/// account, virtual account).
 #[allow(clippy::too_many_arguments)]
 fn identity_answer(
     message_type: MessageType,
     message_id: &str,
     issued: &IssuedCertificate,
     ca_pem: &str,
-    instance_id: &str,
-    account: &str,
-    virtual_account: &str,
+    owner: (&str, &str, &str),
     udi: &Udi,
     initial: i64,
     now: i64,
 ) -> Result<String> {
+    let (instance_id, account, virtual_account) = owner;
     let answer = IdentityAnswer {
         message_type: message_type.as_str(),
         message_id,
