@@ -109,6 +109,7 @@ impl Satellite {
                 self.notifier.clone(),
             ),
             store: self.store.clone(),
+            catalog: self.catalog.clone(),
             metrics: Arc::new(Metrics::default()),
         };
         let stop_jobs = Arc::new(AtomicBool::new(false));

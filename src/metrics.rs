@@ -7,6 +7,23 @@ use std::fmt::Write;
 use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 
+/// One pool's numbers, read from the database at scrape time.
+pub struct PoolGauge {
+    pub virtual_account: String,
+    pub tag: String,
+    pub in_use: i64,
+    pub available: i64,
+    pub shortfall: i64,
+}
+
+/// Escapes a Prometheus label value.
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
 #[derive(Default)]
 pub struct Metrics {
     /// (message type, outcome code) → count; outcome is `ok` or the error code.
@@ -20,8 +37,36 @@ impl Metrics {
         }
     }
 
-    pub fn render(&self, writer: &Writer) -> String {
+    pub fn render(&self, writer: &Writer, pools: &[PoolGauge]) -> String {
         let mut out = String::new();
+        for (name, help, value) in [
+            (
+                "satellite_pool_in_use",
+                "Units in use per virtual account and entitlement tag.",
+                0,
+            ),
+            (
+                "satellite_pool_available",
+                "Units held per virtual account and entitlement tag.",
+                1,
+            ),
+            (
+                "satellite_pool_shortfall",
+                "Units short per virtual account and entitlement tag.",
+                2,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+            for pool in pools {
+                let v = [pool.in_use, pool.available, pool.shortfall][value];
+                let _ = writeln!(
+                    out,
+                    "{name}{{virtual_account=\"{}\",tag=\"{}\"}} {v}",
+                    label(&pool.virtual_account),
+                    label(&pool.tag)
+                );
+            }
+        }
         out.push_str(
             "# HELP satellite_device_messages_total Device API messages by type and outcome.\n",
         );

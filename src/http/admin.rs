@@ -3,6 +3,8 @@
 
 use super::error::json_error;
 use super::AppState;
+use crate::licensing::compliance;
+use crate::metrics::PoolGauge;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 
@@ -26,7 +28,25 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let now = state.device.clock().unix();
+    let pools = state
+        .store
+        .read(|c| compliance::all_accounts(c, &state.catalog, now))
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "metrics: could not read the pools");
+            Vec::new()
+        });
+    let gauges: Vec<PoolGauge> = pools
+        .into_iter()
+        .map(|r| PoolGauge {
+            virtual_account: r.virtual_account,
+            tag: r.tag,
+            in_use: r.in_use,
+            available: r.available,
+            shortfall: r.shortfall,
+        })
+        .collect();
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(state.metrics.render(state.store.writer()))
+        .body(state.metrics.render(state.store.writer(), &gauges))
 }

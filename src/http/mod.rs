@@ -21,6 +21,7 @@ use tracing::Instrument;
 /// What every handler can reach.
 pub struct AppState {
     pub store: Store,
+    pub catalog: Arc<crate::licensing::catalog::Catalog>,
     pub device: DeviceService,
     pub metrics: Arc<Metrics>,
 }

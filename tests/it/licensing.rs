@@ -100,6 +100,18 @@ fn ten_units_authorize_ten_and_the_eleventh_is_out_of_compliance() {
         (Some(11), Some(1), Some("Out of Compliance"))
     );
     assert_eq!(reports_of_kind(&server, "Compliance Warning Report"), 1);
+    let metrics = crate::client::agent(&server.ca_path(), None)
+        .get(&format!("{}/metrics", server.admin_url))
+        .call()
+        .expect("metrics")
+        .into_string()
+        .expect("text");
+    assert!(
+        metrics.contains(
+            r#"satellite_pool_shortfall{virtual_account="Lab",tag="ESS-AC-10G-RTU-1"} 1"#
+        ),
+        "{metrics}"
+    );
     let events = server.cli_ok(&["events", "--kind", "compliance"]);
     assert!(events.contains("out of compliance"), "{events}");
 
