@@ -2,10 +2,17 @@
 //! message, in both directions: devices wrap requests, the server unwraps
 //! them and wraps its answer the same way (REFERENCE.md).
 //!
-//! `unwrap` reads untrusted input, so it is a small, strict XML reader:
-//! well-formedness, namespaces and the element path are checked; DOCTYPE
-//! (and with it entity expansion) is refused; nothing panics.
+//! `unwrap` reads untrusted input with quick-xml's namespace-aware reader,
+//! strictly: well-formedness, namespaces and the element path are checked;
+//! DOCTYPE (and with it entity expansion) is refused; nesting is bounded;
+//! nothing panics.
 
+use std::borrow::Cow;
+
+use quick_xml::events::{BytesRef, BytesStart, Event};
+use quick_xml::name::ResolveResult;
+use quick_xml::reader::NsReader;
+use quick_xml::XmlVersion;
 use time::OffsetDateTime;
 
 pub const SOAP_NS: &str = "http://www.w3.org/2003/05/soap-envelope";
@@ -89,85 +96,107 @@ pub fn unwrap(xml: &str) -> Result<String, CallHomeError> {
 
 /// The JSON message and the session fields of an envelope.
 pub fn unwrap_envelope(xml: &str) -> Result<Envelope, CallHomeError> {
-    let mut reader = Reader::new(xml);
-    let mut stack: Vec<Element> = Vec::new();
+    let mut reader = NsReader::from_str(xml);
+    reader.config_mut().check_comments = true;
+    // Open elements as (namespace, local name); the reader itself checks that
+    // every end tag matches its start tag.
+    let mut stack: Vec<(String, String)> = Vec::new();
     let mut envelope = Envelope::default();
     let mut content: Option<String> = None;
     let mut root_seen = false;
-    while let Some(event) = reader.next()? {
-        match event {
-            Event::Start { name, attrs, empty } => {
+    loop {
+        let (ns, event) = match reader.read_resolved_event() {
+            Ok((ns, event)) => (namespace(ns), event),
+            Err(e) => return Err(xml_error(reader.error_position(), e)),
+        };
+        let at = reader.buffer_position();
+        let text: Cow<'_, str> = match event {
+            Event::Start(ref e) | Event::Empty(ref e) => {
+                let name = String::from_utf8_lossy(e.name().as_ref()).into_owned();
+                let ns = ns.map_err(|prefix| {
+                    xml_error(
+                        at,
+                        format!("the prefix {prefix} of <{name}> is not declared"),
+                    )
+                })?;
                 if stack.is_empty() && root_seen {
-                    return Err(reader.error("more than one root element"));
+                    return Err(xml_error(at, "more than one root element"));
                 }
                 if stack.len() >= MAX_DEPTH {
-                    return Err(reader.error("elements nested too deeply"));
+                    return Err(xml_error(at, "elements nested too deeply"));
                 }
+                check_attributes(e).map_err(|reason| xml_error(at, reason))?;
                 root_seen = true;
-                let element = Element::open(name, &attrs, stack.last(), &reader)?;
-                let path = path_of(&stack, &element);
-                if stack.is_empty() && !element.is(SOAP_NS, "Envelope") {
+                let local = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
+                if stack.is_empty() && !(ns == SOAP_NS && local == "Envelope") {
                     return Err(CallHomeError::NotEnvelope(format!(
-                        "the root element is {} (expected soap-env:Envelope in {SOAP_NS})",
-                        element.name
+                        "the root element is {name} (expected soap-env:Envelope in {SOAP_NS})"
                     )));
                 }
-                if inside_content(&stack) {
+                if at_path(&stack, &CONTENT_PATH) {
                     return Err(CallHomeError::NotEnvelope(format!(
-                        "aml-block:Content holds the element {}; it must hold the JSON message as CDATA",
-                        element.name
+                        "aml-block:Content holds the element {name}; it must hold the JSON message as CDATA"
                     )));
                 }
-                if path == CONTENT_PATH {
+                stack.push((ns, local));
+                if at_path(&stack, &CONTENT_PATH) {
                     content.get_or_insert_with(String::new);
                 }
-                stack.push(element);
-                if empty {
+                if matches!(event, Event::Empty(_)) {
                     stack.pop();
                 }
+                continue;
             }
-            Event::End { name } => {
-                let Some(open) = stack.pop() else {
-                    return Err(reader.error(&format!("</{name}> closes nothing")));
-                };
-                if open.name != name {
-                    return Err(reader.error(&format!("</{name}> closes <{}>", open.name)));
-                }
+            Event::End(_) => {
+                // Unmatched and mismatched end tags are the reader's errors.
+                stack.pop();
+                continue;
             }
-            Event::Text { text, cdata } => {
-                if stack.is_empty() {
-                    if cdata || !text.trim().is_empty() {
-                        return Err(reader.error("text outside the root element"));
-                    }
+            Event::Text(e) => {
+                let text = e.xml10_content().map_err(|e| xml_error(at, e))?;
+                if stack.is_empty() && text.trim().is_empty() {
                     continue;
                 }
-                if inside_content(&stack[..stack.len() - 1]) {
-                    // Text in a child of Content: refused at its start tag already.
-                    continue;
+                if text.contains("]]>") {
+                    return Err(xml_error(at, "\"]]>\" in text"));
                 }
-                let path: Vec<(&str, &str)> = stack
-                    .iter()
-                    .map(|e| (e.ns.as_str(), e.local.as_str()))
-                    .collect();
-                if path == CONTENT_PATH {
-                    if let Some(c) = content.as_mut() {
-                        c.push_str(&text);
-                    }
-                } else if path == TO_PATH {
-                    envelope.to = Some(collect(&envelope.to, &text));
-                } else if path == MESSAGE_ID_PATH {
-                    envelope.message_id = Some(collect(&envelope.message_id, &text));
-                } else if path == GROUP_ID_PATH {
-                    envelope.group_id = Some(collect(&envelope.group_id, &text));
-                }
+                text
             }
+            Event::CData(e) => e.xml10_content().map_err(|e| xml_error(at, e))?,
+            Event::GeneralRef(e) => Cow::Owned(entity(&e).map_err(|r| xml_error(at, r))?.into()),
+            Event::DocType(_) => {
+                return Err(xml_error(
+                    at,
+                    "DOCTYPE and other declarations are not accepted",
+                ));
+            }
+            Event::Decl(_) | Event::PI(_) | Event::Comment(_) => continue,
+            Event::Eof => break,
+        };
+        if stack.is_empty() {
+            return Err(xml_error(at, "text outside the root element"));
+        }
+        let field = if at_path(&stack, &CONTENT_PATH) {
+            content.as_mut()
+        } else if at_path(&stack, &TO_PATH) {
+            Some(envelope.to.get_or_insert_with(String::new))
+        } else if at_path(&stack, &MESSAGE_ID_PATH) {
+            Some(envelope.message_id.get_or_insert_with(String::new))
+        } else if at_path(&stack, &GROUP_ID_PATH) {
+            Some(envelope.group_id.get_or_insert_with(String::new))
+        } else {
+            None
+        };
+        if let Some(field) = field {
+            field.push_str(&text);
         }
     }
-    if let Some(open) = stack.last() {
-        return Err(reader.error(&format!("<{}> is never closed", open.name)));
+    let at = reader.buffer_position();
+    if !stack.is_empty() {
+        return Err(xml_error(at, "an element is never closed"));
     }
     if !root_seen {
-        return Err(reader.error("no root element"));
+        return Err(xml_error(at, "no root element"));
     }
     let content = content.ok_or_else(|| {
         CallHomeError::NotEnvelope(
@@ -212,24 +241,64 @@ const GROUP_ID_PATH: [(&str, &str); 6] = [
     (AML_BLOCK_NS, "GroupId"),
 ];
 
-fn collect(so_far: &Option<String>, more: &str) -> String {
-    format!("{}{more}", so_far.as_deref().unwrap_or(""))
+fn at_path(stack: &[(String, String)], path: &[(&str, &str)]) -> bool {
+    stack.len() == path.len()
+        && stack
+            .iter()
+            .zip(path)
+            .all(|((ns, local), (want_ns, want_local))| ns == want_ns && local == want_local)
 }
 
-fn path_of<'a>(stack: &'a [Element], last: &'a Element) -> Vec<(&'a str, &'a str)> {
-    stack
-        .iter()
-        .chain(std::iter::once(last))
-        .map(|e| (e.ns.as_str(), e.local.as_str()))
-        .collect()
+fn xml_error(at: u64, reason: impl std::fmt::Display) -> CallHomeError {
+    CallHomeError::Xml {
+        at: usize::try_from(at).unwrap_or(usize::MAX),
+        reason: reason.to_string(),
+    }
 }
 
-fn inside_content(stack: &[Element]) -> bool {
-    let path: Vec<(&str, &str)> = stack
-        .iter()
-        .map(|e| (e.ns.as_str(), e.local.as_str()))
-        .collect();
-    path.len() >= CONTENT_PATH.len() && path[..CONTENT_PATH.len()] == CONTENT_PATH
+/// The namespace of an element event: `""` when none applies, or the
+/// undeclared prefix as the error.
+fn namespace(resolved: ResolveResult<'_>) -> Result<String, String> {
+    match resolved {
+        ResolveResult::Bound(ns) => Ok(String::from_utf8_lossy(ns.as_ref()).into_owned()),
+        ResolveResult::Unbound => Ok(String::new()),
+        ResolveResult::Unknown(prefix) => Err(String::from_utf8_lossy(&prefix).into_owned()),
+    }
+}
+
+/// Attribute syntax (quoting, duplicates) and values (entities, no `<`).
+fn check_attributes(start: &BytesStart<'_>) -> Result<(), String> {
+    for attr in start.attributes() {
+        let attr = attr.map_err(|e| e.to_string())?;
+        if attr.value.contains(&b'<') {
+            return Err("'<' inside an attribute value".into());
+        }
+        attr.normalized_value(XmlVersion::Implicit1_0)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// A character or predefined entity reference; any other entity is unknown,
+/// as no DTD can declare one.
+fn entity(reference: &BytesRef<'_>) -> Result<char, String> {
+    let unknown = || {
+        format!(
+            "unknown entity &{};",
+            String::from_utf8_lossy(reference.as_ref())
+        )
+    };
+    if let Some(c) = reference.resolve_char_ref().map_err(|e| e.to_string())? {
+        return Ok(c);
+    }
+    match reference.as_ref() {
+        b"lt" => Ok('<'),
+        b"gt" => Ok('>'),
+        b"amp" => Ok('&'),
+        b"quot" => Ok('"'),
+        b"apos" => Ok('\''),
+        _ => Err(unknown()),
+    }
 }
 
 /// `2013-06-05 03:11:36 GMT+00:00`, as AML writes it.
@@ -264,277 +333,6 @@ fn escape(text: &str) -> String {
 /// CDATA cannot contain `]]>`; split it across two sections.
 fn cdata(text: &str) -> String {
     format!("<![CDATA[{}]]>", text.replace("]]>", "]]]]><![CDATA[>"))
-}
-
-/// An open element with its resolved namespace and in-scope declarations.
-struct Element {
-    name: String,
-    ns: String,
-    local: String,
-    /// Prefix ("" for the default namespace) → URI, including inherited ones.
-    scope: Vec<(String, String)>,
-}
-
-impl Element {
-    fn open(
-        name: String,
-        attrs: &[(String, String)],
-        parent: Option<&Element>,
-        reader: &Reader,
-    ) -> Result<Element, CallHomeError> {
-        let mut scope = parent.map(|p| p.scope.clone()).unwrap_or_default();
-        for (key, value) in attrs {
-            if key == "xmlns" {
-                scope.push((String::new(), value.clone()));
-            } else if let Some(prefix) = key.strip_prefix("xmlns:") {
-                scope.push((prefix.to_string(), value.clone()));
-            }
-        }
-        let (prefix, local) = match name.split_once(':') {
-            Some((p, l)) => (p, l),
-            None => ("", name.as_str()),
-        };
-        let ns = scope
-            .iter()
-            .rev()
-            .find(|(p, _)| p == prefix)
-            .map(|(_, uri)| uri.clone());
-        let ns = match ns {
-            Some(ns) => ns,
-            None if prefix.is_empty() => String::new(),
-            None => {
-                return Err(reader.error(&format!("the prefix of <{name}> is not declared")));
-            }
-        };
-        Ok(Element {
-            local: local.to_string(),
-            name,
-            ns,
-            scope,
-        })
-    }
-
-    fn is(&self, ns: &str, local: &str) -> bool {
-        self.ns == ns && self.local == local
-    }
-}
-
-enum Event {
-    Start {
-        name: String,
-        attrs: Vec<(String, String)>,
-        empty: bool,
-    },
-    End {
-        name: String,
-    },
-    Text {
-        text: String,
-        cdata: bool,
-    },
-}
-
-struct Reader<'a> {
-    src: &'a str,
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn new(src: &'a str) -> Self {
-        // A UTF-8 byte order mark is allowed before the declaration.
-        let pos = if src.starts_with('\u{feff}') { 3 } else { 0 };
-        Self { src, pos }
-    }
-
-    fn error(&self, reason: &str) -> CallHomeError {
-        CallHomeError::Xml {
-            at: self.pos,
-            reason: reason.to_string(),
-        }
-    }
-
-    fn rest(&self) -> &'a str {
-        self.src.get(self.pos..).unwrap_or("")
-    }
-
-    /// Skips to just after `end`, returning what was in between.
-    fn until(&mut self, end: &str, what: &str) -> Result<&'a str, CallHomeError> {
-        let rest = self.rest();
-        let Some(i) = rest.find(end) else {
-            return Err(self.error(&format!("unterminated {what}")));
-        };
-        self.pos += i + end.len();
-        Ok(&rest[..i])
-    }
-
-    fn next(&mut self) -> Result<Option<Event>, CallHomeError> {
-        loop {
-            let rest = self.rest();
-            if rest.is_empty() {
-                return Ok(None);
-            }
-            if rest.starts_with("<?") {
-                self.pos += 2;
-                self.until("?>", "processing instruction")?;
-            } else if rest.starts_with("<!--") {
-                self.pos += 4;
-                let body = self.until("-->", "comment")?;
-                if body.contains("--") {
-                    return Err(self.error("\"--\" inside a comment"));
-                }
-            } else if rest.starts_with("<![CDATA[") {
-                self.pos += 9;
-                let text = self.until("]]>", "CDATA section")?;
-                return Ok(Some(Event::Text {
-                    text: text.to_string(),
-                    cdata: true,
-                }));
-            } else if rest.starts_with("<!") {
-                return Err(self.error("DOCTYPE and other declarations are not accepted"));
-            } else if let Some(after) = rest.strip_prefix("</") {
-                let Some(end) = after.find('>') else {
-                    return Err(self.error("unterminated end tag"));
-                };
-                let name = after[..end].trim_end();
-                check_name(name).map_err(|r| self.error(&r))?;
-                self.pos += 2 + end + 1;
-                return Ok(Some(Event::End {
-                    name: name.to_string(),
-                }));
-            } else if rest.starts_with('<') {
-                return self.start_tag().map(Some);
-            } else {
-                let end = rest.find('<').unwrap_or(rest.len());
-                let raw = &rest[..end];
-                let text = decode(raw).map_err(|r| self.error(&r))?;
-                self.pos += end;
-                return Ok(Some(Event::Text { text, cdata: false }));
-            }
-        }
-    }
-
-    fn start_tag(&mut self) -> Result<Event, CallHomeError> {
-        self.pos += 1;
-        let name = self.take_name()?;
-        let mut attrs: Vec<(String, String)> = Vec::new();
-        loop {
-            let had_space = self.skip_space();
-            let rest = self.rest();
-            if rest.starts_with("/>") {
-                self.pos += 2;
-                return Ok(Event::Start {
-                    name,
-                    attrs,
-                    empty: true,
-                });
-            }
-            if rest.starts_with('>') {
-                self.pos += 1;
-                return Ok(Event::Start {
-                    name,
-                    attrs,
-                    empty: false,
-                });
-            }
-            if rest.is_empty() {
-                return Err(self.error("unterminated start tag"));
-            }
-            if !had_space {
-                return Err(self.error("attributes must be separated by white space"));
-            }
-            let key = self.take_name()?;
-            self.skip_space();
-            if !self.rest().starts_with('=') {
-                return Err(self.error(&format!("attribute {key} has no value")));
-            }
-            self.pos += 1;
-            self.skip_space();
-            let quote = match self.rest().chars().next() {
-                Some(q @ ('"' | '\'')) => q,
-                _ => return Err(self.error(&format!("the value of {key} is not quoted"))),
-            };
-            self.pos += 1;
-            let raw = self.until(&quote.to_string(), "attribute value")?;
-            if raw.contains('<') {
-                return Err(self.error("'<' inside an attribute value"));
-            }
-            let value = decode(raw).map_err(|r| self.error(&r))?;
-            if attrs.iter().any(|(k, _)| *k == key) {
-                return Err(self.error(&format!("attribute {key} given twice")));
-            }
-            attrs.push((key, value));
-        }
-    }
-
-    fn skip_space(&mut self) -> bool {
-        let rest = self.rest();
-        let trimmed = rest.trim_start_matches([' ', '\t', '\r', '\n']);
-        self.pos += rest.len() - trimmed.len();
-        rest.len() != trimmed.len()
-    }
-
-    fn take_name(&mut self) -> Result<String, CallHomeError> {
-        let rest = self.rest();
-        let end = rest
-            .find(|c: char| c.is_whitespace() || matches!(c, '/' | '>' | '=' | '<'))
-            .unwrap_or(rest.len());
-        let name = &rest[..end];
-        check_name(name).map_err(|r| self.error(&r))?;
-        self.pos += end;
-        Ok(name.to_string())
-    }
-}
-
-fn check_name(name: &str) -> Result<(), String> {
-    let mut chars = name.chars();
-    let valid_start = chars.next().is_some_and(|c| c.is_alphabetic() || c == '_');
-    let valid_rest = name
-        .chars()
-        .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'));
-    if valid_start && valid_rest && name.matches(':').count() <= 1 && !name.ends_with(':') {
-        Ok(())
-    } else {
-        Err(format!("{name:?} is not an XML name"))
-    }
-}
-
-/// Resolves the five predefined entities and character references.
-fn decode(raw: &str) -> Result<String, String> {
-    if raw.contains("]]>") {
-        return Err("\"]]>\" in text".into());
-    }
-    let mut out = String::with_capacity(raw.len());
-    let mut rest = raw;
-    while let Some(i) = rest.find('&') {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 1..];
-        let Some(end) = after.find(';') else {
-            return Err("'&' without a closing ';'".into());
-        };
-        let entity = &after[..end];
-        let c = match entity {
-            "lt" => '<',
-            "gt" => '>',
-            "amp" => '&',
-            "quot" => '"',
-            "apos" => '\'',
-            _ => {
-                let code = if let Some(hex) = entity.strip_prefix("#x") {
-                    u32::from_str_radix(hex, 16).ok()
-                } else if let Some(dec) = entity.strip_prefix('#') {
-                    dec.parse::<u32>().ok()
-                } else {
-                    None
-                };
-                code.and_then(char::from_u32)
-                    .ok_or_else(|| format!("unknown entity &{entity};"))?
-            }
-        };
-        out.push(c);
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
 }
 
 #[cfg(test)]
@@ -615,5 +413,90 @@ mod tests {
         }
         let deep = "<a>".repeat(100) + &"</a>".repeat(100);
         assert!(unwrap(&deep).is_err());
+    }
+
+    #[test]
+    fn hostile_input_is_refused_without_panicking() {
+        let good = sample();
+        let cut = |i: usize| good.get(..i).unwrap_or(&good).to_string();
+        let laughs = concat!(
+            "<?xml version=\"1.0\"?><!DOCTYPE lolz [<!ENTITY lol \"lol\">",
+            "<!ENTITY lol2 \"&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;\">]>",
+            "<lolz>&lol2;</lolz>"
+        );
+        let header = "<soap-env:Header>";
+        let deep = good.replacen(
+            header,
+            &format!("{header}{}{}", "<d>".repeat(80), "</d>".repeat(80)),
+            1,
+        );
+        // What a caller makes of a body that is not UTF-8.
+        let not_utf8 = String::from_utf8_lossy(b"<soap-env:Envelope \xff\xfe\x00/>").into_owned();
+        let cases: Vec<(&str, String)> = vec![
+            (
+                "truncated in a tag",
+                cut(good.find("<aml-block:Con").unwrap_or(0) + 5),
+            ),
+            (
+                "truncated in CDATA",
+                cut(good.find("<![CDATA[").unwrap_or(0) + 12),
+            ),
+            ("DOCTYPE with entities", laughs.into()),
+            (
+                "DOCTYPE before a good envelope",
+                format!("<!DOCTYPE x>{good}"),
+            ),
+            ("deep nesting inside the header", deep),
+            ("not UTF-8", not_utf8),
+            (
+                "undeclared prefix",
+                good.replace("<aml-block:Type>", "<zz:Type>")
+                    .replace("</aml-block:Type>", "</zz:Type>"),
+            ),
+            (
+                "SOAP prefix bound elsewhere",
+                good.replace(&format!("\"{SOAP_NS}\""), "\"urn:not-soap\""),
+            ),
+            (
+                "element inside Content",
+                good.replace(&super::cdata(JSON), "<x/>"),
+            ),
+            ("CDATA outside the root", format!("{good}<![CDATA[x]]>")),
+            ("entity outside the root", format!("{good}&amp;")),
+            (
+                "duplicate attribute",
+                good.replace(
+                    "soap-env:role=",
+                    "soap-env:mustUnderstand=\"1\" soap-env:role=",
+                ),
+            ),
+            (
+                "'<' in an attribute",
+                good.replace("mustUnderstand=\"true\"", "mustUnderstand=\"<\""),
+            ),
+            (
+                "unknown entity in an attribute",
+                good.replace("mustUnderstand=\"true\"", "mustUnderstand=\"&x;\""),
+            ),
+            (
+                "\"--\" in a comment",
+                good.replace("<soap-env:Body>", "<soap-env:Body><!-- a -- b -->"),
+            ),
+            ("bad character reference", good.replace("&amp;b=2", "&#0;")),
+        ];
+        for (what, case) in &cases {
+            assert!(unwrap(case).is_err(), "{what}: accepted {case}");
+        }
+        assert!(matches!(
+            unwrap(&cases[0].1),
+            Err(CallHomeError::Xml { .. })
+        ));
+        // A byte order mark and a default namespace are fine.
+        let bom = format!(
+            "\u{feff}{}",
+            good.replace("soap-env:", "")
+                .replace("xmlns:soap-env=", "xmlns=")
+        );
+        assert_eq!(unwrap(&bom).unwrap(), JSON);
     }
 }
