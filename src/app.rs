@@ -59,9 +59,10 @@ impl Satellite {
             None => None,
         };
         let store = Store::open(&config.database_path())?;
+        let call_home = crate::alerts::CallHome::start(&config).map_err(StartError::Serve)?;
         Ok(Self {
             catalog: Arc::new(catalog),
-            notifier: Arc::new(Notifier::new(syslog, clock.clone())),
+            notifier: Arc::new(Notifier::new(syslog, call_home, clock.clone())),
             config,
             clock,
             store,

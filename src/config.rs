@@ -101,6 +101,11 @@ pub struct Reports {
 #[serde(deny_unknown_fields, default)]
 pub struct CallHome {
     pub profiles: Vec<CallHomeProfile>,
+    /// Mail relay for `email` profiles: `smtp://host:25` (plain, for a relay on
+    /// the LAN) or `smtps://host:465` (TLS, verified against the system roots).
+    pub smtp: Option<String>,
+    /// Sender address of Call Home mail; default `satellite@<name>`.
+    pub from: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -343,7 +348,19 @@ impl Config {
                 format!("{e}; use error, warn, info, debug or trace"),
             )
         })?;
+        if let Some(smtp) = &self.call_home.smtp {
+            check_url(smtp, &["smtp", "smtps"]).map_err(|r| ("call_home.smtp", r))?;
+        }
         for (i, profile) in self.call_home.profiles.iter().enumerate() {
+            if profile.transport == CallHomeTransport::Email && self.call_home.smtp.is_none() {
+                return Err((
+                    "call_home.smtp",
+                    format!(
+                        "profile {i} ({}) sends email: name the mail relay, e.g. smtp: smtp://relay.example:25",
+                        profile.name
+                    ),
+                ));
+            }
             let ok = match profile.transport {
                 CallHomeTransport::Email => !profile.to.is_empty(),
                 CallHomeTransport::Http => profile.url.is_some(),
@@ -551,6 +568,17 @@ mod tests {
         std::fs::write(&blocker, b"x").expect("write");
         let err = Config::parse("data_dir: file/sub\n", "t.yaml", dir.path()).unwrap_err();
         assert_eq!(err.key, "data_dir");
+    }
+
+    #[test]
+    fn email_profiles_need_a_relay() {
+        let err =
+            parse("call_home: { profiles: [ { name: ops, transport: email, to: [a@b.c] } ] }")
+                .unwrap_err();
+        assert_eq!(err.key, "call_home.smtp");
+        assert!(parse("call_home: { smtp: 'smtp://relay:25', profiles: [ { name: ops, transport: email, to: [a@b.c] } ] }").is_ok());
+        let err = parse("call_home: { profiles: [ { name: web, transport: http } ] }").unwrap_err();
+        assert_eq!(err.key, "call_home.profiles");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! types; `store` owns SQLite; `pki` owns certificates; `http` is a thin layer
 //! that maps requests to those and errors to responses once.
 
+pub mod alerts;
 pub mod app;
 pub mod callhome;
 pub mod cli;

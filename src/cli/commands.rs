@@ -588,7 +588,12 @@ fn notify(config: &Config, clock: &Clock, transitions: &[Transition]) {
         .syslog
         .as_deref()
         .and_then(|url| crate::syslog::Syslog::connect(url, &config.name).ok());
-    Notifier::new(syslog, clock.clone()).compliance(transitions);
+    Notifier::new(
+        syslog,
+        crate::alerts::CallHome::inline(config),
+        clock.clone(),
+    )
+    .compliance(transitions);
 }
 
 /// `YYYY-MM-DD` (midnight UTC) or RFC 3339.
@@ -667,6 +672,7 @@ fn status(config: &Config, clock: &Clock, json: bool) -> Result<(), CliError> {
             "SELECT COUNT(*) FROM registration_tokens WHERE revoked_at IS NULL AND expires_at > ?1",
             [clock.unix()], |r| r.get::<_, i64>(0)).map_err(Error::from)?,
         "now": rfc3339(clock.unix()),
+        "call_home": crate::alerts::statistics(&conn)?,
     });
     if json {
         return print_json(&report);
@@ -694,6 +700,36 @@ fn status(config: &Config, clock: &Clock, json: bool) -> Result<(), CliError> {
     println!("  virtual accounts:  {}", report["virtual_accounts"]);
     println!("  product instances: {}", report["product_instances"]);
     println!("  active tokens:     {}", report["active_tokens"]);
+    let stats = crate::alerts::statistics(&conn)?;
+    if !stats.is_empty() {
+        println!("\nCall Home statistics:");
+        let rows: Vec<Vec<String>> = stats
+            .iter()
+            .map(|s| {
+                vec![
+                    s.profile.clone(),
+                    s.message_type.clone(),
+                    s.success.to_string(),
+                    s.failed.to_string(),
+                    s.inqueue.to_string(),
+                    s.dropped.to_string(),
+                    s.last_sent.clone().unwrap_or_else(|| "-".into()),
+                ]
+            })
+            .collect();
+        table::print(
+            &[
+                "Profile",
+                "Msg Subtype",
+                "Success",
+                "Failed",
+                "Inqueue",
+                "Dropped",
+                "Last-sent (UTC)",
+            ],
+            &rows,
+        );
+    }
     Ok(())
 }
 

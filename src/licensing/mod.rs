@@ -8,7 +8,9 @@ pub mod pool;
 pub mod reports;
 pub mod rules;
 
+use crate::alerts::{Alert, CallHome};
 use crate::clock::Clock;
+use crate::config::CallHomeCategory;
 use crate::device::wire::EntitlementRequest;
 use crate::error::Result;
 use crate::store::instances::{self, Instance};
@@ -110,15 +112,20 @@ pub fn authorize(
 }
 
 /// Tells the operator about compliance changes, after they are committed:
-/// the service log always, syslog when configured.
+/// the service log always, syslog and Call Home when configured.
 pub struct Notifier {
     syslog: Option<Syslog>,
+    call_home: Option<CallHome>,
     clock: Clock,
 }
 
 impl Notifier {
-    pub fn new(syslog: Option<Syslog>, clock: Clock) -> Self {
-        Self { syslog, clock }
+    pub fn new(syslog: Option<Syslog>, call_home: Option<CallHome>, clock: Clock) -> Self {
+        Self {
+            syslog,
+            call_home,
+            clock,
+        }
     }
 
     pub fn compliance(&self, transitions: &[Transition]) {
@@ -144,6 +151,44 @@ impl Notifier {
             if let Some(syslog) = &self.syslog {
                 syslog.send(severity, "COMPLIANCE", &text, self.clock.now());
             }
+        }
+        let short: Vec<&Transition> = transitions
+            .iter()
+            .filter(|t| t.to == PoolStatus::OutOfCompliance)
+            .collect();
+        if let (Some(call_home), false) = (&self.call_home, short.is_empty()) {
+            let mut detail = String::from(
+                "show compliance (pools that fell short)\nVirtual Account  Entitlement Tag  Available  In Use  Shortfall\n",
+            );
+            for t in &short {
+                detail.push_str(&format!(
+                    "{}  {}  {}  {}  {}\n",
+                    t.virtual_account,
+                    t.tag,
+                    t.available,
+                    t.in_use,
+                    t.in_use - t.available
+                ));
+            }
+            let first = short[0];
+            call_home.send(Alert {
+                category: CallHomeCategory::Compliance,
+                message_type: "COMPLIANCE",
+                severity: "Major",
+                summary: format!(
+                    "{} out of compliance in virtual account {} (short {}){}",
+                    first.tag,
+                    first.virtual_account,
+                    first.in_use - first.available,
+                    if short.len() > 1 {
+                        format!(" and {} more", short.len() - 1)
+                    } else {
+                        String::new()
+                    }
+                ),
+                detail,
+                at: self.clock.now(),
+            });
         }
     }
 }

@@ -103,7 +103,7 @@ CREATE TABLE settings (
     },
     Migration {
         version: 2,
-        name: "licenses, entitlement usage, pools, usage history, reports",
+        name: "licenses, entitlement usage, pools, usage history, reports, call home statistics",
         sql: r#"
 CREATE TABLE licenses (
     id                 INTEGER PRIMARY KEY,
@@ -167,6 +167,18 @@ CREATE TABLE usage_history (
     in_use             INTEGER NOT NULL,
     available          INTEGER NOT NULL,
     PRIMARY KEY (day, virtual_account_id, tag)
+) WITHOUT ROWID;
+
+-- Per Call Home profile and message type (seed: Success, Failed, Inqueue, Dropped, Last-sent).
+CREATE TABLE call_home_stats (
+    profile      TEXT NOT NULL,
+    message_type TEXT NOT NULL,
+    success      INTEGER NOT NULL DEFAULT 0,
+    failed       INTEGER NOT NULL DEFAULT 0,
+    inqueue      INTEGER NOT NULL DEFAULT 0,
+    dropped      INTEGER NOT NULL DEFAULT 0,
+    last_sent    INTEGER,
+    PRIMARY KEY (profile, message_type)
 ) WITHOUT ROWID;
 
 CREATE TABLE reports (

@@ -3,6 +3,7 @@
 mod client;
 mod fixture;
 
+mod call_home;
 mod cli;
 mod concurrency;
 mod device_errors;
