@@ -456,7 +456,48 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             }
             Ok(())
         }
-        Command::Compliance { va, json } => {
+        Command::Compliance {
+            va,
+            history: Some(days),
+            json,
+        } => {
+            let conn = open(&config, &clock)?;
+            if let Some(va) = &va {
+                accounts::require(&conn, &account, va, now)?;
+            }
+            let rows = reports::usage_history(&conn, &account, va.as_deref(), days, now)?;
+            if json {
+                return print_json(&rows);
+            }
+            let table_rows: Vec<Vec<String>> = rows
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.day.clone(),
+                        r.virtual_account.clone(),
+                        r.tag.clone(),
+                        r.available.to_string(),
+                        r.in_use.to_string(),
+                    ]
+                })
+                .collect();
+            table::print(
+                &[
+                    "Day",
+                    "Virtual Account",
+                    "Entitlement Tag",
+                    "Available",
+                    "In Use",
+                ],
+                &table_rows,
+            );
+            Ok(())
+        }
+        Command::Compliance {
+            va,
+            history: None,
+            json,
+        } => {
             let conn = open(&config, &clock)?;
             let catalog = catalog(&config)?;
             let rows = compliance::rows(&conn, &catalog, &account, va.as_deref(), now)?;

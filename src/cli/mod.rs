@@ -55,6 +55,9 @@ pub enum Command {
     Compliance {
         #[arg(long, value_name = "VA")]
         va: Option<String>,
+        /// Usage trend instead: the daily snapshots of the last DAYS days.
+        #[arg(long, value_name = "DAYS")]
+        history: Option<u32>,
         #[arg(long)]
         json: bool,
     },

@@ -51,10 +51,8 @@ impl Jobs {
             let mut outcome = RunOutcome::default();
             let mut transitions = Vec::new();
             let last: Option<i64> = settings::get(c, LAST_RUN)?.and_then(|v| v.parse().ok());
-            let Some(last) = last else {
-                settings::set(c, LAST_RUN, &now.to_string())?;
-                return Ok::<_, Error>((outcome, transitions));
-            };
+            // The first run only marks the start: nothing before it is due.
+            let last = last.unwrap_or(now);
             if now > last {
                 for (va_id, tag) in licenses::pools_changing_between(c, last, now)? {
                     let va_name: String = c.query_row(
@@ -81,8 +79,9 @@ impl Jobs {
                     )?;
                     outcome.periodic_reports += 1;
                 }
-                settings::set(c, LAST_RUN, &now.to_string())?;
             }
+            // A clock set back never replays a window already handled.
+            settings::set(c, LAST_RUN, &now.max(last).to_string())?;
             let today = time::OffsetDateTime::from_unix_timestamp(now)
                 .map(|t| t.date().to_string())
                 .unwrap_or_default();
@@ -91,7 +90,7 @@ impl Jobs {
                 settings::set(c, LAST_SNAPSHOT_DAY, &today)?;
             }
             outcome.compliance_changes = transitions.len();
-            Ok((outcome, transitions))
+            Ok::<_, Error>((outcome, transitions))
         })?;
         self.notifier.compliance(&transitions);
         if outcome.periodic_reports > 0 {

@@ -315,3 +315,42 @@ pub fn snapshot_usage(c: &Connection, catalog: &Catalog, account: &str, now: i64
     c.execute("DELETE FROM usage_history WHERE day < ?1", [oldest])?;
     Ok(n)
 }
+
+/// One day of one pool, from the daily snapshots (usage trends).
+#[derive(Debug, Clone, Serialize)]
+pub struct UsageDay {
+    pub day: String,
+    pub virtual_account: String,
+    pub tag: String,
+    pub available: i64,
+    pub in_use: i64,
+}
+
+pub fn usage_history(
+    c: &Connection,
+    account: &str,
+    virtual_account: Option<&str>,
+    days: u32,
+    now: i64,
+) -> Result<Vec<UsageDay>> {
+    let since = time::OffsetDateTime::from_unix_timestamp(now - i64::from(days) * rules::DAY)
+        .map(|t| t.date().to_string())
+        .unwrap_or_default();
+    let mut stmt = c.prepare_cached(
+        "SELECT h.day, va.name, h.tag, h.available, h.in_use FROM usage_history h
+         JOIN virtual_accounts va ON va.id = h.virtual_account_id
+         JOIN accounts a ON a.id = va.account_id
+         WHERE a.name = ?1 AND (?2 IS NULL OR va.name = ?2) AND h.day > ?3
+         ORDER BY h.day, va.name, h.tag",
+    )?;
+    let rows = stmt.query_map(params![account, virtual_account, since], |r| {
+        Ok(UsageDay {
+            day: r.get(0)?,
+            virtual_account: r.get(1)?,
+            tag: r.get(2)?,
+            available: r.get(3)?,
+            in_use: r.get(4)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}

@@ -215,8 +215,29 @@ fn an_instance_silent_past_its_deadline_is_authorization_expired_and_still_count
     let router = register(&server, "SILENT", &token);
     entitlement(&router, "e", &[("ESS-AC-10G-RTU-1", 3)]);
     server.jobs.run_due().expect("jobs");
-    server.clock.advance(time::Duration::days(91));
+    server.clock.advance(time::Duration::days(1));
     server.jobs.run_due().expect("jobs");
+    server.clock.advance(time::Duration::days(90));
+    server.jobs.run_due().expect("jobs");
+    // One usage snapshot per day the jobs ran (the first of each day): the usage trend.
+    let trend: Value =
+        serde_json::from_str(&server.cli_ok(&["compliance", "--history", "400", "--json"]))
+            .expect("json");
+    let days: Vec<&Value> = trend
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter(|r| r["tag"] == "ESS-AC-10G-RTU-1")
+        .collect();
+    assert!(
+        days.len() >= 2,
+        "a snapshot on day 1 and on day 91: {trend}"
+    );
+    assert!(
+        days.iter()
+            .all(|d| d["in_use"] == 3 && d["available"] == 10),
+        "{trend}"
+    );
     let events = server.cli_ok(&["events", "--kind", "authorization_expired"]);
     assert!(events.contains("PID:N540-24Z8Q2C-M,SN:SILENT"), "{events}");
     let shown: Value = serde_json::from_str(&server.cli_ok(&[
