@@ -1,10 +1,11 @@
 //! Device identity certificates.
 
+use super::csr::CheckedCsr;
 use super::{asn1_time, random_serial, CertificateAuthority, PkiError};
 use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
 use openssl::x509::extension::{BasicConstraints, ExtendedKeyUsage, KeyUsage};
-use openssl::x509::{X509Extension, X509Name, X509Req, X509};
+use openssl::x509::{X509Extension, X509Name, X509};
 
 /// Identity certificates are valid a year; devices renew after 180 days.
 pub const DEVICE_CERT_DAYS: i64 = 365;
@@ -35,16 +36,30 @@ pub(super) fn device_extensions() -> Result<Vec<X509Extension>, PkiError> {
     ])
 }
 
+/// PEM armour around DER we already hold (cheaper than asking OpenSSL to
+/// encode the certificate a second time).
+fn pem_certificate(der: &[u8]) -> String {
+    use base64::Engine;
+    let body = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut pem = String::with_capacity(body.len() + body.len() / 64 + 64);
+    pem.push_str("-----BEGIN CERTIFICATE-----\n");
+    for line in body.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(line).unwrap_or_default());
+        pem.push('\n');
+    }
+    pem.push_str("-----END CERTIFICATE-----\n");
+    pem
+}
+
 impl CertificateAuthority {
     /// Signs a checked CSR: subject CN = instance id, serialNumber = UDI.
     pub fn issue_device_certificate(
         &self,
-        csr: &X509Req,
+        csr: &CheckedCsr,
         instance_id: &str,
         udi: &str,
         now: i64,
     ) -> Result<IssuedCertificate, PkiError> {
-        let public_key = csr.public_key()?;
         let mut name = X509Name::builder()?;
         name.append_entry_by_nid(Nid::COMMONNAME, instance_id)?;
         name.append_entry_by_nid(Nid::SERIALNUMBER, udi)?;
@@ -58,7 +73,7 @@ impl CertificateAuthority {
         builder.set_serial_number(serial.to_asn1_integer()?.as_ref())?;
         builder.set_subject_name(&name)?;
         builder.set_issuer_name(self.cert.subject_name())?;
-        builder.set_pubkey(&public_key)?;
+        builder.set_pubkey(&csr.key)?;
         builder.set_not_before(asn1_time(not_before)?.as_ref())?;
         builder.set_not_after(asn1_time(not_after)?.as_ref())?;
         for extension in &self.device_extensions {
@@ -68,7 +83,7 @@ impl CertificateAuthority {
         let cert = builder.build();
         let der = cert.to_der()?;
         Ok(IssuedCertificate {
-            pem: String::from_utf8_lossy(&cert.to_pem()?).into_owned(),
+            pem: pem_certificate(&der),
             fingerprint: openssl::sha::sha256(&der),
             serial_hex: serial.to_hex_str()?.to_string(),
             not_before,
@@ -97,6 +112,11 @@ mod tests {
             .issue_device_certificate(&csr, "inst-1", "PID:N540,SN:X1", now)
             .expect("issue");
         let cert = X509::from_pem(issued.pem.as_bytes()).expect("pem");
+        assert_eq!(
+            issued.pem.as_bytes(),
+            cert.to_pem().expect("openssl pem").as_slice(),
+            "our PEM is OpenSSL's"
+        );
         let cn = cert
             .subject_name()
             .entries_by_nid(Nid::COMMONNAME)
