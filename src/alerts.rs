@@ -198,7 +198,10 @@ fn deliver(delivery: &Delivery, profile: &CallHomeProfile, alert: &Alert) -> Res
                 .set("Content-Type", content_type)
                 .send_string(&body)
                 .map(|_| ())
-                .map_err(|e| format!("POST {url}: {e}"))
+                .map_err(|e| match e {
+                    ureq::Error::Status(code, _) => format!("POST {}: HTTP {code}", redact(url)),
+                    ureq::Error::Transport(t) => format!("POST {}: {}", redact(url), t.kind()),
+                })
         }
         CallHomeTransport::Email => {
             let relay = delivery
@@ -271,7 +274,7 @@ fn send_mail(
     mailer
         .send(&message)
         .map(|_| ())
-        .map_err(|e| format!("SMTP {relay}: {e}"))
+        .map_err(|e| format!("SMTP {}: {e}", redact(relay)))
 }
 
 /// The message body in the profile's format, and its content type.
@@ -358,4 +361,28 @@ pub fn statistics(c: &rusqlite::Connection) -> crate::error::Result<Vec<Statisti
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// A URL fit for a log line: any `user:password@` taken out.
+fn redact(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            let host = authority.rsplit('@').next().unwrap_or(authority);
+            format!("{scheme}://{host}{path}")
+        }
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn credentials_never_reach_a_log_line() {
+        assert_eq!(
+            super::redact("https://ops:s3cret@noc.example/alerts"),
+            "https://noc.example/alerts"
+        );
+        assert_eq!(super::redact("smtp://relay:25"), "smtp://relay:25");
+    }
 }

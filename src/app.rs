@@ -48,7 +48,8 @@ pub struct Satellite {
 impl Satellite {
     /// Initializes what is missing and opens the database for serving.
     pub fn open(config: Config, clock: Clock) -> Result<Self, StartError> {
-        let (created, ca) = setup::ensure(&config, &clock)?;
+        // Everything that can refuse the configuration runs before init, so
+        // a refusal never swallows the bootstrap credential init prints once.
         let catalog = Catalog::load(config.catalog.as_deref())
             .map_err(|reason| crate::error::Error::invalid("catalog", reason))?;
         let syslog = match &config.log.syslog {
@@ -58,6 +59,7 @@ impl Satellite {
             ),
             None => None,
         };
+        let (created, ca) = setup::ensure(&config, &clock)?;
         let store = Store::open(&config.database_path())?;
         let call_home = crate::alerts::CallHome::start(&config).map_err(StartError::Serve)?;
         Ok(Self {

@@ -286,6 +286,10 @@ impl Config {
         if self.name.trim().is_empty() {
             return Err(("name", "must not be empty".into()));
         }
+        // It names the CA ("<name> Satellite CA"), and X.520 allows 64 characters.
+        if self.name.chars().count() > 50 {
+            return Err(("name", "must be at most 50 characters".into()));
+        }
         if self.account.trim().is_empty() {
             return Err(("account", "must not be empty".into()));
         }
@@ -297,8 +301,11 @@ impl Config {
             ));
         }
         for host in &self.device.hostnames {
-            if host.trim().is_empty() || host.contains(char::is_whitespace) {
-                return Err(("device.hostnames", format!("{host:?} is not a host name")));
+            if host.trim().is_empty() || host.contains(char::is_whitespace) || host.len() > 64 {
+                return Err((
+                    "device.hostnames",
+                    format!("{host:?} is not a host name (at most 64 characters, no spaces)"),
+                ));
             }
         }
         pair_given("device", &self.device.tls_cert, &self.device.tls_key)?;
@@ -394,13 +401,22 @@ impl Config {
         {
             *path = resolve(base, path);
         }
-        for (key, dir) in [
-            ("data_dir", &self.data_dir),
-            ("sync.export_dir", &self.sync.export_dir),
-            ("sync.import_dir", &self.sync.import_dir),
+        for (key, dir, mode) in [
+            // The data dir holds keys and the database: its owner only.
+            ("data_dir", &self.data_dir, 0o700),
+            ("sync.export_dir", &self.sync.export_dir, 0o750),
+            ("sync.import_dir", &self.sync.import_dir, 0o750),
         ] {
-            std::fs::create_dir_all(dir)
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(mode)
+                .create(dir)
                 .map_err(|e| (key, format!("cannot create {}: {e}", dir.display())))?;
+        }
+        if let Some(catalog) = &self.catalog {
+            crate::licensing::catalog::Catalog::load(Some(catalog))
+                .map_err(|reason| ("catalog", reason))?;
         }
         for (key, file) in [
             ("catalog", &self.catalog),

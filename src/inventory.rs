@@ -386,6 +386,11 @@ pub fn transfer_license(
     )?);
     let left = pool::state(c, catalog, source.id, &tag, now)?;
     let short = left.status == rules::PoolStatus::OutOfCompliance;
+    // A pool that was short already changes no state, but is shorter now:
+    // that is a compliance event too.
+    if short && !transitions.iter().any(|t| t.virtual_account == source.name) {
+        pool::warn(c, catalog, source.id, &source.name, now)?;
+    }
     let mut message = format!("{quantity} x {sku} transferred from {from:?} to {to:?}");
     if short {
         message.push_str(&format!(

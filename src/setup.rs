@@ -64,6 +64,18 @@ pub fn ensure(config: &Config, clock: &Clock) -> Result<(Created, CertificateAut
     let ca = match (ca_cert.exists(), ca_key.exists()) {
         (true, true) => CertificateAuthority::load(dir)?,
         (false, false) => {
+            let issued: i64 =
+                conn.query_row("SELECT COUNT(*) FROM certificates", [], |r| r.get(0))?;
+            if issued > 0 {
+                return Err(Error::invalid(
+                    "data_dir",
+                    format!(
+                        "{} is missing but this database holds {issued} certificates it signed; \
+                         restore ca.pem and ca.key from backup (a new CA would strand every registered router)",
+                        ca_cert.display()
+                    ),
+                ));
+            }
             created.ca = true;
             CertificateAuthority::create(dir, &format!("{} Satellite CA", config.name), now)?
         }

@@ -541,7 +541,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                     c,
                     &catalog,
                     ReportKind::Manual,
-                    Some(&account),
+                    &account,
                     va.as_deref(),
                     now,
                 )
@@ -783,6 +783,13 @@ fn role_word(role: Role) -> &'static str {
 
 fn serve(config: Config, clock: Clock) -> Result<(), CliError> {
     let satellite = Satellite::open(config, clock)?;
+    // Printed before anything else can fail: it is shown only once.
+    if let Some(password) = &satellite.created.admin_password {
+        println!(
+            "bootstrap admin credential (shown once, store it now): {} / {password}",
+            store::users::BOOTSTRAP_ADMIN
+        );
+    }
     let listeners = satellite.bind()?;
     let device_addr = listeners
         .device
@@ -825,12 +832,6 @@ fn serve(config: Config, clock: Clock) -> Result<(), CliError> {
             ca_path.display()
         );
         println!("  database:   {}", config.database_path().display());
-        if let Some(password) = &satellite.created.admin_password {
-            println!(
-                "  bootstrap admin credential (shown once, store it now): {} / {password}",
-                store::users::BOOTSTRAP_ADMIN
-            );
-        }
         println!();
         println!("Next, in another terminal:");
         println!("  {sat}{config_flag} token create --va Default --days 30");

@@ -100,9 +100,7 @@ impl DeviceService {
             .as_ref()
             .map(|i| i.instance_id.clone())
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let issued = self
-            .sign(csr_pem, instance_id.clone(), udi.to_string(), now)
-            .await?;
+        let issued = self.sign(csr_pem, instance_id.clone(), now).await?;
         let answer = identity_answer(
             MessageType::Registration,
             &message.message_id,
@@ -187,7 +185,7 @@ impl DeviceService {
             sn: instance.sn.clone(),
         };
         let issued = self
-            .sign(csr_pem, instance.instance_id.clone(), udi.to_string(), now)
+            .sign(csr_pem, instance.instance_id.clone(), now)
             .await?;
         let answer = identity_answer(
             MessageType::Renew,
@@ -389,13 +387,12 @@ impl DeviceService {
         &self,
         csr_pem: String,
         instance_id: String,
-        udi: String,
         now: i64,
     ) -> Result<IssuedCertificate> {
         let ca = self.ca.clone();
         tokio::task::spawn_blocking(move || {
             let csr = parse_csr(&csr_pem).map_err(|e| Error::invalid("csr", e.to_string()))?;
-            Ok(ca.issue_device_certificate(&csr, &instance_id, &udi, now)?)
+            Ok(ca.issue_device_certificate(&csr, &instance_id, now)?)
         })
         .await
         .map_err(|_| Error::Store(crate::store::StoreError::WorkPanicked))?

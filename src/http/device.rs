@@ -74,9 +74,8 @@ async fn answer(state: &AppState, req: &HttpRequest, body: &[u8]) -> (StatusCode
             state
                 .metrics
                 .count_device_message("UNKNOWN", "invalid_request");
-            let (status, code) = status_and_code(&e);
-            tracing::info!(error = %e, code, "device message refused");
-            return (status, error_body(code, &e.to_string()));
+            let (status, _) = status_and_code(&e);
+            return (status, super::error::log_and_body(&e));
         }
     };
     let peer = req.conn_data::<PeerCertificate>().copied();

@@ -35,9 +35,15 @@ pub fn error_body(code: &str, message: &str) -> String {
     serde_json::json!({"error": {"code": code, "message": message}}).to_string()
 }
 
-/// Logs the error (internals only to the log) and returns the JSON body.
+/// Logs the error (internals only to the log) and returns the JSON body;
+/// a malformed request also names its `field`.
 pub fn log_and_body(error: &Error) -> String {
     let (status, code) = status_and_code(error);
+    if let Error::Invalid { field, .. } = error {
+        tracing::info!(error = %error, code, "request refused");
+        return serde_json::json!({"error": {"code": code, "message": error.to_string(), "field": field}})
+            .to_string();
+    }
     let message = if status.is_server_error() {
         tracing::error!(error = %error, code, "request failed");
         match code {
@@ -61,6 +67,15 @@ pub fn with_retry_after(
         response.insert_header(("Retry-After", "5"));
     }
     response
+}
+
+/// Unknown paths and methods answer in JSON too.
+pub async fn not_found(req: actix_web::HttpRequest) -> HttpResponse {
+    json_error(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        &format!("no {} {} here", req.method(), req.path()),
+    )
 }
 
 pub fn json_error(status: StatusCode, code: &str, message: &str) -> HttpResponse {

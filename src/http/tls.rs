@@ -132,7 +132,9 @@ impl ClientCertVerifier for DeviceCertVerifier {
             .inner
             .verify_client_cert(end_entity, intermediates, now)
         {
-            tracing::warn!(
+            // Debug, not warn: anyone can present a foreign certificate, and
+            // each refused request is logged by the device service anyway.
+            tracing::debug!(
                 error = %e,
                 "a client presented a certificate that does not verify against the satellite CA; \
                  its requests will be refused with certificate_unknown"

@@ -69,14 +69,7 @@ impl Jobs {
                     .and_then(|t| schedule.after(&t).next())
                     .is_some_and(|next| next.timestamp() <= now);
                 if due {
-                    reports::generate(
-                        c,
-                        &catalog,
-                        ReportKind::Periodic,
-                        Some(&account),
-                        None,
-                        now,
-                    )?;
+                    reports::generate(c, &catalog, ReportKind::Periodic, &account, None, now)?;
                     outcome.periodic_reports += 1;
                 }
             }
@@ -144,7 +137,7 @@ fn record_expired_authorizations(c: &Connection, after: i64, now: i64) -> Result
                 virtual_account: Some(va),
                 subject: Some(&udi),
                 message: format!(
-                    "product instance {udi} ({}) has not communicated since {}: AUTHORIZATION_EXPIRED;                      its licenses stay in use until it renews or is removed",
+                    "product instance {udi} ({}) has not communicated since {}: AUTHORIZATION_EXPIRED; its licenses stay in use until it renews or is removed",
                     hostname.as_deref().unwrap_or("no hostname"),
                     crate::clock::rfc3339(*last_contact)
                 ),

@@ -105,14 +105,24 @@ pub fn evaluate(
         .iter()
         .any(|t| t.to == PoolStatus::OutOfCompliance)
     {
-        reports::generate(
-            c,
-            catalog,
-            ReportKind::ComplianceWarning,
-            None,
-            Some(va_name),
-            now,
-        )?;
+        warn(c, catalog, va_id, va_name, now)?;
     }
     Ok(transitions)
+}
+
+/// Writes a Compliance Warning Report for one virtual account.
+pub fn warn(c: &Connection, catalog: &Catalog, va_id: i64, va_name: &str, now: i64) -> Result<i64> {
+    let account: String = c.query_row(
+        "SELECT a.name FROM accounts a JOIN virtual_accounts va ON va.account_id = a.id WHERE va.id = ?1",
+        [va_id],
+        |r| r.get(0),
+    )?;
+    reports::generate(
+        c,
+        catalog,
+        ReportKind::ComplianceWarning,
+        &account,
+        Some(va_name),
+        now,
+    )
 }

@@ -90,25 +90,16 @@ pub struct ReportSummary {
     pub summary: String,
 }
 
-/// Builds and stores a report; `account` defaults to the one the VA belongs to.
+/// Builds and stores a report of one account (or one of its virtual accounts).
 pub fn generate(
     c: &Connection,
     catalog: &Catalog,
     kind: ReportKind,
-    account: Option<&str>,
+    account: &str,
     virtual_account: Option<&str>,
     now: i64,
 ) -> Result<i64> {
-    let account = match account {
-        Some(a) => a.to_string(),
-        None => c.query_row(
-            "SELECT a.name FROM accounts a JOIN virtual_accounts va ON va.account_id = a.id
-             WHERE va.name = ?1 ORDER BY a.id LIMIT 1",
-            [virtual_account.unwrap_or(crate::domain::DEFAULT_VIRTUAL_ACCOUNT)],
-            |r| r.get(0),
-        )?,
-    };
-    let mut rows: Vec<ReportRow> = compliance::rows(c, catalog, &account, virtual_account, now)?
+    let mut rows: Vec<ReportRow> = compliance::rows(c, catalog, account, virtual_account, now)?
         .into_iter()
         .map(ReportRow::from)
         .collect();
@@ -116,7 +107,7 @@ pub fn generate(
     if kind == ReportKind::ComplianceWarning {
         rows.retain(|r| r.shortfall > 0);
     } else {
-        for instance in instances::list(c, &account, virtual_account)? {
+        for instance in instances::list(c, account, virtual_account)? {
             let entitlements = usage::of_instance(c, instance.id)?
                 .into_iter()
                 .map(|(tag, count, status)| EntitlementUsage { tag, count, status })
@@ -150,7 +141,7 @@ pub fn generate(
         id: 0,
         kind,
         created_at: rfc3339(now),
-        account,
+        account: account.to_string(),
         virtual_account: virtual_account.map(str::to_string),
         compliance: rows,
         product_instances: inventory,

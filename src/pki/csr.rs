@@ -90,7 +90,7 @@ pub fn parse_csr(pem: &str) -> Result<CheckedCsr, CsrError> {
         Ok(PublicKey::RSA(_)) => {
             let rsa = Rsa::public_key_from_der(spki.raw)
                 .map_err(|e| CsrError::BadDer(first_reason(&e)))?;
-            let bits = rsa.size() * 8;
+            let bits = u32::try_from(rsa.n().num_bits()).unwrap_or(0);
             if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
                 return Err(CsrError::WeakKey(format!("RSA key of {bits} bits")));
             }

@@ -52,17 +52,16 @@ fn pem_certificate(der: &[u8]) -> String {
 }
 
 impl CertificateAuthority {
-    /// Signs a checked CSR: subject CN = instance id, serialNumber = UDI.
+    /// Signs a checked CSR: subject CN = instance id. The UDI stays in the
+    /// database: IOS-style UDIs do not fit X.520's 64-character PrintableString.
     pub fn issue_device_certificate(
         &self,
         csr: &CheckedCsr,
         instance_id: &str,
-        udi: &str,
         now: i64,
     ) -> Result<IssuedCertificate, PkiError> {
         let mut name = X509Name::builder()?;
         name.append_entry_by_nid(Nid::COMMONNAME, instance_id)?;
-        name.append_entry_by_nid(Nid::SERIALNUMBER, udi)?;
         let name = name.build();
         let serial = random_serial()?;
         let not_before = now - 300;
@@ -109,7 +108,7 @@ mod tests {
         let key = new_p256_key().expect("key");
         let csr = parse_csr(&csr_pem(&key)).expect("csr");
         let issued = ca
-            .issue_device_certificate(&csr, "inst-1", "PID:N540,SN:X1", now)
+            .issue_device_certificate(&csr, "inst-1", now)
             .expect("issue");
         let cert = X509::from_pem(issued.pem.as_bytes()).expect("pem");
         assert_eq!(

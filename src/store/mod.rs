@@ -50,6 +50,8 @@ pub enum StoreError {
     Overloaded,
     #[error("a database write failed unexpectedly")]
     WorkPanicked,
+    #[error("the database rolled back a group of writes (disk full or I/O error?)")]
+    TransactionLost,
 }
 
 /// Opens a connection with the settings every connection must have.

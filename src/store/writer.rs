@@ -184,6 +184,12 @@ fn commit_group(conn: &Connection, group: &mut [Box<dyn Work>]) -> Result<(), St
     conn.execute_batch("BEGIN IMMEDIATE")?;
     for job in group.iter_mut() {
         job.run(conn);
+        // Some errors (disk full, I/O) make SQLite roll back the whole
+        // transaction. Running on would commit the rest on their own while
+        // every caller is told nothing was recorded: stop here instead.
+        if conn.is_autocommit() {
+            return Err(StoreError::TransactionLost);
+        }
     }
     if let Err(e) = conn.execute_batch("COMMIT") {
         let _ = conn.execute_batch("ROLLBACK");

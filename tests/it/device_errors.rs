@@ -196,7 +196,7 @@ fn certificate_problems_are_403() {
     let key = p256();
     let csr_req = satellite::pki::parse_csr(&csr(&key)).expect("csr");
     let foreign = foreign_ca
-        .issue_device_certificate(&csr_req, "rogue", "PID:N540,SN:X", now)
+        .issue_device_certificate(&csr_req, "rogue", now)
         .expect("issue");
     let rogue = Device::new(
         &server.device_url,
