@@ -92,9 +92,7 @@ pub fn authorize(
             EntitlementStatus::Authorized
         } else {
             let state = pool::state(c, catalog, instance.virtual_account_id, tag, now)?;
-            let status = rules::entitlement_status(state.status);
-            usage::set_status(c, instance.id, tag, status.as_str())?;
-            status
+            rules::entitlement_status(state.status)
         };
         entitlements.push((tag.to_string(), count, status));
     }

@@ -24,6 +24,8 @@ pub struct Instance {
     pub deadline: Option<i64>,
     /// Overall status of the last authorization, in the device API's words.
     pub authorization_status: Option<String>,
+    /// Whether a pool it uses is short now.
+    pub short: bool,
 }
 
 /// What listings print and scripts read.
@@ -47,13 +49,17 @@ impl Instance {
         format!("{}:{}", self.pid, self.sn)
     }
 
-    /// REGISTERED until the first authorization; then the last overall
-    /// status, or AUTHORIZATION_EXPIRED once silent past the deadline.
-    pub fn status(&self, now: i64) -> &str {
+    /// REGISTERED until the first authorization; then AUTHORIZATION_EXPIRED
+    /// once silent past the deadline, OUT_OF_COMPLIANCE while a pool it uses
+    /// is short (whoever pushed it short), INVALID if its last request named
+    /// an unknown tag, else AUTHORIZED.
+    pub fn status(&self, now: i64) -> &'static str {
         match (&self.authorization_status, self.deadline) {
-            (Some(_), Some(deadline)) if now >= deadline => "AUTHORIZATION_EXPIRED",
-            (Some(status), _) => status,
             (None, _) => "REGISTERED",
+            (Some(_), Some(deadline)) if now >= deadline => "AUTHORIZATION_EXPIRED",
+            _ if self.short => "OUT_OF_COMPLIANCE",
+            (Some(status), _) if status == "INVALID" => "INVALID",
+            _ => "AUTHORIZED",
         }
     }
 
@@ -77,7 +83,10 @@ impl Instance {
 const SELECT: &str =
     "SELECT p.id, p.instance_id, p.virtual_account_id, va.name, a.name, p.pid, p.sn,
         p.hostname, p.registered_at, p.renewed_at, p.last_contact_at,
-        p.authorized_at, p.next_communication, p.deadline, p.authorization_status
+        p.authorized_at, p.next_communication, p.deadline, p.authorization_status,
+        EXISTS (SELECT 1 FROM entitlement_usage u JOIN pools q
+                  ON q.virtual_account_id = u.virtual_account_id AND q.tag = u.tag
+                WHERE u.instance_id = p.id AND q.status = 'Out of Compliance')
      FROM product_instances p
      JOIN virtual_accounts va ON va.id = p.virtual_account_id
      JOIN accounts a ON a.id = va.account_id";
@@ -99,6 +108,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Instance> {
         next_communication: r.get(12)?,
         deadline: r.get(13)?,
         authorization_status: r.get(14)?,
+        short: r.get(15)?,
     })
 }
 

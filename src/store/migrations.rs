@@ -125,7 +125,6 @@ CREATE TABLE entitlement_usage (
     virtual_account_id INTEGER NOT NULL REFERENCES virtual_accounts(id),
     tag                TEXT NOT NULL,
     count              INTEGER NOT NULL CHECK (count > 0),
-    status             TEXT NOT NULL,
     requested_at       INTEGER NOT NULL,
     PRIMARY KEY (instance_id, tag)
 ) WITHOUT ROWID;

@@ -5,41 +5,30 @@
 use crate::error::Result;
 use rusqlite::{params, Connection};
 
-/// The instance's current demand: (tag, count).
+/// The instance's current demand: (tag, count, status). The status is the
+/// pool's now, not the one answered at request time: when a later request
+/// pushes a pool short, every instance using it is out of compliance (§6).
 pub fn of_instance(c: &Connection, instance_row_id: i64) -> Result<Vec<(String, i64, String)>> {
     let mut stmt = c.prepare_cached(
-        "SELECT tag, count, status FROM entitlement_usage WHERE instance_id = ?1 ORDER BY tag",
+        "SELECT u.tag, u.count,
+                CASE WHEN p.status = 'Out of Compliance' THEN 'OUT_OF_COMPLIANCE' ELSE 'AUTHORIZED' END
+         FROM entitlement_usage u
+         LEFT JOIN pools p ON p.virtual_account_id = u.virtual_account_id AND p.tag = u.tag
+         WHERE u.instance_id = ?1 ORDER BY u.tag",
     )?;
     let rows = stmt.query_map([instance_row_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-pub fn set(
-    c: &Connection,
-    instance_row_id: i64,
-    virtual_account_id: i64,
-    tag: &str,
-    count: i64,
-    now: i64,
-) -> Result<()> {
+pub fn set(c: &Connection, instance_row_id: i64, virtual_account_id: i64, tag: &str, count: i64, now: i64) -> Result<()> {
     c.prepare_cached(
-        "INSERT INTO entitlement_usage (instance_id, virtual_account_id, tag, count, status, requested_at)
-         VALUES (?1, ?2, ?3, ?4, 'AUTHORIZED', ?5)
+        "INSERT INTO entitlement_usage (instance_id, virtual_account_id, tag, count, requested_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (instance_id, tag) DO UPDATE SET
            count = excluded.count, virtual_account_id = excluded.virtual_account_id,
-           requested_at = excluded.requested_at
-         WHERE count != excluded.count OR virtual_account_id != excluded.virtual_account_id
-            OR requested_at != excluded.requested_at",
+           requested_at = excluded.requested_at",
     )?
     .execute(params![instance_row_id, virtual_account_id, tag, count, now])?;
-    Ok(())
-}
-
-pub fn set_status(c: &Connection, instance_row_id: i64, tag: &str, status: &str) -> Result<()> {
-    c.prepare_cached(
-        "UPDATE entitlement_usage SET status = ?3 WHERE instance_id = ?1 AND tag = ?2",
-    )?
-    .execute(params![instance_row_id, tag, status])?;
     Ok(())
 }
 

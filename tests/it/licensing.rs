@@ -100,6 +100,16 @@ fn ten_units_authorize_ten_and_the_eleventh_is_out_of_compliance() {
         (Some(11), Some(1), Some("Out of Compliance"))
     );
     assert_eq!(reports_of_kind(&server, "Compliance Warning Report"), 1);
+    // Every instance using the short pool is out of compliance, not only the last requester.
+    let listed: Value =
+        serde_json::from_str(&server.cli_ok(&["instance", "list", "--json"])).expect("json");
+    let statuses: Vec<&str> = listed
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|i| i["status"].as_str())
+        .collect();
+    assert_eq!(statuses, ["OUT_OF_COMPLIANCE", "OUT_OF_COMPLIANCE"], "{listed}");
     let metrics = crate::client::agent(&server.ca_path(), None)
         .get(&format!("{}/metrics", server.admin_url))
         .call()
@@ -125,6 +135,9 @@ fn ten_units_authorize_ten_and_the_eleventh_is_out_of_compliance() {
         (row["in_use"].as_i64(), row["status"].as_str()),
         (Some(6), Some("In Compliance"))
     );
+    let listed: Value =
+        serde_json::from_str(&server.cli_ok(&["instance", "list", "--json"])).expect("json");
+    assert_eq!(listed[0]["status"], "AUTHORIZED", "{listed}");
 }
 
 #[test]
