@@ -188,6 +188,30 @@ pub fn release(
     )
 }
 
+/// Moves an instance and its demand to another virtual account and
+/// re-evaluates the pools on both sides (the usage triggers move the counts).
+pub fn move_usage(
+    c: &Connection,
+    catalog: &Catalog,
+    instance: &Instance,
+    to_id: i64,
+    to_name: &str,
+    now: i64,
+) -> Result<Vec<Transition>> {
+    let tags = tags_of(c, instance)?;
+    instances::move_to(c, instance.id, to_id)?;
+    let mut transitions = pool::evaluate(
+        c,
+        catalog,
+        instance.virtual_account_id,
+        &instance.virtual_account,
+        &tags,
+        now,
+    )?;
+    transitions.extend(pool::evaluate(c, catalog, to_id, to_name, &tags, now)?);
+    Ok(transitions)
+}
+
 fn tags_of(c: &Connection, instance: &Instance) -> Result<Vec<String>> {
     Ok(usage::of_instance(c, instance.id)?
         .into_iter()
@@ -211,24 +235,7 @@ pub fn move_instance(
             "the instance is already in {to:?}"
         )));
     }
-    let tags = tags_of(c, &instance)?;
-    instances::move_to(c, instance.id, target.id)?;
-    let mut transitions = pool::evaluate(
-        c,
-        catalog,
-        instance.virtual_account_id,
-        &instance.virtual_account,
-        &tags,
-        now,
-    )?;
-    transitions.extend(pool::evaluate(
-        c,
-        catalog,
-        target.id,
-        &target.name,
-        &tags,
-        now,
-    )?);
+    let transitions = move_usage(c, catalog, &instance, target.id, &target.name, now)?;
     let udi = format!("PID:{},SN:{}", instance.pid, instance.sn);
     events::record(
         c,

@@ -113,6 +113,7 @@ impl DeviceService {
         )?;
 
         let hostname = message.hostname.clone();
+        let catalog = self.catalog.clone();
         self.answer_once(udi_key.clone(), message, move |c| {
             // Checked again inside the write: the read above raced with
             // every other registration on the same token.
@@ -146,6 +147,13 @@ impl DeviceService {
                 },
             )?;
             certificates::insert(c, &issued, row_id, &udi_key)?;
+            // Registered again into another virtual account: its demand goes along.
+            let transitions = match &previous {
+                Some(p) if p.virtual_account_id != token_now.virtual_account_id => {
+                    crate::inventory::move_usage(c, &catalog, p, token_now.virtual_account_id, &token_now.virtual_account, now)?
+                }
+                _ => Vec::new(),
+            };
             let moved = previous
                 .as_ref()
                 .filter(|p| p.virtual_account_id != token_now.virtual_account_id)
@@ -167,7 +175,7 @@ impl DeviceService {
                     ),
                 },
             )?;
-            Ok((answer, Vec::new()))
+            Ok((answer, transitions))
         })
         .await
     }

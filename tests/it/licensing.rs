@@ -402,3 +402,23 @@ fn compliance_warnings_go_to_syslog() {
         "{line}"
     );
 }
+
+#[test]
+fn registering_again_into_another_va_takes_the_demand_along() {
+    let (server, lab_token) = cloud_with_lab("10");
+    let router = register(&server, "MOVER", &lab_token);
+    entitlement(&router, "e", &[("ESS-AC-10G-RTU-1", 5)]);
+    let default_token = server.token("Default", &[]);
+    let key = crate::client::p256();
+    let (status, answer) = server.device().post(&crate::client::registration(
+        "reg-default",
+        "MOVER",
+        &default_token,
+        &crate::client::csr(&key),
+    ));
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["virtual_account"], "Default");
+    assert_eq!(compliance(&server, "Lab", "ESS-AC-10G-RTU-1")["in_use"].as_i64(), Some(0));
+    let row = compliance(&server, "Default", "ESS-AC-10G-RTU-1");
+    assert_eq!((row["in_use"].as_i64(), row["status"].as_str()), (Some(5), Some("Out of Compliance")), "{row}");
+}
