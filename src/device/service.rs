@@ -8,6 +8,7 @@ use crate::pki::{parse_csr, CertificateAuthority, IssuedCertificate};
 use crate::store::certificates::CertificateRecord;
 use crate::store::events::{NewEvent, Severity};
 use crate::store::instances::{Instance, NewRegistration};
+use crate::store::messages::Sender;
 use crate::store::{certificates, events, instances, messages, tokens, Store};
 use rusqlite::Connection;
 use serde_json::json;
@@ -83,9 +84,6 @@ impl DeviceService {
         let udi_key = udi.key();
         let now = self.clock.unix();
 
-        if let Some(answer) = self.replay(&udi_key, &message.message_id)? {
-            return Ok(answer);
-        }
         // Refuse bad tokens before spending a signature on them.
         let (stored, existing) = self.store.read(|c| {
             let stored = tokens::find(c, &token)?;
@@ -93,6 +91,10 @@ impl DeviceService {
             Ok::<_, Error>((stored, existing))
         })?;
         let stored = stored.ok_or(Error::Token(TokenProblem::Unknown))?;
+        // A retry gets its answer even if its own first try used the token up.
+        if let Some(answer) = self.replay(&udi_key, &message, Some(stored.id))? {
+            return Ok(answer);
+        }
         stored.state.check(now).map_err(Error::Token)?;
 
         // A UDI registered before keeps its instance id (the certificate's CN).
@@ -114,7 +116,7 @@ impl DeviceService {
 
         let hostname = message.hostname.clone();
         let catalog = self.catalog.clone();
-        self.answer_once(udi_key.clone(), message, move |c| {
+        self.answer_once(udi_key.clone(), message, Some(stored.id), move |c| {
             // Checked again inside the write: the read above raced with
             // every other registration on the same token.
             let token_now = tokens::find(c, &token)?.ok_or(Error::Token(TokenProblem::Unknown))?;
@@ -150,7 +152,14 @@ impl DeviceService {
             // Registered again into another virtual account: its demand goes along.
             let transitions = match &previous {
                 Some(p) if p.virtual_account_id != token_now.virtual_account_id => {
-                    crate::inventory::move_usage(c, &catalog, p, token_now.virtual_account_id, &token_now.virtual_account, now)?
+                    crate::inventory::move_usage(
+                        c,
+                        &catalog,
+                        p,
+                        token_now.virtual_account_id,
+                        &token_now.virtual_account,
+                        now,
+                    )?
                 }
                 _ => Vec::new(),
             };
@@ -183,7 +192,7 @@ impl DeviceService {
     async fn renew_id(&self, message: Message, peer: Option<PeerCertificate>) -> Result<String> {
         let csr_pem = Message::require(&message.csr, "csr")?.to_string();
         let caller = self.caller(peer)?;
-        if let Some(answer) = self.replay(&caller.record.udi, &message.message_id)? {
+        if let Some(answer) = self.replay(&caller.record.udi, &message, None)? {
             return Ok(answer);
         }
         let instance = self.live_instance(&caller)?;
@@ -209,7 +218,7 @@ impl DeviceService {
             instance.registered_at,
             now,
         )?;
-        self.answer_once(caller.record.udi.clone(), message, move |c| {
+        self.answer_once(caller.record.udi.clone(), message, None, move |c| {
             let instance = still_live(c, &caller.fingerprint, now)?;
             certificates::revoke_for_instance(
                 c,
@@ -243,7 +252,7 @@ impl DeviceService {
             )
         })?;
         let caller = self.caller(peer)?;
-        if let Some(answer) = self.replay(&caller.record.udi, &message.message_id)? {
+        if let Some(answer) = self.replay(&caller.record.udi, &message, None)? {
             return Ok(answer);
         }
         self.live_instance(&caller)?;
@@ -251,7 +260,7 @@ impl DeviceService {
         let catalog = self.catalog.clone();
         let message_type = message.message_type.as_str();
         let message_id = message.message_id.clone();
-        self.answer_once(caller.record.udi.clone(), message, move |c| {
+        self.answer_once(caller.record.udi.clone(), message, None, move |c| {
             let instance = still_live(c, &caller.fingerprint, now)?;
             let auth = licensing::authorize(c, &catalog, &instance, &requested, now)?;
             let entitlements: Vec<_> = auth
@@ -279,7 +288,7 @@ impl DeviceService {
 
     async fn deregister(&self, message: Message, peer: Option<PeerCertificate>) -> Result<String> {
         let caller = self.caller(peer)?;
-        if let Some(answer) = self.replay(&caller.record.udi, &message.message_id)? {
+        if let Some(answer) = self.replay(&caller.record.udi, &message, None)? {
             return Ok(answer);
         }
         let instance = self.live_instance(&caller)?;
@@ -293,7 +302,7 @@ impl DeviceService {
         })
         .to_string();
         let catalog = self.catalog.clone();
-        self.answer_once(caller.record.udi.clone(), message, move |c| {
+        self.answer_once(caller.record.udi.clone(), message, None, move |c| {
             let instance = still_live(c, &caller.fingerprint, now)?;
             let transitions =
                 crate::inventory::release(c, &catalog, &instance, "deregistered", now)?;
@@ -305,7 +314,7 @@ impl DeviceService {
     async fn acknowledge(&self, message: Message, peer: Option<PeerCertificate>) -> Result<String> {
         let ack = Message::require(&message.ack_message_id, "ack_message_id")?.to_string();
         let caller = self.caller(peer)?;
-        if let Some(answer) = self.replay(&caller.record.udi, &message.message_id)? {
+        if let Some(answer) = self.replay(&caller.record.udi, &message, None)? {
             return Ok(answer);
         }
         self.live_instance(&caller)?;
@@ -317,7 +326,7 @@ impl DeviceService {
             "ack_message_id": ack,
         })
         .to_string();
-        self.answer_once(caller.record.udi.clone(), message, move |c| {
+        self.answer_once(caller.record.udi.clone(), message, None, move |c| {
             let instance = still_live(c, &caller.fingerprint, now)?;
             if !messages::acknowledge(c, &caller.record.udi, &ack, now)? {
                 return Err(Error::invalid(
@@ -336,7 +345,13 @@ impl DeviceService {
     /// answer stands and nothing changes twice. The answer is recorded in
     /// the same transaction, and compliance changes are announced only
     /// after the commit.
-    async fn answer_once<F>(&self, udi_key: String, message: Message, work: F) -> Result<String>
+    async fn answer_once<F>(
+        &self,
+        udi_key: String,
+        message: Message,
+        token_id: Option<i64>,
+        work: F,
+    ) -> Result<String>
     where
         F: FnOnce(&Connection) -> Result<(String, Vec<Transition>)> + Send + 'static,
     {
@@ -346,11 +361,16 @@ impl DeviceService {
         let (answer, transitions) = self
             .store
             .write(move |c| {
-                if let Some(answer) = messages::find(c, &udi_key, &message_id)? {
+                let sender = Sender {
+                    udi_key: &udi_key,
+                    message_type,
+                    token_id,
+                };
+                if let Some(answer) = messages::find(c, &sender, &message_id)? {
                     return Ok::<_, Error>((answer, Vec::new()));
                 }
                 let (answer, transitions) = work(c)?;
-                messages::record(c, &udi_key, &message_id, message_type, &answer, now)?;
+                messages::record(c, &sender, &message_id, &answer, now)?;
                 Ok((answer, transitions))
             })
             .await?;
@@ -359,8 +379,19 @@ impl DeviceService {
     }
 
     /// The first answer to a message already handled, if any.
-    fn replay(&self, udi_key: &str, message_id: &str) -> Result<Option<String>> {
-        self.store.read(|c| messages::find(c, udi_key, message_id))
+    fn replay(
+        &self,
+        udi_key: &str,
+        message: &Message,
+        token_id: Option<i64>,
+    ) -> Result<Option<String>> {
+        let sender = Sender {
+            udi_key,
+            message_type: message.message_type.as_str(),
+            token_id,
+        };
+        self.store
+            .read(|c| messages::find(c, &sender, &message.message_id))
     }
 
     /// Finds the certificate on record. Revocation is checked after the

@@ -2,30 +2,59 @@
 //! message gets the first answer and changes nothing twice.
 
 use super::optional;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use rusqlite::{params, Connection};
 
-pub fn find(conn: &Connection, udi_key: &str, message_id: &str) -> Result<Option<String>> {
-    Ok(optional(
+/// Who sent a message, as far as a retry must match it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sender<'a> {
+    pub udi_key: &'a str,
+    pub message_type: &'static str,
+    /// The token a REGISTRATION presented: a retry must present it again.
+    pub token_id: Option<i64>,
+}
+
+/// The first answer to this message, if it was answered. The same id sent
+/// as another type or with another token is refused: a retry repeats its
+/// message, and an answer goes only to whoever asked for it.
+pub fn find(conn: &Connection, sender: &Sender<'_>, message_id: &str) -> Result<Option<String>> {
+    let found: Option<(String, String, Option<i64>)> = optional(
         conn.prepare_cached(
-            "SELECT response FROM device_messages WHERE udi = ?1 AND message_id = ?2",
+            "SELECT type, response, token_id FROM device_messages WHERE udi = ?1 AND message_id = ?2",
         )?
-        .query_row(params![udi_key, message_id], |r| r.get(0)),
-    )?)
+        .query_row(params![sender.udi_key, message_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))),
+    )?;
+    match found {
+        None => Ok(None),
+        Some((kind, response, token_id)) if kind == sender.message_type && token_id == sender.token_id => {
+            Ok(Some(response))
+        }
+        Some((kind, _, _)) => Err(Error::invalid(
+            "message_id",
+            format!("{message_id:?} was already used by another {kind} message from this device; use a new message id"),
+        )),
+    }
 }
 
 pub fn record(
     conn: &Connection,
-    udi_key: &str,
+    sender: &Sender<'_>,
     message_id: &str,
-    kind: &str,
     response: &str,
     now: i64,
 ) -> Result<()> {
     conn.prepare_cached(
-        "INSERT INTO device_messages (udi, message_id, type, response, received_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO device_messages (udi, message_id, type, response, token_id, received_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
-    .execute(params![udi_key, message_id, kind, response, now])?;
+    .execute(params![
+        sender.udi_key,
+        message_id,
+        sender.message_type,
+        response,
+        sender.token_id,
+        now
+    ])?;
     Ok(())
 }
 

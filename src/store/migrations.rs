@@ -73,6 +73,7 @@ CREATE TABLE device_messages (
     message_id   TEXT NOT NULL,
     type         TEXT NOT NULL,
     response     TEXT NOT NULL,
+    token_id     INTEGER,               -- the token a REGISTRATION presented
     received_at  INTEGER NOT NULL,
     acknowledged_at INTEGER,
     PRIMARY KEY (udi, message_id)

@@ -20,7 +20,14 @@ pub fn of_instance(c: &Connection, instance_row_id: i64) -> Result<Vec<(String, 
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-pub fn set(c: &Connection, instance_row_id: i64, virtual_account_id: i64, tag: &str, count: i64, now: i64) -> Result<()> {
+pub fn set(
+    c: &Connection,
+    instance_row_id: i64,
+    virtual_account_id: i64,
+    tag: &str,
+    count: i64,
+    now: i64,
+) -> Result<()> {
     c.prepare_cached(
         "INSERT INTO entitlement_usage (instance_id, virtual_account_id, tag, count, requested_at)
          VALUES (?1, ?2, ?3, ?4, ?5)
@@ -28,7 +35,13 @@ pub fn set(c: &Connection, instance_row_id: i64, virtual_account_id: i64, tag: &
            count = excluded.count, virtual_account_id = excluded.virtual_account_id,
            requested_at = excluded.requested_at",
     )?
-    .execute(params![instance_row_id, virtual_account_id, tag, count, now])?;
+    .execute(params![
+        instance_row_id,
+        virtual_account_id,
+        tag,
+        count,
+        now
+    ])?;
     Ok(())
 }
 

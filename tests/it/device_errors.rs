@@ -341,3 +341,60 @@ fn call_home_errors_come_back_in_the_envelope() {
     assert_eq!(error_code(&answer), "token_unknown");
     assert_eq!(before, server.snapshot());
 }
+
+#[test]
+fn a_message_id_answers_only_the_same_message_from_the_same_sender() {
+    let server = Server::start();
+    let token = server.token("Default", &[]);
+    let other_token = server.token("Default", &[]);
+    let router = register(&server, "REUSE", &token);
+    // The registration's id, reused by another token: no answer for it.
+    let stolen = registration("reg-REUSE", "REUSE", &other_token, &csr(&p256()));
+    let answer = refused(
+        &server,
+        &server.device(),
+        stolen.to_string().as_bytes(),
+        400,
+        "invalid_request",
+    );
+    assert_eq!(answer["error"]["field"], "message_id", "{answer}");
+    // The same id as another type of message.
+    let reused = json!({"type": "DEREGISTRATION", "message_id": "reg-REUSE"});
+    refused(
+        &server,
+        &router.client,
+        reused.to_string().as_bytes(),
+        400,
+        "invalid_request",
+    );
+}
+
+#[test]
+fn unknown_paths_answer_in_json() {
+    let server = Server::start();
+    let agent = crate::client::agent(&server.ca_path(), None);
+    for url in [
+        format!("{}/nope", server.device_url),
+        format!("{}/nope", server.admin_url),
+    ] {
+        let response = match agent.get(&url).call() {
+            Err(ureq::Error::Status(_, r)) => r,
+            other => panic!("expected 404, got {:?}", other.map(|r| r.status())),
+        };
+        assert_eq!(response.status(), 404);
+        let body: Value =
+            serde_json::from_str(&response.into_string().expect("body")).expect("json");
+        assert_eq!(error_code(&body), "not_found");
+    }
+}
+
+#[test]
+fn a_udi_with_any_printable_characters_registers() {
+    let server = Server::start();
+    let token = server.token("Default", &[]);
+    let sn = format!("SN_{}@#*;{}", "x".repeat(20), "y".repeat(30));
+    let body = json!({"type": "REGISTRATION", "message_id": "odd", "udi": {"pid": format!("PID-{}", "P".repeat(59)), "sn": sn},
+        "idtoken": token, "csr": csr(&p256())});
+    let (status, answer) = server.device().post(&body);
+    assert_eq!(status, 200, "{answer}");
+}

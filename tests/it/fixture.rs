@@ -131,12 +131,20 @@ impl Server {
     pub fn snapshot(&self) -> Vec<String> {
         let db = self.db();
         let mut rows = Vec::new();
+        // Not `settings` and `usage_history`: the server's own jobs write them.
         for table in [
+            "accounts",
+            "virtual_accounts",
             "product_instances",
             "certificates",
             "registration_tokens",
             "device_messages",
             "events",
+            "licenses",
+            "entitlement_usage",
+            "pools",
+            "reports",
+            "users",
         ] {
             let mut stmt = db
                 .prepare(&format!("SELECT * FROM {table} ORDER BY 1, 2"))

@@ -109,7 +109,11 @@ fn ten_units_authorize_ten_and_the_eleventh_is_out_of_compliance() {
         .iter()
         .filter_map(|i| i["status"].as_str())
         .collect();
-    assert_eq!(statuses, ["OUT_OF_COMPLIANCE", "OUT_OF_COMPLIANCE"], "{listed}");
+    assert_eq!(
+        statuses,
+        ["OUT_OF_COMPLIANCE", "OUT_OF_COMPLIANCE"],
+        "{listed}"
+    );
     let metrics = crate::client::agent(&server.ca_path(), None)
         .get(&format!("{}/metrics", server.admin_url))
         .call()
@@ -418,7 +422,14 @@ fn registering_again_into_another_va_takes_the_demand_along() {
     ));
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["virtual_account"], "Default");
-    assert_eq!(compliance(&server, "Lab", "ESS-AC-10G-RTU-1")["in_use"].as_i64(), Some(0));
+    assert_eq!(
+        compliance(&server, "Lab", "ESS-AC-10G-RTU-1")["in_use"].as_i64(),
+        Some(0)
+    );
     let row = compliance(&server, "Default", "ESS-AC-10G-RTU-1");
-    assert_eq!((row["in_use"].as_i64(), row["status"].as_str()), (Some(5), Some("Out of Compliance")), "{row}");
+    assert_eq!(
+        (row["in_use"].as_i64(), row["status"].as_str()),
+        (Some(5), Some("Out of Compliance")),
+        "{row}"
+    );
 }
