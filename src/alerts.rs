@@ -5,12 +5,15 @@
 //! message is counted per profile and message type (Success, Failed,
 //! Inqueue, Dropped, Last-sent), in the database so every command sees it.
 
+use crate::clock::Clock;
 use crate::config::{CallHomeCategory, CallHomeFormat, CallHomeProfile, CallHomeTransport, Config};
 use crate::store;
 use rusqlite::params;
 use serde::Serialize;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
 
@@ -31,27 +34,18 @@ pub struct Alert {
     pub at: OffsetDateTime,
 }
 
-/// What was configured, ready to deliver.
-struct Delivery {
-    name: String,
-    profiles: Vec<CallHomeProfile>,
-    smtp: Option<String>,
-    from: String,
-    database: PathBuf,
-}
-
 pub struct CallHome {
-    delivery: std::sync::Arc<Delivery>,
+    delivery: Arc<Delivery>,
     queue: Option<SyncSender<Alert>>,
 }
 
 impl CallHome {
     /// Delivers from a background thread (the server). `None` without profiles.
-    pub fn start(config: &Config) -> std::io::Result<Option<Self>> {
-        let Some(delivery) = Delivery::from_config(config) else {
+    pub fn start(config: &Config, clock: Clock) -> std::io::Result<Option<Self>> {
+        let Some(delivery) = Delivery::from_config(config, clock) else {
             return Ok(None);
         };
-        let delivery = std::sync::Arc::new(delivery);
+        let delivery = Arc::new(delivery);
         let (queue, alerts) = sync_channel(QUEUE);
         let worker = delivery.clone();
         std::thread::Builder::new()
@@ -64,50 +58,50 @@ impl CallHome {
     }
 
     /// Delivers on the caller's thread (one-shot commands).
-    pub fn inline(config: &Config) -> Option<Self> {
-        Delivery::from_config(config).map(|delivery| Self {
-            delivery: std::sync::Arc::new(delivery),
+    pub fn inline(config: &Config, clock: Clock) -> Option<Self> {
+        Delivery::from_config(config, clock).map(|delivery| Self {
+            delivery: Arc::new(delivery),
             queue: None,
         })
     }
 
+    /// Hands an alert over. In the server this only queues it (no I/O on
+    /// the caller's thread); the delivery thread records every outcome.
     pub fn send(&self, alert: Alert) {
-        let targets: Vec<&CallHomeProfile> = self.delivery.subscribed(&alert).collect();
-        if targets.is_empty() {
+        if self.delivery.subscribed(&alert).next().is_none() {
             return;
         }
-        match &self.queue {
-            None => self.delivery.deliver_all(&alert),
-            Some(queue) => {
-                for profile in &targets {
-                    self.delivery
-                        .count(&profile.name, alert.message_type, Counter::Queued);
-                }
-                if let Err(TrySendError::Full(alert) | TrySendError::Disconnected(alert)) =
-                    queue.try_send(alert)
-                {
-                    tracing::warn!(summary = %alert.summary, "Call Home queue is full; alert dropped");
-                    for profile in self.delivery.subscribed(&alert) {
-                        self.delivery.count(
-                            &profile.name,
-                            alert.message_type,
-                            Counter::DroppedFromQueue,
-                        );
-                    }
-                }
-            }
+        let Some(queue) = &self.queue else {
+            self.delivery.deliver_all(&alert);
+            return;
+        };
+        self.delivery.pending.fetch_add(1, Ordering::Relaxed);
+        if let Err(TrySendError::Full(alert) | TrySendError::Disconnected(alert)) =
+            queue.try_send(alert)
+        {
+            self.delivery.pending.fetch_sub(1, Ordering::Relaxed);
+            self.delivery.dropped.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(summary = %alert.summary, "Call Home queue is full; alert dropped");
         }
     }
 }
 
-enum Counter {
-    Queued,
-    Sent(bool),
-    DroppedFromQueue,
+/// What was configured, ready to deliver, and what is waiting.
+struct Delivery {
+    name: String,
+    profiles: Vec<CallHomeProfile>,
+    smtp: Option<String>,
+    from: String,
+    database: PathBuf,
+    clock: Clock,
+    /// Alerts queued and not yet delivered (Inqueue).
+    pending: AtomicI64,
+    /// Alerts refused by a full queue, not yet written to the statistics.
+    dropped: AtomicI64,
 }
 
 impl Delivery {
-    fn from_config(config: &Config) -> Option<Self> {
+    fn from_config(config: &Config, clock: Clock) -> Option<Self> {
         if config.call_home.profiles.is_empty() {
             return None;
         }
@@ -121,6 +115,9 @@ impl Delivery {
                 .clone()
                 .unwrap_or_else(|| format!("satellite@{}", config.name)),
             database: config.database_path(),
+            clock,
+            pending: AtomicI64::new(0),
+            dropped: AtomicI64::new(0),
         })
     }
 
@@ -136,11 +133,13 @@ impl Delivery {
 
     fn run(&self, alerts: Receiver<Alert>) {
         while let Ok(alert) = alerts.recv() {
+            self.pending.fetch_sub(1, Ordering::Relaxed);
             self.deliver_all(&alert);
         }
     }
 
     fn deliver_all(&self, alert: &Alert) {
+        let dropped = self.dropped.swap(0, Ordering::Relaxed);
         for profile in self.subscribed(alert) {
             let span = tracing::info_span!("call_home", profile = %profile.name, r#type = alert.message_type);
             let _entered = span.enter();
@@ -148,34 +147,25 @@ impl Delivery {
             if let Err(e) = &outcome {
                 tracing::warn!(error = %e, "Call Home message not delivered; check the profile's address and the network");
             }
-            self.count(
-                &profile.name,
-                alert.message_type,
-                Counter::Sent(outcome.is_ok()),
-            );
+            self.record(&profile.name, alert.message_type, outcome.is_ok(), dropped);
         }
     }
 
-    fn count(&self, profile: &str, message_type: &str, counter: Counter) {
-        let now = OffsetDateTime::now_utc().unix_timestamp();
-        let sql = match counter {
-            Counter::Queued => "inqueue = inqueue + 1",
-            Counter::DroppedFromQueue => "inqueue = MAX(inqueue - 1, 0), dropped = dropped + 1",
-            Counter::Sent(true) => {
-                "inqueue = MAX(inqueue - 1, 0), success = success + 1, last_sent = ?3"
-            }
-            Counter::Sent(false) => {
-                "inqueue = MAX(inqueue - 1, 0), failed = failed + 1, last_sent = ?3"
-            }
-        };
+    /// Counts one delivery (Success or Failed, Last-sent), what is still in
+    /// the queue, and what a full queue dropped since the last delivery.
+    fn record(&self, profile: &str, message_type: &str, delivered: bool, dropped: i64) {
+        let now = self.clock.unix();
+        let inqueue = self.pending.load(Ordering::Relaxed).max(0);
+        let (success, failed) = if delivered { (1, 0) } else { (0, 1) };
         let result = store::connect(&self.database).and_then(|c| {
             c.execute(
-                "INSERT INTO call_home_stats (profile, message_type) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-                params![profile, message_type],
-            )?;
-            c.execute(
-                &format!("UPDATE call_home_stats SET {sql} WHERE profile = ?1 AND message_type = ?2 AND ?3 IS NOT NULL"),
-                params![profile, message_type, now],
+                "INSERT INTO call_home_stats (profile, message_type, success, failed, inqueue, dropped, last_sent)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (profile, message_type) DO UPDATE SET
+                   success = success + excluded.success, failed = failed + excluded.failed,
+                   inqueue = excluded.inqueue, dropped = dropped + excluded.dropped,
+                   last_sent = excluded.last_sent",
+                params![profile, message_type, success, failed, inqueue, dropped, now],
             )?;
             Ok(())
         });

@@ -61,7 +61,8 @@ impl Satellite {
         };
         let (created, ca) = setup::ensure(&config, &clock)?;
         let store = Store::open(&config.database_path())?;
-        let call_home = crate::alerts::CallHome::start(&config).map_err(StartError::Serve)?;
+        let call_home =
+            crate::alerts::CallHome::start(&config, clock.clone()).map_err(StartError::Serve)?;
         Ok(Self {
             catalog: Arc::new(catalog),
             notifier: Arc::new(Notifier::new(syslog, call_home, clock.clone())),

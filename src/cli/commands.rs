@@ -631,7 +631,7 @@ fn notify(config: &Config, clock: &Clock, transitions: &[Transition]) {
         .and_then(|url| crate::syslog::Syslog::connect(url, &config.name).ok());
     Notifier::new(
         syslog,
-        crate::alerts::CallHome::inline(config),
+        crate::alerts::CallHome::inline(config, clock.clone()),
         clock.clone(),
     )
     .compliance(transitions);
