@@ -18,6 +18,8 @@ pub struct Created {
     pub server_certificate: bool,
     /// Shown once; only its hash is stored.
     pub admin_password: Option<String>,
+    /// Things an operator should fix that do not stop the server.
+    pub warnings: Vec<String>,
 }
 
 /// Where the listeners' certificate and key are.
@@ -96,7 +98,11 @@ pub fn ensure(config: &Config, clock: &Clock) -> Result<(Created, CertificateAut
         let cert = dir.join(pki::SERVER_CERT_FILE);
         let key = dir.join(pki::SERVER_KEY_FILE);
         match (cert.exists(), key.exists()) {
-            (true, true) => {}
+            (true, true) => {
+                if let Some(warning) = pki::server_certificate_problem(&cert, &config.device.hostnames, now) {
+                    created.warnings.push(warning);
+                }
+            }
             (false, false) => {
                 ca.create_server_certificate(dir, &config.device.hostnames, now)?;
                 created.server_certificate = true;

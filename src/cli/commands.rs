@@ -658,6 +658,9 @@ fn parse_date(field: &str, text: &str) -> Result<i64, CliError> {
 fn init(config: &Config, clock: &Clock) -> Result<(), CliError> {
     let (created, ca) = setup::ensure(config, clock)?;
     let dir = config.data_dir.display();
+    for warning in &created.warnings {
+        println!("warning: {warning}");
+    }
     if !(created.database || created.ca || created.server_certificate) {
         println!("{dir} is already initialized; nothing was changed");
     }
@@ -789,6 +792,9 @@ fn serve(config: Config, clock: Clock) -> Result<(), CliError> {
             "bootstrap admin credential (shown once, store it now): {} / {password}",
             store::users::BOOTSTRAP_ADMIN
         );
+    }
+    for warning in &satellite.created.warnings {
+        tracing::warn!("{warning}");
     }
     let listeners = satellite.bind()?;
     let device_addr = listeners

@@ -222,6 +222,55 @@ impl CertificateAuthority {
     }
 }
 
+/// Why the generated server certificate no longer fits, if it does not:
+/// host names added to `device.hostnames` since, or close to its end. Never
+/// replaced silently: a second init changes nothing.
+pub fn server_certificate_problem(path: &Path, hostnames: &[String], now: i64) -> Option<String> {
+    let pem = std::fs::read(path).ok()?;
+    let cert = X509::from_pem(&pem).ok()?;
+    let names: Vec<String> = cert
+        .subject_alt_names()
+        .map(|sans| {
+            sans.iter()
+                .filter_map(|n| {
+                    n.dnsname().map(str::to_string).or_else(|| {
+                        n.ipaddress().and_then(|ip| match ip.len() {
+                            4 => <[u8; 4]>::try_from(ip)
+                                .ok()
+                                .map(|b| std::net::IpAddr::from(b).to_string()),
+                            16 => <[u8; 16]>::try_from(ip)
+                                .ok()
+                                .map(|b| std::net::IpAddr::from(b).to_string()),
+                            _ => None,
+                        })
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let missing: Vec<&str> = hostnames
+        .iter()
+        .filter(|h| !names.iter().any(|n| n == *h))
+        .map(String::as_str)
+        .collect();
+    let renew = "delete server.pem and server.key in the data dir and start again to have them re-issued by the CA";
+    if !missing.is_empty() {
+        return Some(format!(
+            "{} does not name {} (device.hostnames); {renew}",
+            path.display(),
+            missing.join(", ")
+        ));
+    }
+    let soon = asn1_time(now + 30 * 86_400).ok()?;
+    if cert.not_after() < soon.as_ref() {
+        return Some(format!(
+            "{} expires within 30 days; {renew}",
+            path.display()
+        ));
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,6 +290,21 @@ mod tests {
         assert!(
             CertificateAuthority::create(dir.path(), "Again", 1_700_000_000).is_err(),
             "a second CA must never overwrite the first"
+        );
+        let hosts = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+        ca.create_server_certificate(dir.path(), &hosts, 1_700_000_000)
+            .expect("server certificate");
+        let server = dir.path().join(SERVER_CERT_FILE);
+        assert_eq!(
+            server_certificate_problem(&server, &hosts, 1_700_000_000),
+            None
+        );
+        let more = vec!["localhost".to_string(), "sat.example".to_string()];
+        let problem =
+            server_certificate_problem(&server, &more, 1_700_000_000).expect("missing name");
+        assert!(problem.contains("sat.example"), "{problem}");
+        assert!(
+            server_certificate_problem(&server, &hosts, 1_700_000_000 + 820 * 86_400).is_some()
         );
     }
 }
