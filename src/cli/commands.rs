@@ -1,9 +1,9 @@
 use super::{
     table, Cli, Command, InstanceCommand, LicenseCommand, ReportCommand, TokenCommand, VaCommand,
 };
-use crate::app::{Satellite, StartError};
-use crate::clock::{rfc3339, Clock};
-use crate::config::{Config, ConfigError, LogFormat, Role, DEFAULT_FILE};
+use crate::app::StartError;
+use crate::clock::Clock;
+use crate::config::{Config, ConfigError, LogFormat, DEFAULT_FILE};
 use crate::domain::TokenTerms;
 use crate::error::Error;
 use crate::licensing::catalog::Catalog;
@@ -62,7 +62,17 @@ pub fn init_logging(config: &Config, quiet: bool) {
     };
 }
 
-fn print_json<T: Serialize>(value: &T) -> Result<(), CliError> {
+/// A listing: JSON for scripts, a table for people.
+fn show<T: Serialize + table::Row>(items: &[T], json: bool) -> Result<(), CliError> {
+    if json {
+        print_json(&items)
+    } else {
+        table::print(items);
+        Ok(())
+    }
+}
+
+pub(super) fn print_json<T: Serialize>(value: &T) -> Result<(), CliError> {
     let text = serde_json::to_string_pretty(value).map_err(|e| CliError::Other(e.to_string()))?;
     println!("{text}");
     Ok(())
@@ -70,7 +80,7 @@ fn print_json<T: Serialize>(value: &T) -> Result<(), CliError> {
 
 /// Opens the database for a command, initializing whatever is missing. A
 /// bootstrap credential created here goes to stderr so `--json` stays clean.
-fn open(config: &Config, clock: &Clock) -> Result<Connection, CliError> {
+pub(super) fn open(config: &Config, clock: &Clock) -> Result<Connection, CliError> {
     let (created, _) = setup::ensure(config, clock)?;
     if let Some(password) = created.admin_password {
         eprintln!(
@@ -97,9 +107,9 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     let account = config.account.clone();
     let now = clock.unix();
     match cli.command {
-        Command::Serve => serve(config, clock),
-        Command::Init => init(&config, &clock),
-        Command::Status { json } => status(&config, &clock, json),
+        Command::Serve => super::server::serve(config, clock),
+        Command::Init => super::server::init(&config, &clock),
+        Command::Status { json } => super::server::status(&config, &clock, json),
         Command::Va(VaCommand::Create {
             name,
             description,
@@ -119,30 +129,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Va(VaCommand::List { json }) => {
             let conn = open(&config, &clock)?;
             let vas = accounts::list(&conn, &account, now)?;
-            if json {
-                return print_json(&vas);
-            }
-            let rows: Vec<Vec<String>> = vas
-                .iter()
-                .map(|va| {
-                    vec![
-                        va.name.clone(),
-                        va.product_instances.to_string(),
-                        va.active_tokens.to_string(),
-                        va.description.clone(),
-                    ]
-                })
-                .collect();
-            table::print(
-                &[
-                    "Virtual Account",
-                    "Product Instances",
-                    "Active Tokens",
-                    "Description",
-                ],
-                &rows,
-            );
-            Ok(())
+            show(&vas, json)
         }
         Command::Token(TokenCommand::Create {
             va,
@@ -186,37 +173,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 accounts::require(&conn, &account, va, now)?;
             }
             let list = tokens::list(&conn, &account, va.as_deref(), now)?;
-            if json {
-                return print_json(&list);
-            }
-            let rows: Vec<Vec<String>> = list
-                .iter()
-                .map(|t| {
-                    vec![
-                        format!("{}…", t.token_prefix),
-                        t.virtual_account.clone(),
-                        t.expires_at.clone(),
-                        match t.max_uses {
-                            Some(max) => format!("{}/{max}", t.uses),
-                            None => t.uses.to_string(),
-                        },
-                        t.status.to_string(),
-                        t.description.clone(),
-                    ]
-                })
-                .collect();
-            table::print(
-                &[
-                    "Token",
-                    "Virtual Account",
-                    "Expires",
-                    "Uses",
-                    "Status",
-                    "Description",
-                ],
-                &rows,
-            );
-            Ok(())
+            show(&list, json)
         }
         Command::Token(TokenCommand::Revoke { token, json }) => {
             let mut conn = open(&config, &clock)?;
@@ -240,32 +197,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 .iter()
                 .map(|i| i.view(now))
                 .collect();
-            if json {
-                return print_json(&list);
-            }
-            let rows: Vec<Vec<String>> = list
-                .iter()
-                .map(|i| {
-                    vec![
-                        i.udi.clone(),
-                        i.hostname.clone().unwrap_or_default(),
-                        i.virtual_account.clone(),
-                        i.status.clone(),
-                        i.last_contact_at.clone(),
-                    ]
-                })
-                .collect();
-            table::print(
-                &[
-                    "UDI",
-                    "Hostname",
-                    "Virtual Account",
-                    "Status",
-                    "Last Contact",
-                ],
-                &rows,
-            );
-            Ok(())
+            show(&list, json)
         }
         Command::Instance(InstanceCommand::Show { instance, json }) => {
             let conn = open(&config, &clock)?;
@@ -387,38 +319,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 accounts::require(&conn, &account, va, now)?;
             }
             let list = licenses::list(&conn, &account, va.as_deref(), now)?;
-            if json {
-                return print_json(&list);
-            }
-            let rows: Vec<Vec<String>> = list
-                .iter()
-                .map(|l| {
-                    vec![
-                        l.virtual_account.clone(),
-                        l.sku.clone(),
-                        l.tag.clone(),
-                        l.quantity.to_string(),
-                        l.license_type.clone(),
-                        l.start.clone(),
-                        l.end.clone().unwrap_or_else(|| "-".into()),
-                        if l.active { "ACTIVE" } else { "INACTIVE" }.into(),
-                    ]
-                })
-                .collect();
-            table::print(
-                &[
-                    "Virtual Account",
-                    "SKU",
-                    "Entitlement Tag",
-                    "Quantity",
-                    "Type",
-                    "Start",
-                    "End",
-                    "State",
-                ],
-                &rows,
-            );
-            Ok(())
+            show(&list, json)
         }
         Command::License(LicenseCommand::Transfer {
             from,
@@ -466,32 +367,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 accounts::require(&conn, &account, va, now)?;
             }
             let rows = reports::usage_history(&conn, &account, va.as_deref(), days, now)?;
-            if json {
-                return print_json(&rows);
-            }
-            let table_rows: Vec<Vec<String>> = rows
-                .iter()
-                .map(|r| {
-                    vec![
-                        r.day.clone(),
-                        r.virtual_account.clone(),
-                        r.tag.clone(),
-                        r.available.to_string(),
-                        r.in_use.to_string(),
-                    ]
-                })
-                .collect();
-            table::print(
-                &[
-                    "Day",
-                    "Virtual Account",
-                    "Entitlement Tag",
-                    "Available",
-                    "In Use",
-                ],
-                &table_rows,
-            );
-            Ok(())
+            show(&rows, json)
         }
         Command::Compliance {
             va,
@@ -501,34 +377,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             let conn = open(&config, &clock)?;
             let catalog = catalog(&config)?;
             let rows = compliance::rows(&conn, &catalog, &account, va.as_deref(), now)?;
-            if json {
-                return print_json(&rows);
-            }
-            let table_rows: Vec<Vec<String>> = rows
-                .iter()
-                .map(|r| {
-                    vec![
-                        r.virtual_account.clone(),
-                        r.tag.clone(),
-                        r.available.to_string(),
-                        r.in_use.to_string(),
-                        r.shortfall.to_string(),
-                        r.status.to_string(),
-                    ]
-                })
-                .collect();
-            table::print(
-                &[
-                    "Virtual Account",
-                    "Entitlement Tag",
-                    "Available",
-                    "In Use",
-                    "Shortfall",
-                    "Status",
-                ],
-                &table_rows,
-            );
-            Ok(())
+            show(&rows, json)
         }
         Command::Report(ReportCommand::Generate { va, json }) => {
             let mut conn = open(&config, &clock)?;
@@ -556,26 +405,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Report(ReportCommand::List { limit, json }) => {
             let conn = open(&config, &clock)?;
             let list = reports::list(&conn, limit)?;
-            if json {
-                return print_json(&list);
-            }
-            let rows: Vec<Vec<String>> = list
-                .iter()
-                .map(|r| {
-                    vec![
-                        r.id.to_string(),
-                        r.kind.clone(),
-                        r.created_at.clone(),
-                        r.virtual_account.clone().unwrap_or_else(|| "(all)".into()),
-                        r.summary.clone(),
-                    ]
-                })
-                .collect();
-            table::print(
-                &["ID", "Report", "Created", "Virtual Account", "Summary"],
-                &rows,
-            );
-            Ok(())
+            show(&list, json)
         }
         Command::Report(ReportCommand::Show { id, format }) => {
             let conn = open(&config, &clock)?;
@@ -590,31 +420,12 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Events { kind, limit, json } => {
             let conn = open(&config, &clock)?;
             let list = events::list(&conn, kind.as_deref(), limit)?;
-            if json {
-                return print_json(&list);
-            }
-            let rows: Vec<Vec<String>> = list
-                .iter()
-                .map(|e| {
-                    vec![
-                        e.at.clone(),
-                        e.kind.clone(),
-                        e.severity.clone(),
-                        e.virtual_account.clone().unwrap_or_default(),
-                        e.message.clone(),
-                    ]
-                })
-                .collect();
-            table::print(
-                &["Time", "Kind", "Severity", "Virtual Account", "Message"],
-                &rows,
-            );
-            Ok(())
+            show(&list, json)
         }
     }
 }
 
-fn catalog(config: &Config) -> Result<Catalog, CliError> {
+pub(super) fn catalog(config: &Config) -> Result<Catalog, CliError> {
     Catalog::load(config.catalog.as_deref())
         .map_err(|reason| Error::invalid("catalog", reason).into())
 }
@@ -653,206 +464,4 @@ fn parse_date(field: &str, text: &str) -> Result<i64, CliError> {
             )
             .into()
         })
-}
-
-fn init(config: &Config, clock: &Clock) -> Result<(), CliError> {
-    let (created, ca) = setup::ensure(config, clock)?;
-    let dir = config.data_dir.display();
-    for warning in &created.warnings {
-        println!("warning: {warning}");
-    }
-    if !(created.database || created.ca || created.server_certificate) {
-        println!("{dir} is already initialized; nothing was changed");
-    }
-    if created.database {
-        println!("created the database {}", config.database_path().display());
-    }
-    if created.ca {
-        println!(
-            "created the satellite CA {}/{}",
-            dir,
-            crate::pki::CA_CERT_FILE
-        );
-    }
-    if created.server_certificate {
-        println!(
-            "created the server certificate {}/{} for {}",
-            dir,
-            crate::pki::SERVER_CERT_FILE,
-            config.device.hostnames.join(", ")
-        );
-    }
-    if let Some(password) = created.admin_password {
-        println!(
-            "bootstrap admin credential (shown once, store it now): {} / {password}",
-            store::users::BOOTSTRAP_ADMIN
-        );
-    }
-    println!(
-        "CA fingerprint (SHA-256): {}",
-        ca.fingerprint_hex().map_err(Error::from)?
-    );
-    Ok(())
-}
-
-fn status(config: &Config, clock: &Clock, json: bool) -> Result<(), CliError> {
-    let conn = open(config, clock)?;
-    let ca = crate::pki::CertificateAuthority::load(&config.data_dir).map_err(Error::from)?;
-    let count = |sql: &str| -> Result<i64, CliError> {
-        Ok(conn.query_row(sql, [], |r| r.get(0)).map_err(Error::from)?)
-    };
-    let report = serde_json::json!({
-        "name": config.name,
-        "role": config.role,
-        "account": config.account,
-        "data_dir": config.data_dir,
-        "ca": config.data_dir.join(crate::pki::CA_CERT_FILE),
-        "ca_fingerprint": ca.fingerprint_hex().map_err(Error::from)?,
-        "device_listen": config.device.listen.to_string(),
-        "admin_listen": config.admin.listen.to_string(),
-        "virtual_accounts": count("SELECT COUNT(*) FROM virtual_accounts")?,
-        "product_instances": count("SELECT COUNT(*) FROM product_instances")?,
-        "active_tokens": conn.query_row(
-            "SELECT COUNT(*) FROM registration_tokens WHERE revoked_at IS NULL AND expires_at > ?1",
-            [clock.unix()], |r| r.get::<_, i64>(0)).map_err(Error::from)?,
-        "now": rfc3339(clock.unix()),
-        "call_home": crate::alerts::statistics(&conn)?,
-    });
-    if json {
-        return print_json(&report);
-    }
-    println!(
-        "{} ({} role), smart account {:?}",
-        config.name,
-        role_word(config.role),
-        config.account
-    );
-    println!("  data dir:          {}", config.data_dir.display());
-    println!(
-        "  CA:                {}",
-        config.data_dir.join(crate::pki::CA_CERT_FILE).display()
-    );
-    println!(
-        "  CA fingerprint:    {}",
-        report["ca_fingerprint"].as_str().unwrap_or_default()
-    );
-    println!(
-        "  device listener:   https://{}/SmartTransport",
-        config.device.listen
-    );
-    println!("  admin listener:    https://{}/", config.admin.listen);
-    println!("  virtual accounts:  {}", report["virtual_accounts"]);
-    println!("  product instances: {}", report["product_instances"]);
-    println!("  active tokens:     {}", report["active_tokens"]);
-    let stats = crate::alerts::statistics(&conn)?;
-    if !stats.is_empty() {
-        println!("\nCall Home statistics:");
-        let rows: Vec<Vec<String>> = stats
-            .iter()
-            .map(|s| {
-                vec![
-                    s.profile.clone(),
-                    s.message_type.clone(),
-                    s.success.to_string(),
-                    s.failed.to_string(),
-                    s.inqueue.to_string(),
-                    s.dropped.to_string(),
-                    s.last_sent.clone().unwrap_or_else(|| "-".into()),
-                ]
-            })
-            .collect();
-        table::print(
-            &[
-                "Profile",
-                "Msg Subtype",
-                "Success",
-                "Failed",
-                "Inqueue",
-                "Dropped",
-                "Last-sent (UTC)",
-            ],
-            &rows,
-        );
-    }
-    Ok(())
-}
-
-fn role_word(role: Role) -> &'static str {
-    match role {
-        Role::Satellite => "satellite",
-        Role::Cloud => "cloud",
-    }
-}
-
-fn serve(config: Config, clock: Clock) -> Result<(), CliError> {
-    let satellite = Satellite::open(config, clock)?;
-    // Printed before anything else can fail: it is shown only once.
-    if let Some(password) = &satellite.created.admin_password {
-        println!(
-            "bootstrap admin credential (shown once, store it now): {} / {password}",
-            store::users::BOOTSTRAP_ADMIN
-        );
-    }
-    for warning in &satellite.created.warnings {
-        tracing::warn!("{warning}");
-    }
-    let listeners = satellite.bind()?;
-    let device_addr = listeners
-        .device
-        .local_addr()
-        .map_err(|e| CliError::Other(e.to_string()))?;
-    let admin_addr = listeners
-        .admin
-        .local_addr()
-        .map_err(|e| CliError::Other(e.to_string()))?;
-    let config = satellite.config.clone();
-    let ca_path = config.data_dir.join(crate::pki::CA_CERT_FILE);
-    let under_cargo = std::env::var_os("CARGO_MANIFEST_DIR").is_some();
-    let (sat, router) = if under_cargo {
-        (
-            "cargo run --release --",
-            "cargo run --release --bin satellite-router --",
-        )
-    } else {
-        ("satellite", "satellite-router")
-    };
-    let config_flag = if config.source == DEFAULT_FILE || config.source.starts_with('<') {
-        String::new()
-    } else {
-        format!(" -c {}", config.source)
-    };
-    actix_web::rt::System::new().block_on(async move {
-        // Listen for signals before telling anyone we are up.
-        let shutdown = crate::http::termination_signal()
-            .map_err(|e| CliError::Other(format!("cannot listen for signals: {e}")))?;
-        println!(
-            "{} ({} role) serving smart account {:?}",
-            config.name,
-            role_word(config.role),
-            config.account
-        );
-        println!("  device API: https://{device_addr}/SmartTransport");
-        println!("  admin:      https://{admin_addr}/  (/healthz, /readyz, /metrics)");
-        println!(
-            "  CA:         {}  (routers and clients trust this one file)",
-            ca_path.display()
-        );
-        println!("  database:   {}", config.database_path().display());
-        println!();
-        println!("Next, in another terminal:");
-        println!("  {sat}{config_flag} token create --va Default --days 30");
-        println!(
-            "  {router} -s r1.json init --pid N540-24Z8Q2C-M --sn FOC2104R0XX --hostname r1 --url https://{device_addr} --ca {}",
-            ca_path.display()
-        );
-        println!("  {router} -s r1.json license smart register idtoken <TOKEN>");
-        println!("  {router} -s r1.json show license status");
-        println!("  {sat}{config_flag} instance list");
-        use std::io::Write as _;
-        let _ = std::io::stdout().flush();
-        tracing::info!(device = %device_addr, admin = %admin_addr, "listening");
-        satellite.serve(listeners, shutdown).await.map_err(CliError::from)
-    })?;
-    tracing::info!("stopped");
-    Ok(())
 }

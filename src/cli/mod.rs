@@ -2,6 +2,7 @@
 //! `--json`; errors are one line on stderr and a non-zero exit.
 
 mod commands;
+mod server;
 mod table;
 
 pub use commands::run;
