@@ -103,6 +103,7 @@ pub fn unwrap_envelope(xml: &str) -> Result<Envelope, CallHomeError> {
     let mut stack: Vec<(String, String)> = Vec::new();
     let mut envelope = Envelope::default();
     let mut content: Option<String> = None;
+    let mut block_seen = false;
     let mut root_seen = false;
     loop {
         let (ns, event) = match reader.read_resolved_event() {
@@ -139,8 +140,24 @@ pub fn unwrap_envelope(xml: &str) -> Result<Envelope, CallHomeError> {
                     )));
                 }
                 stack.push((ns, local));
+                // One message per envelope: a second Block or Content is
+                // refused rather than joined, so what the server reads is
+                // exactly what one sender wrapped.
+                if at_path(&stack, &BLOCK_PATH) {
+                    if block_seen {
+                        return Err(CallHomeError::NotEnvelope(
+                            "more than one aml-block:Block in soap-env:Body".into(),
+                        ));
+                    }
+                    block_seen = true;
+                }
                 if at_path(&stack, &CONTENT_PATH) {
-                    content.get_or_insert_with(String::new);
+                    if content.is_some() {
+                        return Err(CallHomeError::NotEnvelope(
+                            "more than one aml-block:Content in aml-block:Block".into(),
+                        ));
+                    }
+                    content = Some(String::new());
                 }
                 if matches!(event, Event::Empty(_)) {
                     stack.pop();
@@ -214,6 +231,11 @@ pub fn unwrap_envelope(xml: &str) -> Result<Envelope, CallHomeError> {
     Ok(envelope)
 }
 
+const BLOCK_PATH: [(&str, &str); 3] = [
+    (SOAP_NS, "Envelope"),
+    (SOAP_NS, "Body"),
+    (AML_BLOCK_NS, "Block"),
+];
 const CONTENT_PATH: [(&str, &str); 4] = [
     (SOAP_NS, "Envelope"),
     (SOAP_NS, "Body"),
@@ -301,17 +323,22 @@ fn entity(reference: &BytesRef<'_>) -> Result<char, String> {
     }
 }
 
-/// `2013-06-05 03:11:36 GMT+00:00`, as AML writes it.
+/// `2013-06-05 03:11:36 GMT+00:00`, as AML writes it. A time that cannot
+/// be moved to UTC (the calendar's very edge) keeps, and names, its offset.
 fn creation_date(now: OffsetDateTime) -> String {
-    let t = now.to_offset(time::UtcOffset::UTC);
+    let t = now.checked_to_offset(time::UtcOffset::UTC).unwrap_or(now);
+    let (h, m, _) = t.offset().as_hms();
+    let sign = if t.offset().is_negative() { '-' } else { '+' };
     format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} GMT+00:00",
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} GMT{sign}{:02}:{:02}",
         t.year(),
         u8::from(t.month()),
         t.day(),
         t.hour(),
         t.minute(),
-        t.second()
+        t.second(),
+        h.unsigned_abs(),
+        m.unsigned_abs()
     )
 }
 
@@ -366,6 +393,51 @@ mod tests {
         assert_eq!(
             env.group_id.as_deref(),
             Some("G1:N540-24Z8Q2C-M@C@FOC2104R0XX:M1:FOC2104R0XX:51AEAC68")
+        );
+    }
+
+    #[test]
+    fn a_second_content_or_block_is_refused_not_joined() {
+        let good = sample();
+        let content = format!(
+            "<aml-block:Content>{}</aml-block:Content>",
+            super::cdata(JSON)
+        );
+        assert!(good.contains(&content));
+        let block_start = good.find("<aml-block:Block ").unwrap();
+        let block_end = good.find("</aml-block:Block>").unwrap() + "</aml-block:Block>".len();
+        let block = &good[block_start..block_end];
+        let cases = [
+            good.replacen(&content, &format!("{content}{content}"), 1),
+            good.replacen(
+                &content,
+                &format!(
+                    "{content}<aml-block:Content>{}</aml-block:Content>",
+                    super::cdata("{}")
+                ),
+                1,
+            ),
+            good.replacen(&content, &format!("{content}<aml-block:Content/>"), 1),
+            good.replacen(block, &format!("{block}{block}"), 1),
+        ];
+        for case in &cases {
+            assert!(
+                matches!(unwrap(case), Err(CallHomeError::NotEnvelope(_))),
+                "{:?}: {case}",
+                unwrap(case)
+            );
+        }
+    }
+
+    #[test]
+    fn creation_dates_never_panic() {
+        assert_eq!(
+            creation_date(datetime!(2013-06-05 05:11:36 +2)),
+            "2013-06-05 03:11:36 GMT+00:00"
+        );
+        assert_eq!(
+            creation_date(datetime!(9999-12-31 23:59:59 -23:59)),
+            "9999-12-31 23:59:59 GMT-23:59"
         );
     }
 

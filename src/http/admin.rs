@@ -12,12 +12,23 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
-/// Ready when the database answers: a router sent here would be served.
+/// Ready when a router sent here would be served: the database answers
+/// reads and the writer commits.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    match state.store.ping() {
-        Ok(()) => HttpResponse::Ok().json(serde_json::json!({"status": "ready"})),
-        Err(e) => {
-            tracing::warn!(error = %e, "not ready: the database does not answer");
+    let read = state.store.ping();
+    let write = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        state.store.write(|_| Ok::<_, crate::store::StoreError>(())),
+    )
+    .await;
+    match (read, write) {
+        (Ok(()), Ok(Ok(()))) => HttpResponse::Ok().json(serde_json::json!({"status": "ready"})),
+        (read, write) => {
+            tracing::warn!(
+                ?read,
+                write_ok = matches!(write, Ok(Ok(()))),
+                "not ready: the database does not answer"
+            );
             json_error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "storage_unavailable",

@@ -6,7 +6,7 @@ use super::client::{Identity, Link, SendError};
 use super::fcm;
 use super::identity;
 use super::show::date;
-use super::state::{Attempt, Registration, State};
+use super::state::{Attempt, PendingIdentity, Registration, State};
 use super::stats::MsgType;
 use super::wire::{self, Message};
 use serde_json::Value;
@@ -41,6 +41,10 @@ impl AgentError {
     }
 }
 
+/// Writes the state to its file at once; the error is why it could not.
+/// Used where a crash between two steps must not lose what the first did.
+pub type Checkpoint<'a> = &'a mut dyn FnMut(&State) -> Result<(), String>;
+
 /// Which message carries an authorization request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AuthKind {
@@ -51,13 +55,15 @@ pub enum AuthKind {
 pub struct Agent<'a> {
     pub state: &'a mut State,
     link: &'a mut dyn Link,
+    /// `None`: the state lives only in memory (fleet), nothing to save.
+    checkpoint: Option<Checkpoint<'a>>,
     pub now: OffsetDateTime,
     /// What the device reports to the operator, in order.
     pub lines: Vec<String>,
     /// Problems that did not fail the command (stderr).
     pub warnings: Vec<String>,
     /// Send ACKNOWLEDGEMENT after installing answers (a real agent does).
-    pub acknowledge: bool,
+    pub send_acknowledgements: bool,
 }
 
 impl<'a> Agent<'a> {
@@ -66,9 +72,22 @@ impl<'a> Agent<'a> {
             state,
             link,
             now,
+            checkpoint: None,
             lines: Vec::new(),
             warnings: Vec::new(),
-            acknowledge: true,
+            send_acknowledgements: true,
+        }
+    }
+
+    pub fn with_checkpoint(mut self, save: Checkpoint<'a>) -> Self {
+        self.checkpoint = Some(save);
+        self
+    }
+
+    fn save_now(&mut self) -> Result<(), String> {
+        match &mut self.checkpoint {
+            Some(save) => save(self.state),
+            None => Ok(()),
         }
     }
 
@@ -104,7 +123,7 @@ impl<'a> Agent<'a> {
     }
 
     fn acknowledge(&mut self, answer_id: &str) {
-        if !self.acknowledge {
+        if !self.send_acknowledgements {
             return;
         }
         let identity = match self.identity() {
@@ -150,13 +169,10 @@ impl<'a> Agent<'a> {
                 });
             }
         }
-        // A forced re-registration gets a new key: the old certificate is
-        // replaced and revoked by the server anyway.
-        let key = if self.state.is_registered() {
-            identity::new_key().map_err(|e| AgentError::Local(e.to_string()))?
-        } else {
-            self.state.key_pem.clone()
-        };
+        // Every registration gets a fresh key: the server knows devices by
+        // their certificate, and a key that outlived a revoked certificate
+        // (deregistration, replacement) is not reused.
+        let key = identity::new_key().map_err(|e| AgentError::Local(e.to_string()))?;
         let cn = format!("{}:{}", self.state.udi.pid, self.state.udi.sn);
         let csr = identity::csr(&key, &cn).map_err(|e| AgentError::Local(e.to_string()))?;
         let message = wire::registration(&self.state.udi, token, &self.state.hostname, &csr);
@@ -185,6 +201,8 @@ impl<'a> Agent<'a> {
         self.state.eval.account(self.now);
         self.state.eval.set_in_use(false, self.now);
         self.state.key_pem = key;
+        // A new identity supersedes a renewal that never completed.
+        self.state.pending_identity = None;
         self.state.registration = Some(Registration {
             certificate_pem: answer.certificate.clone(),
             ca_certificate_pem: answer.ca_certificate.clone(),
@@ -276,14 +294,23 @@ impl<'a> Agent<'a> {
         }
     }
 
-    /// `license smart renew id`: a new key and certificate. The old key is
-    /// kept until the new certificate is installed.
+    /// `license smart renew id`: a new key and certificate. The new key is
+    /// saved as pending before the request goes out (`PendingIdentity`):
+    /// it becomes the key once its certificate is installed and is dropped
+    /// when the server refuses. A renewal left pending by an earlier run
+    /// (lost answer, crash) is repeated with its key and message id, which
+    /// fetches the server's first answer again.
     pub fn renew_id(&mut self) -> Result<(), AgentError> {
         let old = self.identity()?;
-        let key = identity::new_key().map_err(|e| AgentError::Local(e.to_string()))?;
+        let pending = self.pending_identity()?;
         let cn = format!("{}:{}", self.state.udi.pid, self.state.udi.sn);
-        let csr = identity::csr(&key, &cn).map_err(|e| AgentError::Local(e.to_string()))?;
-        let message = wire::renew_id(&self.state.udi, &csr);
+        let csr = identity::csr(&pending.key_pem, &cn).map_err(|e| {
+            // An unusable pending key would block every later renewal.
+            self.state.pending_identity = None;
+            AgentError::Local(e.to_string())
+        })?;
+        let message = wire::renew_id(&self.state.udi, &csr, &pending.message_id);
+        let key = pending.key_pem;
         let key_for_check = key.clone();
         let result = self.exchange(MsgType::Renew, Some(&old), &message, |answer| {
             let parsed = wire::parse_id_answer(answer)?;
@@ -294,6 +321,7 @@ impl<'a> Agent<'a> {
         match result {
             Ok((answer, answer_id)) => {
                 self.state.key_pem = key;
+                self.state.pending_identity = None;
                 if let Some(reg) = self.state.registration.as_mut() {
                     reg.certificate_pem = answer.certificate.clone();
                     reg.ca_certificate_pem = answer.ca_certificate.clone();
@@ -314,6 +342,9 @@ impl<'a> Agent<'a> {
                 Ok(())
             }
             Err(error) => {
+                if !answer_unknown(&error) {
+                    self.state.pending_identity = None;
+                }
                 if let Some(reg) = self.state.registration.as_mut() {
                     reg.last_renewal = Some(Attempt::failed(self.now, error.to_string()));
                 }
@@ -329,6 +360,25 @@ impl<'a> Agent<'a> {
                 })
             }
         }
+    }
+
+    /// The renewal in flight, or a new one saved before anything is sent.
+    fn pending_identity(&mut self) -> Result<PendingIdentity, AgentError> {
+        if let Some(pending) = &self.state.pending_identity {
+            return Ok(pending.clone());
+        }
+        let pending = PendingIdentity {
+            key_pem: identity::new_key().map_err(|e| AgentError::Local(e.to_string()))?,
+            message_id: wire::new_id(),
+        };
+        self.state.pending_identity = Some(pending.clone());
+        if let Err(e) = self.save_now() {
+            self.state.pending_identity = None;
+            return Err(AgentError::Local(format!(
+                "the new key could not be saved, so no renewal was sent: {e}"
+            )));
+        }
+        Ok(pending)
     }
 
     /// `license smart deregister`. A server that already forgot the device
@@ -376,6 +426,17 @@ impl<'a> Agent<'a> {
             ));
         }
         counts
+    }
+}
+
+/// Whether the server may have issued a certificate we never saw: nothing
+/// came back, or it failed in a way worth retrying. Any other answer
+/// settles the renewal, so the pending key goes.
+fn answer_unknown(error: &SendError) -> bool {
+    match error {
+        SendError::Transport(_) => true,
+        SendError::Status { status, .. } => *status == 429 || *status >= 500,
+        SendError::BadResponse(_) | SendError::Local(_) => false,
     }
 }
 
@@ -523,10 +584,108 @@ mod tests {
             !link.sent[0].0,
             "registration goes without a client certificate"
         );
-        assert!(link.sent[0].1["csr"]
-            .as_str()
-            .unwrap()
-            .contains("CERTIFICATE REQUEST"));
+        let csr = link.sent[0].1["csr"].as_str().unwrap();
+        let req = openssl::x509::X509Req::from_pem(csr.as_bytes()).unwrap();
+        let key = openssl::pkey::PKey::private_key_from_pem(state.key_pem.as_bytes()).unwrap();
+        assert!(
+            !req.public_key().unwrap().public_eq(&key),
+            "every registration asks for a certificate on a fresh key"
+        );
+    }
+
+    /// A certificate on `key_pem`, self-signed: enough for the key check.
+    fn certificate_for(key_pem: &str) -> String {
+        use openssl::{asn1::Asn1Time, hash::MessageDigest, pkey::PKey, x509};
+        let key = PKey::private_key_from_pem(key_pem.as_bytes()).unwrap();
+        let mut name = x509::X509NameBuilder::new().unwrap();
+        name.append_entry_by_nid(openssl::nid::Nid::COMMONNAME, "t")
+            .unwrap();
+        let name = name.build();
+        let mut b = x509::X509::builder().unwrap();
+        b.set_subject_name(&name).unwrap();
+        b.set_issuer_name(&name).unwrap();
+        b.set_pubkey(&key).unwrap();
+        b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+            .unwrap();
+        b.set_not_after(&Asn1Time::days_from_now(1).unwrap())
+            .unwrap();
+        b.sign(&key, MessageDigest::sha256()).unwrap();
+        String::from_utf8(b.build().to_pem().unwrap()).unwrap()
+    }
+
+    fn id_answer(certificate: &str) -> Value {
+        json!({"status": "SUCCESS", "certificate": certificate, "ca_certificate": "ca",
+            "instance_id": "i", "account": "A", "virtual_account": "Default",
+            "registration": {"initial": "2030-01-01T00:00:00Z",
+            "next_renewal": "2030-06-30T00:00:00Z", "expires": "2031-01-01T00:00:00Z"}})
+    }
+
+    #[test]
+    fn the_renewal_key_is_saved_first_and_survives_a_lost_answer() {
+        let mut state = registered_state();
+        let old_key = state.key_pem.clone();
+        let mut saved: Vec<State> = Vec::new();
+        let mut link = Scripted::default();
+        link.answers
+            .push_back(Err(SendError::Transport("connection reset".into())));
+        {
+            let mut save = |s: &State| {
+                saved.push(s.clone());
+                Ok(())
+            };
+            let mut agent = Agent::new(&mut state, &mut link, now()).with_checkpoint(&mut save);
+            assert!(agent.renew_id().is_err());
+        }
+        let pending = state
+            .pending_identity
+            .clone()
+            .expect("kept: the server may have issued the certificate");
+        assert_eq!(saved.len(), 1);
+        assert_eq!(saved[0].pending_identity.as_ref(), Some(&pending));
+        assert_eq!((&saved[0].key_pem, &state.key_pem), (&old_key, &old_key));
+        assert_eq!(link.sent[0].1["message_id"], pending.message_id.as_str());
+        assert!(state.is_registered());
+
+        // The retry repeats the message id, so the server replays its answer.
+        let cert = certificate_for(&pending.key_pem);
+        link.answers.push_back(Ok(id_answer(&cert)));
+        let mut agent = Agent::new(&mut state, &mut link, now());
+        agent.send_acknowledgements = false;
+        agent.renew_id().unwrap();
+        assert_eq!(link.sent[1].1["message_id"], pending.message_id.as_str());
+        assert!(link.sent[1].0, "sent with the old certificate");
+        assert_eq!(state.key_pem, pending.key_pem);
+        assert_eq!(state.pending_identity, None);
+        assert_eq!(state.registration.unwrap().certificate_pem, cert);
+    }
+
+    #[test]
+    fn a_refused_renewal_drops_the_new_key() {
+        let mut state = registered_state();
+        let old_key = state.key_pem.clone();
+        let mut link = Scripted::default();
+        link.answers.push_back(Err(SendError::Status {
+            status: 400,
+            code: "invalid_csr".into(),
+            message: "bad".into(),
+        }));
+        let mut agent = Agent::new(&mut state, &mut link, now());
+        assert!(agent.renew_id().is_err());
+        assert_eq!(state.pending_identity, None);
+        assert_eq!(state.key_pem, old_key);
+        assert!(state.is_registered());
+    }
+
+    #[test]
+    fn no_renewal_is_sent_when_the_new_key_cannot_be_saved() {
+        let mut state = registered_state();
+        let mut link = Scripted::default();
+        let mut save = |_: &State| Err("disk full".to_string());
+        let mut agent = Agent::new(&mut state, &mut link, now()).with_checkpoint(&mut save);
+        let err = agent.renew_id().unwrap_err().to_string();
+        assert!(err.contains("disk full"), "{err}");
+        assert!(link.sent.is_empty());
+        assert_eq!(state.pending_identity, None);
     }
 
     #[test]

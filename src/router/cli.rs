@@ -12,7 +12,7 @@ use std::path::PathBuf;
     about = "An emulated IOS XR router with a Smart Licensing agent, a real client of the satellite's device API",
     after_help = GRAMMAR,
     after_long_help = GRAMMAR,
-    override_usage = "satellite-router [-s STATE] [--json] init --pid PID --sn SN --hostname H --url URL --ca CA.pem\n       satellite-router [-s STATE] [--json] <DEVICE COMMAND WORDS>...\n       satellite-router fleet --count N --url URL --ca CA.pem --token T"
+    override_usage = "satellite-router [-s STATE] [--json] init --pid PID --sn SN --hostname H --url URL --ca CA.pem [--transport smart|callhome] [--proxy URL]\n       satellite-router [-s STATE] [--json] <DEVICE COMMAND WORDS>...\n       satellite-router fleet --count N --url URL --ca CA.pem --token T"
 )]
 pub struct Cli {
     /// The router's state file (identity, registration, configuration).

@@ -11,7 +11,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde_json::Value;
 use std::io::Read;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use time::OffsetDateTime;
 
 /// Answers larger than this are not device API answers.
@@ -85,9 +85,6 @@ pub struct HttpLink {
     udi: Udi,
     clock: Clock,
     agent: Option<(Option<Identity>, ureq::Agent)>,
-    /// Time of each exchange, for the fleet's latency figures.
-    pub latencies: Vec<Duration>,
-    pub record_latency: bool,
 }
 
 impl HttpLink {
@@ -97,8 +94,6 @@ impl HttpLink {
             udi,
             clock,
             agent: None,
-            latencies: Vec::new(),
-            record_latency: false,
         }
     }
 
@@ -117,13 +112,7 @@ impl HttpLink {
 impl Link for HttpLink {
     fn send(&mut self, identity: Option<&Identity>, message: &Value) -> Result<Value, SendError> {
         let agent = self.agent(identity)?;
-        let started = Instant::now();
-        let now = self.clock.now();
-        let result = exchange(&agent, &self.endpoint, &self.udi, message, now);
-        if self.record_latency {
-            self.latencies.push(started.elapsed());
-        }
-        result
+        exchange(&agent, &self.endpoint, &self.udi, message, self.clock.now())
     }
 }
 

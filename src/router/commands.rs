@@ -1,7 +1,7 @@
 //! The device commands, given as words (`license smart renew auth`), parsed
 //! into a `Command` and executed against the state.
 
-use super::agent::{Agent, AgentError, AuthKind};
+use super::agent::{Agent, AgentError, AuthKind, Checkpoint};
 use super::client::Link;
 use super::fcm::{Port, Speed, ADVANCED_FEATURES};
 use super::show;
@@ -258,12 +258,14 @@ impl Reply {
 }
 
 /// Runs one command at `now`. The caller saves the state afterwards,
-/// whatever happened: statistics and failures are part of it.
+/// whatever happened: statistics and failures are part of it. `save` is
+/// for the agent's saves in the middle of a command (`Checkpoint`).
 pub fn execute(
     state: &mut State,
     command: &Command,
     now: OffsetDateTime,
     link: &mut dyn Link,
+    save: Checkpoint<'_>,
 ) -> Reply {
     let mut reply = Reply {
         lines: timers::settle(state, now),
@@ -278,8 +280,8 @@ pub fn execute(
         | Command::RenewAuth
         | Command::RenewId
         | Command::Deregister
-        | Command::PlatformCheck => network(state, command, now, link, reply),
-        _ => configure(state, command, now, link, reply),
+        | Command::PlatformCheck => network(state, command, now, link, save, reply),
+        _ => configure(state, command, now, link, save, reply),
     };
     timers::settle(state, now);
     reply
@@ -313,9 +315,19 @@ fn network(
     command: &Command,
     now: OffsetDateTime,
     link: &mut dyn Link,
+    save: Checkpoint<'_>,
     mut reply: Reply,
 ) -> Reply {
-    let mut agent = Agent::new(state, link, now);
+    let mut agent = Agent::new(state, link, now).with_checkpoint(save);
+    // A renewal left pending may have replaced the certificate on the
+    // server: finish it before the old one is presented again.
+    let finish_renewal = agent.state.pending_identity.is_some()
+        && !matches!(command, Command::RenewId | Command::Register { .. });
+    if finish_renewal {
+        if let Err(e) = agent.renew_id() {
+            agent.warnings.push(format!("pending {e}"));
+        }
+    }
     let result: Result<(), AgentError> = match command {
         Command::Register { token, force } => {
             // An already registered device refuses before anything starts.
@@ -376,6 +388,7 @@ fn configure(
     command: &Command,
     now: OffsetDateTime,
     link: &mut dyn Link,
+    save: Checkpoint<'_>,
     mut reply: Reply,
 ) -> Reply {
     let demand_before = state.demand();
@@ -387,7 +400,7 @@ fn configure(
         state.report_pending = true;
     }
     timers::settle(state, now);
-    let mut agent = Agent::new(state, link, now);
+    let mut agent = Agent::new(state, link, now).with_checkpoint(save);
     let caught_up = timers::catch_up(&mut agent);
     reply.lines.append(&mut agent.lines);
     reply.warnings.append(&mut agent.warnings);
@@ -419,9 +432,12 @@ fn apply(
                 state.fcm.enabled = true;
                 state.fcm.enabled_at = Some(now);
                 state.fcm.last_check = None;
+                let first = now
+                    .checked_add(time::Duration::days(1))
+                    .map(|t| format!("at {}", show::date(t)))
+                    .unwrap_or_else(|| "in a day".into());
                 lines.push(format!(
-                    "Flexible Consumption licensing is enabled; the first daily collection runs at {} (or now with `license platform check`)",
-                    show::date(now + time::Duration::days(1))
+                    "Flexible Consumption licensing is enabled; the first daily collection runs {first} (or now with `license platform check`)"
                 ));
             }
         }
@@ -561,6 +577,10 @@ mod tests {
         text.split_whitespace().map(String::from).collect()
     }
 
+    fn no_save(_: &State) -> Result<(), String> {
+        Ok(())
+    }
+
     struct Offline;
     impl Link for Offline {
         fn send(&mut self, _: Option<&Identity>, _: &Value) -> Result<Value, SendError> {
@@ -630,12 +650,24 @@ mod tests {
             "ports add 2 100G",
             "interface TenGigE0/0/0/99 speed 10G shutdown",
         ] {
-            let reply = execute(&mut s, &parse(&words(cmd)).unwrap(), now, &mut Offline);
+            let reply = execute(
+                &mut s,
+                &parse(&words(cmd)).unwrap(),
+                now,
+                &mut Offline,
+                &mut no_save,
+            );
             assert_eq!(reply.error, None, "{cmd}");
         }
         assert!(s.fcm.ports.contains_key("TenGigE0/0/0/23"));
         assert!(s.fcm.ports.contains_key("HundredGigE0/0/1/1"));
-        let reply = execute(&mut s, &Command::PlatformCheck, now, &mut Offline);
+        let reply = execute(
+            &mut s,
+            &Command::PlatformCheck,
+            now,
+            &mut Offline,
+            &mut no_save,
+        );
         assert_eq!(reply.error, None);
         let c = s.fcm.current.unwrap();
         assert_eq!(
@@ -648,6 +680,7 @@ mod tests {
             &parse(&words("no interface Nope0")).unwrap(),
             now,
             &mut Offline,
+            &mut no_save,
         );
         assert!(err.error.unwrap().contains("does not exist"));
     }
@@ -673,7 +706,13 @@ mod tests {
             Show::Statistics,
             Show::Interfaces,
         ] {
-            let reply = execute(&mut s, &Command::Show(what), now, &mut Panicky);
+            let reply = execute(
+                &mut s,
+                &Command::Show(what),
+                now,
+                &mut Panicky,
+                &mut no_save,
+            );
             assert!(reply.error.is_none() && !reply.lines.is_empty());
         }
     }

@@ -244,7 +244,7 @@ fn one_router(
     };
     {
         let mut agent = Agent::new(&mut state, &mut link, clock.now());
-        agent.acknowledge = !args.no_ack;
+        agent.send_acknowledgements = !args.no_ack;
         match agent.register(&args.token, false, false) {
             Ok(()) => {
                 summary.registered = 1;

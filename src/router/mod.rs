@@ -5,7 +5,8 @@
 //! `wire` (messages), `agent` (what the agent does), `timers` (what time
 //! changes), `fcm` (Flexible Consumption arithmetic), `show` (rendering),
 //! `stats` (Call Home statistics), `commands` (the word grammar), `fleet`
-//! (load tool). Time is read only from `Clock::from_env()`.
+//! (load tool), `times` (range checks on outside times). Time is read only
+//! from `Clock::from_env()`.
 
 pub mod agent;
 pub mod cli;
@@ -19,6 +20,7 @@ pub mod show;
 pub mod state;
 pub mod stats;
 pub mod timers;
+pub mod times;
 pub mod wire;
 
 use crate::clock::Clock;
@@ -56,6 +58,11 @@ pub fn run(cli: Cli) -> Outcome {
         Ok(c) => c,
         Err(e) => return Outcome::failed(EXIT_USAGE, e),
     };
+    // What the clock says is stored; a time the next load would refuse is
+    // refused now.
+    if let Err(e) = times::check(clock.now()) {
+        return Outcome::failed(EXIT_USAGE, format!("the current time: {e}"));
+    }
     match cli.command {
         Top::Init(args) => init(&args, &cli.state, cli.json, &clock),
         Top::Fleet(args) => fleet_command(&args, cli.json, &clock),
@@ -197,7 +204,8 @@ fn device_command(words: &[String], path: &Path, json: bool, clock: &Clock) -> O
         Err(e) => return Outcome::failed(EXIT_FAILED, e),
     };
     let mut link = HttpLink::new(state.endpoint.clone(), state.udi.clone(), clock.clone());
-    let reply = commands::execute(&mut state, &command, clock.now(), &mut link);
+    let mut save = |s: &State| s.save(path).map_err(|e| e.to_string());
+    let reply = commands::execute(&mut state, &command, clock.now(), &mut link, &mut save);
     let mut stderr = reply.warnings.clone();
     let mut exit = 0;
     if let Err(e) = state.save(path) {

@@ -4,9 +4,10 @@
 use super::eval::format_remaining;
 use super::fcm::{self, Counts};
 use super::state::{Attempt, State};
+use super::times;
 use serde_json::{json, Value};
 use std::fmt::Write as _;
-use time::{OffsetDateTime, UtcOffset};
+use time::OffsetDateTime;
 
 pub const AGENT_VERSION: &str = "5.0.6_rel/47";
 
@@ -14,11 +15,17 @@ const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
 
-/// `May 10 16:39:56 2023 UTC`.
+/// `May 10 16:39:56 2023 UTC`. A time that cannot be shown in UTC (out of
+/// range, refused on input anyway) keeps its own offset rather than panic.
 pub fn date(t: OffsetDateTime) -> String {
-    let t = t.to_offset(UtcOffset::UTC);
+    let t = times::utc(t);
+    let zone = if t.offset().is_utc() {
+        "UTC".to_string()
+    } else {
+        t.offset().to_string()
+    };
     format!(
-        "{} {:02} {:02}:{:02}:{:02} {} UTC",
+        "{} {:02} {:02}:{:02}:{:02} {} {zone}",
         MONTHS[usize::from(u8::from(t.month())) - 1],
         t.day(),
         t.hour(),
@@ -30,7 +37,7 @@ pub fn date(t: OffsetDateTime) -> String {
 
 /// `2014-04-24 18:24:34`, the statistics' Last-sent column.
 pub fn stat_time(t: OffsetDateTime) -> String {
-    let t = t.to_offset(UtcOffset::UTC);
+    let t = times::utc(t);
     format!(
         "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
         t.year(),
@@ -358,13 +365,14 @@ fn collection(state: &State) -> (String, String) {
     (last, next)
 }
 
-/// When the daily Flexible Consumption check is due.
+/// When the daily Flexible Consumption check is due (`None` also when the
+/// day after would leave the calendar: such a check never comes).
 pub fn next_collection(state: &State) -> Option<OffsetDateTime> {
     state
         .fcm
         .last_check
         .or(state.fcm.enabled_at)
-        .map(|t| t + time::Duration::days(1))
+        .and_then(|t| t.checked_add(time::Duration::days(1)))
 }
 
 fn sia_status(state: &State, now: OffsetDateTime) -> &'static str {
@@ -395,45 +403,45 @@ pub fn platform_summary(state: &State, now: OffsetDateTime) -> String {
     let mut out = format!(
         "Registration Status: {reg}\nLicensing Model: {model}\nCollection: LAST: {last} NEXT: {next}\n\n"
     );
-    let mut rows: Vec<(String, String, u32, u32)> = Vec::new();
+    // (Feature/Area, entitlement, last, next); the tracking row has no
+    // area: its name starts in that column, as on the device (REFERENCE.md).
+    let mut rows: Vec<(Option<&str>, String, u32, u32)> = Vec::new();
     if state.fcm.enabled {
         let (current, upcoming) = platform_counts(state);
         for ((tag, last), (_, next)) in current.rows().into_iter().zip(upcoming.rows()) {
-            let area = if tag == fcm::TRACKING {
-                "Tracking"
-            } else {
-                "FCM"
-            };
-            rows.push((
-                area.into(),
-                fcm::platform_name(tag, &state.udi.pid),
-                last,
-                next,
-            ));
+            let area = (tag != fcm::TRACKING).then_some("FCM");
+            rows.push((area, fcm::platform_name(tag, &state.udi.pid), last, next));
         }
     }
     for (tag, n) in &state.requests {
         rows.push((
-            "Generic".into(),
+            Some("Generic"),
             fcm::platform_name(tag, &state.udi.pid),
             *n,
             *n,
         ));
     }
+    const AREA: usize = 12;
     let width = rows.iter().map(|r| r.1.len()).max().unwrap_or(0).max(11);
     let _ = writeln!(
         out,
-        "{:<12}  {:<width$}  {:>5}  {:>5}",
+        "{:<AREA$}  {:<width$}  {:>5}  {:>5}",
         "Feature/Area", "Entitlement", "Last", "Next"
     );
     let _ = writeln!(
         out,
         "{}  {}  =====  =====",
-        "=".repeat(12),
+        "=".repeat(AREA),
         "=".repeat(width)
     );
     for (area, name, last, next) in &rows {
-        let _ = writeln!(out, "{area:<12}  {name:<width$}  {last:>5}  {next:>5}");
+        let _ = match area {
+            Some(area) => writeln!(out, "{area:<AREA$}  {name:<width$}  {last:>5}  {next:>5}"),
+            None => {
+                let both = AREA + 2 + width;
+                writeln!(out, "{name:<both$}  {last:>5}  {next:>5}")
+            }
+        };
     }
     if rows.is_empty() {
         out.push_str("No licenses in use\n");
@@ -612,6 +620,18 @@ mod tests {
     }
 
     #[test]
+    fn out_of_range_times_render_without_panicking() {
+        let edge = datetime!(9999-12-31 23:59:59 -23:59);
+        assert_eq!(date(edge), "Dec 31 23:59:59 9999 -23:59:00");
+        assert_eq!(stat_time(edge), "9999-12-31 23:59:59");
+        let mut s = sample();
+        s.fcm.enabled = true;
+        s.fcm.last_check = Some(datetime!(9999-12-31 12:00 UTC));
+        assert_eq!(next_collection(&s), None);
+        assert!(platform_summary(&s, datetime!(2030-01-01 0:00 UTC)).contains("NEXT: None"));
+    }
+
+    #[test]
     fn dates_look_like_ios() {
         assert_eq!(
             date(datetime!(2023-05-10 16:39:56 UTC)),
@@ -772,8 +792,21 @@ License Authorization:
             (ess[0].as_str(), &ess[ess.len() - 2..]),
             ("FCM", &["24".to_string(), "25".to_string()][..])
         );
-        assert!(out.contains("N540-24Z8Q2C-M Base Hardware Tracking PID"));
-        assert_eq!(row("Base Hardware Tracking PID")[6..], ["1", "1"]);
+        let tracking = out
+            .lines()
+            .find(|l| l.contains("Base Hardware Tracking PID"))
+            .unwrap();
+        assert!(
+            tracking.starts_with("N540-24Z8Q2C-M Base Hardware Tracking PID  "),
+            "the name takes the Feature/Area position: {tracking:?}"
+        );
+        assert_eq!(row("Base Hardware Tracking PID")[5..], ["1", "1"]);
+        let header = out.lines().find(|l| l.starts_with("Feature/Area")).unwrap();
+        assert_eq!(
+            tracking.len(),
+            header.len(),
+            "the counts line up with the header"
+        );
         assert!(out.ends_with("SIA Status: In Compliance\n"), "{out}");
         let detail = platform_detail(&s, now);
         assert!(detail.starts_with("Licensing Model: Flexible Consumption\n"));

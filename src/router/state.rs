@@ -145,6 +145,16 @@ pub struct Fcm {
     pub last_check: Option<OffsetDateTime>,
 }
 
+/// A RENEW id in flight: the new key and the message that asks for its
+/// certificate. Saved before sending, so a crash after the server issued
+/// the certificate loses nothing: the same message id fetches the server's
+/// first answer again (the server replays answers by message id).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingIdentity {
+    pub key_pem: String,
+    pub message_id: String,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
     pub version: u32,
@@ -155,6 +165,8 @@ pub struct State {
     pub key_pem: String,
     #[serde(default)]
     pub registration: Option<Registration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_identity: Option<PendingIdentity>,
     #[serde(default)]
     pub last_registration_failure: Option<Attempt>,
     #[serde(default)]
@@ -189,6 +201,8 @@ pub enum StateError {
     },
     #[error("{path}: not a router state file: {reason}")]
     Corrupt { path: String, reason: String },
+    #[error("{path}: damaged router state: {reason}; repair it or re-create the router with `init --force`")]
+    Invalid { path: String, reason: String },
 }
 
 impl State {
@@ -200,6 +214,7 @@ impl State {
             endpoint,
             key_pem,
             registration: None,
+            pending_identity: None,
             last_registration_failure: None,
             authorization: None,
             last_communication: None,
@@ -242,11 +257,13 @@ impl State {
     /// certificate, expired registration) and starts a 30-day evaluation.
     pub fn drop_registration(&mut self, now: OffsetDateTime) {
         self.registration = None;
+        self.pending_identity = None;
         self.authorization = None;
         self.last_communication = None;
         self.eval = Eval::starting(super::eval::AFTER_DEREGISTRATION);
         self.eval.set_in_use(self.in_use(), now);
-        // Whatever is in use must be reported after the next registration.
+        // Nothing is reported while unregistered, and a registration reports
+        // the whole demand right away, so no report stays pending.
         self.report_pending = false;
     }
 
@@ -277,7 +294,76 @@ impl State {
                 ),
             });
         }
+        state.check().map_err(|reason| StateError::Invalid {
+            path: shown,
+            reason,
+        })?;
         Ok(state)
+    }
+
+    /// Values no run of the emulator writes, which would make its date
+    /// arithmetic or `show` fail: a negative or oversized evaluation
+    /// budget, times outside the supported years (`times`).
+    fn check(&self) -> Result<(), String> {
+        let max = super::eval::FIRST_PERIOD.whole_seconds();
+        if !(0..=max).contains(&self.eval.remaining_secs) {
+            return Err(format!(
+                "eval.remaining_secs: {} is not between 0 and {max}",
+                self.eval.remaining_secs
+            ));
+        }
+        for (field, t) in self.times() {
+            super::times::check_field(&field, t)?;
+        }
+        Ok(())
+    }
+
+    /// Every stored time, named by its path in the file.
+    fn times(&self) -> Vec<(String, OffsetDateTime)> {
+        let mut out: Vec<(String, Option<OffsetDateTime>)> = vec![
+            ("eval.counting_since".into(), self.eval.counting_since),
+            ("eval.expired_at".into(), self.eval.expired_at),
+            ("fcm.enabled_at".into(), self.fcm.enabled_at),
+            ("fcm.last_check".into(), self.fcm.last_check),
+            (
+                "last_registration_failure.at".into(),
+                self.last_registration_failure.as_ref().map(|a| a.at),
+            ),
+            (
+                "last_communication.at".into(),
+                self.last_communication.as_ref().map(|a| a.at),
+            ),
+        ];
+        if let Some(r) = &self.registration {
+            out.extend([
+                ("registration.initial".into(), Some(r.initial)),
+                ("registration.next_renewal".into(), Some(r.next_renewal)),
+                ("registration.expires".into(), Some(r.expires)),
+                (
+                    "registration.last_renewal.at".into(),
+                    r.last_renewal.as_ref().map(|a| a.at),
+                ),
+            ]);
+        }
+        if let Some(a) = &self.authorization {
+            out.extend([
+                ("authorization.authorized_at".into(), Some(a.authorized_at)),
+                (
+                    "authorization.next_communication".into(),
+                    Some(a.next_communication),
+                ),
+                ("authorization.deadline".into(), Some(a.deadline)),
+            ]);
+        }
+        for kind in super::stats::MsgType::ALL {
+            out.push((
+                format!("stats.{}.last_sent", kind.wire().to_ascii_lowercase()),
+                self.stats.get(kind).last_sent,
+            ));
+        }
+        out.into_iter()
+            .filter_map(|(field, t)| t.map(|t| (field, t)))
+            .collect()
     }
 
     /// Writes a new state file; refuses to replace one unless `force`.
@@ -388,6 +474,68 @@ pub(crate) mod tests {
         std::fs::write(&path, "{").unwrap();
         let err = State::load(&path).unwrap_err().to_string();
         assert!(err.contains("not a router state file"), "{err}");
+    }
+
+    #[test]
+    fn damaged_values_are_refused_with_the_field_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r1.json");
+        let mut good = sample();
+        good.registration = Some(Registration {
+            certificate_pem: "c".into(),
+            ca_certificate_pem: "ca".into(),
+            instance_id: "i".into(),
+            account: "A".into(),
+            virtual_account: "Default".into(),
+            initial: time::macros::datetime!(2030-01-01 0:00 UTC),
+            next_renewal: time::macros::datetime!(2030-06-30 0:00 UTC),
+            expires: time::macros::datetime!(2031-01-01 0:00 UTC),
+            last_renewal: None,
+        });
+        good.save(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let cases = [
+            (
+                "\"remaining_secs\": 7776000",
+                "\"remaining_secs\": -5",
+                "eval.remaining_secs",
+            ),
+            (
+                "\"remaining_secs\": 7776000",
+                "\"remaining_secs\": 9223372036854775807",
+                "eval.remaining_secs",
+            ),
+            (
+                "2031-01-01T00:00:00Z",
+                "9999-12-31T23:59:59-23:59",
+                "registration.expires",
+            ),
+            (
+                "2030-01-01T00:00:00Z",
+                "1970-01-01T00:00:00Z",
+                "registration.initial",
+            ),
+            (
+                "\"last_sent\": null",
+                "\"last_sent\": \"9000-01-01T00:00:00Z\"",
+                "stats.entitlement.last_sent",
+            ),
+        ];
+        for (from, to, field) in cases {
+            assert!(text.contains(from), "{from} in {text}");
+            std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+            let err = State::load(&path).unwrap_err();
+            assert!(matches!(err, StateError::Invalid { .. }), "{to}: {err}");
+            let err = err.to_string();
+            assert!(
+                err.starts_with(&format!(
+                    "{}: damaged router state: {field}: ",
+                    path.display()
+                )),
+                "{err}"
+            );
+            assert!(!err.contains('\n'), "{err}");
+        }
     }
 
     #[test]

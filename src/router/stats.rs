@@ -82,12 +82,13 @@ impl Stats {
     }
 
     /// Counts one attempt: a success needs a response that reported no error.
+    /// Counters saturate: the state file may hold any number.
     pub fn record(&mut self, kind: MsgType, at: OffsetDateTime, success: bool) {
         let c = self.get_mut(kind);
         if success {
-            c.success += 1;
+            c.success = c.success.saturating_add(1);
         } else {
-            c.failed += 1;
+            c.failed = c.failed.saturating_add(1);
         }
         c.last_sent = Some(at);
     }
@@ -96,10 +97,10 @@ impl Stats {
         for kind in MsgType::ALL {
             let o = other.get(kind).clone();
             let c = self.get_mut(kind);
-            c.success += o.success;
-            c.failed += o.failed;
-            c.inqueue += o.inqueue;
-            c.dropped += o.dropped;
+            c.success = c.success.saturating_add(o.success);
+            c.failed = c.failed.saturating_add(o.failed);
+            c.inqueue = c.inqueue.saturating_add(o.inqueue);
+            c.dropped = c.dropped.saturating_add(o.dropped);
             c.last_sent = c.last_sent.max(o.last_sent);
         }
     }
@@ -201,5 +202,18 @@ mod tests {
                 "DEREGISTRATION"
             ]
         );
+    }
+
+    #[test]
+    fn counters_saturate_instead_of_overflowing() {
+        let t = datetime!(2030-01-01 0:00 UTC);
+        let mut s = Stats::default();
+        s.renew.success = u64::MAX;
+        s.renew.failed = u64::MAX;
+        s.record(MsgType::Renew, t, true);
+        s.record(MsgType::Renew, t, false);
+        let copy = s.clone();
+        s.add(&copy);
+        assert_eq!((s.renew.success, s.renew.failed), (u64::MAX, u64::MAX));
     }
 }

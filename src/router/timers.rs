@@ -34,17 +34,19 @@ pub fn collection_due(state: &State, now: OffsetDateTime) -> bool {
     state.fcm.enabled && next_collection(state).is_some_and(|t| now >= t)
 }
 
-/// Due network work: ID renewal after 180 days, the daily collection, and
+/// Due network work: ID renewal after 180 days (or one left pending, whose
+/// certificate the server may already have replaced), the daily collection, and
 /// an authorization request when the demand changed or the next
 /// communication time has come. Returns the authorization's result so a
 /// command that changed the demand can report its failure.
 pub fn catch_up(agent: &mut Agent) -> Result<(), AgentError> {
     let now = agent.now;
-    let renewal_due = agent
-        .state
-        .registration
-        .as_ref()
-        .is_some_and(|r| now >= r.next_renewal);
+    let renewal_due = agent.state.pending_identity.is_some()
+        || agent
+            .state
+            .registration
+            .as_ref()
+            .is_some_and(|r| now >= r.next_renewal);
     if renewal_due {
         if let Err(e) = agent.renew_id() {
             agent.warnings.push(format!("automatic {e}"));

@@ -3,6 +3,7 @@
 //! malformed field is a bad response, never a panic.
 
 use super::state::{Authorization, TagStatus, Udi};
+use super::times;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -14,8 +15,16 @@ pub struct Message {
     pub body: Value,
 }
 
+/// A fresh message id.
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
 fn base(kind: &str, udi: &Udi) -> (String, serde_json::Map<String, Value>) {
-    let id = uuid::Uuid::new_v4().to_string();
+    with_id(kind, udi, new_id())
+}
+
+fn with_id(kind: &str, udi: &Udi, id: String) -> (String, serde_json::Map<String, Value>) {
     let mut m = serde_json::Map::new();
     m.insert("type".into(), json!(kind));
     m.insert("message_id".into(), json!(id));
@@ -47,8 +56,10 @@ pub fn registration(udi: &Udi, idtoken: &str, hostname: &str, csr: &str) -> Mess
     finish(id, m)
 }
 
-pub fn renew_id(udi: &Udi, csr: &str) -> Message {
-    let (id, mut m) = base("RENEW", udi);
+/// RENEW id under a given message id: a retry after a lost answer must
+/// repeat the id to get the first answer (see `state::PendingIdentity`).
+pub fn renew_id(udi: &Udi, csr: &str, message_id: &str) -> Message {
+    let (id, mut m) = with_id("RENEW", udi, message_id.to_string());
     m.insert("kind".into(), json!("id"));
     m.insert("csr".into(), json!(csr));
     finish(id, m)
@@ -89,7 +100,7 @@ pub fn answer_id(answer: &Value, request_id: &str) -> String {
         .to_string()
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 struct RegistrationTimes {
     #[serde(with = "time::serde::rfc3339")]
     initial: OffsetDateTime,
@@ -100,10 +111,8 @@ struct RegistrationTimes {
 }
 
 /// The answer to REGISTRATION and RENEW id.
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 pub struct IdAnswer {
-    #[serde(default)]
-    status: Option<String>,
     pub certificate: String,
     pub ca_certificate: String,
     pub instance_id: String,
@@ -142,17 +151,33 @@ struct AuthAnswer {
     authorization: AuthorizationTimes,
 }
 
+/// Times are range-checked here, so the state never holds one that `show`
+/// or the timers cannot handle (`times`).
 pub fn parse_id_answer(answer: &Value) -> Result<IdAnswer, String> {
+    status_is_success(answer)?;
     let parsed: IdAnswer = IdAnswer::deserialize(answer).map_err(|e| e.to_string())?;
-    match parsed.status.as_deref() {
-        None | Some("SUCCESS") => Ok(parsed),
-        Some(other) => Err(format!("status {other} (expected SUCCESS)")),
+    let r = &parsed.registration;
+    for (field, t) in [
+        ("registration.initial", r.initial),
+        ("registration.next_renewal", r.next_renewal),
+        ("registration.expires", r.expires),
+    ] {
+        times::check_field(field, t)?;
     }
+    Ok(parsed)
 }
 
-/// The answer to ENTITLEMENT and RENEW auth.
+/// The answer to ENTITLEMENT and RENEW auth, times range-checked.
 pub fn parse_authorization(answer: &Value) -> Result<Authorization, String> {
     let parsed: AuthAnswer = AuthAnswer::deserialize(answer).map_err(|e| e.to_string())?;
+    let a = &parsed.authorization;
+    for (field, t) in [
+        ("authorization.authorized_at", a.authorized_at),
+        ("authorization.next_communication", a.next_communication),
+        ("authorization.deadline", a.deadline),
+    ] {
+        times::check_field(field, t)?;
+    }
     Ok(Authorization {
         status: parsed.status,
         authorized_at: parsed.authorization.authorized_at,
@@ -172,6 +197,35 @@ pub fn status_is_success(answer: &Value) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_out_of_range_are_bad_answers() {
+        let mut auth = json!({"status": "AUTHORIZED", "authorization": {
+            "authorized_at": "2023-05-10T16:40:00Z", "next_communication": "2023-06-09T16:40:00Z",
+            "deadline": "9999-12-31T23:59:59-23:59"}});
+        let err = parse_authorization(&auth).unwrap_err();
+        assert!(err.starts_with("authorization.deadline: "), "{err}");
+        auth["authorization"]["deadline"] = json!("2023-08-08T15:40:51Z");
+        auth["authorization"]["authorized_at"] = json!("1999-01-01T00:00:00Z");
+        let err = parse_authorization(&auth).unwrap_err();
+        assert!(err.starts_with("authorization.authorized_at: "), "{err}");
+        let id = json!({"certificate": "c", "ca_certificate": "ca", "instance_id": "i",
+            "account": "A", "virtual_account": "V", "registration": {
+            "initial": "2023-05-10T16:39:56Z", "next_renewal": "2023-11-06T16:39:56Z",
+            "expires": "9000-01-01T00:00:00Z"}});
+        let err = parse_id_answer(&id).unwrap_err();
+        assert!(err.starts_with("registration.expires: "), "{err}");
+    }
+
+    #[test]
+    fn renew_id_keeps_the_given_message_id() {
+        let m = renew_id(&udi(), "csr", "m-1");
+        assert_eq!(
+            (m.id.as_str(), &m.body["message_id"]),
+            ("m-1", &json!("m-1"))
+        );
+        assert_eq!(m.body["kind"], "id");
+    }
 
     fn udi() -> Udi {
         Udi {
@@ -219,6 +273,8 @@ mod tests {
         let err = parse_authorization(&json!({"status": "AUTHORIZED"})).unwrap_err();
         assert!(err.contains("authorization"), "{err}");
         assert!(parse_id_answer(&json!({"status": "FAILED"})).is_err());
+        let err = parse_id_answer(&json!({"status": "FAILED"})).unwrap_err();
+        assert_eq!(err, "status FAILED (expected SUCCESS)");
         assert_eq!(answer_id(&json!({"message_id": "srv"}), "req"), "srv");
         assert_eq!(answer_id(&json!({}), "req"), "req");
     }

@@ -1,9 +1,12 @@
 //! The router emulator, a real client of the device API, against a real server.
 
 use crate::fixture::{cloud_config, openssl_verify, rfc3339_now, Server};
-use serde_json::Value;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::{Arc, Mutex};
 
 struct Router<'a> {
     server: &'a Server,
@@ -69,6 +72,22 @@ impl<'a> Router<'a> {
     fn state(&self) -> Value {
         serde_json::from_str(&std::fs::read_to_string(&self.state).expect("state")).expect("json")
     }
+}
+
+/// `t` as RFC 3339, for `Router::at`.
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .expect("format")
+}
+
+/// The whitespace-separated words of the first line containing `needle`.
+fn row(text: &str, needle: &str) -> Vec<String> {
+    text.lines()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no line with {needle:?} in {text}"))
+        .split_whitespace()
+        .map(String::from)
+        .collect()
 }
 
 fn compliance(server: &Server, va: &str, tag: &str) -> Value {
@@ -269,12 +288,48 @@ fn flexible_consumption_requests_the_right_counts() {
         "tracking is never short"
     );
     let summary = router.words("show license platform summary");
+    let words = |text: &str| {
+        text.split_whitespace()
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    for (name, count) in [
+        ("Access Essentials SW Right-to-Use v1.0 per 10G", "44"),
+        ("Access Essentials SIA per 10G", "44"),
+        ("Access Advantage SW Right-to-Use v1.0 per 10G", "4"),
+        ("Access Advantage SIA per 10G", "4"),
+    ] {
+        let mut expected = words(&format!("FCM {name}"));
+        expected.extend([count.to_string(), count.to_string()]);
+        assert_eq!(row(&summary, name), expected, "{summary}");
+    }
+    let tracking = summary
+        .lines()
+        .find(|l| l.contains("Base Hardware Tracking PID"))
+        .expect("tracking row");
     assert!(
-        summary.contains("Access Essentials SW Right-to-Use v1.0 per 10G"),
+        tracking.starts_with("N540-24Z8Q2C-M Base Hardware Tracking PID "),
         "{summary}"
     );
+    assert_eq!(
+        words(tracking),
+        words("N540-24Z8Q2C-M Base Hardware Tracking PID 1 1")
+    );
     let detail = router.words("show license platform detail");
-    assert!(detail.contains("44"), "{detail}");
+    assert!(
+        detail.contains(
+            "Entitlement: Access Essentials SW Right-to-Use v1.0 per 10G\n  SKU/Tag: ESS-AC-10G-RTU-1\n  \
+             Description: Access Network Essentials Software RTU per 10Gb\n  Current Count: 44\n  Next Count: 44\n"
+        ),
+        "{detail}"
+    );
+    assert!(
+        detail.contains(
+            "Entitlement: Access Advantage SIA per 10G\n  SKU/Tag: ADV-AC-10G-SIA\n  \
+             Description: Access Network Advanced Software Innovation Access per 10Gb\n  Current Count: 4\n  Next Count: 4\n"
+        ),
+        "{detail}"
+    );
 }
 
 #[test]
@@ -302,4 +357,188 @@ fn the_evaluation_period_counts_down_on_the_emulator() {
     router.at = Some(at(91));
     let status = router.words("show license status");
     assert!(status.contains("EVALUATION PERIOD EXPIRED on"), "{status}");
+}
+
+#[test]
+fn the_authorization_expires_when_the_emulator_stops_renewing() {
+    let server = Server::start();
+    let token = server.token("Default", &[]);
+    let mut router = Router::init(&server, "EXPIRES", &[]);
+    router.ok(&["license", "smart", "register", "idtoken", &token]);
+    router.words("license request ESS-AC-10G-RTU-1 1");
+    let authorized = router.state()["authorization"].clone();
+    assert!(authorized.is_object(), "{authorized}");
+    let start = server.clock.now();
+
+    // Before the deadline the last answer stands, even unrenewed.
+    router.at = Some(rfc3339(start + time::Duration::days(89)));
+    let status = router.words("show license status");
+    assert!(!status.contains("AUTHORIZATION EXPIRED"), "{status}");
+
+    // A show sends nothing, so no renewal happens on the way.
+    router.at = Some(rfc3339(start + time::Duration::days(91)));
+    let status = router.words("show license status");
+    assert!(
+        status.contains("License Authorization:\n  Status: AUTHORIZATION EXPIRED on "),
+        "{status}"
+    );
+    assert!(
+        status.contains("Registration:\n  Status: REGISTERED"),
+        "{status}"
+    );
+    let summary = router.words("show license summary");
+    let ess = row(&summary, "ESS-AC-10G-RTU-1");
+    assert_eq!(
+        ess[ess.len() - 3..],
+        ["1", "AUTHORIZATION", "EXPIRED"],
+        "{summary}"
+    );
+    assert_eq!(
+        router.state()["authorization"],
+        authorized,
+        "nothing was sent or changed"
+    );
+}
+
+#[test]
+fn a_damaged_state_file_is_a_one_line_error_not_a_panic() {
+    let server = Server::start();
+    let token = server.token("Default", &[]);
+    let router = Router::init(&server, "DAMAGED", &[]);
+    router.ok(&["license", "smart", "register", "idtoken", &token]);
+    router.words("license request ESS-AC-10G-RTU-1 1");
+    let good = router.state();
+    let path = router.state.display().to_string();
+    for (pointer, value, field) in [
+        ("/eval/remaining_secs", json!(-1), "eval.remaining_secs"),
+        (
+            "/authorization/deadline",
+            json!("9999-12-31T23:59:59-23:59"),
+            "authorization.deadline",
+        ),
+        (
+            "/registration/expires",
+            json!("1970-01-01T00:00:00Z"),
+            "registration.expires",
+        ),
+        ("/stats/renew/success", json!(u64::MAX), ""),
+    ] {
+        let mut damaged = good.clone();
+        *damaged.pointer_mut(pointer).expect(pointer) = value;
+        let text = serde_json::to_string_pretty(&damaged).expect("json");
+        std::fs::write(&router.state, &text).expect("write");
+        for command in ["show license status", "license smart renew auth"] {
+            let out = router.run(&command.split_whitespace().collect::<Vec<_>>());
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(!stderr.contains("panicked"), "{pointer}: {stderr}");
+            if field.is_empty() {
+                // A saturated counter is not damage: it stays saturated.
+                assert!(out.status.success(), "{pointer}: {stderr}");
+                continue;
+            }
+            assert_eq!(out.status.code(), Some(1), "{pointer} {command}: {stderr}");
+            assert!(out.stdout.is_empty(), "{pointer}");
+            assert_eq!(stderr.lines().count(), 1, "{pointer}: {stderr}");
+            assert!(
+                stderr.starts_with(&format!("{path}: damaged router state: {field}: ")),
+                "{stderr}"
+            );
+            assert_eq!(
+                std::fs::read_to_string(&router.state).expect("read"),
+                text,
+                "a refused file is left as it was"
+            );
+        }
+    }
+    assert_eq!(router.state()["stats"]["renew"]["success"], json!(u64::MAX));
+}
+
+/// A minimal HTTP CONNECT proxy: logs each request line, connects to the
+/// target, then relays bytes both ways until either side closes.
+struct ConnectProxy {
+    port: u16,
+    seen: Arc<Mutex<Vec<String>>>,
+}
+
+impl ConnectProxy {
+    fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&seen);
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { break };
+                let log = Arc::clone(&log);
+                std::thread::spawn(move || {
+                    let _ = Self::tunnel(client, &log);
+                });
+            }
+        });
+        Self { port, seen }
+    }
+
+    fn tunnel(mut client: TcpStream, log: &Mutex<Vec<String>>) -> std::io::Result<()> {
+        let mut from_client = BufReader::new(client.try_clone()?);
+        let mut request = String::new();
+        from_client.read_line(&mut request)?;
+        let request = request.trim_end().to_string();
+        log.lock().expect("log").push(request.clone());
+        loop {
+            let mut header = String::new();
+            if from_client.read_line(&mut header)? == 0 || header.trim_end().is_empty() {
+                break;
+            }
+        }
+        let target = match request.split_whitespace().collect::<Vec<_>>()[..] {
+            ["CONNECT", target, _] => target.to_string(),
+            _ => {
+                client.write_all(b"HTTP/1.1 405 Method Not Allowed\r\n\r\n")?;
+                return Ok(());
+            }
+        };
+        let upstream = TcpStream::connect(target)?;
+        client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")?;
+        let mut to_upstream = upstream.try_clone()?;
+        // The reader hands over anything it buffered past the headers first.
+        let up = std::thread::spawn(move || {
+            let _ = std::io::copy(&mut from_client, &mut to_upstream);
+            let _ = to_upstream.shutdown(Shutdown::Write);
+        });
+        let mut from_upstream = upstream;
+        let _ = std::io::copy(&mut from_upstream, &mut client);
+        let _ = client.shutdown(Shutdown::Write);
+        let _ = up.join();
+        Ok(())
+    }
+
+    fn seen(&self) -> Vec<String> {
+        self.seen.lock().expect("log").clone()
+    }
+}
+
+#[test]
+fn the_emulator_registers_through_an_http_connect_proxy() {
+    let server = Server::start();
+    let token = server.token("Default", &[]);
+    let proxy = ConnectProxy::start();
+    let proxy_url = format!("http://127.0.0.1:{}", proxy.port);
+    let router = Router::init(&server, "PROXIED", &["--proxy", &proxy_url]);
+    router.ok(&["license", "smart", "register", "idtoken", &token]);
+    assert!(router
+        .words("show license status")
+        .contains("Registration:\n  Status: REGISTERED"));
+    let device_port = server
+        .device_url
+        .rsplit(':')
+        .next()
+        .expect("port in the device URL");
+    let seen = proxy.seen();
+    assert!(
+        seen.contains(&format!("CONNECT 127.0.0.1:{device_port} HTTP/1.1")),
+        "{seen:?}"
+    );
+    let listed: Value =
+        serde_json::from_str(&server.cli_ok(&["instance", "list", "--json"])).expect("json");
+    assert_eq!(listed[0]["udi"], "PID:N540-24Z8Q2C-M,SN:PROXIED");
 }
