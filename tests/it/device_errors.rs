@@ -70,93 +70,35 @@ fn malformed_requests_name_the_field() {
     let server = Server::start();
     let device = server.device();
     let token = server.token("Default", &[]);
-    let a = refused(&server, &device, b"{not json", 400, "invalid_request");
-    assert!(
-        a["error"]["message"]
-            .as_str()
-            .unwrap_or("")
-            .starts_with("body"),
-        "{a}"
-    );
-
-    let wrong_type = json!({"type": "REGISTRATION", "message_id": "m", "udi": {"pid": "P", "sn": 5}, "idtoken": token, "csr": "x"});
-    let a = refused(
-        &server,
-        &device,
-        wrong_type.to_string().as_bytes(),
-        400,
-        "invalid_request",
-    );
-    assert!(
-        a["error"]["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("udi.sn"),
-        "{a}"
-    );
-
-    let no_token = json!({"type": "REGISTRATION", "message_id": "m", "udi": {"pid": "P", "sn": "S"}, "csr": "x"});
-    let a = refused(
-        &server,
-        &device,
-        no_token.to_string().as_bytes(),
-        400,
-        "invalid_request",
-    );
-    assert!(
-        a["error"]["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("idtoken"),
-        "{a}"
-    );
-
-    let bad_kind = json!({"type": "SHOUT", "message_id": "m"});
-    refused(
-        &server,
-        &device,
-        bad_kind.to_string().as_bytes(),
-        400,
-        "invalid_request",
-    );
-
-    let garbage_csr = registration(
-        "m-g",
-        "G1",
-        &token,
-        "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----",
-    );
-    let a = refused(
-        &server,
-        &device,
-        garbage_csr.to_string().as_bytes(),
-        400,
-        "invalid_request",
-    );
-    assert!(
-        a["error"]["message"]
-            .as_str()
-            .unwrap_or("")
-            .starts_with("csr"),
-        "{a}"
-    );
-
     let weak = PKey::from_rsa(Rsa::generate(1024).expect("rsa")).expect("pkey");
-    let weak_csr = registration("m-w", "G2", &token, &csr(&weak));
-    let a = refused(
-        &server,
-        &device,
-        weak_csr.to_string().as_bytes(),
-        400,
-        "invalid_request",
-    );
-    assert!(
-        a["error"]["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("2048"),
-        "{a}"
-    );
+    let garbage_csr =
+        "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----";
+    // (body, the field the answer must name, words its message must hold)
+    let cases: Vec<(String, &str, &str)> = vec![
+        ("{not json".into(), "body", "key must be a string"),
+        (
+            json!({"type": "REGISTRATION", "message_id": "m", "udi": {"pid": "P", "sn": 5}, "idtoken": token, "csr": "x"}).to_string(),
+            "udi.sn",
+            "invalid type",
+        ),
+        (
+            json!({"type": "REGISTRATION", "message_id": "m", "udi": {"pid": "P", "sn": "S"}, "csr": "x"}).to_string(),
+            "idtoken",
+            "missing field",
+        ),
+        (json!({"type": "SHOUT", "message_id": "m"}).to_string(), "type", "unknown variant"),
+        (registration("m-g", "G1", &token, garbage_csr).to_string(), "csr", "PKCS#10"),
+        (registration("m-w", "G2", &token, &csr(&weak)).to_string(), "csr", "2048"),
+    ];
+    for (body, field, words) in cases {
+        let answer = refused(&server, &device, body.as_bytes(), 400, "invalid_request");
+        assert_eq!(answer["error"]["field"], field, "{answer}");
+        let message = answer["error"]["message"].as_str().unwrap_or("");
+        assert!(
+            message.starts_with(field) && message.contains(words),
+            "{answer}"
+        );
+    }
 }
 
 #[test]

@@ -122,6 +122,38 @@ impl Server {
         json["token"].as_str().expect("token").to_string()
     }
 
+    /// A cloud-role server whose `Lab` virtual account holds `units` of
+    /// ESS-AC-10G-RTU-1, and a registration token for Lab.
+    pub fn cloud_with_lab(units: &str) -> (Self, String) {
+        let server = Self::start_with(&cloud_config());
+        server.cli_ok(&["va", "create", "Lab"]);
+        server.cli_ok(&[
+            "license",
+            "add",
+            "--va",
+            "Lab",
+            "--sku",
+            "ESS-AC-10G-RTU-1",
+            "--quantity",
+            units,
+        ]);
+        let token = server.token("Lab", &[]);
+        (server, token)
+    }
+
+    /// The `compliance --json` row of one pool (Null when there is none).
+    pub fn compliance(&self, va: &str, tag: &str) -> serde_json::Value {
+        let rows: serde_json::Value =
+            serde_json::from_str(&self.cli_ok(&["compliance", "--json"])).expect("json");
+        rows.as_array()
+            .and_then(|r| {
+                r.iter()
+                    .find(|r| r["virtual_account"] == va && r["tag"] == tag)
+                    .cloned()
+            })
+            .unwrap_or(serde_json::Value::Null)
+    }
+
     pub fn device(&self) -> crate::client::Device {
         crate::client::Device::new(&self.device_url, &self.ca_path(), None)
     }

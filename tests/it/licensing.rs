@@ -17,17 +17,6 @@ fn entitlement(router: &Registered, id: &str, tags: &[(&str, u32)]) -> Value {
     answer
 }
 
-fn compliance(server: &Server, va: &str, tag: &str) -> Value {
-    let rows: Value =
-        serde_json::from_str(&server.cli_ok(&["compliance", "--json"])).expect("json");
-    rows.as_array()
-        .expect("array")
-        .iter()
-        .find(|r| r["virtual_account"] == va && r["tag"] == tag)
-        .cloned()
-        .unwrap_or(Value::Null)
-}
-
 fn reports_of_kind(server: &Server, kind: &str) -> usize {
     let list: Value =
         serde_json::from_str(&server.cli_ok(&["report", "list", "--json"])).expect("json");
@@ -38,26 +27,9 @@ fn reports_of_kind(server: &Server, kind: &str) -> usize {
         .count()
 }
 
-fn cloud_with_lab(units: &str) -> (Server, String) {
-    let server = Server::start_with(&cloud_config());
-    server.cli_ok(&["va", "create", "Lab"]);
-    server.cli_ok(&[
-        "license",
-        "add",
-        "--va",
-        "Lab",
-        "--sku",
-        "ESS-AC-10G-RTU-1",
-        "--quantity",
-        units,
-    ]);
-    let token = server.token("Lab", &[]);
-    (server, token)
-}
-
 #[test]
 fn ten_units_authorize_ten_and_the_eleventh_is_out_of_compliance() {
-    let (server, token) = cloud_with_lab("10");
+    let (server, token) = Server::cloud_with_lab("10");
     let first = register(&server, "R1", &token);
     let second = register(&server, "R2", &token);
     let a = entitlement(&first, "e1", &[("ESS-AC-10G-RTU-1", 6)]);
@@ -77,7 +49,7 @@ fn ten_units_authorize_ten_and_the_eleventh_is_out_of_compliance() {
     };
     assert_eq!(status_of(&b, "NO-SUCH-TAG"), "INVALID", "{b}");
     assert_eq!(status_of(&b, "ESS-AC-10G-RTU-1"), "AUTHORIZED", "{b}");
-    let row = compliance(&server, "Lab", "ESS-AC-10G-RTU-1");
+    let row = server.compliance("Lab", "ESS-AC-10G-RTU-1");
     assert_eq!(
         (
             row["available"].as_i64(),
@@ -90,7 +62,7 @@ fn ten_units_authorize_ten_and_the_eleventh_is_out_of_compliance() {
     // The eleventh unit.
     let c = entitlement(&second, "e3", &[("ESS-AC-10G-RTU-1", 5)]);
     assert_eq!(c["status"], "OUT_OF_COMPLIANCE", "{c}");
-    let row = compliance(&server, "Lab", "ESS-AC-10G-RTU-1");
+    let row = server.compliance("Lab", "ESS-AC-10G-RTU-1");
     assert_eq!(
         (
             row["in_use"].as_i64(),
@@ -134,7 +106,7 @@ fn ten_units_authorize_ten_and_the_eleventh_is_out_of_compliance() {
         .client
         .post(&json!({"type": "DEREGISTRATION", "message_id": "bye"}));
     assert_eq!(status, 200);
-    let row = compliance(&server, "Lab", "ESS-AC-10G-RTU-1");
+    let row = server.compliance("Lab", "ESS-AC-10G-RTU-1");
     assert_eq!(
         (row["in_use"].as_i64(), row["status"].as_str()),
         (Some(6), Some("In Compliance"))
@@ -146,7 +118,7 @@ fn ten_units_authorize_ten_and_the_eleventh_is_out_of_compliance() {
 
 #[test]
 fn fifty_routers_on_a_pool_of_forty_are_counted_exactly() {
-    let (server, token) = cloud_with_lab("40");
+    let (server, token) = Server::cloud_with_lab("40");
     let routers: Vec<Registered> = (0..50)
         .map(|i| register(&server, &format!("P{i:02}"), &token))
         .collect();
@@ -173,7 +145,7 @@ fn fifty_routers_on_a_pool_of_forty_are_counted_exactly() {
     let authorized = first.iter().filter(|s| *s == "AUTHORIZED").count();
     let short = first.iter().filter(|s| *s == "OUT_OF_COMPLIANCE").count();
     assert_eq!((authorized, short), (40, 10), "{first:?}");
-    let row = compliance(&server, "Lab", "ESS-AC-10G-RTU-1");
+    let row = server.compliance("Lab", "ESS-AC-10G-RTU-1");
     assert_eq!(
         (row["in_use"].as_i64(), row["available"].as_i64()),
         (Some(50), Some(40))
@@ -213,7 +185,7 @@ fn a_term_license_ending_flips_the_pool_out_of_compliance() {
     server.jobs.run_due().expect("jobs");
     server.clock.advance(time::Duration::days(3));
     server.jobs.run_due().expect("jobs");
-    let row = compliance(&server, "Default", "ESS-AC-10G-SIA");
+    let row = server.compliance("Default", "ESS-AC-10G-SIA");
     assert_eq!(
         (row["available"].as_i64(), row["status"].as_str()),
         (Some(0), Some("Out of Compliance")),
@@ -228,7 +200,7 @@ fn a_term_license_ending_flips_the_pool_out_of_compliance() {
 
 #[test]
 fn an_instance_silent_past_its_deadline_is_authorization_expired_and_still_counts() {
-    let (server, token) = cloud_with_lab("10");
+    let (server, token) = Server::cloud_with_lab("10");
     let router = register(&server, "SILENT", &token);
     entitlement(&router, "e", &[("ESS-AC-10G-RTU-1", 3)]);
     server.jobs.run_due().expect("jobs");
@@ -269,12 +241,12 @@ fn an_instance_silent_past_its_deadline_is_authorization_expired_and_still_count
         serde_json::from_str(&server.cli_ok(&["instance", "list", "--json"])).expect("json");
     assert_eq!(list[0]["status"], "AUTHORIZATION_EXPIRED", "{list}");
     assert_eq!(
-        compliance(&server, "Lab", "ESS-AC-10G-RTU-1")["in_use"].as_i64(),
+        server.compliance("Lab", "ESS-AC-10G-RTU-1")["in_use"].as_i64(),
         Some(3)
     );
     server.cli_ok(&["instance", "remove", "N540-24Z8Q2C-M:SILENT"]);
     assert_eq!(
-        compliance(&server, "Lab", "ESS-AC-10G-RTU-1")["in_use"].as_i64(),
+        server.compliance("Lab", "ESS-AC-10G-RTU-1")["in_use"].as_i64(),
         Some(0)
     );
 }
@@ -314,7 +286,7 @@ fn the_periodic_record_appears_on_its_schedule() {
 
 #[test]
 fn a_transfer_that_leaves_a_va_short_is_reported() {
-    let (server, token) = cloud_with_lab("10");
+    let (server, token) = Server::cloud_with_lab("10");
     let router = register(&server, "T1", &token);
     entitlement(&router, "e", &[("ESS-AC-10G-RTU-1", 8)]);
     let out = server.cli_ok(&[
@@ -331,16 +303,16 @@ fn a_transfer_that_leaves_a_va_short_is_reported() {
     ]);
     assert!(out.contains("short"), "{out}");
     assert_eq!(reports_of_kind(&server, "Compliance Warning Report"), 1);
-    let row = compliance(&server, "Default", "ESS-AC-10G-RTU-1");
+    let row = server.compliance("Default", "ESS-AC-10G-RTU-1");
     assert_eq!(row["available"].as_i64(), Some(5));
     // Moving the instance takes its usage along.
     server.cli_ok(&["instance", "move", "N540-24Z8Q2C-M:T1", "--to", "Default"]);
     assert_eq!(
-        compliance(&server, "Default", "ESS-AC-10G-RTU-1")["in_use"].as_i64(),
+        server.compliance("Default", "ESS-AC-10G-RTU-1")["in_use"].as_i64(),
         Some(8)
     );
     assert_eq!(
-        compliance(&server, "Lab", "ESS-AC-10G-RTU-1")["in_use"].as_i64(),
+        server.compliance("Lab", "ESS-AC-10G-RTU-1")["in_use"].as_i64(),
         Some(0)
     );
 }
@@ -409,7 +381,7 @@ fn compliance_warnings_go_to_syslog() {
 
 #[test]
 fn registering_again_into_another_va_takes_the_demand_along() {
-    let (server, lab_token) = cloud_with_lab("10");
+    let (server, lab_token) = Server::cloud_with_lab("10");
     let router = register(&server, "MOVER", &lab_token);
     entitlement(&router, "e", &[("ESS-AC-10G-RTU-1", 5)]);
     let default_token = server.token("Default", &[]);
@@ -423,10 +395,10 @@ fn registering_again_into_another_va_takes_the_demand_along() {
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["virtual_account"], "Default");
     assert_eq!(
-        compliance(&server, "Lab", "ESS-AC-10G-RTU-1")["in_use"].as_i64(),
+        server.compliance("Lab", "ESS-AC-10G-RTU-1")["in_use"].as_i64(),
         Some(0)
     );
-    let row = compliance(&server, "Default", "ESS-AC-10G-RTU-1");
+    let row = server.compliance("Default", "ESS-AC-10G-RTU-1");
     assert_eq!(
         (row["in_use"].as_i64(), row["status"].as_str()),
         (Some(5), Some("Out of Compliance")),

@@ -90,18 +90,6 @@ fn row(text: &str, needle: &str) -> Vec<String> {
         .collect()
 }
 
-fn compliance(server: &Server, va: &str, tag: &str) -> Value {
-    let rows: Value =
-        serde_json::from_str(&server.cli_ok(&["compliance", "--json"])).expect("json");
-    rows.as_array()
-        .and_then(|r| {
-            r.iter()
-                .find(|r| r["virtual_account"] == va && r["tag"] == tag)
-                .cloned()
-        })
-        .unwrap_or(Value::Null)
-}
-
 #[test]
 fn the_emulator_registers_and_shows_its_status_like_ios() {
     let server = Server::start();
@@ -208,19 +196,7 @@ fn the_call_home_transport_carries_the_same_messages() {
 
 #[test]
 fn ten_units_in_lab_authorize_ten_and_report_the_eleventh() {
-    let server = Server::start_with(&cloud_config());
-    server.cli_ok(&["va", "create", "Lab"]);
-    server.cli_ok(&[
-        "license",
-        "add",
-        "--va",
-        "Lab",
-        "--sku",
-        "ESS-AC-10G-RTU-1",
-        "--quantity",
-        "10",
-    ]);
-    let token = server.token("Lab", &[]);
+    let (server, token) = Server::cloud_with_lab("10");
     let first = Router::init(&server, "LAB1", &[]);
     first.ok(&["license", "smart", "register", "idtoken", &token]);
     first.words("license request ESS-AC-10G-RTU-1 10");
@@ -234,7 +210,7 @@ fn ten_units_in_lab_authorize_ten_and_report_the_eleventh() {
     assert!(second
         .words("show license status")
         .contains("Status: OUT OF COMPLIANCE on"));
-    let row = compliance(&server, "Lab", "ESS-AC-10G-RTU-1");
+    let row = server.compliance("Lab", "ESS-AC-10G-RTU-1");
     assert_eq!(
         (
             row["available"].as_i64(),
@@ -277,13 +253,13 @@ fn flexible_consumption_requests_the_right_counts() {
         ("N540-24Z8Q2C-FC-SW", 1),
     ] {
         assert_eq!(
-            compliance(&server, "Default", tag)["in_use"].as_i64(),
+            server.compliance("Default", tag)["in_use"].as_i64(),
             Some(expected),
             "{tag}"
         );
     }
     assert_eq!(
-        compliance(&server, "Default", "N540-24Z8Q2C-FC-SW")["status"],
+        server.compliance("Default", "N540-24Z8Q2C-FC-SW")["status"],
         "In Compliance",
         "tracking is never short"
     );
