@@ -154,6 +154,16 @@ impl Server {
             .unwrap_or(serde_json::Value::Null)
     }
 
+    /// The admin listener's `/metrics` text.
+    pub fn metrics(&self) -> String {
+        crate::client::agent(&self.ca_path(), None)
+            .get(&format!("{}/metrics", self.admin_url))
+            .call()
+            .expect("metrics")
+            .into_string()
+            .expect("text")
+    }
+
     pub fn device(&self) -> crate::client::Device {
         crate::client::Device::new(&self.device_url, &self.ca_path(), None)
     }

@@ -86,12 +86,7 @@ fn ten_units_authorize_ten_and_the_eleventh_is_out_of_compliance() {
         ["OUT_OF_COMPLIANCE", "OUT_OF_COMPLIANCE"],
         "{listed}"
     );
-    let metrics = crate::client::agent(&server.ca_path(), None)
-        .get(&format!("{}/metrics", server.admin_url))
-        .call()
-        .expect("metrics")
-        .into_string()
-        .expect("text");
+    let metrics = server.metrics();
     assert!(
         metrics.contains(
             r#"satellite_pool_shortfall{virtual_account="Lab",tag="ESS-AC-10G-RTU-1"} 1"#

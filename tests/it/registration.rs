@@ -161,12 +161,7 @@ fn health_and_readiness_answer_over_https() {
     }
     let token = server.token("Default", &[]);
     register(&server, "SN-METRICS", &token);
-    let metrics = agent
-        .get(&format!("{}/metrics", server.admin_url))
-        .call()
-        .expect("metrics")
-        .into_string()
-        .expect("text");
+    let metrics = server.metrics();
     assert!(
         metrics.contains(r#"satellite_device_messages_total{type="REGISTRATION",outcome="ok"} 1"#),
         "{metrics}"
