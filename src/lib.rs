@@ -21,4 +21,5 @@ pub mod pki;
 pub mod router;
 pub mod setup;
 pub mod store;
+pub mod sync;
 pub mod syslog;

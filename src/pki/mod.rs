@@ -6,6 +6,7 @@
 mod csr;
 pub mod files;
 mod issue;
+pub mod signer;
 
 pub use csr::{parse_csr, CheckedCsr, CsrError};
 pub use issue::{IssuedCertificate, DEVICE_CERT_DAYS};
