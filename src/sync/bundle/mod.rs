@@ -552,6 +552,15 @@ fn read_entries(bytes: &[u8], limits: &Limits) -> Result<BTreeMap<String, Vec<u8
                 ),
             ));
         }
+        // Checked only after reading: a header that lies is a damaged (or
+        // crafted) zip that other unzip tools would treat differently.
+        if read != file.size() {
+            return Err(damaged(&format_args!(
+                "{:?} declares {} bytes but holds {read}",
+                entry.name,
+                file.size()
+            )));
+        }
         total += read;
         out.insert(entry.name, content);
     }
