@@ -139,7 +139,9 @@ pub fn entries(bytes: &[u8], max_entries: usize) -> Result<Vec<CentralEntry>, Bu
         if made_by_host == HOST_UNIX && unix_type != 0 && unix_type != UNIX_REGULAR {
             return Err(unsafe_entry("not a regular file"));
         }
-        if !seen.insert(name.clone()) {
+        // Case-blind: names differing only in case collide when an operator
+        // unpacks the bundle on Windows or macOS.
+        if !seen.insert(name.to_lowercase()) {
             return Err(unsafe_entry("duplicate name"));
         }
         if flags & FLAG_ENCRYPTED != 0 {

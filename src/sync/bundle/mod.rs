@@ -280,6 +280,7 @@ pub fn seal(
     signer: &BundleSigner,
 ) -> Result<Sealed, BundleError> {
     let mut payload = BTreeMap::new();
+    let mut folded = std::collections::BTreeSet::new();
     for (name, content) in files {
         if let Some(why) = unsafe_name(&name) {
             return Err(BundleError::new(
@@ -293,12 +294,13 @@ pub fn seal(
                 format!("{name:?} is one of the bundle's own entries"),
             ));
         }
-        if payload.insert(name.clone(), content).is_some() {
+        if !folded.insert(name.to_lowercase()) {
             return Err(BundleError::new(
                 Rule::UnsafeName,
-                format!("{name:?}: duplicate name"),
+                format!("{name:?}: duplicate name (names are compared ignoring case)"),
             ));
         }
+        payload.insert(name, content);
     }
     if payload.len() + RESERVED.len() > Limits::default().max_entries {
         return Err(BundleError::new(
@@ -600,10 +602,16 @@ impl Opened {
     pub fn check_signer(&self, pinned_ca_sha256: &str, now: i64) -> Result<(), BundleError> {
         let untrusted = |detail: String| BundleError::new(Rule::UntrustedSigner, detail);
         let actual = self.signer_ca_sha256()?;
-        if !actual.eq_ignore_ascii_case(pinned_ca_sha256.trim()) {
+        // Accept the pin as `openssl x509 -fingerprint` prints it, too.
+        let pinned: String = pinned_ca_sha256
+            .trim()
+            .chars()
+            .filter(|c| *c != ':')
+            .map(|c| c.to_ascii_lowercase())
+            .collect();
+        if actual != pinned {
             return Err(untrusted(format!(
-                "{SIGNER_FILE} chains to the CA with SHA-256 {actual}, not the pinned peer CA {}",
-                pinned_ca_sha256.trim()
+                "{SIGNER_FILE} chains to the CA with SHA-256 {actual}, not the pinned peer CA {pinned}"
             )));
         }
         let [leaf, ca] = self.signer_chain.as_slice() else {

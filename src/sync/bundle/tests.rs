@@ -148,6 +148,16 @@ fn sealed_bundle_opens_and_passes_every_check() {
     opened
         .check_signer(&pin.to_uppercase(), NOW)
         .expect("hex case does not matter");
+    let colons: Vec<String> = pin
+        .as_bytes()
+        .chunks(2)
+        .map(|pair| String::from_utf8_lossy(pair).to_uppercase())
+        .collect();
+    opened
+        .check_signer(&colons.join(":"), NOW)
+        .expect("openssl's fingerprint notation");
+    let err = opened.check_signer("", NOW).expect_err("empty pin");
+    assert_eq!(err.rule, Rule::UntrustedSigner);
     opened.check_addressed("cloud", NOW).expect("addressed");
 
     #[derive(Debug, Deserialize)]
@@ -424,9 +434,7 @@ fn unsafe_names_are_refused() {
         assert_rule(&refused(&bytes, &Limits::default()), Rule::UnsafeName, why);
     }
 
-    let mut zip = zip::ZipWriter::new(Cursor::new(bundle.bytes.clone()));
-    drop(zip);
-    zip = zip::ZipWriter::new_append(Cursor::new(bundle.bytes.clone())).expect("append");
+    let mut zip = zip::ZipWriter::new_append(Cursor::new(bundle.bytes.clone())).expect("append");
     zip.add_symlink("link", "/etc/passwd", SimpleFileOptions::default())
         .expect("symlink");
     let bytes = zip.finish().expect("finish").into_inner();
@@ -455,12 +463,14 @@ fn duplicate_names_are_refused() {
     // A second usage.json with other content: some tools would extract
     // one, some the other.
     entries.push(("usage.jsoX".into(), b"{}".to_vec()));
-    let bytes = patched(&zip_of(&entries), b"usage.jsoX", b"usage.json");
-    assert_rule(
-        &refused(&bytes, &Limits::default()),
-        Rule::UnsafeName,
-        "duplicate",
-    );
+    for twin in [&b"usage.json"[..], b"USAGE.json"] {
+        let bytes = patched(&zip_of(&entries), b"usage.jsoX", twin);
+        assert_rule(
+            &refused(&bytes, &Limits::default()),
+            Rule::UnsafeName,
+            "duplicate",
+        );
+    }
 }
 
 #[test]
@@ -470,7 +480,7 @@ fn payload_names_are_checked_when_sealing_too() {
         let err = seal(header(), vec![(name.into(), vec![])], &sat.signer).expect_err(name);
         assert_eq!(err.rule, Rule::UnsafeName, "{name}: {err}");
     }
-    let twice = vec![("a.json".into(), vec![]), ("a.json".into(), vec![1])];
+    let twice = vec![("a.json".into(), vec![]), ("A.json".into(), vec![1])];
     let err = seal(header(), twice, &sat.signer).expect_err("duplicate");
     assert_rule(&err, Rule::UnsafeName, "duplicate");
 }
