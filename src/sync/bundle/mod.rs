@@ -302,16 +302,7 @@ pub fn seal(
         }
         payload.insert(name, content);
     }
-    if payload.len() + RESERVED.len() > Limits::default().max_entries {
-        return Err(BundleError::new(
-            Rule::TooLarge,
-            format!(
-                "{} payload files; a bundle holds at most {}",
-                payload.len(),
-                Limits::default().max_entries - RESERVED.len()
-            ),
-        ));
-    }
+    check_sealable(&payload)?;
     let manifest = Manifest {
         format: FORMAT.to_string(),
         kind: header.kind,
@@ -343,11 +334,54 @@ pub fn seal(
     .into_iter()
     .chain(payload.iter().map(|(n, c)| (n.as_str(), c.as_slice())));
     let bytes = write_zip(entries, header.created_at)?;
+    let limits = Limits::default();
+    if bytes.len() as u64 > limits.max_bundle_bytes {
+        return Err(BundleError::new(
+            Rule::TooLarge,
+            format!(
+                "the bundle would be {} bytes; receivers refuse more than {}",
+                bytes.len(),
+                limits.max_bundle_bytes
+            ),
+        ));
+    }
     Ok(Sealed {
         sha256: sha256_hex(&bytes),
         bytes,
         manifest,
     })
+}
+
+/// Refuses at the sender what every receiver would refuse (default
+/// limits), so an export fails where it can be fixed.
+fn check_sealable(payload: &BTreeMap<String, Vec<u8>>) -> Result<(), BundleError> {
+    let limits = Limits::default();
+    let too_large = |detail: String| BundleError::new(Rule::TooLarge, detail);
+    if payload.len() + RESERVED.len() > limits.max_entries {
+        return Err(too_large(format!(
+            "{} payload files; a bundle holds at most {}",
+            payload.len(),
+            limits.max_entries - RESERVED.len()
+        )));
+    }
+    let mut total: u64 = 0;
+    for (name, content) in payload {
+        let size = content.len() as u64;
+        if size > limits.max_entry_bytes {
+            return Err(too_large(format!(
+                "{name:?} is {size} bytes; receivers refuse entries over {}",
+                limits.max_entry_bytes
+            )));
+        }
+        total = total.saturating_add(size);
+    }
+    if total > limits.max_total_bytes {
+        return Err(too_large(format!(
+            "the payload is {total} bytes; receivers refuse more than {} in total",
+            limits.max_total_bytes
+        )));
+    }
+    Ok(())
 }
 
 fn write_zip<'a>(
@@ -358,8 +392,8 @@ fn write_zip<'a>(
     let failed = |e: &dyn std::fmt::Display| {
         BundleError::new(Rule::NotABundle, format!("cannot write the zip: {e}"))
     };
-    // Entry times from created_at, so sealing the same content twice gives
-    // the same bytes.
+    // Entry times say when the bundle was made, from the injected clock,
+    // not when the zip library ran.
     let when = OffsetDateTime::from_unix_timestamp(created_at)
         .ok()
         .and_then(|t| {
@@ -400,6 +434,17 @@ fn check_manifest(manifest: &Manifest) -> Result<(), BundleError> {
         return Err(bad(
             "from and to must name the sender and the receiver".into()
         ));
+    }
+    // These are printed by `bundle show` before anyone trusts the signer:
+    // no terminal control sequences.
+    for (field, value) in [
+        ("from", Some(&manifest.from)),
+        ("to", Some(&manifest.to)),
+        ("in_reply_to", manifest.in_reply_to.as_ref()),
+    ] {
+        if value.is_some_and(|v| v.chars().any(char::is_control)) {
+            return Err(bad(format!("{field} contains a control character")));
+        }
     }
     if let Some(previous) = &manifest.previous_sha256 {
         if !is_sha256_hex(previous) {

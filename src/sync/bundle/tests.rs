@@ -474,12 +474,19 @@ fn duplicate_names_are_refused() {
 }
 
 #[test]
-fn payload_names_are_checked_when_sealing_too() {
+fn seal_refuses_what_receivers_would_refuse() {
     let sat = party("sat-1");
     for name in ["../x", "/abs", "a\\b", "manifest.json", ""] {
         let err = seal(header(), vec![(name.into(), vec![])], &sat.signer).expect_err(name);
         assert_eq!(err.rule, Rule::UnsafeName, "{name}: {err}");
     }
+    let mut control = header();
+    control.from = "sat\u{1b}[2J".into();
+    let err = seal(control, payload(), &sat.signer).expect_err("escape");
+    assert_rule(&err, Rule::BadManifest, "from contains a control character");
+    let many: Vec<_> = (0..62).map(|i| (format!("{i}.json"), vec![])).collect();
+    let err = seal(header(), many, &sat.signer).expect_err("entries");
+    assert_rule(&err, Rule::TooLarge, "at most 61");
     let twice = vec![("a.json".into(), vec![]), ("A.json".into(), vec![1])];
     let err = seal(header(), twice, &sat.signer).expect_err("duplicate");
     assert_rule(&err, Rule::UnsafeName, "duplicate");
