@@ -660,4 +660,30 @@ fn damaged_bundles_never_panic_and_never_open_to_other_content() {
             check(&damaged);
         }
     }
+    // Several bytes at once, biased to the headers and the central
+    // directory at the end, where the lengths and offsets live.
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let len = bundle.bytes.len() as u64;
+    for _ in 0..3000 {
+        let mut damaged = bundle.bytes.clone();
+        for _ in 0..1 + next() % 4 {
+            let at = if next() % 2 == 0 {
+                len - 1 - next() % len.min(400)
+            } else {
+                next() % len
+            };
+            damaged[at as usize] = match next() % 3 {
+                0 => 0,
+                1 => 0xff,
+                _ => next() as u8,
+            };
+        }
+        check(&damaged);
+    }
 }
