@@ -482,6 +482,42 @@ fn check_manifest(manifest: &Manifest) -> Result<(), BundleError> {
     Ok(())
 }
 
+/// Reads a bundle from a file (an import folder, a USB stick) without ever
+/// holding more than `limits.max_bundle_bytes + 1` bytes: a huge file is
+/// refused as too large, not read into memory first.
+pub fn read_file(path: &std::path::Path, limits: &Limits) -> Result<Vec<u8>, BundleError> {
+    let file = std::fs::File::open(path).map_err(|e| {
+        BundleError::new(
+            Rule::NotABundle,
+            format!("cannot read {}: {e}", path.display()),
+        )
+    })?;
+    read_limited(file, limits).map_err(|e| BundleError {
+        detail: format!("{}: {}", path.display(), e.detail),
+        ..e
+    })
+}
+
+/// Reads a bundle from any stream (a request body, a file), refusing it as
+/// soon as it exceeds `limits.max_bundle_bytes`.
+pub fn read_limited(reader: impl Read, limits: &Limits) -> Result<Vec<u8>, BundleError> {
+    let mut bytes = Vec::new();
+    reader
+        .take(limits.max_bundle_bytes.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| BundleError::new(Rule::NotABundle, format!("read failed: {e}")))?;
+    if bytes.len() as u64 > limits.max_bundle_bytes {
+        return Err(BundleError::new(
+            Rule::TooLarge,
+            format!(
+                "more than {} bytes, the limit for a bundle",
+                limits.max_bundle_bytes
+            ),
+        ));
+    }
+    Ok(bytes)
+}
+
 /// Structure, names, limits, hashes and the manifest signature by
 /// signer.pem's leaf key. Pure: bytes in, result out. No peer trust.
 pub fn open(bytes: &[u8], limits: &Limits) -> Result<Opened, BundleError> {

@@ -554,6 +554,14 @@ fn zip_bombs_are_refused_without_trusting_declared_sizes() {
         max_bundle_bytes: 100,
         ..Limits::default()
     };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("big.zip");
+    std::fs::write(&path, &small.bytes).expect("write");
+    let err = read_file(&path, &tiny).expect_err("over the file limit");
+    assert_rule(&err, Rule::TooLarge, "big.zip");
+    assert_eq!(read_file(&path, &limits).expect("read"), small.bytes);
+    let err = read_file(&dir.path().join("absent.zip"), &limits).expect_err("absent");
+    assert_rule(&err, Rule::NotABundle, "absent.zip");
     assert_rule(&refused(&small.bytes, &tiny), Rule::TooLarge, "bytes");
 }
 
