@@ -11,6 +11,8 @@ use crate::metrics::Metrics;
 use crate::pki::CertificateAuthority;
 use crate::setup::{self, Created};
 use crate::store::Store;
+use crate::sync::service::SyncService;
+use crate::sync::Keys;
 use crate::syslog::Syslog;
 use std::future::Future;
 use std::net::TcpListener;
@@ -120,10 +122,32 @@ impl Satellite {
         let jobs = Arc::new(self.jobs()?)
             .spawn(stop_jobs.clone())
             .map_err(StartError::Serve)?;
+        let sync = Arc::new(self.sync_service()?)
+            .spawn(stop_jobs.clone())
+            .map_err(StartError::Serve)?;
         let served = http::serve(state, listeners, tls, shutdown).await;
         stop_jobs.store(true, Ordering::Relaxed);
         let _ = jobs.join();
+        let _ = sync.join();
         served.map_err(StartError::Serve)
+    }
+
+    /// The import-folder watcher and the scheduled usage export.
+    pub fn sync_service(&self) -> Result<SyncService, StartError> {
+        let export_schedule = crate::config::check_cron(&self.config.sync.export_schedule)
+            .map_err(|reason| crate::error::Error::invalid("sync.export_schedule", reason))?;
+        let keys = Keys::load(&self.config, self.clock.unix()).map_err(|e| match e {
+            crate::sync::SyncError::Service(e) => StartError::Setup(e),
+            other => StartError::Setup(crate::error::Error::invalid("data_dir", other.to_string())),
+        })?;
+        Ok(SyncService {
+            store: self.store.clone(),
+            config: Arc::new(self.config.clone()),
+            clock: self.clock.clone(),
+            notifier: self.notifier.clone(),
+            keys: Arc::new(keys),
+            export_schedule,
+        })
     }
 
     /// The clock-driven jobs (term expiry, Periodic Record, usage snapshots).

@@ -26,6 +26,8 @@ pub enum CliError {
     Service(#[from] Error),
     #[error(transparent)]
     Start(#[from] StartError),
+    #[error(transparent)]
+    Sync(#[from] crate::sync::SyncError),
     #[error("{0}")]
     Other(String),
 }
@@ -63,7 +65,7 @@ pub fn init_logging(config: &Config, quiet: bool) {
 }
 
 /// A listing: JSON for scripts, a table for people.
-fn show<T: Serialize + table::Row>(items: &[T], json: bool) -> Result<(), CliError> {
+pub(super) fn show<T: Serialize + table::Row>(items: &[T], json: bool) -> Result<(), CliError> {
     if json {
         print_json(&items)
     } else {
@@ -417,6 +419,12 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             }
             Ok(())
         }
+        command @ (Command::Export { .. }
+        | Command::Import { .. }
+        | Command::Process { .. }
+        | Command::Bundle(_)
+        | Command::Upstream(_)
+        | Command::Satellite(_)) => super::sync::run(command, &config, &clock),
         Command::Events { kind, limit, json } => {
             let conn = open(&config, &clock)?;
             let list = events::list(&conn, kind.as_deref(), limit)?;
@@ -431,7 +439,7 @@ pub(super) fn catalog(config: &Config) -> Result<Catalog, CliError> {
 }
 
 /// Compliance changes made from the command line reach the log and syslog too.
-fn notify(config: &Config, clock: &Clock, transitions: &[Transition]) {
+pub(super) fn notify(config: &Config, clock: &Clock, transitions: &[Transition]) {
     if transitions.is_empty() {
         return;
     }

@@ -3,6 +3,7 @@
 
 mod commands;
 mod server;
+mod sync;
 mod table;
 
 pub use commands::run;
@@ -65,6 +66,32 @@ pub enum Command {
     /// Compliance reports: Periodic Record, Manual Record, Compliance Warning Report.
     #[command(subcommand)]
     Report(ReportCommand),
+    /// Write a usage bundle for the cloud into the export folder (satellite).
+    Export {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Apply an entitlement bundle from the cloud (satellite).
+    Import {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Sync bundles.
+    #[command(subcommand)]
+    Bundle(BundleCommand),
+    /// The cloud this satellite syncs with.
+    #[command(subcommand)]
+    Upstream(UpstreamCommand),
+    /// Satellites registered with this cloud (cloud role).
+    #[command(subcommand)]
+    Satellite(SatelliteCommand),
+    /// Process a bundle a satellite sent and write the answer (cloud role).
+    Process {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// The event log (registrations, deregistrations, token changes, ...).
     Events {
         /// Only events of this kind (registration, deregistration, token, renewal, ...).
@@ -73,6 +100,56 @@ pub enum Command {
         /// How many of the newest events to show.
         #[arg(long, default_value_t = 100)]
         limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BundleCommand {
+    /// Verify a bundle's signature and print what it carries, without importing it.
+    Show {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UpstreamCommand {
+    /// Register this satellite with its cloud: writes a registration request
+    /// into the export folder (disconnected mode) to carry to the cloud.
+    Register {
+        /// The satellite token from `satellite satellite add` on the cloud.
+        #[arg(long)]
+        token: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SatelliteCommand {
+    /// Register a satellite that serves the given virtual accounts; prints its token once.
+    Add {
+        name: String,
+        /// A virtual account the satellite serves (repeat for more).
+        #[arg(long, value_name = "VA", required = true)]
+        va: Vec<String>,
+        /// Days the satellite token is valid (1-365).
+        #[arg(long, default_value_t = crate::sync::cloud::TOKEN_DAYS)]
+        days: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List satellites with their last contact, sequence numbers and instance counts.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a satellite: its next bundle is refused with the reason.
+    Revoke {
+        name: String,
         #[arg(long)]
         json: bool,
     },

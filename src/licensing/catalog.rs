@@ -163,6 +163,84 @@ impl Catalog {
         Ok(catalog)
     }
 
+    /// This catalog with SKUs and tags added (from the cloud or the
+    /// database); a SKU must fill a tag that is known afterwards.
+    pub fn with_additions(&self, tags: &[Tag], skus: &[Sku]) -> Result<Self, String> {
+        let mut catalog = self.clone();
+        for tag in tags {
+            if tag.tag.trim().is_empty() || tag.tag.len() > 128 {
+                return Err(format!(
+                    "tag {:?} is empty or longer than 128 characters",
+                    tag.tag
+                ));
+            }
+            catalog.add_tag(tag.clone());
+        }
+        for sku in skus {
+            if sku.sku.trim().is_empty() || sku.sku.len() > 128 {
+                return Err(format!(
+                    "SKU {:?} is empty or longer than 128 characters",
+                    sku.sku
+                ));
+            }
+            if !catalog.tags.contains_key(&sku.tag) {
+                return Err(format!(
+                    "SKU {} fills tag {}, which is neither built in nor added",
+                    sku.sku, sku.tag
+                ));
+            }
+            catalog.add_sku(sku.clone());
+        }
+        Ok(catalog)
+    }
+
+    /// The built-in table, the config's file, then the additions stored in
+    /// the database (`(kind, name, JSON)` rows): what a running server and
+    /// every CLI command see alike.
+    pub fn load_with_stored(
+        file: Option<&Path>,
+        stored: &[(String, String, String)],
+    ) -> Result<Self, String> {
+        let base = Self::load(file)?;
+        let mut tags = Vec::new();
+        let mut skus = Vec::new();
+        for (kind, name, body) in stored {
+            let bad = |e: serde_json::Error| format!("stored catalog entry {kind} {name}: {e}");
+            match kind.as_str() {
+                "tag" => tags.push(serde_json::from_str::<Tag>(body).map_err(bad)?),
+                _ => skus.push(serde_json::from_str::<Sku>(body).map_err(bad)?),
+            }
+        }
+        base.with_additions(&tags, &skus)
+    }
+
+    /// What this catalog has beyond (or different from) the built-in table:
+    /// the catalog additions an entitlement bundle carries.
+    pub fn additions(&self) -> (Vec<Tag>, Vec<Sku>) {
+        let builtin = Self::builtin();
+        let tags = self
+            .tags
+            .values()
+            .filter(|t| {
+                builtin
+                    .tag(&t.tag)
+                    .is_none_or(|b| b.category != t.category || b.description != t.description)
+            })
+            .cloned()
+            .collect();
+        let skus = self
+            .skus
+            .values()
+            .filter(|s| {
+                builtin.sku(&s.sku).is_none_or(|b| {
+                    b.tag != s.tag || b.term_years != s.term_years || b.description != s.description
+                })
+            })
+            .cloned()
+            .collect();
+        (tags, skus)
+    }
+
     fn add_tag(&mut self, tag: Tag) {
         self.tags.insert(tag.tag.clone(), tag);
     }

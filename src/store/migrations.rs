@@ -191,6 +191,135 @@ CREATE TABLE reports (
 );
 "#,
     },
+    Migration {
+        version: 6,
+        name: "sync: bundle ledger, upstream cloud, catalog additions, the cloud's satellites and their usage",
+        sql: r#"
+-- Every bundle this node sent or applied, per peer: sequence numbers, the
+-- hash chain, and (for the cloud) the answer given, so a repeated usage
+-- bundle gets the same bytes back.
+CREATE TABLE sync_bundles (
+    id           INTEGER PRIMARY KEY,
+    direction    TEXT NOT NULL CHECK (direction IN ('sent', 'received')),
+    peer         TEXT NOT NULL,
+    kind         TEXT NOT NULL,
+    sequence     INTEGER NOT NULL,
+    sha256       TEXT NOT NULL,
+    in_reply_to  TEXT,
+    created_at   INTEGER NOT NULL,
+    recorded_at  INTEGER NOT NULL,
+    file_name    TEXT,
+    summary      TEXT NOT NULL,
+    watermarks   TEXT,                 -- sent usage: what it carried (events, reports, history)
+    acknowledged_at INTEGER,           -- sent: when the peer's answer acknowledged it
+    response     BLOB,                 -- received by the cloud: the answer bundle
+    UNIQUE (direction, peer, sequence),
+    UNIQUE (direction, sha256)
+);
+
+-- The cloud this satellite syncs with (one row). The CA is pinned from the
+-- satellite token's fingerprint before anything is received.
+CREATE TABLE upstream (
+    id              INTEGER PRIMARY KEY CHECK (id = 1),
+    satellite_id    TEXT NOT NULL,
+    cloud_id        TEXT NOT NULL,
+    cloud_ca_sha256 TEXT NOT NULL,
+    requested_at    INTEGER NOT NULL,
+    registered_at   INTEGER,
+    cloud_account   TEXT
+);
+
+-- SKUs and tags that arrived from the cloud (or were added there), beyond
+-- the built-in table: the running server and the CLI read the same ones.
+CREATE TABLE catalog_entries (
+    kind        TEXT NOT NULL CHECK (kind IN ('tag', 'sku')),
+    name        TEXT NOT NULL,
+    body        TEXT NOT NULL,
+    updated_at  INTEGER NOT NULL,
+    PRIMARY KEY (kind, name)
+) WITHOUT ROWID;
+
+-- The cloud's satellites.
+CREATE TABLE satellites (
+    id               INTEGER PRIMARY KEY,
+    satellite_id     TEXT NOT NULL UNIQUE,
+    name             TEXT NOT NULL UNIQUE,
+    token_hash       BLOB NOT NULL,
+    token_expires_at INTEGER NOT NULL,
+    created_at       INTEGER NOT NULL,
+    registered_at    INTEGER,
+    signer_ca_sha256 TEXT,
+    revoked_at       INTEGER,
+    last_contact_at  INTEGER
+);
+CREATE TABLE satellite_virtual_accounts (
+    satellite_id       INTEGER NOT NULL REFERENCES satellites(id) ON DELETE CASCADE,
+    virtual_account_id INTEGER NOT NULL REFERENCES virtual_accounts(id),
+    PRIMARY KEY (satellite_id, virtual_account_id)
+) WITHOUT ROWID;
+
+-- What each satellite last reported: its product instances and their
+-- demand. Remote demand counts in the cloud's pools like direct demand.
+CREATE TABLE remote_instances (
+    satellite_id       INTEGER NOT NULL REFERENCES satellites(id) ON DELETE CASCADE,
+    instance_id        TEXT NOT NULL,
+    virtual_account_id INTEGER NOT NULL REFERENCES virtual_accounts(id),
+    pid                TEXT NOT NULL,
+    sn                 TEXT NOT NULL,
+    hostname           TEXT,
+    status             TEXT NOT NULL,
+    registered_at      INTEGER NOT NULL,
+    last_contact_at    INTEGER NOT NULL,
+    PRIMARY KEY (satellite_id, instance_id)
+) WITHOUT ROWID;
+CREATE TABLE remote_usage (
+    satellite_id       INTEGER NOT NULL REFERENCES satellites(id) ON DELETE CASCADE,
+    instance_id        TEXT NOT NULL,
+    virtual_account_id INTEGER NOT NULL REFERENCES virtual_accounts(id),
+    tag                TEXT NOT NULL,
+    count              INTEGER NOT NULL CHECK (count > 0),
+    PRIMARY KEY (satellite_id, instance_id, tag)
+) WITHOUT ROWID;
+CREATE TRIGGER remote_usage_added AFTER INSERT ON remote_usage BEGIN
+    INSERT INTO pools (virtual_account_id, tag, in_use) VALUES (NEW.virtual_account_id, NEW.tag, NEW.count)
+    ON CONFLICT (virtual_account_id, tag) DO UPDATE SET in_use = in_use + NEW.count;
+END;
+CREATE TRIGGER remote_usage_removed AFTER DELETE ON remote_usage BEGIN
+    UPDATE pools SET in_use = in_use - OLD.count
+    WHERE virtual_account_id = OLD.virtual_account_id AND tag = OLD.tag;
+END;
+CREATE TABLE remote_events (
+    satellite_id    INTEGER NOT NULL REFERENCES satellites(id) ON DELETE CASCADE,
+    remote_id       INTEGER NOT NULL,
+    at              INTEGER NOT NULL,
+    kind            TEXT NOT NULL,
+    severity        TEXT NOT NULL,
+    virtual_account TEXT,
+    subject         TEXT,
+    message         TEXT NOT NULL,
+    PRIMARY KEY (satellite_id, remote_id)
+) WITHOUT ROWID;
+CREATE TABLE remote_reports (
+    satellite_id    INTEGER NOT NULL REFERENCES satellites(id) ON DELETE CASCADE,
+    remote_id       INTEGER NOT NULL,
+    kind            TEXT NOT NULL,
+    created_at      INTEGER NOT NULL,
+    virtual_account TEXT,
+    summary         TEXT NOT NULL,
+    body            TEXT NOT NULL,
+    PRIMARY KEY (satellite_id, remote_id)
+) WITHOUT ROWID;
+CREATE TABLE remote_usage_history (
+    satellite_id    INTEGER NOT NULL REFERENCES satellites(id) ON DELETE CASCADE,
+    day             TEXT NOT NULL,
+    virtual_account TEXT NOT NULL,
+    tag             TEXT NOT NULL,
+    in_use          INTEGER NOT NULL,
+    available       INTEGER NOT NULL,
+    PRIMARY KEY (satellite_id, day, virtual_account, tag)
+) WITHOUT ROWID;
+"#,
+    },
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {

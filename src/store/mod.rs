@@ -14,6 +14,8 @@ pub mod events;
 pub mod instances;
 pub mod licenses;
 pub mod messages;
+pub mod satellites;
+pub mod sync;
 pub mod tokens;
 pub mod usage;
 pub mod users;

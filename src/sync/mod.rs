@@ -1,8 +1,154 @@
-//! Sync between a satellite and its cloud: one signed zip format for the USB
-//! stick and for live sync.
+//! Synchronisation between satellites and their cloud (DESIGN §2, §8).
 //!
-//! `bundle` is pure: bytes in, verified contents out (or a refusal naming
-//! the rule broken). Peer trust, sequence numbers and applying contents live
-//! with the callers that own the database.
+//! One bundle format serves the USB stick and (later) the live link:
+//! `bundle` seals and verifies, `payload` is what bundles carry, `satellite`
+//! and `cloud` are the two ends' rules, `folder` is the import folder and the
+//! files written to the export folder, `token` the satellite token.
+//!
+//! Every exchange is one transaction on each side: a bundle is verified
+//! before anything is written, then applied together with its sequence
+//! number, so a refused or interrupted import changes nothing.
 
 pub mod bundle;
+pub mod cloud;
+mod exchange;
+pub mod folder;
+pub mod payload;
+pub mod satellite;
+pub mod service;
+pub mod token;
+
+use crate::clock::rfc3339;
+use crate::config::Config;
+use crate::error::Error;
+use crate::licensing::catalog::Catalog;
+use crate::pki::signer::BundleSigner;
+use crate::store::StoreError;
+use bundle::{BundleError, Rule};
+use serde::Serialize;
+
+/// How long a bundle may travel before it is refused as expired.
+pub const BUNDLE_LIFETIME: i64 = 90 * 86_400;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// The bundle was refused; nothing was written.
+    #[error("refused: {0}")]
+    Refused(#[from] BundleError),
+    #[error(transparent)]
+    Service(#[from] Error),
+    #[error("{path}: {reason}")]
+    File { path: String, reason: String },
+}
+
+impl From<StoreError> for SyncError {
+    fn from(e: StoreError) -> Self {
+        SyncError::Service(e.into())
+    }
+}
+
+impl From<rusqlite::Error> for SyncError {
+    fn from(e: rusqlite::Error) -> Self {
+        SyncError::Service(e.into())
+    }
+}
+
+impl From<crate::pki::PkiError> for SyncError {
+    fn from(e: crate::pki::PkiError) -> Self {
+        SyncError::Service(e.into())
+    }
+}
+
+pub(crate) fn refuse(rule: Rule, detail: impl Into<String>) -> SyncError {
+    SyncError::Refused(BundleError {
+        rule,
+        detail: detail.into(),
+    })
+}
+
+/// What one side needs to seal and apply bundles.
+pub struct Node<'a> {
+    pub config: &'a Config,
+    pub catalog: &'a Catalog,
+    pub signer: &'a BundleSigner,
+    /// SHA-256 of this node's CA certificate: what a satellite token pins.
+    pub ca_sha256: &'a str,
+    pub now: i64,
+}
+
+/// A bundle written to the export folder.
+#[derive(Debug, Clone, Serialize)]
+pub struct Written {
+    pub path: String,
+    pub kind: String,
+    pub from: String,
+    pub to: String,
+    pub sequence: u64,
+    pub sha256: String,
+    pub bytes: usize,
+    pub counts: serde_json::Value,
+}
+
+/// What applying a bundle did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Applied {
+    pub kind: String,
+    pub from: String,
+    pub sequence: u64,
+    pub sha256: String,
+    /// True when this exact bundle had been applied before: nothing changed.
+    pub already_applied: bool,
+    pub counts: serde_json::Value,
+}
+
+/// A time as bundles write it.
+pub(crate) fn stamp(unix: i64) -> String {
+    rfc3339(unix)
+}
+
+/// Reads an RFC 3339 time from a payload; the error names the file and field.
+pub(crate) fn parse_time(file: &str, field: &str, text: &str) -> Result<i64, SyncError> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map(|t| t.unix_timestamp())
+        .map_err(|_| {
+            refuse(
+                Rule::BadPayload,
+                format!("{file}: {field}: {text:?} is not an RFC 3339 time"),
+            )
+        })
+}
+
+/// This node's bundle signer and CA fingerprint, made on first use.
+pub struct Keys {
+    pub signer: BundleSigner,
+    pub ca_sha256: String,
+}
+
+impl Keys {
+    pub fn load(config: &Config, now: i64) -> Result<Self, SyncError> {
+        let ca = crate::pki::CertificateAuthority::load(&config.data_dir)?;
+        let signer = BundleSigner::ensure(&config.data_dir, &ca, &config.name, now)?;
+        Ok(Self {
+            signer,
+            ca_sha256: ca.fingerprint_hex()?,
+        })
+    }
+
+    pub fn node<'a>(&'a self, config: &'a Config, catalog: &'a Catalog, now: i64) -> Node<'a> {
+        Node {
+            config,
+            catalog,
+            signer: &self.signer,
+            ca_sha256: &self.ca_sha256,
+            now,
+        }
+    }
+}
+
+/// The catalog as the database has it now: built in, the config's file, and
+/// the additions that came by sync.
+pub fn current_catalog(c: &rusqlite::Connection, config: &Config) -> Result<Catalog, SyncError> {
+    let stored = crate::store::sync::catalog_entries(c)?;
+    Catalog::load_with_stored(config.catalog.as_deref(), &stored)
+        .map_err(|reason| Error::invalid("catalog", reason).into())
+}

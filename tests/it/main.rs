@@ -10,3 +10,4 @@ mod device_errors;
 mod licensing;
 mod registration;
 mod router;
+mod sync;

@@ -1,0 +1,276 @@
+//! Sync commands: `export`, `import`, `bundle show`, `upstream register`,
+//! and on the cloud `satellite add|list|revoke` and `process`.
+
+use super::commands::{notify, open, print_json, CliError};
+use super::{BundleCommand, Command, SatelliteCommand, UpstreamCommand};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::store;
+use crate::sync::bundle::{self, Limits, Opened};
+use crate::sync::{self, cloud, satellite, Keys, SyncError};
+use std::path::Path;
+
+pub fn run(command: Command, config: &Config, clock: &Clock) -> Result<(), CliError> {
+    let now = clock.unix();
+    match command {
+        Command::Export { json } => {
+            let mut conn = open(config, clock)?;
+            let keys = Keys::load(config, now)?;
+            let written = store::transaction(&mut conn, |c| {
+                let catalog = sync::current_catalog(c, config)?;
+                satellite::export_usage(c, &keys.node(config, &catalog, now))
+            })?;
+            if json {
+                return print_json(&written);
+            }
+            println!("{}", written.path);
+            println!(
+                "usage bundle {} for the cloud: {}; carry it to the cloud and run `satellite process FILE` there",
+                written.sequence,
+                counts_line(&written.counts)
+            );
+            Ok(())
+        }
+        Command::Import { file, json } => {
+            let opened = read(&file)?;
+            let mut conn = open(config, clock)?;
+            let keys = Keys::load(config, now)?;
+            let (applied, transitions) = store::transaction(&mut conn, |c| {
+                let catalog = sync::current_catalog(c, config)?;
+                satellite::import(c, &keys.node(config, &catalog, now), &opened)
+            })?;
+            notify(config, clock, &transitions);
+            if json {
+                return print_json(&applied);
+            }
+            if applied.already_applied {
+                println!(
+                    "{}: already applied ({} bundle {} from {}); nothing changed",
+                    file.display(),
+                    applied.kind,
+                    applied.sequence,
+                    applied.from
+                );
+            } else {
+                println!(
+                    "{}: {} bundle {} from {} applied: {}",
+                    file.display(),
+                    applied.kind,
+                    applied.sequence,
+                    applied.from,
+                    counts_line(&applied.counts)
+                );
+            }
+            Ok(())
+        }
+        Command::Process { file, json } => {
+            let opened = read(&file)?;
+            let mut conn = open(config, clock)?;
+            let keys = Keys::load(config, now)?;
+            let (processed, transitions) = store::transaction(&mut conn, |c| {
+                let catalog = sync::current_catalog(c, config)?;
+                cloud::process(c, &keys.node(config, &catalog, now), &opened)
+            })?;
+            notify(config, clock, &transitions);
+            if json {
+                return print_json(&processed);
+            }
+            println!("{}", processed.path);
+            println!(
+                "{} bundle {} from satellite {:?} {}; answer {} ({}) written: carry it back and run `satellite import FILE` on the satellite",
+                processed.request.kind,
+                processed.request.sequence,
+                processed.satellite,
+                if processed.request.already_applied {
+                    "was processed before (the same answer again)"
+                } else {
+                    "processed"
+                },
+                processed.answer.sequence,
+                counts_line(&processed.answer.counts)
+            );
+            Ok(())
+        }
+        Command::Bundle(BundleCommand::Show { file, json }) => {
+            let opened = read(&file)?;
+            let summary = summarize(&opened)?;
+            if json {
+                return print_json(&summary);
+            }
+            let m = &opened.manifest;
+            println!("Bundle: {}", file.display());
+            println!(
+                "  Signature: verified ({})",
+                summary["signer"].as_str().unwrap_or("")
+            );
+            println!("  Kind: {}", m.kind.as_str());
+            println!("  From: {}", m.from);
+            println!("  To: {}", m.to);
+            println!("  Sequence: {}", m.sequence);
+            println!("  Created: {}", m.created_at);
+            println!("  Expires: {}", m.expires_at);
+            if let Some(r) = &m.in_reply_to {
+                println!("  In reply to: {r}");
+            }
+            println!("  SHA-256: {}", opened.sha256);
+            println!("  Files:");
+            for (name, count) in summary["counts"].as_object().into_iter().flatten() {
+                println!("    {name}: {count}");
+            }
+            Ok(())
+        }
+        Command::Upstream(UpstreamCommand::Register { token, json }) => {
+            let mut conn = open(config, clock)?;
+            let keys = Keys::load(config, now)?;
+            let written = store::transaction(&mut conn, |c| {
+                let catalog = sync::current_catalog(c, config)?;
+                satellite::request_registration(c, &keys.node(config, &catalog, now), &token)
+            })?;
+            if json {
+                return print_json(&written);
+            }
+            println!("{}", written.path);
+            println!(
+                "registration request for the cloud; carry it there, run `satellite process FILE`, \
+                 and bring the answer back to `satellite import FILE`"
+            );
+            Ok(())
+        }
+        Command::Satellite(SatelliteCommand::Add {
+            name,
+            va,
+            days,
+            json,
+        }) => {
+            let mut conn = open(config, clock)?;
+            let keys = Keys::load(config, now)?;
+            let added = store::transaction(&mut conn, |c| {
+                let catalog = sync::current_catalog(c, config)?;
+                cloud::add_satellite(c, &keys.node(config, &catalog, now), &name, &va, days)
+            })?;
+            if json {
+                return print_json(&added);
+            }
+            println!("{}", added.token);
+            println!(
+                "\nsatellite token for {:?} (serves {}), valid until {}; shown only now.\n\
+                 On the satellite: satellite upstream register --token <token>",
+                added.name,
+                added.virtual_accounts.join(", "),
+                added.token_expires_at
+            );
+            Ok(())
+        }
+        Command::Satellite(SatelliteCommand::List { json }) => {
+            let conn = open(config, clock)?;
+            let list = cloud::list(&conn)?;
+            super::commands::show(&list, json)
+        }
+        Command::Satellite(SatelliteCommand::Revoke { name, json }) => {
+            let mut conn = open(config, clock)?;
+            let keys = Keys::load(config, now)?;
+            let revoked = store::transaction(&mut conn, |c| {
+                let catalog = sync::current_catalog(c, config)?;
+                cloud::revoke(c, &keys.node(config, &catalog, now), &name)
+            })?;
+            if json {
+                return print_json(&revoked);
+            }
+            println!(
+                "satellite {:?} revoked; its next bundle is refused",
+                revoked.name
+            );
+            Ok(())
+        }
+        _ => Err(CliError::Other("not a sync command".into())),
+    }
+}
+
+fn read(path: &Path) -> Result<Opened, CliError> {
+    let limits = Limits::default();
+    let bytes = bundle::read_file(path, &limits).map_err(SyncError::from)?;
+    Ok(bundle::open(&bytes, &limits).map_err(SyncError::from)?)
+}
+
+fn counts_line(counts: &serde_json::Value) -> String {
+    counts
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .map(|(k, v)| format!("{v} {}", k.replace('_', " ")))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
+}
+
+/// What `bundle show` prints: the manifest and how many records each
+/// payload file holds.
+fn summarize(opened: &Opened) -> Result<serde_json::Value, CliError> {
+    let mut counts = serde_json::Map::new();
+    for (name, bytes) in &opened.files {
+        let value: serde_json::Value = serde_json::from_slice(bytes).unwrap_or_default();
+        let count = match &value {
+            serde_json::Value::Array(items) => serde_json::json!(items.len()),
+            serde_json::Value::Object(o) if o.contains_key("virtual_accounts") => {
+                let vas = o["virtual_accounts"].as_array().map(Vec::len).unwrap_or(0);
+                let licenses: usize = o["virtual_accounts"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|va| va["licenses"].as_array().map(Vec::len).unwrap_or(0))
+                    .sum();
+                serde_json::json!({"virtual_accounts": vas, "licenses": licenses})
+            }
+            serde_json::Value::Object(o) if o.contains_key("skus") => serde_json::json!({
+                "tags": o["tags"].as_array().map(Vec::len).unwrap_or(0),
+                "skus": o["skus"].as_array().map(Vec::len).unwrap_or(0),
+            }),
+            _ => serde_json::json!(1),
+        };
+        counts.insert(name.clone(), count);
+    }
+    let signer = opened
+        .signer_chain
+        .first()
+        .and_then(|c| {
+            c.subject_name()
+                .entries_by_nid(openssl::nid::Nid::COMMONNAME)
+                .next()
+                .map(|e| String::from_utf8_lossy(e.data().as_slice()).into_owned())
+        })
+        .unwrap_or_default();
+    Ok(serde_json::json!({
+        "manifest": opened.manifest,
+        "sha256": opened.sha256,
+        "signer": signer,
+        "signer_ca_sha256": opened.signer_ca_sha256().map_err(SyncError::from)?,
+        "counts": counts,
+    }))
+}
+
+impl super::table::Row for cloud::SatelliteView {
+    const HEADERS: &'static [&'static str] = &[
+        "Satellite",
+        "Status",
+        "Virtual Accounts",
+        "Last Contact",
+        "Seq In",
+        "Seq Out",
+        "Instances",
+    ];
+    fn cells(&self) -> Vec<String> {
+        let seq = |s: Option<u64>| s.map(|n| n.to_string()).unwrap_or_else(|| "-".into());
+        vec![
+            self.name.clone(),
+            self.status.clone(),
+            self.virtual_accounts.join(","),
+            self.last_contact_at
+                .clone()
+                .unwrap_or_else(|| "never".into()),
+            seq(self.sequence_received),
+            seq(self.sequence_sent),
+            self.product_instances.to_string(),
+        ]
+    }
+}

@@ -1,0 +1,307 @@
+//! The cloud's satellites: who they are, what they serve, and what they last
+//! reported (their product instances, demand, events, reports, history).
+
+use super::optional;
+use crate::error::Result;
+use rusqlite::{params, Connection};
+
+#[derive(Debug, Clone)]
+pub struct Satellite {
+    pub id: i64,
+    pub satellite_id: String,
+    pub name: String,
+    pub token_hash: Vec<u8>,
+    pub token_expires_at: i64,
+    pub created_at: i64,
+    pub registered_at: Option<i64>,
+    pub signer_ca_sha256: Option<String>,
+    pub revoked_at: Option<i64>,
+    pub last_contact_at: Option<i64>,
+    pub virtual_accounts: Vec<String>,
+}
+
+pub struct NewSatellite<'a> {
+    pub satellite_id: &'a str,
+    pub name: &'a str,
+    pub token_hash: &'a [u8],
+    pub token_expires_at: i64,
+    pub virtual_account_ids: &'a [i64],
+}
+
+pub fn create(c: &Connection, s: &NewSatellite<'_>, now: i64) -> Result<i64> {
+    c.execute(
+        "INSERT INTO satellites (satellite_id, name, token_hash, token_expires_at, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            s.satellite_id,
+            s.name,
+            s.token_hash,
+            s.token_expires_at,
+            now
+        ],
+    )?;
+    let id = c.last_insert_rowid();
+    for va in s.virtual_account_ids {
+        c.execute(
+            "INSERT INTO satellite_virtual_accounts (satellite_id, virtual_account_id) VALUES (?1, ?2)
+             ON CONFLICT DO NOTHING",
+            params![id, va],
+        )?;
+    }
+    Ok(id)
+}
+
+const SELECT: &str = "SELECT s.id, s.satellite_id, s.name, s.token_hash, s.token_expires_at,
+        s.created_at, s.registered_at, s.signer_ca_sha256, s.revoked_at, s.last_contact_at,
+        (SELECT group_concat(name, char(10)) FROM
+           (SELECT va.name FROM satellite_virtual_accounts sv
+            JOIN virtual_accounts va ON va.id = sv.virtual_account_id
+            WHERE sv.satellite_id = s.id ORDER BY va.name))
+     FROM satellites s";
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Satellite> {
+    let vas: Option<String> = r.get(10)?;
+    Ok(Satellite {
+        id: r.get(0)?,
+        satellite_id: r.get(1)?,
+        name: r.get(2)?,
+        token_hash: r.get(3)?,
+        token_expires_at: r.get(4)?,
+        created_at: r.get(5)?,
+        registered_at: r.get(6)?,
+        signer_ca_sha256: r.get(7)?,
+        revoked_at: r.get(8)?,
+        last_contact_at: r.get(9)?,
+        virtual_accounts: vas
+            .map(|v| v.split('\n').map(str::to_string).collect())
+            .unwrap_or_default(),
+    })
+}
+
+pub fn find_by_satellite_id(c: &Connection, satellite_id: &str) -> Result<Option<Satellite>> {
+    let sql = format!("{SELECT} WHERE s.satellite_id = ?1");
+    Ok(optional(c.query_row(&sql, [satellite_id], row))?)
+}
+
+pub fn find_by_name(c: &Connection, name: &str) -> Result<Option<Satellite>> {
+    let sql = format!("{SELECT} WHERE s.name = ?1");
+    Ok(optional(c.query_row(&sql, [name], row))?)
+}
+
+pub fn list(c: &Connection) -> Result<Vec<Satellite>> {
+    let sql = format!("{SELECT} ORDER BY s.name");
+    let mut stmt = c.prepare(&sql)?;
+    let rows = stmt.query_map([], row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Virtual account ids a satellite serves.
+pub fn virtual_account_ids(c: &Connection, satellite_row: i64) -> Result<Vec<(i64, String)>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT va.id, va.name FROM satellite_virtual_accounts sv
+         JOIN virtual_accounts va ON va.id = sv.virtual_account_id
+         WHERE sv.satellite_id = ?1 ORDER BY va.name",
+    )?;
+    let rows = stmt.query_map([satellite_row], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Pins the satellite's bundle signer CA at its first, token-proved contact.
+pub fn register(
+    c: &Connection,
+    satellite_row: i64,
+    signer_ca_sha256: &str,
+    now: i64,
+) -> Result<()> {
+    c.execute(
+        "UPDATE satellites SET registered_at = ?2, signer_ca_sha256 = ?3, last_contact_at = ?2 WHERE id = ?1",
+        params![satellite_row, now, signer_ca_sha256],
+    )?;
+    Ok(())
+}
+
+pub fn touch(c: &Connection, satellite_row: i64, now: i64) -> Result<()> {
+    c.execute(
+        "UPDATE satellites SET last_contact_at = ?2 WHERE id = ?1",
+        params![satellite_row, now],
+    )?;
+    Ok(())
+}
+
+pub fn revoke(c: &Connection, satellite_row: i64, now: i64) -> Result<()> {
+    c.execute(
+        "UPDATE satellites SET revoked_at = COALESCE(revoked_at, ?2) WHERE id = ?1",
+        params![satellite_row, now],
+    )?;
+    Ok(())
+}
+
+/// A product instance as a satellite reported it.
+#[derive(Debug, Clone)]
+pub struct RemoteInstance {
+    pub instance_id: String,
+    pub virtual_account_id: i64,
+    pub pid: String,
+    pub sn: String,
+    pub hostname: Option<String>,
+    pub status: String,
+    pub registered_at: i64,
+    pub last_contact_at: i64,
+    pub entitlements: Vec<(String, i64)>,
+}
+
+/// Replaces what a satellite last reported with its new snapshot. The
+/// triggers on `remote_usage` keep the cloud's pools exact.
+pub fn replace_instances(
+    c: &Connection,
+    satellite_row: i64,
+    instances: &[RemoteInstance],
+) -> Result<()> {
+    c.execute(
+        "DELETE FROM remote_usage WHERE satellite_id = ?1",
+        [satellite_row],
+    )?;
+    c.execute(
+        "DELETE FROM remote_instances WHERE satellite_id = ?1",
+        [satellite_row],
+    )?;
+    let mut instance = c.prepare_cached(
+        "INSERT INTO remote_instances (satellite_id, instance_id, virtual_account_id, pid, sn, hostname,
+            status, registered_at, last_contact_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?;
+    let mut usage = c.prepare_cached(
+        "INSERT INTO remote_usage (satellite_id, instance_id, virtual_account_id, tag, count)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for i in instances {
+        instance.execute(params![
+            satellite_row,
+            i.instance_id,
+            i.virtual_account_id,
+            i.pid,
+            i.sn,
+            i.hostname,
+            i.status,
+            i.registered_at,
+            i.last_contact_at
+        ])?;
+        for (tag, count) in &i.entitlements {
+            usage.execute(params![
+                satellite_row,
+                i.instance_id,
+                i.virtual_account_id,
+                tag,
+                count
+            ])?;
+        }
+    }
+    Ok(())
+}
+
+/// Tags a satellite's reported demand touches in a virtual account.
+pub fn remote_tags(c: &Connection, satellite_row: i64) -> Result<Vec<(i64, String)>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT DISTINCT virtual_account_id, tag FROM remote_usage WHERE satellite_id = ?1",
+    )?;
+    let rows = stmt.query_map([satellite_row], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// A remote instance as the cloud's listings show it.
+#[derive(Debug, Clone)]
+pub struct RemoteInstanceRow {
+    pub satellite: String,
+    pub instance_id: String,
+    pub virtual_account: String,
+    pub pid: String,
+    pub sn: String,
+    pub hostname: Option<String>,
+    pub status: String,
+    pub registered_at: i64,
+    pub last_contact_at: i64,
+}
+
+pub fn remote_instances(
+    c: &Connection,
+    virtual_account: Option<&str>,
+) -> Result<Vec<RemoteInstanceRow>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT s.name, r.instance_id, va.name, r.pid, r.sn, r.hostname, r.status, r.registered_at,
+                r.last_contact_at
+         FROM remote_instances r JOIN satellites s ON s.id = r.satellite_id
+         JOIN virtual_accounts va ON va.id = r.virtual_account_id
+         WHERE (?1 IS NULL OR va.name = ?1)
+         ORDER BY va.name, r.pid, r.sn",
+    )?;
+    let rows = stmt.query_map([virtual_account], |r| {
+        Ok(RemoteInstanceRow {
+            satellite: r.get(0)?,
+            instance_id: r.get(1)?,
+            virtual_account: r.get(2)?,
+            pid: r.get(3)?,
+            sn: r.get(4)?,
+            hostname: r.get(5)?,
+            status: r.get(6)?,
+            registered_at: r.get(7)?,
+            last_contact_at: r.get(8)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Demand per (virtual account, tag) that came through each satellite.
+pub fn remote_demand(c: &Connection) -> Result<Vec<(String, String, String, i64)>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT va.name, u.tag, s.name, SUM(u.count) FROM remote_usage u
+         JOIN satellites s ON s.id = u.satellite_id
+         JOIN virtual_accounts va ON va.id = u.virtual_account_id
+         GROUP BY va.name, u.tag, s.name ORDER BY va.name, u.tag, s.name",
+    )?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn instance_count(c: &Connection, satellite_row: i64) -> Result<i64> {
+    Ok(c.query_row(
+        "SELECT COUNT(*) FROM remote_instances WHERE satellite_id = ?1",
+        [satellite_row],
+        |r| r.get(0),
+    )?)
+}
+
+pub fn add_event(c: &Connection, satellite_row: i64, e: &super::sync::EventRow) -> Result<bool> {
+    Ok(c.execute(
+        "INSERT INTO remote_events (satellite_id, remote_id, at, kind, severity, virtual_account, subject, message)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING",
+        params![satellite_row, e.id, e.at, e.kind, e.severity, e.virtual_account, e.subject, e.message],
+    )? > 0)
+}
+
+pub fn add_report(c: &Connection, satellite_row: i64, r: &super::sync::ReportRow) -> Result<bool> {
+    Ok(c.execute(
+        "INSERT INTO remote_reports (satellite_id, remote_id, kind, created_at, virtual_account, summary, body)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
+        params![satellite_row, r.id, r.kind, r.created_at, r.virtual_account, r.summary, r.body],
+    )? > 0)
+}
+
+pub fn put_history(c: &Connection, satellite_row: i64, h: &super::sync::HistoryRow) -> Result<()> {
+    c.execute(
+        "INSERT INTO remote_usage_history (satellite_id, day, virtual_account, tag, in_use, available)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (satellite_id, day, virtual_account, tag) DO UPDATE SET
+           in_use = excluded.in_use, available = excluded.available",
+        params![satellite_row, h.day, h.virtual_account, h.tag, h.in_use, h.available],
+    )?;
+    Ok(())
+}
+
+/// Counts of what a satellite has sent so far (for `satellite list`).
+pub fn remote_counts(c: &Connection, satellite_row: i64) -> Result<(i64, i64)> {
+    Ok(c.query_row(
+        "SELECT (SELECT COUNT(*) FROM remote_events WHERE satellite_id = ?1),
+                (SELECT COUNT(*) FROM remote_reports WHERE satellite_id = ?1)",
+        [satellite_row],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?)
+}

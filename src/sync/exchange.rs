@@ -1,0 +1,123 @@
+//! What both ends do with bundles: seal the next one to a peer (sequence,
+//! hash chain, file in the export folder, ledger line), and check a received
+//! one against the ledger before it is applied.
+
+use super::bundle::{self, BundleError, Header, Kind, Opened, Sealed};
+use super::{folder, Node, SyncError, Written, BUNDLE_LIFETIME};
+use crate::store::sync::{self as ledger, Direction, LedgerEntry};
+use rusqlite::Connection;
+
+/// A bundle to seal: what it is, for whom, and what it carries.
+pub struct Outgoing {
+    pub kind: Kind,
+    pub from: String,
+    pub to: String,
+    /// How the receiver is named in the file name (a person reads it).
+    pub to_label: String,
+    pub in_reply_to: Option<String>,
+    pub files: Vec<(String, Vec<u8>)>,
+    pub counts: serde_json::Value,
+    /// For a usage bundle: how far into each log it reached.
+    pub watermarks: Option<String>,
+}
+
+/// Seals the next bundle to `out.to`, writes it to the export folder and
+/// records it, all inside the caller's transaction (a failed write leaves
+/// no ledger line; a failed commit leaves a file the peer will refuse as a
+/// replay or accept as the same content).
+pub fn send(
+    c: &Connection,
+    node: &Node<'_>,
+    out: Outgoing,
+) -> Result<(Written, Sealed), SyncError> {
+    let sequence = ledger::last_sequence(c, Direction::Sent, &out.to)?.unwrap_or(0) + 1;
+    let header = Header {
+        kind: out.kind,
+        from: out.from.clone(),
+        to: out.to.clone(),
+        sequence,
+        in_reply_to: out.in_reply_to.clone(),
+        previous_sha256: ledger::last_sent_sha256(c, &out.to)?,
+        created_at: node.now,
+        expires_at: node.now + BUNDLE_LIFETIME,
+    };
+    let sealed = bundle::seal(header, out.files, node.signer)?;
+    let name = folder::bundle_file_name(
+        node.now,
+        out.kind.as_str(),
+        &node.config.name,
+        &out.to_label,
+        sequence,
+    );
+    let path = folder::write_atomically(&node.config.sync.export_dir, &name, &sealed.bytes)?;
+    ledger::record(
+        c,
+        &LedgerEntry {
+            direction: Direction::Sent,
+            peer: out.to.clone(),
+            kind: out.kind.as_str().to_string(),
+            sequence,
+            sha256: sealed.sha256.clone(),
+            in_reply_to: out.in_reply_to,
+            created_at: node.now,
+            recorded_at: node.now,
+            file_name: Some(name),
+            summary: out.counts.to_string(),
+            watermarks: out.watermarks,
+            response: None,
+        },
+    )?;
+    let written = Written {
+        path: path.display().to_string(),
+        kind: out.kind.as_str().to_string(),
+        from: out.from,
+        to: out.to,
+        sequence,
+        sha256: sealed.sha256.clone(),
+        bytes: sealed.bytes.len(),
+        counts: out.counts,
+    };
+    Ok((written, sealed))
+}
+
+/// Refuses a bundle whose sequence is not past the last one applied from
+/// its sender (a replay, or an older bundle carried after a newer one).
+pub fn check_sequence(c: &Connection, opened: &Opened) -> Result<(), SyncError> {
+    let m = &opened.manifest;
+    if let Some(last) = ledger::last_sequence(c, Direction::Received, &m.from)? {
+        if m.sequence <= last {
+            return Err(BundleError::replay(&m.from, m.sequence, last).into());
+        }
+    }
+    Ok(())
+}
+
+/// Records a received bundle as applied (with the answer given, if any).
+pub fn record_received(
+    c: &Connection,
+    opened: &Opened,
+    now: i64,
+    counts: &serde_json::Value,
+    response: Option<Vec<u8>>,
+) -> Result<(), SyncError> {
+    let m = &opened.manifest;
+    let created_at = m.created_unix()?;
+    ledger::record(
+        c,
+        &LedgerEntry {
+            direction: Direction::Received,
+            peer: m.from.clone(),
+            kind: m.kind.as_str().to_string(),
+            sequence: m.sequence,
+            sha256: opened.sha256.clone(),
+            in_reply_to: m.in_reply_to.clone(),
+            created_at,
+            recorded_at: now,
+            file_name: None,
+            summary: counts.to_string(),
+            watermarks: None,
+            response,
+        },
+    )?;
+    Ok(())
+}

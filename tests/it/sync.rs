@@ -1,0 +1,423 @@
+//! Sync over USB (DESIGN §8): a cloud and two disconnected satellites, each
+//! a real server; bundles carried as files between them by the CLI, and
+//! through the watched import folder.
+
+use crate::client::{register, Registered};
+use crate::fixture::{cloud_config, Server, BASE_CONFIG};
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const ESS: &str = "ESS-AC-10G-RTU-1";
+
+fn satellite_named(name: &str) -> Server {
+    Server::start_with(&BASE_CONFIG.replace("name: test-satellite", &format!("name: {name}")))
+}
+
+fn json_of(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+fn path_of(out: &str) -> PathBuf {
+    PathBuf::from(json_of(out)["path"].as_str().expect("path"))
+}
+
+fn arg(p: &Path) -> &str {
+    p.to_str().expect("utf8 path")
+}
+
+/// A cloud with Lab (5 units) and Lab2 (none yet).
+fn cloud() -> Server {
+    let cloud = Server::start_with(&cloud_config());
+    cloud.cli_ok(&["va", "create", "Lab"]);
+    cloud.cli_ok(&["va", "create", "Lab2"]);
+    cloud.cli_ok(&[
+        "license",
+        "add",
+        "--va",
+        "Lab",
+        "--sku",
+        ESS,
+        "--quantity",
+        "5",
+    ]);
+    cloud
+}
+
+/// Registers `sat` with `cloud` for `va` through the USB loop; returns the
+/// answer bundle the satellite imported.
+fn register_satellite(cloud: &Server, sat: &Server, name: &str, va: &str) -> PathBuf {
+    let added = json_of(&cloud.cli_ok(&["satellite", "add", name, "--va", va, "--json"]));
+    let token = added["token"].as_str().expect("token");
+    assert!(added["satellite_id"].is_string());
+    let request = path_of(&sat.cli_ok(&["upstream", "register", "--token", token, "--json"]));
+    assert!(
+        request.starts_with(sat.dir.path().join("export")),
+        "{request:?}"
+    );
+    let answer = path_of(&cloud.cli_ok(&["process", arg(&request), "--json"]));
+    let applied = json_of(&sat.cli_ok(&["import", arg(&answer), "--json"]));
+    assert_eq!(applied["already_applied"], false, "{applied}");
+    answer
+}
+
+/// export at the satellite, process at the cloud, import at the satellite.
+fn round_trip(cloud: &Server, sat: &Server) -> (PathBuf, PathBuf) {
+    let usage = path_of(&sat.cli_ok(&["export", "--json"]));
+    let answer = path_of(&cloud.cli_ok(&["process", arg(&usage), "--json"]));
+    sat.cli_ok(&["import", arg(&answer), "--json"]);
+    (usage, answer)
+}
+
+fn entitlement(router: &Registered, id: &str, count: u32) -> Value {
+    let (status, answer) = router.client.post(&json!({
+        "type": "ENTITLEMENT", "message_id": id,
+        "entitlements": [{"tag": ESS, "count": count}]
+    }));
+    assert_eq!(status, 200, "{answer}");
+    answer
+}
+
+#[test]
+fn the_usb_round_trip_brings_licenses_to_routers_and_usage_to_the_cloud() {
+    let cloud = cloud();
+    let a = satellite_named("site-a");
+    let b = satellite_named("site-b");
+    register_satellite(&cloud, &a, "site-a", "Lab");
+    register_satellite(&cloud, &b, "site-b", "Lab2");
+
+    // One trip made the satellite useful: Lab's licenses are there.
+    let licenses = json_of(&a.cli_ok(&["license", "list", "--json"]));
+    let lab: Vec<&Value> = licenses
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter(|l| l["virtual_account"] == "Lab")
+        .collect();
+    assert_eq!(lab.len(), 1, "{licenses}");
+    assert_eq!(
+        (lab[0]["sku"].as_str(), lab[0]["quantity"].as_i64()),
+        (Some(ESS), Some(5))
+    );
+
+    let router = register(&a, "FOCA1", &a.token("Lab", &[]));
+    assert_eq!(entitlement(&router, "e1", 3)["status"], "AUTHORIZED");
+    let other = register(&b, "FOCB1", &b.token("Lab2", &[]));
+    assert_eq!(entitlement(&other, "e1", 2)["status"], "OUT_OF_COMPLIANCE");
+
+    // Usage from both satellites reaches the cloud.
+    round_trip(&cloud, &a);
+    round_trip(&cloud, &b);
+    assert_eq!(cloud.compliance("Lab", ESS)["in_use"], 3);
+    assert_eq!(cloud.compliance("Lab2", ESS)["in_use"], 2);
+    let sats = json_of(&cloud.cli_ok(&["satellite", "list", "--json"]));
+    let site_a = sats
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["name"] == "site-a"))
+        .expect("site-a listed");
+    assert_eq!(site_a["product_instances"], 1, "{sats}");
+    assert_eq!(site_a["status"], "REGISTERED");
+    assert_eq!(
+        site_a["sequence_received"], 2,
+        "registration and one usage bundle"
+    );
+
+    // A license moved at the cloud changes compliance at the satellite after
+    // the next round trip, and the router learns it at its next message.
+    cloud.cli_ok(&[
+        "license",
+        "transfer",
+        "--from",
+        "Lab",
+        "--to",
+        "Lab2",
+        "--sku",
+        ESS,
+        "--quantity",
+        "4",
+    ]);
+    let (usage, answer) = round_trip(&cloud, &a);
+    let row = a.compliance("Lab", ESS);
+    assert_eq!(
+        (row["available"].as_i64(), row["in_use"].as_i64()),
+        (Some(1), Some(3)),
+        "{row}"
+    );
+    assert_eq!(entitlement(&router, "e2", 3)["status"], "OUT_OF_COMPLIANCE");
+    round_trip(&cloud, &b);
+    assert_eq!(entitlement(&other, "e2", 2)["status"], "AUTHORIZED");
+
+    // Importing the same answer again is a no-op that says so.
+    let again = json_of(&a.cli_ok(&["import", arg(&answer), "--json"]));
+    assert_eq!(again["already_applied"], true, "{again}");
+    // The cloud answers a usage bundle it processed before with the same bytes.
+    let repeated = path_of(&cloud.cli_ok(&["process", arg(&usage), "--json"]));
+    assert_eq!(
+        std::fs::read(&repeated).expect("repeated answer"),
+        std::fs::read(&answer).expect("first answer")
+    );
+
+    // The signature is checkable with nothing but openssl.
+    assert_openssl_verifies(&usage);
+    let shown = json_of(&a.cli_ok(&["bundle", "show", arg(&usage), "--json"]));
+    assert_eq!(shown["manifest"]["kind"], "usage");
+    assert_eq!(shown["counts"]["instances.json"], 1, "{shown}");
+}
+
+fn unzip(path: &Path) -> Vec<(String, Vec<u8>)> {
+    let file = std::fs::File::open(path).expect("bundle");
+    let mut zip = zip::ZipArchive::new(file).expect("zip");
+    (0..zip.len())
+        .map(|i| {
+            let mut entry = zip.by_index(i).expect("entry");
+            let mut bytes = Vec::new();
+            entry.read_to_end(&mut bytes).expect("read");
+            (entry.name().to_string(), bytes)
+        })
+        .collect()
+}
+
+fn rezip(entries: &[(String, Vec<u8>)], path: &Path) {
+    let file = std::fs::File::create(path).expect("create");
+    let mut zip = zip::ZipWriter::new(file);
+    for (name, bytes) in entries {
+        zip.start_file(name.as_str(), zip::write::SimpleFileOptions::default())
+            .expect("start");
+        zip.write_all(bytes).expect("write");
+    }
+    zip.finish().expect("finish");
+}
+
+fn assert_openssl_verifies(bundle: &Path) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (name, bytes) in unzip(bundle) {
+        std::fs::write(dir.path().join(&name), bytes).expect("extract");
+    }
+    let pubkey = Command::new("openssl")
+        .args(["x509", "-pubkey", "-noout", "-in"])
+        .arg(dir.path().join("signer.pem"))
+        .output()
+        .expect("openssl");
+    assert!(pubkey.status.success());
+    std::fs::write(dir.path().join("pub.pem"), pubkey.stdout).expect("pub");
+    let verify = Command::new("openssl")
+        .args(["dgst", "-sha256", "-verify"])
+        .arg(dir.path().join("pub.pem"))
+        .arg("-signature")
+        .arg(dir.path().join("manifest.sig"))
+        .arg(dir.path().join("manifest.json"))
+        .output()
+        .expect("openssl");
+    assert!(
+        verify.status.success(),
+        "openssl: {}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+}
+
+/// Every table sync can change, row by row.
+fn snapshot(server: &Server) -> Vec<String> {
+    let mut rows = server.snapshot();
+    let db = server.db();
+    for table in ["sync_bundles", "upstream", "catalog_entries"] {
+        let mut stmt = db
+            .prepare(&format!("SELECT * FROM {table} ORDER BY 1"))
+            .expect("prepare");
+        let n = stmt.column_count();
+        let mut q = stmt.query([]).expect("query");
+        while let Some(r) = q.next().expect("row") {
+            let cells: Vec<String> = (0..n)
+                .map(|i| format!("{:?}", r.get_ref(i).expect("cell")))
+                .collect();
+            rows.push(format!("{table}: {}", cells.join("|")));
+        }
+    }
+    rows
+}
+
+/// Runs `import` on a bad file: refused, naming `rule`, and nothing changed.
+fn assert_refused(sat: &Server, file: &Path, rule: &str, env_now: Option<&str>) {
+    let before = snapshot(sat);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_satellite"));
+    cmd.arg("-c")
+        .arg(&sat.config_path)
+        .args(["import", arg(file)]);
+    if let Some(now) = env_now {
+        cmd.env(satellite::clock::NOW_ENV, now);
+    }
+    let out = cmd.output().expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "{rule}: import of {file:?} was accepted"
+    );
+    assert!(stderr.contains(rule), "expected {rule:?} in: {stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    assert_eq!(
+        before,
+        snapshot(sat),
+        "{rule}: the refused import changed the database"
+    );
+}
+
+#[test]
+fn every_bad_bundle_is_refused_with_its_rule_and_changes_nothing() {
+    let cloud = cloud();
+    let a = satellite_named("site-a");
+    let b = satellite_named("site-b");
+    let first_answer = register_satellite(&cloud, &a, "site-a", "Lab");
+    let for_b = register_satellite(&cloud, &b, "site-b", "Lab2");
+    let (own_usage, _) = round_trip(&cloud, &a);
+    let dir = tempfile::tempdir().expect("tempdir");
+
+    // Replay: an answer older than one applied since (carried late).
+    let older = path_of(&cloud.cli_ok(&[
+        "process",
+        arg(&path_of(&a.cli_ok(&["export", "--json"]))),
+        "--json",
+    ]));
+    round_trip(&cloud, &a);
+    assert_refused(&a, &older, "replay", None);
+    // The very bundle applied before is a no-op that says so, not a refusal.
+    let again = json_of(&a.cli_ok(&["import", arg(&first_answer), "--json"]));
+    assert_eq!(again["already_applied"], true);
+    // Addressed to the other satellite (same cloud, valid signature).
+    let (_, b_answer) = round_trip(&cloud, &b);
+    assert_refused(&a, &b_answer, "wrong recipient", None);
+    let _ = for_b;
+    // Signed by someone other than the pinned cloud: the satellite's own bundle.
+    assert_refused(&a, &own_usage, "untrusted signer", None);
+
+    // A fresh answer, then tampered copies of it.
+    let usage = path_of(&a.cli_ok(&["export", "--json"]));
+    let fresh = path_of(&cloud.cli_ok(&["process", arg(&usage), "--json"]));
+    let good = unzip(&fresh);
+    let tampered = dir.path().join("tampered.zip");
+    let mut t = good.clone();
+    for (name, bytes) in t.iter_mut() {
+        if name == "entitlements.json" {
+            let text = String::from_utf8(bytes.clone()).expect("utf8");
+            *bytes = text
+                .replacen("\"quantity\": ", "\"quantity\": 9", 1)
+                .into_bytes();
+        }
+    }
+    rezip(&t, &tampered);
+    assert_refused(&a, &tampered, "hash mismatch", None);
+
+    let extra = dir.path().join("extra.zip");
+    let mut e = good.clone();
+    e.push(("notes.txt".into(), b"hello".to_vec()));
+    rezip(&e, &extra);
+    assert_refused(&a, &extra, "extra entry", None);
+
+    let missing = dir.path().join("missing.zip");
+    let m: Vec<_> = good
+        .iter()
+        .filter(|(n, _)| n != "catalog.json")
+        .cloned()
+        .collect();
+    rezip(&m, &missing);
+    assert_refused(&a, &missing, "missing entry", None);
+
+    let unsafe_name = dir.path().join("unsafe.zip");
+    let mut u = good.clone();
+    u.push(("../evil.json".into(), b"{}".to_vec()));
+    rezip(&u, &unsafe_name);
+    assert_refused(&a, &unsafe_name, "unsafe name", None);
+
+    let manifest_forged = dir.path().join("forged.zip");
+    let mut f = good.clone();
+    for (name, bytes) in f.iter_mut() {
+        if name == "manifest.json" {
+            let text = String::from_utf8(bytes.clone()).expect("utf8");
+            *bytes = text
+                .replacen("\"sequence\": ", "\"sequence\": 9", 1)
+                .into_bytes();
+        }
+    }
+    rezip(&f, &manifest_forged);
+    assert_refused(&a, &manifest_forged, "bad signature", None);
+
+    let bytes = std::fs::read(&fresh).expect("read");
+    let truncated = dir.path().join("truncated.zip");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).expect("write");
+    assert_refused(&a, &truncated, "not a bundle", None);
+    let noise = dir.path().join("noise.zip");
+    std::fs::write(&noise, b"PK\x03\x04 this is not really a zip").expect("write");
+    assert_refused(&a, &noise, "not a bundle", None);
+
+    // Expired: carried for longer than a bundle may travel.
+    let late = time::OffsetDateTime::now_utc() + time::Duration::days(120);
+    let late = late
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("format");
+    assert_refused(&a, &fresh, "expired", Some(&late));
+
+    // And the good one still applies after all that.
+    let applied = json_of(&a.cli_ok(&["import", arg(&fresh), "--json"]));
+    assert_eq!(applied["already_applied"], false);
+    // No force flag exists.
+    let forced = a.cli(&["import", arg(&first_answer), "--force"]);
+    assert!(!forced.status.success());
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn the_running_server_applies_what_is_dropped_into_the_import_folder() {
+    let cloud = cloud();
+    let a = satellite_named("site-a");
+    register_satellite(&cloud, &a, "site-a", "Lab");
+    cloud.cli_ok(&[
+        "license",
+        "add",
+        "--va",
+        "Lab",
+        "--sku",
+        ESS,
+        "--quantity",
+        "2",
+    ]);
+    let usage = path_of(&a.cli_ok(&["export", "--json"]));
+    let answer = path_of(&cloud.cli_ok(&["process", arg(&usage), "--json"]));
+    let import = a.dir.path().join("import");
+    std::fs::create_dir_all(&import).expect("import dir");
+
+    // A tampered file is rejected with its reason beside it.
+    let mut t = unzip(&answer);
+    for (name, bytes) in t.iter_mut() {
+        if name == "catalog.json" {
+            bytes.extend_from_slice(b" ");
+        }
+    }
+    rezip(&t, &import.join("tampered.zip"));
+    let reason = import.join("rejected/tampered.zip.reason.txt");
+    wait_for("the tampered bundle to be rejected", || reason.exists());
+    let text = std::fs::read_to_string(&reason).expect("reason");
+    assert!(text.contains("hash mismatch"), "{text}");
+
+    // A half-copied file is left alone until it is complete.
+    let bytes = std::fs::read(&answer).expect("answer");
+    let arriving = import.join("answer.zip");
+    std::fs::write(&arriving, &bytes[..bytes.len() / 3]).expect("first part");
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(arriving.exists(), "a file still being copied was taken");
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&arriving)
+        .expect("append");
+    file.write_all(&bytes[bytes.len() / 3..]).expect("rest");
+    drop(file);
+    let applied = import.join("applied/answer.zip");
+    wait_for("the completed bundle to be applied", || applied.exists());
+    assert_eq!(a.compliance("Lab", ESS)["available"], 7);
+}
