@@ -2,8 +2,9 @@
 //! no-panic sweep over damaged bundles.
 
 use super::*;
+use crate::pki::signer::BundleSigner;
 use crate::pki::CertificateAuthority;
-use std::io::Read;
+use std::io::{Cursor, Read, Write};
 use zip::write::SimpleFileOptions;
 
 const NOW: i64 = 1_800_000_000;

@@ -1,0 +1,204 @@
+//! Reading a bundle: bounded, structure and names first, then the
+//! signature, then the manifest and the hashes it signs.
+
+use super::manifest::{check_manifest, sha256_hex};
+use super::{central, BundleError, Limits, Manifest, Opened, Rule};
+use super::{MANIFEST_FILE, SIGNATURE_FILE, SIGNER_FILE};
+use openssl::hash::MessageDigest;
+use openssl::x509::X509;
+use std::collections::BTreeMap;
+use std::io::{Cursor, Read};
+
+/// Reads a bundle from a file (an import folder, a USB stick) without ever
+/// holding more than `limits.max_bundle_bytes + 1` bytes: a huge file is
+/// refused as too large, not read into memory first.
+pub fn read_file(path: &std::path::Path, limits: &Limits) -> Result<Vec<u8>, BundleError> {
+    let file = std::fs::File::open(path).map_err(|e| {
+        BundleError::new(
+            Rule::NotABundle,
+            format!("cannot read {}: {e}", path.display()),
+        )
+    })?;
+    read_limited(file, limits).map_err(|e| BundleError {
+        detail: format!("{}: {}", path.display(), e.detail),
+        ..e
+    })
+}
+
+/// Reads a bundle from any stream (a request body, a file), refusing it as
+/// soon as it exceeds `limits.max_bundle_bytes`.
+pub fn read_limited(reader: impl Read, limits: &Limits) -> Result<Vec<u8>, BundleError> {
+    let mut bytes = Vec::new();
+    reader
+        .take(limits.max_bundle_bytes.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| BundleError::new(Rule::NotABundle, format!("read failed: {e}")))?;
+    if bytes.len() as u64 > limits.max_bundle_bytes {
+        return Err(BundleError::new(
+            Rule::TooLarge,
+            format!(
+                "more than {} bytes, the limit for a bundle",
+                limits.max_bundle_bytes
+            ),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Structure, names, limits, hashes and the manifest signature by
+/// signer.pem's leaf key. Pure: bytes in, result out. No peer trust.
+pub fn open(bytes: &[u8], limits: &Limits) -> Result<Opened, BundleError> {
+    if bytes.len() as u64 > limits.max_bundle_bytes {
+        return Err(BundleError::new(
+            Rule::TooLarge,
+            format!(
+                "the file is {} bytes, more than the limit of {}",
+                bytes.len(),
+                limits.max_bundle_bytes
+            ),
+        ));
+    }
+    let mut entries = read_entries(bytes, limits)?;
+    let take = |entries: &mut BTreeMap<String, Vec<u8>>, name: &str| {
+        entries
+            .remove(name)
+            .ok_or_else(|| BundleError::new(Rule::MissingEntry, format!("no {name} in the bundle")))
+    };
+    let manifest_bytes = take(&mut entries, MANIFEST_FILE)?;
+    let signature = take(&mut entries, SIGNATURE_FILE)?;
+    let signer_pem = take(&mut entries, SIGNER_FILE)?;
+
+    // Authenticate before reading anything the manifest says.
+    let signer_chain = X509::stack_from_pem(&signer_pem)
+        .ok()
+        .filter(|chain| !chain.is_empty())
+        .ok_or_else(|| {
+            BundleError::new(
+                Rule::BadSignature,
+                format!("{SIGNER_FILE} holds no PEM certificate"),
+            )
+        })?;
+    verify_signature(&signer_chain[0], &manifest_bytes, &signature)?;
+
+    let manifest: Manifest = serde_json::from_slice(&manifest_bytes)
+        .map_err(|e| BundleError::new(Rule::BadManifest, format!("{MANIFEST_FILE}: {e}")))?;
+    check_manifest(&manifest)?;
+
+    if let Some(extra) = entries.keys().find(|n| !manifest.files.contains_key(*n)) {
+        return Err(BundleError::new(
+            Rule::ExtraEntry,
+            format!("{extra:?} is in the bundle but not in the manifest"),
+        ));
+    }
+    for (name, expected) in &manifest.files {
+        let content = entries.get(name).ok_or_else(|| {
+            BundleError::new(
+                Rule::MissingEntry,
+                format!("the manifest lists {name:?} but the bundle does not hold it"),
+            )
+        })?;
+        let actual = sha256_hex(content);
+        if &actual != expected {
+            return Err(BundleError::new(
+                Rule::HashMismatch,
+                format!("{name:?} has SHA-256 {actual}, the manifest says {expected}"),
+            ));
+        }
+    }
+    Ok(Opened {
+        manifest,
+        manifest_bytes,
+        signer_chain,
+        files: entries,
+        sha256: sha256_hex(bytes),
+    })
+}
+
+/// Every entry's content, read through caps: the sizes a zip declares are
+/// never trusted, only the bytes that come out of the decompressor.
+fn read_entries(bytes: &[u8], limits: &Limits) -> Result<BTreeMap<String, Vec<u8>>, BundleError> {
+    let listed = central::entries(bytes, limits.max_entries)?;
+    let damaged =
+        |e: &dyn std::fmt::Display| BundleError::new(Rule::NotABundle, format!("damaged zip: {e}"));
+    let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| damaged(&e))?;
+    if archive.len() != listed.len() {
+        return Err(damaged(
+            &"the zip reader and the central directory disagree",
+        ));
+    }
+    let mut out = BTreeMap::new();
+    let mut total: u64 = 0;
+    for (index, entry) in listed.into_iter().enumerate() {
+        let mut file = archive.by_index(index).map_err(|e| damaged(&e))?;
+        if file.name_raw() != entry.raw_name.as_slice() {
+            return Err(damaged(
+                &"the zip reader and the central directory disagree",
+            ));
+        }
+        let room = limits
+            .max_entry_bytes
+            .min(limits.max_total_bytes.saturating_sub(total));
+        let mut content = Vec::new();
+        (&mut file)
+            .take(room.saturating_add(1))
+            .read_to_end(&mut content)
+            .map_err(|e| damaged(&format_args!("{:?}: {e}", entry.name)))?;
+        let read = content.len() as u64;
+        if read > limits.max_entry_bytes {
+            return Err(BundleError::new(
+                Rule::TooLarge,
+                format!(
+                    "{:?} expands to more than {} bytes (a zip bomb, or not a bundle)",
+                    entry.name, limits.max_entry_bytes
+                ),
+            ));
+        }
+        if read > room {
+            return Err(BundleError::new(
+                Rule::TooLarge,
+                format!(
+                    "the entries expand to more than {} bytes in total",
+                    limits.max_total_bytes
+                ),
+            ));
+        }
+        // Checked only after reading: a header that lies is a damaged (or
+        // crafted) zip that other unzip tools would treat differently.
+        if read != file.size() {
+            return Err(damaged(&format_args!(
+                "{:?} declares {} bytes but holds {read}",
+                entry.name,
+                file.size()
+            )));
+        }
+        total += read;
+        out.insert(entry.name, content);
+    }
+    Ok(out)
+}
+
+fn verify_signature(leaf: &X509, message: &[u8], signature: &[u8]) -> Result<(), BundleError> {
+    let bad = |detail: String| BundleError::new(Rule::BadSignature, detail);
+    let key = leaf
+        .public_key()
+        .map_err(|e| bad(format!("the signer certificate's key is unreadable: {e}")))?;
+    let is_p256 = key
+        .ec_key()
+        .ok()
+        .and_then(|ec| ec.group().curve_name())
+        .is_some_and(|nid| nid == openssl::nid::Nid::X9_62_PRIME256V1);
+    if !is_p256 {
+        return Err(bad("the signer key is not ECDSA P-256".into()));
+    }
+    let valid = openssl::sign::Verifier::new(MessageDigest::sha256(), &key)
+        .and_then(|mut v| v.verify_oneshot(signature, message))
+        .unwrap_or(false);
+    if valid {
+        Ok(())
+    } else {
+        Err(bad(format!(
+            "{SIGNATURE_FILE} is not a signature of {MANIFEST_FILE} by the key of {SIGNER_FILE} \
+             (the manifest was changed, or signed by someone else)"
+        )))
+    }
+}
