@@ -421,3 +421,24 @@ fn the_running_server_applies_what_is_dropped_into_the_import_folder() {
     wait_for("the completed bundle to be applied", || applied.exists());
     assert_eq!(a.compliance("Lab", ESS)["available"], 7);
 }
+
+#[test]
+fn a_revoked_satellite_is_refused_with_a_reason_and_nothing_changes_at_the_cloud() {
+    let cloud = cloud();
+    let a = satellite_named("site-a");
+    register_satellite(&cloud, &a, "site-a", "Lab");
+    let usage = path_of(&a.cli_ok(&["export", "--json"]));
+    let revoked = json_of(&cloud.cli_ok(&["satellite", "revoke", "site-a", "--json"]));
+    assert_eq!(revoked["status"], "REVOKED");
+    let before = snapshot(&cloud);
+    let out = cloud.cli(&["process", arg(&usage)]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("revoked"), "{stderr}");
+    assert_eq!(before, snapshot(&cloud));
+    // A satellite cannot process, and the cloud cannot import.
+    let wrong = a.cli(&["process", arg(&usage)]);
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("cloud"));
+    let wrong = cloud.cli(&["export"]);
+    assert!(!wrong.status.success());
+}
