@@ -51,14 +51,16 @@ pub struct InitArgs {
     pub sn: String,
     #[arg(long)]
     pub hostname: String,
-    /// Base URL of the device API, e.g. https://satellite.example:4443.
+    /// The device API as an IOS router is given it: https://HOST/SmartTransport,
+    /// https://HOST/Transportgateway/services/DeviceRequestHandler (Call Home), or just https://HOST:PORT.
     #[arg(long)]
     pub url: String,
     /// The CA certificate (PEM) to trust for the server; nothing else is trusted.
     #[arg(long)]
     pub ca: PathBuf,
-    #[arg(long, value_enum, default_value = "smart")]
-    pub transport: TransportKind,
+    /// Default: the one the URL's path names, else smart.
+    #[arg(long, value_enum)]
+    pub transport: Option<TransportKind>,
     /// HTTP CONNECT proxy, e.g. http://proxy.example:3128.
     #[arg(long)]
     pub proxy: Option<String>,
@@ -91,8 +93,9 @@ pub struct FleetArgs {
     /// The count each router requests.
     #[arg(long, default_value_t = 1)]
     pub count_each: u32,
-    #[arg(long, value_enum, default_value = "smart")]
-    pub transport: TransportKind,
+    /// Default: the one the URL's path names, else smart.
+    #[arg(long, value_enum)]
+    pub transport: Option<TransportKind>,
     #[arg(long)]
     pub proxy: Option<String>,
     #[arg(long, default_value = "N540-24Z8Q2C-M")]
@@ -151,7 +154,7 @@ mod tests {
         assert!(matches!(
             cli.command,
             Top::Init(InitArgs {
-                transport: TransportKind::Callhome,
+                transport: Some(TransportKind::Callhome),
                 ..
             })
         ));

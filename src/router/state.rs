@@ -53,15 +53,49 @@ pub enum TransportKind {
     Callhome,
 }
 
+impl TransportKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            TransportKind::Smart => "smart",
+            TransportKind::Callhome => "callhome",
+        }
+    }
+
+    /// Where the device API takes this transport's messages.
+    pub fn standard_path(self) -> &'static str {
+        match self {
+            TransportKind::Smart => SMART_PATH,
+            TransportKind::Callhome => crate::callhome::PATH,
+        }
+    }
+}
+
+/// The Smart Transport endpoint's path (DESIGN §7).
+pub const SMART_PATH: &str = "/SmartTransport";
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Endpoint {
-    /// Base URL of the device API, without a trailing slash.
+    /// Scheme and authority of the device API, without a trailing slash.
     pub url: String,
+    /// A non-standard path to post to; `None` is the transport's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
     pub transport: TransportKind,
     #[serde(default)]
     pub proxy: Option<String>,
     /// The only trust anchor for the server's certificate.
     pub ca_pem: String,
+}
+
+impl Endpoint {
+    /// The URL every message is posted to.
+    pub fn post_url(&self) -> String {
+        let path = self
+            .path
+            .as_deref()
+            .unwrap_or(self.transport.standard_path());
+        format!("{}{path}", self.url)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -434,6 +468,7 @@ pub(crate) mod tests {
             "r1".into(),
             Endpoint {
                 url: "https://127.0.0.1:4443".into(),
+                path: None,
                 transport: TransportKind::Smart,
                 proxy: None,
                 ca_pem: "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n".into(),

@@ -17,6 +17,11 @@ struct Router<'a> {
 
 impl<'a> Router<'a> {
     fn init(server: &'a Server, sn: &str, extra: &[&str]) -> Self {
+        Self::init_at(server, sn, &server.device_url, extra)
+    }
+
+    /// `init` with the URL given as written, e.g. with a path.
+    fn init_at(server: &'a Server, sn: &str, url: &str, extra: &[&str]) -> Self {
         let router = Router {
             server,
             state: server.dir.path().join(format!("{sn}.json")),
@@ -32,7 +37,7 @@ impl<'a> Router<'a> {
             "--hostname",
             sn,
             "--url",
-            &server.device_url,
+            url,
         ];
         args.extend(["--ca", ca.to_str().expect("utf8 path")]);
         args.extend_from_slice(extra);
@@ -155,6 +160,69 @@ fn the_emulator_registers_and_shows_its_status_like_ios() {
         stats.contains("Msg Subtype") && stats.contains("DEREGISTRATION"),
         "{stats}"
     );
+}
+
+#[test]
+fn routers_take_the_url_an_ios_router_is_given() {
+    let server = Server::start();
+    let smart = format!("{}/SmartTransport", server.device_url);
+    let router = Router::init_at(&server, "URLSMART", &smart, &[]);
+    router.ok(&[
+        "license",
+        "smart",
+        "register",
+        "idtoken",
+        &server.token("Default", &[]),
+    ]);
+    assert!(router
+        .words("show license status")
+        .contains("Status: REGISTERED"));
+    assert_eq!(router.state()["endpoint"]["transport"], "smart");
+
+    let call_home = format!(
+        "{}/Transportgateway/services/DeviceRequestHandler",
+        server.device_url
+    );
+    let router = Router::init_at(&server, "URLCALLHOME", &call_home, &[]);
+    assert_eq!(router.state()["endpoint"]["transport"], "callhome");
+    router.ok(&[
+        "license",
+        "smart",
+        "register",
+        "idtoken",
+        &server.token("Default", &[]),
+    ]);
+    router.words("license request ESS-AC-10G-RTU-1 1");
+    let stats = router.words("show call-home smart-licensing statistics");
+    let entitlement = row(&stats, "ENTITLEMENT");
+    assert!(
+        entitlement[1] != "0" && entitlement[2] == "0",
+        "sent and answered: {stats}"
+    );
+
+    // A path that names one transport refuses the other.
+    let out = Router {
+        server: &server,
+        state: server.dir.path().join("contradiction.json"),
+        at: None,
+    }
+    .run(&[
+        "init",
+        "--pid",
+        "P",
+        "--sn",
+        "S",
+        "--hostname",
+        "h",
+        "--url",
+        &smart,
+        "--ca",
+        server.ca_path().to_str().expect("utf8"),
+        "--transport",
+        "callhome",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("contradicts"));
 }
 
 #[test]
