@@ -173,7 +173,7 @@ impl<'a> Agent<'a> {
         // their certificate, and a key that outlived a revoked certificate
         // (deregistration, replacement) is not reused.
         let key = identity::new_key().map_err(|e| AgentError::Local(e.to_string()))?;
-        let cn = format!("{}:{}", self.state.udi.pid, self.state.udi.sn);
+        let cn = self.state.udi.key();
         let csr = identity::csr(&key, &cn).map_err(|e| AgentError::Local(e.to_string()))?;
         let message = wire::registration(&self.state.udi, token, &self.state.hostname, &csr);
         let key_for_check = key.clone();
@@ -303,7 +303,7 @@ impl<'a> Agent<'a> {
     pub fn renew_id(&mut self) -> Result<(), AgentError> {
         let old = self.identity()?;
         let pending = self.pending_identity()?;
-        let cn = format!("{}:{}", self.state.udi.pid, self.state.udi.sn);
+        let cn = self.state.udi.key();
         let csr = identity::csr(&pending.key_pem, &cn).map_err(|e| {
             // An unusable pending key would block every later renewal.
             self.state.pending_identity = None;

@@ -301,7 +301,7 @@ fn render(state: &State, what: &Show, now: OffsetDateTime, reply: &mut Reply) {
     reply.json = Some(match what {
         Show::Statistics => serde_json::to_value(&state.stats).unwrap_or(Value::Null),
         Show::Udi => json!({"pid": state.udi.pid, "sn": state.udi.sn,
-            "udi": format!("{}:{}", state.udi.pid, state.udi.sn), "text": state.udi.to_string()}),
+            "udi": state.udi.key(), "text": state.udi.to_string()}),
         Show::Interfaces => serde_json::to_value(&state.fcm.ports).unwrap_or(Value::Null),
         _ => show::status_json(state, now),
     });

@@ -121,11 +121,13 @@ impl DeviceUrl {
         ca_pem: String,
     ) -> Result<Endpoint, String> {
         let transport = match (transport, self.transport) {
-            (Some(chosen), Some(named)) if chosen != named => return Err(format!(
+            (Some(chosen), Some(named)) if chosen != named => {
+                return Err(format!(
                 "--transport {} contradicts --url, whose path is the {} endpoint; drop one of them",
                 chosen.name(),
                 named.name()
-            )),
+            ))
+            }
             (Some(t), _) | (None, Some(t)) => t,
             (None, None) => TransportKind::Smart,
         };

@@ -291,7 +291,7 @@ pub fn all(state: &State, now: OffsetDateTime) -> String {
 /// `show license udi`.
 pub fn udi(state: &State) -> String {
     let u = &state.udi;
-    let key = format!("{}:{}", u.pid, u.sn);
+    let key = u.key();
     format!(
         "{:<8}{:<20}{:<16}{}\n{}\n{:<8}{:<20}{:<16}{}\n\nUDI: {}\n",
         "SlotID",

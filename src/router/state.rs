@@ -38,9 +38,16 @@ impl Udi {
     }
 }
 
+impl Udi {
+    /// `PID:SN`.
+    pub fn key(&self) -> String {
+        crate::domain::udi::key(&self.pid, &self.sn)
+    }
+}
+
 impl std::fmt::Display for Udi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "PID:{},SN:{}", self.pid, self.sn)
+        f.write_str(&crate::domain::udi::text(&self.pid, &self.sn))
     }
 }
 
