@@ -213,6 +213,7 @@ impl<'a> Agent<'a> {
             next_renewal: answer.next_renewal(),
             expires: answer.expires(),
             last_renewal: None,
+            export_controlled: answer.export_controlled,
         });
         self.state.last_registration_failure = None;
         self.state.authorization = None;
@@ -264,10 +265,10 @@ impl<'a> Agent<'a> {
             Ok((auth, answer_id)) => {
                 self.lines.push(format!(
                     "%SMART_LIC-6-AUTH_RENEW_SUCCESS: Authorization with the Smart Licensing server: State={} on {}",
-                    super::show::words(&auth.status),
-                    date(auth.authorized_at)
+                    super::show::words(&auth.authorization.status),
+                    date(auth.authorization.authorized_at)
                 ));
-                for e in &auth.entitlements {
+                for e in &auth.authorization.entitlements {
                     self.lines.push(format!(
                         "Entitlement {} Mode {} Count {}",
                         e.tag,
@@ -275,7 +276,20 @@ impl<'a> Agent<'a> {
                         e.count
                     ));
                 }
-                self.state.authorization = Some(auth);
+                // The satellite may have moved this instance to another
+                // virtual account; its answers say where it is now.
+                if let (Some(va), Some(reg)) =
+                    (&auth.virtual_account, self.state.registration.as_mut())
+                {
+                    if *va != reg.virtual_account {
+                        self.lines.push(format!(
+                            "%SMART_LIC-6-VA_CHANGED: The product instance is now in virtual account {va} (was {})",
+                            reg.virtual_account
+                        ));
+                        reg.virtual_account = va.clone();
+                    }
+                }
+                self.state.authorization = Some(auth.authorization);
                 self.state.last_communication = Some(Attempt::ok(self.now));
                 self.state.report_pending = false;
                 self.acknowledge(&answer_id);
@@ -332,6 +346,9 @@ impl<'a> Agent<'a> {
                     reg.next_renewal = answer.next_renewal();
                     reg.expires = answer.expires();
                     reg.last_renewal = Some(Attempt::ok(self.now));
+                    if answer.export_controlled.is_some() {
+                        reg.export_controlled = answer.export_controlled;
+                    }
                 }
                 self.lines.push(format!(
                     "%SMART_LIC-6-ID_CERT_RENEW_SUCCESS: Identity certificate renewed; next renewal attempt {}, registration expires {}",
@@ -441,7 +458,7 @@ fn answer_unknown(error: &SendError) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::router::state::tests::sample;
     use serde_json::json;
@@ -477,7 +494,7 @@ mod tests {
             "next_communication": "2030-01-31T00:00:00Z", "deadline": "2030-04-01T00:00:00Z"}})
     }
 
-    fn registered_state() -> State {
+    pub fn registered_state() -> State {
         let mut s = sample();
         s.key_pem = identity::new_key().unwrap();
         s.registration = Some(Registration {
@@ -490,6 +507,7 @@ mod tests {
             next_renewal: now(),
             expires: now(),
             last_renewal: None,
+            export_controlled: None,
         });
         s.requests.insert("T".into(), 1);
         s

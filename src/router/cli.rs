@@ -12,7 +12,7 @@ use std::path::PathBuf;
     about = "An emulated IOS XR router with a Smart Licensing agent, a real client of the satellite's device API",
     after_help = GRAMMAR,
     after_long_help = GRAMMAR,
-    override_usage = "satellite-router [-s STATE] [--json] init --pid PID --sn SN --hostname H --url URL --ca CA.pem [--transport smart|callhome] [--proxy URL]\n       satellite-router [-s STATE] [--json] <DEVICE COMMAND WORDS>...\n       satellite-router fleet --count N --url URL --ca CA.pem --token T"
+    override_usage = "satellite-router [-s STATE] [--json] init --pid PID --sn SN --hostname H --url URL --ca CA.pem [--transport smart|callhome] [--proxy URL]\n       satellite-router [-s STATE] [--json] <DEVICE COMMAND WORDS>...\n       satellite-router [-s STATE] run [--interval SECONDS]\n       satellite-router fleet --count N --url URL --ca CA.pem --token T"
 )]
 pub struct Cli {
     /// The router's state file (identity, registration, configuration).
@@ -36,6 +36,8 @@ pub enum Top {
     Init(InitArgs),
     /// Drive many simulated routers at once (load test).
     Fleet(FleetArgs),
+    /// Run the agent as a long-lived process: renewals and collections fire by themselves.
+    Run(RunArgs),
     /// A device command, as words: `license smart register idtoken T`.
     #[command(external_subcommand)]
     Words(Vec<String>),
@@ -67,6 +69,13 @@ pub struct InitArgs {
     /// Replace an existing state file (the old key and registration are lost).
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Longest sleep between two rounds, in seconds (each round re-reads the state file).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub interval: u64,
 }
 
 #[derive(Debug, Args)]

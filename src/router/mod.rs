@@ -4,7 +4,8 @@
 //! One job per module: `state` (the state file), `client` (transport),
 //! `wire` (messages), `agent` (what the agent does), `timers` (what time
 //! changes), `fcm` (Flexible Consumption arithmetic), `show` (rendering),
-//! `stats` (Call Home statistics), `commands` (the word grammar), `fleet`
+//! `stats` (Call Home statistics), `commands` (the word grammar), `daemon`
+//! (the long-lived agent), `fleet`
 //! (load tool), `times` (range checks on outside times). Time is read only
 //! from `Clock::from_env()`.
 
@@ -12,6 +13,7 @@ pub mod agent;
 pub mod cli;
 pub mod client;
 pub mod commands;
+pub mod daemon;
 pub mod eval;
 pub mod fcm;
 pub mod fleet;
@@ -66,6 +68,14 @@ pub fn run(cli: Cli) -> Outcome {
     match cli.command {
         Top::Init(args) => init(&args, &cli.state, cli.json, &clock),
         Top::Fleet(args) => fleet_command(&args, cli.json, &clock),
+        Top::Run(args) => {
+            let error = daemon::run(
+                &cli.state,
+                &clock,
+                std::time::Duration::from_secs(args.interval),
+            );
+            Outcome::failed(EXIT_FAILED, error)
+        }
         Top::Words(words) => {
             let (words, state, json) = global_options_after(words, cli.state, cli.json);
             device_command(&words, &state, json, &clock)

@@ -147,6 +147,10 @@ pub struct Registration {
     pub expires: OffsetDateTime,
     #[serde(default)]
     pub last_renewal: Option<Attempt>,
+    /// Whether the registration token allowed export-controlled
+    /// functionality; `None` (an older server) is shown as allowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export_controlled: Option<bool>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -199,6 +203,10 @@ pub struct PendingIdentity {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
     pub version: u32,
+    /// `license smart enable` (the default) or `no license smart enable`:
+    /// disabled, the agent sends nothing at all.
+    #[serde(default = "enabled_by_default")]
+    pub enabled: bool,
     pub udi: Udi,
     pub hostname: String,
     pub endpoint: Endpoint,
@@ -229,6 +237,10 @@ pub struct State {
     pub stats: Stats,
 }
 
+fn enabled_by_default() -> bool {
+    true
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error("{path}: no router state here; create it with `satellite-router -s {path} init --pid PID --sn SN --hostname H --url URL --ca CA.pem`")]
@@ -250,6 +262,7 @@ impl State {
     pub fn new(udi: Udi, hostname: String, endpoint: Endpoint, key_pem: String) -> Self {
         Self {
             version: STATE_VERSION,
+            enabled: true,
             udi,
             hostname,
             endpoint,
@@ -533,6 +546,7 @@ pub(crate) mod tests {
             next_renewal: time::macros::datetime!(2030-06-30 0:00 UTC),
             expires: time::macros::datetime!(2031-01-01 0:00 UTC),
             last_renewal: None,
+            export_controlled: None,
         });
         good.save(&path).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
