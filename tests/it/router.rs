@@ -563,6 +563,38 @@ fn a_router_left_alone_for_a_year_renews_by_itself_and_never_loses_its_registrat
 }
 
 #[test]
+fn a_router_whose_clock_jumps_a_year_keeps_its_registration() {
+    let (server, token) = Server::cloud_with_lab("10");
+    let mut router = Router::init(&server, "JUMP", &[]);
+    router.ok(&["license", "smart", "register", "idtoken", &token]);
+    router.words("license request ESS-AC-10G-RTU-1 1");
+    // Only the router's clock moves; the satellite still has it authorized.
+    let later = server.clock.now() + time::Duration::days(366);
+    router.at = Some(
+        later
+            .format(&time::format_description::well_known::Rfc3339)
+            .expect("format"),
+    );
+    let status = router.words("show license status");
+    assert!(
+        status.contains("Registration:\n  Status: REGISTERED"),
+        "{status}"
+    );
+    let state = router.state();
+    assert!(state["registration"].is_object(), "{state}");
+    assert_eq!(
+        state["registration"]["last_renewal"]["succeeded"], true,
+        "the overdue identity renewal fired instead: {state}"
+    );
+    let status = router.words("show license status");
+    assert!(
+        status.contains("Registration:\n  Status: REGISTERED"),
+        "{status}"
+    );
+    assert_eq!(satellite_status(&server), "AUTHORIZED");
+}
+
+#[test]
 fn the_run_agent_renews_by_itself() {
     let (server, token) = Server::cloud_with_lab("10");
     let router = Router::init(&server, "AGENT", &[]);
