@@ -33,6 +33,7 @@ pub struct Jobs {
 pub struct RunOutcome {
     pub compliance_changes: usize,
     pub authorizations_expired: usize,
+    pub grace_periods_expired: usize,
     pub periodic_reports: usize,
     pub usage_snapshots: usize,
 }
@@ -62,7 +63,10 @@ impl Jobs {
                     )?;
                     transitions.extend(pool::evaluate(c, &catalog, va_id, &va_name, &[tag], now)?);
                 }
-                outcome.authorizations_expired = record_expired_authorizations(c, last, now)?;
+                (
+                    outcome.authorizations_expired,
+                    outcome.grace_periods_expired,
+                ) = record_expired_authorizations(c, last, now)?;
                 messages::prune(c, now - ANSWER_RETENTION)?;
                 let last_utc = Utc.timestamp_opt(last, 0).single();
                 let due = last_utc
@@ -116,10 +120,10 @@ impl Jobs {
 /// Instances whose communication deadline passed in `(after, now]` are
 /// AUTHORIZATION_EXPIRED from now on, and those whose grace period ended
 /// then are GRACE_PERIOD_EXPIRED: one event at each deadline. Either way
-/// they still count until removed. Returns how many lapsed.
-fn record_expired_authorizations(c: &Connection, after: i64, now: i64) -> Result<usize> {
-    let mut lapsed = 0;
-    for (offset, kind, status, severity, consequence) in [
+/// they still count until removed. Returns how many lapsed at each deadline.
+fn record_expired_authorizations(c: &Connection, after: i64, now: i64) -> Result<(usize, usize)> {
+    let mut lapsed = [0; 2];
+    for (i, (offset, kind, status, severity, consequence)) in [
         (
             0,
             "authorization_expired",
@@ -134,7 +138,10 @@ fn record_expired_authorizations(c: &Connection, after: i64, now: i64) -> Result
             Severity::Major,
             "its grace period is over; its licenses stay in use until it renews or is removed (`satellite instance remove` releases them)",
         ),
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let expired = instances::deadline_passed_between(c, offset, after, now)?;
         for instance in &expired {
             let udi = instance.udi.to_string();
@@ -154,7 +161,7 @@ fn record_expired_authorizations(c: &Connection, after: i64, now: i64) -> Result
                 },
             )?;
         }
-        lapsed += expired.len();
+        lapsed[i] = expired.len();
     }
-    Ok(lapsed)
+    Ok((lapsed[0], lapsed[1]))
 }

@@ -425,21 +425,22 @@ fn a_silent_instance_expires_then_leaves_its_grace_period_with_an_event_at_each_
     let start = server.clock.now();
     let step = |days: i64| {
         server.clock.set(start + time::Duration::days(days));
-        server.jobs.run_due().expect("jobs");
+        let run = server.jobs.run_due().expect("jobs");
+        (run.authorizations_expired, run.grace_periods_expired)
     };
-    step(89);
+    assert_eq!(step(89), (0, 0));
     assert_eq!(status(), "AUTHORIZED");
     assert_eq!(events("authorization_expired"), 0);
-    step(90);
+    assert_eq!(step(90), (1, 0));
     assert_eq!(status(), "AUTHORIZATION_EXPIRED");
     assert_eq!(events("authorization_expired"), 1);
-    step(179);
+    assert_eq!(step(179), (0, 0));
     assert_eq!(status(), "AUTHORIZATION_EXPIRED", "in the grace period");
     assert_eq!(events("grace_period_expired"), 0);
-    step(180);
+    assert_eq!(step(180), (0, 1));
     assert_eq!(status(), "GRACE_PERIOD_EXPIRED");
     assert_eq!(events("grace_period_expired"), 1);
-    step(200);
+    assert_eq!(step(200), (0, 0));
     assert_eq!(
         (
             events("authorization_expired"),
