@@ -8,6 +8,7 @@ use super::identity;
 use super::show::date;
 use super::state::{Attempt, PendingIdentity, Registration, State};
 use super::stats::MsgType;
+use super::timers;
 use super::wire::{self, Message};
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -197,6 +198,7 @@ impl<'a> Agent<'a> {
                 });
             }
         };
+        let server_now = id_answer_time(&answer);
         // Time in evaluation stops here.
         self.state.eval.account(self.now);
         self.state.eval.set_in_use(false, self.now);
@@ -209,9 +211,9 @@ impl<'a> Agent<'a> {
             instance_id: answer.instance_id.clone(),
             account: answer.account.clone(),
             virtual_account: answer.virtual_account.clone(),
-            initial: answer.initial(),
-            next_renewal: answer.next_renewal(),
-            expires: answer.expires(),
+            initial: timers::on_device_clock(answer.initial(), server_now, self.now),
+            next_renewal: timers::on_device_clock(answer.next_renewal(), server_now, self.now),
+            expires: timers::on_device_clock(answer.expires(), server_now, self.now),
             last_renewal: None,
             export_controlled: answer.export_controlled,
         });
@@ -224,7 +226,7 @@ impl<'a> Agent<'a> {
             self.state.udi,
             answer.account,
             answer.virtual_account,
-            date(answer.next_renewal())
+            date(self.state.registration.as_ref().map_or(answer.next_renewal(), |r| r.next_renewal))
         ));
         self.acknowledge(&answer_id);
         if authorize {
@@ -262,7 +264,13 @@ impl<'a> Agent<'a> {
             &message,
             wire::parse_authorization,
         ) {
-            Ok((auth, answer_id)) => {
+            Ok((mut auth, answer_id)) => {
+                let a = &mut auth.authorization;
+                let server_now = a.authorized_at;
+                a.authorized_at = timers::on_device_clock(a.authorized_at, server_now, self.now);
+                a.next_communication =
+                    timers::on_device_clock(a.next_communication, server_now, self.now);
+                a.deadline = timers::on_device_clock(a.deadline, server_now, self.now);
                 self.lines.push(format!(
                     "%SMART_LIC-6-AUTH_RENEW_SUCCESS: Authorization with the Smart Licensing server: State={} on {}",
                     super::show::words(&auth.authorization.status),
@@ -334,6 +342,10 @@ impl<'a> Agent<'a> {
         });
         match result {
             Ok((answer, answer_id)) => {
+                let server_now = id_answer_time(&answer);
+                let next_renewal =
+                    timers::on_device_clock(answer.next_renewal(), server_now, self.now);
+                let expires = timers::on_device_clock(answer.expires(), server_now, self.now);
                 self.state.key_pem = key;
                 self.state.pending_identity = None;
                 if let Some(reg) = self.state.registration.as_mut() {
@@ -342,9 +354,9 @@ impl<'a> Agent<'a> {
                     reg.instance_id = answer.instance_id.clone();
                     reg.account = answer.account.clone();
                     reg.virtual_account = answer.virtual_account.clone();
-                    reg.initial = answer.initial();
-                    reg.next_renewal = answer.next_renewal();
-                    reg.expires = answer.expires();
+                    // `initial` stays: the registration it dates is the same one.
+                    reg.next_renewal = next_renewal;
+                    reg.expires = expires;
                     reg.last_renewal = Some(Attempt::ok(self.now));
                     if answer.export_controlled.is_some() {
                         reg.export_controlled = answer.export_controlled;
@@ -352,8 +364,8 @@ impl<'a> Agent<'a> {
                 }
                 self.lines.push(format!(
                     "%SMART_LIC-6-ID_CERT_RENEW_SUCCESS: Identity certificate renewed; next renewal attempt {}, registration expires {}",
-                    date(answer.next_renewal()),
-                    date(answer.expires())
+                    date(next_renewal),
+                    date(expires)
                 ));
                 self.acknowledge(&answer_id);
                 Ok(())
@@ -444,6 +456,15 @@ impl<'a> Agent<'a> {
         }
         counts
     }
+}
+
+/// The server's "now" when it answered REGISTRATION or RENEW id: it sets
+/// the next renewal 180 days ahead.
+fn id_answer_time(answer: &wire::IdAnswer) -> OffsetDateTime {
+    answer
+        .next_renewal()
+        .checked_sub(timers::RENEW_ID_AFTER)
+        .unwrap_or(answer.next_renewal())
 }
 
 /// Whether the server may have issued a certificate we never saw: nothing
