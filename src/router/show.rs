@@ -612,6 +612,9 @@ pub fn status_json(state: &State, now: OffsetDateTime) -> Value {
         authorization["next_communication"] = json!(rfc3339(a.next_communication));
         authorization["deadline"] = json!(rfc3339(a.deadline));
     }
+    if let AuthView::Expired { grace_end, .. } | AuthView::GraceExpired { at: grace_end } = &view {
+        authorization["grace_period_ends"] = json!(rfc3339(*grace_end));
+    }
     if !state.is_registered() {
         authorization["evaluation_remaining_seconds"] =
             json!(state.eval.remaining().whole_seconds());
@@ -758,6 +761,12 @@ License Authorization:
         );
         assert!(!out.contains("Grace Period Remaining"), "{out}");
         assert_eq!(usage(&s, after)[0].status, "GRACE PERIOD EXPIRED");
+        let json = status_json(&s, after);
+        assert_eq!(json["authorization"]["status"], "GRACE PERIOD EXPIRED");
+        assert_eq!(
+            json["authorization"]["grace_period_ends"],
+            "2023-11-06T15:40:51Z"
+        );
         assert!(summary(&s, after).contains("GRACE PERIOD EXPIRED"));
     }
 
