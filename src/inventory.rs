@@ -166,7 +166,7 @@ pub fn release(
     let tags = tags_of(c, instance)?;
     certificates::revoke_for_instance(c, instance.id, now, why)?;
     instances::delete(c, instance.id)?;
-    let udi = format!("PID:{},SN:{}", instance.pid, instance.sn);
+    let udi = instance.udi().to_string();
     events::record(
         c,
         now,
@@ -236,7 +236,7 @@ pub fn move_instance(
         )));
     }
     let transitions = move_usage(c, catalog, &instance, target.id, &target.name, now)?;
-    let udi = format!("PID:{},SN:{}", instance.pid, instance.sn);
+    let udi = instance.udi().to_string();
     events::record(
         c,
         now,

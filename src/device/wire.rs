@@ -180,6 +180,10 @@ pub struct IdentityAnswer<'a> {
     pub instance_id: &'a str,
     pub account: &'a str,
     pub virtual_account: &'a str,
+    /// On REGISTRATION: whether the token allows export-controlled
+    /// functionality, which the device keeps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub export_controlled: Option<bool>,
     pub udi: &'a Udi,
     pub registration: RegistrationTimes,
 }

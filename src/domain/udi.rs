@@ -10,6 +10,18 @@ pub struct Udi {
 
 const MAX_LEN: usize = 64;
 
+/// `PID:N540-24Z8Q2C-M,SN:FOC2104R0XX`: how IOS writes a UDI, and how
+/// events, reports, listings and the emulator show it.
+pub fn text(pid: &str, sn: &str) -> String {
+    format!("PID:{pid},SN:{sn}")
+}
+
+/// `N540-24Z8Q2C-M:FOC2104R0XX`: the short form operators type to name an
+/// instance, the key answers are stored under, and `show license udi`'s column.
+pub fn key(pid: &str, sn: &str) -> String {
+    format!("{pid}:{sn}")
+}
+
 impl Udi {
     /// Checks both parts; on failure names the field (`udi.pid` or `udi.sn`).
     pub fn check(&self) -> Result<(), (&'static str, String)> {
@@ -35,14 +47,14 @@ impl Udi {
 
     /// `PID:SN`, the key under which the instance is stored and shown.
     pub fn key(&self) -> String {
-        format!("{}:{}", self.pid, self.sn)
+        key(&self.pid, &self.sn)
     }
 }
 
 impl std::fmt::Display for Udi {
     /// Written as IOS does: `PID:N540-24Z8Q2C-M,SN:FOC2104R0XX`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "PID:{},SN:{}", self.pid, self.sn)
+        f.write_str(&text(&self.pid, &self.sn))
     }
 }
 

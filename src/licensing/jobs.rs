@@ -7,7 +7,7 @@ use super::{pool, Notifier};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::store::events::{NewEvent, Severity};
-use crate::store::{events, licenses, messages, settings, Store};
+use crate::store::{events, instances, licenses, messages, settings, Store};
 use chrono::{TimeZone, Utc};
 use rusqlite::Connection;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,6 +33,7 @@ pub struct Jobs {
 pub struct RunOutcome {
     pub compliance_changes: usize,
     pub authorizations_expired: usize,
+    pub grace_periods_expired: usize,
     pub periodic_reports: usize,
     pub usage_snapshots: usize,
 }
@@ -62,7 +63,10 @@ impl Jobs {
                     )?;
                     transitions.extend(pool::evaluate(c, &catalog, va_id, &va_name, &[tag], now)?);
                 }
-                outcome.authorizations_expired = record_expired_authorizations(c, last, now)?;
+                (
+                    outcome.authorizations_expired,
+                    outcome.grace_periods_expired,
+                ) = record_expired_authorizations(c, last, now)?;
                 messages::prune(c, now - ANSWER_RETENTION)?;
                 let last_utc = Utc.timestamp_opt(last, 0).single();
                 let due = last_utc
@@ -113,36 +117,51 @@ impl Jobs {
     }
 }
 
-/// Instances whose communication deadline passed in `(after, now]`: they are
-/// AUTHORIZATION_EXPIRED from now on (and still count until removed).
-fn record_expired_authorizations(c: &Connection, after: i64, now: i64) -> Result<usize> {
-    let mut stmt = c.prepare_cached(
-        "SELECT p.pid, p.sn, p.hostname, va.name, p.last_contact_at FROM product_instances p
-         JOIN virtual_accounts va ON va.id = p.virtual_account_id
-         WHERE p.deadline > ?1 AND p.deadline <= ?2",
-    )?;
-    let expired: Vec<(String, String, Option<String>, String, i64)> = stmt
-        .query_map([after, now], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    for (pid, sn, hostname, va, last_contact) in &expired {
-        let udi = format!("PID:{pid},SN:{sn}");
-        events::record(
-            c,
-            now,
-            NewEvent {
-                kind: "authorization_expired",
-                severity: Severity::Minor,
-                virtual_account: Some(va),
-                subject: Some(&udi),
-                message: format!(
-                    "product instance {udi} ({}) has not communicated since {}: AUTHORIZATION_EXPIRED; its licenses stay in use until it renews or is removed",
-                    hostname.as_deref().unwrap_or("no hostname"),
-                    crate::clock::rfc3339(*last_contact)
-                ),
-            },
-        )?;
+/// Instances whose communication deadline passed in `(after, now]` are
+/// AUTHORIZATION_EXPIRED from now on, and those whose grace period ended
+/// then are GRACE_PERIOD_EXPIRED: one event at each deadline. Either way
+/// they still count until removed. Returns how many lapsed at each deadline.
+fn record_expired_authorizations(c: &Connection, after: i64, now: i64) -> Result<(usize, usize)> {
+    let mut lapsed = [0; 2];
+    for (i, (offset, kind, status, severity, consequence)) in [
+        (
+            0,
+            "authorization_expired",
+            "AUTHORIZATION_EXPIRED",
+            Severity::Minor,
+            "it is in its 90-day grace period; its licenses stay in use until it renews or is removed",
+        ),
+        (
+            super::rules::GRACE_PERIOD,
+            "grace_period_expired",
+            "GRACE_PERIOD_EXPIRED",
+            Severity::Major,
+            "its grace period is over; its licenses stay in use until it renews or is removed (`satellite instance remove` releases them)",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let expired = instances::deadline_passed_between(c, offset, after, now)?;
+        for instance in &expired {
+            let udi = instance.udi.to_string();
+            events::record(
+                c,
+                now,
+                NewEvent {
+                    kind,
+                    severity,
+                    virtual_account: Some(&instance.virtual_account),
+                    subject: Some(&udi),
+                    message: format!(
+                        "product instance {udi} ({}) has not communicated since {}: {status}; {consequence}",
+                        instance.hostname.as_deref().unwrap_or("no hostname"),
+                        crate::clock::rfc3339(instance.last_contact_at)
+                    ),
+                },
+            )?;
+        }
+        lapsed[i] = expired.len();
     }
-    Ok(expired.len())
+    Ok((lapsed[0], lapsed[1]))
 }

@@ -97,8 +97,16 @@ pub fn authorize(
         entitlements.push((tag.to_string(), count, status));
     }
     let overall = rules::overall(entitlements.iter().map(|e| e.2));
-    let (next_communication, deadline) =
-        instances::record_authorization(c, instance.id, overall.as_str(), now)?;
+    let next_communication = now + rules::NEXT_COMMUNICATION;
+    let deadline = now + rules::COMMUNICATION_DEADLINE;
+    instances::record_authorization(
+        c,
+        instance.id,
+        overall.as_str(),
+        now,
+        next_communication,
+        deadline,
+    )?;
     Ok(Authorization {
         overall,
         entitlements,

@@ -113,7 +113,7 @@ pub fn generate(
                 .map(|(tag, count, status)| EntitlementUsage { tag, count, status })
                 .collect();
             inventory.push(InstanceUsage {
-                udi: format!("PID:{},SN:{}", instance.pid, instance.sn),
+                udi: instance.udi().to_string(),
                 hostname: instance.hostname.clone(),
                 virtual_account: instance.virtual_account.clone(),
                 status: instance.status(now).to_string(),

@@ -1,12 +1,20 @@
 //! The entitlement rules of DESIGN §5 and §6 as plain functions.
 
+use crate::store::instances::{Instance, InstanceView};
 use serde::Serialize;
 
 pub const DAY: i64 = 86_400;
 /// After each successful ENTITLEMENT/RENEW the device comes back within 30 days…
 pub const NEXT_COMMUNICATION: i64 = 30 * DAY;
-/// …and is AUTHORIZATION_EXPIRED if silent for 90.
+/// …and is AUTHORIZATION_EXPIRED if silent for 90…
 pub const COMMUNICATION_DEADLINE: i64 = 90 * DAY;
+/// …then GRACE_PERIOD_EXPIRED after 90 more (DESIGN §5).
+pub const GRACE_PERIOD: i64 = 90 * DAY;
+
+/// When the grace period that follows a communication deadline ends.
+pub fn grace_end(deadline: i64) -> i64 {
+    deadline.saturating_add(GRACE_PERIOD)
+}
 
 /// Status of one entitlement of one product instance, in the device API's words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -26,6 +34,52 @@ impl EntitlementStatus {
             Self::Invalid => "INVALID",
             Self::AuthorizationExpired => "AUTHORIZATION_EXPIRED",
         }
+    }
+
+    /// Reads a stored word back; `None` for a word this version never writes.
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            Self::Authorized,
+            Self::OutOfCompliance,
+            Self::Invalid,
+            Self::AuthorizationExpired,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+}
+
+/// Status of one product instance (DESIGN §5), in the device API's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum InstanceStatus {
+    /// Registered, never authorized yet.
+    Registered,
+    Authorized,
+    OutOfCompliance,
+    Invalid,
+    /// Silent past its communication deadline: in the grace period.
+    AuthorizationExpired,
+    /// Silent past the grace period too; still counted until removed.
+    GracePeriodExpired,
+}
+
+impl InstanceStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Registered => "REGISTERED",
+            Self::Authorized => "AUTHORIZED",
+            Self::OutOfCompliance => "OUT_OF_COMPLIANCE",
+            Self::Invalid => "INVALID",
+            Self::AuthorizationExpired => "AUTHORIZATION_EXPIRED",
+            Self::GracePeriodExpired => "GRACE_PERIOD_EXPIRED",
+        }
+    }
+}
+
+impl std::fmt::Display for InstanceStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -93,16 +147,44 @@ pub fn overall(statuses: impl IntoIterator<Item = EntitlementStatus>) -> Entitle
     result
 }
 
-/// An instance silent past its deadline is AUTHORIZATION_EXPIRED; it still
-/// counts against its pools until it is removed.
+/// REGISTERED until the first authorization; then, silent past the
+/// deadline, AUTHORIZATION_EXPIRED and after the grace period
+/// GRACE_PERIOD_EXPIRED (either way it still counts against its pools until
+/// removed); OUT_OF_COMPLIANCE while a pool it uses is short, whoever pushed
+/// it short; INVALID if its last request named an unknown tag; else AUTHORIZED.
 pub fn instance_status(
-    stored: EntitlementStatus,
+    last: Option<EntitlementStatus>,
     deadline: Option<i64>,
+    short: bool,
     now: i64,
-) -> EntitlementStatus {
+) -> InstanceStatus {
+    let Some(last) = last else {
+        return InstanceStatus::Registered;
+    };
     match deadline {
-        Some(deadline) if now >= deadline => EntitlementStatus::AuthorizationExpired,
-        _ => stored,
+        Some(deadline) if now >= grace_end(deadline) => InstanceStatus::GracePeriodExpired,
+        Some(deadline) if now >= deadline => InstanceStatus::AuthorizationExpired,
+        _ if short => InstanceStatus::OutOfCompliance,
+        _ if last == EntitlementStatus::Invalid => InstanceStatus::Invalid,
+        _ => InstanceStatus::Authorized,
+    }
+}
+
+// The store keeps an instance's facts; its status is a rule, so it is
+// derived here (the store does not know the rules).
+impl Instance {
+    pub fn status(&self, now: i64) -> InstanceStatus {
+        // A stored word this version does not know still means it was answered.
+        let last = self
+            .authorization_status
+            .as_deref()
+            .map(|s| EntitlementStatus::parse(s).unwrap_or(EntitlementStatus::Authorized));
+        instance_status(last, self.deadline, self.short, now)
+    }
+
+    /// What listings print and scripts read.
+    pub fn view(&self, now: i64) -> InstanceView {
+        self.facts_view(self.status(now).as_str())
     }
 }
 
@@ -156,13 +238,27 @@ mod tests {
     }
 
     #[test]
-    fn silence_past_the_deadline_expires_authorization() {
-        assert_eq!(instance_status(Authorized, Some(100), 99), Authorized);
+    fn silence_past_the_deadline_expires_authorization_then_the_grace_period() {
+        use InstanceStatus as I;
+        let d = 100 * DAY;
+        let status = |last, short, now| instance_status(last, Some(d), short, now);
+        assert_eq!(instance_status(None, None, false, d), I::Registered);
+        assert_eq!(status(Some(Authorized), false, d - 1), I::Authorized);
+        assert_eq!(status(Some(Authorized), true, d - 1), I::OutOfCompliance);
+        assert_eq!(status(Some(Invalid), false, d - 1), I::Invalid);
+        assert_eq!(status(Some(OutOfCompliance), false, d - 1), I::Authorized);
+        assert_eq!(status(Some(Authorized), true, d), I::AuthorizationExpired);
         assert_eq!(
-            instance_status(Authorized, Some(100), 100),
-            AuthorizationExpired
+            status(Some(Authorized), false, d + GRACE_PERIOD - 1),
+            I::AuthorizationExpired
         );
-        assert_eq!(instance_status(OutOfCompliance, None, 100), OutOfCompliance);
+        assert_eq!(
+            status(Some(Authorized), false, d + GRACE_PERIOD),
+            I::GracePeriodExpired
+        );
+        assert_eq!(grace_end(i64::MAX), i64::MAX, "no overflow");
+        assert_eq!(EntitlementStatus::parse("INVALID"), Some(Invalid));
+        assert_eq!(EntitlementStatus::parse("nope"), None);
     }
 
     #[test]

@@ -8,6 +8,7 @@ use super::identity;
 use super::show::date;
 use super::state::{Attempt, PendingIdentity, Registration, State};
 use super::stats::MsgType;
+use super::timers;
 use super::wire::{self, Message};
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -173,7 +174,7 @@ impl<'a> Agent<'a> {
         // their certificate, and a key that outlived a revoked certificate
         // (deregistration, replacement) is not reused.
         let key = identity::new_key().map_err(|e| AgentError::Local(e.to_string()))?;
-        let cn = format!("{}:{}", self.state.udi.pid, self.state.udi.sn);
+        let cn = self.state.udi.key();
         let csr = identity::csr(&key, &cn).map_err(|e| AgentError::Local(e.to_string()))?;
         let message = wire::registration(&self.state.udi, token, &self.state.hostname, &csr);
         let key_for_check = key.clone();
@@ -197,6 +198,7 @@ impl<'a> Agent<'a> {
                 });
             }
         };
+        let server_now = id_answer_time(&answer);
         // Time in evaluation stops here.
         self.state.eval.account(self.now);
         self.state.eval.set_in_use(false, self.now);
@@ -209,10 +211,11 @@ impl<'a> Agent<'a> {
             instance_id: answer.instance_id.clone(),
             account: answer.account.clone(),
             virtual_account: answer.virtual_account.clone(),
-            initial: answer.initial(),
-            next_renewal: answer.next_renewal(),
-            expires: answer.expires(),
+            initial: timers::on_device_clock(answer.initial(), server_now, self.now),
+            next_renewal: timers::on_device_clock(answer.next_renewal(), server_now, self.now),
+            expires: timers::on_device_clock(answer.expires(), server_now, self.now),
             last_renewal: None,
+            export_controlled: answer.export_controlled,
         });
         self.state.last_registration_failure = None;
         self.state.authorization = None;
@@ -223,7 +226,7 @@ impl<'a> Agent<'a> {
             self.state.udi,
             answer.account,
             answer.virtual_account,
-            date(answer.next_renewal())
+            date(self.state.registration.as_ref().map_or(answer.next_renewal(), |r| r.next_renewal))
         ));
         self.acknowledge(&answer_id);
         if authorize {
@@ -261,13 +264,19 @@ impl<'a> Agent<'a> {
             &message,
             wire::parse_authorization,
         ) {
-            Ok((auth, answer_id)) => {
+            Ok((mut auth, answer_id)) => {
+                let a = &mut auth.authorization;
+                let server_now = a.authorized_at;
+                a.authorized_at = timers::on_device_clock(a.authorized_at, server_now, self.now);
+                a.next_communication =
+                    timers::on_device_clock(a.next_communication, server_now, self.now);
+                a.deadline = timers::on_device_clock(a.deadline, server_now, self.now);
                 self.lines.push(format!(
                     "%SMART_LIC-6-AUTH_RENEW_SUCCESS: Authorization with the Smart Licensing server: State={} on {}",
-                    super::show::words(&auth.status),
-                    date(auth.authorized_at)
+                    super::show::words(&auth.authorization.status),
+                    date(auth.authorization.authorized_at)
                 ));
-                for e in &auth.entitlements {
+                for e in &auth.authorization.entitlements {
                     self.lines.push(format!(
                         "Entitlement {} Mode {} Count {}",
                         e.tag,
@@ -275,7 +284,20 @@ impl<'a> Agent<'a> {
                         e.count
                     ));
                 }
-                self.state.authorization = Some(auth);
+                // The satellite may have moved this instance to another
+                // virtual account; its answers say where it is now.
+                if let (Some(va), Some(reg)) =
+                    (&auth.virtual_account, self.state.registration.as_mut())
+                {
+                    if *va != reg.virtual_account {
+                        self.lines.push(format!(
+                            "%SMART_LIC-6-VA_CHANGED: The product instance is now in virtual account {va} (was {})",
+                            reg.virtual_account
+                        ));
+                        reg.virtual_account = va.clone();
+                    }
+                }
+                self.state.authorization = Some(auth.authorization);
                 self.state.last_communication = Some(Attempt::ok(self.now));
                 self.state.report_pending = false;
                 self.acknowledge(&answer_id);
@@ -303,7 +325,7 @@ impl<'a> Agent<'a> {
     pub fn renew_id(&mut self) -> Result<(), AgentError> {
         let old = self.identity()?;
         let pending = self.pending_identity()?;
-        let cn = format!("{}:{}", self.state.udi.pid, self.state.udi.sn);
+        let cn = self.state.udi.key();
         let csr = identity::csr(&pending.key_pem, &cn).map_err(|e| {
             // An unusable pending key would block every later renewal.
             self.state.pending_identity = None;
@@ -320,6 +342,10 @@ impl<'a> Agent<'a> {
         });
         match result {
             Ok((answer, answer_id)) => {
+                let server_now = id_answer_time(&answer);
+                let next_renewal =
+                    timers::on_device_clock(answer.next_renewal(), server_now, self.now);
+                let expires = timers::on_device_clock(answer.expires(), server_now, self.now);
                 self.state.key_pem = key;
                 self.state.pending_identity = None;
                 if let Some(reg) = self.state.registration.as_mut() {
@@ -328,15 +354,18 @@ impl<'a> Agent<'a> {
                     reg.instance_id = answer.instance_id.clone();
                     reg.account = answer.account.clone();
                     reg.virtual_account = answer.virtual_account.clone();
-                    reg.initial = answer.initial();
-                    reg.next_renewal = answer.next_renewal();
-                    reg.expires = answer.expires();
+                    // `initial` stays: the registration it dates is the same one.
+                    reg.next_renewal = next_renewal;
+                    reg.expires = expires;
                     reg.last_renewal = Some(Attempt::ok(self.now));
+                    if answer.export_controlled.is_some() {
+                        reg.export_controlled = answer.export_controlled;
+                    }
                 }
                 self.lines.push(format!(
                     "%SMART_LIC-6-ID_CERT_RENEW_SUCCESS: Identity certificate renewed; next renewal attempt {}, registration expires {}",
-                    date(answer.next_renewal()),
-                    date(answer.expires())
+                    date(next_renewal),
+                    date(expires)
                 ));
                 self.acknowledge(&answer_id);
                 Ok(())
@@ -429,6 +458,15 @@ impl<'a> Agent<'a> {
     }
 }
 
+/// The server's "now" when it answered REGISTRATION or RENEW id: it sets
+/// the next renewal 180 days ahead.
+fn id_answer_time(answer: &wire::IdAnswer) -> OffsetDateTime {
+    answer
+        .next_renewal()
+        .checked_sub(timers::RENEW_ID_AFTER)
+        .unwrap_or(answer.next_renewal())
+}
+
 /// Whether the server may have issued a certificate we never saw: nothing
 /// came back, or it failed in a way worth retrying. Any other answer
 /// settles the renewal, so the pending key goes.
@@ -441,7 +479,7 @@ fn answer_unknown(error: &SendError) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::router::state::tests::sample;
     use serde_json::json;
@@ -477,7 +515,7 @@ mod tests {
             "next_communication": "2030-01-31T00:00:00Z", "deadline": "2030-04-01T00:00:00Z"}})
     }
 
-    fn registered_state() -> State {
+    pub fn registered_state() -> State {
         let mut s = sample();
         s.key_pem = identity::new_key().unwrap();
         s.registration = Some(Registration {
@@ -490,6 +528,7 @@ mod tests {
             next_renewal: now(),
             expires: now(),
             last_renewal: None,
+            export_controlled: None,
         });
         s.requests.insert("T".into(), 1);
         s

@@ -12,7 +12,7 @@ use std::path::PathBuf;
     about = "An emulated IOS XR router with a Smart Licensing agent, a real client of the satellite's device API",
     after_help = GRAMMAR,
     after_long_help = GRAMMAR,
-    override_usage = "satellite-router [-s STATE] [--json] init --pid PID --sn SN --hostname H --url URL --ca CA.pem [--transport smart|callhome] [--proxy URL]\n       satellite-router [-s STATE] [--json] <DEVICE COMMAND WORDS>...\n       satellite-router fleet --count N --url URL --ca CA.pem --token T"
+    override_usage = "satellite-router [-s STATE] [--json] init --pid PID --sn SN --hostname H --url URL --ca CA.pem [--transport smart|callhome] [--proxy URL]\n       satellite-router [-s STATE] [--json] <DEVICE COMMAND WORDS>...\n       satellite-router [-s STATE] run [--interval SECONDS]\n       satellite-router fleet --count N --url URL --ca CA.pem --token T"
 )]
 pub struct Cli {
     /// The router's state file (identity, registration, configuration).
@@ -36,6 +36,8 @@ pub enum Top {
     Init(InitArgs),
     /// Drive many simulated routers at once (load test).
     Fleet(FleetArgs),
+    /// Run the agent as a long-lived process: renewals and collections fire by themselves.
+    Run(RunArgs),
     /// A device command, as words: `license smart register idtoken T`.
     #[command(external_subcommand)]
     Words(Vec<String>),
@@ -51,20 +53,29 @@ pub struct InitArgs {
     pub sn: String,
     #[arg(long)]
     pub hostname: String,
-    /// Base URL of the device API, e.g. https://satellite.example:4443.
+    /// The device API as an IOS router is given it: https://HOST/SmartTransport,
+    /// https://HOST/Transportgateway/services/DeviceRequestHandler (Call Home), or just https://HOST:PORT.
     #[arg(long)]
     pub url: String,
     /// The CA certificate (PEM) to trust for the server; nothing else is trusted.
     #[arg(long)]
     pub ca: PathBuf,
-    #[arg(long, value_enum, default_value = "smart")]
-    pub transport: TransportKind,
+    /// Default: the one the URL's path names, else smart.
+    #[arg(long, value_enum)]
+    pub transport: Option<TransportKind>,
     /// HTTP CONNECT proxy, e.g. http://proxy.example:3128.
     #[arg(long)]
     pub proxy: Option<String>,
     /// Replace an existing state file (the old key and registration are lost).
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Longest sleep between two rounds, in seconds (each round re-reads the state file).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub interval: u64,
 }
 
 #[derive(Debug, Args)]
@@ -91,8 +102,9 @@ pub struct FleetArgs {
     /// The count each router requests.
     #[arg(long, default_value_t = 1)]
     pub count_each: u32,
-    #[arg(long, value_enum, default_value = "smart")]
-    pub transport: TransportKind,
+    /// Default: the one the URL's path names, else smart.
+    #[arg(long, value_enum)]
+    pub transport: Option<TransportKind>,
     #[arg(long)]
     pub proxy: Option<String>,
     #[arg(long, default_value = "N540-24Z8Q2C-M")]
@@ -151,7 +163,7 @@ mod tests {
         assert!(matches!(
             cli.command,
             Top::Init(InitArgs {
-                transport: TransportKind::Callhome,
+                transport: Some(TransportKind::Callhome),
                 ..
             })
         ));

@@ -188,12 +188,12 @@ fn exchange(
     let json = message.to_string();
     let response = match endpoint.transport {
         TransportKind::Smart => agent
-            .post(&format!("{}/SmartTransport", endpoint.url))
+            .post(&endpoint.post_url())
             .set("Content-Type", "application/json")
             .set("Accept", "application/json")
             .send_string(&json),
         TransportKind::Callhome => {
-            let url = format!("{}{}", endpoint.url, callhome::PATH);
+            let url = endpoint.post_url();
             let id = message
                 .get("message_id")
                 .and_then(Value::as_str)

@@ -20,6 +20,7 @@ Device commands (words after the global options):
   license smart register idtoken TOKEN [force]
   license smart renew auth|id
   license smart deregister
+  [no] license smart enable            (disabled, the agent sends nothing)
   [no] license smart flexible-consumption enable
   license request TAG COUNT            (COUNT 0 removes the demand)
   license release TAG
@@ -62,6 +63,8 @@ pub enum Command {
     RenewAuth,
     RenewId,
     Deregister,
+    /// `license smart enable` / `no license smart enable`.
+    Enable(bool),
     FlexibleConsumption(bool),
     Request {
         tag: String,
@@ -161,6 +164,8 @@ pub fn parse(words: &[String]) -> Result<Command, String> {
         ["license", "smart", "renew", "auth"] => Command::RenewAuth,
         ["license", "smart", "renew", "id"] => Command::RenewId,
         ["license", "smart", "deregister"] => Command::Deregister,
+        ["license", "smart", "enable"] => Command::Enable(true),
+        ["no", "license", "smart", "enable"] => Command::Enable(false),
         ["license", "smart", "flexible-consumption", "enable"] => {
             Command::FlexibleConsumption(true)
         }
@@ -267,12 +272,11 @@ pub fn execute(
     link: &mut dyn Link,
     save: Checkpoint<'_>,
 ) -> Reply {
-    let mut reply = Reply {
-        lines: timers::settle(state, now),
-        ..Reply::default()
-    };
+    timers::settle(state, now);
+    let reply = Reply::default();
     let reply = match command {
         Command::Show(what) => {
+            let mut reply = background(state, now, link, save, reply);
             render(state, what, now, &mut reply);
             reply
         }
@@ -283,6 +287,27 @@ pub fn execute(
         | Command::PlatformCheck => network(state, command, now, link, save, reply),
         _ => configure(state, command, now, link, save, reply),
     };
+    timers::settle(state, now);
+    reply
+}
+
+/// Before a `show`: the timers that came due, as a running agent would
+/// have fired them. What the agent logged goes to stderr (a console
+/// message), so the `show` output stays what it is.
+fn background(
+    state: &mut State,
+    now: OffsetDateTime,
+    link: &mut dyn Link,
+    save: Checkpoint<'_>,
+    mut reply: Reply,
+) -> Reply {
+    let mut agent = Agent::new(state, link, now).with_checkpoint(save);
+    let caught_up = timers::catch_up(&mut agent);
+    reply.warnings.append(&mut agent.lines);
+    reply.warnings.append(&mut agent.warnings);
+    if let Err(e) = caught_up {
+        reply.warnings.push(format!("automatic {e}"));
+    }
     timers::settle(state, now);
     reply
 }
@@ -301,7 +326,7 @@ fn render(state: &State, what: &Show, now: OffsetDateTime, reply: &mut Reply) {
     reply.json = Some(match what {
         Show::Statistics => serde_json::to_value(&state.stats).unwrap_or(Value::Null),
         Show::Udi => json!({"pid": state.udi.pid, "sn": state.udi.sn,
-            "udi": format!("{}:{}", state.udi.pid, state.udi.sn), "text": state.udi.to_string()}),
+            "udi": state.udi.key(), "text": state.udi.to_string()}),
         Show::Interfaces => serde_json::to_value(&state.fcm.ports).unwrap_or(Value::Null),
         _ => show::status_json(state, now),
     });
@@ -318,6 +343,11 @@ fn network(
     save: Checkpoint<'_>,
     mut reply: Reply,
 ) -> Reply {
+    let wants_server = !matches!(command, Command::PlatformCheck);
+    if !state.enabled && wants_server {
+        return reply
+            .fail("Smart Licensing is DISABLED; enable it with `license smart enable` first");
+    }
     let mut agent = Agent::new(state, link, now).with_checkpoint(save);
     // A renewal left pending may have replaced the certificate on the
     // server: finish it before the old one is presented again.
@@ -363,7 +393,12 @@ fn network(
                 ))
             } else {
                 agent.collect();
-                if agent.state.is_registered() {
+                if !agent.state.enabled {
+                    agent.lines.push(
+                        "license platform check: collected; Smart Licensing is DISABLED, so nothing was reported".into(),
+                    );
+                    Ok(())
+                } else if agent.state.is_registered() {
                     agent.authorize(AuthKind::Entitlement)
                 } else {
                     agent.lines.push(
@@ -375,6 +410,13 @@ fn network(
         }
         _ => Ok(()),
     };
+    // Other timers that came due (an ID renewal beside an explicit
+    // authorization renewal, say) fire too.
+    if result.is_ok() && !matches!(command, Command::Deregister) {
+        if let Err(e) = timers::catch_up(&mut agent) {
+            agent.warnings.push(format!("automatic {e}"));
+        }
+    }
     reply.lines.append(&mut agent.lines);
     reply.warnings.append(&mut agent.warnings);
     match result {
@@ -425,6 +467,21 @@ fn apply(
     lines: &mut Vec<String>,
 ) -> Result<(), String> {
     match command {
+        Command::Enable(enable) => {
+            if state.enabled == *enable {
+                lines.push(format!(
+                    "Smart Licensing is already {}",
+                    if *enable { "ENABLED" } else { "DISABLED" }
+                ));
+            } else {
+                state.enabled = *enable;
+                lines.push(if *enable {
+                    "Smart Licensing is ENABLED; the agent catches up with what came due".into()
+                } else {
+                    "Smart Licensing is DISABLED: no communication with the licensing server until `license smart enable`".into()
+                });
+            }
+        }
         Command::FlexibleConsumption(true) => {
             if state.fcm.enabled {
                 lines.push("Flexible Consumption licensing is already enabled".into());
@@ -686,7 +743,7 @@ mod tests {
     }
 
     #[test]
-    fn shows_never_send() {
+    fn shows_send_nothing_when_no_timer_is_due() {
         let mut s = sample();
         s.requests.insert("T".into(), 1);
         struct Panicky;

@@ -152,12 +152,7 @@ pub fn run(args: &FleetArgs, clock: &Clock) -> Result<Summary, String> {
     if let Some(p) = &args.proxy {
         super::client::check_proxy(p)?;
     }
-    let endpoint = Endpoint {
-        url,
-        transport: args.transport,
-        proxy: args.proxy.clone(),
-        ca_pem,
-    };
+    let endpoint = url.endpoint(args.transport, args.proxy.clone(), ca_pem)?;
     let prefix = args.sn_prefix.clone().unwrap_or_else(|| {
         let random = uuid::Uuid::new_v4()
             .simple()

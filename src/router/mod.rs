@@ -4,7 +4,8 @@
 //! One job per module: `state` (the state file), `client` (transport),
 //! `wire` (messages), `agent` (what the agent does), `timers` (what time
 //! changes), `fcm` (Flexible Consumption arithmetic), `show` (rendering),
-//! `stats` (Call Home statistics), `commands` (the word grammar), `fleet`
+//! `stats` (Call Home statistics), `commands` (the word grammar), `daemon`
+//! (the long-lived agent), `fleet`
 //! (load tool), `times` (range checks on outside times). Time is read only
 //! from `Clock::from_env()`.
 
@@ -12,6 +13,7 @@ pub mod agent;
 pub mod cli;
 pub mod client;
 pub mod commands;
+pub mod daemon;
 pub mod eval;
 pub mod fcm;
 pub mod fleet;
@@ -27,7 +29,7 @@ use crate::clock::Clock;
 use cli::{Cli, InitArgs, Top};
 use client::HttpLink;
 use serde_json::json;
-use state::{Endpoint, State, Udi};
+use state::{Endpoint, State, TransportKind, Udi};
 use std::path::Path;
 
 /// Exit code for a failed operation (refused, unreachable, bad state).
@@ -66,6 +68,14 @@ pub fn run(cli: Cli) -> Outcome {
     match cli.command {
         Top::Init(args) => init(&args, &cli.state, cli.json, &clock),
         Top::Fleet(args) => fleet_command(&args, cli.json, &clock),
+        Top::Run(args) => {
+            let error = daemon::run(
+                &cli.state,
+                &clock,
+                std::time::Duration::from_secs(args.interval),
+            );
+            Outcome::failed(EXIT_FAILED, error)
+        }
         Top::Words(words) => {
             let (words, state, json) = global_options_after(words, cli.state, cli.json);
             device_command(&words, &state, json, &clock)
@@ -98,16 +108,83 @@ fn global_options_after(
     (kept, state, json)
 }
 
-/// Normalises a device API base URL: HTTPS, no trailing slash.
-pub fn check_url(url: &str) -> Result<String, String> {
-    let url = url.trim().trim_end_matches('/');
-    let host = url.strip_prefix("https://").unwrap_or("");
-    if host.is_empty() || host.contains(char::is_whitespace) {
-        return Err(format!(
-            "--url {url:?}: expected the device API's base URL, e.g. https://satellite.example:4443"
-        ));
+/// Where the device API is, read from a URL as an IOS router is given it:
+/// `https://host/SmartTransport`, `https://host/Transportgateway/services/DeviceRequestHandler`,
+/// another path (posted to as it is), or just `https://host:port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceUrl {
+    /// Scheme and authority, without a trailing slash.
+    pub base: String,
+    /// A path that is not one of the two standard ones.
+    pub path: Option<String>,
+    /// The transport the standard path names.
+    pub transport: Option<TransportKind>,
+}
+
+impl DeviceUrl {
+    /// The endpoint for `transport` (an explicit choice), checked against
+    /// the one the URL's path names.
+    pub fn endpoint(
+        self,
+        transport: Option<TransportKind>,
+        proxy: Option<String>,
+        ca_pem: String,
+    ) -> Result<Endpoint, String> {
+        let transport = match (transport, self.transport) {
+            (Some(chosen), Some(named)) if chosen != named => {
+                return Err(format!(
+                "--transport {} contradicts --url, whose path is the {} endpoint; drop one of them",
+                chosen.name(),
+                named.name()
+            ))
+            }
+            (Some(t), _) | (None, Some(t)) => t,
+            (None, None) => TransportKind::Smart,
+        };
+        Ok(Endpoint {
+            url: self.base,
+            path: self.path,
+            transport,
+            proxy,
+            ca_pem,
+        })
     }
-    Ok(url.to_string())
+}
+
+/// Checks a device API URL: HTTPS, a host, and an optional path.
+pub fn check_url(url: &str) -> Result<DeviceUrl, String> {
+    let trimmed = url.trim();
+    let bad = || {
+        format!(
+            "--url {trimmed:?}: expected the device API's URL, e.g. https://satellite.example/SmartTransport, \
+             https://satellite.example/Transportgateway/services/DeviceRequestHandler or https://satellite.example:4443"
+        )
+    };
+    let rest = trimmed.strip_prefix("https://").ok_or_else(bad)?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let path = path.trim_end_matches('/');
+    if authority.is_empty()
+        || trimmed.contains(char::is_whitespace)
+        || trimmed.contains(['?', '#'])
+        || authority.contains('@')
+    {
+        return Err(bad());
+    }
+    let base = format!("https://{authority}");
+    let (path, transport) = match path {
+        "" => (None, None),
+        p if p.eq_ignore_ascii_case(state::SMART_PATH) => (None, Some(TransportKind::Smart)),
+        p if p.eq_ignore_ascii_case(crate::callhome::PATH) => (None, Some(TransportKind::Callhome)),
+        p => (Some(p.to_string()), None),
+    };
+    Ok(DeviceUrl {
+        base,
+        path,
+        transport,
+    })
 }
 
 /// Checks that a file holds CA certificates rustls accepts as roots.
@@ -144,12 +221,7 @@ fn init(args: &InitArgs, path: &Path, json: bool, clock: &Clock) -> Outcome {
             client::check_proxy(p)?;
         }
         let key = identity::new_key().map_err(|e| e.to_string())?;
-        let endpoint = Endpoint {
-            url,
-            transport: args.transport,
-            proxy: args.proxy.clone(),
-            ca_pem,
-        };
+        let endpoint = url.endpoint(args.transport, args.proxy.clone(), ca_pem)?;
         let mut state = State::new(udi, hostname.to_string(), endpoint, key);
         timers::settle(&mut state, clock.now());
         state.create(path, args.force).map_err(|e| e.to_string())?;
@@ -158,13 +230,10 @@ fn init(args: &InitArgs, path: &Path, json: bool, clock: &Clock) -> Outcome {
     match result {
         Err(e) => Outcome::failed(EXIT_FAILED, format!("init: {e}")),
         Ok(state) => {
-            let transport = match state.endpoint.transport {
-                state::TransportKind::Smart => "smart",
-                state::TransportKind::Callhome => "callhome",
-            };
+            let transport = state.endpoint.transport.name();
             let stdout = if json {
                 json!({"state": path.display().to_string(), "udi": state.udi.to_string(),
-                    "hostname": state.hostname, "url": state.endpoint.url, "transport": transport})
+                    "hostname": state.hostname, "url": state.endpoint.post_url(), "transport": transport})
                 .to_string()
                     + "\n"
             } else {
@@ -174,7 +243,7 @@ fn init(args: &InitArgs, path: &Path, json: bool, clock: &Clock) -> Outcome {
                     state.udi,
                     state.hostname,
                     path.display(),
-                    state.endpoint.url,
+                    state.endpoint.post_url(),
                     state
                         .endpoint
                         .proxy
@@ -304,8 +373,47 @@ mod tests {
 
     #[test]
     fn urls_must_be_https() {
-        assert_eq!(check_url("https://h:4443/").unwrap(), "https://h:4443");
+        assert_eq!(check_url("https://h:4443/").unwrap().base, "https://h:4443");
         assert!(check_url("http://h:4443").is_err());
         assert!(check_url("https://").is_err());
+        assert!(check_url("https:///SmartTransport").is_err());
+    }
+
+    #[test]
+    fn a_url_as_ios_is_given_it_picks_the_transport() {
+        let url = check_url("https://sat.example/SmartTransport").unwrap();
+        assert_eq!(
+            url,
+            DeviceUrl {
+                base: "https://sat.example".into(),
+                path: None,
+                transport: Some(TransportKind::Smart)
+            }
+        );
+        let url =
+            check_url("https://sat.example:4443/Transportgateway/services/DeviceRequestHandler/")
+                .unwrap();
+        assert_eq!(url.transport, Some(TransportKind::Callhome));
+        let endpoint = url.clone().endpoint(None, None, "ca".into()).unwrap();
+        assert_eq!(
+            endpoint.post_url(),
+            "https://sat.example:4443/Transportgateway/services/DeviceRequestHandler"
+        );
+        let err = url
+            .endpoint(Some(TransportKind::Smart), None, "ca".into())
+            .unwrap_err();
+        assert!(err.contains("contradicts"), "{err}");
+        // Any other path is where the messages go, with the chosen transport.
+        let endpoint = check_url("https://sat.example/lab/sl")
+            .unwrap()
+            .endpoint(Some(TransportKind::Callhome), None, "ca".into())
+            .unwrap();
+        assert_eq!(endpoint.post_url(), "https://sat.example/lab/sl");
+        assert_eq!(endpoint.transport, TransportKind::Callhome);
+        let endpoint = check_url("https://h:1")
+            .unwrap()
+            .endpoint(None, None, "ca".into())
+            .unwrap();
+        assert_eq!(endpoint.post_url(), "https://h:1/SmartTransport");
     }
 }

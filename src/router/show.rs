@@ -67,10 +67,17 @@ pub enum AuthView {
     EvalExpired {
         at: Option<OffsetDateTime>,
     },
+    /// `no license smart enable`: the agent is off.
+    Disabled,
     /// Registered, no authorization answer yet.
     Waiting,
+    /// Past the communication deadline: the grace period runs until `grace_end`.
     Expired {
         deadline: OffsetDateTime,
+        grace_end: OffsetDateTime,
+    },
+    GraceExpired {
+        at: OffsetDateTime,
     },
     Current {
         status: String,
@@ -78,7 +85,13 @@ pub enum AuthView {
     },
 }
 
+/// After the communication deadline, 90 more days of grace (DESIGN §5).
+pub const GRACE_PERIOD: time::Duration = time::Duration::days(90);
+
 pub fn auth_view(state: &State, now: OffsetDateTime) -> AuthView {
+    if !state.enabled {
+        return AuthView::Disabled;
+    }
     if !state.is_registered() {
         return if state.eval.is_expired() {
             AuthView::EvalExpired {
@@ -92,9 +105,19 @@ pub fn auth_view(state: &State, now: OffsetDateTime) -> AuthView {
     }
     match &state.authorization {
         None => AuthView::Waiting,
-        Some(a) if now >= a.deadline => AuthView::Expired {
-            deadline: a.deadline,
-        },
+        Some(a) if now >= a.deadline => {
+            // Stored deadlines are range-checked, so this only saturates
+            // at the end of the calendar.
+            let grace_end = a.deadline.checked_add(GRACE_PERIOD).unwrap_or(a.deadline);
+            if now >= grace_end {
+                AuthView::GraceExpired { at: grace_end }
+            } else {
+                AuthView::Expired {
+                    deadline: a.deadline,
+                    grace_end,
+                }
+            }
+        }
         Some(a) => AuthView::Current {
             status: words(&a.status),
             at: a.authorized_at,
@@ -110,10 +133,12 @@ impl AuthView {
                 format!("EVALUATION PERIOD EXPIRED on {}", date(*at))
             }
             AuthView::EvalExpired { at: None } => "EVALUATION PERIOD EXPIRED".into(),
+            AuthView::Disabled => "DISABLED".into(),
             AuthView::Waiting => "WAITING".into(),
-            AuthView::Expired { deadline } => {
+            AuthView::Expired { deadline, .. } => {
                 format!("AUTHORIZATION EXPIRED on {}", date(*deadline))
             }
+            AuthView::GraceExpired { at } => format!("GRACE PERIOD EXPIRED on {}", date(*at)),
             AuthView::Current { status, at } => format!("{status} on {}", date(*at)),
         }
     }
@@ -123,8 +148,10 @@ impl AuthView {
         match self {
             AuthView::Eval { .. } => "EVAL MODE".into(),
             AuthView::EvalExpired { .. } => "EVALUATION PERIOD EXPIRED".into(),
+            AuthView::Disabled => "DISABLED".into(),
             AuthView::Waiting => "WAITING".into(),
             AuthView::Expired { .. } => "AUTHORIZATION EXPIRED".into(),
+            AuthView::GraceExpired { .. } => "GRACE PERIOD EXPIRED".into(),
             AuthView::Current { status, .. } => status.clone(),
         }
     }
@@ -163,10 +190,11 @@ fn registration_section(state: &State) -> String {
             let _ = write!(
                 out,
                 "  Status: REGISTERED\n  Smart Account: {}\n  Virtual Account: {}\n  \
-                 Export-Controlled Functionality: ALLOWED\n  Initial Registration: SUCCEEDED on {}\n  \
+                 Export-Controlled Functionality: {}\n  Initial Registration: SUCCEEDED on {}\n  \
                  Last Renewal Attempt: {}\n",
                 r.account,
                 r.virtual_account,
+                export_controlled(r.export_controlled),
                 date(r.initial),
                 attempt(&r.last_renewal)
             );
@@ -182,9 +210,33 @@ fn registration_section(state: &State) -> String {
     out
 }
 
+/// `Export-Controlled Functionality:` as the token decided it.
+pub fn export_controlled(allowed: Option<bool>) -> &'static str {
+    if allowed.unwrap_or(true) {
+        "ALLOWED"
+    } else {
+        "NOT ALLOWED"
+    }
+}
+
+fn smart_licensing(state: &State) -> &'static str {
+    if state.enabled {
+        "Smart Licensing is ENABLED"
+    } else {
+        "Smart Licensing is DISABLED"
+    }
+}
+
 fn authorization_section(state: &State, now: OffsetDateTime) -> String {
     let view = auth_view(state, now);
     let mut out = format!("License Authorization:\n  Status: {}\n", view.line());
+    if let AuthView::Expired { grace_end, .. } = &view {
+        let _ = writeln!(
+            out,
+            "  Grace Period Remaining: {}",
+            format_remaining(*grace_end - now)
+        );
+    }
     match &view {
         AuthView::Eval { remaining } => {
             let _ = writeln!(
@@ -193,7 +245,7 @@ fn authorization_section(state: &State, now: OffsetDateTime) -> String {
                 format_remaining(*remaining)
             );
         }
-        AuthView::EvalExpired { .. } => {}
+        AuthView::EvalExpired { .. } | AuthView::Disabled => {}
         _ => {
             let _ = writeln!(
                 out,
@@ -217,7 +269,8 @@ fn authorization_section(state: &State, now: OffsetDateTime) -> String {
 /// `show license status`.
 pub fn status(state: &State, now: OffsetDateTime) -> String {
     format!(
-        "Smart Licensing is ENABLED\n\n{}\n{}",
+        "{}\n\n{}\n{}",
+        smart_licensing(state),
         registration_section(state),
         authorization_section(state, now)
     )
@@ -291,7 +344,7 @@ pub fn all(state: &State, now: OffsetDateTime) -> String {
 /// `show license udi`.
 pub fn udi(state: &State) -> String {
     let u = &state.udi;
-    let key = format!("{}:{}", u.pid, u.sn);
+    let key = u.key();
     format!(
         "{:<8}{:<20}{:<16}{}\n{}\n{:<8}{:<20}{:<16}{}\n\nUDI: {}\n",
         "SlotID",
@@ -315,7 +368,8 @@ pub fn summary(state: &State, now: OffsetDateTime) -> String {
         "UNREGISTERED"
     };
     let mut out = format!(
-        "Smart Licensing is ENABLED\n\nRegistration:\n  Status: {reg}\n\nLicense Authorization:\n  Status: {}\n\nLicense Usage:\n",
+        "{}\n\nRegistration:\n  Status: {reg}\n\nLicense Authorization:\n  Status: {}\n\nLicense Usage:\n",
+        smart_licensing(state),
         auth_view(state, now).line()
     );
     let rows = usage(state, now);
@@ -379,7 +433,10 @@ fn sia_status(state: &State, now: OffsetDateTime) -> &'static str {
     let out = usage(state, now)
         .iter()
         .any(|u| fcm::is_sia(&u.tag) && u.status == "OUT OF COMPLIANCE")
-        || matches!(auth_view(state, now), AuthView::EvalExpired { .. });
+        || matches!(
+            auth_view(state, now),
+            AuthView::EvalExpired { .. } | AuthView::GraceExpired { .. }
+        );
     if out {
         "Out of Compliance"
     } else {
@@ -542,6 +599,7 @@ pub fn status_json(state: &State, now: OffsetDateTime) -> Value {
             "instance_id": r.instance_id, "initial": rfc3339(r.initial),
             "next_renewal": rfc3339(r.next_renewal), "expires": rfc3339(r.expires),
             "last_renewal": attempt_json(&r.last_renewal),
+            "export_controlled": export_controlled(r.export_controlled),
         }),
     };
     let mut authorization = json!({
@@ -554,13 +612,16 @@ pub fn status_json(state: &State, now: OffsetDateTime) -> Value {
         authorization["next_communication"] = json!(rfc3339(a.next_communication));
         authorization["deadline"] = json!(rfc3339(a.deadline));
     }
+    if let AuthView::Expired { grace_end, .. } | AuthView::GraceExpired { at: grace_end } = &view {
+        authorization["grace_period_ends"] = json!(rfc3339(*grace_end));
+    }
     if !state.is_registered() {
         authorization["evaluation_remaining_seconds"] =
             json!(state.eval.remaining().whole_seconds());
     }
     let (current, next) = platform_counts(state);
     json!({
-        "smart_licensing": "ENABLED",
+        "smart_licensing": if state.enabled { "ENABLED" } else { "DISABLED" },
         "udi": {"pid": state.udi.pid, "sn": state.udi.sn, "text": state.udi.to_string()},
         "hostname": state.hostname,
         "registration": registration,
@@ -602,6 +663,7 @@ mod tests {
             next_renewal: datetime!(2023-11-06 16:39:56 UTC),
             expires: datetime!(2024-05-09 15:40:46 UTC),
             last_renewal: None,
+            export_controlled: None,
         });
         s.authorization = Some(Authorization {
             status: "AUTHORIZED".into(),
@@ -684,6 +746,45 @@ License Authorization:
             usage(&s, datetime!(2023-08-09 00:00 UTC))[0].status,
             "AUTHORIZATION EXPIRED"
         );
+        // The grace period: 90 days after the deadline.
+        assert!(
+            out.contains("  Grace Period Remaining: 89 days, 15 hours, 40 minutes, 51 seconds\n"),
+            "{out}"
+        );
+        let out = status(&s, datetime!(2023-11-06 15:40:50 UTC));
+        assert!(out.contains("AUTHORIZATION EXPIRED on"), "{out}");
+        let after = datetime!(2023-11-06 15:40:51 UTC);
+        let out = status(&s, after);
+        assert!(
+            out.contains("  Status: GRACE PERIOD EXPIRED on Nov 06 15:40:51 2023 UTC\n"),
+            "{out}"
+        );
+        assert!(!out.contains("Grace Period Remaining"), "{out}");
+        assert_eq!(usage(&s, after)[0].status, "GRACE PERIOD EXPIRED");
+        let json = status_json(&s, after);
+        assert_eq!(json["authorization"]["status"], "GRACE PERIOD EXPIRED");
+        assert_eq!(
+            json["authorization"]["grace_period_ends"],
+            "2023-11-06T15:40:51Z"
+        );
+        assert!(summary(&s, after).contains("GRACE PERIOD EXPIRED"));
+    }
+
+    #[test]
+    fn disabled_and_export_control_are_shown() {
+        let mut s = registered();
+        let now = datetime!(2023-05-11 00:00 UTC);
+        s.registration.as_mut().unwrap().export_controlled = Some(false);
+        assert!(status(&s, now).contains("  Export-Controlled Functionality: NOT ALLOWED\n"));
+        s.enabled = false;
+        let out = status(&s, now);
+        assert!(out.starts_with("Smart Licensing is DISABLED\n"), "{out}");
+        assert!(
+            out.contains("License Authorization:\n  Status: DISABLED\n"),
+            "{out}"
+        );
+        assert!(summary(&s, now).starts_with("Smart Licensing is DISABLED\n"));
+        assert_eq!(status_json(&s, now)["smart_licensing"], "DISABLED");
     }
 
     #[test]

@@ -38,9 +38,16 @@ impl Udi {
     }
 }
 
+impl Udi {
+    /// `PID:SN`.
+    pub fn key(&self) -> String {
+        crate::domain::udi::key(&self.pid, &self.sn)
+    }
+}
+
 impl std::fmt::Display for Udi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "PID:{},SN:{}", self.pid, self.sn)
+        f.write_str(&crate::domain::udi::text(&self.pid, &self.sn))
     }
 }
 
@@ -53,15 +60,49 @@ pub enum TransportKind {
     Callhome,
 }
 
+impl TransportKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            TransportKind::Smart => "smart",
+            TransportKind::Callhome => "callhome",
+        }
+    }
+
+    /// Where the device API takes this transport's messages.
+    pub fn standard_path(self) -> &'static str {
+        match self {
+            TransportKind::Smart => SMART_PATH,
+            TransportKind::Callhome => crate::callhome::PATH,
+        }
+    }
+}
+
+/// The Smart Transport endpoint's path (DESIGN §7).
+pub const SMART_PATH: &str = "/SmartTransport";
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Endpoint {
-    /// Base URL of the device API, without a trailing slash.
+    /// Scheme and authority of the device API, without a trailing slash.
     pub url: String,
+    /// A non-standard path to post to; `None` is the transport's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
     pub transport: TransportKind,
     #[serde(default)]
     pub proxy: Option<String>,
     /// The only trust anchor for the server's certificate.
     pub ca_pem: String,
+}
+
+impl Endpoint {
+    /// The URL every message is posted to.
+    pub fn post_url(&self) -> String {
+        let path = self
+            .path
+            .as_deref()
+            .unwrap_or(self.transport.standard_path());
+        format!("{}{path}", self.url)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,6 +147,10 @@ pub struct Registration {
     pub expires: OffsetDateTime,
     #[serde(default)]
     pub last_renewal: Option<Attempt>,
+    /// Whether the registration token allowed export-controlled
+    /// functionality; `None` (an older server) is shown as allowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export_controlled: Option<bool>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,6 +203,10 @@ pub struct PendingIdentity {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
     pub version: u32,
+    /// `license smart enable` (the default) or `no license smart enable`:
+    /// disabled, the agent sends nothing at all.
+    #[serde(default = "enabled_by_default")]
+    pub enabled: bool,
     pub udi: Udi,
     pub hostname: String,
     pub endpoint: Endpoint,
@@ -188,6 +237,10 @@ pub struct State {
     pub stats: Stats,
 }
 
+fn enabled_by_default() -> bool {
+    true
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error("{path}: no router state here; create it with `satellite-router -s {path} init --pid PID --sn SN --hostname H --url URL --ca CA.pem`")]
@@ -209,6 +262,7 @@ impl State {
     pub fn new(udi: Udi, hostname: String, endpoint: Endpoint, key_pem: String) -> Self {
         Self {
             version: STATE_VERSION,
+            enabled: true,
             udi,
             hostname,
             endpoint,
@@ -434,6 +488,7 @@ pub(crate) mod tests {
             "r1".into(),
             Endpoint {
                 url: "https://127.0.0.1:4443".into(),
+                path: None,
                 transport: TransportKind::Smart,
                 proxy: None,
                 ca_pem: "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n".into(),
@@ -491,6 +546,7 @@ pub(crate) mod tests {
             next_renewal: time::macros::datetime!(2030-06-30 0:00 UTC),
             expires: time::macros::datetime!(2031-01-01 0:00 UTC),
             last_renewal: None,
+            export_controlled: None,
         });
         good.save(&path).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();

@@ -1,32 +1,53 @@
-//! What time alone changes, run when a command starts. The emulator has no
-//! daemon: each invocation first catches up with the clock.
+//! What time alone changes. Every command, `show` included, first catches
+//! up with the clock, as the agent of a router that kept running would
+//! have; `satellite-router run` does the same on its own, all the time.
 //!
-//! `settle` is local bookkeeping and runs before every command, `show`
-//! included. `catch_up` may talk to the server and runs only before
-//! configuration commands, so `show` never sends traffic.
+//! `settle` is local bookkeeping. `catch_up` talks to the server: ID
+//! renewal after 180 days, authorization renewal every 30 days (retried
+//! through the grace period and after it, as the seed says), the daily
+//! Flexible Consumption collection. Local time alone never drops the
+//! registration: only the server refusing the certificate does (a failed ID
+//! renewal, seed), so a router whose clock jumped keeps what it has.
 
 use super::agent::{Agent, AgentError, AuthKind};
-use super::show::{date, next_collection};
-use super::state::State;
-use time::OffsetDateTime;
+use super::show::next_collection;
+use super::state::{Attempt, State};
+use time::{Duration, OffsetDateTime};
 
-/// Charges the evaluation period and lapses an expired registration.
-pub fn settle(state: &mut State, now: OffsetDateTime) -> Vec<String> {
-    let mut notes = Vec::new();
-    if let Some(expires) = state.registration.as_ref().map(|r| r.expires) {
-        if now >= expires {
-            state.drop_registration(expires);
-            notes.push(format!(
-                "%SMART_LIC-3-ID_CERT_EXPIRED: The registration expired on {}; the device is \
-                 UNREGISTERED and in a 30-day evaluation period",
-                date(expires)
-            ));
-        }
+/// After a failed automatic attempt, the agent waits this long before the
+/// next one (a command the operator types is never held back).
+pub const RETRY_INTERVAL: Duration = Duration::hours(1);
+
+/// The identity renewal period the server's answers are built on (DESIGN §5).
+pub const RENEW_ID_AFTER: Duration = Duration::days(180);
+
+/// Clocks closer than this agree: the server's times are kept as they are.
+const SKEW_TOLERANCE: Duration = Duration::minutes(1);
+
+/// A router's timers run on its own clock; the server's answer gives the
+/// periods. When the two clocks disagree, the server time `t` (from an
+/// answer whose "now" was `server_now`) is moved onto the router's clock,
+/// so a router whose clock is ahead neither renews again at once nor shows
+/// an authorization it just received as expired.
+pub fn on_device_clock(
+    t: OffsetDateTime,
+    server_now: OffsetDateTime,
+    now: OffsetDateTime,
+) -> OffsetDateTime {
+    let skew = now - server_now;
+    if skew.abs() <= SKEW_TOLERANCE {
+        return t;
     }
+    t.checked_add(skew)
+        .filter(|moved| super::times::check(*moved).is_ok())
+        .unwrap_or(t)
+}
+
+/// Charges the evaluation period while unregistered and in use.
+pub fn settle(state: &mut State, now: OffsetDateTime) {
     state.eval.account(now);
     let in_use = !state.is_registered() && state.in_use();
     state.eval.set_in_use(in_use, now);
-    notes
 }
 
 /// Whether the daily Flexible Consumption collection is due.
@@ -34,20 +55,73 @@ pub fn collection_due(state: &State, now: OffsetDateTime) -> bool {
     state.fcm.enabled && next_collection(state).is_some_and(|t| now >= t)
 }
 
+/// When an automatic attempt whose timer is `due` may go: at `due`, or an
+/// interval after the last failure.
+fn attempt_at(due: OffsetDateTime, last: &Option<Attempt>) -> OffsetDateTime {
+    match last {
+        Some(a) if !a.succeeded => {
+            a.at.checked_add(RETRY_INTERVAL)
+                .map_or(due, |retry| retry.max(due))
+        }
+        _ => due,
+    }
+}
+
+/// When the ID certificate renewal is due (a pending one: now).
+fn renewal_at(state: &State, now: OffsetDateTime) -> Option<OffsetDateTime> {
+    if state.pending_identity.is_some() {
+        return Some(now);
+    }
+    let r = state.registration.as_ref()?;
+    Some(attempt_at(r.next_renewal, &r.last_renewal))
+}
+
+/// When the authorization renewal is due: the next communication time, or
+/// now when registered without an answer yet.
+fn authorization_at(state: &State, now: OffsetDateTime) -> Option<OffsetDateTime> {
+    if !state.is_registered() {
+        return None;
+    }
+    let due = state
+        .authorization
+        .as_ref()
+        .map_or(now, |a| a.next_communication);
+    Some(attempt_at(due, &state.last_communication))
+}
+
+/// The next time `catch_up` has work, for an agent that sleeps between
+/// rounds (`None`: nothing will ever be due, e.g. disabled).
+pub fn next_due(state: &State, now: OffsetDateTime) -> Option<OffsetDateTime> {
+    if !state.enabled {
+        return None;
+    }
+    let collection = if state.fcm.enabled {
+        next_collection(state)
+    } else {
+        None
+    };
+    [
+        renewal_at(state, now),
+        authorization_at(state, now),
+        collection,
+    ]
+    .into_iter()
+    .flatten()
+    .min()
+}
+
 /// Due network work: ID renewal after 180 days (or one left pending, whose
 /// certificate the server may already have replaced), the daily collection, and
 /// an authorization request when the demand changed or the next
 /// communication time has come. Returns the authorization's result so a
-/// command that changed the demand can report its failure.
+/// command that changed the demand can report its failure. A disabled
+/// agent sends nothing.
 pub fn catch_up(agent: &mut Agent) -> Result<(), AgentError> {
     let now = agent.now;
-    let renewal_due = agent.state.pending_identity.is_some()
-        || agent
-            .state
-            .registration
-            .as_ref()
-            .is_some_and(|r| now >= r.next_renewal);
-    if renewal_due {
+    if !agent.state.enabled {
+        return Ok(());
+    }
+    if renewal_at(agent.state, now).is_some_and(|t| now >= t) {
         if let Err(e) = agent.renew_id() {
             agent.warnings.push(format!("automatic {e}"));
         }
@@ -61,12 +135,7 @@ pub fn catch_up(agent: &mut Agent) -> Result<(), AgentError> {
     if agent.state.report_pending {
         return agent.authorize(AuthKind::Entitlement);
     }
-    let due = agent
-        .state
-        .authorization
-        .as_ref()
-        .is_none_or(|a| now >= a.next_communication);
-    if due {
+    if authorization_at(agent.state, now).is_some_and(|t| now >= t) {
         agent.authorize(AuthKind::RenewAuth)
     } else {
         Ok(())
@@ -78,7 +147,6 @@ mod tests {
     use super::*;
     use crate::router::state::tests::sample;
     use time::macros::datetime;
-    use time::Duration;
 
     #[test]
     fn eval_runs_only_while_unregistered_and_in_use() {
@@ -104,5 +172,44 @@ mod tests {
         assert!(collection_due(&s, t0 + Duration::hours(24)));
         s.fcm.last_check = Some(t0 + Duration::hours(30));
         assert!(!collection_due(&s, t0 + Duration::hours(50)));
+    }
+
+    #[test]
+    fn server_times_move_onto_the_router_clock_only_when_the_clocks_disagree() {
+        let server_now = datetime!(2030-01-01 0:00 UTC);
+        let deadline = server_now + Duration::days(90);
+        let close = server_now + Duration::seconds(30);
+        assert_eq!(on_device_clock(deadline, server_now, close), deadline);
+        let ahead = server_now + Duration::days(366);
+        assert_eq!(
+            on_device_clock(deadline, server_now, ahead),
+            ahead + Duration::days(90)
+        );
+        let edge = datetime!(8999-12-01 0:00 UTC);
+        assert_eq!(
+            on_device_clock(deadline, server_now, edge),
+            deadline,
+            "never past the supported years"
+        );
+    }
+
+    #[test]
+    fn a_failed_automatic_attempt_waits_before_the_next() {
+        let t0 = datetime!(2030-01-01 0:00 UTC);
+        let mut s = crate::router::agent::tests::registered_state();
+        s.registration.as_mut().unwrap().next_renewal = t0 + Duration::days(180);
+        s.authorization = Some(crate::router::state::Authorization {
+            status: "AUTHORIZED".into(),
+            authorized_at: t0,
+            next_communication: t0 + Duration::days(30),
+            deadline: t0 + Duration::days(90),
+            entitlements: Vec::new(),
+        });
+        assert_eq!(next_due(&s, t0), Some(t0 + Duration::days(30)));
+        let failed = t0 + Duration::days(100);
+        s.last_communication = Some(Attempt::failed(failed, "down"));
+        assert_eq!(next_due(&s, failed), Some(failed + RETRY_INTERVAL));
+        s.enabled = false;
+        assert_eq!(next_due(&s, failed), None, "disabled: nothing is ever due");
     }
 }

@@ -118,6 +118,9 @@ pub struct IdAnswer {
     pub instance_id: String,
     pub account: String,
     pub virtual_account: String,
+    /// Set on REGISTRATION from the token; absent from older servers.
+    #[serde(default)]
+    pub export_controlled: Option<bool>,
     registration: RegistrationTimes,
 }
 
@@ -145,6 +148,8 @@ struct AuthorizationTimes {
 
 #[derive(Deserialize)]
 struct AuthAnswer {
+    #[serde(default)]
+    virtual_account: Option<String>,
     status: String,
     #[serde(default)]
     entitlements: Vec<TagStatus>,
@@ -167,8 +172,16 @@ pub fn parse_id_answer(answer: &Value) -> Result<IdAnswer, String> {
     Ok(parsed)
 }
 
+/// An answer to ENTITLEMENT or RENEW auth.
+#[derive(Debug)]
+pub struct AuthorizationAnswer {
+    pub authorization: Authorization,
+    /// Where the satellite has the instance now (it may have moved it).
+    pub virtual_account: Option<String>,
+}
+
 /// The answer to ENTITLEMENT and RENEW auth, times range-checked.
-pub fn parse_authorization(answer: &Value) -> Result<Authorization, String> {
+pub fn parse_authorization(answer: &Value) -> Result<AuthorizationAnswer, String> {
     let parsed: AuthAnswer = AuthAnswer::deserialize(answer).map_err(|e| e.to_string())?;
     let a = &parsed.authorization;
     for (field, t) in [
@@ -178,12 +191,18 @@ pub fn parse_authorization(answer: &Value) -> Result<Authorization, String> {
     ] {
         times::check_field(field, t)?;
     }
-    Ok(Authorization {
-        status: parsed.status,
-        authorized_at: parsed.authorization.authorized_at,
-        next_communication: parsed.authorization.next_communication,
-        deadline: parsed.authorization.deadline,
-        entitlements: parsed.entitlements,
+    let virtual_account = parsed
+        .virtual_account
+        .filter(|va| !va.is_empty() && va.len() <= 256 && !va.chars().any(char::is_control));
+    Ok(AuthorizationAnswer {
+        authorization: Authorization {
+            status: parsed.status,
+            authorized_at: parsed.authorization.authorized_at,
+            next_communication: parsed.authorization.next_communication,
+            deadline: parsed.authorization.deadline,
+            entitlements: parsed.entitlements,
+        },
+        virtual_account,
     })
 }
 
@@ -268,8 +287,13 @@ mod tests {
                 "next_communication": "2023-06-09T16:40:00Z", "deadline": "2023-08-08T15:40:51Z"}
         });
         let auth = parse_authorization(&ok).unwrap();
-        assert_eq!(auth.status, "OUT_OF_COMPLIANCE");
-        assert_eq!(auth.entitlements.len(), 1);
+        assert_eq!(auth.authorization.status, "OUT_OF_COMPLIANCE");
+        assert_eq!(auth.authorization.entitlements.len(), 1);
+        assert_eq!(auth.virtual_account, None, "an older server names no VA");
+        let mut moved = ok.clone();
+        moved["virtual_account"] = json!("Lab");
+        let auth = parse_authorization(&moved).unwrap();
+        assert_eq!(auth.virtual_account.as_deref(), Some("Lab"));
         let err = parse_authorization(&json!({"status": "AUTHORIZED"})).unwrap_err();
         assert!(err.contains("authorization"), "{err}");
         assert!(parse_id_answer(&json!({"status": "FAILED"})).is_err());

@@ -2,6 +2,7 @@
 
 use super::optional;
 use crate::clock::rfc3339;
+use crate::domain::Udi;
 use crate::error::Result;
 use rusqlite::{params, Connection};
 use serde::Serialize;
@@ -45,33 +46,23 @@ pub struct InstanceView {
 }
 
 impl Instance {
-    pub fn udi_key(&self) -> String {
-        format!("{}:{}", self.pid, self.sn)
-    }
-
-    /// REGISTERED until the first authorization; then AUTHORIZATION_EXPIRED
-    /// once silent past the deadline, OUT_OF_COMPLIANCE while a pool it uses
-    /// is short (whoever pushed it short), INVALID if its last request named
-    /// an unknown tag, else AUTHORIZED.
-    pub fn status(&self, now: i64) -> &'static str {
-        match (&self.authorization_status, self.deadline) {
-            (None, _) => "REGISTERED",
-            (Some(_), Some(deadline)) if now >= deadline => "AUTHORIZATION_EXPIRED",
-            _ if self.short => "OUT_OF_COMPLIANCE",
-            (Some(status), _) if status == "INVALID" => "INVALID",
-            _ => "AUTHORIZED",
+    pub fn udi(&self) -> Udi {
+        Udi {
+            pid: self.pid.clone(),
+            sn: self.sn.clone(),
         }
     }
 
-    pub fn view(&self, now: i64) -> InstanceView {
+    /// The listing row, with the status the licensing rules derived.
+    pub fn facts_view(&self, status: &str) -> InstanceView {
         InstanceView {
             instance_id: self.instance_id.clone(),
-            udi: format!("PID:{},SN:{}", self.pid, self.sn),
+            udi: self.udi().to_string(),
             pid: self.pid.clone(),
             sn: self.sn.clone(),
             hostname: self.hostname.clone(),
             virtual_account: self.virtual_account.clone(),
-            status: self.status(now).to_string(),
+            status: status.to_string(),
             registered_at: rfc3339(self.registered_at),
             last_contact_at: rfc3339(self.last_contact_at),
             next_communication: self.next_communication.map(rfc3339),
@@ -203,15 +194,57 @@ pub fn delete(conn: &Connection, id: i64) -> Result<()> {
     Ok(())
 }
 
-pub fn record_authorization(c: &Connection, id: i64, status: &str, now: i64) -> Result<(i64, i64)> {
-    let next = now + crate::licensing::rules::NEXT_COMMUNICATION;
-    let deadline = now + crate::licensing::rules::COMMUNICATION_DEADLINE;
+/// Records an authorization answered at `now` with the times the rules set.
+pub fn record_authorization(
+    c: &Connection,
+    id: i64,
+    status: &str,
+    now: i64,
+    next: i64,
+    deadline: i64,
+) -> Result<()> {
     c.prepare_cached(
         "UPDATE product_instances SET authorized_at = ?2, next_communication = ?3, deadline = ?4,
            authorization_status = ?5, last_contact_at = ?2 WHERE id = ?1",
     )?
     .execute(params![id, now, next, deadline, status])?;
-    Ok((next, deadline))
+    Ok(())
+}
+
+/// An instance whose deadline (moved by `offset`) passed in a window.
+#[derive(Debug, Clone)]
+pub struct Lapsed {
+    pub udi: Udi,
+    pub hostname: Option<String>,
+    pub virtual_account: String,
+    pub last_contact_at: i64,
+}
+
+/// Instances whose `deadline + offset` falls in `(after, now]`.
+pub fn deadline_passed_between(
+    c: &Connection,
+    offset: i64,
+    after: i64,
+    now: i64,
+) -> Result<Vec<Lapsed>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT p.pid, p.sn, p.hostname, va.name, p.last_contact_at FROM product_instances p
+         JOIN virtual_accounts va ON va.id = p.virtual_account_id
+         WHERE p.deadline + ?1 > ?2 AND p.deadline + ?1 <= ?3
+         ORDER BY p.deadline, p.pid, p.sn",
+    )?;
+    let rows = stmt.query_map(params![offset, after, now], |r| {
+        Ok(Lapsed {
+            udi: Udi {
+                pid: r.get(0)?,
+                sn: r.get(1)?,
+            },
+            hostname: r.get(2)?,
+            virtual_account: r.get(3)?,
+            last_contact_at: r.get(4)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 pub fn move_to(c: &Connection, id: i64, virtual_account_id: i64) -> Result<()> {

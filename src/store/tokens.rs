@@ -30,6 +30,7 @@ pub struct StoredToken {
     pub virtual_account_id: i64,
     pub virtual_account: String,
     pub account: String,
+    pub export_controlled: bool,
     pub state: TokenUse,
 }
 
@@ -68,7 +69,7 @@ pub fn find(conn: &Connection, secret: &TokenSecret) -> Result<Option<StoredToke
     let found = optional(
         conn.prepare_cached(
             "SELECT t.id, t.secret_hash, t.virtual_account_id, va.name, a.name,
-                t.expires_at, t.revoked_at, t.max_uses, t.uses
+                t.expires_at, t.revoked_at, t.max_uses, t.uses, t.export_controlled
          FROM registration_tokens t
          JOIN virtual_accounts va ON va.id = t.virtual_account_id
          JOIN accounts a ON a.id = va.account_id
@@ -81,6 +82,7 @@ pub fn find(conn: &Connection, secret: &TokenSecret) -> Result<Option<StoredToke
                 virtual_account_id: r.get(2)?,
                 virtual_account: r.get(3)?,
                 account: r.get(4)?,
+                export_controlled: r.get(9)?,
                 state: TokenUse {
                     expires_at: r.get(5)?,
                     revoked_at: r.get(6)?,

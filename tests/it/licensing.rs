@@ -400,3 +400,61 @@ fn registering_again_into_another_va_takes_the_demand_along() {
         "{row}"
     );
 }
+
+#[test]
+fn a_silent_instance_expires_then_leaves_its_grace_period_with_an_event_at_each_deadline() {
+    let (server, token) = Server::cloud_with_lab("10");
+    let router = register(&server, "GRACE", &token);
+    entitlement(&router, "e1", &[("ESS-AC-10G-RTU-1", 2)]);
+    server.jobs.run_due().expect("jobs");
+    let status = || -> Value {
+        let list: Value =
+            serde_json::from_str(&server.cli_ok(&["instance", "list", "--json"])).expect("json");
+        list[0]["status"].clone()
+    };
+    let events = |kind: &str| -> usize {
+        let list: Value =
+            serde_json::from_str(&server.cli_ok(&["events", "--kind", kind, "--json"]))
+                .expect("json");
+        list.as_array()
+            .expect("array")
+            .iter()
+            .filter(|e| e.to_string().contains("PID:N540-24Z8Q2C-M,SN:GRACE"))
+            .count()
+    };
+    let start = server.clock.now();
+    let step = |days: i64| {
+        server.clock.set(start + time::Duration::days(days));
+        let run = server.jobs.run_due().expect("jobs");
+        (run.authorizations_expired, run.grace_periods_expired)
+    };
+    assert_eq!(step(89), (0, 0));
+    assert_eq!(status(), "AUTHORIZED");
+    assert_eq!(events("authorization_expired"), 0);
+    assert_eq!(step(90), (1, 0));
+    assert_eq!(status(), "AUTHORIZATION_EXPIRED");
+    assert_eq!(events("authorization_expired"), 1);
+    assert_eq!(step(179), (0, 0));
+    assert_eq!(status(), "AUTHORIZATION_EXPIRED", "in the grace period");
+    assert_eq!(events("grace_period_expired"), 0);
+    assert_eq!(step(180), (0, 1));
+    assert_eq!(status(), "GRACE_PERIOD_EXPIRED");
+    assert_eq!(events("grace_period_expired"), 1);
+    assert_eq!(step(200), (0, 0));
+    assert_eq!(
+        (
+            events("authorization_expired"),
+            events("grace_period_expired")
+        ),
+        (1, 1),
+        "one event per deadline"
+    );
+    assert_eq!(
+        server.compliance("Lab", "ESS-AC-10G-RTU-1")["in_use"].as_i64(),
+        Some(2),
+        "still counted until removed"
+    );
+    // A message from the instance authorizes it again.
+    entitlement(&router, "e2", &[("ESS-AC-10G-RTU-1", 2)]);
+    assert_eq!(status(), "AUTHORIZED");
+}

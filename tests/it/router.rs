@@ -17,6 +17,11 @@ struct Router<'a> {
 
 impl<'a> Router<'a> {
     fn init(server: &'a Server, sn: &str, extra: &[&str]) -> Self {
+        Self::init_at(server, sn, &server.device_url, extra)
+    }
+
+    /// `init` with the URL given as written, e.g. with a path.
+    fn init_at(server: &'a Server, sn: &str, url: &str, extra: &[&str]) -> Self {
         let router = Router {
             server,
             state: server.dir.path().join(format!("{sn}.json")),
@@ -32,7 +37,7 @@ impl<'a> Router<'a> {
             "--hostname",
             sn,
             "--url",
-            &server.device_url,
+            url,
         ];
         args.extend(["--ca", ca.to_str().expect("utf8 path")]);
         args.extend_from_slice(extra);
@@ -72,12 +77,6 @@ impl<'a> Router<'a> {
     fn state(&self) -> Value {
         serde_json::from_str(&std::fs::read_to_string(&self.state).expect("state")).expect("json")
     }
-}
-
-/// `t` as RFC 3339, for `Router::at`.
-fn rfc3339(t: time::OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .expect("format")
 }
 
 /// The whitespace-separated words of the first line containing `needle`.
@@ -155,6 +154,69 @@ fn the_emulator_registers_and_shows_its_status_like_ios() {
         stats.contains("Msg Subtype") && stats.contains("DEREGISTRATION"),
         "{stats}"
     );
+}
+
+#[test]
+fn routers_take_the_url_an_ios_router_is_given() {
+    let server = Server::start();
+    let smart = format!("{}/SmartTransport", server.device_url);
+    let router = Router::init_at(&server, "URLSMART", &smart, &[]);
+    router.ok(&[
+        "license",
+        "smart",
+        "register",
+        "idtoken",
+        &server.token("Default", &[]),
+    ]);
+    assert!(router
+        .words("show license status")
+        .contains("Status: REGISTERED"));
+    assert_eq!(router.state()["endpoint"]["transport"], "smart");
+
+    let call_home = format!(
+        "{}/Transportgateway/services/DeviceRequestHandler",
+        server.device_url
+    );
+    let router = Router::init_at(&server, "URLCALLHOME", &call_home, &[]);
+    assert_eq!(router.state()["endpoint"]["transport"], "callhome");
+    router.ok(&[
+        "license",
+        "smart",
+        "register",
+        "idtoken",
+        &server.token("Default", &[]),
+    ]);
+    router.words("license request ESS-AC-10G-RTU-1 1");
+    let stats = router.words("show call-home smart-licensing statistics");
+    let entitlement = row(&stats, "ENTITLEMENT");
+    assert!(
+        entitlement[1] != "0" && entitlement[2] == "0",
+        "sent and answered: {stats}"
+    );
+
+    // A path that names one transport refuses the other.
+    let out = Router {
+        server: &server,
+        state: server.dir.path().join("contradiction.json"),
+        at: None,
+    }
+    .run(&[
+        "init",
+        "--pid",
+        "P",
+        "--sn",
+        "S",
+        "--hostname",
+        "h",
+        "--url",
+        &smart,
+        "--ca",
+        server.ca_path().to_str().expect("utf8"),
+        "--transport",
+        "callhome",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("contradicts"));
 }
 
 #[test]
@@ -335,45 +397,313 @@ fn the_evaluation_period_counts_down_on_the_emulator() {
     assert!(status.contains("EVALUATION PERIOD EXPIRED on"), "{status}");
 }
 
+/// The router's statistics row for RENEW: (success, failed).
+fn renew_counts(router: &Router<'_>) -> (i64, i64) {
+    let stats = &router.state()["stats"]["renew"];
+    (
+        stats["success"].as_i64().expect("success"),
+        stats["failed"].as_i64().expect("failed"),
+    )
+}
+
+/// The satellite's status word for the one instance it holds.
+fn satellite_status(server: &Server) -> Value {
+    server.jobs.run_due().expect("jobs");
+    let list: Value =
+        serde_json::from_str(&server.cli_ok(&["instance", "list", "--json"])).expect("json");
+    list[0]["status"].clone()
+}
+
+/// Points the router at a port nobody listens on: it cannot reach its satellite.
+fn cut_off(router: &Router<'_>) -> Value {
+    let mut state = router.state();
+    let url = state["endpoint"]["url"].clone();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    state["endpoint"]["url"] = json!(format!("https://127.0.0.1:{port}"));
+    std::fs::write(&router.state, state.to_string()).expect("write state");
+    url
+}
+
+fn reconnect(router: &Router<'_>, url: Value) {
+    let mut state = router.state();
+    state["endpoint"]["url"] = url;
+    std::fs::write(&router.state, state.to_string()).expect("write state");
+}
+
 #[test]
-fn the_authorization_expires_when_the_emulator_stops_renewing() {
-    let server = Server::start();
-    let token = server.token("Default", &[]);
-    let mut router = Router::init(&server, "EXPIRES", &[]);
+fn a_cut_off_router_expires_then_leaves_its_grace_period_on_both_sides_and_keeps_retrying() {
+    let (server, token) = Server::cloud_with_lab("10");
+    let router = Router::init(&server, "EXPIRES", &[]);
     router.ok(&["license", "smart", "register", "idtoken", &token]);
     router.words("license request ESS-AC-10G-RTU-1 1");
-    let authorized = router.state()["authorization"].clone();
-    assert!(authorized.is_object(), "{authorized}");
+    let url = cut_off(&router);
     let start = server.clock.now();
+    let at_day = |days: i64| {
+        server.clock.set(start + time::Duration::days(days));
+        router.words("show license status")
+    };
 
-    // Before the deadline the last answer stands, even unrenewed.
-    router.at = Some(rfc3339(start + time::Duration::days(89)));
-    let status = router.words("show license status");
-    assert!(!status.contains("AUTHORIZATION EXPIRED"), "{status}");
+    // Past the next communication time the agent tries, fails, and the last answer stands.
+    let status = at_day(31);
+    assert!(
+        status.contains("License Authorization:\n  Status: AUTHORIZED on"),
+        "{status}"
+    );
+    assert!(
+        status.contains("Last Communication Attempt: FAILED on"),
+        "{status}"
+    );
+    let (_, failed_31) = renew_counts(&router);
+    assert!(failed_31 >= 1, "the show fired the due renewal");
+    assert_eq!(satellite_status(&server), "AUTHORIZED");
 
-    // A show sends nothing, so no renewal happens on the way.
-    router.at = Some(rfc3339(start + time::Duration::days(91)));
-    let status = router.words("show license status");
+    let status = at_day(89);
+    assert!(!status.contains("EXPIRED"), "{status}");
+    assert_eq!(satellite_status(&server), "AUTHORIZED");
+
+    let status = at_day(90);
     assert!(
         status.contains("License Authorization:\n  Status: AUTHORIZATION EXPIRED on "),
+        "{status}"
+    );
+    assert!(
+        status.contains("  Grace Period Remaining: 89 days"),
         "{status}"
     );
     assert!(
         status.contains("Registration:\n  Status: REGISTERED"),
         "{status}"
     );
+    assert_eq!(satellite_status(&server), "AUTHORIZATION_EXPIRED");
+
+    let status = at_day(179);
+    assert!(status.contains("AUTHORIZATION EXPIRED on"), "{status}");
+    assert_eq!(satellite_status(&server), "AUTHORIZATION_EXPIRED");
+
+    let status = at_day(180);
+    assert!(
+        status.contains("License Authorization:\n  Status: GRACE PERIOD EXPIRED on "),
+        "{status}"
+    );
     let summary = router.words("show license summary");
     let ess = row(&summary, "ESS-AC-10G-RTU-1");
     assert_eq!(
-        ess[ess.len() - 3..],
-        ["1", "AUTHORIZATION", "EXPIRED"],
+        ess[ess.len() - 4..],
+        ["1", "GRACE", "PERIOD", "EXPIRED"],
         "{summary}"
     );
-    assert_eq!(
-        router.state()["authorization"],
-        authorized,
-        "nothing was sent or changed"
+    assert_eq!(satellite_status(&server), "GRACE_PERIOD_EXPIRED");
+    let events = server.cli_ok(&["events"]);
+    assert!(
+        events.contains("authorization_expired") && events.contains("grace_period_expired"),
+        "{events}"
     );
+
+    // Retries go on after the grace period, and nothing is lost meanwhile.
+    at_day(200);
+    let (_, failed_200) = renew_counts(&router);
+    assert!(failed_200 > failed_31, "retries continued");
+    assert!(
+        router.state()["registration"].is_object(),
+        "still registered"
+    );
+
+    // Back in touch: a new authorization period starts on both sides.
+    reconnect(&router, url);
+    let status = at_day(201);
+    assert!(
+        status.contains("License Authorization:\n  Status: AUTHORIZED on"),
+        "{status}"
+    );
+    assert_eq!(satellite_status(&server), "AUTHORIZED");
+}
+
+#[test]
+fn a_router_left_alone_for_a_year_renews_by_itself_and_never_loses_its_registration() {
+    let (server, token) = Server::cloud_with_lab("10");
+    let router = Router::init(&server, "ALONE", &[]);
+    router.ok(&["license", "smart", "register", "idtoken", &token]);
+    router.words("license request ESS-AC-10G-RTU-1 1");
+    let first_cert = router.state()["registration"]["certificate_pem"].clone();
+    let start = server.clock.now();
+    // Nobody touches the router: only `show` runs, every ten days, for a year.
+    for step in 1..=37 {
+        server.clock.set(start + time::Duration::days(10 * step));
+        let status = router.words("show license status");
+        assert!(
+            status.contains("Registration:\n  Status: REGISTERED"),
+            "day {}: {status}",
+            10 * step
+        );
+        assert!(
+            status.contains("License Authorization:\n  Status: AUTHORIZED on"),
+            "day {}: {status}",
+            10 * step
+        );
+        assert_eq!(satellite_status(&server), "AUTHORIZED", "day {}", 10 * step);
+    }
+    let state = router.state();
+    let (renewed, failed) = renew_counts(&router);
+    assert_eq!(failed, 0);
+    // Twelve authorization renewals (every 30 days) and two identity renewals (after 180 days).
+    assert!(renewed >= 14, "{renewed} renewals");
+    assert_ne!(state["registration"]["certificate_pem"], first_cert);
+    assert_eq!(state["registration"]["last_renewal"]["succeeded"], true);
+    let renewals = server.cli_ok(&["events", "--kind", "renewal"]);
+    assert_eq!(
+        renewals.matches("renewed its identity certificate").count(),
+        2,
+        "{renewals}"
+    );
+    assert!(!server.cli_ok(&["events"]).contains("authorization_expired"));
+}
+
+#[test]
+fn a_router_whose_clock_jumps_a_year_keeps_its_registration() {
+    let (server, token) = Server::cloud_with_lab("10");
+    let mut router = Router::init(&server, "JUMP", &[]);
+    router.ok(&["license", "smart", "register", "idtoken", &token]);
+    router.words("license request ESS-AC-10G-RTU-1 1");
+    // Only the router's clock moves; the satellite still has it authorized.
+    let later = server.clock.now() + time::Duration::days(366);
+    router.at = Some(
+        later
+            .format(&time::format_description::well_known::Rfc3339)
+            .expect("format"),
+    );
+    let status = router.words("show license status");
+    assert!(
+        status.contains("Registration:\n  Status: REGISTERED"),
+        "{status}"
+    );
+    let state = router.state();
+    assert!(state["registration"].is_object(), "{state}");
+    assert_eq!(
+        state["registration"]["last_renewal"]["succeeded"], true,
+        "the overdue identity renewal fired instead: {state}"
+    );
+    let status = router.words("show license status");
+    assert!(
+        status.contains("Registration:\n  Status: REGISTERED"),
+        "{status}"
+    );
+    assert_eq!(satellite_status(&server), "AUTHORIZED");
+}
+
+#[test]
+fn the_run_agent_renews_by_itself() {
+    let (server, token) = Server::cloud_with_lab("10");
+    let router = Router::init(&server, "AGENT", &[]);
+    router.ok(&["license", "smart", "register", "idtoken", &token]);
+    router.words("license request ESS-AC-10G-RTU-1 1");
+    let before = router.state()["authorization"]["next_communication"].clone();
+    server.clock.advance(time::Duration::days(31));
+
+    let mut agent = Command::new(env!("CARGO_BIN_EXE_satellite-router"))
+        .arg("-s")
+        .arg(&router.state)
+        .args(["run", "--interval", "1"])
+        .env(satellite::clock::NOW_ENV, rfc3339_now(&server.clock))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start the agent");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let renewed = loop {
+        let state: Option<Value> = std::fs::read_to_string(&router.state)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok());
+        if let Some(state) = state {
+            if state["authorization"]["next_communication"] != before {
+                break Some(state);
+            }
+        }
+        if std::time::Instant::now() > deadline {
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let _ = agent.kill();
+    let output = agent.wait_with_output().expect("agent output");
+    let state = renewed.expect("the agent renewed the authorization within 20 s");
+    assert_eq!(state["stats"]["renew"]["success"], 1, "{state}");
+    assert!(state["registration"].is_object());
+    let log = String::from_utf8_lossy(&output.stdout);
+    assert!(log.contains("AUTH_RENEW_SUCCESS"), "{log}");
+}
+
+#[test]
+fn a_disabled_router_sends_nothing_until_enabled_again() {
+    let (server, token) = Server::cloud_with_lab("10");
+    let router = Router::init(&server, "DISABLED", &[]);
+    router.ok(&["license", "smart", "register", "idtoken", &token]);
+    router.words("license request ESS-AC-10G-RTU-1 1");
+    let out = router.words("no license smart enable");
+    assert!(out.contains("DISABLED"), "{out}");
+    server.clock.advance(time::Duration::days(31));
+    let status = router.words("show license status");
+    assert!(
+        status.starts_with("Smart Licensing is DISABLED\n"),
+        "{status}"
+    );
+    assert!(
+        status.contains("License Authorization:\n  Status: DISABLED"),
+        "{status}"
+    );
+    assert_eq!(renew_counts(&router), (0, 0), "no communication at all");
+    let refused = router.run(&["license", "smart", "renew", "auth"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("Smart Licensing is DISABLED"));
+    assert_eq!(renew_counts(&router), (0, 0));
+
+    // Enabled again, the agent catches up with the renewal that came due.
+    router.words("license smart enable");
+    assert_eq!(renew_counts(&router), (1, 0));
+    let status = router.words("show license status");
+    assert!(
+        status.starts_with("Smart Licensing is ENABLED\n"),
+        "{status}"
+    );
+    assert!(status.contains("Status: AUTHORIZED on"), "{status}");
+}
+
+#[test]
+fn the_router_learns_its_virtual_account_and_export_control_from_the_satellite() {
+    let (server, _) = Server::cloud_with_lab("10");
+    let token = server.token("Lab", &["--no-export-controlled"]);
+    let router = Router::init(&server, "MOVED", &[]);
+    router.ok(&["license", "smart", "register", "idtoken", &token]);
+    let status = router.words("show license status");
+    assert!(status.contains("  Virtual Account: Lab\n"), "{status}");
+    assert!(
+        status.contains("  Export-Controlled Functionality: NOT ALLOWED\n"),
+        "{status}"
+    );
+    server.cli_ok(&["va", "create", "Other"]);
+    server.cli_ok(&["instance", "move", "N540-24Z8Q2C-M:MOVED", "--to", "Other"]);
+    router.words("license smart renew auth");
+    let status = router.words("show license status");
+    assert!(status.contains("  Virtual Account: Other\n"), "{status}");
+    assert!(
+        status.contains("  Export-Controlled Functionality: NOT ALLOWED\n"),
+        "kept across renewals: {status}"
+    );
+
+    let allowed = Router::init(&server, "ALLOWED", &[]);
+    allowed.ok(&[
+        "license",
+        "smart",
+        "register",
+        "idtoken",
+        &server.token("Lab", &[]),
+    ]);
+    assert!(allowed
+        .words("show license status")
+        .contains("  Export-Controlled Functionality: ALLOWED\n"));
 }
 
 #[test]
