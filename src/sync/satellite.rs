@@ -10,6 +10,7 @@ use crate::config::Role;
 use crate::error::Error;
 use crate::licensing::catalog::Catalog;
 use crate::licensing::pool::{self, Transition};
+use crate::licensing::rules::{self, EntitlementStatus};
 use crate::store::events::{self, NewEvent, Severity};
 use crate::store::sync::{self as ledger, LicenseLine, Upstream};
 use crate::store::{accounts, settings};
@@ -140,11 +141,14 @@ pub fn export_usage(c: &Connection, node: &Node<'_>) -> Result<Written, SyncErro
     let instances: Vec<payload::Instance> = ledger::instance_usage(c)?
         .into_iter()
         .map(|i| {
-            let status = match (i.deadline, i.authorization_status.as_deref()) {
-                (_, None) => "REGISTERED".to_string(),
-                (Some(deadline), _) if node.now >= deadline => "AUTHORIZATION_EXPIRED".into(),
-                (_, Some(s)) => s.to_string(),
-            };
+            let last = i
+                .authorization_status
+                .as_deref()
+                .map(|s| EntitlementStatus::parse(s).unwrap_or(EntitlementStatus::Authorized));
+            let short = last == Some(EntitlementStatus::OutOfCompliance);
+            let status = rules::instance_status(last, i.deadline, short, node.now)
+                .as_str()
+                .to_string();
             payload::Instance {
                 instance_id: i.instance_id,
                 pid: i.pid,
