@@ -430,7 +430,9 @@ pub(super) fn catalog(config: &Config) -> Result<Catalog, CliError> {
         .map_err(|reason| Error::invalid("catalog", reason).into())
 }
 
-/// Compliance changes made from the command line reach the log and syslog too.
+/// Compliance changes made from the command line reach the log and syslog
+/// too, and the Call Home alerts they queued are delivered now; what cannot
+/// go now stays queued for the server.
 fn notify(config: &Config, clock: &Clock, transitions: &[Transition]) {
     if transitions.is_empty() {
         return;
@@ -440,12 +442,8 @@ fn notify(config: &Config, clock: &Clock, transitions: &[Transition]) {
         .syslog
         .as_deref()
         .and_then(|url| crate::syslog::Syslog::connect(url, &config.name).ok());
-    Notifier::new(
-        syslog,
-        crate::alerts::CallHome::inline(config, clock.clone()),
-        clock.clone(),
-    )
-    .compliance(transitions);
+    Notifier::new(syslog, None, clock.clone()).compliance(transitions);
+    crate::alerts::deliver_waiting(config, clock.clone());
 }
 
 /// `YYYY-MM-DD` (midnight UTC) or RFC 3339.

@@ -7,7 +7,9 @@ use super::{pool, Notifier};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::store::events::{NewEvent, Severity};
-use crate::store::{events, licenses, messages, settings, Store};
+use crate::alerts::Alert;
+use crate::config::CallHomeCategory;
+use crate::store::{deadlines, events, licenses, messages, names, settings, Store};
 use chrono::{TimeZone, Utc};
 use rusqlite::Connection;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,6 +37,8 @@ pub struct RunOutcome {
     pub authorizations_expired: usize,
     pub periodic_reports: usize,
     pub usage_snapshots: usize,
+    /// Registration tokens and identity certificates that ran out.
+    pub expiry_alerts: usize,
 }
 
 impl Jobs {
@@ -55,14 +59,11 @@ impl Jobs {
             let last = last.unwrap_or(now);
             if now > last {
                 for (va_id, tag) in licenses::pools_changing_between(c, last, now)? {
-                    let va_name: String = c.query_row(
-                        "SELECT name FROM virtual_accounts WHERE id = ?1",
-                        [va_id],
-                        |r| r.get(0),
-                    )?;
+                    let va_name = names::virtual_account(c, va_id)?;
                     transitions.extend(pool::evaluate(c, &catalog, va_id, &va_name, &[tag], now)?);
                 }
                 outcome.authorizations_expired = record_expired_authorizations(c, last, now)?;
+                outcome.expiry_alerts = alert_expiries(c, last, now)?;
                 messages::prune(c, now - ANSWER_RETENTION)?;
                 let last_utc = Utc.timestamp_opt(last, 0).single();
                 let due = last_utc
@@ -86,6 +87,9 @@ impl Jobs {
             Ok::<_, Error>((outcome, transitions))
         })?;
         self.notifier.compliance(&transitions);
+        if outcome.expiry_alerts > 0 {
+            self.notifier.queued();
+        }
         if outcome.periodic_reports > 0 {
             tracing::info!("generated the Periodic Record");
         }
@@ -116,33 +120,60 @@ impl Jobs {
 /// Instances whose communication deadline passed in `(after, now]`: they are
 /// AUTHORIZATION_EXPIRED from now on (and still count until removed).
 fn record_expired_authorizations(c: &Connection, after: i64, now: i64) -> Result<usize> {
-    let mut stmt = c.prepare_cached(
-        "SELECT p.pid, p.sn, p.hostname, va.name, p.last_contact_at FROM product_instances p
-         JOIN virtual_accounts va ON va.id = p.virtual_account_id
-         WHERE p.deadline > ?1 AND p.deadline <= ?2",
-    )?;
-    let expired: Vec<(String, String, Option<String>, String, i64)> = stmt
-        .query_map([after, now], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    for (pid, sn, hostname, va, last_contact) in &expired {
-        let udi = format!("PID:{pid},SN:{sn}");
+    let expired = deadlines::authorizations_expired(c, after, now)?;
+    for instance in &expired {
+        let udi = format!("PID:{},SN:{}", instance.pid, instance.sn);
         events::record(
             c,
             now,
             NewEvent {
                 kind: "authorization_expired",
                 severity: Severity::Minor,
-                virtual_account: Some(va),
+                virtual_account: Some(&instance.virtual_account),
                 subject: Some(&udi),
                 message: format!(
                     "product instance {udi} ({}) has not communicated since {}: AUTHORIZATION_EXPIRED; its licenses stay in use until it renews or is removed",
-                    hostname.as_deref().unwrap_or("no hostname"),
-                    crate::clock::rfc3339(*last_contact)
+                    instance.hostname.as_deref().unwrap_or("no hostname"),
+                    crate::clock::rfc3339(instance.last_contact_at)
                 ),
             },
         )?;
     }
     Ok(expired.len())
+}
+
+/// Registration tokens and identity certificates that ran out in
+/// `(after, now]`: one Call Home registration alert each, queued in the
+/// jobs' transaction so each is announced exactly once.
+fn alert_expiries(c: &Connection, after: i64, now: i64) -> Result<usize> {
+    let mut n = 0;
+    for (prefix, va, description) in deadlines::tokens_expired(c, after, now)? {
+        Alert::new(
+            CallHomeCategory::Registration,
+            "TOKEN_EXPIRED",
+            "Minor",
+            format!("registration token {prefix}… of virtual account {va} expired"),
+            format!(
+                "satellite token list --va {va}\nToken: {prefix}…\nDescription: {description}\nStatus: EXPIRED\nDevices it registered stay registered; create a new token for new devices.\n"
+            ),
+            now,
+        )
+        .enqueue(c)?;
+        n += 1;
+    }
+    for (udi, serial, va) in deadlines::certificates_expired(c, after, now)? {
+        Alert::new(
+            CallHomeCategory::Registration,
+            "CERTIFICATE_EXPIRED",
+            "Major",
+            format!("identity certificate of {udi} in virtual account {va} expired without renewal"),
+            format!(
+                "satellite instance show {udi}\nCertificate serial: {serial}\nThe device must register again (license smart register idtoken <token>).\n"
+            ),
+            now,
+        )
+        .enqueue(c)?;
+        n += 1;
+    }
+    Ok(n)
 }

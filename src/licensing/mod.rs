@@ -110,7 +110,8 @@ pub fn authorize(
 }
 
 /// Tells the operator about compliance changes, after they are committed:
-/// the service log always, syslog and Call Home when configured.
+/// the service log always, syslog when configured, and it wakes Call Home
+/// delivery for the alerts the change queued in its transaction.
 pub struct Notifier {
     syslog: Option<Syslog>,
     call_home: Option<CallHome>,
@@ -130,10 +131,17 @@ impl Notifier {
         for t in transitions {
             let (severity, text) = match t.to {
                 PoolStatus::OutOfCompliance => {
-                    let text = format!(
-                        "%SMART_LIC-4-OUT_OF_COMPLIANCE: {} in virtual account {} is out of compliance: {} in use, {} available, short {}; add licenses or release usage",
-                        t.tag, t.virtual_account, t.in_use, t.available, t.in_use - t.available
-                    );
+                    let text = if t.deeper() {
+                        format!(
+                            "%SMART_LIC-4-OUT_OF_COMPLIANCE: {} in virtual account {} is further out of compliance: {} in use, {} available, short {} (was short {}); add licenses or release usage",
+                            t.tag, t.virtual_account, t.in_use, t.available, t.shortfall(), t.previous_shortfall
+                        )
+                    } else {
+                        format!(
+                            "%SMART_LIC-4-OUT_OF_COMPLIANCE: {} in virtual account {} is out of compliance: {} in use, {} available, short {}; add licenses or release usage",
+                            t.tag, t.virtual_account, t.in_use, t.available, t.shortfall()
+                        )
+                    };
                     tracing::warn!(virtual_account = %t.virtual_account, tag = %t.tag, in_use = t.in_use, available = t.available, "{text}");
                     (Severity::Warning, text)
                 }
@@ -150,43 +158,63 @@ impl Notifier {
                 syslog.send(severity, "COMPLIANCE", &text, self.clock.now());
             }
         }
-        let short: Vec<&Transition> = transitions
-            .iter()
-            .filter(|t| t.to == PoolStatus::OutOfCompliance)
-            .collect();
-        if let (Some(call_home), false) = (&self.call_home, short.is_empty()) {
-            let mut detail = String::from(
-                "show compliance (pools that fell short)\nVirtual Account  Entitlement Tag  Available  In Use  Shortfall\n",
-            );
-            for t in &short {
-                detail.push_str(&format!(
-                    "{}  {}  {}  {}  {}\n",
-                    t.virtual_account,
-                    t.tag,
-                    t.available,
-                    t.in_use,
-                    t.in_use - t.available
-                ));
+        if transitions.iter().any(|t| t.to == PoolStatus::OutOfCompliance) {
+            if let Some(call_home) = &self.call_home {
+                call_home.wake();
             }
-            let first = short[0];
-            call_home.send(Alert {
-                category: CallHomeCategory::Compliance,
-                message_type: "COMPLIANCE",
-                severity: "Major",
-                summary: format!(
-                    "{} out of compliance in virtual account {} (short {}){}",
-                    first.tag,
-                    first.virtual_account,
-                    first.in_use - first.available,
-                    if short.len() > 1 {
-                        format!(" and {} more", short.len() - 1)
-                    } else {
-                        String::new()
-                    }
-                ),
+        }
+    }
+
+    /// Alerts were queued in a committed transaction: deliver them now.
+    pub fn queued(&self) {
+        if let Some(call_home) = &self.call_home {
+            call_home.wake();
+        }
+    }
+
+    /// A registration the satellite refused (e.g. an expired token). The
+    /// refusal changes nothing, so the alert has a transaction of its own.
+    pub fn registration_refused(&self, udi: &str, reason: &str) {
+        if let Some(call_home) = &self.call_home {
+            call_home.announce(&Alert::new(
+                CallHomeCategory::Registration,
+                "REGISTRATION",
+                "Minor",
+                format!("registration of {udi} refused: {reason}"),
+                format!("show events (registration)\nProduct instance: {udi}\nReason: {reason}\n"),
+                self.clock.unix(),
+            ));
+        }
+    }
+
+    /// The server started serving.
+    pub fn started(&self, detail: String) {
+        self.system("started", detail);
+    }
+
+    /// The server stops: the alert is delivered before the delivery thread ends.
+    pub fn stopped(&self) {
+        self.system("stopped", String::new());
+        if let Some(call_home) = &self.call_home {
+            call_home.stop();
+        }
+    }
+
+    fn system(&self, what: &str, detail: String) {
+        let text = format!("%SMART_LIC-6-SYSTEM: satellite {what}");
+        tracing::info!("{text}");
+        if let Some(syslog) = &self.syslog {
+            syslog.send(Severity::Notice, "SYSTEM", &text, self.clock.now());
+        }
+        if let Some(call_home) = &self.call_home {
+            call_home.announce(&Alert::new(
+                CallHomeCategory::System,
+                "SYSTEM",
+                "Minor",
+                format!("satellite {what}"),
                 detail,
-                at: self.clock.now(),
-            });
+                self.clock.unix(),
+            ));
         }
     }
 }
