@@ -379,7 +379,11 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             let rows = compliance::rows(&conn, &catalog, &account, va.as_deref(), now)?;
             show(&rows, json)
         }
-        Command::Report(ReportCommand::Generate { va, json }) => {
+        Command::Report(ReportCommand::Generate { va, kind, json }) => {
+            let kind = match kind {
+                super::GeneratedKind::Manual => ReportKind::Manual,
+                super::GeneratedKind::Warning => ReportKind::ComplianceWarning,
+            };
             let mut conn = open(&config, &clock)?;
             let catalog = catalog(&config)?;
             if let Some(va) = &va {
@@ -389,7 +393,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 reports::generate(
                     c,
                     &catalog,
-                    ReportKind::Manual,
+                    kind,
                     &account,
                     va.as_deref(),
                     now,
