@@ -31,8 +31,6 @@ const TIMEOUT: Duration = Duration::from_secs(15);
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the delivery thread looks for alerts other processes wrote.
 const POLL: Duration = Duration::from_secs(1);
-/// How long a deliverer holds an alert before another may take it (seconds).
-const LEASE: i64 = 120;
 /// Alerts taken in one pass.
 const BATCH: u32 = 50;
 
@@ -143,7 +141,9 @@ pub fn sync_overdue(c: &Connection, last_sync: Option<i64>, due: i64, now: i64) 
 /// The server's Call Home: a delivery thread that sends what waits in the
 /// outbox as soon as it is woken, and every second in any case.
 pub struct CallHome {
-    delivery: Arc<Delivery>,
+    /// Alerts no transaction carries, written to the outbox by the delivery
+    /// thread so that no caller (an async handler) waits on the database.
+    announced: Arc<Mutex<Vec<Alert>>>,
     wake: SyncSender<()>,
     stop: Arc<AtomicBool>,
     finished: Mutex<Receiver<()>>,
@@ -158,16 +158,18 @@ impl CallHome {
         let (wake, woken) = sync_channel(1);
         let (done, finished) = sync_channel(1);
         let stop = Arc::new(AtomicBool::new(false));
-        let worker = delivery.clone();
+        let announced = Arc::new(Mutex::new(Vec::new()));
+        let worker = delivery;
         let stopping = stop.clone();
+        let to_write = announced.clone();
         std::thread::Builder::new()
             .name("call-home".into())
             .spawn(move || {
-                worker.run(&woken, &stopping);
+                worker.run(&woken, &stopping, &to_write);
                 let _ = done.send(());
             })?;
         Ok(Self {
-            delivery,
+            announced,
             wake,
             stop,
             finished: Mutex::new(finished),
@@ -180,18 +182,13 @@ impl CallHome {
         let _ = self.wake.try_send(());
     }
 
-    /// Writes an alert that no other change carries (start, stop, a refused
-    /// registration) in its own transaction, and wakes the delivery thread.
-    pub fn announce(&self, alert: &Alert) {
-        let written = store::connect(&self.delivery.database)
-            .map_err(crate::error::Error::from)
-            .and_then(|mut c| store::transaction(&mut c, |tx| alert.enqueue(tx)));
-        match written {
-            Ok(_) => self.wake(),
-            Err(e) => {
-                tracing::warn!(error = %e, summary = %alert.summary, "could not queue a Call Home alert")
-            }
+    /// Queues an alert that no other change carries (start, stop, a refused
+    /// registration): the delivery thread writes it to the outbox and sends it.
+    pub fn announce(&self, alert: Alert) {
+        if let Ok(mut announced) = self.announced.lock() {
+            announced.push(alert);
         }
+        self.wake();
     }
 
     /// Delivers what is due one last time and stops the thread (bounded wait).
@@ -249,12 +246,15 @@ impl Delivery {
         }
     }
 
-    fn run(&self, woken: &Receiver<()>, stop: &AtomicBool) {
+    fn run(&self, woken: &Receiver<()>, stop: &AtomicBool, announced: &Mutex<Vec<Alert>>) {
         let mut first = true;
         loop {
             // Read before the pass: an alert queued before the stop was
             // signalled is then seen by this pass.
             let stopping = stop.load(Ordering::SeqCst);
+            if let Err(e) = self.write_announced(announced) {
+                tracing::warn!(error = %e, "could not queue Call Home alerts; retrying shortly");
+            }
             if let Err(e) = self.pass(first) {
                 tracing::warn!(error = %e, "Call Home delivery pass failed; retrying shortly");
             }
@@ -269,6 +269,15 @@ impl Delivery {
         }
     }
 
+    /// How long a deliverer holds an alert before another may take it
+    /// (seconds): one time-out per profile, and some slack. A deliverer
+    /// killed mid-attempt delays the alert by this much, no more.
+    fn lease(&self) -> i64 {
+        let per_profile = i64::try_from(self.timeout.as_secs()).unwrap_or(60);
+        let profiles = i64::try_from(self.profiles.len()).unwrap_or(i64::MAX / 2);
+        per_profile.saturating_mul(profiles.saturating_add(1))
+    }
+
     /// Profiles that take this category (no categories: all of them).
     fn subscribed(
         &self,
@@ -279,13 +288,34 @@ impl Delivery {
             .filter(move |p| p.categories.is_empty() || p.categories.contains(&category))
     }
 
+    fn write_announced(&self, announced: &Mutex<Vec<Alert>>) -> Result<()> {
+        let alerts: Vec<Alert> = match announced.lock() {
+            Ok(mut announced) => std::mem::take(&mut *announced),
+            Err(_) => return Ok(()),
+        };
+        if alerts.is_empty() {
+            return Ok(());
+        }
+        let mut conn = store::connect(&self.database)?;
+        let written = store::transaction(&mut conn, |c| {
+            alerts.iter().try_for_each(|a| a.enqueue(c).map(|_| ()))
+        });
+        if written.is_err() {
+            // Put them back for the next pass rather than lose them.
+            if let Ok(mut announced) = announced.lock() {
+                announced.splice(0..0, alerts);
+            }
+        }
+        written
+    }
+
     /// Delivers what is due; returns how many alerts left the outbox.
     fn pass(&self, ignore_backoff: bool) -> Result<usize> {
         let mut conn = store::connect(&self.database)?;
         let now = self.clock.unix();
         let mut finished = 0;
         for waiting in outbox::due(&conn, now, ignore_backoff, BATCH)? {
-            if !outbox::claim(&conn, waiting.id, now, now + LEASE)? {
+            if !outbox::claim(&conn, waiting.id, now, now + self.lease())? {
                 continue;
             }
             let alert = Alert::from_waiting(&waiting);

@@ -21,6 +21,7 @@ use pool::Transition;
 use rules::{EntitlementStatus, PoolStatus};
 use rusqlite::Connection;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 /// The outcome of an ENTITLEMENT or RENEW auth message.
 #[derive(Debug)]
@@ -116,7 +117,12 @@ pub struct Notifier {
     syslog: Option<Syslog>,
     call_home: Option<CallHome>,
     clock: Clock,
+    last_refusal: AtomicI64,
+    refusals_suppressed: AtomicU64,
 }
+
+/// Seconds between two registration-refused alerts.
+const REFUSALS_EVERY: i64 = 60;
 
 impl Notifier {
     pub fn new(syslog: Option<Syslog>, call_home: Option<CallHome>, clock: Clock) -> Self {
@@ -124,6 +130,8 @@ impl Notifier {
             syslog,
             call_home,
             clock,
+            last_refusal: AtomicI64::new(i64::MIN / 2),
+            refusals_suppressed: AtomicU64::new(0),
         }
     }
 
@@ -173,18 +181,38 @@ impl Notifier {
     }
 
     /// A registration the satellite refused (e.g. an expired token). The
-    /// refusal changes nothing, so the alert has a transaction of its own.
+    /// refusal changes nothing, so the alert is queued on its own; at most
+    /// one a minute, so a device retrying a dead token (or a stranger
+    /// guessing tokens) cannot flood the outbox or the operator.
     pub fn registration_refused(&self, udi: &str, reason: &str) {
-        if let Some(call_home) = &self.call_home {
-            call_home.announce(&Alert::new(
-                CallHomeCategory::Registration,
-                "REGISTRATION",
-                "Minor",
-                format!("registration of {udi} refused: {reason}"),
-                format!("show events (registration)\nProduct instance: {udi}\nReason: {reason}\n"),
-                self.clock.unix(),
-            ));
+        let Some(call_home) = &self.call_home else {
+            return;
+        };
+        let now = self.clock.unix();
+        let last = self.last_refusal.load(Ordering::Relaxed);
+        if now - last < REFUSALS_EVERY
+            || self
+                .last_refusal
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            self.refusals_suppressed.fetch_add(1, Ordering::Relaxed);
+            return;
         }
+        let suppressed = self.refusals_suppressed.swap(0, Ordering::Relaxed);
+        let more = if suppressed > 0 {
+            format!(" ({suppressed} more refused before it in the last minutes)")
+        } else {
+            String::new()
+        };
+        call_home.announce(Alert::new(
+            CallHomeCategory::Registration,
+            "REGISTRATION",
+            "Minor",
+            format!("registration of {udi} refused: {reason}{more}"),
+            format!("show license status (the device's view)\nProduct instance: {udi}\nRegistration: refused\nReason: {reason}\n"),
+            now,
+        ));
     }
 
     /// The server started serving.
@@ -207,7 +235,7 @@ impl Notifier {
             syslog.send(Severity::Notice, "SYSTEM", &text, self.clock.now());
         }
         if let Some(call_home) = &self.call_home {
-            call_home.announce(&Alert::new(
+            call_home.announce(Alert::new(
                 CallHomeCategory::System,
                 "SYSTEM",
                 "Minor",

@@ -405,7 +405,54 @@ fn an_alert_queued_while_nobody_could_deliver_it_arrives_after_start() {
         std::thread::sleep(Duration::from_millis(100));
     }
     drop(process);
+
+    // Again with kill -9: a running server whose target is down when the
+    // pool gets shorter still; killed; restarted once the target is up.
+    let reserved = closed_port();
+    let port = reserved.local_addr().expect("addr").port();
+    drop(reserved);
+    let config = std::fs::read_to_string(&config_path).expect("config");
+    let config = config.replace(
+        &format!("127.0.0.1:{}/alerts", stats_port(&config)),
+        &format!("127.0.0.1:{port}/alerts"),
+    );
+    std::fs::write(&config_path, config).expect("write config");
+    let serve = || {
+        Process(
+            std::process::Command::new(env!("CARGO_BIN_EXE_satellite"))
+                .arg("-c")
+                .arg(&config_path)
+                .arg("serve")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("start satellite serve"),
+        )
+    };
+    let process = serve();
+    cli(&[
+        "license", "transfer", "--from", "Default", "--to", "Lab", "--sku", "ESS-AC-10G-RTU-1",
+        "--quantity", "1",
+    ]);
+    std::thread::sleep(Duration::from_millis(1500));
+    drop(process); // SIGKILL
+    let received = http_collector_on(TcpListener::bind(("127.0.0.1", port)).expect("rebind"));
+    let _process = serve();
+    let body = next_matching(&received, 20, |m| m.contains("COMPLIANCE"));
+    assert!(
+        body.contains("further out of compliance in virtual account Default (short 2, was 1)"),
+        "{body}"
+    );
     drop(dir);
+}
+
+/// The collector port named in a test configuration.
+fn stats_port(config: &str) -> u16 {
+    config
+        .split("127.0.0.1:")
+        .filter_map(|rest| rest.split_once("/alerts"))
+        .find_map(|(port, _)| port.parse().ok())
+        .expect("a profile url")
 }
 
 #[test]
@@ -433,5 +480,33 @@ fn an_expired_registration_token_is_a_registration_message() {
     assert!(message.contains("Description: lab racks"), "full text: {message}");
     // Announced once: later runs find nothing new.
     assert_eq!(server.jobs.run_due().expect("jobs").expiry_alerts, 0);
+    assert!(received.recv_timeout(Duration::from_millis(1500)).is_err());
+}
+
+#[test]
+fn a_refused_registration_is_a_registration_message() {
+    let (port, received) = http_collector();
+    let server = Server::start_with(&http_profile(port, "registration"));
+    let token = server.token("Default", &[]);
+    server.cli_ok(&["token", "revoke", &token]);
+    let key = crate::client::p256();
+    let (status, _) = server.device().post(&crate::client::registration(
+        "reg-1",
+        "REFUSED1",
+        &token,
+        &crate::client::csr(&key),
+    ));
+    assert_eq!(status, 401);
+    let message = next_matching(&received, 10, |m| m.contains("REGISTRATION"));
+    assert!(message.contains("registration of N540"), "{message}");
+    assert!(message.contains("REFUSED1 refused: the registration token was revoked"), "{message}");
+    // A second refusal within the minute is counted, not sent.
+    let (status, _) = server.device().post(&crate::client::registration(
+        "reg-2",
+        "REFUSED2",
+        &token,
+        &crate::client::csr(&key),
+    ));
+    assert_eq!(status, 401);
     assert!(received.recv_timeout(Duration::from_millis(1500)).is_err());
 }
