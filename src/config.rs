@@ -144,7 +144,10 @@ impl CallHome {
             if name != profile.name || name.chars().any(char::is_control) {
                 return Err((
                     key("name"),
-                    format!("{:?}: no leading or trailing spaces or control characters", profile.name),
+                    format!(
+                        "{:?}: no leading or trailing spaces or control characters",
+                        profile.name
+                    ),
                 ));
             }
             if !names.insert(name) {
@@ -168,7 +171,10 @@ impl CallHome {
                         ));
                     }
                     if profile.url.is_some() {
-                        return Err((key("url"), format!("profile {name} sends email; `url` is for transport http")));
+                        return Err((
+                            key("url"),
+                            format!("profile {name} sends email; `url` is for transport http"),
+                        ));
                     }
                 }
                 CallHomeTransport::Http => {
@@ -180,7 +186,10 @@ impl CallHome {
                     };
                     check_url(url, &["http", "https"]).map_err(|r| (key("url"), r))?;
                     if !profile.to.is_empty() {
-                        return Err((key("to"), format!("profile {name} posts over HTTP; `to` is for transport email")));
+                        return Err((
+                            key("to"),
+                            format!("profile {name} posts over HTTP; `to` is for transport email"),
+                        ));
                     }
                 }
             }
@@ -197,7 +206,9 @@ fn check_mailbox(address: &str) -> Result<(), String> {
     address
         .parse::<lettre::message::Mailbox>()
         .map(|_| ())
-        .map_err(|e| format!("{address:?} is not an e-mail address ({e}); write e.g. noc@example.com"))
+        .map_err(|e| {
+            format!("{address:?} is not an e-mail address ({e}); write e.g. noc@example.com")
+        })
 }
 
 impl CallHomeProfile {

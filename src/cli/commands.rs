@@ -390,14 +390,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 accounts::require(&conn, &account, va, now)?;
             }
             let id = write(&mut conn, |c| {
-                reports::generate(
-                    c,
-                    &catalog,
-                    kind,
-                    &account,
-                    va.as_deref(),
-                    now,
-                )
+                reports::generate(c, &catalog, kind, &account, va.as_deref(), now)
             })?;
             let report = reports::load(&conn, id)?;
             if json {

@@ -4,11 +4,11 @@
 use super::catalog::Catalog;
 use super::reports::{self, ReportKind};
 use super::{pool, Notifier};
+use crate::alerts::Alert;
 use crate::clock::Clock;
+use crate::config::CallHomeCategory;
 use crate::error::{Error, Result};
 use crate::store::events::{NewEvent, Severity};
-use crate::alerts::Alert;
-use crate::config::CallHomeCategory;
 use crate::store::{deadlines, events, licenses, messages, names, settings, Store};
 use chrono::{TimeZone, Utc};
 use rusqlite::Connection;

@@ -166,7 +166,10 @@ impl Notifier {
                 syslog.send(severity, "COMPLIANCE", &text, self.clock.now());
             }
         }
-        if transitions.iter().any(|t| t.to == PoolStatus::OutOfCompliance) {
+        if transitions
+            .iter()
+            .any(|t| t.to == PoolStatus::OutOfCompliance)
+        {
             if let Some(call_home) = &self.call_home {
                 call_home.wake();
             }

@@ -89,7 +89,8 @@ pub fn evaluate(
         // A shortfall that shrinks is only remembered: it is not news, but
         // growing again from there is. (0 means "not recorded yet", as in
         // pools that were short before the shortfall was kept.)
-        let deeper = stored == PoolStatus::OutOfCompliance && announced > 0 && shortfall > announced;
+        let deeper =
+            stored == PoolStatus::OutOfCompliance && announced > 0 && shortfall > announced;
         if stored != current.status || deeper {
             transitions.push(Transition {
                 virtual_account: va_name.to_string(),

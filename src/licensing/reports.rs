@@ -159,17 +159,11 @@ pub fn build(
         compliance: rows,
         product_instances: inventory,
     };
-    report.id = crate::store::reports::insert(
-        c,
-        kind.as_str(),
-        virtual_account,
-        &summary,
-        now,
-        |id| {
+    report.id =
+        crate::store::reports::insert(c, kind.as_str(), virtual_account, &summary, now, |id| {
             report.id = id;
             serde_json::to_string(&report).map_err(|e| Error::invalid("report", e.to_string()))
-        },
-    )?;
+        })?;
     Ok(report)
 }
 

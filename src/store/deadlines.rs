@@ -46,7 +46,9 @@ pub fn tokens_expired(
          JOIN virtual_accounts va ON va.id = t.virtual_account_id
          WHERE t.revoked_at IS NULL AND t.expires_at > ?1 AND t.expires_at <= ?2 ORDER BY t.id",
     )?;
-    let rows = stmt.query_map(params![after, now], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    let rows = stmt.query_map(params![after, now], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
@@ -63,6 +65,8 @@ pub fn certificates_expired(
          JOIN virtual_accounts va ON va.id = p.virtual_account_id
          WHERE c.revoked_at IS NULL AND c.not_after > ?1 AND c.not_after <= ?2 ORDER BY c.id",
     )?;
-    let rows = stmt.query_map(params![after, now], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    let rows = stmt.query_map(params![after, now], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }

@@ -12,8 +12,10 @@ pub fn account_names(c: &Connection) -> Result<Vec<String>> {
 
 /// The name of a virtual account.
 pub fn virtual_account(c: &Connection, virtual_account_id: i64) -> Result<String> {
-    Ok(c.prepare_cached("SELECT name FROM virtual_accounts WHERE id = ?1")?
-        .query_row([virtual_account_id], |r| r.get(0))?)
+    Ok(
+        c.prepare_cached("SELECT name FROM virtual_accounts WHERE id = ?1")?
+            .query_row([virtual_account_id], |r| r.get(0))?,
+    )
 }
 
 /// The smart account a virtual account belongs to.
@@ -44,4 +46,10 @@ pub fn counts(c: &Connection, now: i64) -> Result<Counts> {
             active_tokens: r.get(2)?,
         })
     })?)
+}
+
+/// How many certificates this satellite's CA has signed.
+pub fn issued_certificates(c: &Connection) -> Result<i64> {
+    Ok(c.prepare_cached("SELECT COUNT(*) FROM certificates")?
+        .query_row([], |r| r.get(0))?)
 }

@@ -71,15 +71,17 @@ pub fn forget_history_before(c: &Connection, day: &str) -> Result<()> {
     Ok(())
 }
 
+/// One day of one pool: (day, virtual account, tag, available, in use).
+pub type HistoryDay = (String, String, String, i64, i64);
 
 /// Snapshots after `since` (YYYY-MM-DD) of an account, or of one of its
-/// virtual accounts: (day, virtual account, tag, available, in use).
+/// virtual accounts.
 pub fn history(
     c: &Connection,
     account: &str,
     virtual_account: Option<&str>,
     since: &str,
-) -> Result<Vec<(String, String, String, i64, i64)>> {
+) -> Result<Vec<HistoryDay>> {
     let mut stmt = c.prepare_cached(
         "SELECT h.day, va.name, h.tag, h.available, h.in_use FROM usage_history h
          JOIN virtual_accounts va ON va.id = h.virtual_account_id

@@ -33,7 +33,10 @@ fn http_collector_on(listener: TcpListener) -> mpsc::Receiver<String> {
             let _ = reader
                 .get_mut()
                 .write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n");
-            if tx.send(String::from_utf8_lossy(&body).into_owned()).is_err() {
+            if tx
+                .send(String::from_utf8_lossy(&body).into_owned())
+                .is_err()
+            {
                 return;
             }
         }
@@ -261,7 +264,10 @@ fn a_deeper_shortfall_alerts_again() {
     };
     ask("e1", 3);
     let first = next_matching(&received, 10, |m| m.contains("COMPLIANCE"));
-    assert!(first.contains("out of compliance in virtual account Default (short 2)"), "{first}");
+    assert!(
+        first.contains("out of compliance in virtual account Default (short 2)"),
+        "{first}"
+    );
     // Full text attaches the warning report as `report show` prints it.
     assert!(first.contains("Compliance Warning Report #"), "{first}");
     assert_eq!(warning_reports(&server).len(), 1);
@@ -276,13 +282,9 @@ fn a_deeper_shortfall_alerts_again() {
     );
     let reports = warning_reports(&server);
     assert_eq!(reports.len(), 2, "{reports:?}");
-    let events: Value = serde_json::from_str(&server.cli_ok(&[
-        "events",
-        "--kind",
-        "compliance",
-        "--json",
-    ]))
-    .expect("json");
+    let events: Value =
+        serde_json::from_str(&server.cli_ok(&["events", "--kind", "compliance", "--json"]))
+            .expect("json");
     let messages: Vec<&str> = events
         .as_array()
         .expect("array")
@@ -290,7 +292,10 @@ fn a_deeper_shortfall_alerts_again() {
         .filter_map(|e| e["message"].as_str())
         .collect();
     assert_eq!(messages.len(), 2, "{messages:?}");
-    assert!(messages[1].contains("short 3 (was short 1)"), "{messages:?}");
+    assert!(
+        messages[1].contains("short 3 (was short 1)"),
+        "{messages:?}"
+    );
     // Nothing else was queued: no third message for the shrink.
     assert!(received.recv_timeout(Duration::from_millis(1500)).is_err());
 }
@@ -306,7 +311,11 @@ fn a_warning_report_can_be_generated_by_hand() {
     .expect("json");
     assert_eq!(report["kind"], "Compliance Warning Report", "{report}");
     assert_eq!(report["compliance"][0]["shortfall"], 2, "{report}");
-    assert_eq!(report["product_instances"], json!([]), "shortfalls only: {report}");
+    assert_eq!(
+        report["product_instances"],
+        json!([]),
+        "shortfalls only: {report}"
+    );
     assert_eq!(warning_reports(&server).len(), before + 1);
     // The default stays the Manual Record.
     let manual: Value =
@@ -351,7 +360,10 @@ fn an_alert_queued_while_nobody_could_deliver_it_arrives_after_start() {
     let (status, answer) = router.client.post(&json!({
         "type": "ENTITLEMENT", "message_id": "e", "entitlements": [{"tag": "ESS-AC-10G-RTU-1", "count": 3}]
     }));
-    assert_eq!((status, answer["status"].as_str()), (200, Some("AUTHORIZED")));
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (200, Some("AUTHORIZED"))
+    );
     // The server goes away; its folder stays.
     let dir = std::mem::replace(&mut server.dir, tempfile::tempdir().expect("tempdir"));
     let config_path = server.config_path.clone();
@@ -366,17 +378,34 @@ fn an_alert_queued_while_nobody_could_deliver_it_arrives_after_start() {
             .args(args)
             .output()
             .expect("run satellite");
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     cli(&[
-        "license", "transfer", "--from", "Default", "--to", "Lab", "--sku", "ESS-AC-10G-RTU-1",
-        "--quantity", "1",
+        "license",
+        "transfer",
+        "--from",
+        "Default",
+        "--to",
+        "Lab",
+        "--sku",
+        "ESS-AC-10G-RTU-1",
+        "--quantity",
+        "1",
     ]);
     let status: Value = serde_json::from_str(&cli(&["status", "--json"])).expect("json");
     let stats = &status["call_home"][0];
     assert_eq!(
-        (stats["message_type"].as_str(), stats["inqueue"].as_i64(), stats["failed"].as_i64(), stats["success"].as_i64()),
+        (
+            stats["message_type"].as_str(),
+            stats["inqueue"].as_i64(),
+            stats["failed"].as_i64(),
+            stats["success"].as_i64()
+        ),
         (Some("COMPLIANCE"), Some(1), Some(1), Some(0)),
         "{status}"
     );
@@ -393,7 +422,10 @@ fn an_alert_queued_while_nobody_could_deliver_it_arrives_after_start() {
         .expect("start satellite serve");
     let process = Process(child);
     let body = next_matching(&received, 20, |m| m.contains("COMPLIANCE"));
-    assert!(body.contains("ESS-AC-10G-RTU-1 out of compliance in virtual account Default (short 1)"), "{body}");
+    assert!(
+        body.contains("ESS-AC-10G-RTU-1 out of compliance in virtual account Default (short 1)"),
+        "{body}"
+    );
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let status: Value = serde_json::from_str(&cli(&["status", "--json"])).expect("json");
@@ -431,8 +463,16 @@ fn an_alert_queued_while_nobody_could_deliver_it_arrives_after_start() {
     };
     let process = serve();
     cli(&[
-        "license", "transfer", "--from", "Default", "--to", "Lab", "--sku", "ESS-AC-10G-RTU-1",
-        "--quantity", "1",
+        "license",
+        "transfer",
+        "--from",
+        "Default",
+        "--to",
+        "Lab",
+        "--sku",
+        "ESS-AC-10G-RTU-1",
+        "--quantity",
+        "1",
     ]);
     std::thread::sleep(Duration::from_millis(1500));
     drop(process); // SIGKILL
@@ -476,8 +516,14 @@ fn an_expired_registration_token_is_a_registration_message() {
     // (The server's own jobs thread may get there first: either run announces it.)
     server.jobs.run_due().expect("jobs");
     let message = next_matching(&received, 10, |m| m.contains("TOKEN_EXPIRED"));
-    assert!(message.contains("of virtual account Default expired"), "{message}");
-    assert!(message.contains("Description: lab racks"), "full text: {message}");
+    assert!(
+        message.contains("of virtual account Default expired"),
+        "{message}"
+    );
+    assert!(
+        message.contains("Description: lab racks"),
+        "full text: {message}"
+    );
     // Announced once: later runs find nothing new.
     assert_eq!(server.jobs.run_due().expect("jobs").expiry_alerts, 0);
     assert!(received.recv_timeout(Duration::from_millis(1500)).is_err());
@@ -499,7 +545,10 @@ fn a_refused_registration_is_a_registration_message() {
     assert_eq!(status, 401);
     let message = next_matching(&received, 10, |m| m.contains("REGISTRATION"));
     assert!(message.contains("registration of N540"), "{message}");
-    assert!(message.contains("REFUSED1 refused: the registration token was revoked"), "{message}");
+    assert!(
+        message.contains("REFUSED1 refused: the registration token was revoked"),
+        "{message}"
+    );
     // A second refusal within the minute is counted, not sent.
     let (status, _) = server.device().post(&crate::client::registration(
         "reg-2",
