@@ -94,16 +94,14 @@ impl Alert {
         } else {
             "Minor"
         };
-        let mut alert = Self::new(
+        Self::new(
             category,
             &w.message_type,
             severity,
             w.summary.clone(),
             w.detail.clone(),
             w.created_at,
-        );
-        alert.message_type.clone_from(&w.message_type);
-        alert
+        )
     }
 }
 
@@ -599,6 +597,100 @@ fn redact(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    fn setup(yaml: &str) -> (tempfile::TempDir, Config, Connection) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = Config::parse(yaml, "t.yaml", dir.path()).expect("config");
+        std::fs::create_dir_all(&config.data_dir).expect("data dir");
+        let conn = store::open_and_migrate(&config.database_path()).expect("db");
+        (dir, config, conn)
+    }
+
+    fn compliance(now: i64) -> Alert {
+        Alert::new(
+            CallHomeCategory::Compliance,
+            "COMPLIANCE",
+            "Major",
+            "short".into(),
+            "table".into(),
+            now,
+        )
+    }
+
+    #[test]
+    fn inqueue_is_what_waits_for_each_subscribed_profile() {
+        let (_dir, config, conn) = setup(
+            "call_home:\n  profiles:\n    - { name: a, transport: http, url: 'http://127.0.0.1:9/x', categories: [compliance] }\n    - { name: b, transport: http, url: 'http://127.0.0.1:9/x', categories: [system] }\n    - { name: c, transport: http, url: 'http://127.0.0.1:9/x' }\n",
+        );
+        compliance(100).enqueue(&conn).expect("enqueue");
+        sync_overdue(&conn, None, 50, 100).expect("sync overdue");
+        let rows: Vec<(String, String, i64)> = statistics(&conn, &config.call_home.profiles)
+            .expect("statistics")
+            .into_iter()
+            .map(|s| (s.profile, s.message_type, s.inqueue))
+            .collect();
+        assert_eq!(
+            rows,
+            vec![
+                ("a".into(), "COMPLIANCE".into(), 1),
+                ("c".into(), "COMPLIANCE".into(), 1),
+                ("c".into(), "SYNC".into(), 1),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_profile_that_cannot_deliver_counts_dropped_and_is_not_retried() {
+        let (_dir, mut config, conn) = setup(
+            "call_home:\n  smtp: 'smtp://127.0.0.1:9'\n  profiles:\n    - { name: ops, transport: email, to: [noc@example.com] }\n",
+        );
+        // Changed since start (validation would refuse it there).
+        config.call_home.from = Some("not an address".into());
+        let clock = Clock::system();
+        compliance(clock.unix()).enqueue(&conn).expect("enqueue");
+        let delivery = Delivery::from_config(&config, clock, COMMAND_TIMEOUT);
+        assert_eq!(delivery.pass(false).expect("pass"), 1);
+        let stats = statistics(&conn, &config.call_home.profiles).expect("statistics");
+        assert_eq!(
+            (stats[0].dropped, stats[0].failed, stats[0].inqueue),
+            (1, 0, 0),
+            "{stats:?}"
+        );
+        assert!(outbox::all(&conn).expect("outbox").is_empty());
+    }
+
+    #[test]
+    fn a_target_that_is_down_counts_failed_and_keeps_the_alert() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        drop(listener);
+        let (_dir, config, conn) = setup(&format!(
+            "call_home:\n  profiles:\n    - {{ name: noc, transport: http, url: 'http://127.0.0.1:{port}/x' }}\n"
+        ));
+        let clock = Clock::system();
+        compliance(clock.unix()).enqueue(&conn).expect("enqueue");
+        let delivery = Delivery::from_config(&config, clock, COMMAND_TIMEOUT);
+        assert_eq!(delivery.pass(false).expect("pass"), 0);
+        // Backing off: a second pass right away leaves it alone.
+        assert_eq!(delivery.pass(false).expect("pass"), 0);
+        let stats = statistics(&conn, &config.call_home.profiles).expect("statistics");
+        assert_eq!(
+            (stats[0].failed, stats[0].inqueue, stats[0].success),
+            (1, 1, 0),
+            "{stats:?}"
+        );
+        assert_eq!(outbox::all(&conn).expect("outbox")[0].attempts, 1);
+    }
+
+    #[test]
+    fn retries_back_off_up_to_an_hour() {
+        assert_eq!(
+            [0, 1, 2, 6, 7, 100, -1].map(backoff),
+            [30, 60, 120, 1920, 3600, 3600, 30]
+        );
+    }
+
     #[test]
     fn credentials_never_reach_a_log_line() {
         assert_eq!(

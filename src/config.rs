@@ -127,12 +127,25 @@ impl CallHome {
     /// Every value a profile delivers with, checked at start: a bad address
     /// found only when the first shortfall happens would lose that alert.
     /// Errors name the key, e.g. `call_home.profiles[1].to[0]`.
-    fn validate(&self) -> Result<(), (String, String)> {
+    fn validate(&self, satellite: &str) -> Result<(), (String, String)> {
         if let Some(smtp) = &self.smtp {
             check_url(smtp, &["smtp", "smtps"]).map_err(|r| ("call_home.smtp".to_string(), r))?;
         }
-        if let Some(from) = &self.from {
-            check_mailbox(from).map_err(|r| ("call_home.from".to_string(), r))?;
+        match &self.from {
+            Some(from) => check_mailbox(from).map_err(|r| ("call_home.from".to_string(), r))?,
+            None if self
+                .profiles
+                .iter()
+                .any(|p| p.transport == CallHomeTransport::Email) =>
+            {
+                check_mailbox(&format!("satellite@{satellite}")).map_err(|r| {
+                    (
+                        "call_home.from".to_string(),
+                        format!("not set, and the default sender made from `name` is no address: {r}; set call_home.from"),
+                    )
+                })?
+            }
+            None => {}
         }
         let mut names = std::collections::BTreeSet::new();
         for (i, profile) in self.profiles.iter().enumerate() {
@@ -369,7 +382,7 @@ impl Config {
             .map_err(|(key, reason)| fail(key, reason))?;
         config
             .call_home
-            .validate()
+            .validate(&config.name)
             .map_err(|(key, reason)| fail(&key, reason))?;
         Ok(config)
     }
@@ -667,6 +680,11 @@ mod tests {
                 "  from: 'not an address'\n  profiles: []\n",
                 "call_home.from",
                 "not an e-mail address",
+            ),
+            (
+                "  profiles: [ { name: a, transport: email, to: [n@e.com] } ]\nname: lab sat\n",
+                "call_home.from",
+                "set call_home.from",
             ),
             (
                 "  profiles: [ { name: '', transport: http, url: 'http://h/x' } ]\n",
