@@ -82,13 +82,19 @@ pub fn evaluate(
         };
         let (stored, announced) = pools::recorded(c, va_id, tag)?;
         let stored = PoolStatus::parse(&stored);
-        if stored == current.status && announced == shortfall {
+        // The deepest shortfall announced since the pool fell short: a
+        // device flapping between two counts is not news every time, a
+        // shortfall deeper than any announced is. (0 while short means "not
+        // recorded yet", as in pools that were short before it was kept.)
+        let peak = match (stored, current.status) {
+            (_, PoolStatus::InCompliance) => 0,
+            (PoolStatus::OutOfCompliance, _) => announced.max(shortfall),
+            (PoolStatus::InCompliance, _) => shortfall,
+        };
+        if stored == current.status && announced == peak {
             continue;
         }
-        pools::record(c, va_id, tag, current.status.as_str(), shortfall)?;
-        // A shortfall that shrinks is only remembered: it is not news, but
-        // growing again from there is. (0 means "not recorded yet", as in
-        // pools that were short before the shortfall was kept.)
+        pools::record(c, va_id, tag, current.status.as_str(), peak)?;
         let deeper =
             stored == PoolStatus::OutOfCompliance && announced > 0 && shortfall > announced;
         if stored != current.status || deeper {

@@ -272,12 +272,14 @@ fn a_deeper_shortfall_alerts_again() {
     assert!(first.contains("Compliance Warning Report #"), "{first}");
     assert_eq!(warning_reports(&server).len(), 1);
 
-    // Less short is remembered but not news; deeper than announced is.
+    // Less short is not news, nor is short again by as much as announced;
+    // deeper than announced is.
     ask("e2", 2);
-    ask("e3", 4);
+    ask("e3", 3);
+    ask("e4", 4);
     let second = next_matching(&received, 10, |m| m.contains("COMPLIANCE"));
     assert!(
-        second.contains("further out of compliance in virtual account Default (short 3, was 1)"),
+        second.contains("further out of compliance in virtual account Default (short 3, was 2)"),
         "{second}"
     );
     let reports = warning_reports(&server);
@@ -293,10 +295,10 @@ fn a_deeper_shortfall_alerts_again() {
         .collect();
     assert_eq!(messages.len(), 2, "{messages:?}");
     assert!(
-        messages[1].contains("short 3 (was short 1)"),
+        messages[1].contains("short 3 (was short 2)"),
         "{messages:?}"
     );
-    // Nothing else was queued: no third message for the shrink.
+    // Nothing else was queued: no message for the shrink or the return.
     assert!(received.recv_timeout(Duration::from_millis(1500)).is_err());
 }
 
