@@ -33,6 +33,9 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 const POLL: Duration = Duration::from_secs(1);
 /// Alerts taken in one pass.
 const BATCH: u32 = 50;
+/// An alert no attempt could deliver for this long is given up (seconds):
+/// the outbox must not grow without end while a target stays down.
+const GIVE_UP_AFTER: i64 = 7 * 86_400;
 
 #[derive(Debug, Clone)]
 pub struct Alert {
@@ -307,10 +310,37 @@ impl Delivery {
         written
     }
 
+    fn give_up_old(&self, conn: &mut Connection, now: i64) -> Result<()> {
+        // A read first: the write lock is taken only when there is something to do.
+        if outbox::oldest(conn)?.is_none_or(|t| t >= now - GIVE_UP_AFTER) {
+            return Ok(());
+        }
+        store::transaction(conn, |c| {
+            for (message_type, summary) in outbox::give_up_before(c, now - GIVE_UP_AFTER)? {
+                tracing::error!(r#type = %message_type, %summary, "Call Home alert given up after a week of failed attempts");
+                store::events::record(
+                    c,
+                    now,
+                    store::events::NewEvent {
+                        kind: "call_home",
+                        severity: store::events::Severity::Major,
+                        virtual_account: None,
+                        subject: Some(&message_type),
+                        message: format!(
+                            "Call Home alert given up: no profile could deliver it for 7 days ({summary}); check the profiles' targets"
+                        ),
+                    },
+                )?;
+            }
+            Ok(())
+        })
+    }
+
     /// Delivers what is due; returns how many alerts left the outbox.
     fn pass(&self, ignore_backoff: bool) -> Result<usize> {
         let mut conn = store::connect(&self.database)?;
         let now = self.clock.unix();
+        self.give_up_old(&mut conn, now)?;
         let mut finished = 0;
         for waiting in outbox::due(&conn, now, ignore_backoff, BATCH)? {
             if !outbox::claim(&conn, waiting.id, now, now + self.lease())? {

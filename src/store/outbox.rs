@@ -112,6 +112,24 @@ pub fn retry_later(c: &Connection, id: i64, done: &[String], next_attempt_at: i6
     Ok(())
 }
 
+/// When the oldest waiting alert was created.
+pub fn oldest(c: &Connection) -> Result<Option<i64>> {
+    Ok(
+        c.prepare_cached("SELECT MIN(created_at) FROM call_home_outbox")?
+            .query_row([], |r| r.get(0))?,
+    )
+}
+
+/// Gives up on alerts created before `before` (a target down for days):
+/// returns (message type, summary) of each, for the event log.
+pub fn give_up_before(c: &Connection, before: i64) -> Result<Vec<(String, String)>> {
+    let mut stmt = c.prepare_cached(
+        "DELETE FROM call_home_outbox WHERE created_at < ?1 RETURNING message_type, summary",
+    )?;
+    let rows = stmt.query_map([before], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 /// What one delivery attempt to one profile came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -212,5 +230,16 @@ mod tests {
         );
         finish(&c, id).expect("finish");
         assert!(all(&c).expect("all").is_empty());
+    }
+
+    #[test]
+    fn only_alerts_older_than_the_limit_are_given_up() {
+        let c = db();
+        enqueue(&c, &alert(), 100).expect("old");
+        enqueue(&c, &alert(), 200).expect("new");
+        assert_eq!(oldest(&c).expect("oldest"), Some(100));
+        let gone = give_up_before(&c, 150).expect("give up");
+        assert_eq!(gone, vec![("COMPLIANCE".to_string(), "short".to_string())]);
+        assert_eq!(all(&c).expect("all").len(), 1);
     }
 }
