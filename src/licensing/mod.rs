@@ -232,11 +232,8 @@ impl Notifier {
     }
 
     fn system(&self, what: &str, detail: String) {
-        let text = format!("%SMART_LIC-6-SYSTEM: satellite {what}");
-        tracing::info!("{text}");
-        if let Some(syslog) = &self.syslog {
-            syslog.send(Severity::Notice, "SYSTEM", &text, self.clock.now());
-        }
+        // Not to syslog: the service's own log and its supervisor already
+        // say when it starts and stops; syslog carries compliance.
         if let Some(call_home) = &self.call_home {
             call_home.announce(Alert::new(
                 CallHomeCategory::System,
