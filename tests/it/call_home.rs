@@ -561,3 +561,21 @@ fn a_refused_registration_is_a_registration_message() {
     assert_eq!(status, 401);
     assert!(received.recv_timeout(Duration::from_millis(1500)).is_err());
 }
+
+#[test]
+fn an_identity_certificate_that_expires_unrenewed_is_a_registration_message() {
+    let (port, received) = http_collector();
+    let server = Server::start_with(&http_profile(port, "registration"));
+    let token = server.token("Default", &["--days", "365"]);
+    register(&server, "EXPIRING", &token);
+    server.jobs.run_due().expect("first run marks the start");
+    server.clock.advance(time::Duration::days(366));
+    server.jobs.run_due().expect("jobs");
+    let message = next_matching(&received, 10, |m| m.contains("CERTIFICATE_EXPIRED"));
+    assert!(
+        message
+            .contains("identity certificate of N540-24Z8Q2C-M:EXPIRING in virtual account Default"),
+        "{message}"
+    );
+    assert!(message.contains("expired without renewal"), "{message}");
+}
