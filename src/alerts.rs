@@ -206,7 +206,10 @@ impl CallHome {
 /// commit. Whatever cannot go now stays for the server.
 pub fn deliver_waiting(config: &Config, clock: Clock) {
     let delivery = Delivery::from_config(config, clock, COMMAND_TIMEOUT);
-    if let Err(e) = delivery.pass(false) {
+    let passed = store::connect(&delivery.database)
+        .map_err(crate::error::Error::from)
+        .and_then(|mut conn| delivery.pass(&mut conn, false));
+    if let Err(e) = passed {
         tracing::warn!(error = %e, "Call Home alerts stay queued for the server");
     }
 }
@@ -248,18 +251,31 @@ impl Delivery {
     }
 
     fn run(&self, woken: &Receiver<()>, stop: &AtomicBool, announced: &Mutex<Vec<Alert>>) {
+        // One connection for the thread's life, opened again after an error.
+        let mut conn: Option<Connection> = None;
         let mut first = true;
         loop {
             // Read before the pass: an alert queued before the stop was
             // signalled is then seen by this pass.
             let stopping = stop.load(Ordering::SeqCst);
-            if let Err(e) = self.write_announced(announced) {
-                tracing::warn!(error = %e, "could not queue Call Home alerts; retrying shortly");
+            let passed = match conn.take() {
+                Some(c) => Ok(c),
+                None => store::connect(&self.database).map_err(crate::error::Error::from),
             }
-            if let Err(e) = self.pass(first) {
-                tracing::warn!(error = %e, "Call Home delivery pass failed; retrying shortly");
+            .and_then(|mut c| {
+                self.write_announced(&mut c, announced)?;
+                self.pass(&mut c, first)?;
+                Ok(c)
+            });
+            match passed {
+                Ok(c) => {
+                    conn = Some(c);
+                    first = false;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "Call Home delivery pass failed; retrying shortly")
+                }
             }
-            first = false;
             if stopping {
                 return;
             }
@@ -289,7 +305,7 @@ impl Delivery {
             .filter(move |p| p.categories.is_empty() || p.categories.contains(&category))
     }
 
-    fn write_announced(&self, announced: &Mutex<Vec<Alert>>) -> Result<()> {
+    fn write_announced(&self, conn: &mut Connection, announced: &Mutex<Vec<Alert>>) -> Result<()> {
         let alerts: Vec<Alert> = match announced.lock() {
             Ok(mut announced) => std::mem::take(&mut *announced),
             Err(_) => return Ok(()),
@@ -297,8 +313,7 @@ impl Delivery {
         if alerts.is_empty() {
             return Ok(());
         }
-        let mut conn = store::connect(&self.database)?;
-        let written = store::transaction(&mut conn, |c| {
+        let written = store::transaction(conn, |c| {
             alerts.iter().try_for_each(|a| a.enqueue(c).map(|_| ()))
         });
         if written.is_err() {
@@ -337,13 +352,12 @@ impl Delivery {
     }
 
     /// Delivers what is due; returns how many alerts left the outbox.
-    fn pass(&self, ignore_backoff: bool) -> Result<usize> {
-        let mut conn = store::connect(&self.database)?;
+    fn pass(&self, conn: &mut Connection, ignore_backoff: bool) -> Result<usize> {
         let now = self.clock.unix();
-        self.give_up_old(&mut conn, now)?;
+        self.give_up_old(conn, now)?;
         let mut finished = 0;
-        for waiting in outbox::due(&conn, now, ignore_backoff, BATCH)? {
-            if !outbox::claim(&conn, waiting.id, now, now + self.lease())? {
+        for waiting in outbox::due(conn, now, ignore_backoff, BATCH)? {
+            if !outbox::claim(conn, waiting.id, now, now + self.lease())? {
                 continue;
             }
             let alert = Alert::from_waiting(&waiting);
@@ -375,7 +389,7 @@ impl Delivery {
                 .subscribed(alert.category)
                 .all(|p| done.contains(&p.name));
             let sent_at = self.clock.unix();
-            store::transaction(&mut conn, |c| {
+            store::transaction(conn, |c| {
                 for (profile, outcome) in &outcomes {
                     outbox::count(c, profile, &alert.message_type, *outcome, sent_at)?;
                 }
@@ -672,7 +686,7 @@ mod tests {
 
     #[test]
     fn a_profile_that_cannot_deliver_counts_dropped_and_is_not_retried() {
-        let (_dir, mut config, conn) = setup(
+        let (_dir, mut config, mut conn) = setup(
             "call_home:\n  smtp: 'smtp://127.0.0.1:9'\n  profiles:\n    - { name: ops, transport: email, to: [noc@example.com] }\n",
         );
         // Changed since start (validation would refuse it there).
@@ -680,7 +694,7 @@ mod tests {
         let clock = Clock::system();
         compliance(clock.unix()).enqueue(&conn).expect("enqueue");
         let delivery = Delivery::from_config(&config, clock, COMMAND_TIMEOUT);
-        assert_eq!(delivery.pass(false).expect("pass"), 1);
+        assert_eq!(delivery.pass(&mut conn, false).expect("pass"), 1);
         let stats = statistics(&conn, &config.call_home.profiles).expect("statistics");
         assert_eq!(
             (stats[0].dropped, stats[0].failed, stats[0].inqueue),
@@ -695,15 +709,15 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
         drop(listener);
-        let (_dir, config, conn) = setup(&format!(
+        let (_dir, config, mut conn) = setup(&format!(
             "call_home:\n  profiles:\n    - {{ name: noc, transport: http, url: 'http://127.0.0.1:{port}/x' }}\n"
         ));
         let clock = Clock::system();
         compliance(clock.unix()).enqueue(&conn).expect("enqueue");
         let delivery = Delivery::from_config(&config, clock, COMMAND_TIMEOUT);
-        assert_eq!(delivery.pass(false).expect("pass"), 0);
+        assert_eq!(delivery.pass(&mut conn, false).expect("pass"), 0);
         // Backing off: a second pass right away leaves it alone.
-        assert_eq!(delivery.pass(false).expect("pass"), 0);
+        assert_eq!(delivery.pass(&mut conn, false).expect("pass"), 0);
         let stats = statistics(&conn, &config.call_home.profiles).expect("statistics");
         assert_eq!(
             (stats[0].failed, stats[0].inqueue, stats[0].success),
