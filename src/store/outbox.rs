@@ -140,6 +140,8 @@ pub enum Outcome {
 }
 
 /// Counts one attempt in the per-profile, per-message-type statistics.
+/// (The table's `inqueue` column from migration 2 stays 0: Inqueue is what
+/// waits in this outbox, counted when the statistics are read.)
 pub fn count(
     c: &Connection,
     profile: &str,
