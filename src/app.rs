@@ -65,6 +65,7 @@ impl Satellite {
         let store = Store::open(&config.database_path())?;
         let call_home =
             crate::alerts::CallHome::start(&config, clock.clone()).map_err(StartError::Serve)?;
+        let call_home = Some(call_home);
         Ok(Self {
             catalog: Arc::new(catalog),
             notifier: Arc::new(Notifier::new(syslog, call_home, clock.clone())),
@@ -125,10 +126,15 @@ impl Satellite {
         let sync = Arc::new(self.sync_service()?)
             .spawn(stop_jobs.clone())
             .map_err(StartError::Serve)?;
+        self.notifier.started(format!(
+            "role {:?}, smart account {:?}",
+            self.config.role, self.config.account
+        ));
         let served = http::serve(state, listeners, tls, shutdown).await;
         stop_jobs.store(true, Ordering::Relaxed);
         let _ = jobs.join();
         let _ = sync.join();
+        self.notifier.stopped();
         served.map_err(StartError::Serve)
     }
 

@@ -123,6 +123,107 @@ pub struct CallHomeProfile {
     pub categories: Vec<CallHomeCategory>,
 }
 
+impl CallHome {
+    /// Every value a profile delivers with, checked at start: a bad address
+    /// found only when the first shortfall happens would lose that alert.
+    /// Errors name the key, e.g. `call_home.profiles[1].to[0]`.
+    fn validate(&self, satellite: &str) -> Result<(), (String, String)> {
+        if let Some(smtp) = &self.smtp {
+            check_url(smtp, &["smtp", "smtps"]).map_err(|r| ("call_home.smtp".to_string(), r))?;
+        }
+        match &self.from {
+            Some(from) => check_mailbox(from).map_err(|r| ("call_home.from".to_string(), r))?,
+            None if self
+                .profiles
+                .iter()
+                .any(|p| p.transport == CallHomeTransport::Email) =>
+            {
+                check_mailbox(&format!("satellite@{satellite}")).map_err(|r| {
+                    (
+                        "call_home.from".to_string(),
+                        format!("not set, and the default sender made from `name` is no address: {r}; set call_home.from"),
+                    )
+                })?
+            }
+            None => {}
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for (i, profile) in self.profiles.iter().enumerate() {
+            let key = |field: &str| format!("call_home.profiles[{i}].{field}");
+            let name = profile.name.trim();
+            if name.is_empty() {
+                return Err((key("name"), "must not be empty".into()));
+            }
+            if name != profile.name || name.chars().any(char::is_control) {
+                return Err((
+                    key("name"),
+                    format!(
+                        "{:?}: no leading or trailing spaces or control characters",
+                        profile.name
+                    ),
+                ));
+            }
+            if !names.insert(name) {
+                return Err((
+                    key("name"),
+                    format!("{name:?} is already the name of another profile; names must be unique (statistics are kept per name)"),
+                ));
+            }
+            match profile.transport {
+                CallHomeTransport::Email => {
+                    if self.smtp.is_none() {
+                        return Err((
+                            "call_home.smtp".into(),
+                            format!("profile {i} ({name}) sends email: name the mail relay, e.g. smtp: smtp://relay.example:25"),
+                        ));
+                    }
+                    if profile.to.is_empty() {
+                        return Err((
+                            key("to"),
+                            format!("profile {name} sends email: list at least one address, e.g. to: [noc@example.com]"),
+                        ));
+                    }
+                    if profile.url.is_some() {
+                        return Err((
+                            key("url"),
+                            format!("profile {name} sends email; `url` is for transport http"),
+                        ));
+                    }
+                }
+                CallHomeTransport::Http => {
+                    let Some(url) = &profile.url else {
+                        return Err((
+                            key("url"),
+                            format!("profile {name} posts over HTTP: give the URL, e.g. url: https://noc.example/callhome"),
+                        ));
+                    };
+                    check_url(url, &["http", "https"]).map_err(|r| (key("url"), r))?;
+                    if !profile.to.is_empty() {
+                        return Err((
+                            key("to"),
+                            format!("profile {name} posts over HTTP; `to` is for transport email"),
+                        ));
+                    }
+                }
+            }
+            for (j, address) in profile.to.iter().enumerate() {
+                check_mailbox(address).map_err(|r| (key(&format!("to[{j}]")), r))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An e-mail address as the mailer will parse it.
+fn check_mailbox(address: &str) -> Result<(), String> {
+    address
+        .parse::<lettre::message::Mailbox>()
+        .map(|_| ())
+        .map_err(|e| {
+            format!("{address:?} is not an e-mail address ({e}); write e.g. noc@example.com")
+        })
+}
+
 impl CallHomeProfile {
     fn default_format() -> CallHomeFormat {
         CallHomeFormat::ShortText
@@ -279,6 +380,10 @@ impl Config {
         config
             .validate(base)
             .map_err(|(key, reason)| fail(key, reason))?;
+        config
+            .call_home
+            .validate(&config.name)
+            .map_err(|(key, reason)| fail(&key, reason))?;
         Ok(config)
     }
 
@@ -355,36 +460,6 @@ impl Config {
                 format!("{e}; use error, warn, info, debug or trace"),
             )
         })?;
-        if let Some(smtp) = &self.call_home.smtp {
-            check_url(smtp, &["smtp", "smtps"]).map_err(|r| ("call_home.smtp", r))?;
-        }
-        for (i, profile) in self.call_home.profiles.iter().enumerate() {
-            if profile.transport == CallHomeTransport::Email && self.call_home.smtp.is_none() {
-                return Err((
-                    "call_home.smtp",
-                    format!(
-                        "profile {i} ({}) sends email: name the mail relay, e.g. smtp: smtp://relay.example:25",
-                        profile.name
-                    ),
-                ));
-            }
-            let ok = match profile.transport {
-                CallHomeTransport::Email => !profile.to.is_empty(),
-                CallHomeTransport::Http => profile.url.is_some(),
-            };
-            if !ok {
-                return Err((
-                    "call_home.profiles",
-                    format!(
-                        "profile {i} ({}): transport email needs `to`, transport http needs `url`",
-                        profile.name
-                    ),
-                ));
-            }
-            if let Some(url) = &profile.url {
-                check_url(url, &["http", "https"]).map_err(|r| ("call_home.profiles", r))?;
-            }
-        }
 
         self.data_dir = resolve(base, &self.data_dir);
         self.sync.export_dir = resolve(base, &self.sync.export_dir);
@@ -594,7 +669,69 @@ mod tests {
         assert_eq!(err.key, "call_home.smtp");
         assert!(parse("call_home: { smtp: 'smtp://relay:25', profiles: [ { name: ops, transport: email, to: [a@b.c] } ] }").is_ok());
         let err = parse("call_home: { profiles: [ { name: web, transport: http } ] }").unwrap_err();
-        assert_eq!(err.key, "call_home.profiles");
+        assert_eq!(err.key, "call_home.profiles[0].url");
+    }
+
+    #[test]
+    fn call_home_profiles_are_checked_value_by_value() {
+        let relay = "call_home:\n  smtp: 'smtp://relay:25'\n";
+        let cases = [
+            (
+                "  from: 'not an address'\n  profiles: []\n",
+                "call_home.from",
+                "not an e-mail address",
+            ),
+            (
+                "  profiles: [ { name: a, transport: email, to: [n@e.com] } ]\nname: lab sat\n",
+                "call_home.from",
+                "set call_home.from",
+            ),
+            (
+                "  profiles: [ { name: '', transport: http, url: 'http://h/x' } ]\n",
+                "call_home.profiles[0].name",
+                "must not be empty",
+            ),
+            (
+                "  profiles: [ { name: ' ', transport: http, url: 'http://h/x' } ]\n",
+                "call_home.profiles[0].name",
+                "must not be empty",
+            ),
+            (
+                "  profiles: [ { name: a, transport: http, url: 'http://h/x' }, { name: a, transport: email, to: [n@e.com] } ]\n",
+                "call_home.profiles[1].name",
+                "unique",
+            ),
+            (
+                "  profiles: [ { name: a, transport: email, to: [n@e.com, 'bob at example'] } ]\n",
+                "call_home.profiles[0].to[1]",
+                "bob at example",
+            ),
+            (
+                "  profiles: [ { name: a, transport: email, to: [] } ]\n",
+                "call_home.profiles[0].to",
+                "at least one address",
+            ),
+            (
+                "  profiles: [ { name: a, transport: http, url: 'ftp://h/x' } ]\n",
+                "call_home.profiles[0].url",
+                "ftp",
+            ),
+            (
+                "  profiles: [ { name: a, transport: http, url: 'https://' } ]\n",
+                "call_home.profiles[0].url",
+                "no host",
+            ),
+        ];
+        for (yaml, key, reason) in cases {
+            let err = parse(&format!("{relay}{yaml}")).expect_err(yaml);
+            assert_eq!(err.key, key, "{yaml}: {err}");
+            assert!(err.reason.contains(reason), "{yaml}: {err}");
+            assert!(err.to_string().starts_with("test.yaml: "), "{err}");
+        }
+        assert!(parse(&format!(
+            "{relay}  from: 'Satellite <sat@example.com>'\n  profiles: [ {{ name: a, transport: email, to: [n@e.com] }}, {{ name: b, transport: http, url: 'https://noc.example/ch' }} ]\n"
+        ))
+        .is_ok());
     }
 
     #[test]

@@ -66,8 +66,7 @@ pub fn ensure(config: &Config, clock: &Clock) -> Result<(Created, CertificateAut
     let ca = match (ca_cert.exists(), ca_key.exists()) {
         (true, true) => CertificateAuthority::load(dir)?,
         (false, false) => {
-            let issued: i64 =
-                conn.query_row("SELECT COUNT(*) FROM certificates", [], |r| r.get(0))?;
+            let issued = store::names::issued_certificates(&conn)?;
             if issued > 0 {
                 return Err(Error::invalid(
                     "data_dir",

@@ -381,21 +381,18 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             let rows = compliance::rows(&conn, &catalog, &account, va.as_deref(), now)?;
             show(&rows, json)
         }
-        Command::Report(ReportCommand::Generate { va, json }) => {
+        Command::Report(ReportCommand::Generate { va, kind, json }) => {
+            let kind = match kind {
+                super::GeneratedKind::Manual => ReportKind::Manual,
+                super::GeneratedKind::Warning => ReportKind::ComplianceWarning,
+            };
             let mut conn = open(&config, &clock)?;
             let catalog = catalog(&config)?;
             if let Some(va) = &va {
                 accounts::require(&conn, &account, va, now)?;
             }
             let id = write(&mut conn, |c| {
-                reports::generate(
-                    c,
-                    &catalog,
-                    ReportKind::Manual,
-                    &account,
-                    va.as_deref(),
-                    now,
-                )
+                reports::generate(c, &catalog, kind, &account, va.as_deref(), now)
             })?;
             let report = reports::load(&conn, id)?;
             if json {
@@ -438,7 +435,9 @@ pub(super) fn catalog(config: &Config) -> Result<Catalog, CliError> {
         .map_err(|reason| Error::invalid("catalog", reason).into())
 }
 
-/// Compliance changes made from the command line reach the log and syslog too.
+/// Compliance changes made from the command line reach the log and syslog
+/// too, and the Call Home alerts they queued are delivered now; what cannot
+/// go now stays queued for the server.
 pub(super) fn notify(config: &Config, clock: &Clock, transitions: &[Transition]) {
     if transitions.is_empty() {
         return;
@@ -448,12 +447,8 @@ pub(super) fn notify(config: &Config, clock: &Clock, transitions: &[Transition])
         .syslog
         .as_deref()
         .and_then(|url| crate::syslog::Syslog::connect(url, &config.name).ok());
-    Notifier::new(
-        syslog,
-        crate::alerts::CallHome::inline(config, clock.clone()),
-        clock.clone(),
-    )
-    .compliance(transitions);
+    Notifier::new(syslog, None, clock.clone()).compliance(transitions);
+    crate::alerts::deliver_waiting(config, clock.clone());
 }
 
 /// `YYYY-MM-DD` (midnight UTC) or RFC 3339.

@@ -283,12 +283,25 @@ pub enum LicenseCommand {
     },
 }
 
+/// The reports an operator can generate by hand (the seed: "automatically
+/// or manually generated").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GeneratedKind {
+    /// Manual Record: compliance and inventory.
+    Manual,
+    /// Compliance Warning Report: the pools that are short.
+    Warning,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum ReportCommand {
-    /// Generate a Manual Record now.
+    /// Generate a report now: a Manual Record, or with `--kind warning` a
+    /// Compliance Warning Report (shortfalls only).
     Generate {
         #[arg(long, value_name = "VA")]
         va: Option<String>,
+        #[arg(long, value_enum, default_value_t = GeneratedKind::Manual)]
+        kind: GeneratedKind,
         #[arg(long)]
         json: bool,
     },

@@ -51,9 +51,8 @@ pub fn init(config: &Config, clock: &Clock) -> Result<(), CliError> {
 pub fn status(config: &Config, clock: &Clock, json: bool) -> Result<(), CliError> {
     let conn = open(config, clock)?;
     let ca = crate::pki::CertificateAuthority::load(&config.data_dir).map_err(Error::from)?;
-    let count = |sql: &str| -> Result<i64, CliError> {
-        Ok(conn.query_row(sql, [], |r| r.get(0)).map_err(Error::from)?)
-    };
+    let counts = store::names::counts(&conn, clock.unix())?;
+    let stats = crate::alerts::statistics(&conn, &config.call_home.profiles)?;
     let report = serde_json::json!({
         "name": config.name,
         "role": config.role,
@@ -63,13 +62,11 @@ pub fn status(config: &Config, clock: &Clock, json: bool) -> Result<(), CliError
         "ca_fingerprint": ca.fingerprint_hex().map_err(Error::from)?,
         "device_listen": config.device.listen.to_string(),
         "admin_listen": config.admin.listen.to_string(),
-        "virtual_accounts": count("SELECT COUNT(*) FROM virtual_accounts")?,
-        "product_instances": count("SELECT COUNT(*) FROM product_instances")?,
-        "active_tokens": conn.query_row(
-            "SELECT COUNT(*) FROM registration_tokens WHERE revoked_at IS NULL AND expires_at > ?1",
-            [clock.unix()], |r| r.get::<_, i64>(0)).map_err(Error::from)?,
+        "virtual_accounts": counts.virtual_accounts,
+        "product_instances": counts.product_instances,
+        "active_tokens": counts.active_tokens,
         "now": rfc3339(clock.unix()),
-        "call_home": crate::alerts::statistics(&conn)?,
+        "call_home": stats,
     });
     if json {
         return print_json(&report);
@@ -97,7 +94,6 @@ pub fn status(config: &Config, clock: &Clock, json: bool) -> Result<(), CliError
     println!("  virtual accounts:  {}", report["virtual_accounts"]);
     println!("  product instances: {}", report["product_instances"]);
     println!("  active tokens:     {}", report["active_tokens"]);
-    let stats = crate::alerts::statistics(&conn)?;
     if !stats.is_empty() {
         println!("\nCall Home statistics:");
         table::print(&stats);

@@ -63,7 +63,14 @@ impl DeviceService {
     /// Handles one message; the answer is the JSON text to send back.
     pub async fn handle(&self, message: Message, peer: Option<PeerCertificate>) -> Result<String> {
         match message.message_type {
-            MessageType::Registration => self.register(message).await,
+            MessageType::Registration => {
+                let udi = message.udi.as_ref().map(|u| u.key());
+                let result = self.register(message).await;
+                if let (Err(e @ Error::Token(_)), Some(udi)) = (&result, udi) {
+                    self.notifier.registration_refused(&udi, &e.to_string());
+                }
+                result
+            }
             MessageType::Renew if message.kind == Some(RenewKind::Id) => {
                 self.renew_id(message, peer).await
             }

@@ -56,10 +56,7 @@ pub fn rows(
 
 /// Every pool of every account (for `/metrics`).
 pub fn all_accounts(c: &Connection, catalog: &Catalog, now: i64) -> Result<Vec<ComplianceRow>> {
-    let accounts: Vec<String> = c
-        .prepare_cached("SELECT name FROM accounts ORDER BY name")?
-        .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
+    let accounts = crate::store::names::account_names(c)?;
     let mut rows = Vec::new();
     for account in accounts {
         rows.extend(self::rows(c, catalog, &account, None, now)?);

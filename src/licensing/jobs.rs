@@ -4,10 +4,12 @@
 use super::catalog::Catalog;
 use super::reports::{self, ReportKind};
 use super::{pool, Notifier};
+use crate::alerts::Alert;
 use crate::clock::Clock;
+use crate::config::CallHomeCategory;
 use crate::error::{Error, Result};
 use crate::store::events::{NewEvent, Severity};
-use crate::store::{events, instances, licenses, messages, settings, Store};
+use crate::store::{deadlines, events, instances, licenses, messages, names, settings, Store};
 use chrono::{TimeZone, Utc};
 use rusqlite::Connection;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,6 +38,8 @@ pub struct RunOutcome {
     pub grace_periods_expired: usize,
     pub periodic_reports: usize,
     pub usage_snapshots: usize,
+    /// Registration tokens and identity certificates that ran out.
+    pub expiry_alerts: usize,
 }
 
 impl Jobs {
@@ -56,17 +60,14 @@ impl Jobs {
             let last = last.unwrap_or(now);
             if now > last {
                 for (va_id, tag) in licenses::pools_changing_between(c, last, now)? {
-                    let va_name: String = c.query_row(
-                        "SELECT name FROM virtual_accounts WHERE id = ?1",
-                        [va_id],
-                        |r| r.get(0),
-                    )?;
+                    let va_name = names::virtual_account(c, va_id)?;
                     transitions.extend(pool::evaluate(c, &catalog, va_id, &va_name, &[tag], now)?);
                 }
                 (
                     outcome.authorizations_expired,
                     outcome.grace_periods_expired,
                 ) = record_expired_authorizations(c, last, now)?;
+                outcome.expiry_alerts = alert_expiries(c, last, now)?;
                 messages::prune(c, now - ANSWER_RETENTION)?;
                 let last_utc = Utc.timestamp_opt(last, 0).single();
                 let due = last_utc
@@ -90,6 +91,9 @@ impl Jobs {
             Ok::<_, Error>((outcome, transitions))
         })?;
         self.notifier.compliance(&transitions);
+        if outcome.expiry_alerts > 0 {
+            self.notifier.queued();
+        }
         if outcome.periodic_reports > 0 {
             tracing::info!("generated the Periodic Record");
         }
@@ -164,4 +168,40 @@ fn record_expired_authorizations(c: &Connection, after: i64, now: i64) -> Result
         lapsed[i] = expired.len();
     }
     Ok((lapsed[0], lapsed[1]))
+}
+
+/// Registration tokens and identity certificates that ran out in
+/// `(after, now]`: one Call Home registration alert each, queued in the
+/// jobs' transaction so each is announced exactly once.
+fn alert_expiries(c: &Connection, after: i64, now: i64) -> Result<usize> {
+    let mut n = 0;
+    for (prefix, va, description) in deadlines::tokens_expired(c, after, now)? {
+        Alert::new(
+            CallHomeCategory::Registration,
+            "TOKEN_EXPIRED",
+            "Minor",
+            format!("registration token {prefix}… of virtual account {va} expired"),
+            format!(
+                "satellite token list --va {va}\nToken: {prefix}…\nDescription: {description}\nStatus: EXPIRED\nDevices it registered stay registered; create a new token for new devices.\n"
+            ),
+            now,
+        )
+        .enqueue(c)?;
+        n += 1;
+    }
+    for (udi, serial, va) in deadlines::certificates_expired(c, after, now)? {
+        Alert::new(
+            CallHomeCategory::Registration,
+            "CERTIFICATE_EXPIRED",
+            "Major",
+            format!("identity certificate of {udi} in virtual account {va} expired without renewal"),
+            format!(
+                "satellite instance show {udi}\nCertificate serial: {serial}\nThe device must register again (license smart register idtoken <token>).\n"
+            ),
+            now,
+        )
+        .enqueue(c)?;
+        n += 1;
+    }
+    Ok(n)
 }

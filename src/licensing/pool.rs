@@ -1,15 +1,18 @@
 //! Re-evaluating pools after anything that changes demand or availability,
-//! and recording the compliance events that follow.
+//! and recording the compliance events, warning reports and Call Home
+//! alerts that follow, in the same transaction as the change.
 
 use super::catalog::Catalog;
 use super::reports::{self, ReportKind};
 use super::rules::{self, PoolStatus};
+use crate::alerts::Alert;
+use crate::config::CallHomeCategory;
 use crate::error::Result;
 use crate::store::events::{NewEvent, Severity};
-use crate::store::{events, licenses, usage};
+use crate::store::{events, licenses, names, pools, usage};
 use rusqlite::Connection;
 
-/// A pool whose compliance changed.
+/// A pool whose compliance changed, or whose shortfall got deeper.
 #[derive(Debug, Clone)]
 pub struct Transition {
     pub virtual_account: String,
@@ -17,6 +20,20 @@ pub struct Transition {
     pub in_use: i64,
     pub available: i64,
     pub to: PoolStatus,
+    /// The shortfall announced before (0 when the pool was in compliance):
+    /// above 0 with `to` out of compliance, the shortfall got deeper.
+    pub previous_shortfall: i64,
+}
+
+impl Transition {
+    pub fn shortfall(&self) -> i64 {
+        (self.in_use - self.available).max(0)
+    }
+
+    /// Already short before, and now shorter still.
+    pub fn deeper(&self) -> bool {
+        self.to == PoolStatus::OutOfCompliance && self.previous_shortfall > 0
+    }
 }
 
 /// The current state of one pool.
@@ -42,8 +59,10 @@ pub fn state(
     })
 }
 
-/// Re-evaluates the given pools of one virtual account; records an event for
-/// each change and, when any pool fell short, a Compliance Warning Report.
+/// Re-evaluates the given pools of one virtual account. Each change of
+/// status, and each shortfall that got deeper, is an event; when any pool
+/// fell (further) short, a Compliance Warning Report is written and a Call
+/// Home alert queued, all in the caller's transaction.
 pub fn evaluate(
     c: &Connection,
     catalog: &Catalog,
@@ -55,21 +74,58 @@ pub fn evaluate(
     let mut transitions = Vec::new();
     for tag in tags {
         let current = state(c, catalog, va_id, tag, now)?;
-        let (_, stored) = usage::in_use(c, va_id, tag)?;
-        if PoolStatus::parse(&stored) == current.status {
+        let shortfall = match current.status {
+            PoolStatus::OutOfCompliance => {
+                rules::shortfall(catalog.is_tracking(tag), current.in_use, current.available)
+            }
+            PoolStatus::InCompliance => 0,
+        };
+        let (stored, announced) = pools::recorded(c, va_id, tag)?;
+        let stored = PoolStatus::parse(&stored);
+        // The deepest shortfall announced since the pool fell short: a
+        // device flapping between two counts is not news every time, a
+        // shortfall deeper than any announced is. (0 while short means "not
+        // recorded yet", as in pools that were short before it was kept.)
+        let peak = match (stored, current.status) {
+            (_, PoolStatus::InCompliance) => 0,
+            (PoolStatus::OutOfCompliance, _) => announced.max(shortfall),
+            (PoolStatus::InCompliance, _) => shortfall,
+        };
+        if stored == current.status && announced == peak {
             continue;
         }
-        usage::set_pool_status(c, va_id, tag, current.status.as_str())?;
-        transitions.push(Transition {
-            virtual_account: va_name.to_string(),
-            tag: tag.clone(),
-            in_use: current.in_use,
-            available: current.available,
-            to: current.status,
-        });
+        pools::record(c, va_id, tag, current.status.as_str(), peak)?;
+        let deeper =
+            stored == PoolStatus::OutOfCompliance && announced > 0 && shortfall > announced;
+        if stored != current.status || deeper {
+            transitions.push(Transition {
+                virtual_account: va_name.to_string(),
+                tag: tag.clone(),
+                in_use: current.in_use,
+                available: current.available,
+                to: current.status,
+                previous_shortfall: if stored == PoolStatus::OutOfCompliance {
+                    announced
+                } else {
+                    0
+                },
+            });
+        }
     }
     for t in &transitions {
         let (severity, message) = match t.to {
+            PoolStatus::OutOfCompliance if t.deeper() => (
+                Severity::Major,
+                format!(
+                    "{} is further out of compliance in virtual account {:?}: {} in use, {} available, short {} (was short {})",
+                    t.tag,
+                    t.virtual_account,
+                    t.in_use,
+                    t.available,
+                    t.shortfall(),
+                    t.previous_shortfall
+                ),
+            ),
             PoolStatus::OutOfCompliance => (
                 Severity::Major,
                 format!(
@@ -78,7 +134,7 @@ pub fn evaluate(
                     t.virtual_account,
                     t.in_use,
                     t.available,
-                    t.in_use - t.available
+                    t.shortfall()
                 ),
             ),
             PoolStatus::InCompliance => (
@@ -101,23 +157,66 @@ pub fn evaluate(
             },
         )?;
     }
-    if transitions
+    let short: Vec<&Transition> = transitions
         .iter()
-        .any(|t| t.to == PoolStatus::OutOfCompliance)
-    {
-        warn(c, catalog, va_id, va_name, now)?;
+        .filter(|t| t.to == PoolStatus::OutOfCompliance)
+        .collect();
+    if !short.is_empty() {
+        let report = warning_report(c, catalog, va_id, va_name, now)?;
+        compliance_alert(&short, &report, now).enqueue(c)?;
     }
     Ok(transitions)
 }
 
-/// Writes a Compliance Warning Report for one virtual account.
-pub fn warn(c: &Connection, catalog: &Catalog, va_id: i64, va_name: &str, now: i64) -> Result<i64> {
-    let account: String = c.query_row(
-        "SELECT a.name FROM accounts a JOIN virtual_accounts va ON va.account_id = a.id WHERE va.id = ?1",
-        [va_id],
-        |r| r.get(0),
-    )?;
-    reports::generate(
+/// The Call Home message for pools that fell (further) short; full text
+/// attaches the warning report as `satellite report show` prints it.
+fn compliance_alert(short: &[&Transition], report: &reports::Report, now: i64) -> Alert {
+    let first = short[0];
+    let more = if short.len() > 1 {
+        format!(" and {} more", short.len() - 1)
+    } else {
+        String::new()
+    };
+    let summary = if first.deeper() {
+        format!(
+            "{} further out of compliance in virtual account {} (short {}, was {}){more}",
+            first.tag,
+            first.virtual_account,
+            first.shortfall(),
+            first.previous_shortfall
+        )
+    } else {
+        format!(
+            "{} out of compliance in virtual account {} (short {}){more}",
+            first.tag,
+            first.virtual_account,
+            first.shortfall()
+        )
+    };
+    let detail = format!(
+        "satellite report show {} (show compliance: pools that are short)\n{}",
+        report.id,
+        reports::render(report, reports::Format::Text)
+    );
+    Alert::new(
+        CallHomeCategory::Compliance,
+        "COMPLIANCE",
+        "Major",
+        summary,
+        detail,
+        now,
+    )
+}
+
+fn warning_report(
+    c: &Connection,
+    catalog: &Catalog,
+    va_id: i64,
+    va_name: &str,
+    now: i64,
+) -> Result<reports::Report> {
+    let account = names::account_of(c, va_id)?;
+    reports::build(
         c,
         catalog,
         ReportKind::ComplianceWarning,
@@ -125,4 +224,9 @@ pub fn warn(c: &Connection, catalog: &Catalog, va_id: i64, va_name: &str, now: i
         Some(va_name),
         now,
     )
+}
+
+/// Writes a Compliance Warning Report for one virtual account.
+pub fn warn(c: &Connection, catalog: &Catalog, va_id: i64, va_name: &str, now: i64) -> Result<i64> {
+    warning_report(c, catalog, va_id, va_name, now).map(|r| r.id)
 }

@@ -7,7 +7,7 @@ use super::rules;
 use crate::clock::rfc3339;
 use crate::error::{Error, Result};
 use crate::store::{accounts, instances, usage};
-use rusqlite::{params, Connection};
+use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,7 +90,8 @@ pub struct ReportSummary {
     pub summary: String,
 }
 
-/// Builds and stores a report of one account (or one of its virtual accounts).
+/// Builds and stores a report of one account (or one of its virtual
+/// accounts); returns its id.
 pub fn generate(
     c: &Connection,
     catalog: &Catalog,
@@ -99,6 +100,18 @@ pub fn generate(
     virtual_account: Option<&str>,
     now: i64,
 ) -> Result<i64> {
+    build(c, catalog, kind, account, virtual_account, now).map(|r| r.id)
+}
+
+/// Builds and stores a report; returns it as stored.
+pub fn build(
+    c: &Connection,
+    catalog: &Catalog,
+    kind: ReportKind,
+    account: &str,
+    virtual_account: Option<&str>,
+    now: i64,
+) -> Result<Report> {
     let mut rows: Vec<ReportRow> = compliance::rows(c, catalog, account, virtual_account, now)?
         .into_iter()
         .map(ReportRow::from)
@@ -146,42 +159,31 @@ pub fn generate(
         compliance: rows,
         product_instances: inventory,
     };
-    c.execute(
-        "INSERT INTO reports (kind, created_at, virtual_account, summary, body) VALUES (?1, ?2, ?3, ?4, '')",
-        params![kind.as_str(), now, virtual_account, summary],
-    )?;
-    report.id = c.last_insert_rowid();
-    let body =
-        serde_json::to_string(&report).map_err(|e| Error::invalid("report", e.to_string()))?;
-    c.execute(
-        "UPDATE reports SET body = ?2 WHERE id = ?1",
-        params![report.id, body],
-    )?;
-    Ok(report.id)
+    report.id =
+        crate::store::reports::insert(c, kind.as_str(), virtual_account, &summary, now, |id| {
+            report.id = id;
+            serde_json::to_string(&report).map_err(|e| Error::invalid("report", e.to_string()))
+        })?;
+    Ok(report)
 }
 
 pub fn list(c: &Connection, limit: u32) -> Result<Vec<ReportSummary>> {
-    let mut stmt = c.prepare_cached(
-        "SELECT id, kind, created_at, virtual_account, summary FROM
-           (SELECT * FROM reports ORDER BY id DESC LIMIT ?1) ORDER BY id",
-    )?;
-    let rows = stmt.query_map([limit], |r| {
-        Ok(ReportSummary {
-            id: r.get(0)?,
-            kind: r.get(1)?,
-            created_at: rfc3339(r.get(2)?),
-            virtual_account: r.get(3)?,
-            summary: r.get(4)?,
-        })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(crate::store::reports::list(c, limit)?
+        .into_iter()
+        .map(
+            |(id, kind, created_at, virtual_account, summary)| ReportSummary {
+                id,
+                kind,
+                created_at: rfc3339(created_at),
+                virtual_account,
+                summary,
+            },
+        )
+        .collect())
 }
 
 pub fn load(c: &Connection, id: i64) -> Result<Report> {
-    let body: String =
-        crate::store::optional(
-            c.query_row("SELECT body FROM reports WHERE id = ?1", [id], |r| r.get(0)),
-        )?
+    let body = crate::store::reports::body(c, id)?
         .ok_or_else(|| Error::NotFound(format!("no report {id}; see `satellite report list`")))?;
     serde_json::from_str(&body)
         .map_err(|e| Error::invalid("report", format!("stored report {id} is unreadable: {e}")))
@@ -292,18 +294,14 @@ pub fn snapshot_usage(c: &Connection, catalog: &Catalog, account: &str, now: i64
     for va in accounts::list(c, account, now)? {
         for tag in usage::pools_of(c, va.id)? {
             let state = super::pool::state(c, catalog, va.id, &tag, now)?;
-            c.execute(
-                "INSERT INTO usage_history (day, virtual_account_id, tag, in_use, available) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (day, virtual_account_id, tag) DO UPDATE SET in_use = excluded.in_use, available = excluded.available",
-                params![day, va.id, tag, state.in_use, state.available],
-            )?;
+            crate::store::reports::snapshot(c, &day, va.id, &tag, state.in_use, state.available)?;
             n += 1;
         }
     }
     let oldest = time::OffsetDateTime::from_unix_timestamp(now - 450 * rules::DAY)
         .map(|t| t.date().to_string())
         .unwrap_or_default();
-    c.execute("DELETE FROM usage_history WHERE day < ?1", [oldest])?;
+    crate::store::reports::forget_history_before(c, &oldest)?;
     Ok(n)
 }
 
@@ -327,21 +325,16 @@ pub fn usage_history(
     let since = time::OffsetDateTime::from_unix_timestamp(now - i64::from(days) * rules::DAY)
         .map(|t| t.date().to_string())
         .unwrap_or_default();
-    let mut stmt = c.prepare_cached(
-        "SELECT h.day, va.name, h.tag, h.available, h.in_use FROM usage_history h
-         JOIN virtual_accounts va ON va.id = h.virtual_account_id
-         JOIN accounts a ON a.id = va.account_id
-         WHERE a.name = ?1 AND (?2 IS NULL OR va.name = ?2) AND h.day > ?3
-         ORDER BY h.day, va.name, h.tag",
-    )?;
-    let rows = stmt.query_map(params![account, virtual_account, since], |r| {
-        Ok(UsageDay {
-            day: r.get(0)?,
-            virtual_account: r.get(1)?,
-            tag: r.get(2)?,
-            available: r.get(3)?,
-            in_use: r.get(4)?,
-        })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(
+        crate::store::reports::history(c, account, virtual_account, &since)?
+            .into_iter()
+            .map(|(day, virtual_account, tag, available, in_use)| UsageDay {
+                day,
+                virtual_account,
+                tag,
+                available,
+                in_use,
+            })
+            .collect(),
+    )
 }

@@ -192,6 +192,28 @@ CREATE TABLE reports (
 "#,
     },
     Migration {
+        version: 3,
+        name: "call home outbox, announced shortfall per pool",
+        sql: r#"
+-- Alerts written in the transaction that caused them; delivered from here.
+CREATE TABLE call_home_outbox (
+    id              INTEGER PRIMARY KEY,
+    created_at      INTEGER NOT NULL,
+    category        TEXT NOT NULL,
+    message_type    TEXT NOT NULL,
+    severity        TEXT NOT NULL,
+    summary         TEXT NOT NULL,
+    detail          TEXT NOT NULL,
+    done            TEXT NOT NULL DEFAULT '',   -- profiles that have it, one a line
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    lease_until     INTEGER NOT NULL DEFAULT 0
+);
+-- The shortfall last announced, so a deeper one is announced again.
+ALTER TABLE pools ADD COLUMN shortfall INTEGER NOT NULL DEFAULT 0;
+"#,
+    },
+    Migration {
         version: 6,
         name: "sync: bundle ledger, upstream cloud, catalog additions, the cloud's satellites and their usage",
         sql: r#"

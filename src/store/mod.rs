@@ -10,10 +10,15 @@ mod writer;
 
 pub mod accounts;
 pub mod certificates;
+pub mod deadlines;
 pub mod events;
 pub mod instances;
 pub mod licenses;
 pub mod messages;
+pub mod names;
+pub mod outbox;
+pub mod pools;
+pub mod reports;
 pub mod satellites;
 pub mod sync;
 pub mod tokens;

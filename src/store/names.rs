@@ -1,0 +1,55 @@
+//! Small look-ups by name and counts that several layers need.
+
+use crate::error::Result;
+use rusqlite::Connection;
+
+/// Every smart account's name.
+pub fn account_names(c: &Connection) -> Result<Vec<String>> {
+    let mut stmt = c.prepare_cached("SELECT name FROM accounts ORDER BY name")?;
+    let rows = stmt.query_map([], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The name of a virtual account.
+pub fn virtual_account(c: &Connection, virtual_account_id: i64) -> Result<String> {
+    Ok(
+        c.prepare_cached("SELECT name FROM virtual_accounts WHERE id = ?1")?
+            .query_row([virtual_account_id], |r| r.get(0))?,
+    )
+}
+
+/// The smart account a virtual account belongs to.
+pub fn account_of(c: &Connection, virtual_account_id: i64) -> Result<String> {
+    Ok(c.prepare_cached(
+        "SELECT a.name FROM accounts a JOIN virtual_accounts va ON va.account_id = a.id WHERE va.id = ?1",
+    )?
+    .query_row([virtual_account_id], |r| r.get(0))?)
+}
+
+/// What `satellite status` counts.
+#[derive(Debug, Clone, Copy)]
+pub struct Counts {
+    pub virtual_accounts: i64,
+    pub product_instances: i64,
+    pub active_tokens: i64,
+}
+
+pub fn counts(c: &Connection, now: i64) -> Result<Counts> {
+    Ok(c.prepare_cached(
+        "SELECT (SELECT COUNT(*) FROM virtual_accounts), (SELECT COUNT(*) FROM product_instances),
+                (SELECT COUNT(*) FROM registration_tokens WHERE revoked_at IS NULL AND expires_at > ?1)",
+    )?
+    .query_row([now], |r| {
+        Ok(Counts {
+            virtual_accounts: r.get(0)?,
+            product_instances: r.get(1)?,
+            active_tokens: r.get(2)?,
+        })
+    })?)
+}
+
+/// How many certificates this satellite's CA has signed.
+pub fn issued_certificates(c: &Connection) -> Result<i64> {
+    Ok(c.prepare_cached("SELECT COUNT(*) FROM certificates")?
+        .query_row([], |r| r.get(0))?)
+}
