@@ -4,7 +4,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::device::DeviceService;
 use crate::http::{self, tls, AppState, Listeners, TlsConfigs};
-use crate::licensing::catalog::Catalog;
+use crate::licensing::catalog::{Catalog, SharedCatalog};
 use crate::licensing::jobs::Jobs;
 use crate::licensing::Notifier;
 use crate::metrics::Metrics;
@@ -38,7 +38,7 @@ pub enum StartError {
 }
 
 pub struct Satellite {
-    pub catalog: Arc<Catalog>,
+    pub catalog: Arc<SharedCatalog>,
     pub notifier: Arc<Notifier>,
     pub config: Config,
     pub clock: Clock,
@@ -52,7 +52,7 @@ impl Satellite {
     pub fn open(config: Config, clock: Clock) -> Result<Self, StartError> {
         // Everything that can refuse the configuration runs before init, so
         // a refusal never swallows the bootstrap credential init prints once.
-        let catalog = Catalog::load(config.catalog.as_deref())
+        Catalog::load(config.catalog.as_deref())
             .map_err(|reason| crate::error::Error::invalid("catalog", reason))?;
         let syslog = match &config.log.syslog {
             Some(url) => Some(
@@ -63,6 +63,10 @@ impl Satellite {
         };
         let (created, ca) = setup::ensure(&config, &clock)?;
         let store = Store::open(&config.database_path())?;
+        let catalog = store.read(|c| {
+            SharedCatalog::load(c, config.catalog.as_deref())
+                .map_err(|reason| crate::error::Error::invalid("catalog", reason))
+        })?;
         let call_home =
             crate::alerts::CallHome::start(&config, clock.clone()).map_err(StartError::Serve)?;
         let call_home = Some(call_home);

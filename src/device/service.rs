@@ -3,7 +3,7 @@ use crate::clock::{rfc3339, Clock};
 use crate::domain::{TokenProblem, TokenSecret, Udi};
 use crate::error::{Error, Result};
 use crate::licensing::pool::Transition;
-use crate::licensing::{self, catalog::Catalog, Notifier};
+use crate::licensing::{self, catalog::SharedCatalog, Notifier};
 use crate::pki::{parse_csr, CertificateAuthority, IssuedCertificate};
 use crate::store::certificates::CertificateRecord;
 use crate::store::events::{NewEvent, Severity};
@@ -28,7 +28,7 @@ pub struct DeviceService {
     store: Store,
     ca: Arc<CertificateAuthority>,
     clock: Clock,
-    catalog: Arc<Catalog>,
+    catalog: Arc<SharedCatalog>,
     notifier: Arc<Notifier>,
 }
 
@@ -44,7 +44,7 @@ impl DeviceService {
         store: Store,
         ca: Arc<CertificateAuthority>,
         clock: Clock,
-        catalog: Arc<Catalog>,
+        catalog: Arc<SharedCatalog>,
         notifier: Arc<Notifier>,
     ) -> Self {
         Self {
@@ -123,7 +123,7 @@ impl DeviceService {
         )?;
 
         let hostname = message.hostname.clone();
-        let catalog = self.catalog.clone();
+        let catalog = self.catalog.get();
         self.answer_once(udi_key.clone(), message, Some(stored.id), move |c| {
             // Checked again inside the write: the read above raced with
             // every other registration on the same token.
@@ -266,7 +266,7 @@ impl DeviceService {
         }
         self.live_instance(&caller)?;
         let now = self.clock.unix();
-        let catalog = self.catalog.clone();
+        let catalog = self.catalog.get();
         let message_type = message.message_type.as_str();
         let message_id = message.message_id.clone();
         self.answer_once(caller.record.udi.clone(), message, None, move |c| {
@@ -310,7 +310,7 @@ impl DeviceService {
             "udi": {"pid": instance.pid, "sn": instance.sn},
         })
         .to_string();
-        let catalog = self.catalog.clone();
+        let catalog = self.catalog.get();
         self.answer_once(caller.record.udi.clone(), message, None, move |c| {
             let instance = still_live(c, &caller.fingerprint, now)?;
             let transitions =

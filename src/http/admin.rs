@@ -42,7 +42,7 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let now = state.device.clock().unix();
     let pools = state
         .store
-        .read(|c| compliance::all_accounts(c, &state.catalog, now))
+        .read(|c| compliance::all_accounts(c, &state.catalog.get(), now))
         .unwrap_or_else(|e| {
             tracing::warn!(error = %e, "metrics: could not read the pools");
             Vec::new()

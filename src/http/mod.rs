@@ -21,7 +21,7 @@ use tracing::Instrument;
 /// What every handler can reach.
 pub struct AppState {
     pub store: Store,
-    pub catalog: Arc<crate::licensing::catalog::Catalog>,
+    pub catalog: Arc<crate::licensing::catalog::SharedCatalog>,
     pub device: DeviceService,
     pub metrics: Arc<Metrics>,
 }

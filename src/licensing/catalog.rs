@@ -1,9 +1,11 @@
 //! SKU → entitlement tag, category and term. Ships with the NCS 540 Flexible
 //! Consumption table of the seed; more from a YAML file named in the config.
 
+use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -264,6 +266,52 @@ impl Catalog {
     pub fn is_tracking(&self, tag: &str) -> bool {
         self.tag(tag)
             .is_some_and(|t| t.category == Category::Tracking)
+    }
+}
+
+/// The catalog a running server holds. Sync stores catalog additions in the
+/// database, possibly from another process (`satellite import`), so the
+/// server swaps in a fresh catalog whenever their version moves.
+pub struct SharedCatalog {
+    current: RwLock<(i64, Arc<Catalog>)>,
+    file: Option<PathBuf>,
+}
+
+impl SharedCatalog {
+    /// The built-in table, the config's file and the database's additions.
+    pub fn load(c: &Connection, file: Option<&Path>) -> Result<Self, String> {
+        let shared = Self {
+            current: RwLock::new((-1, Arc::new(Catalog::load(file)?))),
+            file: file.map(Path::to_path_buf),
+        };
+        shared.refresh(c)?;
+        Ok(shared)
+    }
+
+    pub fn get(&self) -> Arc<Catalog> {
+        match self.current.read() {
+            Ok(current) => current.1.clone(),
+            Err(poisoned) => poisoned.into_inner().1.clone(),
+        }
+    }
+
+    /// Reloads when the stored additions changed; returns whether it did.
+    pub fn refresh(&self, c: &Connection) -> Result<bool, String> {
+        let version = crate::store::sync::catalog_version(c).map_err(|e| e.to_string())?;
+        if self
+            .current
+            .read()
+            .map(|cur| cur.0 == version)
+            .unwrap_or(false)
+        {
+            return Ok(false);
+        }
+        let stored = crate::store::sync::catalog_entries(c).map_err(|e| e.to_string())?;
+        let catalog = Catalog::load_with_stored(self.file.as_deref(), &stored)?;
+        if let Ok(mut current) = self.current.write() {
+            *current = (version, Arc::new(catalog));
+        }
+        Ok(true)
     }
 }
 

@@ -1,7 +1,7 @@
 //! Work the clock triggers: term licenses starting and ending, the Periodic
 //! Record on `reports.schedule`, and the daily usage snapshot.
 
-use super::catalog::Catalog;
+use super::catalog::SharedCatalog;
 use super::reports::{self, ReportKind};
 use super::{pool, Notifier};
 use crate::alerts::Alert;
@@ -23,7 +23,7 @@ const ANSWER_RETENTION: i64 = 30 * super::rules::DAY;
 
 pub struct Jobs {
     pub store: Store,
-    pub catalog: Arc<Catalog>,
+    pub catalog: Arc<SharedCatalog>,
     pub clock: Clock,
     pub account: String,
     pub report_schedule: cron::Schedule,
@@ -49,7 +49,15 @@ impl Jobs {
         let span = tracing::info_span!("jobs");
         let _entered = span.enter();
         let now = self.clock.unix();
-        let catalog = self.catalog.clone();
+        // Catalog additions may have arrived by sync, from any process.
+        if let Err(e) = self.store.read(|c| {
+            self.catalog
+                .refresh(c)
+                .map_err(|e| Error::invalid("catalog", e))
+        }) {
+            tracing::error!(error = %e, "cannot reload the catalog; keeping the one loaded");
+        }
+        let catalog = self.catalog.get();
         let account = self.account.clone();
         let schedule = self.report_schedule.clone();
         let (outcome, transitions) = self.store.writer().write_blocking(move |c| {

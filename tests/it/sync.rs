@@ -442,3 +442,51 @@ fn a_revoked_satellite_is_refused_with_a_reason_and_nothing_changes_at_the_cloud
     let wrong = cloud.cli(&["export"]);
     assert!(!wrong.status.success());
 }
+
+#[test]
+fn catalog_additions_from_the_cloud_take_effect_on_a_running_satellite() {
+    let extra = tempfile::tempdir().expect("tempdir");
+    let catalog = extra.path().join("catalog.yaml");
+    std::fs::write(
+        &catalog,
+        "tags:\n  - { tag: ESS-100G-RTU-1, category: essential }\nskus:\n  - { sku: ESS-100G-RTU-1, tag: ESS-100G-RTU-1 }\n",
+    )
+    .expect("catalog");
+    let cloud = Server::start_with(&format!(
+        "{}catalog: {}\n",
+        cloud_config(),
+        catalog.display()
+    ));
+    cloud.cli_ok(&["va", "create", "Lab"]);
+    cloud.cli_ok(&[
+        "license",
+        "add",
+        "--va",
+        "Lab",
+        "--sku",
+        "ESS-100G-RTU-1",
+        "--quantity",
+        "2",
+    ]);
+    let a = satellite_named("site-a");
+    let router = register(&a, "FOCA1", &a.token("Default", &[]));
+    let ask = |id: &str| {
+        let (status, answer) = router.client.post(&json!({
+            "type": "ENTITLEMENT", "message_id": id,
+            "entitlements": [{"tag": "ESS-100G-RTU-1", "count": 1}]
+        }));
+        assert_eq!(status, 200, "{answer}");
+        answer["entitlements"][0]["status"].clone()
+    };
+    assert_eq!(ask("before"), "INVALID");
+    register_satellite(&cloud, &a, "site-a", "Lab");
+    // The CLI's import reached the server through the database.
+    a.jobs.run_due().expect("jobs");
+    assert_eq!(
+        ask("after"),
+        "OUT_OF_COMPLIANCE",
+        "known now; Default holds none"
+    );
+    let licenses = json_of(&a.cli_ok(&["license", "list", "--va", "Lab", "--json"]));
+    assert_eq!(licenses[0]["sku"], "ESS-100G-RTU-1", "{licenses}");
+}
