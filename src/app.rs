@@ -1,5 +1,6 @@
 //! Wiring: from a validated configuration to a running server.
 
+use crate::clock::guard::ClockGuard;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::device::DeviceService;
@@ -59,6 +60,7 @@ impl Satellite {
             ),
             None => None,
         };
+        setup::check_clock(&config, &clock)?;
         let (created, ca) = setup::ensure(&config, &clock)?;
         let store = Store::open(&config.database_path())?;
         let call_home =
@@ -120,10 +122,17 @@ impl Satellite {
         let jobs = Arc::new(self.jobs()?)
             .spawn(stop_jobs.clone())
             .map_err(StartError::Serve)?;
+        let guard = spawn_clock_guard(self.clock_guard(), stop_jobs.clone())?;
         let served = http::serve(state, listeners, tls, shutdown).await;
         stop_jobs.store(true, Ordering::Relaxed);
         let _ = jobs.join();
+        let _ = guard.join();
         served.map_err(StartError::Serve)
+    }
+
+    /// Keeps the database's high-water mark and notices a clock set back.
+    pub fn clock_guard(&self) -> ClockGuard {
+        ClockGuard::new(self.store.clone(), self.clock.clone())
     }
 
     /// The clock-driven jobs (term expiry, Periodic Record, usage snapshots).
@@ -139,4 +148,27 @@ impl Satellite {
             notifier: self.notifier.clone(),
         })
     }
+}
+
+/// Checks the clock every few seconds until `stop` is set.
+fn spawn_clock_guard(
+    guard: ClockGuard,
+    stop: Arc<AtomicBool>,
+) -> Result<std::thread::JoinHandle<()>, StartError> {
+    std::thread::Builder::new()
+        .name("clock".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if let Err(e) = guard.tick() {
+                    tracing::error!(error = %e, "could not record the clock's high-water mark");
+                }
+                for _ in 0..20 {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(250));
+                }
+            }
+        })
+        .map_err(StartError::Serve)
 }

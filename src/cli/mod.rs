@@ -226,6 +226,76 @@ pub enum ReportCommand {
     Show {
         id: i64,
         #[arg(long, value_enum, default_value = "text")]
-        format: crate::licensing::reports::Format,
+        format: ReportFormat,
+        /// The same as `--format json`, like every other command.
+        #[arg(long, conflicts_with = "format")]
+        json: bool,
     },
+}
+
+/// `report show --format`: parsed here so the licensing layer knows nothing
+/// of the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Json,
+    Csv,
+}
+
+impl From<ReportFormat> for crate::licensing::reports::Format {
+    fn from(format: ReportFormat) -> Self {
+        match format {
+            ReportFormat::Text => Self::Text,
+            ReportFormat::Json => Self::Json,
+            ReportFormat::Csv => Self::Csv,
+        }
+    }
+}
+
+/// Parses the command line. A usage error is one line on stderr that says
+/// what to fix, and exit status 2; `--help` and `--version` print as usual.
+pub fn parse() -> Cli {
+    match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => exit_on(e),
+    }
+}
+
+fn exit_on(e: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        let code = if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+            2
+        } else {
+            0
+        };
+        std::process::exit(code);
+    }
+    eprintln!("satellite: {}", usage_line(&e));
+    std::process::exit(2);
+}
+
+/// clap's message without its usage block and tips, on one line, ending with
+/// where to read more.
+fn usage_line(e: &clap::Error) -> String {
+    let rendered = e.render().to_string();
+    let mut parts: Vec<String> = rendered
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:"))
+        .filter(|l| !l.is_empty())
+        .map(|l| l.trim_start_matches("error: ").to_string())
+        .collect();
+    if parts.is_empty() {
+        parts.push(e.kind().to_string());
+    }
+    let mut line = parts.join("; ");
+    line.push_str("; see `satellite --help` or `satellite COMMAND --help`");
+    line
 }
