@@ -632,10 +632,17 @@ mod tests {
     #[test]
     fn loading_creates_no_folder() {
         let dir = tempfile::tempdir().expect("tempdir");
-        Config::parse("data_dir: d\nsync: { export_dir: e }\n", "t.yaml", dir.path())
-            .expect("parses");
+        Config::parse(
+            "data_dir: d\nsync: { export_dir: e }\n",
+            "t.yaml",
+            dir.path(),
+        )
+        .expect("parses");
         let entries = std::fs::read_dir(dir.path()).expect("read_dir").count();
-        assert_eq!(entries, 0, "loading a configuration must not create folders");
+        assert_eq!(
+            entries, 0,
+            "loading a configuration must not create folders"
+        );
     }
 
     #[test]
@@ -646,15 +653,32 @@ mod tests {
             std::fs::write(&path, "{}").expect("write");
             path
         };
-        let (explicit, env, local, system) = (file("c.yaml"), file("env.yaml"), file("l.yaml"), file("s.yaml"));
+        let (explicit, env, local, system) = (
+            file("c.yaml"),
+            file("env.yaml"),
+            file("l.yaml"),
+            file("s.yaml"),
+        );
         let missing = dir.path().join("missing.yaml");
         let found = |e: Option<&Path>, v: Option<&Path>, l: &Path, s: &Path| {
             locate_in(e, v.map(|p| p.as_os_str().to_owned()), l, s)
         };
-        assert_eq!(found(Some(&explicit), Some(&env), &local, &system).expect("ok"), Some(explicit.clone()));
-        assert_eq!(found(None, Some(&env), &local, &system).expect("ok"), Some(env.clone()));
-        assert_eq!(found(None, None, &local, &system).expect("ok"), Some(local.clone()));
-        assert_eq!(found(None, None, &missing, &system).expect("ok"), Some(system.clone()));
+        assert_eq!(
+            found(Some(&explicit), Some(&env), &local, &system).expect("ok"),
+            Some(explicit.clone())
+        );
+        assert_eq!(
+            found(None, Some(&env), &local, &system).expect("ok"),
+            Some(env.clone())
+        );
+        assert_eq!(
+            found(None, None, &local, &system).expect("ok"),
+            Some(local.clone())
+        );
+        assert_eq!(
+            found(None, None, &missing, &system).expect("ok"),
+            Some(system.clone())
+        );
         assert_eq!(found(None, None, &missing, &missing).expect("ok"), None);
         let err = found(None, Some(&missing), &local, &system).unwrap_err();
         assert!(err.to_string().contains("SATELLITE_CONFIG"), "{err}");

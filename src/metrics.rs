@@ -117,9 +117,9 @@ impl Metrics {
         );
         let mut by_va: BTreeMap<&str, BTreeMap<&str, i64>> = BTreeMap::new();
         for gauge in instances {
-            let statuses = by_va.entry(&gauge.virtual_account).or_insert_with(|| {
-                INSTANCE_STATUSES.iter().map(|s| (*s, 0)).collect()
-            });
+            let statuses = by_va
+                .entry(&gauge.virtual_account)
+                .or_insert_with(|| INSTANCE_STATUSES.iter().map(|s| (*s, 0)).collect());
             *statuses.entry(&gauge.status).or_default() += gauge.count;
         }
         for (va, statuses) in &by_va {
@@ -250,6 +250,8 @@ mod tests {
         assert_eq!(line("0.05").as_deref(), Some("2"), "{out}");
         assert_eq!(line("10").as_deref(), Some("2"), "{out}");
         assert_eq!(line("+Inf").as_deref(), Some("3"), "{out}");
-        assert!(out.contains("satellite_device_message_duration_seconds_count{type=\"ENTITLEMENT\"} 3"));
+        assert!(
+            out.contains("satellite_device_message_duration_seconds_count{type=\"ENTITLEMENT\"} 3")
+        );
     }
 }

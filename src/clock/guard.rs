@@ -35,8 +35,8 @@ pub fn advance(c: &Connection, now: i64) -> Result<i64> {
 
 fn behind_message(now: i64, mark: i64) -> String {
     format!(
-        "the clock reads {} but this database has already seen {} ({} hours later); \
-         timers would run backwards",
+        "the clock reads {} but this database has already seen {}: the clock is {} hours \
+         behind, more than the day allowed, and timers would run backwards",
         rfc3339(now),
         rfc3339(mark),
         (mark - now) / 3600
@@ -143,5 +143,56 @@ impl ClockGuard {
             Tick::Behind { .. } => {}
         }
         Ok(tick)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_clock_set_back_is_reported_once_and_held() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("t.db")).expect("store");
+        let clock = Clock::system();
+        let guard = ClockGuard::new(store.clone(), clock.clone());
+        let Tick::Advanced(seen) = guard.tick().expect("tick") else {
+            panic!("a first tick sets the mark");
+        };
+        clock.advance(time::Duration::days(-3));
+        assert!(matches!(
+            guard.tick().expect("tick"),
+            Tick::Behind { reported: true, mark, .. } if mark == seen
+        ));
+        assert!(matches!(
+            guard.tick().expect("tick"),
+            Tick::Behind {
+                reported: false,
+                ..
+            }
+        ));
+        assert!(clock.unix() >= seen, "the clock is held at what it saw");
+        let events: i64 = store
+            .read(|c| events::list(c, Some(EVENT_KIND), 10).map(|l| l.len() as i64))
+            .expect("events");
+        assert_eq!(events, 1);
+        // Back in step: the mark moves on again.
+        clock.advance(time::Duration::days(3));
+        assert!(matches!(guard.tick().expect("tick"), Tick::Advanced(_)));
+    }
+
+    #[test]
+    fn start_refuses_a_clock_more_than_a_day_behind() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut conn = crate::store::open_and_migrate(&dir.path().join("t.db")).expect("db");
+        let clock = Clock::system();
+        advance(&conn, clock.unix() + 2 * TOLERANCE).expect("mark");
+        let err = crate::store::transaction(&mut conn, |c| check_start(c, &clock)).unwrap_err();
+        assert!(err.to_string().contains("behind"), "{err}");
+        let fresh = Clock::system();
+        let mut conn = crate::store::open_and_migrate(&dir.path().join("u.db")).expect("db");
+        advance(&conn, fresh.unix() + TOLERANCE / 2).expect("mark");
+        crate::store::transaction(&mut conn, |c| check_start(c, &fresh)).expect("within a day");
+        assert!(fresh.unix() >= fresh.unheld().unix_timestamp() + TOLERANCE / 2 - 5);
     }
 }

@@ -74,5 +74,9 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         .collect();
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(state.metrics.render(state.store.writer(), &gauges, &instances))
+        .body(
+            state
+                .metrics
+                .render(state.store.writer(), &gauges, &instances),
+        )
 }

@@ -37,7 +37,12 @@ pub const EVENT_KINDS: &[&str] = &[
 ];
 
 /// Refuses an unknown virtual account by name (none given: nothing to check).
-pub fn check_virtual_account(c: &Connection, account: &str, va: Option<&str>, now: i64) -> Result<()> {
+pub fn check_virtual_account(
+    c: &Connection,
+    account: &str,
+    va: Option<&str>,
+    now: i64,
+) -> Result<()> {
     if let Some(va) = va {
         accounts::require(c, account, va, now)?;
     }

@@ -8,5 +8,6 @@ mod cli;
 mod concurrency;
 mod device_errors;
 mod licensing;
+mod operator;
 mod registration;
 mod router;
