@@ -293,7 +293,10 @@ impl Config {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             file: file.clone(),
             key: "-".into(),
-            reason: format!("cannot read the file: {e}"),
+            reason: format!(
+                "cannot read the file: {e}; name an existing satellite.yaml (-c FILE or \
+                 ${CONFIG_ENV}), or run `satellite init` where it should live"
+            ),
         })?;
         let base = path
             .parent()
