@@ -82,7 +82,8 @@ pub fn check_clock(config: &Config, clock: &Clock) -> Result<()> {
     if !db.is_file() {
         return Ok(());
     }
-    let mut conn = store::open_and_migrate(&db)?;
+    // Not migrated yet: a refused start leaves the database as it was.
+    let mut conn = store::connect(&db)?;
     store::transaction(&mut conn, |tx| crate::clock::guard::check_start(tx, clock))
 }
 

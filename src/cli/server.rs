@@ -169,6 +169,7 @@ pub fn serve(config: Config, clock: Clock) -> Result<(), CliError> {
             ca_path.display()
         );
         println!("  database:   {}", config.database_path().display());
+        println!("  config:     {}", config.source);
         println!();
         println!("Next, in another terminal:");
         if config.role == Role::Cloud {
