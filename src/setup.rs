@@ -60,7 +60,7 @@ pub fn open_existing(config: &Config) -> Result<rusqlite::Connection> {
     if !db.is_file() {
         let source = if config.source.starts_with('<') {
             format!(
-                "no configuration file found (looked at {})",
+                "no configuration file at {}, so the embedded defaults",
                 crate::config::SEARCH_ORDER
             )
         } else {
