@@ -1,5 +1,6 @@
 //! Wiring: from a validated configuration to a running server.
 
+use crate::clock::guard::ClockGuard;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::device::DeviceService;
@@ -61,6 +62,7 @@ impl Satellite {
             ),
             None => None,
         };
+        setup::check_clock(&config, &clock)?;
         let (created, ca) = setup::ensure(&config, &clock)?;
         let store = Store::open(&config.database_path())?;
         let catalog = store.read(|c| {
@@ -130,6 +132,7 @@ impl Satellite {
         let sync = Arc::new(self.sync_service()?)
             .spawn(stop_jobs.clone())
             .map_err(StartError::Serve)?;
+        let guard = spawn_clock_guard(self.clock_guard(), stop_jobs.clone())?;
         self.notifier.started(format!(
             "role {:?}, smart account {:?}",
             self.config.role, self.config.account
@@ -138,8 +141,14 @@ impl Satellite {
         stop_jobs.store(true, Ordering::Relaxed);
         let _ = jobs.join();
         let _ = sync.join();
+        let _ = guard.join();
         self.notifier.stopped();
         served.map_err(StartError::Serve)
+    }
+
+    /// Keeps the database's high-water mark and notices a clock set back.
+    pub fn clock_guard(&self) -> ClockGuard {
+        ClockGuard::new(self.store.clone(), self.clock.clone())
     }
 
     /// The import-folder watcher and the scheduled usage export.
@@ -173,4 +182,27 @@ impl Satellite {
             notifier: self.notifier.clone(),
         })
     }
+}
+
+/// Checks the clock every few seconds until `stop` is set.
+fn spawn_clock_guard(
+    guard: ClockGuard,
+    stop: Arc<AtomicBool>,
+) -> Result<std::thread::JoinHandle<()>, StartError> {
+    std::thread::Builder::new()
+        .name("clock".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if let Err(e) = guard.tick() {
+                    tracing::error!(error = %e, "could not record the clock's high-water mark");
+                }
+                for _ in 0..20 {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(250));
+                }
+            }
+        })
+        .map_err(StartError::Serve)
 }

@@ -4,6 +4,8 @@
 //! all ask this clock, so tests (and operators rehearsing a scenario) can move
 //! time without touching the system clock.
 
+pub mod guard;
+
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use time::OffsetDateTime;
@@ -17,6 +19,8 @@ pub const NOW_ENV: &str = "SATELLITE_NOW";
 pub struct Clock {
     /// Nanoseconds added to the system time.
     offset_ns: Arc<AtomicI64>,
+    /// Unix seconds this clock never reads below (see `hold_at_least`).
+    floor: Arc<AtomicI64>,
 }
 
 impl Clock {
@@ -24,6 +28,7 @@ impl Clock {
     pub fn system() -> Self {
         Self {
             offset_ns: Arc::new(AtomicI64::new(0)),
+            floor: Arc::new(AtomicI64::new(i64::MIN)),
         }
     }
 
@@ -54,8 +59,27 @@ impl Clock {
     }
 
     pub fn now(&self) -> OffsetDateTime {
+        let now = self.unheld();
+        let floor = self.floor.load(Ordering::Relaxed);
+        if now.unix_timestamp() < floor {
+            OffsetDateTime::from_unix_timestamp(floor).unwrap_or(now)
+        } else {
+            now
+        }
+    }
+
+    /// The time before any floor: what the system clock (or `SATELLITE_NOW`)
+    /// says, even when that is behind what this process has already seen.
+    pub fn unheld(&self) -> OffsetDateTime {
         let ns = self.offset_ns.load(Ordering::Relaxed);
         OffsetDateTime::now_utc() + time::Duration::nanoseconds(ns)
+    }
+
+    /// From now on this clock (and every clone) reads at least `unix`: a
+    /// clock set back while the server runs must not make an expired token,
+    /// authorization or term valid again.
+    pub fn hold_at_least(&self, unix: i64) {
+        self.floor.fetch_max(unix, Ordering::Relaxed);
     }
 
     /// Seconds since the Unix epoch, the unit the database stores.
@@ -100,6 +124,16 @@ mod tests {
         clock.advance(time::Duration::days(91));
         let moved = other.unix() - before;
         assert!((91 * 86_400..91 * 86_400 + 5).contains(&moved), "{moved}");
+    }
+
+    #[test]
+    fn a_held_clock_never_reads_earlier() {
+        let clock = Clock::system();
+        let seen = clock.unix();
+        clock.hold_at_least(seen);
+        clock.advance(time::Duration::days(-3));
+        assert!(clock.unix() >= seen, "a clock set back must not go back");
+        assert!(clock.unheld().unix_timestamp() < seen - 2 * 86_400);
     }
 
     #[test]

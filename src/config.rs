@@ -4,12 +4,62 @@
 //! key and the reason, so an operator can fix it without reading code.
 
 use serde::Deserialize;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-/// The file `serve` and every other command read unless `-c` says otherwise.
+/// The file `serve` and every other command read unless `-c` or
+/// `$SATELLITE_CONFIG` says otherwise.
 pub const DEFAULT_FILE: &str = "satellite.yaml";
+/// Environment variable naming the configuration file (after `-c`).
+pub const CONFIG_ENV: &str = "SATELLITE_CONFIG";
+/// Where a packaged install keeps its configuration: the last place looked.
+pub const SYSTEM_FILE: &str = "/etc/satellite/satellite.yaml";
+/// The search order, as error messages tell it (DESIGN §9).
+pub const SEARCH_ORDER: &str =
+    "-c FILE, $SATELLITE_CONFIG, ./satellite.yaml, /etc/satellite/satellite.yaml";
+
+/// Which configuration file to read: `-c FILE`, else `$SATELLITE_CONFIG`,
+/// else `./satellite.yaml`, else `/etc/satellite/satellite.yaml`; `None`
+/// when there is none anywhere (the embedded defaults apply).
+pub fn locate(explicit: Option<&Path>) -> Result<Option<PathBuf>, ConfigError> {
+    locate_in(
+        explicit,
+        std::env::var_os(CONFIG_ENV),
+        Path::new(DEFAULT_FILE),
+        Path::new(SYSTEM_FILE),
+    )
+}
+
+fn locate_in(
+    explicit: Option<&Path>,
+    env: Option<std::ffi::OsString>,
+    local: &Path,
+    system: &Path,
+) -> Result<Option<PathBuf>, ConfigError> {
+    if let Some(path) = explicit {
+        return Ok(Some(path.to_path_buf()));
+    }
+    if let Some(value) = env.filter(|v| !v.is_empty()) {
+        let path = PathBuf::from(value);
+        // Named on purpose: falling back to another file would act on the
+        // wrong satellite.
+        if !path.is_file() {
+            return Err(ConfigError {
+                file: path.display().to_string(),
+                key: "-".into(),
+                reason: format!(
+                    "${CONFIG_ENV} names this file but it does not exist; fix or unset ${CONFIG_ENV}"
+                ),
+            });
+        }
+        return Ok(Some(path));
+    }
+    Ok([local, system]
+        .into_iter()
+        .find(|p| p.is_file())
+        .map(Path::to_path_buf))
+}
 
 #[derive(Debug, thiserror::Error)]
 #[error("{file}: {key}: {reason}")]
@@ -344,7 +394,10 @@ impl Config {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             file: file.clone(),
             key: "-".into(),
-            reason: format!("cannot read the file: {e}"),
+            reason: format!(
+                "cannot read the file: {e}; name an existing satellite.yaml (-c FILE or \
+                 ${CONFIG_ENV}), or run `satellite init` where it should live"
+            ),
         })?;
         let base = path
             .parent()
@@ -415,20 +468,9 @@ impl Config {
         }
         pair_given("device", &self.device.tls_cert, &self.device.tls_key)?;
         pair_given("admin", &self.admin.tls_cert, &self.admin.tls_key)?;
-        if !is_loopback(&self.admin.listen)
-            && self.admin.tls_cert.is_none()
-            && self.device.tls_cert.is_none()
-        {
-            return Err((
-                "admin.listen",
-                format!(
-                    "{} is not a loopback address, so the admin listener needs a certificate \
-                     that clients on the network can check: set admin.tls_cert and admin.tls_key \
-                     (or device.tls_cert and device.tls_key), or listen on 127.0.0.1",
-                    self.admin.listen
-                ),
-            ));
-        }
+        // A non-loopback admin listener needs no certificate of its own: the
+        // CA-signed server certificate serves both listeners (DESIGN §3), so
+        // clients trust the one `ca.pem`. It must name the admin host too.
         for (key, expr) in [
             ("sync.schedule", &self.sync.schedule),
             ("sync.export_schedule", &self.sync.export_schedule),
@@ -476,19 +518,6 @@ impl Config {
         {
             *path = resolve(base, path);
         }
-        for (key, dir, mode) in [
-            // The data dir holds keys and the database: its owner only.
-            ("data_dir", &self.data_dir, 0o700),
-            ("sync.export_dir", &self.sync.export_dir, 0o750),
-            ("sync.import_dir", &self.sync.import_dir, 0o750),
-        ] {
-            use std::os::unix::fs::DirBuilderExt;
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(mode)
-                .create(dir)
-                .map_err(|e| (key, format!("cannot create {}: {e}", dir.display())))?;
-        }
         if let Some(catalog) = &self.catalog {
             crate::licensing::catalog::Catalog::load(Some(catalog))
                 .map_err(|reason| ("catalog", reason))?;
@@ -505,6 +534,29 @@ impl Config {
                     return Err((key, format!("{} is not a readable file", file.display())));
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Creates the data dir and the bundle folders. Only `init` and `serve`
+    /// call this: every other command works on a satellite that exists.
+    pub fn create_dirs(&self) -> Result<(), ConfigError> {
+        for (key, dir, mode) in [
+            // The data dir holds keys and the database: its owner only.
+            ("data_dir", &self.data_dir, 0o700),
+            ("sync.export_dir", &self.sync.export_dir, 0o750),
+            ("sync.import_dir", &self.sync.import_dir, 0o750),
+        ] {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(mode)
+                .create(dir)
+                .map_err(|e| ConfigError {
+                    file: self.source.clone(),
+                    key: key.into(),
+                    reason: format!("cannot create {}: {e}", dir.display()),
+                })?;
         }
         Ok(())
     }
@@ -529,13 +581,6 @@ fn pair_given(
             format!("{listener}.tls_cert and {listener}.tls_key go together: set both or neither"),
         )),
         _ => Ok(()),
-    }
-}
-
-fn is_loopback(addr: &SocketAddr) -> bool {
-    match addr.ip() {
-        IpAddr::V4(ip) => ip.is_loopback(),
-        IpAddr::V6(ip) => ip.is_loopback(),
     }
 }
 
@@ -647,9 +692,9 @@ mod tests {
     }
 
     #[test]
-    fn public_admin_without_certificate_is_refused() {
-        let err = parse("admin: { listen: 0.0.0.0:8443 }").unwrap_err();
-        assert_eq!(err.key, "admin.listen");
+    fn public_admin_uses_the_ca_signed_server_certificate() {
+        let config = parse("admin: { listen: 0.0.0.0:8443 }").expect("accepted");
+        assert!(config.admin.tls_cert.is_none());
     }
 
     #[test]
@@ -657,8 +702,64 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let blocker = dir.path().join("file");
         std::fs::write(&blocker, b"x").expect("write");
-        let err = Config::parse("data_dir: file/sub\n", "t.yaml", dir.path()).unwrap_err();
+        let config = Config::parse("data_dir: file/sub\n", "t.yaml", dir.path()).expect("parses");
+        let err = config.create_dirs().unwrap_err();
         assert_eq!(err.key, "data_dir");
+    }
+
+    #[test]
+    fn loading_creates_no_folder() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Config::parse(
+            "data_dir: d\nsync: { export_dir: e }\n",
+            "t.yaml",
+            dir.path(),
+        )
+        .expect("parses");
+        let entries = std::fs::read_dir(dir.path()).expect("read_dir").count();
+        assert_eq!(
+            entries, 0,
+            "loading a configuration must not create folders"
+        );
+    }
+
+    #[test]
+    fn the_file_is_found_in_the_documented_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = |name: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, "{}").expect("write");
+            path
+        };
+        let (explicit, env, local, system) = (
+            file("c.yaml"),
+            file("env.yaml"),
+            file("l.yaml"),
+            file("s.yaml"),
+        );
+        let missing = dir.path().join("missing.yaml");
+        let found = |e: Option<&Path>, v: Option<&Path>, l: &Path, s: &Path| {
+            locate_in(e, v.map(|p| p.as_os_str().to_owned()), l, s)
+        };
+        assert_eq!(
+            found(Some(&explicit), Some(&env), &local, &system).expect("ok"),
+            Some(explicit.clone())
+        );
+        assert_eq!(
+            found(None, Some(&env), &local, &system).expect("ok"),
+            Some(env.clone())
+        );
+        assert_eq!(
+            found(None, None, &local, &system).expect("ok"),
+            Some(local.clone())
+        );
+        assert_eq!(
+            found(None, None, &missing, &system).expect("ok"),
+            Some(system.clone())
+        );
+        assert_eq!(found(None, None, &missing, &missing).expect("ok"), None);
+        let err = found(None, Some(&missing), &local, &system).unwrap_err();
+        assert!(err.to_string().contains("SATELLITE_CONFIG"), "{err}");
     }
 
     #[test]

@@ -2,6 +2,9 @@
 //! tokens, product instances. Each runs inside the caller's transaction, so
 //! the CLI and the REST API share them and a failure changes nothing.
 
+mod reads;
+pub use reads::*;
+
 use crate::clock::rfc3339;
 use crate::config::Role;
 use crate::domain::{check_name, TokenSecret, TokenTerms, Udi};

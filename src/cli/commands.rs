@@ -3,15 +3,14 @@ use super::{
 };
 use crate::app::StartError;
 use crate::clock::Clock;
-use crate::config::{Config, ConfigError, LogFormat, DEFAULT_FILE};
+use crate::config::{Config, ConfigError, LogFormat};
 use crate::domain::TokenTerms;
 use crate::error::Error;
 use crate::licensing::catalog::Catalog;
 use crate::licensing::pool::Transition;
 use crate::licensing::reports::{self, ReportKind};
-use crate::licensing::{compliance, Notifier};
-use crate::store::licenses;
-use crate::store::{self, accounts, events, instances, tokens};
+use crate::licensing::Notifier;
+use crate::store;
 use crate::{inventory, setup};
 use rusqlite::Connection;
 use serde::Serialize;
@@ -38,10 +37,12 @@ impl From<store::StoreError> for CliError {
     }
 }
 
+/// `-c FILE`, else `$SATELLITE_CONFIG`, else `./satellite.yaml`, else
+/// `/etc/satellite/satellite.yaml`, else the embedded defaults (with which
+/// only `init` and `serve` can do anything: they create the satellite).
 fn load_config(path: Option<&Path>) -> Result<Config, CliError> {
-    match path {
-        Some(path) => Ok(Config::load(path)?),
-        None if Path::new(DEFAULT_FILE).exists() => Ok(Config::load(Path::new(DEFAULT_FILE))?),
+    match crate::config::locate(path)? {
+        Some(path) => Ok(Config::load(&path)?),
         None => Ok(Config::embedded(Path::new("."))?),
     }
 }
@@ -57,7 +58,9 @@ pub fn init_logging(config: &Config, quiet: bool) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, not journald or files.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let _ = match config.log.format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),
@@ -80,25 +83,24 @@ pub(super) fn print_json<T: Serialize>(value: &T) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Opens the database for a command, initializing whatever is missing. A
-/// bootstrap credential created here goes to stderr so `--json` stays clean.
-pub(super) fn open(config: &Config, clock: &Clock) -> Result<Connection, CliError> {
-    let (created, _) = setup::ensure(config, clock)?;
-    if let Some(password) = created.admin_password {
-        eprintln!(
-            "initialized {}; bootstrap admin credential (shown once): {} / {password}",
-            config.data_dir.display(),
-            store::users::BOOTSTRAP_ADMIN
-        );
-    }
-    Ok(store::connect(&config.database_path())?)
+/// Opens the database of an existing satellite; only `init` and `serve`
+/// create one, so a command in the wrong folder changes nothing.
+pub(super) fn open(config: &Config) -> Result<Connection, CliError> {
+    Ok(setup::open_existing(config)?)
 }
 
+/// One transaction; it also records the time it ran as the latest the
+/// database has seen (a server refuses to start on a clock far behind it).
 fn write<T>(
     conn: &mut Connection,
+    now: i64,
     f: impl FnOnce(&Connection) -> Result<T, Error>,
 ) -> Result<T, CliError> {
-    Ok(store::transaction(conn, f)?)
+    Ok(store::transaction(conn, |c| {
+        let value = f(c)?;
+        crate::clock::guard::advance(c, now)?;
+        Ok::<_, Error>(value)
+    })?)
 }
 
 pub fn run(cli: Cli) -> Result<(), CliError> {
@@ -117,8 +119,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             description,
             json,
         }) => {
-            let mut conn = open(&config, &clock)?;
-            let va = write(&mut conn, |c| {
+            let mut conn = open(&config)?;
+            let va = write(&mut conn, now, |c| {
                 inventory::create_virtual_account(c, &account, &name, &description, now)
             })?;
             if json {
@@ -129,8 +131,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             }
         }
         Command::Va(VaCommand::List { json }) => {
-            let conn = open(&config, &clock)?;
-            let vas = accounts::list(&conn, &account, now)?;
+            let conn = open(&config)?;
+            let vas = inventory::virtual_accounts(&conn, &account, now)?;
             show(&vas, json)
         }
         Command::Token(TokenCommand::Create {
@@ -141,14 +143,14 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             no_export_controlled,
             json,
         }) => {
-            let mut conn = open(&config, &clock)?;
+            let mut conn = open(&config)?;
             let terms = TokenTerms {
                 days,
                 max_uses,
                 description,
                 export_controlled: !no_export_controlled,
             };
-            let created = write(&mut conn, |c| {
+            let created = write(&mut conn, now, |c| {
                 inventory::create_token(c, &account, &va, &terms, now)
             })?;
             if json {
@@ -170,16 +172,13 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Token(TokenCommand::List { va, json }) => {
-            let conn = open(&config, &clock)?;
-            if let Some(va) = &va {
-                accounts::require(&conn, &account, va, now)?;
-            }
-            let list = tokens::list(&conn, &account, va.as_deref(), now)?;
+            let conn = open(&config)?;
+            let list = inventory::token_list(&conn, &account, va.as_deref(), now)?;
             show(&list, json)
         }
         Command::Token(TokenCommand::Revoke { token, json }) => {
-            let mut conn = open(&config, &clock)?;
-            let prefix = write(&mut conn, |c| {
+            let mut conn = open(&config)?;
+            let prefix = write(&mut conn, now, |c| {
                 inventory::revoke_token(c, &account, &token, now)
             })?;
             if json {
@@ -191,25 +190,13 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Instance(InstanceCommand::List { va, json }) => {
-            let conn = open(&config, &clock)?;
-            if let Some(va) = &va {
-                accounts::require(&conn, &account, va, now)?;
-            }
-            let list: Vec<_> = instances::list(&conn, &account, va.as_deref())?
-                .iter()
-                .map(|i| i.view(now))
-                .collect();
+            let conn = open(&config)?;
+            let list = inventory::instance_list(&conn, &account, va.as_deref(), now)?;
             show(&list, json)
         }
         Command::Instance(InstanceCommand::Show { instance, json }) => {
-            let conn = open(&config, &clock)?;
-            let found = inventory::find_instance(&conn, &instance)?;
-            let view = found.view(now);
-            let entitlements: Vec<reports::EntitlementUsage> =
-                crate::store::usage::of_instance(&conn, found.id)?
-                    .into_iter()
-                    .map(|(tag, count, status)| reports::EntitlementUsage { tag, count, status })
-                    .collect();
+            let conn = open(&config)?;
+            let (view, entitlements) = inventory::instance_detail(&conn, &instance, now)?;
             if json {
                 let mut value =
                     serde_json::to_value(&view).map_err(|e| CliError::Other(e.to_string()))?;
@@ -237,9 +224,9 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Instance(InstanceCommand::Remove { instance, json }) => {
-            let mut conn = open(&config, &clock)?;
+            let mut conn = open(&config)?;
             let catalog = catalog(&config)?;
-            let (removed, transitions) = write(&mut conn, |c| {
+            let (removed, transitions) = write(&mut conn, now, |c| {
                 inventory::remove_instance(c, &catalog, &instance, now)
             })?;
             notify(&config, &clock, &transitions);
@@ -254,9 +241,9 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Instance(InstanceCommand::Move { instance, to, json }) => {
-            let mut conn = open(&config, &clock)?;
+            let mut conn = open(&config)?;
             let catalog = catalog(&config)?;
-            let (moved, transitions) = write(&mut conn, |c| {
+            let (moved, transitions) = write(&mut conn, now, |c| {
                 inventory::move_instance(c, &catalog, &account, &instance, &to, now)
             })?;
             notify(&config, &clock, &transitions);
@@ -278,7 +265,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             end,
             json,
         }) => {
-            let mut conn = open(&config, &clock)?;
+            let mut conn = open(&config)?;
             let catalog = catalog(&config)?;
             let order = inventory::LicenseOrder {
                 virtual_account: &va,
@@ -290,14 +277,19 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                     .transpose()?,
                 end: end.as_deref().map(|d| parse_date("end", d)).transpose()?,
             };
-            let (id, transitions) = write(&mut conn, |c| {
+            let (id, transitions) = write(&mut conn, now, |c| {
                 inventory::add_license(c, &catalog, config.role, &account, &order, now)
             })?;
             notify(&config, &clock, &transitions);
-            let added = licenses::list(&conn, &account, Some(&va), now)?
-                .into_iter()
-                .find(|l| l.id == id)
-                .ok_or_else(|| CliError::Other("the new license vanished".into()))?;
+            let added = inventory::license(&conn, &account, &va, id, now)?;
+            if let Some(end) = added.end_at.filter(|end| *end <= now) {
+                // Allowed (back-office records), but it makes nothing available.
+                eprintln!(
+                    "warning: the term of these licenses ended on {}: they add nothing available now; \
+                     check --start/--end if you meant a current term",
+                    crate::clock::rfc3339(end)
+                );
+            }
             if json {
                 return print_json(&added);
             }
@@ -316,11 +308,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::License(LicenseCommand::List { va, json }) => {
-            let conn = open(&config, &clock)?;
-            if let Some(va) = &va {
-                accounts::require(&conn, &account, va, now)?;
-            }
-            let list = licenses::list(&conn, &account, va.as_deref(), now)?;
+            let conn = open(&config)?;
+            let list = inventory::license_list(&conn, &account, va.as_deref(), now)?;
             show(&list, json)
         }
         Command::License(LicenseCommand::Transfer {
@@ -330,7 +319,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             quantity,
             json,
         }) => {
-            let mut conn = open(&config, &clock)?;
+            let mut conn = open(&config)?;
             let catalog = catalog(&config)?;
             let transfer = inventory::Transfer {
                 from: &from,
@@ -338,11 +327,11 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 sku: &sku,
                 quantity,
             };
-            let transitions = write(&mut conn, |c| {
+            let transitions = write(&mut conn, now, |c| {
                 inventory::transfer_license(c, &catalog, &account, &transfer, now)
             })?;
             notify(&config, &clock, &transitions);
-            let rows = compliance::rows(&conn, &catalog, &account, Some(&from), now)?;
+            let rows = inventory::compliance_rows(&conn, &catalog, &account, Some(&from), now)?;
             if json {
                 return print_json(&serde_json::json!({
                     "from": from, "to": to, "sku": sku, "quantity": quantity,
@@ -364,11 +353,10 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             history: Some(days),
             json,
         } => {
-            let conn = open(&config, &clock)?;
-            if let Some(va) = &va {
-                accounts::require(&conn, &account, va, now)?;
-            }
-            let rows = reports::usage_history(&conn, &account, va.as_deref(), days, now)?;
+            let conn = open(&config)?;
+            let catalog = catalog(&config)?;
+            let rows =
+                inventory::usage_history(&conn, &catalog, &account, va.as_deref(), days, now)?;
             show(&rows, json)
         }
         Command::Compliance {
@@ -376,9 +364,9 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             history: None,
             json,
         } => {
-            let conn = open(&config, &clock)?;
+            let conn = open(&config)?;
             let catalog = catalog(&config)?;
-            let rows = compliance::rows(&conn, &catalog, &account, va.as_deref(), now)?;
+            let rows = inventory::compliance_rows(&conn, &catalog, &account, va.as_deref(), now)?;
             show(&rows, json)
         }
         Command::Report(ReportCommand::Generate { va, kind, json }) => {
@@ -386,15 +374,13 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 super::GeneratedKind::Manual => ReportKind::Manual,
                 super::GeneratedKind::Warning => ReportKind::ComplianceWarning,
             };
-            let mut conn = open(&config, &clock)?;
+            let mut conn = open(&config)?;
             let catalog = catalog(&config)?;
-            if let Some(va) = &va {
-                accounts::require(&conn, &account, va, now)?;
-            }
-            let id = write(&mut conn, |c| {
+            inventory::check_virtual_account(&conn, &account, va.as_deref(), now)?;
+            let id = write(&mut conn, now, |c| {
                 reports::generate(c, &catalog, kind, &account, va.as_deref(), now)
             })?;
-            let report = reports::load(&conn, id)?;
+            let report = inventory::report(&conn, id)?;
             if json {
                 return print_json(&report);
             }
@@ -402,13 +388,18 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Report(ReportCommand::List { limit, json }) => {
-            let conn = open(&config, &clock)?;
-            let list = reports::list(&conn, limit)?;
+            let conn = open(&config)?;
+            let list = inventory::report_list(&conn, limit)?;
             show(&list, json)
         }
-        Command::Report(ReportCommand::Show { id, format }) => {
-            let conn = open(&config, &clock)?;
-            let report = reports::load(&conn, id)?;
+        Command::Report(ReportCommand::Show { id, format, json }) => {
+            let conn = open(&config)?;
+            let report = inventory::report(&conn, id)?;
+            let format = if json {
+                reports::Format::Json
+            } else {
+                format.into()
+            };
             let text = reports::render(&report, format);
             print!("{text}");
             if !text.ends_with('\n') {
@@ -423,8 +414,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         | Command::Upstream(_)
         | Command::Satellite(_)) => super::sync::run(command, &config, &clock),
         Command::Events { kind, limit, json } => {
-            let conn = open(&config, &clock)?;
-            let list = events::list(&conn, kind.as_deref(), limit)?;
+            let conn = open(&config)?;
+            let list = inventory::event_list(&conn, kind.as_deref(), limit)?;
             show(&list, json)
         }
     }

@@ -316,6 +316,141 @@ pub enum ReportCommand {
     Show {
         id: i64,
         #[arg(long, value_enum, default_value = "text")]
-        format: crate::licensing::reports::Format,
+        format: ReportFormat,
+        /// The same as `--format json`, like every other command.
+        #[arg(long, conflicts_with = "format")]
+        json: bool,
     },
+}
+
+/// `report show --format`: parsed here so the licensing layer knows nothing
+/// of the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Json,
+    Csv,
+}
+
+impl From<ReportFormat> for crate::licensing::reports::Format {
+    fn from(format: ReportFormat) -> Self {
+        match format {
+            ReportFormat::Text => Self::Text,
+            ReportFormat::Json => Self::Json,
+            ReportFormat::Csv => Self::Csv,
+        }
+    }
+}
+
+/// Parses the command line. A usage error is one line on stderr that says
+/// what to fix, and exit status 2; `--help` and `--version` print as usual.
+pub fn parse() -> Cli {
+    match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => exit_on(e),
+    }
+}
+
+fn exit_on(e: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let _ = e.print();
+        std::process::exit(0);
+    }
+    let (command, usage) = command_of(std::env::args().skip(1));
+    eprintln!(
+        "satellite: {}",
+        usage_line(&e.render().to_string(), e.kind(), &command, &usage)
+    );
+    std::process::exit(2);
+}
+
+/// The (sub)command the words name, and its usage: clap leaves the usage out
+/// of some errors (a bad value), and it is the fix.
+fn command_of(args: impl Iterator<Item = String>) -> (String, String) {
+    use clap::CommandFactory;
+    let mut command = Cli::command();
+    let mut path = vec!["satellite".to_string()];
+    for arg in args {
+        let Some(sub) = command.find_subcommand(&arg).cloned() else {
+            continue;
+        };
+        path.push(arg);
+        command = sub;
+    }
+    let mut command = command.bin_name(path.join(" "));
+    let usage = command.render_usage().to_string();
+    let usage = usage.trim().trim_start_matches("Usage:").trim().to_string();
+    (path.join(" "), usage)
+}
+
+/// clap's message on one line: what is wrong, then the usage of the command
+/// (the fix) and where to read more. A missing subcommand lists them instead
+/// of printing the whole help.
+fn usage_line(rendered: &str, kind: clap::error::ErrorKind, command: &str, usage: &str) -> String {
+    let lines: Vec<&str> = rendered.lines().map(str::trim).collect();
+    let mut message = String::new();
+    if kind == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        let commands: Vec<&str> = lines
+            .iter()
+            .skip_while(|l| *l != &"Commands:")
+            .skip(1)
+            .take_while(|l| !l.is_empty())
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|c| *c != "help")
+            .collect();
+        message = format!("`{command}` needs a command: {}", commands.join(", "));
+    } else {
+        for line in lines
+            .iter()
+            .take_while(|l| !l.starts_with("Usage:"))
+            .filter(|l| !l.is_empty() && !l.starts_with("For more information"))
+        {
+            let line = line.trim_start_matches("error: ");
+            if !message.is_empty() {
+                message.push_str(if message.ends_with(':') { " " } else { "; " });
+            }
+            message.push_str(line);
+        }
+    }
+    if message.is_empty() {
+        message = kind.to_string();
+    }
+    format!("{message}; usage: {usage}; see `{command} --help`")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::error::ErrorKind;
+
+    fn line_for(args: &[&str]) -> (ErrorKind, String) {
+        let e = Cli::try_parse_from(args).expect_err("a usage error");
+        let (command, usage) = command_of(args.iter().skip(1).map(|a| a.to_string()));
+        (
+            e.kind(),
+            usage_line(&e.render().to_string(), e.kind(), &command, &usage),
+        )
+    }
+
+    #[test]
+    fn usage_errors_are_one_line_with_the_usage() {
+        let (_, line) = line_for(&["satellite", "token", "create"]);
+        assert!(!line.contains('\n'), "{line}");
+        assert!(line.contains("--va <VA>"), "{line}");
+        assert!(
+            line.contains("see `satellite token create --help`"),
+            "{line}"
+        );
+        let (kind, line) = line_for(&["satellite", "token"]);
+        assert_eq!(kind, ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand);
+        assert!(
+            line.contains("needs a command: create, list, revoke"),
+            "{line}"
+        );
+        assert!(!line.contains('\n'), "{line}");
+        let (_, line) = line_for(&["satellite", "report", "show", "1", "--format", "pdf"]);
+        assert!(line.contains("possible values"), "{line}");
+        assert!(line.contains("usage: satellite report show"), "{line}");
+    }
 }

@@ -3,8 +3,8 @@
 use super::commands::{open, print_json, CliError};
 use super::table;
 use crate::app::Satellite;
-use crate::clock::{rfc3339, Clock};
-use crate::config::{Config, Role, DEFAULT_FILE};
+use crate::clock::Clock;
+use crate::config::{Config, Role, CONFIG_ENV, DEFAULT_FILE, SYSTEM_FILE};
 use crate::error::Error;
 use crate::{setup, store};
 
@@ -49,23 +49,24 @@ pub fn init(config: &Config, clock: &Clock) -> Result<(), CliError> {
 }
 
 pub fn status(config: &Config, clock: &Clock, json: bool) -> Result<(), CliError> {
-    let conn = open(config, clock)?;
+    let conn = open(config)?;
     let ca = crate::pki::CertificateAuthority::load(&config.data_dir).map_err(Error::from)?;
-    let counts = store::names::counts(&conn, clock.unix())?;
+    let totals = crate::inventory::totals(&conn, &config.account, clock.unix())?;
     let stats = crate::alerts::statistics(&conn, &config.call_home.profiles)?;
     let report = serde_json::json!({
         "name": config.name,
         "role": config.role,
         "account": config.account,
+        "config": config.source,
         "data_dir": config.data_dir,
         "ca": config.data_dir.join(crate::pki::CA_CERT_FILE),
         "ca_fingerprint": ca.fingerprint_hex().map_err(Error::from)?,
         "device_listen": config.device.listen.to_string(),
         "admin_listen": config.admin.listen.to_string(),
-        "virtual_accounts": counts.virtual_accounts,
-        "product_instances": counts.product_instances,
-        "active_tokens": counts.active_tokens,
-        "now": rfc3339(clock.unix()),
+        "virtual_accounts": totals.virtual_accounts,
+        "product_instances": totals.product_instances,
+        "active_tokens": totals.active_tokens,
+        "now": totals.now,
         "call_home": stats,
     });
     if json {
@@ -77,6 +78,7 @@ pub fn status(config: &Config, clock: &Clock, json: bool) -> Result<(), CliError
         role_word(config.role),
         config.account
     );
+    println!("  config:            {}", config.source);
     println!("  data dir:          {}", config.data_dir.display());
     println!(
         "  CA:                {}",
@@ -140,7 +142,12 @@ pub fn serve(config: Config, clock: Clock) -> Result<(), CliError> {
     } else {
         ("satellite", "satellite-router")
     };
-    let config_flag = if config.source == DEFAULT_FILE || config.source.starts_with('<') {
+    // No `-c` when the next command would find the same file by itself.
+    let found_anyway = config.source == DEFAULT_FILE
+        || config.source == SYSTEM_FILE
+        || config.source.starts_with('<')
+        || std::env::var_os(CONFIG_ENV).is_some_and(|v| v == config.source.as_str());
+    let config_flag = if found_anyway {
         String::new()
     } else {
         format!(" -c {}", config.source)
@@ -162,8 +169,16 @@ pub fn serve(config: Config, clock: Clock) -> Result<(), CliError> {
             ca_path.display()
         );
         println!("  database:   {}", config.database_path().display());
+        println!("  config:     {}", config.source);
         println!();
         println!("Next, in another terminal:");
+        if config.role == Role::Cloud {
+            // The cloud holds what was bought: licenses come first.
+            println!("  {sat}{config_flag} license add --va Default --sku ESS-AC-10G-RTU-1 --quantity 10");
+            println!("  {sat}{config_flag} license add --va Default --sku ESS-AC-10G-SIA-5 --quantity 10");
+            println!("  {sat}{config_flag} license list");
+            println!("  then, for routers registering straight to the cloud:");
+        }
         println!("  {sat}{config_flag} token create --va Default --days 30");
         println!(
             "  {router} -s r1.json init --pid N540-24Z8Q2C-M --sn FOC2104R0XX --hostname r1 --url https://{device_addr} --ca {}",

@@ -14,9 +14,9 @@ pub fn run(command: Command, config: &Config, clock: &Clock) -> Result<(), CliEr
     let now = clock.unix();
     match command {
         Command::Export { json } => {
-            let mut conn = open(config, clock)?;
+            let mut conn = open(config)?;
             let keys = Keys::load(config, now)?;
-            let written = store::transaction(&mut conn, |c| {
+            let written = write(&mut conn, now, |c| {
                 let catalog = sync::current_catalog(c, config)?;
                 satellite::export_usage(c, &keys.node(config, &catalog, now))
             })?;
@@ -33,9 +33,9 @@ pub fn run(command: Command, config: &Config, clock: &Clock) -> Result<(), CliEr
         }
         Command::Import { file, json } => {
             let opened = read(&file)?;
-            let mut conn = open(config, clock)?;
+            let mut conn = open(config)?;
             let keys = Keys::load(config, now)?;
-            let (applied, transitions) = store::transaction(&mut conn, |c| {
+            let (applied, transitions) = write(&mut conn, now, |c| {
                 let catalog = sync::current_catalog(c, config)?;
                 satellite::import(c, &keys.node(config, &catalog, now), &opened)
             })?;
@@ -65,9 +65,9 @@ pub fn run(command: Command, config: &Config, clock: &Clock) -> Result<(), CliEr
         }
         Command::Process { file, json } => {
             let opened = read(&file)?;
-            let mut conn = open(config, clock)?;
+            let mut conn = open(config)?;
             let keys = Keys::load(config, now)?;
-            let (processed, transitions) = store::transaction(&mut conn, |c| {
+            let (processed, transitions) = write(&mut conn, now, |c| {
                 let catalog = sync::current_catalog(c, config)?;
                 cloud::process(c, &keys.node(config, &catalog, now), &opened)
             })?;
@@ -120,9 +120,9 @@ pub fn run(command: Command, config: &Config, clock: &Clock) -> Result<(), CliEr
             Ok(())
         }
         Command::Upstream(UpstreamCommand::Register { token, json }) => {
-            let mut conn = open(config, clock)?;
+            let mut conn = open(config)?;
             let keys = Keys::load(config, now)?;
-            let written = store::transaction(&mut conn, |c| {
+            let written = write(&mut conn, now, |c| {
                 let catalog = sync::current_catalog(c, config)?;
                 satellite::request_registration(c, &keys.node(config, &catalog, now), &token)
             })?;
@@ -142,9 +142,9 @@ pub fn run(command: Command, config: &Config, clock: &Clock) -> Result<(), CliEr
             days,
             json,
         }) => {
-            let mut conn = open(config, clock)?;
+            let mut conn = open(config)?;
             let keys = Keys::load(config, now)?;
-            let added = store::transaction(&mut conn, |c| {
+            let added = write(&mut conn, now, |c| {
                 let catalog = sync::current_catalog(c, config)?;
                 cloud::add_satellite(c, &keys.node(config, &catalog, now), &name, &va, days)
             })?;
@@ -162,14 +162,14 @@ pub fn run(command: Command, config: &Config, clock: &Clock) -> Result<(), CliEr
             Ok(())
         }
         Command::Satellite(SatelliteCommand::List { json }) => {
-            let conn = open(config, clock)?;
+            let conn = open(config)?;
             let list = cloud::list(&conn)?;
             super::commands::show(&list, json)
         }
         Command::Satellite(SatelliteCommand::Revoke { name, json }) => {
-            let mut conn = open(config, clock)?;
+            let mut conn = open(config)?;
             let keys = Keys::load(config, now)?;
-            let revoked = store::transaction(&mut conn, |c| {
+            let revoked = write(&mut conn, now, |c| {
                 let catalog = sync::current_catalog(c, config)?;
                 cloud::revoke(c, &keys.node(config, &catalog, now), &name)
             })?;
@@ -184,6 +184,20 @@ pub fn run(command: Command, config: &Config, clock: &Clock) -> Result<(), CliEr
         }
         _ => Err(CliError::Other("not a sync command".into())),
     }
+}
+
+/// One transaction that also moves the database's clock mark (as every
+/// CLI write does).
+fn write<T>(
+    conn: &mut rusqlite::Connection,
+    now: i64,
+    f: impl FnOnce(&rusqlite::Connection) -> Result<T, SyncError>,
+) -> Result<T, CliError> {
+    Ok(store::transaction(conn, |c| {
+        let value = f(c)?;
+        crate::clock::guard::advance(c, now).map_err(SyncError::from)?;
+        Ok::<_, SyncError>(value)
+    })?)
 }
 
 fn read(path: &Path) -> Result<Opened, CliError> {

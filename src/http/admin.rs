@@ -4,7 +4,7 @@
 use super::error::json_error;
 use super::AppState;
 use crate::licensing::compliance;
-use crate::metrics::PoolGauge;
+use crate::metrics::{InstanceGauge, PoolGauge};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 
@@ -57,7 +57,26 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
             shortfall: r.shortfall,
         })
         .collect();
+    let instances = state
+        .store
+        .read(|c| crate::inventory::instance_statuses(c, now))
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "metrics: could not read the product instances");
+            Vec::new()
+        });
+    let instances: Vec<InstanceGauge> = instances
+        .into_iter()
+        .map(|(virtual_account, status, count)| InstanceGauge {
+            virtual_account,
+            status,
+            count,
+        })
+        .collect();
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(state.metrics.render(state.store.writer(), &gauges))
+        .body(
+            state
+                .metrics
+                .render(state.store.writer(), &gauges, &instances),
+        )
 }

@@ -66,7 +66,8 @@ pub async fn serve(
             .app_data(device_state.clone())
             .wrap_fn(|req, srv| {
                 let span = tracing::info_span!("http", listener = "device", method = %req.method(), path = %req.path());
-                srv.call(req).instrument(span)
+                // The handler reads the arrival time to time the message by type.
+                crate::metrics::REQUEST_STARTED.scope(std::time::Instant::now(), srv.call(req).instrument(span))
             })
             .route("/SmartTransport", web::post().to(device::smart_transport))
             .route(crate::callhome::PATH, web::post().to(device::call_home))

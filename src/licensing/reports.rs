@@ -189,7 +189,7 @@ pub fn load(c: &Connection, id: i64) -> Result<Report> {
         .map_err(|e| Error::invalid("report", format!("stored report {id} is unreadable: {e}")))
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Text,
     Json,
@@ -254,15 +254,55 @@ fn text(report: &Report) -> String {
         report.virtual_account.as_deref().unwrap_or("(all)"),
         report.created_at
     );
-    out.push_str(&format!(
-        "{:<16} {:<22} {:>9} {:>7} {:>9}  {}\n",
-        "Virtual Account", "Entitlement Tag", "Available", "In Use", "Shortfall", "Status"
-    ));
-    for r in &report.compliance {
-        out.push_str(&format!(
-            "{:<16} {:<22} {:>9} {:>7} {:>9}  {}\n",
-            r.virtual_account, r.tag, r.available, r.in_use, r.shortfall, r.status
-        ));
+    // Columns as wide as their widest cell, two spaces apart: a long virtual
+    // account or tag name never runs into the next column.
+    let header = [
+        "Virtual Account",
+        "Entitlement Tag",
+        "Available",
+        "In Use",
+        "Shortfall",
+        "Status",
+    ];
+    let cells: Vec<[String; 6]> = report
+        .compliance
+        .iter()
+        .map(|r| {
+            [
+                r.virtual_account.clone(),
+                r.tag.clone(),
+                r.available.to_string(),
+                r.in_use.to_string(),
+                r.shortfall.to_string(),
+                r.status.clone(),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &cells {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |row: [&str; 6]| {
+        format!(
+            "{:<w0$}  {:<w1$}  {:>w2$}  {:>w3$}  {:>w4$}  {}\n",
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            row[4],
+            row[5],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2],
+            w3 = widths[3],
+            w4 = widths[4],
+        )
+    };
+    out.push_str(&line(header));
+    for row in &cells {
+        out.push_str(&line(row.each_ref().map(String::as_str)));
     }
     if report.compliance.is_empty() {
         out.push_str("(no pools)\n");

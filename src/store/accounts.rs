@@ -129,3 +129,10 @@ pub fn list(conn: &Connection, account: &str, now: i64) -> Result<Vec<VirtualAcc
     let rows = stmt.query_map(named_params! {":account": account, ":now": now}, row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
+
+/// Every smart account's name (a cloud holds several).
+pub fn names(conn: &Connection) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare_cached("SELECT name FROM accounts ORDER BY name")?;
+    let rows = stmt.query_map([], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}

@@ -50,6 +50,38 @@ pub fn insert(c: &Connection, license: &NewLicense<'_>, now: i64) -> Result<i64>
     Ok(c.last_insert_rowid())
 }
 
+/// Adds to the virtual account's row of the same SKU and term (start, end,
+/// hence type) if it has one, so moving licenses back and forth leaves one
+/// row per purchase, not one per move; otherwise inserts. Returns the row id.
+pub fn add_or_merge(c: &Connection, license: &NewLicense<'_>, now: i64) -> Result<i64> {
+    let existing: Option<i64> = super::optional(
+        c.prepare_cached(
+            "SELECT id FROM licenses WHERE virtual_account_id = ?1 AND sku = ?2 AND tag = ?3
+               AND start_at = ?4 AND end_at IS ?5 ORDER BY id LIMIT 1",
+        )?
+        .query_row(
+            params![
+                license.virtual_account_id,
+                license.sku,
+                license.tag,
+                license.start_at,
+                license.end_at
+            ],
+            |r| r.get(0),
+        ),
+    )?;
+    match existing {
+        Some(id) => {
+            c.execute(
+                "UPDATE licenses SET quantity = quantity + ?2 WHERE id = ?1",
+                params![id, license.quantity],
+            )?;
+            Ok(id)
+        }
+        None => insert(c, license, now),
+    }
+}
+
 /// Units of `tag` the virtual account holds at time `t`.
 pub fn available(c: &Connection, virtual_account_id: i64, tag: &str, t: i64) -> Result<i64> {
     Ok(c.prepare_cached(
@@ -135,7 +167,7 @@ pub fn transfer(
                 params![id, take],
             )?;
         }
-        insert(
+        add_or_merge(
             c,
             &NewLicense {
                 virtual_account_id: to_va,

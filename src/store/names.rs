@@ -26,28 +26,6 @@ pub fn account_of(c: &Connection, virtual_account_id: i64) -> Result<String> {
     .query_row([virtual_account_id], |r| r.get(0))?)
 }
 
-/// What `satellite status` counts.
-#[derive(Debug, Clone, Copy)]
-pub struct Counts {
-    pub virtual_accounts: i64,
-    pub product_instances: i64,
-    pub active_tokens: i64,
-}
-
-pub fn counts(c: &Connection, now: i64) -> Result<Counts> {
-    Ok(c.prepare_cached(
-        "SELECT (SELECT COUNT(*) FROM virtual_accounts), (SELECT COUNT(*) FROM product_instances),
-                (SELECT COUNT(*) FROM registration_tokens WHERE revoked_at IS NULL AND expires_at > ?1)",
-    )?
-    .query_row([now], |r| {
-        Ok(Counts {
-            virtual_accounts: r.get(0)?,
-            product_instances: r.get(1)?,
-            active_tokens: r.get(2)?,
-        })
-    })?)
-}
-
 /// How many certificates this satellite's CA has signed.
 pub fn issued_certificates(c: &Connection) -> Result<i64> {
     Ok(c.prepare_cached("SELECT COUNT(*) FROM certificates")?

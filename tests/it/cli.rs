@@ -21,7 +21,7 @@ fn bad_configuration_is_refused_with_file_key_and_reason() {
         ),
         ("device: { listen: 'here:there' }\n", "device.listen"),
         ("reports: { schedule: 'every day' }\n", "reports.schedule"),
-        ("admin: { listen: 0.0.0.0:8443 }\n", "admin.listen"),
+        ("sync: { mode: connected }\n", "sync.cloud_url"),
     ] {
         std::fs::write(dir.path().join("bad.yaml"), yaml).expect("write");
         let out = satellite(dir.path(), &["-c", "bad.yaml", "status"]);

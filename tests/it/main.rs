@@ -8,6 +8,7 @@ mod cli;
 mod concurrency;
 mod device_errors;
 mod licensing;
+mod operator;
 mod registration;
 mod router;
 mod sync;

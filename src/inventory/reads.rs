@@ -1,0 +1,222 @@
+//! What the operator surfaces read: listings and single items, checked the
+//! same way for the CLI, the REST API and the portal (one copy of each).
+
+use crate::clock::rfc3339;
+use crate::error::{Error, Result};
+use crate::licensing::catalog::Catalog;
+use crate::licensing::compliance::{self, ComplianceRow};
+use crate::licensing::reports::{self, EntitlementUsage, Report, ReportSummary, UsageDay};
+use crate::store::accounts::VirtualAccount;
+use crate::store::events::Event;
+use crate::store::instances::InstanceView;
+use crate::store::licenses::License;
+use crate::store::tokens::TokenInfo;
+use crate::store::{accounts, events, instances, licenses, tokens, usage};
+use rusqlite::Connection;
+use serde::Serialize;
+
+/// The usage history keeps this many days (the daily snapshots are pruned
+/// beyond it), so asking for more could only mislead.
+pub const MAX_HISTORY_DAYS: u32 = 450;
+
+/// Event kinds the satellite writes. A kind outside this list is still
+/// accepted once the log holds an event of it (kinds added later).
+pub const EVENT_KINDS: &[&str] = &[
+    "registration",
+    "deregistration",
+    "renewal",
+    "token",
+    "virtual_account",
+    "instance_move",
+    "license",
+    "license_transfer",
+    "compliance",
+    "authorization_expired",
+    "grace_period_expired",
+    "system",
+    "call_home",
+    "sync",
+    "satellite",
+    crate::clock::guard::EVENT_KIND,
+];
+
+/// Refuses an unknown virtual account by name (none given: nothing to check).
+pub fn check_virtual_account(
+    c: &Connection,
+    account: &str,
+    va: Option<&str>,
+    now: i64,
+) -> Result<()> {
+    if let Some(va) = va {
+        accounts::require(c, account, va, now)?;
+    }
+    Ok(())
+}
+
+pub fn virtual_accounts(c: &Connection, account: &str, now: i64) -> Result<Vec<VirtualAccount>> {
+    accounts::list(c, account, now)
+}
+
+pub fn token_list(
+    c: &Connection,
+    account: &str,
+    va: Option<&str>,
+    now: i64,
+) -> Result<Vec<TokenInfo>> {
+    check_virtual_account(c, account, va, now)?;
+    tokens::list(c, account, va, now)
+}
+
+pub fn instance_list(
+    c: &Connection,
+    account: &str,
+    va: Option<&str>,
+    now: i64,
+) -> Result<Vec<InstanceView>> {
+    check_virtual_account(c, account, va, now)?;
+    Ok(instances::list(c, account, va)?
+        .iter()
+        .map(|i| i.view(now))
+        .collect())
+}
+
+/// One product instance with what it consumes.
+pub fn instance_detail(
+    c: &Connection,
+    key: &str,
+    now: i64,
+) -> Result<(InstanceView, Vec<EntitlementUsage>)> {
+    let found = super::find_instance(c, key)?;
+    let entitlements = usage::of_instance(c, found.id)?
+        .into_iter()
+        .map(|(tag, count, status)| EntitlementUsage { tag, count, status })
+        .collect();
+    Ok((found.view(now), entitlements))
+}
+
+pub fn license_list(
+    c: &Connection,
+    account: &str,
+    va: Option<&str>,
+    now: i64,
+) -> Result<Vec<License>> {
+    check_virtual_account(c, account, va, now)?;
+    licenses::list(c, account, va, now)
+}
+
+/// One license row by its id, as listings show it.
+pub fn license(c: &Connection, account: &str, va: &str, id: i64, now: i64) -> Result<License> {
+    licenses::list(c, account, Some(va), now)?
+        .into_iter()
+        .find(|l| l.id == id)
+        .ok_or_else(|| Error::NotFound(format!("no license {id} in {va:?}")))
+}
+
+pub fn compliance_rows(
+    c: &Connection,
+    catalog: &Catalog,
+    account: &str,
+    va: Option<&str>,
+    now: i64,
+) -> Result<Vec<ComplianceRow>> {
+    compliance::rows(c, catalog, account, va, now)
+}
+
+/// The daily usage of the last `days` days; today's rows are the live
+/// numbers (the snapshot of today was taken at its first job run and may be
+/// hours old).
+pub fn usage_history(
+    c: &Connection,
+    catalog: &Catalog,
+    account: &str,
+    va: Option<&str>,
+    days: u32,
+    now: i64,
+) -> Result<Vec<UsageDay>> {
+    if !(1..=MAX_HISTORY_DAYS).contains(&days) {
+        return Err(Error::invalid(
+            "history",
+            format!("{days} days is out of range: ask for 1 to {MAX_HISTORY_DAYS} days (the history kept)"),
+        ));
+    }
+    check_virtual_account(c, account, va, now)?;
+    let today = time::OffsetDateTime::from_unix_timestamp(now)
+        .map(|t| t.date().to_string())
+        .map_err(|e| Error::invalid("clock", e.to_string()))?;
+    let mut rows = reports::usage_history(c, account, va, days, now)?;
+    rows.retain(|r| r.day != today);
+    rows.extend(
+        compliance::rows(c, catalog, account, va, now)?
+            .into_iter()
+            .map(|r| UsageDay {
+                day: today.clone(),
+                virtual_account: r.virtual_account,
+                tag: r.tag,
+                available: r.available,
+                in_use: r.in_use,
+            }),
+    );
+    Ok(rows)
+}
+
+pub fn report(c: &Connection, id: i64) -> Result<Report> {
+    reports::load(c, id)
+}
+
+pub fn report_list(c: &Connection, limit: u32) -> Result<Vec<ReportSummary>> {
+    reports::list(c, limit)
+}
+
+/// The newest `limit` events, optionally of one kind; an unknown kind is
+/// refused with the known ones (a typo would otherwise print nothing).
+pub fn event_list(c: &Connection, kind: Option<&str>, limit: u32) -> Result<Vec<Event>> {
+    if let Some(kind) = kind {
+        if !EVENT_KINDS.contains(&kind) && events::list(c, Some(kind), 1)?.is_empty() {
+            return Err(Error::invalid(
+                "kind",
+                format!(
+                    "{kind:?} is not an event kind; use one of {}",
+                    EVENT_KINDS.join(", ")
+                ),
+            ));
+        }
+    }
+    events::list(c, kind, limit)
+}
+
+/// `status`: what this satellite holds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Totals {
+    pub virtual_accounts: usize,
+    pub product_instances: usize,
+    pub active_tokens: usize,
+    pub now: String,
+}
+
+pub fn totals(c: &Connection, account: &str, now: i64) -> Result<Totals> {
+    Ok(Totals {
+        virtual_accounts: accounts::list(c, account, now)?.len(),
+        product_instances: instances::list(c, account, None)?.len(),
+        active_tokens: tokens::list(c, account, None, now)?
+            .iter()
+            .filter(|t| t.status == "ACTIVE")
+            .count(),
+        now: rfc3339(now),
+    })
+}
+
+/// Product instances counted by virtual account and status, over every
+/// account (for `/metrics`).
+pub fn instance_statuses(c: &Connection, now: i64) -> Result<Vec<(String, String, i64)>> {
+    let mut counts: std::collections::BTreeMap<(String, String), i64> = Default::default();
+    for account in accounts::names(c)? {
+        for instance in instances::list(c, &account, None)? {
+            let key = (
+                instance.virtual_account.clone(),
+                instance.status(now).to_string(),
+            );
+            *counts.entry(key).or_default() += 1;
+        }
+    }
+    Ok(counts.into_iter().map(|((va, s), n)| (va, s, n)).collect())
+}
