@@ -83,6 +83,15 @@ pub enum SyncMode {
     Disconnected,
 }
 
+impl SyncMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncMode::Connected => "connected",
+            SyncMode::Disconnected => "disconnected",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {

@@ -131,6 +131,9 @@ pub fn ensure(config: &Config, clock: &Clock) -> Result<(Created, CertificateAut
         }
     };
 
+    // The bundle-signing key (sync): issued by the CA, never overwritten.
+    crate::pki::signer::BundleSigner::ensure(dir, &ca, &config.name, now)?;
+
     if config.device.tls_cert.is_none() {
         let cert = dir.join(pki::SERVER_CERT_FILE);
         let key = dir.join(pki::SERVER_KEY_FILE);

@@ -53,6 +53,15 @@ pub fn status(config: &Config, clock: &Clock, json: bool) -> Result<(), CliError
     let ca = crate::pki::CertificateAuthority::load(&config.data_dir).map_err(Error::from)?;
     let totals = crate::inventory::totals(&conn, &config.account, clock.unix())?;
     let stats = crate::alerts::statistics(&conn, &config.call_home.profiles)?;
+    let sync = match config.role {
+        Role::Satellite => serde_json::to_value(crate::sync::satellite::status(
+            &conn,
+            config.sync.mode.as_str(),
+            clock.unix(),
+        )?),
+        Role::Cloud => serde_json::to_value(crate::sync::cloud::list(&conn)?),
+    }
+    .map_err(|e| CliError::Other(e.to_string()))?;
     let report = serde_json::json!({
         "name": config.name,
         "role": config.role,
@@ -68,6 +77,7 @@ pub fn status(config: &Config, clock: &Clock, json: bool) -> Result<(), CliError
         "active_tokens": totals.active_tokens,
         "now": totals.now,
         "call_home": stats,
+        "sync": sync,
     });
     if json {
         return print_json(&report);
@@ -96,11 +106,56 @@ pub fn status(config: &Config, clock: &Clock, json: bool) -> Result<(), CliError
     println!("  virtual accounts:  {}", report["virtual_accounts"]);
     println!("  product instances: {}", report["product_instances"]);
     println!("  active tokens:     {}", report["active_tokens"]);
+    print_sync(config, &sync);
     if !stats.is_empty() {
         println!("\nCall Home statistics:");
         table::print(&stats);
     }
     Ok(())
+}
+
+/// The sync lines of `status`: a satellite's upstream, or the cloud's satellites.
+fn print_sync(config: &Config, sync: &serde_json::Value) {
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::Null => "never".to_string(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    match config.role {
+        Role::Satellite => {
+            println!("\nSync ({} mode):", text(&sync["mode"]));
+            if sync["cloud_id"].is_null() {
+                println!("  not registered with a cloud: `satellite upstream register --token T`");
+                return;
+            }
+            let registered = if sync["registered"] == true {
+                "registered"
+            } else {
+                "registration pending"
+            };
+            println!(
+                "  cloud:             {} ({registered})",
+                text(&sync["cloud_id"])
+            );
+            println!("  satellite id:      {}", text(&sync["satellite_id"]));
+            println!("  last export:       {}", text(&sync["last_export"]));
+            println!("  last import:       {}", text(&sync["last_import"]));
+            println!(
+                "  sequence out/in:   {} / {}",
+                text(&sync["sequence_sent"]),
+                text(&sync["sequence_received"])
+            );
+            println!(
+                "  usage acknowledged: {} ({} days ago)",
+                text(&sync["last_acknowledged"]),
+                text(&sync["days_since_acknowledged"])
+            );
+        }
+        Role::Cloud => {
+            let n = sync.as_array().map(Vec::len).unwrap_or(0);
+            println!("\nSatellites: {n} (`satellite satellite list`)");
+        }
+    }
 }
 
 fn role_word(role: Role) -> &'static str {

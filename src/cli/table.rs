@@ -92,6 +92,7 @@ impl Row for InstanceView {
         "Virtual Account",
         "Status",
         "Last Contact",
+        "Satellite",
     ];
     fn cells(&self) -> Vec<String> {
         vec![
@@ -100,6 +101,7 @@ impl Row for InstanceView {
             self.virtual_account.clone(),
             self.status.clone(),
             self.last_contact_at.clone(),
+            self.satellite.clone().unwrap_or_else(|| "-".into()),
         ]
     }
 }
@@ -156,6 +158,7 @@ impl Row for ComplianceRow {
         "In Use",
         "Shortfall",
         "Status",
+        "Through Satellites",
     ];
     fn cells(&self) -> Vec<String> {
         vec![
@@ -165,6 +168,11 @@ impl Row for ComplianceRow {
             self.in_use.to_string(),
             self.shortfall.to_string(),
             self.status.to_string(),
+            self.in_use_by_satellite
+                .iter()
+                .map(|(s, n)| format!("{s}:{n}"))
+                .collect::<Vec<_>>()
+                .join(" "),
         ]
     }
 }

@@ -74,10 +74,32 @@ pub fn instance_list(
     now: i64,
 ) -> Result<Vec<InstanceView>> {
     check_virtual_account(c, account, va, now)?;
-    Ok(instances::list(c, account, va)?
+    let mut list: Vec<InstanceView> = instances::list(c, account, va)?
         .iter()
         .map(|i| i.view(now))
-        .collect())
+        .collect();
+    // On the cloud, the instances its satellites reported, naming each satellite.
+    for r in crate::store::satellites::remote_instances(c, va)? {
+        let udi = crate::domain::Udi {
+            pid: r.pid.clone(),
+            sn: r.sn.clone(),
+        };
+        list.push(InstanceView {
+            instance_id: r.instance_id,
+            udi: udi.to_string(),
+            pid: r.pid,
+            sn: r.sn,
+            hostname: r.hostname,
+            virtual_account: r.virtual_account,
+            status: r.status,
+            registered_at: crate::clock::rfc3339(r.registered_at),
+            last_contact_at: crate::clock::rfc3339(r.last_contact_at),
+            next_communication: None,
+            deadline: None,
+            satellite: Some(r.satellite),
+        });
+    }
+    Ok(list)
 }
 
 /// One product instance with what it consumes.
@@ -119,7 +141,17 @@ pub fn compliance_rows(
     va: Option<&str>,
     now: i64,
 ) -> Result<Vec<ComplianceRow>> {
-    compliance::rows(c, catalog, account, va, now)
+    let mut rows = compliance::rows(c, catalog, account, va, now)?;
+    // On the cloud: how much of each pool's use came through each satellite.
+    for (virtual_account, tag, satellite, in_use) in crate::store::satellites::remote_demand(c)? {
+        if let Some(row) = rows
+            .iter_mut()
+            .find(|r| r.virtual_account == virtual_account && r.tag == tag)
+        {
+            row.in_use_by_satellite.insert(satellite, in_use);
+        }
+    }
+    Ok(rows)
 }
 
 /// The daily usage of the last `days` days; today's rows are the live

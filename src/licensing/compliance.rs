@@ -17,6 +17,9 @@ pub struct ComplianceRow {
     pub in_use: i64,
     pub shortfall: i64,
     pub status: &'static str,
+    /// On the cloud: the part of `in_use` reported by each satellite.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub in_use_by_satellite: std::collections::BTreeMap<String, i64>,
 }
 
 pub fn rows(
@@ -48,6 +51,7 @@ pub fn rows(
                 available: state.available,
                 in_use: state.in_use,
                 status: state.status.as_str(),
+                in_use_by_satellite: Default::default(),
             });
         }
     }

@@ -43,6 +43,8 @@ pub struct InstanceView {
     pub last_contact_at: String,
     pub next_communication: Option<String>,
     pub deadline: Option<String>,
+    /// On the cloud: the satellite the instance came through (none: direct).
+    pub satellite: Option<String>,
 }
 
 impl Instance {
@@ -67,6 +69,7 @@ impl Instance {
             last_contact_at: rfc3339(self.last_contact_at),
             next_communication: self.next_communication.map(rfc3339),
             deadline: self.deadline.map(rfc3339),
+            satellite: None,
         }
     }
 }

@@ -123,6 +123,25 @@ fn the_usb_round_trip_brings_licenses_to_routers_and_usage_to_the_cloud() {
         site_a["sequence_received"], 2,
         "registration and one usage bundle"
     );
+    // The cloud names the satellite each instance and each unit came through.
+    let instances = json_of(&cloud.cli_ok(&["instance", "list", "--json"]));
+    let via_a = instances
+        .as_array()
+        .and_then(|l| l.iter().find(|i| i["sn"] == "FOCA1"))
+        .expect("site-a's router at the cloud");
+    assert_eq!(via_a["satellite"], "site-a", "{instances}");
+    assert_eq!(via_a["virtual_account"], "Lab");
+    assert_eq!(
+        cloud.compliance("Lab", ESS)["in_use_by_satellite"],
+        json!({"site-a": 3})
+    );
+    // The satellite's status tells the operator where sync stands.
+    let status = json_of(&a.cli_ok(&["status", "--json"]));
+    assert_eq!(status["sync"]["registered"], true, "{status}");
+    assert_eq!(status["sync"]["sequence_sent"], 2);
+    assert_eq!(status["sync"]["sequence_received"], 2);
+    assert_eq!(status["sync"]["days_since_acknowledged"], 0);
+    assert!(a.cli_ok(&["status"]).contains("sequence out/in:   2 / 2"));
 
     // A license moved at the cloud changes compliance at the satellite after
     // the next round trip, and the router learns it at its next message.
