@@ -6,12 +6,12 @@ use super::bundle::{Kind, Opened, Rule};
 use super::exchange::{self, Outgoing};
 use super::payload::{self, Entitlements};
 use super::token::SatelliteToken;
-use super::{parse_time, refuse, stamp, Applied, Node, SyncError, Written};
+use super::{parse_time, record, refuse, stamp, Applied, Node, SyncError, Written};
 use crate::config::Role;
 use crate::domain::TokenSecret;
 use crate::error::Error;
 use crate::licensing::pool::{self, Transition};
-use crate::store::events::{self, NewEvent, Severity};
+use crate::store::events::Severity;
 use crate::store::satellites::{self, RemoteInstance, Satellite};
 use crate::store::sync::{self as ledger, Direction};
 use crate::store::{accounts, licenses};
@@ -102,19 +102,16 @@ pub fn add_satellite(
         node.now,
     )?;
     let va_names: Vec<String> = va_names.into_iter().collect();
-    events::record(
+    record(
         c,
         node.now,
-        NewEvent {
-            kind: "satellite",
-            severity: Severity::Info,
-            virtual_account: None,
-            subject: Some(name),
-            message: format!(
-                "satellite {name:?} added for {}; its token is valid {days} days",
-                va_names.join(", ")
-            ),
-        },
+        "satellite",
+        Severity::Info,
+        name,
+        format!(
+            "satellite {name:?} added for {}; its token is valid {days} days",
+            va_names.join(", ")
+        ),
     )?;
     Ok(AddedSatellite {
         satellite_id,
@@ -183,19 +180,16 @@ pub fn revoke(c: &Connection, node: &Node<'_>, name: &str) -> Result<SatelliteVi
     require_cloud(node)?;
     let s = find(c, name)?;
     satellites::revoke(c, s.id, node.now)?;
-    events::record(
+    record(
         c,
         node.now,
-        NewEvent {
-            kind: "satellite",
-            severity: Severity::Minor,
-            virtual_account: None,
-            subject: Some(&s.name),
-            message: format!(
-                "satellite {:?} revoked; its bundles are refused from now on",
-                s.name
-            ),
-        },
+        "satellite",
+        Severity::Minor,
+        &s.name,
+        format!(
+            "satellite {:?} revoked; its bundles are refused from now on",
+            s.name
+        ),
     )?;
     let s = find(c, name)?;
     view(c, &s)
@@ -279,23 +273,20 @@ pub fn process(
     let answer = answer(c, node, &sat, &me, &opened.sha256)?;
     exchange::record_received(c, opened, node.now, &counts, Some(answer.1))?;
     let written = answer.0;
-    events::record(
+    record(
         c,
         node.now,
-        NewEvent {
-            kind: "sync",
-            severity: Severity::Info,
-            virtual_account: None,
-            subject: Some(&sat.name),
-            message: format!(
-                "{} bundle {} from satellite {:?} processed; answer {} written to {}",
-                m.kind.as_str(),
-                m.sequence,
-                sat.name,
-                written.sequence,
-                written.path
-            ),
-        },
+        "sync",
+        Severity::Info,
+        &sat.name,
+        format!(
+            "{} bundle {} from satellite {:?} processed; answer {} written to {}",
+            m.kind.as_str(),
+            m.sequence,
+            sat.name,
+            written.sequence,
+            written.path
+        ),
     )?;
     transitions.shrink_to_fit();
     Ok((
@@ -403,16 +394,13 @@ fn register(
         }
         None => satellites::register(c, sat.id, signer_ca, node.now)?,
     }
-    events::record(
+    record(
         c,
         node.now,
-        NewEvent {
-            kind: "satellite",
-            severity: Severity::Info,
-            virtual_account: None,
-            subject: Some(&sat.name),
-            message: format!("satellite {:?} ({}) registered", sat.name, request.name),
-        },
+        "satellite",
+        Severity::Info,
+        &sat.name,
+        format!("satellite {:?} ({}) registered", sat.name, request.name),
     )?;
     Ok((json!({"registered": true}), Vec::new()))
 }

@@ -152,3 +152,26 @@ pub fn current_catalog(c: &rusqlite::Connection, config: &Config) -> Result<Cata
     Catalog::load_with_stored(config.catalog.as_deref(), &stored)
         .map_err(|reason| Error::invalid("catalog", reason).into())
 }
+
+/// One line in the event log about sync (no virtual account: it is the node's).
+pub(crate) fn record(
+    c: &rusqlite::Connection,
+    now: i64,
+    kind: &str,
+    severity: crate::store::events::Severity,
+    subject: &str,
+    message: String,
+) -> Result<(), SyncError> {
+    crate::store::events::record(
+        c,
+        now,
+        crate::store::events::NewEvent {
+            kind,
+            severity,
+            virtual_account: None,
+            subject: Some(subject),
+            message,
+        },
+    )?;
+    Ok(())
+}

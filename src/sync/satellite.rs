@@ -5,13 +5,13 @@ use super::bundle::{Kind, Opened, Rule};
 use super::exchange::{self, Outgoing};
 use super::payload::{self, CatalogAdditions, Entitlements};
 use super::token::SatelliteToken;
-use super::{parse_time, refuse, stamp, Applied, Node, SyncError, Written};
+use super::{parse_time, record, refuse, stamp, Applied, Node, SyncError, Written};
 use crate::config::Role;
 use crate::error::Error;
 use crate::licensing::catalog::Catalog;
 use crate::licensing::pool::{self, Transition};
 use crate::licensing::rules::{self, EntitlementStatus};
-use crate::store::events::{self, NewEvent, Severity};
+use crate::store::events::Severity;
 use crate::store::sync::{self as ledger, LicenseLine, Upstream};
 use crate::store::{accounts, settings};
 use rusqlite::Connection;
@@ -95,20 +95,10 @@ pub fn request_registration(
             watermarks: None,
         },
     )?;
-    events::record(
-        c,
-        node.now,
-        NewEvent {
-            kind: "sync",
-            severity: Severity::Info,
-            virtual_account: None,
-            subject: Some(&token.cloud_id),
-            message: format!(
+    record(c, node.now, "sync", Severity::Info, &token.cloud_id, format!(
                 "registration request for cloud {} written to {}; process it on the cloud and import the answer",
                 token.cloud_id, written.path
-            ),
-        },
-    )?;
+            ))?;
     Ok(written)
 }
 
@@ -246,23 +236,20 @@ pub fn export_usage(c: &Connection, node: &Node<'_>) -> Result<Written, SyncErro
             watermarks: serde_json::to_string(&watermarks).ok(),
         },
     )?;
-    events::record(
+    record(
         c,
         node.now,
-        NewEvent {
-            kind: "sync",
-            severity: Severity::Info,
-            virtual_account: None,
-            subject: Some(&up.cloud_id),
-            message: format!(
-                "usage bundle {} written to {} ({} product instances, {} events, {} reports)",
-                written.sequence,
-                written.path,
-                counts["product_instances"],
-                counts["events"],
-                counts["reports"]
-            ),
-        },
+        "sync",
+        Severity::Info,
+        &up.cloud_id,
+        format!(
+            "usage bundle {} written to {} ({} product instances, {} events, {} reports)",
+            written.sequence,
+            written.path,
+            counts["product_instances"],
+            counts["events"],
+            counts["reports"]
+        ),
     )?;
     Ok(written)
 }
@@ -357,27 +344,24 @@ pub fn import(
     let first = up.registered_at.is_none();
     ledger::mark_registered(c, &entitlements.account, node.now)?;
     exchange::record_received(c, opened, node.now, &counts, None)?;
-    events::record(
+    record(
         c,
         node.now,
-        NewEvent {
-            kind: "sync",
-            severity: Severity::Info,
-            virtual_account: None,
-            subject: Some(&up.cloud_id),
-            message: format!(
-                "entitlement bundle {} from cloud {} applied{}: {} licenses in {} virtual accounts",
-                m.sequence,
-                up.cloud_id,
-                if first {
-                    " (registration complete)"
-                } else {
-                    ""
-                },
-                counts["licenses"],
-                counts["virtual_accounts"]
-            ),
-        },
+        "sync",
+        Severity::Info,
+        &up.cloud_id,
+        format!(
+            "entitlement bundle {} from cloud {} applied{}: {} licenses in {} virtual accounts",
+            m.sequence,
+            up.cloud_id,
+            if first {
+                " (registration complete)"
+            } else {
+                ""
+            },
+            counts["licenses"],
+            counts["virtual_accounts"]
+        ),
     )?;
     Ok((
         Applied {

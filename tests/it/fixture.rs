@@ -187,6 +187,12 @@ impl Server {
             "pools",
             "reports",
             "users",
+            "sync_bundles",
+            "upstream",
+            "catalog_entries",
+            "satellites",
+            "remote_instances",
+            "remote_usage",
         ] {
             let mut stmt = db
                 .prepare(&format!("SELECT * FROM {table} ORDER BY 1, 2"))

@@ -209,6 +209,16 @@ fn rezip(entries: &[(String, Vec<u8>)], path: &Path) {
     zip.finish().expect("finish");
 }
 
+/// Replaces the first `from` by `to` in one entry's text.
+fn edit(entries: &mut [(String, Vec<u8>)], file: &str, from: &str, to: &str) {
+    for (name, bytes) in entries.iter_mut() {
+        if name == file {
+            let text = String::from_utf8(bytes.clone()).expect("utf8");
+            *bytes = text.replacen(from, to, 1).into_bytes();
+        }
+    }
+}
+
 fn assert_openssl_verifies(bundle: &Path) {
     let dir = tempfile::tempdir().expect("tempdir");
     for (name, bytes) in unzip(bundle) {
@@ -236,29 +246,9 @@ fn assert_openssl_verifies(bundle: &Path) {
     );
 }
 
-/// Every table sync can change, row by row.
-fn snapshot(server: &Server) -> Vec<String> {
-    let mut rows = server.snapshot();
-    let db = server.db();
-    for table in ["sync_bundles", "upstream", "catalog_entries"] {
-        let mut stmt = db
-            .prepare(&format!("SELECT * FROM {table} ORDER BY 1"))
-            .expect("prepare");
-        let n = stmt.column_count();
-        let mut q = stmt.query([]).expect("query");
-        while let Some(r) = q.next().expect("row") {
-            let cells: Vec<String> = (0..n)
-                .map(|i| format!("{:?}", r.get_ref(i).expect("cell")))
-                .collect();
-            rows.push(format!("{table}: {}", cells.join("|")));
-        }
-    }
-    rows
-}
-
 /// Runs `import` on a bad file: refused, naming `rule`, and nothing changed.
 fn assert_refused(sat: &Server, file: &Path, rule: &str, env_now: Option<&str>) {
-    let before = snapshot(sat);
+    let before = sat.snapshot();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_satellite"));
     cmd.arg("-c")
         .arg(&sat.config_path)
@@ -276,7 +266,7 @@ fn assert_refused(sat: &Server, file: &Path, rule: &str, env_now: Option<&str>) 
     assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
     assert_eq!(
         before,
-        snapshot(sat),
+        sat.snapshot(),
         "{rule}: the refused import changed the database"
     );
 }
@@ -313,52 +303,29 @@ fn every_bad_bundle_is_refused_with_its_rule_and_changes_nothing() {
     let usage = path_of(&a.cli_ok(&["export", "--json"]));
     let fresh = path_of(&cloud.cli_ok(&["process", arg(&usage), "--json"]));
     let good = unzip(&fresh);
-    let tampered = dir.path().join("tampered.zip");
-    let mut t = good.clone();
-    for (name, bytes) in t.iter_mut() {
-        if name == "entitlements.json" {
-            let text = String::from_utf8(bytes.clone()).expect("utf8");
-            *bytes = text
-                .replacen("\"quantity\": ", "\"quantity\": 9", 1)
-                .into_bytes();
-        }
+    type Damage = fn(&mut Vec<(String, Vec<u8>)>);
+    let cases: [(&str, Damage); 5] = [
+        ("hash mismatch", |e| {
+            edit(e, "entitlements.json", "\"quantity\": ", "\"quantity\": 9")
+        }),
+        ("extra entry", |e| {
+            e.push(("notes.txt".into(), b"hello".to_vec()))
+        }),
+        ("missing entry", |e| e.retain(|(n, _)| n != "catalog.json")),
+        ("unsafe name", |e| {
+            e.push(("../evil.json".into(), b"{}".to_vec()))
+        }),
+        ("bad signature", |e| {
+            edit(e, "manifest.json", "\"sequence\": ", "\"sequence\": 9")
+        }),
+    ];
+    for (i, (rule, damage)) in cases.iter().enumerate() {
+        let mut entries = good.clone();
+        damage(&mut entries);
+        let path = dir.path().join(format!("damaged-{i}.zip"));
+        rezip(&entries, &path);
+        assert_refused(&a, &path, rule, None);
     }
-    rezip(&t, &tampered);
-    assert_refused(&a, &tampered, "hash mismatch", None);
-
-    let extra = dir.path().join("extra.zip");
-    let mut e = good.clone();
-    e.push(("notes.txt".into(), b"hello".to_vec()));
-    rezip(&e, &extra);
-    assert_refused(&a, &extra, "extra entry", None);
-
-    let missing = dir.path().join("missing.zip");
-    let m: Vec<_> = good
-        .iter()
-        .filter(|(n, _)| n != "catalog.json")
-        .cloned()
-        .collect();
-    rezip(&m, &missing);
-    assert_refused(&a, &missing, "missing entry", None);
-
-    let unsafe_name = dir.path().join("unsafe.zip");
-    let mut u = good.clone();
-    u.push(("../evil.json".into(), b"{}".to_vec()));
-    rezip(&u, &unsafe_name);
-    assert_refused(&a, &unsafe_name, "unsafe name", None);
-
-    let manifest_forged = dir.path().join("forged.zip");
-    let mut f = good.clone();
-    for (name, bytes) in f.iter_mut() {
-        if name == "manifest.json" {
-            let text = String::from_utf8(bytes.clone()).expect("utf8");
-            *bytes = text
-                .replacen("\"sequence\": ", "\"sequence\": 9", 1)
-                .into_bytes();
-        }
-    }
-    rezip(&f, &manifest_forged);
-    assert_refused(&a, &manifest_forged, "bad signature", None);
 
     let bytes = std::fs::read(&fresh).expect("read");
     let truncated = dir.path().join("truncated.zip");
@@ -413,11 +380,7 @@ fn the_running_server_applies_what_is_dropped_into_the_import_folder() {
 
     // A tampered file is rejected with its reason beside it.
     let mut t = unzip(&answer);
-    for (name, bytes) in t.iter_mut() {
-        if name == "catalog.json" {
-            bytes.extend_from_slice(b" ");
-        }
-    }
+    edit(&mut t, "catalog.json", "{", "{ ");
     rezip(&t, &import.join("tampered.zip"));
     let reason = import.join("rejected/tampered.zip.reason.txt");
     wait_for("the tampered bundle to be rejected", || reason.exists());
@@ -449,12 +412,12 @@ fn a_revoked_satellite_is_refused_with_a_reason_and_nothing_changes_at_the_cloud
     let usage = path_of(&a.cli_ok(&["export", "--json"]));
     let revoked = json_of(&cloud.cli_ok(&["satellite", "revoke", "site-a", "--json"]));
     assert_eq!(revoked["status"], "REVOKED");
-    let before = snapshot(&cloud);
+    let before = cloud.snapshot();
     let out = cloud.cli(&["process", arg(&usage)]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains("revoked"), "{stderr}");
-    assert_eq!(before, snapshot(&cloud));
+    assert_eq!(before, cloud.snapshot());
     // A satellite cannot process, and the cloud cannot import.
     let wrong = a.cli(&["process", arg(&usage)]);
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("cloud"));
