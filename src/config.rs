@@ -623,6 +623,19 @@ pub fn check_cron(expr: &str) -> Result<cron::Schedule, String> {
     cron::Schedule::from_str(expr).map_err(|e| format!("{expr:?} is not a cron expression: {e}"))
 }
 
+/// Whether `schedule` fires in `(after, now]` (Unix seconds, UTC): the one
+/// rule every cron-driven job (reports, usage export, live sync) uses with
+/// the injected clock, so a job missed while the server was down runs once
+/// when it comes back.
+pub fn fires_between(schedule: &cron::Schedule, after: i64, now: i64) -> bool {
+    use chrono::TimeZone;
+    chrono::Utc
+        .timestamp_opt(after, 0)
+        .single()
+        .and_then(|t| schedule.after(&t).next())
+        .is_some_and(|next| next.timestamp() <= now)
+}
+
 fn check_url(url: &str, schemes: &[&str]) -> Result<(), String> {
     let (scheme, rest) = url
         .split_once("://")

@@ -104,6 +104,21 @@ impl ClockGuard {
                 return Ok::<_, Error>(Tick::Advanced(advance(c, now)?));
             }
             if !already {
+                crate::alerts::Alert::new(
+                    crate::config::CallHomeCategory::System,
+                    "CLOCK",
+                    "Major",
+                    format!(
+                        "the clock is {} hours behind what the database has seen",
+                        (mark - now) / 3600
+                    ),
+                    format!(
+                        "satellite status\n{}\nFix the system clock.\n",
+                        behind_message(now, mark)
+                    ),
+                    now,
+                )
+                .enqueue(c)?;
                 events::record(
                     c,
                     now,

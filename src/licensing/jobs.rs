@@ -10,7 +10,6 @@ use crate::config::CallHomeCategory;
 use crate::error::{Error, Result};
 use crate::store::events::{NewEvent, Severity};
 use crate::store::{deadlines, events, instances, licenses, messages, names, settings, Store};
-use chrono::{TimeZone, Utc};
 use rusqlite::Connection;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -77,11 +76,7 @@ impl Jobs {
                 ) = record_expired_authorizations(c, last, now)?;
                 outcome.expiry_alerts = alert_expiries(c, last, now)?;
                 messages::prune(c, now - ANSWER_RETENTION)?;
-                let last_utc = Utc.timestamp_opt(last, 0).single();
-                let due = last_utc
-                    .and_then(|t| schedule.after(&t).next())
-                    .is_some_and(|next| next.timestamp() <= now);
-                if due {
+                if crate::config::fires_between(&schedule, last, now) {
                     reports::generate(c, &catalog, ReportKind::Periodic, &account, None, now)?;
                     outcome.periodic_reports += 1;
                 }

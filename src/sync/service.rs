@@ -9,7 +9,6 @@ use crate::clock::Clock;
 use crate::config::{Config, Role, SyncMode};
 use crate::licensing::Notifier;
 use crate::store::{settings, Store};
-use chrono::{TimeZone, Utc};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -163,11 +162,7 @@ impl SyncService {
             let last: Option<i64> = settings::get(c, EXPORT_LAST_RUN)?.and_then(|v| v.parse().ok());
             // The first run only marks the start: nothing before it is due.
             let last = last.unwrap_or(now);
-            let due = Utc
-                .timestamp_opt(last, 0)
-                .single()
-                .and_then(|t| schedule.after(&t).next())
-                .is_some_and(|next| next.timestamp() <= now);
+            let due = crate::config::fires_between(&schedule, last, now);
             settings::set(c, EXPORT_LAST_RUN, &now.max(last).to_string())?;
             let registered =
                 crate::store::sync::upstream(c)?.is_some_and(|u| u.registered_at.is_some());

@@ -472,3 +472,30 @@ fn catalog_additions_from_the_cloud_take_effect_on_a_running_satellite() {
     let licenses = json_of(&a.cli_ok(&["license", "list", "--va", "Lab", "--json"]));
     assert_eq!(licenses[0]["sku"], "ESS-100G-RTU-1", "{licenses}");
 }
+
+#[test]
+fn a_disconnected_satellite_writes_its_usage_bundle_on_the_export_schedule() {
+    let cloud = cloud();
+    let a = satellite_named("site-a");
+    register_satellite(&cloud, &a, "site-a", "Lab");
+    let export = a.dir.path().join("export");
+    let usage_files = || {
+        std::fs::read_dir(&export)
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.file_name().to_string_lossy().contains("-usage-"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    // Let the sync thread mark its start, then move past the 1st at 03:00.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(usage_files(), 0);
+    a.clock.advance(time::Duration::days(32));
+    wait_for("the scheduled usage export", || usage_files() == 1);
+    let status = json_of(&a.cli_ok(&["status", "--json"]));
+    assert_eq!(status["sync"]["sequence_sent"], 2, "{status}");
+    // It comes once per schedule, not once per tick.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(usage_files(), 1);
+}
