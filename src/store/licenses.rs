@@ -98,13 +98,15 @@ pub fn list(
     now: i64,
 ) -> Result<Vec<License>> {
     let mut stmt = c.prepare_cached(
-        "SELECT l.id, va.name, l.sku, l.tag, l.quantity, l.license_type, l.start_at, l.end_at
+        "SELECT l.id, va.name, l.sku, l.tag, l.quantity, l.license_type, l.start_at, l.end_at,
+                l.start_at <= ?3 AND (l.end_at IS NULL OR l.end_at > ?3)
          FROM licenses l JOIN virtual_accounts va ON va.id = l.virtual_account_id
          JOIN accounts a ON a.id = va.account_id
          WHERE a.name = ?1 AND (?2 IS NULL OR va.name = ?2)
          ORDER BY va.name, l.tag, l.sku, l.start_at, l.id",
     )?;
-    let rows = stmt.query_map(params![account, virtual_account], |r| {
+    // `active` is the same term rule `available` counts by (DESIGN §6).
+    let rows = stmt.query_map(params![account, virtual_account, now], |r| {
         let start_at: i64 = r.get(6)?;
         let end_at: Option<i64> = r.get(7)?;
         Ok(License {
@@ -118,7 +120,7 @@ pub fn list(
             end: end_at.map(rfc3339),
             start_at,
             end_at,
-            active: crate::licensing::rules::counts_at(start_at, end_at, now),
+            active: r.get(8)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
