@@ -247,7 +247,7 @@ pub fn process(
         }
     }
     opened.check_addressed(&me, node.now)?;
-    let (counts, mut transitions) = match m.kind {
+    let (counts, transitions) = match m.kind {
         Kind::RegistrationRequest => register(c, node, &sat, opened, &pinned)?,
         Kind::Usage => {
             if sat.registered_at.is_none() {
@@ -288,7 +288,6 @@ pub fn process(
             written.path
         ),
     )?;
-    transitions.shrink_to_fit();
     Ok((
         Processed {
             path: written.path.clone(),

@@ -277,7 +277,7 @@ fn every_bad_bundle_is_refused_with_its_rule_and_changes_nothing() {
     let a = satellite_named("site-a");
     let b = satellite_named("site-b");
     let first_answer = register_satellite(&cloud, &a, "site-a", "Lab");
-    let for_b = register_satellite(&cloud, &b, "site-b", "Lab2");
+    register_satellite(&cloud, &b, "site-b", "Lab2");
     let (own_usage, _) = round_trip(&cloud, &a);
     let dir = tempfile::tempdir().expect("tempdir");
 
@@ -295,7 +295,6 @@ fn every_bad_bundle_is_refused_with_its_rule_and_changes_nothing() {
     // Addressed to the other satellite (same cloud, valid signature).
     let (_, b_answer) = round_trip(&cloud, &b);
     assert_refused(&a, &b_answer, "wrong recipient", None);
-    let _ = for_b;
     // Signed by someone other than the pinned cloud: the satellite's own bundle.
     assert_refused(&a, &own_usage, "untrusted signer", None);
 
