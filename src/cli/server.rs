@@ -53,6 +53,17 @@ pub fn status(config: &Config, clock: &Clock, json: bool) -> Result<(), CliError
     let ca = crate::pki::CertificateAuthority::load(&config.data_dir).map_err(Error::from)?;
     let totals = crate::inventory::totals(&conn, &config.account, clock.unix())?;
     let stats = crate::alerts::statistics(&conn, &config.call_home.profiles)?;
+    let sync = match config.role {
+        Role::Satellite => Some(crate::sync::satellite::status(
+            &conn,
+            match config.sync.mode {
+                crate::config::SyncMode::Connected => "connected",
+                crate::config::SyncMode::Disconnected => "disconnected",
+            },
+            clock.unix(),
+        )?),
+        Role::Cloud => None,
+    };
     let report = serde_json::json!({
         "name": config.name,
         "role": config.role,
@@ -68,6 +79,7 @@ pub fn status(config: &Config, clock: &Clock, json: bool) -> Result<(), CliError
         "active_tokens": totals.active_tokens,
         "now": totals.now,
         "call_home": stats,
+        "sync": sync,
     });
     if json {
         return print_json(&report);
@@ -96,6 +108,22 @@ pub fn status(config: &Config, clock: &Clock, json: bool) -> Result<(), CliError
     println!("  virtual accounts:  {}", report["virtual_accounts"]);
     println!("  product instances: {}", report["product_instances"]);
     println!("  active tokens:     {}", report["active_tokens"]);
+    if let Some(sync) = &sync {
+        let or = |v: &Option<String>, none: &str| v.clone().unwrap_or_else(|| none.to_string());
+        println!("\nSync:");
+        println!("  mode:              {}", sync.mode);
+        println!(
+            "  cloud:             {}",
+            match (&sync.cloud_id, sync.registered) {
+                (Some(id), true) => format!("{id} (registered)"),
+                (Some(id), false) => format!("{id} (registration requested)"),
+                (None, _) => "none (`satellite upstream register --token T`)".into(),
+            }
+        );
+        println!("  last success:      {}", or(&sync.last_success, "never"));
+        println!("  next attempt:      {}", or(&sync.next_attempt, "-"));
+        println!("  last error:        {}", or(&sync.last_error, "none"));
+    }
     if !stats.is_empty() {
         println!("\nCall Home statistics:");
         table::print(&stats);

@@ -513,6 +513,12 @@ pub struct SyncStatus {
     pub last_acknowledged: Option<String>,
     /// Days since the cloud last acknowledged usage (since registration if never).
     pub days_since_acknowledged: Option<i64>,
+    /// Live sync (connected mode): the last success, the next attempt (the
+    /// schedule, or the retry after a failure), the last error.
+    pub last_success: Option<String>,
+    pub next_attempt: Option<String>,
+    pub last_error: Option<String>,
+    pub failures: u32,
 }
 
 pub fn status(c: &Connection, mode: &str, now: i64) -> Result<SyncStatus, SyncError> {
@@ -529,7 +535,15 @@ pub fn status(c: &Connection, mode: &str, now: i64) -> Result<SyncStatus, SyncEr
         sequence_received: None,
         last_acknowledged: None,
         days_since_acknowledged: None,
+        last_success: None,
+        next_attempt: None,
+        last_error: None,
+        failures: 0,
     };
+    let live = super::live::LiveState::load(c)?;
+    s.last_error = live.last_error;
+    s.failures = live.failures;
+    s.next_attempt = live.next_attempt_at.map(stamp);
     if let Some(up) = &up {
         let l = ledger::summary(c, &up.cloud_id)?;
         s.last_export = l.last_sent_at.map(stamp);
@@ -538,6 +552,8 @@ pub fn status(c: &Connection, mode: &str, now: i64) -> Result<SyncStatus, SyncEr
         s.sequence_sent = l.last_sent_sequence;
         s.sequence_received = l.last_received_sequence;
         s.last_acknowledged = l.last_acknowledged_at.map(stamp);
+        // A sync succeeded when the cloud's answer was applied, live or carried.
+        s.last_success = l.last_received_at.map(stamp);
         s.days_since_acknowledged = l
             .last_acknowledged_at
             .or(up.registered_at)

@@ -328,3 +328,30 @@ pub fn exchange_and_record(
     }
     result
 }
+
+/// `/metrics` lines for sync: the age of the last successful sync (the
+/// last entitlement bundle applied, live or carried) and the live failures
+/// since. Nothing on a cloud or an unregistered satellite.
+pub fn metrics_text(c: &Connection, now: i64) -> Result<String, SyncError> {
+    let Some(up) = ledger::upstream(c)?.filter(|u| u.registered_at.is_some()) else {
+        return Ok(String::new());
+    };
+    let last = ledger::summary(c, &up.cloud_id)?.last_received_at;
+    let state = LiveState::load(c)?;
+    let mut out = String::from(
+        "# HELP satellite_sync_last_success_age_seconds Seconds since the last successful sync with the cloud.\n\
+         # TYPE satellite_sync_last_success_age_seconds gauge\n",
+    );
+    if let Some(last) = last {
+        out.push_str(&format!(
+            "satellite_sync_last_success_age_seconds {}\n",
+            (now - last).max(0)
+        ));
+    }
+    out.push_str(&format!(
+        "# HELP satellite_sync_failures Live sync failures since the last success.\n\
+         # TYPE satellite_sync_failures gauge\nsatellite_sync_failures {}\n",
+        state.failures
+    ));
+    Ok(out)
+}
