@@ -207,10 +207,14 @@ pub fn export_usage(c: &Connection, node: &Node<'_>) -> Result<Written, SyncErro
             message: e.message,
         })
         .collect();
-    let events = if send_hostnames {
-        events
+    let (events, reports) = if send_hostnames {
+        (events, reports)
     } else {
-        strip_hostnames(events, &instances_hostnames(c)?)
+        let hostnames = instances_hostnames(c)?;
+        (
+            strip_hostnames(events, &hostnames),
+            strip_report_hostnames(reports, &hostnames),
+        )
     };
     let (events_head, reports_head) = ledger::log_heads(c)?;
     let today = time::OffsetDateTime::from_unix_timestamp(node.now)
@@ -288,6 +292,46 @@ fn strip_hostnames(events: Vec<payload::Event>, hostnames: &[String]) -> Vec<pay
             e.message = scrub(e.message);
             e.subject = e.subject.map(scrub);
             e
+        })
+        .collect()
+}
+
+/// Reports list product instances with their hostnames: every `hostname`
+/// field is emptied and every known hostname in text replaced.
+fn strip_report_hostnames(
+    reports: Vec<payload::Report>,
+    hostnames: &[String],
+) -> Vec<payload::Report> {
+    fn scrub(value: &mut serde_json::Value, hostnames: &[String]) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, v) in map.iter_mut() {
+                    if key == "hostname" {
+                        *v = serde_json::Value::Null;
+                    } else {
+                        scrub(v, hostnames);
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(|v| scrub(v, hostnames)),
+            serde_json::Value::String(text) => {
+                for h in hostnames {
+                    if text.contains(h.as_str()) {
+                        *text = text.replace(h.as_str(), "<hostname>");
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    reports
+        .into_iter()
+        .map(|mut r| {
+            scrub(&mut r.body, hostnames);
+            let mut summary = serde_json::Value::String(r.summary);
+            scrub(&mut summary, hostnames);
+            r.summary = summary.as_str().unwrap_or_default().to_string();
+            r
         })
         .collect()
 }

@@ -328,6 +328,10 @@ fn a_connected_satellite_behind_a_proxy_syncs_licenses_and_usage_and_hides_hostn
     let router = register(&sat, "FOCPRIV1", &sat.token("Lab", &[]));
     assert_eq!(entitlement(&router, "e1", 3)["status"], "OUT_OF_COMPLIANCE");
 
+    // A Manual Record lists the instance with its hostname, locally.
+    let report = sat.cli_ok(&["report", "generate", "--json"]);
+    assert!(report.contains("router-FOCPRIV1"), "{report}");
+
     // A license added at the cloud authorizes the router after `satellite sync`.
     cloud.add_license(5);
     let before = proxy.tunnels_to(&cloud_target);
@@ -359,6 +363,11 @@ fn a_connected_satellite_behind_a_proxy_syncs_licenses_and_usage_and_hides_hostn
         .collect::<Result<_, _>>()
         .expect("hostnames");
     assert_eq!(hostnames, vec![None::<String>]);
+    assert!(synced["sent"]["counts"]["reports"].as_u64() >= Some(1), "{synced}");
+    // The carried file (disconnected mode's way) is stripped the same way.
+    let carried = json_of(&sat.cli_ok(&["export", "--json"]));
+    let carried = bundle_text(Path::new(carried["path"].as_str().expect("path")));
+    assert!(carried.contains("FOCPRIV1") && !carried.contains("router-FOCPRIV1"), "{carried}");
 
     // The text form says what was sent and received; status and metrics show the health.
     let text = sat.cli_ok(&["sync"]);
@@ -468,6 +477,10 @@ fn switching_modes_continues_the_sequence_and_loses_nothing() {
     let two = register(&sat, "FOCM2", &sat.token("Lab", &[]));
     entitlement(&two, "e1", 2);
     let lost = json_of(&sat.cli_ok(&["export", "--json"]));
+    // With `send_hostnames` left on, hostnames do travel (the privacy test's
+    // check would see them).
+    let lost_text = bundle_text(Path::new(lost["path"].as_str().expect("path")));
+    assert!(lost_text.contains("router-FOCM2"), "{lost_text}");
     assert_eq!(lost["sequence"].as_u64(), Some(live_seq + 1));
     let three = register(&sat, "FOCM3", &sat.token("Lab", &[]));
     entitlement(&three, "e1", 3);
