@@ -485,9 +485,9 @@ impl Config {
             // An HTTP CONNECT proxy: the TLS to the cloud runs inside the tunnel.
             check_url(url, &["http"])
                 .and_then(|()| {
-                    ureq::Proxy::new(url)
-                        .map(|_| ())
-                        .map_err(|e| format!("{url:?}: {e}; write http://[user:password@]host:port"))
+                    ureq::Proxy::new(url).map(|_| ()).map_err(|e| {
+                        format!("{url:?}: {e}; write http://[user:password@]host:port")
+                    })
                 })
                 .map_err(|r| ("sync.proxy", r))?;
         }
@@ -694,7 +694,11 @@ mod tests {
     fn sync_proxy_is_an_http_connect_proxy() {
         let ok = parse("sync: { proxy: 'http://user:secret@proxy.example:3128' }");
         assert!(ok.is_ok(), "{:?}", ok.err());
-        for bad in ["https://proxy.example:3128", "socks5://proxy.example:1080", "proxy:3128"] {
+        for bad in [
+            "https://proxy.example:3128",
+            "socks5://proxy.example:1080",
+            "proxy:3128",
+        ] {
             let err = parse(&format!("sync: {{ proxy: '{bad}' }}")).unwrap_err();
             assert_eq!(err.key, "sync.proxy", "{bad}: {err}");
         }

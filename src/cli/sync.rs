@@ -146,7 +146,8 @@ pub fn run(command: Command, config: &Config, clock: &Clock) -> Result<(), CliEr
         Command::Sync { json } => {
             let mut conn = open(config)?;
             let keys = Keys::load(config, now)?;
-            let (synced, transitions) = live::exchange_and_record(&mut conn, config, &keys, now, None)?;
+            let (synced, transitions) =
+                live::exchange_and_record(&mut conn, config, &keys, now, None)?;
             notify(config, clock, &transitions);
             if json {
                 return print_json(&synced);

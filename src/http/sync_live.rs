@@ -80,7 +80,10 @@ async fn blocking<T: Send + 'static>(
             tracing::error!(error = %e, "live sync work did not finish");
             Err(HttpResponse::InternalServerError()
                 .content_type("application/json")
-                .body(error_body("internal_error", "internal error; see the cloud's log")))
+                .body(error_body(
+                    "internal_error",
+                    "internal error; see the cloud's log",
+                )))
         }
     }
 }
@@ -108,7 +111,11 @@ async fn register(state: web::Data<AppState>, payload: web::Payload) -> HttpResp
     }
 }
 
-async fn usage(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> HttpResponse {
+async fn usage(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
     let peer = req.conn_data::<PeerCertificate>().map(|p| p.fingerprint);
     let body = match read_body(payload).await {
         Ok(body) => body,

@@ -92,7 +92,9 @@ impl SyncService {
                 "live sync with the cloud done"
             ),
             Ok(None) => {}
-            Err(e) => tracing::warn!(error = %e, "live sync with the cloud failed; retried after a backoff, routers are served from the local database meanwhile"),
+            Err(e) => {
+                tracing::warn!(error = %e, "live sync with the cloud failed; retried after a backoff, routers are served from the local database meanwhile")
+            }
         }
         if let Err(e) = self.announce_overdue() {
             tracing::error!(error = %e, "cannot check whether sync is overdue");
@@ -128,7 +130,9 @@ impl SyncService {
             state.next_attempt_at.is_none_or(|t| t <= now)
         } else {
             // The first run only marks the start: nothing before it is due.
-            last_run.and_then(|last| self.next_live(last)).is_some_and(|next| next <= now)
+            last_run
+                .and_then(|last| self.next_live(last))
+                .is_some_and(|next| next <= now)
         };
         if !due {
             if last_run.is_none() {

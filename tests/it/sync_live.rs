@@ -253,9 +253,7 @@ impl Drop for Cloud {
 }
 
 fn sync_block(mode: &str, cloud_url: &str, proxy: &str, extra: &str) -> String {
-    format!(
-        "sync: {{ mode: {mode}, cloud_url: '{cloud_url}', proxy: '{proxy}'{extra} }}\n"
-    )
+    format!("sync: {{ mode: {mode}, cloud_url: '{cloud_url}', proxy: '{proxy}'{extra} }}\n")
 }
 
 /// A connected satellite whose way to the cloud is the proxy.
@@ -321,7 +319,10 @@ fn a_connected_satellite_behind_a_proxy_syncs_licenses_and_usage_and_hides_hostn
         crate::fixture::openssl_verify(&cloud.dir.path().join("data/ca.pem"), &identity),
         "the upstream identity certificate is issued by the cloud CA"
     );
-    assert!(proxy.tunnels_to(&cloud_target) >= 2, "CA fetch and registration went through the proxy");
+    assert!(
+        proxy.tunnels_to(&cloud_target) >= 2,
+        "CA fetch and registration went through the proxy"
+    );
     assert_eq!(cloud.satellite("site-a")["status"], "REGISTERED");
 
     // No license yet: the router is out of compliance.
@@ -336,7 +337,10 @@ fn a_connected_satellite_behind_a_proxy_syncs_licenses_and_usage_and_hides_hostn
     cloud.add_license(5);
     let before = proxy.tunnels_to(&cloud_target);
     let synced = sync_json(&sat);
-    assert!(proxy.tunnels_to(&cloud_target) > before, "the sync went through the proxy");
+    assert!(
+        proxy.tunnels_to(&cloud_target) > before,
+        "the sync went through the proxy"
+    );
     assert_eq!(synced["sent"]["kind"], "usage", "{synced}");
     assert_eq!(synced["sent"]["counts"]["product_instances"], 1, "{synced}");
     assert_eq!(synced["received"]["kind"], "entitlements", "{synced}");
@@ -347,38 +351,59 @@ fn a_connected_satellite_behind_a_proxy_syncs_licenses_and_usage_and_hides_hostn
     assert_eq!(cloud.in_use(), 3);
     let listed = cloud.satellite("site-a");
     assert_eq!(listed["product_instances"], 1, "{listed}");
-    assert_eq!(listed["sequence_received"], synced["sent"]["sequence"], "{listed}");
+    assert_eq!(
+        listed["sequence_received"], synced["sent"]["sequence"],
+        "{listed}"
+    );
     assert!(listed["last_contact_at"].is_string(), "{listed}");
 
     // Privacy: the bytes sent carry the instance but not its hostname.
     let sent = bundle_text(Path::new(synced["sent"]["path"].as_str().expect("path")));
     assert!(sent.contains("FOCPRIV1"), "the instance is in the bundle");
     assert!(!sent.contains("router-FOCPRIV1"), "hostname leaked: {sent}");
-    let hostnames: Vec<Option<String>> = rusqlite::Connection::open(cloud.dir.path().join("data/satellite.db"))
-        .expect("cloud db")
-        .prepare("SELECT hostname FROM remote_instances")
-        .expect("query")
-        .query_map([], |r| r.get(0))
-        .expect("rows")
-        .collect::<Result<_, _>>()
-        .expect("hostnames");
+    let hostnames: Vec<Option<String>> =
+        rusqlite::Connection::open(cloud.dir.path().join("data/satellite.db"))
+            .expect("cloud db")
+            .prepare("SELECT hostname FROM remote_instances")
+            .expect("query")
+            .query_map([], |r| r.get(0))
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("hostnames");
     assert_eq!(hostnames, vec![None::<String>]);
-    assert!(synced["sent"]["counts"]["reports"].as_u64() >= Some(1), "{synced}");
+    assert!(
+        synced["sent"]["counts"]["reports"].as_u64() >= Some(1),
+        "{synced}"
+    );
     // The carried file (disconnected mode's way) is stripped the same way.
     let carried = json_of(&sat.cli_ok(&["export", "--json"]));
     let carried = bundle_text(Path::new(carried["path"].as_str().expect("path")));
-    assert!(carried.contains("FOCPRIV1") && !carried.contains("router-FOCPRIV1"), "{carried}");
+    assert!(
+        carried.contains("FOCPRIV1") && !carried.contains("router-FOCPRIV1"),
+        "{carried}"
+    );
 
     // The text form says what was sent and received; status and metrics show the health.
     let text = sat.cli_ok(&["sync"]);
-    assert!(text.contains("sent usage bundle") && text.contains("received entitlement bundle"), "{text}");
+    assert!(
+        text.contains("sent usage bundle") && text.contains("received entitlement bundle"),
+        "{text}"
+    );
     let s = status(&sat);
     assert_eq!(s["mode"], "connected", "{s}");
     assert!(s["last_success"].is_string(), "{s}");
     assert!(s["last_error"].is_null(), "{s}");
     let human = sat.cli_ok(&["status"]);
-    assert!(human.contains("last success:") && human.contains("next attempt:"), "{human}");
-    assert!(sat.metrics().contains("satellite_sync_last_success_age_seconds "), "{}", sat.metrics());
+    assert!(
+        human.contains("last success:") && human.contains("next attempt:"),
+        "{human}"
+    );
+    assert!(
+        sat.metrics()
+            .contains("satellite_sync_last_success_age_seconds "),
+        "{}",
+        sat.metrics()
+    );
 
     // Revoked at the cloud: the next sync is refused with the reason, and
     // what routers are told does not change.
@@ -388,10 +413,17 @@ fn a_connected_satellite_behind_a_proxy_syncs_licenses_and_usage_and_hides_hostn
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("revoked"), "{err}");
     let s = status(&sat);
-    assert!(s["last_error"].as_str().unwrap_or("").contains("revoked"), "{s}");
+    assert!(
+        s["last_error"].as_str().unwrap_or("").contains("revoked"),
+        "{s}"
+    );
     assert_eq!(s["failures"], 1, "{s}");
     assert_eq!(entitlement(&router, "e3", 3)["status"], "AUTHORIZED");
-    assert_eq!(proxy.refused.load(Ordering::SeqCst), 0, "the credentials were always sent");
+    assert_eq!(
+        proxy.refused.load(Ordering::SeqCst),
+        0,
+        "the credentials were always sent"
+    );
 }
 
 #[test]
@@ -424,7 +456,9 @@ fn the_cloud_stopped_during_scheduled_syncs_is_caught_up_with_nothing_lost() {
     sat.cli_ok(&["upstream", "register", "--token", &token]);
     let first = register(&sat, "FOCL1", &sat.token("Lab", &[]));
     assert_eq!(entitlement(&first, "e1", 2)["status"], "AUTHORIZED");
-    wait_until("a scheduled sync", Duration::from_secs(20), || cloud.in_use() == 2);
+    wait_until("a scheduled sync", Duration::from_secs(20), || {
+        cloud.in_use() == 2
+    });
 
     cloud.stop();
     // Routers keep being served from the local database.
@@ -434,18 +468,30 @@ fn the_cloud_stopped_during_scheduled_syncs_is_caught_up_with_nothing_lost() {
         status(&sat)["failures"].as_u64().unwrap_or(0) >= 1
     });
     let s = status(&sat);
-    assert!(s["last_error"].as_str().unwrap_or("").contains("cannot reach the cloud"), "{s}");
+    assert!(
+        s["last_error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("cannot reach the cloud"),
+        "{s}"
+    );
     assert!(s["next_attempt"].is_string(), "{s}");
     let metrics = sat.metrics();
     assert!(
-        metrics.contains("satellite_sync_failures ") && !metrics.contains("satellite_sync_failures 0"),
+        metrics.contains("satellite_sync_failures ")
+            && !metrics.contains("satellite_sync_failures 0"),
         "{metrics}"
     );
     let events = sat.cli_ok(&["events", "--json"]);
-    assert!(events.contains("live sync with the cloud failed"), "{events}");
+    assert!(
+        events.contains("live sync with the cloud failed"),
+        "{events}"
+    );
 
     cloud.resume();
-    wait_until("the satellite to catch up", Duration::from_secs(30), || cloud.in_use() == 5);
+    wait_until("the satellite to catch up", Duration::from_secs(30), || {
+        cloud.in_use() == 5
+    });
     wait_until("the status to clear", Duration::from_secs(10), || {
         status(&sat)["failures"] == 0
     });
@@ -485,11 +531,8 @@ fn switching_modes_continues_the_sequence_and_loses_nothing() {
     let three = register(&sat, "FOCM3", &sat.token("Lab", &[]));
     entitlement(&three, "e1", 3);
     let carried = json_of(&sat.cli_ok(&["export", "--json"]));
-    let answer = json_of(&cloud.cli_ok(&[
-        "process",
-        carried["path"].as_str().expect("path"),
-        "--json",
-    ]));
+    let answer =
+        json_of(&cloud.cli_ok(&["process", carried["path"].as_str().expect("path"), "--json"]));
     sat.cli_ok(&["import", answer["path"].as_str().expect("path")]);
     assert_eq!(cloud.in_use(), 6);
 
@@ -498,11 +541,18 @@ fn switching_modes_continues_the_sequence_and_loses_nothing() {
     let four = register(&sat, "FOCM4", &sat.token("Lab", &[]));
     entitlement(&four, "e1", 4);
     let again = sync_json(&sat);
-    assert_eq!(again["sent"]["sequence"].as_u64(), Some(live_seq + 3), "{again}");
+    assert_eq!(
+        again["sent"]["sequence"].as_u64(),
+        Some(live_seq + 3),
+        "{again}"
+    );
     assert_eq!(cloud.in_use(), 10);
     assert_eq!(cloud.satellite("site-a")["product_instances"], 4);
     let stale = cloud.cli(&["process", lost["path"].as_str().expect("path")]);
-    assert!(!stale.status.success(), "the never-carried bundle is superseded");
+    assert!(
+        !stale.status.success(),
+        "the never-carried bundle is superseded"
+    );
     assert!(String::from_utf8_lossy(&stale.stderr).contains("replay"));
     assert_eq!(cloud.in_use(), 10);
 }
@@ -529,7 +579,13 @@ fn ten_thousand_instances_in_one_live_sync() {
             description: String::new(),
             export_controlled: true,
         };
-        let token = tokens::insert(c, va.id, &satellite::domain::TokenSecret::generate()?, &terms, now)?;
+        let token = tokens::insert(
+            c,
+            va.id,
+            &satellite::domain::TokenSecret::generate()?,
+            &terms,
+            now,
+        )?;
         for i in 0..10_000 {
             let id = instances::upsert(
                 c,
@@ -560,4 +616,159 @@ fn ten_thousand_instances_in_one_live_sync() {
     );
     assert_eq!(synced["sent"]["counts"]["product_instances"], 10_000);
     assert_eq!(cloud.in_use(), 40_000);
+}
+
+fn post_usage(cloud: &Cloud, agent: &ureq::Agent, bundle: &[u8]) -> (u16, Vec<u8>) {
+    let url = format!("{}/sync/usage", cloud.url());
+    let response = match agent
+        .post(&url)
+        .set("Content-Type", "application/zip")
+        .send_bytes(bundle)
+    {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{url}: {e}"),
+    };
+    let status = response.status();
+    let mut body = Vec::new();
+    response
+        .into_reader()
+        .read_to_end(&mut body)
+        .expect("answer");
+    (status, body)
+}
+
+#[test]
+fn the_cloud_answers_a_repeated_usage_bundle_the_same_and_only_to_its_satellite() {
+    let cloud = Cloud::start();
+    cloud.add_license(5);
+    let proxy = Proxy::start();
+    let sat = connected_satellite(&cloud, &proxy, "");
+    sat.cli_ok(&[
+        "upstream",
+        "register",
+        "--token",
+        &cloud.token_for("site-a"),
+    ]);
+    let router = register(&sat, "FOCR1", &sat.token("Lab", &[]));
+    entitlement(&router, "e1", 2);
+    let synced = sync_json(&sat);
+    let bundle = std::fs::read(synced["sent"]["path"].as_str().expect("path")).expect("bundle");
+    let cloud_ca = cloud.dir.path().join("data/ca.pem");
+
+    // The satellite's own identity: the same answer, byte for byte, twice.
+    let cert = std::fs::read_to_string(sat.data_dir().join("upstream.pem")).expect("cert");
+    let key_pem = std::fs::read(sat.data_dir().join("upstream.key")).expect("key");
+    let key = openssl::pkey::PKey::private_key_from_pem(&key_pem).expect("key");
+    let agent = crate::client::agent(&cloud_ca, Some((&cert, &key)));
+    let (status, first) = post_usage(&cloud, &agent, &bundle);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&first));
+    let sha = hex::encode(openssl::sha::sha256(&first));
+    assert_eq!(Some(sha.as_str()), synced["received"]["sha256"].as_str());
+    let (_, second) = post_usage(&cloud, &agent, &bundle);
+    assert_eq!(first, second);
+    assert_eq!(cloud.in_use(), 2, "nothing counted twice");
+
+    // No certificate, or a router's certificate from the same cloud CA: refused.
+    let (status, body) = post_usage(&cloud, &crate::client::agent(&cloud_ca, None), &bundle);
+    assert_eq!(status, 403);
+    assert!(String::from_utf8_lossy(&body).contains("certificate_required"));
+    let router_key = crate::client::p256();
+    let cloud_token = json_of(&cloud.cli_ok(&["token", "create", "--va", "Lab", "--json"]));
+    let (status, registered) = crate::client::Device::new(&cloud.url(), &cloud_ca, None).post(
+        &crate::client::registration(
+            "r1",
+            "FOCDIRECT",
+            cloud_token["token"].as_str().expect("token"),
+            &crate::client::csr(&router_key),
+        ),
+    );
+    assert_eq!(status, 200, "{registered}");
+    let router_cert = registered["certificate"].as_str().expect("certificate");
+    let agent = crate::client::agent(&cloud_ca, Some((router_cert, &router_key)));
+    let (status, body) = post_usage(&cloud, &agent, &bundle);
+    assert_eq!(status, 403, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("certificate_unknown"));
+}
+
+/// A Call Home HTTP target: the bodies it received.
+fn alert_collector() -> (u16, std::sync::mpsc::Receiver<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+            let mut length = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some((name, value)) = line.split_once(':') {
+                    if name.eq_ignore_ascii_case("content-length") {
+                        length = value.trim().parse().unwrap_or(0);
+                    }
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            let mut stream = stream;
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            let _ = tx.send(String::from_utf8_lossy(&body).into_owned());
+        }
+    });
+    (port, rx)
+}
+
+#[test]
+fn a_satellite_that_has_not_synced_for_30_and_60_days_says_so() {
+    let mut cloud = Cloud::start();
+    let proxy = Proxy::start();
+    let (port, alerts) = alert_collector();
+    let sat = connected_satellite(
+        &cloud,
+        &proxy,
+        &format!(
+            " }}\ncall_home: {{ profiles: [ {{ name: noc, transport: http, url: 'http://127.0.0.1:{port}/alerts', \
+             format: short-text, categories: [sync] }} ]"
+        ),
+    );
+    sat.cli_ok(&[
+        "upstream",
+        "register",
+        "--token",
+        &cloud.token_for("site-a"),
+    ]);
+    cloud.stop();
+    let overdue = |days: &str| {
+        sat.cli_ok(&["events", "--json"])
+            .contains(&format!("for {days} days"))
+    };
+    let next_overdue_alert = || loop {
+        let body = alerts
+            .recv_timeout(Duration::from_secs(15))
+            .expect("a Call Home sync alert");
+        if body.contains("overdue") {
+            return body;
+        }
+    };
+    sat.clock.advance(time::Duration::days(31));
+    wait_until("the 30-day event", Duration::from_secs(10), || {
+        overdue("30")
+    });
+    assert!(!overdue("60"));
+    next_overdue_alert();
+    sat.clock.advance(time::Duration::days(30));
+    wait_until("the 60-day event", Duration::from_secs(10), || {
+        overdue("60")
+    });
+    next_overdue_alert();
+    // The failed live syncs meanwhile alerted once, not at every retry.
+    let failed = alerts
+        .try_iter()
+        .filter(|b| b.contains("live sync with the cloud failed"))
+        .count();
+    assert!(failed <= 1, "{failed} failure alerts");
 }

@@ -246,7 +246,10 @@ fn refused(status: u16, body: &[u8]) -> LinkError {
         code: field("code").unwrap_or_else(|| format!("http_{status}")),
         message: field("message").unwrap_or_else(|| {
             let text = one_line(&String::from_utf8_lossy(body));
-            format!("HTTP {status}: {}", text.chars().take(200).collect::<String>())
+            format!(
+                "HTTP {status}: {}",
+                text.chars().take(200).collect::<String>()
+            )
         }),
     }
 }
@@ -302,9 +305,7 @@ impl ServerCertVerifier for AnyServer {
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -330,7 +331,9 @@ mod tests {
 
     #[test]
     fn only_http_connect_proxies_are_accepted() {
-        assert!(CloudLink::unpinned("https://cloud.example", Some("http://p.example:3128")).is_ok());
+        assert!(
+            CloudLink::unpinned("https://cloud.example", Some("http://p.example:3128")).is_ok()
+        );
         assert!(CloudLink::unpinned("https://cloud.example", Some("socks9://x")).is_err());
     }
 }

@@ -123,7 +123,10 @@ fn data_file(config: &Config, name: &str) -> PathBuf {
     config.data_dir.join(name)
 }
 
-fn new_csr(key: &openssl::pkey::PKey<openssl::pkey::Private>, cn: &str) -> Result<String, SyncError> {
+fn new_csr(
+    key: &openssl::pkey::PKey<openssl::pkey::Private>,
+    cn: &str,
+) -> Result<String, SyncError> {
     let build = || -> Result<String, openssl::error::ErrorStack> {
         let mut name = openssl::x509::X509NameBuilder::new()?;
         name.append_entry_by_nid(openssl::nid::Nid::COMMONNAME, cn)?;
@@ -171,11 +174,12 @@ pub fn register(
         "bundle": base64::engine::general_purpose::STANDARD.encode(read_bundle(&request.path)?),
     });
     let answer = link.post_json(link::REGISTER_PATH, &body)?;
-    let answer: RegisterAnswer = serde_json::from_slice(&answer).map_err(|e| LinkError::Refused {
-        status: 200,
-        code: "bad_response".into(),
-        message: format!("the registration answer is not what a cloud sends: {e}"),
-    })?;
+    let answer: RegisterAnswer =
+        serde_json::from_slice(&answer).map_err(|e| LinkError::Refused {
+            status: 200,
+            code: "bad_response".into(),
+            message: format!("the registration answer is not what a cloud sends: {e}"),
+        })?;
     check_identity(&answer.certificate, &ca_pem, &key)?;
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(answer.bundle.trim())
@@ -230,10 +234,7 @@ fn check_identity(
     if !cert.verify(&ca).unwrap_or(false) {
         return Err(bad("is not signed by the pinned cloud CA".into()).into());
     }
-    let ours = cert
-        .public_key()
-        .map(|k| k.public_eq(key))
-        .unwrap_or(false);
+    let ours = cert.public_key().map(|k| k.public_eq(key)).unwrap_or(false);
     if !ours {
         return Err(bad("is not for the key this satellite sent".into()).into());
     }
