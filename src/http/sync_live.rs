@@ -47,8 +47,15 @@ fn refusal(e: &SyncError) -> HttpResponse {
         .body(body)
 }
 
-async fn read_body(mut payload: web::Payload) -> Result<Vec<u8>, HttpResponse> {
-    let limit = usize::try_from(Limits::default().max_bundle_bytes).unwrap_or(usize::MAX);
+/// A registration request bundle is a few KiB; anyone may send one, so
+/// it gets a small limit. Usage bundles of large sites are tens of MiB.
+const REGISTER_LIMIT: usize = 1 << 20;
+
+fn bundle_limit() -> usize {
+    usize::try_from(Limits::default().max_bundle_bytes).unwrap_or(usize::MAX)
+}
+
+async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Vec<u8>, HttpResponse> {
     let mut body = Vec::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| {
@@ -98,7 +105,7 @@ async fn ca(state: web::Data<AppState>) -> HttpResponse {
 }
 
 async fn register(state: web::Data<AppState>, payload: web::Payload) -> HttpResponse {
-    let body = match read_body(payload).await {
+    let body = match read_body(payload, REGISTER_LIMIT).await {
         Ok(body) => body,
         Err(response) => return response,
     };
@@ -117,7 +124,11 @@ async fn usage(
     payload: web::Payload,
 ) -> HttpResponse {
     let peer = req.conn_data::<PeerCertificate>().map(|p| p.fingerprint);
-    let body = match read_body(payload).await {
+    if peer.is_none() {
+        // Refused before a large body is read.
+        return refusal(&crate::error::Error::CertificateRequired.into());
+    }
+    let body = match read_body(payload, bundle_limit()).await {
         Ok(body) => body,
         Err(response) => return response,
     };

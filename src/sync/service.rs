@@ -137,8 +137,12 @@ impl SyncService {
         if !due {
             if last_run.is_none() {
                 settings::set(&conn, LIVE_LAST_RUN, &now.to_string())?;
-                if let Some(next) = self.next_live(now) {
-                    LiveState::scheduled(&conn, next)?;
+            }
+            // What `satellite status` shows as the next attempt (written
+            // only when it changes, e.g. after a `satellite sync`).
+            if let Some(next) = self.next_live(last_run.unwrap_or(now)) {
+                if state.failures == 0 && state.next_attempt_at != Some(next) {
+                    crate::store::transaction(&mut conn, |c| LiveState::scheduled(c, next))?;
                 }
             }
             return Ok(None);

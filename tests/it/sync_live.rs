@@ -393,6 +393,11 @@ fn a_connected_satellite_behind_a_proxy_syncs_licenses_and_usage_and_hides_hostn
     assert_eq!(s["mode"], "connected", "{s}");
     assert!(s["last_success"].is_string(), "{s}");
     assert!(s["last_error"].is_null(), "{s}");
+    wait_until(
+        "the next scheduled attempt",
+        Duration::from_secs(10),
+        || status(&sat)["next_attempt"].is_string(),
+    );
     let human = sat.cli_ok(&["status"]);
     assert!(
         human.contains("last success:") && human.contains("next attempt:"),
@@ -771,4 +776,58 @@ fn a_satellite_that_has_not_synced_for_30_and_60_days_says_so() {
         .filter(|b| b.contains("live sync with the cloud failed"))
         .count();
     assert!(failed <= 1, "{failed} failure alerts");
+}
+
+#[test]
+fn a_satellite_registered_by_carried_files_goes_connected_without_losing_anything() {
+    let cloud = Cloud::start();
+    cloud.add_license(10);
+    let proxy = Proxy::start();
+    let sat = Server::start_with(BASE_CONFIG);
+    let token = cloud.token_for("site-u");
+    // The USB way first.
+    let request = json_of(&sat.cli_ok(&["upstream", "register", "--token", &token, "--json"]));
+    let answer =
+        json_of(&cloud.cli_ok(&["process", request["path"].as_str().expect("path"), "--json"]));
+    sat.cli_ok(&["import", answer["path"].as_str().expect("path")]);
+    let one = register(&sat, "FOCU1", &sat.token("Lab", &[]));
+    assert_eq!(entitlement(&one, "e1", 2)["status"], "AUTHORIZED");
+    let carried = json_of(&sat.cli_ok(&["export", "--json"]));
+    let answer =
+        json_of(&cloud.cli_ok(&["process", carried["path"].as_str().expect("path"), "--json"]));
+    sat.cli_ok(&["import", answer["path"].as_str().expect("path")]);
+    assert_eq!(cloud.in_use(), 2);
+
+    // Connected from now on: the same token gets the identity for live sync.
+    let out = sat.cli(&["sync"]);
+    assert!(!out.status.success(), "not connected yet");
+    std::fs::write(
+        &sat.config_path,
+        format!(
+            "{BASE_CONFIG}{}",
+            sync_block("connected", &cloud.url(), &proxy.url, "")
+        ),
+    )
+    .expect("config");
+    let registered = json_of(&sat.cli_ok(&["upstream", "register", "--token", &token, "--json"]));
+    assert_eq!(registered["request"]["kind"], "usage", "{registered}");
+    assert_eq!(
+        registered["request"]["sequence"].as_u64(),
+        carried["sequence"].as_u64().map(|s| s + 1),
+        "{registered}"
+    );
+    let two = register(&sat, "FOCU2", &sat.token("Lab", &[]));
+    entitlement(&two, "e1", 3);
+    let synced = sync_json(&sat);
+    assert_eq!(
+        synced["sent"]["sequence"].as_u64(),
+        carried["sequence"].as_u64().map(|s| s + 2)
+    );
+    assert_eq!(cloud.in_use(), 5);
+    let listed = cloud.satellite("site-u");
+    assert_eq!(listed["product_instances"], 2, "{listed}");
+    assert_eq!(
+        listed["sequence_received"], synced["sent"]["sequence"],
+        "{listed}"
+    );
 }

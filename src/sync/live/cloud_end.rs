@@ -74,7 +74,7 @@ impl CloudEnd {
     }
 
     /// Connected registration: `{"csr", "bundle"}` (base64 registration
-    /// request) → `{"certificate", "ca_certificate", "bundle"}` (base64
+    /// request, or usage bundle from an already registered satellite) → `{"certificate", "ca_certificate", "bundle"}` (base64
     /// entitlement bundle). The token inside the bundle proves the
     /// satellite; the certificate is issued and recorded in the same
     /// transaction that registers it.
@@ -91,7 +91,20 @@ impl CloudEnd {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(request.bundle.trim())
             .map_err(|e| Error::invalid("bundle", format!("not base64: {e}")))?;
-        let opened = open(&bytes, Kind::RegistrationRequest)?;
+        let opened = bundle::open(&bytes, &Limits::default())?;
+        // A satellite registered by carried files that goes connected
+        // proves itself with a usage bundle from its pinned signer instead
+        // (`cloud::process` refuses one from an unregistered satellite).
+        if !matches!(
+            opened.manifest.kind,
+            Kind::RegistrationRequest | Kind::Usage
+        ) {
+            return Err(refuse(
+                Rule::BadManifest,
+                "a connected registration carries a registration request (or, for a satellite \
+                 registered by carried files, a usage bundle)",
+            ));
+        }
         let config = self.config.clone();
         let keys = self.keys.clone();
         let ca = self.ca.clone();

@@ -166,7 +166,19 @@ pub fn register(
     let csr = new_csr(&key, &token.satellite_id)?;
     let request = write(conn, now, |c| {
         let catalog = current_catalog(c, config)?;
-        satellite::request_registration(c, &keys.node(config, &catalog, now), &token.encode())
+        let node = keys.node(config, &catalog, now);
+        match ledger::upstream(c)?.filter(|u| u.registered_at.is_some()) {
+            // Registered before by carried files and going connected now:
+            // a usage bundle signed by the signer the cloud pinned then
+            // proves this satellite (and continues the sequence).
+            Some(up) if up.satellite_id == token.satellite_id => satellite::export_usage(c, &node),
+            Some(up) => Err(Error::Conflict(format!(
+                "this satellite is registered with cloud {} as {}; the token is for satellite {}",
+                up.cloud_id, up.satellite_id, token.satellite_id
+            ))
+            .into()),
+            None => satellite::request_registration(c, &node, &token.encode()),
+        }
     })?;
     let link = CloudLink::pinned(&url, proxy, &ca_pem, None)?;
     let body = serde_json::json!({
