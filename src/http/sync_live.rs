@@ -8,7 +8,7 @@ use super::error::{error_body, log_and_body};
 use super::AppState;
 use crate::device::PeerCertificate;
 use crate::sync::bundle::Limits;
-use crate::sync::live::link::{CA_PATH, REGISTER_PATH, USAGE_PATH};
+use crate::sync::live::link::{CA_PATH, IDENTITY_PATH, REGISTER_PATH, USAGE_PATH};
 use crate::sync::SyncError;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -17,7 +17,8 @@ use futures_util::StreamExt;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route(CA_PATH, web::get().to(ca))
         .route(REGISTER_PATH, web::post().to(register))
-        .route(USAGE_PATH, web::post().to(usage));
+        .route(USAGE_PATH, web::post().to(usage))
+        .route(IDENTITY_PATH, web::post().to(renew));
 }
 
 fn refusal(e: &SyncError) -> HttpResponse {
@@ -137,6 +138,28 @@ async fn usage(
         Ok(answer) => HttpResponse::Ok()
             .content_type("application/zip")
             .body(answer),
+        Err(response) => response,
+    }
+}
+
+async fn renew(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
+    let peer = req.conn_data::<PeerCertificate>().map(|p| p.fingerprint);
+    if peer.is_none() {
+        return refusal(&crate::error::Error::CertificateRequired.into());
+    }
+    let body = match read_body(payload, REGISTER_LIMIT).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let end = state.cloud_end.clone();
+    match blocking(move || end.renew(peer, &body)).await {
+        Ok(answer) => HttpResponse::Ok()
+            .content_type("application/json")
+            .body(answer.to_string()),
         Err(response) => response,
     }
 }

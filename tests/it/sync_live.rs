@@ -4,7 +4,7 @@
 //! proxy started here, and routers on the satellites.
 
 use crate::client::{register, Registered};
-use crate::fixture::{cloud_config, Server, BASE_CONFIG};
+use crate::fixture::{cloud_config, rfc3339_now, Server, BASE_CONFIG};
 use satellite::app::Satellite;
 use satellite::clock::Clock;
 use satellite::config::Config;
@@ -129,6 +129,7 @@ fn tunnel(client: TcpStream, tunnels: &Mutex<Vec<String>>, refused: &AtomicUsize
 struct Cloud {
     dir: tempfile::TempDir,
     port: u16,
+    clock: Clock,
     running: Option<(
         tokio::sync::oneshot::Sender<()>,
         std::thread::JoinHandle<()>,
@@ -148,6 +149,7 @@ impl Cloud {
         let mut cloud = Self {
             dir,
             port,
+            clock: Clock::system(),
             running: None,
         };
         cloud.resume();
@@ -166,7 +168,7 @@ impl Cloud {
     fn resume(&mut self) {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let config = Config::load(&self.config_path()).expect("config");
-        let satellite = Satellite::open(config, Clock::system()).expect("open");
+        let satellite = Satellite::open(config, self.clock.clone()).expect("open");
         let listeners = satellite.bind().expect("bind the cloud's fixed port again");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
@@ -196,6 +198,7 @@ impl Cloud {
             .arg("-c")
             .arg(self.config_path())
             .args(args)
+            .env(satellite::clock::NOW_ENV, rfc3339_now(&self.clock))
             .output()
             .expect("run satellite")
     }
@@ -830,4 +833,49 @@ fn a_satellite_registered_by_carried_files_goes_connected_without_losing_anythin
         listed["sequence_received"], synced["sent"]["sequence"],
         "{listed}"
     );
+}
+
+#[test]
+fn the_upstream_identity_is_renewed_before_it_expires() {
+    let cloud = Cloud::start();
+    cloud.add_license(5);
+    let proxy = Proxy::start();
+    let sat = connected_satellite(&cloud, &proxy, "");
+    sat.cli_ok(&[
+        "upstream",
+        "register",
+        "--token",
+        &cloud.token_for("site-a"),
+    ]);
+    let identity =
+        || std::fs::read_to_string(sat.data_dir().join("upstream.pem")).expect("identity");
+    let first = identity();
+    sync_json(&sat);
+    assert_eq!(identity(), first, "a young certificate is kept");
+
+    // Past half its life, the next sync renews it first.
+    for clock in [&sat.clock, &cloud.clock] {
+        clock.advance(time::Duration::days(200));
+    }
+    sync_json(&sat);
+    let second = identity();
+    assert_ne!(second, first, "renewed");
+    let not_after = |pem: &str| {
+        let cert = openssl::x509::X509::from_pem(pem.as_bytes()).expect("certificate");
+        let epoch = openssl::asn1::Asn1Time::from_unix(0).expect("epoch");
+        epoch.diff(cert.not_after()).expect("diff").days
+    };
+    assert!(
+        not_after(&second) >= not_after(&first) + 199,
+        "the new one runs a year from now"
+    );
+
+    // Past the first certificate's end, live sync still works.
+    for clock in [&sat.clock, &cloud.clock] {
+        clock.advance(time::Duration::days(200));
+    }
+    let router = register(&sat, "FOCI1", &sat.token("Lab", &[]));
+    entitlement(&router, "e1", 1);
+    sync_json(&sat);
+    assert_eq!(cloud.in_use(), 1);
 }

@@ -134,6 +134,44 @@ impl CloudEnd {
         }))
     }
 
+    /// Renews the upstream identity certificate of the satellite that
+    /// presents it (mutual TLS): `{"csr"}` → `{"certificate"}`.
+    pub fn renew(
+        &self,
+        peer: Option<[u8; 32]>,
+        body: &[u8],
+    ) -> Result<serde_json::Value, SyncError> {
+        require_cloud(&self.config)?;
+        let Some(fingerprint) = peer else {
+            return Err(Error::CertificateRequired.into());
+        };
+        #[derive(serde::Deserialize)]
+        struct Renewal {
+            csr: String,
+        }
+        let renewal: Renewal = serde_json::from_slice(body)
+            .map_err(|e| Error::invalid("body", format!("a renewal is {{\"csr\"}}: {e}")))?;
+        let csr = crate::pki::parse_csr(&renewal.csr)
+            .map_err(|e| Error::invalid("csr", e.to_string()))?;
+        let ca = self.ca.clone();
+        let now = self.clock.unix();
+        let certificate = self.store.writer().write_blocking(move |c| {
+            let sat = current_holder(c, &fingerprint, now)?;
+            let issued = ca.issue_device_certificate(&csr, &sat.satellite_id, now)?;
+            satellites::add_identity(
+                c,
+                sat.id,
+                &issued.fingerprint,
+                &issued.serial_hex,
+                now,
+                issued.not_after,
+            )?;
+            tracing::info!(satellite = %sat.name, "upstream identity certificate renewed");
+            Ok::<_, SyncError>(issued.pem)
+        })?;
+        Ok(serde_json::json!({ "certificate": certificate }))
+    }
+
     /// A usage bundle from the satellite that holds the identity
     /// certificate `peer` (SHA-256 of the DER), answered with the
     /// entitlement bundle.
@@ -147,23 +185,7 @@ impl CloudEnd {
         let keys = self.keys.clone();
         let now = self.clock.unix();
         let (answer, transitions) = self.store.writer().write_blocking(move |c| {
-            let Some((sat, not_after)) = satellites::find_by_identity(c, &fingerprint)? else {
-                return Err(SyncError::from(Error::CertificateUnknown));
-            };
-            if let Some(revoked) = sat.revoked_at {
-                return Err(refuse(
-                    Rule::UntrustedSigner,
-                    format!(
-                        "satellite {:?} was revoked on {} by the cloud's operator; its syncs are \
-                         refused (the cloud's operator can add it again with `satellite satellite add`)",
-                        sat.name,
-                        stamp(revoked)
-                    ),
-                ));
-            }
-            if not_after <= now {
-                return Err(Error::CertificateRevoked.into());
-            }
+            let sat = current_holder(c, &fingerprint, now)?;
             if opened.manifest.from != sat.satellite_id {
                 return Err(refuse(
                     Rule::UntrustedSigner,
@@ -180,4 +202,39 @@ impl CloudEnd {
         self.notifier.compliance(&transitions);
         Ok(answer)
     }
+}
+
+/// The satellite that holds this identity certificate, if it may still
+/// sync: not revoked, certificate not expired.
+fn current_holder(
+    c: &rusqlite::Connection,
+    fingerprint: &[u8; 32],
+    now: i64,
+) -> Result<satellites::Satellite, SyncError> {
+    let Some((sat, not_after)) = satellites::find_by_identity(c, fingerprint)? else {
+        return Err(Error::CertificateUnknown.into());
+    };
+    if let Some(revoked) = sat.revoked_at {
+        return Err(refuse(
+            Rule::UntrustedSigner,
+            format!(
+                "satellite {:?} was revoked on {} by the cloud's operator; its syncs are \
+                 refused (the cloud's operator can add it again with `satellite satellite add`)",
+                sat.name,
+                stamp(revoked)
+            ),
+        ));
+    }
+    if not_after <= now {
+        return Err(refuse(
+            Rule::Expired,
+            format!(
+                "the upstream identity certificate of satellite {:?} expired on {}; register it \
+                 again (`satellite upstream register --token T`)",
+                sat.name,
+                stamp(not_after)
+            ),
+        ));
+    }
+    Ok(sat)
 }

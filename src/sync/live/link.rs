@@ -16,6 +16,7 @@ use std::time::Duration;
 pub const CA_PATH: &str = "/sync/ca";
 pub const REGISTER_PATH: &str = "/sync/register";
 pub const USAGE_PATH: &str = "/sync/usage";
+pub const IDENTITY_PATH: &str = "/sync/identity";
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A usage bundle of a large site is tens of MiB: give it time.

@@ -296,6 +296,7 @@ pub fn exchange(
             "is not the cloud CA this satellite registered with; register again",
         ));
     }
+    let id = renew_if_due(config, &url, &ca_pem, id, now)?;
     let sent = write(conn, now, |c| {
         let catalog = current_catalog(c, config)?;
         satellite::export_usage(c, &keys.node(config, &catalog, now))
@@ -316,6 +317,82 @@ pub fn exchange(
         },
         transitions,
     ))
+}
+
+/// The identity certificate is renewed when less than this is left of it
+/// (it is valid a year: renewed after about half, as routers do).
+pub const RENEW_BEFORE_DAYS: i64 = 185;
+
+/// Renews the upstream identity certificate over mutual TLS when it nears
+/// its end. A renewal that fails leaves the current certificate in use
+/// while it lasts (the next sync tries again).
+fn renew_if_due(
+    config: &Config,
+    url: &str,
+    ca_pem: &str,
+    id: Identity,
+    now: i64,
+) -> Result<Identity, SyncError> {
+    let cert_path = data_file(config, IDENTITY_CERT_FILE);
+    let due = openssl::x509::X509::from_pem(id.certificate_pem.as_bytes())
+        .and_then(|cert| {
+            let limit = openssl::asn1::Asn1Time::from_unix(now + RENEW_BEFORE_DAYS * 86_400)?;
+            let expired = openssl::asn1::Asn1Time::from_unix(now)?;
+            Ok((
+                cert.not_after().compare(&limit)? == std::cmp::Ordering::Less,
+                cert.not_after().compare(&expired)? != std::cmp::Ordering::Greater,
+            ))
+        })
+        .map_err(|e| file_error(&cert_path, e))?;
+    let (due, expired) = due;
+    if !due {
+        return Ok(id);
+    }
+    let renewed = (|| -> Result<Identity, SyncError> {
+        let key = crate::pki::new_p256_key()?;
+        let satellite_id = openssl::x509::X509::from_pem(id.certificate_pem.as_bytes())
+            .ok()
+            .and_then(|c| {
+                c.subject_name()
+                    .entries_by_nid(openssl::nid::Nid::COMMONNAME)
+                    .next()
+                    .map(|e| String::from_utf8_lossy(e.data().as_slice()).into_owned())
+            })
+            .unwrap_or_default();
+        let csr = new_csr(&key, &satellite_id)?;
+        let link = CloudLink::pinned(url, config.sync.proxy.as_deref(), ca_pem, Some(&id))?;
+        let answer = link.post_json(link::IDENTITY_PATH, &serde_json::json!({ "csr": csr }))?;
+        let answer: serde_json::Value =
+            serde_json::from_slice(&answer).map_err(|e| LinkError::Refused {
+                status: 200,
+                code: "bad_response".into(),
+                message: format!("the renewal answer is not JSON: {e}"),
+            })?;
+        let certificate = answer["certificate"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        check_identity(&certificate, ca_pem, &key)?;
+        let key_pem = key
+            .private_key_to_pem_pkcs8()
+            .map_err(|e| Error::from(crate::pki::PkiError::from(e)))?;
+        // The key first: a certificate without its key would be useless.
+        replace_file(&data_file(config, IDENTITY_KEY_FILE), &key_pem, 0o600)?;
+        replace_file(&cert_path, certificate.as_bytes(), 0o644)?;
+        tracing::info!("upstream identity certificate renewed");
+        Ok(Identity {
+            certificate_pem: certificate,
+            key_pem: String::from_utf8_lossy(&key_pem).into_owned(),
+        })
+    })();
+    match renewed {
+        Ok(new) => Ok(new),
+        Err(e) if !expired => {
+            tracing::warn!(error = %e, "the upstream identity certificate could not be renewed; the current one is used while it lasts");
+            Ok(id)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// `exchange` with its outcome recorded: the state `satellite status`
