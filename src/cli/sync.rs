@@ -124,7 +124,8 @@ pub fn run(command: Command, config: &Config, clock: &Clock) -> Result<(), CliEr
         {
             let mut conn = open(config)?;
             let keys = Keys::load(config, now)?;
-            let registered = live::register(&mut conn, config, &keys, now, &token)?;
+            let (registered, transitions) = live::register(&mut conn, config, &keys, now, &token)?;
+            notify(config, clock, &transitions);
             if json {
                 return print_json(&registered);
             }

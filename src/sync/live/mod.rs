@@ -156,7 +156,7 @@ pub fn register(
     keys: &Keys,
     now: i64,
     token_text: &str,
-) -> Result<Registered, SyncError> {
+) -> Result<(Registered, Vec<Transition>), SyncError> {
     let url = cloud_url(config)?.to_string();
     let token = SatelliteToken::parse(token_text).map_err(|r| Error::invalid("token", r))?;
     let proxy = config.sync.proxy.as_deref();
@@ -211,20 +211,23 @@ pub fn register(
         answer.certificate.as_bytes(),
         0o644,
     )?;
-    let (applied, _) = write(conn, now, |c| {
+    let (applied, transitions) = write(conn, now, |c| {
         let catalog = current_catalog(c, config)?;
         let done = satellite::import(c, &keys.node(config, &catalog, now), &opened)?;
         LiveState::succeeded(c, now, None)?;
         Ok(done)
     })?;
-    Ok(Registered {
-        satellite_id: token.satellite_id,
-        cloud_id: token.cloud_id,
-        cloud_url: url,
-        request,
-        answer: applied,
-        identity_certificate: data_file(config, IDENTITY_CERT_FILE).display().to_string(),
-    })
+    Ok((
+        Registered {
+            satellite_id: token.satellite_id,
+            cloud_id: token.cloud_id,
+            cloud_url: url,
+            request,
+            answer: applied,
+            identity_certificate: data_file(config, IDENTITY_CERT_FILE).display().to_string(),
+        },
+        transitions,
+    ))
 }
 
 /// The certificate must be the cloud CA's, for our key, and for clientAuth.
