@@ -113,6 +113,15 @@ impl Satellite {
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), StartError> {
         let tls = self.tls()?;
+        let sync_service = Arc::new(self.sync_service()?);
+        let cloud_end = Arc::new(crate::sync::live::cloud_end::CloudEnd {
+            store: self.store.clone(),
+            config: sync_service.config.clone(),
+            clock: self.clock.clone(),
+            keys: sync_service.keys.clone(),
+            ca: self.ca.clone(),
+            notifier: self.notifier.clone(),
+        });
         let state = AppState {
             device: DeviceService::new(
                 self.store.clone(),
@@ -124,12 +133,13 @@ impl Satellite {
             store: self.store.clone(),
             catalog: self.catalog.clone(),
             metrics: Arc::new(Metrics::default()),
+            cloud_end,
         };
         let stop_jobs = Arc::new(AtomicBool::new(false));
         let jobs = Arc::new(self.jobs()?)
             .spawn(stop_jobs.clone())
             .map_err(StartError::Serve)?;
-        let sync = Arc::new(self.sync_service()?)
+        let sync = sync_service
             .spawn(stop_jobs.clone())
             .map_err(StartError::Serve)?;
         let guard = spawn_clock_guard(self.clock_guard(), stop_jobs.clone())?;
@@ -155,6 +165,8 @@ impl Satellite {
     pub fn sync_service(&self) -> Result<SyncService, StartError> {
         let export_schedule = crate::config::check_cron(&self.config.sync.export_schedule)
             .map_err(|reason| crate::error::Error::invalid("sync.export_schedule", reason))?;
+        let live_schedule = crate::config::check_cron(&self.config.sync.schedule)
+            .map_err(|reason| crate::error::Error::invalid("sync.schedule", reason))?;
         let keys = Keys::load(&self.config, self.clock.unix()).map_err(|e| match e {
             crate::sync::SyncError::Service(e) => StartError::Setup(e),
             other => StartError::Setup(crate::error::Error::invalid("data_dir", other.to_string())),
@@ -166,6 +178,7 @@ impl Satellite {
             notifier: self.notifier.clone(),
             keys: Arc::new(keys),
             export_schedule,
+            live_schedule,
         })
     }
 

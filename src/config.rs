@@ -491,7 +491,14 @@ impl Config {
             check_url(url, &["https"]).map_err(|r| ("sync.cloud_url", r))?;
         }
         if let Some(url) = &self.sync.proxy {
-            check_url(url, &["http", "https"]).map_err(|r| ("sync.proxy", r))?;
+            // An HTTP CONNECT proxy: the TLS to the cloud runs inside the tunnel.
+            check_url(url, &["http"])
+                .and_then(|()| {
+                    ureq::Proxy::new(url).map(|_| ()).map_err(|e| {
+                        format!("{url:?}: {e}; write http://[user:password@]host:port")
+                    })
+                })
+                .map_err(|r| ("sync.proxy", r))?;
         }
         if self.role == Role::Satellite
             && self.sync.mode == SyncMode::Connected
@@ -703,6 +710,22 @@ mod tests {
     fn bad_address_is_named() {
         let err = parse("device: { listen: 'nowhere:x' }").unwrap_err();
         assert_eq!(err.key, "device.listen", "{err}");
+    }
+
+    #[test]
+    fn sync_proxy_is_an_http_connect_proxy() {
+        let ok = parse("sync: { proxy: 'http://user:secret@proxy.example:3128' }");
+        assert!(ok.is_ok(), "{:?}", ok.err());
+        for bad in [
+            "https://proxy.example:3128",
+            "socks5://proxy.example:1080",
+            "proxy:3128",
+        ] {
+            let err = parse(&format!("sync: {{ proxy: '{bad}' }}")).unwrap_err();
+            assert_eq!(err.key, "sync.proxy", "{bad}: {err}");
+        }
+        let err = parse("sync: { cloud_url: 'http://cloud.example' }").unwrap_err();
+        assert_eq!(err.key, "sync.cloud_url", "{err}");
     }
 
     #[test]

@@ -412,6 +412,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         | Command::Process { .. }
         | Command::Bundle(_)
         | Command::Upstream(_)
+        | Command::Sync { .. }
         | Command::Satellite(_)) => super::sync::run(command, &config, &clock),
         Command::Events { kind, limit, json } => {
             let conn = open(&config)?;

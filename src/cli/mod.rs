@@ -77,6 +77,12 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Sync live with the cloud now (connected mode): send the usage bundle,
+    /// apply the entitlement bundle in the answer; waits and prints both.
+    Sync {
+        #[arg(long)]
+        json: bool,
+    },
     /// Sync bundles.
     #[command(subcommand)]
     Bundle(BundleCommand),
@@ -117,8 +123,10 @@ pub enum BundleCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum UpstreamCommand {
-    /// Register this satellite with its cloud: writes a registration request
-    /// into the export folder (disconnected mode) to carry to the cloud.
+    /// Register this satellite with its cloud. Disconnected mode: writes a
+    /// registration request into the export folder to carry to the cloud.
+    /// Connected mode: registers over HTTPS with `sync.cloud_url` (through
+    /// `sync.proxy`), pinning the cloud CA from the token.
     Register {
         /// The satellite token from `satellite satellite add` on the cloud.
         #[arg(long)]

@@ -150,6 +150,13 @@ fn print_sync(config: &Config, sync: &serde_json::Value) {
                 text(&sync["last_acknowledged"]),
                 text(&sync["days_since_acknowledged"])
             );
+            println!("  last success:      {}", text(&sync["last_success"]));
+            if !sync["next_attempt"].is_null() {
+                println!("  next attempt:      {}", text(&sync["next_attempt"]));
+            }
+            if !sync["last_error"].is_null() {
+                println!("  last error:        {}", text(&sync["last_error"]));
+            }
         }
         Role::Cloud => {
             let n = sync.as_array().map(Vec::len).unwrap_or(0);

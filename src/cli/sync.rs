@@ -1,13 +1,13 @@
-//! Sync commands: `export`, `import`, `bundle show`, `upstream register`,
+//! Sync commands: `export`, `import`, `bundle show`, `upstream register`, `sync`,
 //! and on the cloud `satellite add|list|revoke` and `process`.
 
 use super::commands::{notify, open, print_json, CliError};
 use super::{BundleCommand, Command, SatelliteCommand, UpstreamCommand};
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{Config, SyncMode};
 use crate::store;
 use crate::sync::bundle::{self, Limits, Opened};
-use crate::sync::{self, cloud, satellite, Keys, SyncError};
+use crate::sync::{self, cloud, live, satellite, Keys, SyncError};
 use std::path::Path;
 
 pub fn run(command: Command, config: &Config, clock: &Clock) -> Result<(), CliError> {
@@ -117,6 +117,60 @@ pub fn run(command: Command, config: &Config, clock: &Clock) -> Result<(), CliEr
             for (name, count) in summary["counts"].as_object().into_iter().flatten() {
                 println!("    {name}: {count}");
             }
+            Ok(())
+        }
+        Command::Upstream(UpstreamCommand::Register { token, json })
+            if config.sync.mode == SyncMode::Connected =>
+        {
+            let mut conn = open(config)?;
+            let keys = Keys::load(config, now)?;
+            let (registered, transitions) = live::register(&mut conn, config, &keys, now, &token)?;
+            notify(config, clock, &transitions);
+            if json {
+                return print_json(&registered);
+            }
+            println!(
+                "registered with cloud {} at {} as satellite {}; the cloud CA is pinned and the \
+                 upstream identity certificate is in {}",
+                registered.cloud_id,
+                registered.cloud_url,
+                registered.satellite_id,
+                registered.identity_certificate
+            );
+            println!(
+                "entitlement bundle {} applied: {}; `satellite sync` syncs now, `sync.schedule` from now on",
+                registered.answer.sequence,
+                counts_line(&registered.answer.counts)
+            );
+            Ok(())
+        }
+        Command::Sync { json } => {
+            let mut conn = open(config)?;
+            let keys = Keys::load(config, now)?;
+            let (synced, transitions) =
+                live::exchange_and_record(&mut conn, config, &keys, now, None)?;
+            notify(config, clock, &transitions);
+            if json {
+                return print_json(&synced);
+            }
+            println!(
+                "sent usage bundle {} to {} ({} bytes): {}",
+                synced.sent.sequence,
+                synced.cloud_url,
+                synced.sent.bytes,
+                counts_line(&synced.sent.counts)
+            );
+            println!(
+                "received entitlement bundle {}{}: {}",
+                synced.received.sequence,
+                if synced.received.already_applied {
+                    " (applied before; nothing changed)"
+                } else {
+                    ""
+                },
+                counts_line(&synced.received.counts)
+            );
+            println!("live sync took {} ms", synced.millis);
             Ok(())
         }
         Command::Upstream(UpstreamCommand::Register { token, json }) => {

@@ -72,11 +72,17 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
             count,
         })
         .collect();
+    let mut body = state
+        .metrics
+        .render(state.store.writer(), &gauges, &instances);
+    match state
+        .store
+        .read(|c| crate::sync::live::metrics_text(c, now))
+    {
+        Ok(text) => body.push_str(&text),
+        Err(e) => tracing::warn!(error = %e, "metrics: could not read the sync state"),
+    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(
-            state
-                .metrics
-                .render(state.store.writer(), &gauges, &instances),
-        )
+        .body(body)
 }

@@ -4,6 +4,7 @@
 mod admin;
 mod device;
 pub mod error;
+mod sync_live;
 pub mod tls;
 
 use crate::device::{DeviceService, PeerCertificate};
@@ -24,6 +25,8 @@ pub struct AppState {
     pub catalog: Arc<crate::licensing::catalog::SharedCatalog>,
     pub device: DeviceService,
     pub metrics: Arc<Metrics>,
+    /// The cloud's end of live sync (refuses on a satellite).
+    pub cloud_end: Arc<crate::sync::live::cloud_end::CloudEnd>,
 }
 
 pub struct Listeners {
@@ -71,6 +74,7 @@ pub async fn serve(
             })
             .route("/SmartTransport", web::post().to(device::smart_transport))
             .route(crate::callhome::PATH, web::post().to(device::call_home))
+            .configure(sync_live::routes)
             .default_service(web::to(error::not_found))
     })
     .on_connect(remember_peer_certificate)

@@ -342,6 +342,21 @@ CREATE TABLE remote_usage_history (
 ) WITHOUT ROWID;
 "#,
     },
+    Migration {
+        version: 9,
+        name: "live sync: the upstream identity certificates the cloud issued to its satellites",
+        sql: r#"
+-- A connected satellite is known on the cloud's device listener by the
+-- certificate issued at its registration, never by a name it sends.
+CREATE TABLE satellite_identities (
+    fingerprint  BLOB PRIMARY KEY,
+    satellite_id INTEGER NOT NULL REFERENCES satellites(id) ON DELETE CASCADE,
+    serial_hex   TEXT NOT NULL,
+    issued_at    INTEGER NOT NULL,
+    not_after    INTEGER NOT NULL
+) WITHOUT ROWID;
+"#,
+    },
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {

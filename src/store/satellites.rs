@@ -305,3 +305,38 @@ pub fn remote_counts(c: &Connection, satellite_row: i64) -> Result<(i64, i64)> {
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?)
 }
+
+/// Records the upstream identity certificate issued to a satellite at its
+/// connected registration (a repeated registration adds another).
+pub fn add_identity(
+    c: &Connection,
+    satellite_row: i64,
+    fingerprint: &[u8],
+    serial_hex: &str,
+    issued_at: i64,
+    not_after: i64,
+) -> Result<()> {
+    c.execute(
+        "INSERT INTO satellite_identities (fingerprint, satellite_id, serial_hex, issued_at, not_after)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![fingerprint, satellite_row, serial_hex, issued_at, not_after],
+    )?;
+    Ok(())
+}
+
+/// The satellite holding the identity certificate with this fingerprint,
+/// and when that certificate expires.
+pub fn find_by_identity(c: &Connection, fingerprint: &[u8]) -> Result<Option<(Satellite, i64)>> {
+    let found: Option<(String, i64)> = optional(c.query_row(
+        "SELECT s.satellite_id, i.not_after FROM satellite_identities i
+         JOIN satellites s ON s.id = i.satellite_id WHERE i.fingerprint = ?1",
+        [fingerprint],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    ))?;
+    match found {
+        Some((satellite_id, not_after)) => {
+            Ok(find_by_satellite_id(c, &satellite_id)?.map(|s| (s, not_after)))
+        }
+        None => Ok(None),
+    }
+}

@@ -13,6 +13,7 @@ pub mod bundle;
 pub mod cloud;
 mod exchange;
 pub mod folder;
+pub mod live;
 pub mod payload;
 pub mod satellite;
 pub mod service;
@@ -39,6 +40,9 @@ pub enum SyncError {
     Service(#[from] Error),
     #[error("{path}: {reason}")]
     File { path: String, reason: String },
+    /// Live sync could not carry the bundle, or the cloud refused it.
+    #[error(transparent)]
+    Link(#[from] live::link::LinkError),
 }
 
 impl From<StoreError> for SyncError {

@@ -197,10 +197,14 @@ pub fn export_usage(c: &Connection, node: &Node<'_>) -> Result<Written, SyncErro
             message: e.message,
         })
         .collect();
-    let events = if send_hostnames {
-        events
+    let (events, reports) = if send_hostnames {
+        (events, reports)
     } else {
-        strip_hostnames(events, &instances_hostnames(c)?)
+        let hostnames = instances_hostnames(c)?;
+        (
+            strip_hostnames(events, &hostnames),
+            strip_report_hostnames(reports, &hostnames),
+        )
     };
     let (events_head, reports_head) = ledger::log_heads(c)?;
     let today = time::OffsetDateTime::from_unix_timestamp(node.now)
@@ -275,6 +279,46 @@ fn strip_hostnames(events: Vec<payload::Event>, hostnames: &[String]) -> Vec<pay
             e.message = scrub(e.message);
             e.subject = e.subject.map(scrub);
             e
+        })
+        .collect()
+}
+
+/// Reports list product instances with their hostnames: every `hostname`
+/// field is emptied and every known hostname in text replaced.
+fn strip_report_hostnames(
+    reports: Vec<payload::Report>,
+    hostnames: &[String],
+) -> Vec<payload::Report> {
+    fn scrub(value: &mut serde_json::Value, hostnames: &[String]) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, v) in map.iter_mut() {
+                    if key == "hostname" {
+                        *v = serde_json::Value::Null;
+                    } else {
+                        scrub(v, hostnames);
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(|v| scrub(v, hostnames)),
+            serde_json::Value::String(text) => {
+                for h in hostnames {
+                    if text.contains(h.as_str()) {
+                        *text = text.replace(h.as_str(), "<hostname>");
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    reports
+        .into_iter()
+        .map(|mut r| {
+            scrub(&mut r.body, hostnames);
+            let mut summary = serde_json::Value::String(r.summary);
+            scrub(&mut summary, hostnames);
+            r.summary = summary.as_str().unwrap_or_default().to_string();
+            r
         })
         .collect()
 }
@@ -497,6 +541,12 @@ pub struct SyncStatus {
     pub last_acknowledged: Option<String>,
     /// Days since the cloud last acknowledged usage (since registration if never).
     pub days_since_acknowledged: Option<i64>,
+    /// Live sync (connected mode): the last success, the next attempt (the
+    /// schedule, or the retry after a failure), the last error.
+    pub last_success: Option<String>,
+    pub next_attempt: Option<String>,
+    pub last_error: Option<String>,
+    pub failures: u32,
 }
 
 pub fn status(c: &Connection, mode: &str, now: i64) -> Result<SyncStatus, SyncError> {
@@ -513,7 +563,15 @@ pub fn status(c: &Connection, mode: &str, now: i64) -> Result<SyncStatus, SyncEr
         sequence_received: None,
         last_acknowledged: None,
         days_since_acknowledged: None,
+        last_success: None,
+        next_attempt: None,
+        last_error: None,
+        failures: 0,
     };
+    let live = super::live::LiveState::load(c)?;
+    s.last_error = live.last_error;
+    s.failures = live.failures;
+    s.next_attempt = live.next_attempt_at.map(stamp);
     if let Some(up) = &up {
         let l = ledger::summary(c, &up.cloud_id)?;
         s.last_export = l.last_sent_at.map(stamp);
@@ -522,6 +580,8 @@ pub fn status(c: &Connection, mode: &str, now: i64) -> Result<SyncStatus, SyncEr
         s.sequence_sent = l.last_sent_sequence;
         s.sequence_received = l.last_received_sequence;
         s.last_acknowledged = l.last_acknowledged_at.map(stamp);
+        // A sync succeeded when the cloud's answer was applied, live or carried.
+        s.last_success = l.last_received_at.map(stamp);
         s.days_since_acknowledged = l
             .last_acknowledged_at
             .or(up.registered_at)

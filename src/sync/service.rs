@@ -4,6 +4,7 @@
 
 use super::bundle::{self, Limits, Rule};
 use super::folder::{self, Settled};
+use super::live::{self, LiveState};
 use super::{cloud, current_catalog, satellite, Keys, SyncError};
 use crate::clock::Clock;
 use crate::config::{Config, Role, SyncMode};
@@ -15,6 +16,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 const EXPORT_LAST_RUN: &str = "sync.export.last_run";
+const LIVE_LAST_RUN: &str = "sync.live.last_run";
+/// The overdue level already announced for the current last sync.
+const OVERDUE_ANNOUNCED: &str = "sync.overdue.announced";
+/// Days without a successful sync before the `sync` alerts go out.
+pub const OVERDUE_DAYS: [i64; 2] = [30, 60];
 /// A file that is not a zip yet and was written this recently may still be
 /// on its way (a slow stick): it gets more time before it is rejected.
 const STILL_ARRIVING: Duration = Duration::from_secs(30);
@@ -26,6 +32,8 @@ pub struct SyncService {
     pub notifier: Arc<Notifier>,
     pub keys: Arc<Keys>,
     pub export_schedule: cron::Schedule,
+    /// `sync.schedule`: live sync in connected mode.
+    pub live_schedule: cron::Schedule,
 }
 
 /// What happened to one file of the import folder.
@@ -75,6 +83,126 @@ impl SyncService {
         if let Err(e) = self.export_if_due() {
             tracing::error!(error = %e, "scheduled usage export failed; it is retried at the next tick");
         }
+        match self.live_if_due() {
+            Ok(Some(synced)) => tracing::info!(
+                sent = synced.sent.sequence,
+                received = synced.received.sequence,
+                millis = synced.millis as u64,
+                "live sync with the cloud done"
+            ),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "live sync with the cloud failed; retried after a backoff, routers are served from the local database meanwhile")
+            }
+        }
+        if let Err(e) = self.announce_overdue() {
+            tracing::error!(error = %e, "cannot check whether sync is overdue");
+        }
+    }
+
+    fn next_live(&self, after: i64) -> Option<i64> {
+        chrono::TimeZone::timestamp_opt(&chrono::Utc, after, 0)
+            .single()
+            .and_then(|t| self.live_schedule.after(&t).next())
+            .map(|t| t.timestamp())
+    }
+
+    /// Runs the live sync when `sync.schedule` comes due, or when the
+    /// backoff after a failure has passed, on a registered connected
+    /// satellite. Uses its own connection: the network exchange happens
+    /// between two short transactions and must not hold the writer.
+    pub fn live_if_due(&self) -> Result<Option<live::Synced>, SyncError> {
+        if self.config.role != Role::Satellite || self.config.sync.mode != SyncMode::Connected {
+            return Ok(None);
+        }
+        let now = self.clock.unix();
+        let mut conn = crate::store::connect(self.store.path())?;
+        let registered =
+            crate::store::sync::upstream(&conn)?.is_some_and(|u| u.registered_at.is_some());
+        if !registered {
+            return Ok(None);
+        }
+        let state = LiveState::load(&conn)?;
+        let last_run: Option<i64> =
+            settings::get(&conn, LIVE_LAST_RUN)?.and_then(|v| v.parse().ok());
+        let due = if state.failures > 0 {
+            state.next_attempt_at.is_none_or(|t| t <= now)
+        } else {
+            // The first run only marks the start: nothing before it is due.
+            last_run
+                .and_then(|last| self.next_live(last))
+                .is_some_and(|next| next <= now)
+        };
+        if !due {
+            if last_run.is_none() {
+                settings::set(&conn, LIVE_LAST_RUN, &now.to_string())?;
+            }
+            // What `satellite status` shows as the next attempt (written
+            // only when it changes, e.g. after a `satellite sync`).
+            if let Some(next) = self.next_live(last_run.unwrap_or(now)) {
+                if state.failures == 0 && state.next_attempt_at != Some(next) {
+                    crate::store::transaction(&mut conn, |c| LiveState::scheduled(c, next))?;
+                }
+            }
+            return Ok(None);
+        }
+        settings::set(&conn, LIVE_LAST_RUN, &now.to_string())?;
+        let (synced, transitions) = live::exchange_and_record(
+            &mut conn,
+            &self.config,
+            &self.keys,
+            now,
+            self.next_live(now),
+        )?;
+        self.notifier.compliance(&transitions);
+        Ok(Some(synced))
+    }
+
+    /// Events and Call Home `sync` alerts when a registered satellite has
+    /// not synced for 30 and again for 60 days (live or by carried files:
+    /// the last entitlement bundle applied is the last sync).
+    fn announce_overdue(&self) -> Result<(), SyncError> {
+        if self.config.role != Role::Satellite {
+            return Ok(());
+        }
+        let now = self.clock.unix();
+        // Read first: the writer is only asked when an alert is due.
+        if self.store.read(|c| overdue(c, now))?.is_none() {
+            return Ok(());
+        }
+        let mode = self.config.sync.mode;
+        self.store.writer().write_blocking(move |c| {
+            let Some((cloud_id, last, days)) = overdue(c, now)? else {
+                return Ok(());
+            };
+            crate::alerts::sync_overdue(c, Some(last), last + days * 86_400, now)?;
+            crate::store::events::record(
+                c,
+                now,
+                crate::store::events::NewEvent {
+                    kind: "sync",
+                    severity: crate::store::events::Severity::Major,
+                    virtual_account: None,
+                    subject: Some(&cloud_id),
+                    message: format!(
+                        "no successful sync with cloud {cloud_id} for {days} days (last: {}); {}",
+                        crate::clock::rfc3339(last),
+                        match mode {
+                            SyncMode::Connected =>
+                                "check sync.cloud_url, sync.proxy and the network",
+                            SyncMode::Disconnected =>
+                                "carry a usage bundle to the cloud and import its answer",
+                        }
+                    ),
+                },
+            )?;
+            settings::set(
+                c,
+                OVERDUE_ANNOUNCED,
+                &serde_json::to_string(&(last, days)).unwrap_or_default(),
+            )?;
+            Ok::<_, SyncError>(())
+        })
     }
 
     /// Applies (satellite) or processes (cloud) one file, then files it away.
@@ -177,4 +305,30 @@ impl SyncService {
         }
         Ok(written)
     }
+}
+
+/// The overdue level (30 or 60 days) reached and not yet announced for the
+/// current last sync: (cloud id, last sync, days).
+fn overdue(c: &rusqlite::Connection, now: i64) -> Result<Option<(String, i64, i64)>, SyncError> {
+    let Some(up) = crate::store::sync::upstream(c)? else {
+        return Ok(None);
+    };
+    let Some(registered_at) = up.registered_at else {
+        return Ok(None);
+    };
+    let last = crate::store::sync::summary(c, &up.cloud_id)?
+        .last_received_at
+        .unwrap_or(registered_at);
+    let announced: (i64, i64) = settings::get(c, OVERDUE_ANNOUNCED)?
+        .and_then(|v| serde_json::from_str(&v).ok())
+        .unwrap_or((0, 0));
+    let already = if announced.0 == last { announced.1 } else { 0 };
+    let reached = OVERDUE_DAYS
+        .iter()
+        .rev()
+        .find(|&&d| now - last >= d * 86_400)
+        .copied();
+    Ok(reached
+        .filter(|&days| days > already)
+        .map(|days| (up.cloud_id, last, days)))
 }

@@ -12,3 +12,4 @@ mod operator;
 mod registration;
 mod router;
 mod sync;
+mod sync_live;
