@@ -492,8 +492,10 @@ fn a_disconnected_satellite_writes_its_usage_bundle_on_the_export_schedule() {
     assert_eq!(usage_files(), 0);
     a.clock.advance(time::Duration::days(32));
     wait_for("the scheduled usage export", || usage_files() == 1);
-    let status = json_of(&a.cli_ok(&["status", "--json"]));
-    assert_eq!(status["sync"]["sequence_sent"], 2, "{status}");
+    // The file is written inside the transaction that records it: wait for the commit.
+    wait_for("the export to be recorded", || {
+        json_of(&a.cli_ok(&["status", "--json"]))["sync"]["sequence_sent"] == 2
+    });
     // It comes once per schedule, not once per tick.
     std::thread::sleep(Duration::from_millis(2500));
     assert_eq!(usage_files(), 1);
