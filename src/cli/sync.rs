@@ -308,7 +308,14 @@ fn summarize(opened: &Opened) -> Result<serde_json::Value, CliError> {
                 .map(|e| String::from_utf8_lossy(e.data().as_slice()).into_owned())
         })
         .unwrap_or_default();
+    let m = &opened.manifest;
     Ok(serde_json::json!({
+        "kind": m.kind.as_str(),
+        "from": m.from,
+        "to": m.to,
+        "sequence": m.sequence,
+        "created_at": m.created_at,
+        "expires_at": m.expires_at,
         "manifest": opened.manifest,
         "sha256": opened.sha256,
         "signer": signer,

@@ -182,6 +182,10 @@ fn the_usb_round_trip_brings_licenses_to_routers_and_usage_to_the_cloud() {
     assert_openssl_verifies(&usage);
     let shown = json_of(&a.cli_ok(&["bundle", "show", arg(&usage), "--json"]));
     assert_eq!(shown["manifest"]["kind"], "usage");
+    assert_eq!(
+        (shown["kind"].as_str(), shown["sequence"].as_u64()),
+        (Some("usage"), Some(3))
+    );
     assert_eq!(shown["counts"]["instances.json"], 1, "{shown}");
 }
 
