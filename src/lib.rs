@@ -17,6 +17,7 @@ pub mod http;
 pub mod inventory;
 pub mod licensing;
 pub mod metrics;
+pub mod ops;
 pub mod pki;
 pub mod router;
 pub mod setup;
