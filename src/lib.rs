@@ -5,6 +5,7 @@
 //! that maps requests to those and errors to responses once.
 
 pub mod alerts;
+pub mod api;
 pub mod app;
 pub mod callhome;
 pub mod cli;
