@@ -332,7 +332,10 @@ pub async fn transfer(
     let account = api.check_account(&account)?;
     let request: TransferRequest = body::json(&bytes)?;
     if request.licenses.is_empty() || request.licenses.len() > 100 {
-        return Err(ApiError::invalid("licenses", "give 1 to 100 licenses to transfer"));
+        return Err(ApiError::invalid(
+            "licenses",
+            "give 1 to 100 licenses to transfer",
+        ));
     }
     for (i, item) in request.licenses.iter().enumerate() {
         if let Some(kind) = item.license_type.as_deref() {

@@ -41,7 +41,9 @@ impl FromRequest for Authenticated {
                 unauthenticated_status: status,
             };
             let api = api.ok_or_else(|| {
-                refuse(OpsError::Unauthenticated("the API is not configured".into()))
+                refuse(OpsError::Unauthenticated(
+                    "the API is not configured".into(),
+                ))
             })?;
             let token = token.ok_or_else(|| {
                 refuse(OpsError::Unauthenticated(

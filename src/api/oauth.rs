@@ -45,14 +45,13 @@ fn basic(req: &HttpRequest) -> Option<(String, String)> {
 }
 
 fn credentials(req: &HttpRequest, body: TokenRequest) -> Result<Credentials, ApiError> {
-    let grant = body
-        .grant_type
-        .as_deref()
-        .unwrap_or("client_credentials");
+    let grant = body.grant_type.as_deref().unwrap_or("client_credentials");
     let need = |field: &str, value: Option<String>| {
         value
             .filter(|v| !v.is_empty() && v.len() <= 1024)
-            .ok_or_else(|| ApiError::invalid(field, format!("{field} is required for grant_type {grant}")))
+            .ok_or_else(|| {
+                ApiError::invalid(field, format!("{field} is required for grant_type {grant}"))
+            })
     };
     match grant {
         "client_credentials" => {
@@ -115,9 +114,7 @@ pub async fn token(
     };
     api.limiter.succeeded(&source);
     tracing::info!(source = %source, who = %verified.name, "API login");
-    let issued: Issued = api
-        .write(move |c| login::issue(c, &verified, now))
-        .await?;
+    let issued: Issued = api.write(move |c| login::issue(c, &verified, now)).await?;
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
         .json(issued))

@@ -91,7 +91,7 @@ pub(super) fn open(config: &Config) -> Result<Connection, CliError> {
 
 /// One transaction; it also records the time it ran as the latest the
 /// database has seen (a server refuses to start on a clock far behind it).
-fn write<T>(
+pub(super) fn write<T>(
     conn: &mut Connection,
     now: i64,
     f: impl FnOnce(&Connection) -> Result<T, Error>,
@@ -413,6 +413,9 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         | Command::Bundle(_)
         | Command::Upstream(_)
         | Command::Satellite(_)) => super::sync::run(command, &config, &clock),
+        command @ (Command::User(_) | Command::Client(_)) => {
+            super::access::run(command, &config, now)
+        }
         Command::Events { kind, limit, json } => {
             let conn = open(&config)?;
             let list = inventory::event_list(&conn, kind.as_deref(), limit)?;

@@ -68,7 +68,11 @@ pub fn list(
         for e in audit::events(c, &filter, super::MAX_PAGE, 0)? {
             alerts.push(Alert {
                 message_type: message_type(&e.kind),
-                severity: if severity == "major" { "Major" } else { "Minor" },
+                severity: if severity == "major" {
+                    "Major"
+                } else {
+                    "Minor"
+                },
                 source: e.subject.clone().unwrap_or_else(|| e.kind.clone()),
                 virtual_account: e.virtual_account,
                 message: e.message,

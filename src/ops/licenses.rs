@@ -39,10 +39,7 @@ pub struct LicenseDetail {
 
 /// The virtual accounts a request is about: the ones it names (each must
 /// be reachable), else every one the caller reaches.
-pub(crate) fn requested<'a>(
-    caller: &Caller,
-    named: &'a [String],
-) -> Result<Option<Vec<&'a str>>> {
+pub(crate) fn requested<'a>(caller: &Caller, named: &'a [String]) -> Result<Option<Vec<&'a str>>> {
     for va in named {
         caller.authorize(Action::Read, Some(va))?;
     }
@@ -59,9 +56,7 @@ pub fn summary(
     now: i64,
 ) -> Result<Vec<LicenseSummary>> {
     let named = requested(caller, virtual_accounts)?;
-    let wanted = |va: &str| {
-        caller.reaches(va) && named.as_ref().is_none_or(|n| n.contains(&va))
-    };
+    let wanted = |va: &str| caller.reaches(va) && named.as_ref().is_none_or(|n| n.contains(&va));
     let rows = inventory::compliance_rows(c, catalog, account, None, now)?;
     let licenses: Vec<License> = inventory::license_list(c, account, None, now)?;
     let summaries = rows

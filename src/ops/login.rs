@@ -162,18 +162,28 @@ pub fn issue(c: &Connection, verified: &Verified, now: i64) -> Result<Issued> {
 
 /// The caller a bearer token stands for.
 pub fn authenticate(c: &Connection, token: &str, now: i64) -> Result<Caller> {
-    let gone = || OpsError::Unauthenticated(
+    let gone = || {
+        OpsError::Unauthenticated(
         "the bearer token is unknown, expired or revoked; get a new one at /backend/oauth/token".into(),
-    );
+    )
+    };
     let holder = sessions::find(c, &token_hash(token), now)?.ok_or_else(gone)?;
     let (name, role, virtual_accounts) = match holder {
         Holder::User(id) => {
             let user = users::find_by_id(c, id)?.ok_or_else(gone)?;
-            (format!("user:{}", user.username), user.role, user.virtual_accounts)
+            (
+                format!("user:{}", user.username),
+                user.role,
+                user.virtual_accounts,
+            )
         }
         Holder::Client(id) => {
             let client = clients::find_by_id(c, id)?.ok_or_else(gone)?;
-            (format!("client:{}", client.name), client.role, client.virtual_accounts)
+            (
+                format!("client:{}", client.name),
+                client.role,
+                client.virtual_accounts,
+            )
         }
     };
     Ok(Caller {

@@ -81,13 +81,13 @@ impl Page {
         let limit = match limit {
             None | Some(-1) => MAX_PAGE,
             Some(n) if (1..=i64::from(MAX_PAGE)).contains(&n) => n as u32,
-            Some(n) => {
-                return Err(Error::invalid(
-                    "limit",
-                    format!("{n} is out of range: give 1 to {MAX_PAGE}, or -1 for all (at most {MAX_PAGE})"),
-                )
-                .into())
-            }
+            Some(n) => return Err(Error::invalid(
+                "limit",
+                format!(
+                    "{n} is out of range: give 1 to {MAX_PAGE}, or -1 for all (at most {MAX_PAGE})"
+                ),
+            )
+            .into()),
         };
         let offset = match offset {
             None => 0,

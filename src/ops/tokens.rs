@@ -56,7 +56,9 @@ pub fn revoke(
     let prefix: String = token
         .trim()
         .trim_end_matches('…')
-        .chars().take(crate::domain::token::PREFIX_LEN).collect();
+        .chars()
+        .take(crate::domain::token::PREFIX_LEN)
+        .collect();
     let visible = inventory::token_list(c, account, virtual_account, now)?
         .into_iter()
         .find(|t| t.token_prefix == prefix);

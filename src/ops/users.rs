@@ -155,10 +155,7 @@ fn found(c: &Connection, username: &str) -> Result<UserView> {
 }
 
 fn not_found(username: &str) -> OpsError {
-    Error::NotFound(format!(
-        "no user {username:?}; see `satellite user list`"
-    ))
-    .into()
+    Error::NotFound(format!("no user {username:?}; see `satellite user list`")).into()
 }
 
 pub fn list(c: &Connection, caller: &Caller, page: Page) -> Result<Vec<UserView>> {

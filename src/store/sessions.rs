@@ -12,7 +12,13 @@ pub enum Holder {
     Client(i64),
 }
 
-pub fn insert(c: &Connection, hash: &[u8], holder: Holder, now: i64, expires_at: i64) -> Result<()> {
+pub fn insert(
+    c: &Connection,
+    hash: &[u8],
+    holder: Holder,
+    now: i64,
+    expires_at: i64,
+) -> Result<()> {
     let (user, client) = match holder {
         Holder::User(id) => (Some(id), None),
         Holder::Client(id) => (None, Some(id)),

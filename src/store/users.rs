@@ -200,11 +200,11 @@ pub fn list(c: &Connection, limit: u32, offset: u32) -> Result<Vec<User>> {
 }
 
 pub fn count_admins(c: &Connection) -> Result<i64> {
-    Ok(c.query_row(
-        "SELECT COUNT(*) FROM users WHERE role = 'admin'",
-        [],
-        |r| r.get(0),
-    )?)
+    Ok(
+        c.query_row("SELECT COUNT(*) FROM users WHERE role = 'admin'", [], |r| {
+            r.get(0)
+        })?,
+    )
 }
 
 /// Removes a user; its bearer tokens go with it (cascade).
@@ -257,7 +257,11 @@ mod tests {
             &mut hash,
         )
         .expect("pbkdf2");
-        let stored = format!("pbkdf2-sha256$1000${}${}", B64.encode(salt), B64.encode(hash));
+        let stored = format!(
+            "pbkdf2-sha256$1000${}${}",
+            B64.encode(salt),
+            B64.encode(hash)
+        );
         assert!(verify_password("old", &stored));
         assert!(!verify_password("new", &stored));
         assert!(needs_rehash(&stored));
