@@ -38,6 +38,7 @@ impl ResponseError for ApiError {
             OpsError::Unauthenticated(_) => self.unauthenticated_status,
             OpsError::Forbidden(_) => StatusCode::FORBIDDEN,
             OpsError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
+            OpsError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             OpsError::Service(e) => status_and_code(e).0,
         }
     }
@@ -54,6 +55,7 @@ impl ResponseError for ApiError {
                 tracing::info!(reason = %m, "API call refused: forbidden");
                 error_body("forbidden", m)
             }
+            OpsError::TooLarge(m) => error_body("payload_too_large", m),
             e @ OpsError::TooManyAttempts { .. } => error_body("too_many_requests", &e.to_string()),
         };
         let mut response = with_retry_after(HttpResponse::build(status), status);

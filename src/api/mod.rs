@@ -10,6 +10,7 @@ mod body;
 mod error;
 mod inventory;
 mod oauth;
+mod sync;
 
 pub use body::MAX_BODY;
 pub use error::ApiError;
@@ -119,6 +120,9 @@ routes! {
     (GET, "/api/v1/accounts/{account}/reports", inventory::report_list),
     (GET, "/api/v1/accounts/{account}/reports/{id}", inventory::report_show),
     (GET, "/api/v1/accounts/{account}/events", inventory::event_list),
+    (POST, "/api/v1/sync/export", sync::export),
+    (POST, "/api/v1/sync/import", sync::import),
+    (GET, "/api/v1/sync/status", sync::status),
     (GET, "/api/v1/users", admin::user_list),
     (POST, "/api/v1/users", admin::user_add),
     (DELETE, "/api/v1/users/{username}", admin::user_remove),

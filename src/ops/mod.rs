@@ -12,6 +12,7 @@ pub mod instances;
 pub mod licenses;
 pub mod login;
 pub mod reports;
+pub mod sync;
 pub mod tokens;
 pub mod users;
 
@@ -36,6 +37,9 @@ pub enum OpsError {
         source_addr: String,
         retry_after: i64,
     },
+    /// A request body over its limit.
+    #[error("{0}")]
+    TooLarge(String),
     #[error(transparent)]
     Service(#[from] Error),
 }
@@ -81,13 +85,15 @@ impl Page {
         let limit = match limit {
             None | Some(-1) => MAX_PAGE,
             Some(n) if (1..=i64::from(MAX_PAGE)).contains(&n) => n as u32,
-            Some(n) => return Err(Error::invalid(
-                "limit",
-                format!(
+            Some(n) => {
+                return Err(Error::invalid(
+                    "limit",
+                    format!(
                     "{n} is out of range: give 1 to {MAX_PAGE}, or -1 for all (at most {MAX_PAGE})"
                 ),
-            )
-            .into()),
+                )
+                .into())
+            }
         };
         let offset = match offset {
             None => 0,

@@ -721,3 +721,91 @@ fn a_viewer_of_one_virtual_account_sees_nothing_of_another() {
     );
     assert_eq!(status, 403);
 }
+
+#[test]
+fn an_export_downloaded_through_the_api_imports_at_the_cloud() {
+    use std::path::PathBuf;
+    let json_of = |text: String| -> Value { serde_json::from_str(&text).expect("json") };
+    let cloud = Server::start_with(&crate::fixture::cloud_config());
+    cloud.cli_ok(&["va", "create", "Lab"]);
+    cloud.cli_ok(&[
+        "license",
+        "add",
+        "--va",
+        "Lab",
+        "--sku",
+        "ESS-AC-10G-RTU-1",
+        "--quantity",
+        "5",
+    ]);
+    let sat = Server::start();
+    let added = json_of(cloud.cli_ok(&["satellite", "add", "site-1", "--va", "Lab", "--json"]));
+    let token = added["token"].as_str().expect("token");
+    let request = json_of(sat.cli_ok(&["upstream", "register", "--token", token, "--json"]));
+    let answer =
+        json_of(cloud.cli_ok(&["process", request["path"].as_str().expect("path"), "--json"]));
+    let answer = PathBuf::from(answer["path"].as_str().expect("path"));
+
+    let api = Api::new(&sat);
+    let admin = bearer(&sat, &api, "sync-admin", "admin", &[]);
+    // The registration answer, uploaded through the API.
+    let bytes = std::fs::read(&answer).expect("answer");
+    let upload = |bytes: &[u8], bearer: &str| {
+        let result = client::agent(&sat.ca_path(), None)
+            .post(&format!("{}/api/v1/sync/import", sat.admin_url))
+            .set("Authorization", &format!("Bearer {bearer}"))
+            .set("Content-Type", "application/zip")
+            .send_bytes(bytes);
+        let response = match result {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("transport error: {e}"),
+        };
+        let status = response.status();
+        (
+            status,
+            serde_json::from_str::<Value>(&response.into_string().unwrap_or_default())
+                .unwrap_or(Value::Null),
+        )
+    };
+    let (status, applied) = upload(&bytes, &admin);
+    assert_eq!(status, 200, "{applied}");
+    assert_eq!(applied["already_applied"], false, "{applied}");
+    let (status, again) = upload(&bytes, &admin);
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["already_applied"], true, "{again}");
+    let (status, refused) = upload(b"not a zip", &admin);
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(refused["error"]["field"], "bundle", "{refused}");
+
+    // A router registers at the satellite, then the usage export is
+    // downloaded through the API and carried to the cloud.
+    let lab = sat.token("Lab", &[]);
+    let router = register(&sat, "FOC0000SYN1", &lab);
+    entitlement(&router, "s1", 2);
+    let response = client::agent(&sat.ca_path(), None)
+        .post(&format!("{}/api/v1/sync/export", sat.admin_url))
+        .set("Authorization", &format!("Bearer {admin}"))
+        .call()
+        .expect("export");
+    assert_eq!(response.content_type(), "application/zip");
+    let mut zip = Vec::new();
+    std::io::Read::read_to_end(&mut response.into_reader(), &mut zip).expect("read");
+    let carried = cloud.dir.path().join("usage-from-api.zip");
+    std::fs::write(&carried, &zip).expect("write");
+    let processed = json_of(cloud.cli_ok(&["process", carried.to_str().expect("utf8"), "--json"]));
+    assert!(processed["path"].is_string(), "{processed}");
+    let remote: i64 = cloud
+        .db()
+        .query_row("SELECT COUNT(*) FROM remote_instances", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(remote, 1, "the cloud now knows the satellite's router");
+
+    let (status, status_body) = api.call("GET", "/api/v1/sync/status", Some(&admin), None);
+    assert_eq!(status, 200, "{status_body}");
+    assert_eq!(status_body["registered"], true, "{status_body}");
+    // Sync is an administrator's: a va-admin may not export.
+    let va_admin = bearer(&sat, &api, "lab-ops", "va-admin", &["Lab"]);
+    let (status, _) = api.call("POST", "/api/v1/sync/export", Some(&va_admin), None);
+    assert_eq!(status, 403);
+}
