@@ -3,7 +3,7 @@
 
 use super::auth::Authenticated;
 use super::body;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::Api;
 use crate::domain::token::DEFAULT_DAYS;
 use crate::domain::TokenTerms;
@@ -13,7 +13,7 @@ use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 /// `{"limit": -1 | n, "offset", "virtualAccounts": [...]}`
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AccountQuery {
     #[serde(default)]
@@ -24,16 +24,17 @@ pub struct AccountQuery {
     pub virtual_accounts: Vec<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Licenses {
     pub licenses: Vec<ops::licenses::LicenseSummary>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Alerts {
     pub alerts: Vec<ops::alerts::Alert>,
 }
 
+#[utoipa::path(post, path = "/api/v1/accounts/{account}/licenses", tag = "licenses", params(("account" = String, Path, description = "The smart account")), request_body = AccountQuery, responses((status = 200, description = "License pools", body = Licenses), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn licenses(
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,
@@ -62,6 +63,7 @@ pub async fn licenses(
     Ok(HttpResponse::Ok().json(Licenses { licenses }))
 }
 
+#[utoipa::path(post, path = "/api/v1/accounts/{account}/alerts", tag = "licenses", params(("account" = String, Path, description = "The smart account")), request_body = AccountQuery, responses((status = 200, description = "Alerts", body = Alerts), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn alerts(
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,
@@ -91,14 +93,15 @@ pub async fn alerts(
 }
 
 /// `?limit&offset` on listings.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
     pub limit: Option<i64>,
     pub offset: Option<i64>,
 }
 
 /// A token as listings show it (its prefix: the secret is not kept).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenView {
     pub token: String,
@@ -120,11 +123,12 @@ fn export_word(allowed: bool) -> &'static str {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Tokens {
     pub tokens: Vec<TokenView>,
 }
 
+#[utoipa::path(get, path = "/api/v1/accounts/{account}/virtual-accounts/{va}/tokens", tag = "tokens", params(("account" = String, Path, description = "The smart account"), ("va" = String, Path, description = "The virtual account"), PageQuery), responses((status = 200, description = "Registration tokens (prefixes)", body = Tokens), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn token_list(
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,
@@ -157,7 +161,7 @@ pub async fn token_list(
 }
 
 /// `expiresAfterDays` arrives as a number or a string ("365").
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum Days {
     Number(i64),
@@ -165,7 +169,7 @@ pub enum Days {
 }
 
 /// `{"description","expiresAfterDays","exportControlled":"Allowed|Not Allowed"}`
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NewToken {
     #[serde(default)]
@@ -223,13 +227,13 @@ impl NewToken {
 }
 
 /// `{"tokenInfo": {"token", ...}}`
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreatedToken {
     pub token_info: TokenInfo,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenInfo {
     pub token: String,
@@ -242,6 +246,7 @@ pub struct TokenInfo {
     pub created_by: String,
 }
 
+#[utoipa::path(post, path = "/api/v1/accounts/{account}/virtual-accounts/{va}/tokens", tag = "tokens", params(("account" = String, Path, description = "The smart account"), ("va" = String, Path, description = "The virtual account")), request_body = NewToken, responses((status = 200, description = "The new token, shown once", body = CreatedToken), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn token_create(
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,
@@ -271,13 +276,14 @@ pub async fn token_create(
     }))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Revoked {
     pub token: String,
     pub status: &'static str,
 }
 
+#[utoipa::path(delete, path = "/api/v1/accounts/{account}/virtual-accounts/{va}/tokens/{token}", tag = "tokens", params(("account" = String, Path, description = "The smart account"), ("va" = String, Path, description = "The virtual account"), ("token" = String, Path, description = "The token, or the prefix listings show")), responses((status = 200, description = "Revoked", body = Revoked), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody), (status = 404, description = "Not found or not reachable", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn token_revoke(
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,
@@ -296,13 +302,13 @@ pub async fn token_revoke(
 }
 
 /// `{"licenses":[{"license","licenseType","quantity","targetVirtualAccount"}]}`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TransferRequest {
     pub licenses: Vec<TransferItem>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TransferItem {
     /// The SKU to move.
@@ -313,7 +319,7 @@ pub struct TransferItem {
     pub target_virtual_account: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Transferred {
     pub status: &'static str,
@@ -322,6 +328,7 @@ pub struct Transferred {
     pub licenses: Vec<ops::licenses::LicenseSummary>,
 }
 
+#[utoipa::path(post, path = "/api/v1/accounts/{account}/virtual-accounts/{va}/licenses/transfer", tag = "licenses", params(("account" = String, Path, description = "The smart account"), ("va" = String, Path, description = "The virtual account")), request_body = TransferRequest, responses((status = 200, description = "Transferred; the source pools after it", body = Transferred), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn transfer(
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,
@@ -380,4 +387,36 @@ pub async fn transfer(
         status: "SUCCESS",
         licenses,
     }))
+}
+
+/// The automation path of Cisco's manager: the same call as `token_list`.
+#[utoipa::path(get, path = "/backend/api/v1/accounts/{account}/virtual-accounts/{va}/tokens", tag = "tokens", params(("account" = String, Path, description = "The smart account"), ("va" = String, Path, description = "The virtual account"), PageQuery), responses((status = 200, description = "Registration tokens (prefixes); 403 when unauthenticated", body = Tokens), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody)), security(("bearer" = [])))]
+pub async fn backend_token_list(
+    api: web::Data<Api>,
+    caller: Authenticated,
+    path: web::Path<(String, String)>,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    token_list(api, caller, path, query).await
+}
+
+/// The automation path of Cisco's manager: the same call as `token_create`.
+#[utoipa::path(post, path = "/backend/api/v1/accounts/{account}/virtual-accounts/{va}/tokens", tag = "tokens", params(("account" = String, Path, description = "The smart account"), ("va" = String, Path, description = "The virtual account")), request_body = NewToken, responses((status = 200, description = "The new token, shown once; 403 when unauthenticated", body = CreatedToken), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody)), security(("bearer" = [])))]
+pub async fn backend_token_create(
+    api: web::Data<Api>,
+    caller: Authenticated,
+    path: web::Path<(String, String)>,
+    bytes: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    token_create(api, caller, path, bytes).await
+}
+
+/// The automation path of Cisco's manager: the same call as `token_revoke`.
+#[utoipa::path(delete, path = "/backend/api/v1/accounts/{account}/virtual-accounts/{va}/tokens/{token}", tag = "tokens", params(("account" = String, Path, description = "The smart account"), ("va" = String, Path, description = "The virtual account"), ("token" = String, Path, description = "The token, or the prefix listings show")), responses((status = 200, description = "Revoked", body = Revoked), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody), (status = 404, description = "Not found or not reachable", body = ErrorBody)), security(("bearer" = [])))]
+pub async fn backend_token_revoke(
+    api: web::Data<Api>,
+    caller: Authenticated,
+    path: web::Path<(String, String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    token_revoke(api, caller, path).await
 }

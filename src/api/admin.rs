@@ -3,7 +3,7 @@
 use super::accounts::PageQuery;
 use super::auth::Authenticated;
 use super::body;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::Api;
 use crate::ops::clients::{ClientView, CreatedClient};
 use crate::ops::users::{NewUser, UserView};
@@ -11,11 +11,12 @@ use crate::ops::{self, Action, Page, Role};
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Users {
     pub users: Vec<UserView>,
 }
 
+#[utoipa::path(get, path = "/api/v1/users", tag = "access", params(PageQuery), responses((status = 200, description = "Users", body = Users), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn user_list(
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,
@@ -29,7 +30,7 @@ pub async fn user_list(
     Ok(HttpResponse::Ok().json(Users { users }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NewUserRequest {
     pub username: String,
@@ -39,6 +40,7 @@ pub struct NewUserRequest {
     pub virtual_accounts: Vec<String>,
 }
 
+#[utoipa::path(post, path = "/api/v1/users", tag = "access", request_body = NewUserRequest, responses((status = 201, description = "Added", body = UserView), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody), (status = 409, description = "The name is taken", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn user_add(
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,
@@ -73,6 +75,7 @@ pub async fn user_add(
     Ok(HttpResponse::Created().json(user))
 }
 
+#[utoipa::path(delete, path = "/api/v1/users/{username}", tag = "access", params(("username" = String, Path, description = "User name")), responses((status = 200, description = "Removed", body = UserView), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody), (status = 404, description = "Not found or not reachable", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn user_remove(
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,
@@ -86,11 +89,12 @@ pub async fn user_remove(
     Ok(HttpResponse::Ok().json(user))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct PasswordRequest {
     pub password: String,
 }
 
+#[utoipa::path(put, path = "/api/v1/users/{username}/password", tag = "access", params(("username" = String, Path, description = "User name")), request_body = PasswordRequest, responses((status = 200, description = "Changed; the user's sessions ended", body = UserView), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody), (status = 404, description = "Not found or not reachable", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn user_password(
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,
@@ -110,11 +114,12 @@ pub async fn user_password(
     Ok(HttpResponse::Ok().json(user))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Clients {
     pub clients: Vec<ClientView>,
 }
 
+#[utoipa::path(get, path = "/api/v1/clients", tag = "access", params(PageQuery), responses((status = 200, description = "API clients", body = Clients), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn client_list(
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,
@@ -128,7 +133,7 @@ pub async fn client_list(
     Ok(HttpResponse::Ok().json(Clients { clients }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NewClientRequest {
     pub name: String,
@@ -137,6 +142,7 @@ pub struct NewClientRequest {
     pub virtual_accounts: Vec<String>,
 }
 
+#[utoipa::path(post, path = "/api/v1/clients", tag = "access", request_body = NewClientRequest, responses((status = 201, description = "Added; the secret is shown once", body = CreatedClient), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody), (status = 409, description = "The name is taken", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn client_add(
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,
@@ -162,6 +168,7 @@ pub async fn client_add(
     Ok(HttpResponse::Created().json(created))
 }
 
+#[utoipa::path(delete, path = "/api/v1/clients/{client}", tag = "access", params(("client" = String, Path, description = "Client name or client id")), responses((status = 200, description = "Revoked; its tokens ended", body = ClientView), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody), (status = 404, description = "Not found or not reachable", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn client_revoke(
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,

@@ -8,6 +8,22 @@ use crate::ops::OpsError;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 
+/// How every refusal reads: `{"error": {"code", "message"[, "field"]}}`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable: `invalid_request`, `unauthenticated`, `forbidden`, `not_found`,
+    /// `conflict`, `payload_too_large`, `too_many_requests`, ...
+    pub code: String,
+    pub message: String,
+    /// The request field to fix (400 only).
+    pub field: Option<String>,
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("{inner}")]
 pub struct ApiError {

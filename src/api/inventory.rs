@@ -3,7 +3,7 @@
 use super::accounts::PageQuery;
 use super::auth::Authenticated;
 use super::body;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::Api;
 use crate::licensing::reports::{self, EntitlementUsage, ReportSummary};
 use crate::ops::events::EventQuery;
@@ -14,7 +14,8 @@ use crate::store::instances::InstanceView;
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase")]
 pub struct InstanceQuery {
     pub virtual_account: Option<String>,
@@ -24,12 +25,13 @@ pub struct InstanceQuery {
     pub offset: Option<i64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Instances {
     pub product_instances: Vec<InstanceView>,
 }
 
+#[utoipa::path(get, path = "/api/v1/accounts/{account}/product-instances", tag = "product instances", params(("account" = String, Path, description = "The smart account"), InstanceQuery), responses((status = 200, description = "A page of product instances", body = Instances), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn instance_list(
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,
@@ -52,13 +54,14 @@ pub async fn instance_list(
     Ok(HttpResponse::Ok().json(Instances { product_instances }))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct InstanceDetail {
     #[serde(flatten)]
     pub instance: InstanceView,
     pub entitlements: Vec<EntitlementUsage>,
 }
 
+#[utoipa::path(get, path = "/api/v1/accounts/{account}/product-instances/{instance}", tag = "product instances", params(("account" = String, Path, description = "The smart account"), ("instance" = String, Path, description = "Instance id or UDI (PID:SN)")), responses((status = 200, description = "The instance and what it consumes", body = InstanceDetail), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody), (status = 404, description = "Not found or not reachable", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn instance_show(
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,
@@ -77,6 +80,7 @@ pub async fn instance_show(
     }))
 }
 
+#[utoipa::path(delete, path = "/api/v1/accounts/{account}/product-instances/{instance}", tag = "product instances", params(("account" = String, Path, description = "The smart account"), ("instance" = String, Path, description = "Instance id or UDI (PID:SN)")), responses((status = 200, description = "Removed: certificate revoked, licenses released", body = InstanceView), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody), (status = 404, description = "Not found or not reachable", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn instance_remove(
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,
@@ -93,12 +97,13 @@ pub async fn instance_remove(
     Ok(HttpResponse::Ok().json(removed))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MoveRequest {
     pub target_virtual_account: String,
 }
 
+#[utoipa::path(post, path = "/api/v1/accounts/{account}/product-instances/{instance}/move", tag = "product instances", params(("account" = String, Path, description = "The smart account"), ("instance" = String, Path, description = "Instance id or UDI (PID:SN)")), request_body = MoveRequest, responses((status = 200, description = "Moved with its usage", body = InstanceView), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody), (status = 404, description = "Not found or not reachable", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn instance_move(
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,
@@ -127,11 +132,12 @@ pub async fn instance_move(
     Ok(HttpResponse::Ok().json(moved))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Reports {
     pub reports: Vec<ReportSummary>,
 }
 
+#[utoipa::path(get, path = "/api/v1/accounts/{account}/reports", tag = "reports", params(("account" = String, Path, description = "The smart account"), PageQuery), responses((status = 200, description = "Stored reports, newest first", body = Reports), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn report_list(
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,
@@ -147,12 +153,14 @@ pub async fn report_list(
     Ok(HttpResponse::Ok().json(Reports { reports }))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ReportQuery {
     /// `json` (default), `csv` or `text`.
     pub format: Option<String>,
 }
 
+#[utoipa::path(get, path = "/api/v1/accounts/{account}/reports/{id}", tag = "reports", params(("account" = String, Path, description = "The smart account"), ("id" = i64, Path, description = "Report id"), ReportQuery), responses((status = 200, description = "The report as JSON, CSV or text", content((serde_json::Value = "application/json"), (String = "text/csv"), (String = "text/plain"))), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody), (status = 404, description = "Not found or not reachable", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn report_show(
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,
@@ -191,7 +199,8 @@ pub async fn report_show(
         .body(reports::render(&report, format)))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase")]
 pub struct EventsQuery {
     pub kind: Option<String>,
@@ -203,11 +212,12 @@ pub struct EventsQuery {
     pub offset: Option<i64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Events {
     pub events: Vec<AuditedEvent>,
 }
 
+#[utoipa::path(get, path = "/api/v1/accounts/{account}/events", tag = "events", params(("account" = String, Path, description = "The smart account"), EventsQuery), responses((status = 200, description = "A page of events, newest first", body = Events), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn event_list(
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,

@@ -10,10 +10,12 @@ mod body;
 mod error;
 mod inventory;
 mod oauth;
+mod openapi;
 mod sync;
 
 pub use body::MAX_BODY;
 pub use error::ApiError;
+pub use openapi::document as openapi_document;
 
 use crate::clock::Clock;
 use crate::config::Config;
@@ -103,15 +105,16 @@ macro_rules! routes {
 }
 
 routes! {
+    (GET, "/api/v1/openapi.json", openapi::document),
     (POST, "/backend/oauth/token", oauth::token),
     (POST, "/api/v1/accounts/{account}/licenses", accounts::licenses),
     (POST, "/api/v1/accounts/{account}/alerts", accounts::alerts),
     (GET, "/api/v1/accounts/{account}/virtual-accounts/{va}/tokens", accounts::token_list),
     (POST, "/api/v1/accounts/{account}/virtual-accounts/{va}/tokens", accounts::token_create),
     (DELETE, "/api/v1/accounts/{account}/virtual-accounts/{va}/tokens/{token}", accounts::token_revoke),
-    (GET, "/backend/api/v1/accounts/{account}/virtual-accounts/{va}/tokens", accounts::token_list),
-    (POST, "/backend/api/v1/accounts/{account}/virtual-accounts/{va}/tokens", accounts::token_create),
-    (DELETE, "/backend/api/v1/accounts/{account}/virtual-accounts/{va}/tokens/{token}", accounts::token_revoke),
+    (GET, "/backend/api/v1/accounts/{account}/virtual-accounts/{va}/tokens", accounts::backend_token_list),
+    (POST, "/backend/api/v1/accounts/{account}/virtual-accounts/{va}/tokens", accounts::backend_token_create),
+    (DELETE, "/backend/api/v1/accounts/{account}/virtual-accounts/{va}/tokens/{token}", accounts::backend_token_revoke),
     (POST, "/api/v1/accounts/{account}/virtual-accounts/{va}/licenses/transfer", accounts::transfer),
     (GET, "/api/v1/accounts/{account}/product-instances", inventory::instance_list),
     (GET, "/api/v1/accounts/{account}/product-instances/{instance}", inventory::instance_show),

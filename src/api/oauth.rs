@@ -2,7 +2,7 @@
 //! or a user's password, JSON or form, or the client in HTTP Basic.
 
 use super::body;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::Api;
 use crate::ops::login::{self, Issued};
 use crate::ops::OpsError;
@@ -10,7 +10,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use base64::Engine;
 use serde::Deserialize;
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct TokenRequest {
     #[serde(default)]
     pub grant_type: Option<String>,
@@ -76,6 +76,7 @@ fn credentials(req: &HttpRequest, body: TokenRequest) -> Result<Credentials, Api
     }
 }
 
+#[utoipa::path(post, path = "/backend/oauth/token", tag = "auth", request_body(content = TokenRequest, description = "JSON or application/x-www-form-urlencoded"), responses((status = 200, description = "A bearer token", body = Issued), (status = 400, description = "Malformed request", body = ErrorBody), (status = 401, description = "Unknown credentials", body = ErrorBody), (status = 429, description = "Too many failed logins from this source", body = ErrorBody)))]
 pub async fn token(
     api: web::Data<Api>,
     req: HttpRequest,

@@ -2,7 +2,7 @@
 //! read the sync status. Admin only (`ops::sync`).
 
 use super::auth::Authenticated;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::Api;
 use crate::ops::{self, OpsError};
 use actix_web::{web, HttpResponse};
@@ -14,6 +14,7 @@ fn blocked(_: actix_web::error::BlockingError) -> ApiError {
 
 /// Writes a usage bundle into the export folder, as `satellite export`
 /// does, and sends it back as the download.
+#[utoipa::path(post, path = "/api/v1/sync/export", tag = "sync", responses((status = 200, description = "The usage bundle written to the export folder", content_type = "application/zip", body = Vec<u8>), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn export(
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,
@@ -56,6 +57,7 @@ pub async fn export(
 }
 
 /// Applies an uploaded bundle (the zip as the request body).
+#[utoipa::path(post, path = "/api/v1/sync/import", tag = "sync", request_body(content = Vec<u8>, content_type = "application/zip"), responses((status = 200, description = "Applied (or already applied)", body = crate::sync::Applied), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody), (status = 413, description = "Over the bundle size limit", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn import(
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,
@@ -89,6 +91,7 @@ pub async fn import(
     Ok(HttpResponse::Ok().json(applied))
 }
 
+#[utoipa::path(get, path = "/api/v1/sync/status", tag = "sync", responses((status = 200, description = "Sync status", body = crate::sync::satellite::SyncStatus), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn status(
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,

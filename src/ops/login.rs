@@ -20,7 +20,7 @@ pub const MAX_FAILURES: u32 = 5;
 pub const WINDOW_SECONDS: i64 = 300;
 
 /// `/backend/oauth/token`'s answer.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Issued {
     pub access_token: String,
     pub token_type: &'static str,

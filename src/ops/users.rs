@@ -13,7 +13,7 @@ use serde::Serialize;
 pub const MIN_PASSWORD: usize = 12;
 
 /// A user as listings show it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct UserView {
     pub username: String,
     pub role: String,

@@ -21,7 +21,7 @@ pub fn stamp_since(c: &Connection, after: i64, actor: &str) -> Result<()> {
 }
 
 /// An event with the name of whoever caused it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AuditedEvent {
     pub id: i64,
     pub at: String,

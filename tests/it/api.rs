@@ -809,3 +809,120 @@ fn an_export_downloaded_through_the_api_imports_at_the_cloud() {
     let (status, _) = api.call("POST", "/api/v1/sync/export", Some(&va_admin), None);
     assert_eq!(status, 403);
 }
+
+/// A served path with its parameters filled in.
+fn concrete(path: &str, values: &[(&str, &str)]) -> String {
+    let mut out = path.to_string();
+    for (name, value) in values {
+        out = out.replace(&format!("{{{name}}}"), value);
+    }
+    out
+}
+
+#[test]
+fn the_openapi_document_lists_exactly_the_served_routes() {
+    let server = Server::start();
+    let api = Api::new(&server);
+    let (status, doc) = api.call("GET", "/api/v1/openapi.json", None, None);
+    assert_eq!(status, 200, "{doc}");
+    assert!(
+        doc["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.1")),
+        "{}",
+        doc["openapi"]
+    );
+    let mut documented = std::collections::BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("path item") {
+            assert!(
+                operation["responses"].is_object(),
+                "{method} {path} has no responses"
+            );
+            documented.insert((method.to_uppercase(), path.clone()));
+        }
+    }
+    let routes: std::collections::BTreeSet<(String, String)> = satellite::api::ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    assert_eq!(documented, routes, "documented and served routes differ");
+    // Request and response schemas come from the handlers' types.
+    let schemas = doc["components"]["schemas"].as_object().expect("schemas");
+    for name in [
+        "LicenseSummary",
+        "Alert",
+        "NewToken",
+        "CreatedToken",
+        "TokenRequest",
+        "Issued",
+        "ErrorBody",
+    ] {
+        assert!(schemas.contains_key(name), "no schema {name}");
+    }
+
+    // Every documented route is really served (the fallback answers
+    // "no METHOD PATH here" for anything else).
+    let values = [
+        ("account", "Test%20Corp"),
+        ("va", "Default"),
+        ("token", "abcdefghijkl"),
+        ("instance", "N540:NOPE"),
+        ("id", "1"),
+        ("username", "nobody"),
+        ("client", "nobody"),
+    ];
+    for (method, path) in satellite::api::ROUTES {
+        let url = concrete(path, &values);
+        let (_, answer) = api.call(method, &url, None, Some(&json!({})));
+        let message = answer["error"]["message"].as_str().unwrap_or("");
+        assert!(
+            !message.ends_with(" here") || answer["error"]["code"] != "not_found",
+            "{method} {path} is documented but not served: {answer}"
+        );
+    }
+}
+
+#[test]
+fn no_documented_route_answers_500_to_odd_bodies() {
+    let (server, token) = Server::cloud_with_lab("2");
+    let router = register(&server, "FOC0000FUZ1", &token);
+    entitlement(&router, "f1", 1);
+    let api = Api::new(&server);
+    let admin = bearer(&server, &api, "fuzz", "admin", &[]);
+    let viewer = bearer(&server, &api, "fuzz-viewer", "viewer", &["Lab"]);
+    let bodies = [
+        None,
+        Some(json!({})),
+        Some(json!([])),
+        Some(json!("text")),
+        Some(json!(null)),
+        Some(json!({"limit": -1, "offset": 0, "virtualAccounts": ["Lab", "Nope"]})),
+        Some(json!({"limit": 1e30, "offset": -4})),
+        Some(json!({"licenses": [{}], "expiresAfterDays": -3, "exportControlled": 7})),
+        Some(
+            json!({"licenses": [{"license": "ESS-AC-10G-RTU-1", "quantity": 99, "targetVirtualAccount": "Lab"}]}),
+        ),
+        Some(
+            json!({"username": "x", "password": "short", "role": "root", "name": "", "targetVirtualAccount": "Nope"}),
+        ),
+        Some(json!({"grant_type": "password", "username": "", "password": ""})),
+    ];
+    let value_sets: [&[(&str, &str)]; 2] = [
+        &[("account", "Test%20Corp"), ("va", "Lab"), ("token", "short"), ("instance", "N540-24Z8Q2C-M:FOC0000FUZ1"),
+          ("id", "1"), ("username", "nobody"), ("client", "nobody")],
+        &[("account", "Nope"), ("va", "%00%FF"), ("token", "%E2%80%A6%E2%80%A6%E2%80%A6%E2%80%A6%E2%80%A6%E2%80%A6%E2%80%A6%E2%80%A6%E2%80%A6%E2%80%A6"),
+          ("instance", "PID:%20,SN:"), ("id", "99999999999999999999"), ("username", "admin"), ("client", "%20")],
+    ];
+    for values in value_sets {
+        for (method, path) in satellite::api::ROUTES {
+            let url = concrete(path, values);
+            for body in &bodies {
+                for who in [&viewer, &admin] {
+                    let (status, answer) = api.call(method, &url, Some(who), body.as_ref());
+                    assert!(status < 500, "{method} {url} {body:?}: {status} {answer}");
+                }
+            }
+        }
+    }
+}
