@@ -20,7 +20,7 @@ impl From<OpsError> for CliError {
 }
 
 /// Runs an operation in one transaction, mapping the layers' errors.
-fn change<T>(
+pub(super) fn change<T>(
     conn: &mut rusqlite::Connection,
     now: i64,
     f: impl FnOnce(&rusqlite::Connection) -> Result<T, OpsError>,

@@ -117,3 +117,21 @@ pub fn transfer(
         )?)
     })
 }
+
+/// Adds purchased licenses (the cloud's job; a satellite refuses).
+pub fn add(
+    c: &Connection,
+    catalog: &Catalog,
+    caller: &Caller,
+    role: crate::config::Role,
+    account: &str,
+    order: &inventory::LicenseOrder<'_>,
+    now: i64,
+) -> Result<(i64, Vec<Transition>)> {
+    caller.authorize(super::Action::Administer, None)?;
+    audited(c, caller, |c| {
+        Ok(inventory::add_license(
+            c, catalog, role, account, order, now,
+        )?)
+    })
+}

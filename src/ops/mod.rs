@@ -5,6 +5,7 @@
 //! transaction: a refusal changes nothing.
 
 pub mod access;
+pub mod accounts;
 pub mod alerts;
 pub mod clients;
 pub mod events;
@@ -104,6 +105,12 @@ impl Page {
         };
         Ok(Self { limit, offset })
     }
+
+    /// The command line prints whole listings (a person asked for them).
+    pub const UNBOUNDED: Page = Page {
+        limit: u32::MAX,
+        offset: 0,
+    };
 
     pub const ALL: Page = Page {
         limit: MAX_PAGE,
