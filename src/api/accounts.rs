@@ -39,8 +39,9 @@ pub async fn licenses(
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,
     path: web::Path<String>,
-    bytes: web::Bytes,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let bytes = body::read(payload).await?;
     let account = api.check_account(&path)?;
     let query: AccountQuery = body::json(&bytes)?;
     let page = Page::new(query.limit, query.offset)?;
@@ -68,8 +69,9 @@ pub async fn alerts(
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,
     path: web::Path<String>,
-    bytes: web::Bytes,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let bytes = body::read(payload).await?;
     let account = api.check_account(&path)?;
     let query: AccountQuery = body::json(&bytes)?;
     let page = Page::new(query.limit, query.offset)?;
@@ -251,8 +253,9 @@ pub async fn token_create(
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,
     path: web::Path<(String, String)>,
-    bytes: web::Bytes,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let bytes = body::read(payload).await?;
     let (account, va) = path.into_inner();
     let account = api.check_account(&account)?;
     let terms = body::json::<NewToken>(&bytes)?.terms()?;
@@ -333,8 +336,9 @@ pub async fn transfer(
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,
     path: web::Path<(String, String)>,
-    bytes: web::Bytes,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let bytes = body::read(payload).await?;
     let (account, va) = path.into_inner();
     let account = api.check_account(&account)?;
     let request: TransferRequest = body::json(&bytes)?;
@@ -406,9 +410,9 @@ pub async fn backend_token_create(
     api: web::Data<Api>,
     caller: Authenticated,
     path: web::Path<(String, String)>,
-    bytes: web::Bytes,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    token_create(api, caller, path, bytes).await
+    token_create(api, caller, path, payload).await
 }
 
 /// The automation path of Cisco's manager: the same call as `token_revoke`.

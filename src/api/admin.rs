@@ -44,8 +44,9 @@ pub struct NewUserRequest {
 pub async fn user_add(
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,
-    bytes: web::Bytes,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let bytes = body::read(payload).await?;
     // Refuse before spending a password hash on a caller who may not.
     caller.authorize(Action::Administer, None)?;
     let request: NewUserRequest = body::json(&bytes)?;
@@ -99,8 +100,9 @@ pub async fn user_password(
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,
     path: web::Path<String>,
-    bytes: web::Bytes,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let bytes = body::read(payload).await?;
     caller.authorize(Action::Administer, None)?;
     let username = path.into_inner();
     let request: PasswordRequest = body::json(&bytes)?;
@@ -146,8 +148,9 @@ pub struct NewClientRequest {
 pub async fn client_add(
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,
-    bytes: web::Bytes,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let bytes = body::read(payload).await?;
     let request: NewClientRequest = body::json(&bytes)?;
     let role = Role::parse(&request.role)?;
     let account = api.config.account.clone();

@@ -2,11 +2,35 @@
 //! refusal that names the field.
 
 use super::error::ApiError;
-use actix_web::HttpRequest;
+use crate::ops::OpsError;
+use actix_web::{web, HttpRequest};
+use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 
 /// Largest body the API reads.
 pub const MAX_BODY: usize = 64 * 1024;
+
+/// Reads a request body of at most `MAX_BODY` bytes.
+pub async fn read(payload: web::Payload) -> Result<Vec<u8>, ApiError> {
+    read_limited(payload, MAX_BODY as u64).await
+}
+
+/// Reads a request body; past `limit` bytes it is refused (413, as JSON
+/// like every other refusal).
+pub async fn read_limited(mut payload: web::Payload, limit: u64) -> Result<Vec<u8>, ApiError> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::invalid("body", e.to_string()))?;
+        if (bytes.len() + chunk.len()) as u64 > limit {
+            return Err(OpsError::TooLarge(format!(
+                "the request body is over the limit of {limit} bytes"
+            ))
+            .into());
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
+}
 
 /// Parses a JSON body; an empty body is `{}` (Cisco's clients POST the
 /// licenses and alerts calls with or without one).

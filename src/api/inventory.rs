@@ -108,8 +108,9 @@ pub async fn instance_move(
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,
     path: web::Path<(String, String)>,
-    bytes: web::Bytes,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let bytes = body::read(payload).await?;
     let (account, key) = path.into_inner();
     let account = api.check_account(&account)?;
     let request: MoveRequest = body::json(&bytes)?;

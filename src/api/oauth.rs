@@ -80,8 +80,9 @@ fn credentials(req: &HttpRequest, body: TokenRequest) -> Result<Credentials, Api
 pub async fn token(
     api: web::Data<Api>,
     req: HttpRequest,
-    bytes: web::Bytes,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let bytes = body::read(payload).await?;
     let source = req
         .peer_addr()
         .map(|a| a.ip().to_string())

@@ -4,9 +4,8 @@
 use super::auth::Authenticated;
 use super::error::{ApiError, ErrorBody};
 use super::Api;
-use crate::ops::{self, OpsError};
+use crate::ops;
 use actix_web::{web, HttpResponse};
-use futures_util::StreamExt;
 
 fn blocked(_: actix_web::error::BlockingError) -> ApiError {
     crate::store::StoreError::WorkPanicked.into()
@@ -61,18 +60,10 @@ pub async fn export(
 pub async fn import(
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,
-    mut payload: web::Payload,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     caller.authorize(ops::Action::Administer, None)?;
-    let limit = ops::sync::max_upload();
-    let mut bytes = Vec::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::invalid("body", e.to_string()))?;
-        if (bytes.len() + chunk.len()) as u64 > limit {
-            return Err(OpsError::TooLarge(format!("a bundle is at most {limit} bytes")).into());
-        }
-        bytes.extend_from_slice(&chunk);
-    }
+    let bytes = super::body::read_limited(payload, ops::sync::max_upload()).await?;
     let opened = web::block(move || ops::sync::open(&bytes))
         .await
         .map_err(blocked)??;

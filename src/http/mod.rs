@@ -101,7 +101,6 @@ pub async fn serve(
             .route("/readyz", web::get().to(admin::readyz))
             .route("/metrics", web::get().to(admin::metrics))
             .app_data(api.clone())
-            .app_data(web::PayloadConfig::new(crate::api::MAX_BODY))
             .app_data(web::QueryConfig::default().error_handler(|e, _| {
                 crate::api::ApiError::invalid("query", e.to_string()).into()
             }))

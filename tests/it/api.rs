@@ -994,3 +994,19 @@ fn no_documented_route_answers_500_to_odd_bodies() {
         }
     }
 }
+
+#[test]
+fn an_oversized_body_is_refused_as_json() {
+    let server = Server::start();
+    let api = Api::new(&server);
+    let admin = bearer(&server, &api, "big", "admin", &[]);
+    let huge = json!({"virtualAccounts": vec!["x".repeat(100); 1000]});
+    let (status, body) = api.call(
+        "POST",
+        &format!("{ACCOUNT}/licenses"),
+        Some(&admin),
+        Some(&huge),
+    );
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(body["error"]["code"], "payload_too_large", "{body}");
+}
