@@ -165,6 +165,9 @@ pub fn serve(config: Config, clock: Clock) -> Result<(), CliError> {
         println!("  device API: https://{device_addr}/SmartTransport");
         println!("  admin:      https://{admin_addr}/  (/healthz, /readyz, /metrics)");
         println!(
+            "  REST API:   https://{admin_addr}/api/v1/openapi.json  (token: POST /backend/oauth/token)"
+        );
+        println!(
             "  CA:         {}  (routers and clients trust this one file)",
             ca_path.display()
         );
@@ -187,6 +190,7 @@ pub fn serve(config: Config, clock: Clock) -> Result<(), CliError> {
         println!("  {router} -s r1.json license smart register idtoken <TOKEN>");
         println!("  {router} -s r1.json show license status");
         println!("  {sat}{config_flag} instance list");
+        println!("  {sat}{config_flag} client add monitoring --role viewer --va Default --json");
         use std::io::Write as _;
         let _ = std::io::stdout().flush();
         tracing::info!(device = %device_addr, admin = %admin_addr, "listening");

@@ -658,6 +658,14 @@ fn a_viewer_of_one_virtual_account_sees_nothing_of_another() {
     entitlement(&other_router, "o1", 3); // short: a Major alert and a warning report for Other
     server.cli_ok(&["report", "generate", "--va", "Other"]);
     let other_prefix: String = other_token.chars().take(10).collect();
+    let other_report: i64 = server
+        .db()
+        .query_row(
+            "SELECT MAX(id) FROM reports WHERE virtual_account = 'Other'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("Other's report");
 
     let api = Api::new(&server);
     let viewer = bearer(&server, &api, "lab-viewer", "viewer", &["Lab"]);
@@ -712,6 +720,14 @@ fn a_viewer_of_one_virtual_account_sees_nothing_of_another() {
         ),
         ("GET", "/api/v1/users".to_string(), None),
         ("GET", "/api/v1/clients".to_string(), None),
+        ("GET", format!("{ACCOUNT}/reports/{other_report}"), None),
+        (
+            "GET",
+            format!("{ACCOUNT}/reports/{other_report}?format=csv"),
+            None,
+        ),
+        ("GET", "/api/v1/sync/status".to_string(), None),
+        ("POST", "/api/v1/sync/export".to_string(), None),
     ];
     let before = server.snapshot();
     for (method, path, body) in &refused {
