@@ -48,3 +48,27 @@ pub fn find(c: &Connection, hash: &[u8], now: i64) -> Result<Option<Holder>> {
         _ => None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_expire_and_die_with_their_client() {
+        let mut c = Connection::open_in_memory().expect("db");
+        super::super::migrations::apply(&mut c).expect("migrate");
+        c.execute(
+            "INSERT INTO api_clients (name, client_id, secret_hash, role, created_at) VALUES ('m', 'id', x'00', 'viewer', 0)",
+            [],
+        )
+        .expect("client");
+        let client = Holder::Client(c.last_insert_rowid());
+        insert(&c, b"live", client, 10, 100).expect("insert");
+        assert_eq!(find(&c, b"live", 99).expect("find"), Some(client));
+        assert_eq!(find(&c, b"live", 100).expect("find"), None, "expired");
+        assert_eq!(find(&c, b"other", 50).expect("find"), None);
+        c.execute("UPDATE api_clients SET revoked_at = 50", [])
+            .expect("revoke");
+        assert_eq!(find(&c, b"live", 60).expect("find"), None, "revoked");
+    }
+}
