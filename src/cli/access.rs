@@ -233,3 +233,24 @@ fn scope(vas: &[String]) -> String {
         vas.join(", ")
     }
 }
+
+impl Row for crate::store::audit::AuditedEvent {
+    const HEADERS: &'static [&'static str] = &[
+        "Time",
+        "Kind",
+        "Severity",
+        "Virtual Account",
+        "By",
+        "Message",
+    ];
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.at.clone(),
+            self.kind.clone(),
+            self.severity.clone(),
+            self.virtual_account.clone().unwrap_or_default(),
+            self.actor.clone().unwrap_or_default(),
+            self.message.clone(),
+        ]
+    }
+}

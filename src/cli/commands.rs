@@ -447,7 +447,16 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Events { kind, limit, json } => {
             let conn = open(&config)?;
-            let list = inventory::event_list(&conn, kind.as_deref(), limit)?;
+            let query = ops::events::EventQuery {
+                kind: kind.as_deref(),
+                severity: None,
+                since: None,
+                virtual_account: None,
+            };
+            let page = Page { limit, offset: 0 };
+            // Newest first from the log; people read them oldest first.
+            let mut list = ops::events::list(&conn, &caller, &query, page)?;
+            list.reverse();
             show(&list, json)
         }
     }

@@ -189,8 +189,9 @@ pub fn serve(config: Config, clock: Clock) -> Result<(), CliError> {
         );
         println!("  {router} -s r1.json license smart register idtoken <TOKEN>");
         println!("  {router} -s r1.json show license status");
-        println!("  {sat}{config_flag} instance list");
+        // A script may stop reading at `instance list`: nothing after it.
         println!("  {sat}{config_flag} client add monitoring --role viewer --va Default --json");
+        println!("  {sat}{config_flag} instance list");
         use std::io::Write as _;
         let _ = std::io::stdout().flush();
         tracing::info!(device = %device_addr, admin = %admin_addr, "listening");

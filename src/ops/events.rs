@@ -28,6 +28,30 @@ pub fn list(
             .into());
         }
     }
+    if let Some(kind) = query.kind {
+        // A typo would otherwise list nothing, silently.
+        let known = crate::inventory::EVENT_KINDS.contains(&kind)
+            || !audit::events(
+                c,
+                &EventFilter {
+                    kind: Some(kind),
+                    ..Default::default()
+                },
+                1,
+                0,
+            )?
+            .is_empty();
+        if !known {
+            return Err(Error::invalid(
+                "kind",
+                format!(
+                    "{kind:?} is not an event kind; use one of {}",
+                    crate::inventory::EVENT_KINDS.join(", ")
+                ),
+            )
+            .into());
+        }
+    }
     let named = query.virtual_account.map(|va| vec![va.to_string()]);
     let scope = named.as_deref().or(caller.scope());
     let filter = EventFilter {
