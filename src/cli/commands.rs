@@ -352,7 +352,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 ops::licenses::transfer(c, &catalog, &caller, &account, &transfer, now)
             })?;
             notify(&config, &clock, &transitions);
-            let rows = inventory::compliance_rows(&conn, &catalog, &account, Some(&from), now)?;
+            let rows =
+                ops::accounts::compliance(&conn, &catalog, &caller, &account, Some(&from), now)?;
             if json {
                 return print_json(&serde_json::json!({
                     "from": from, "to": to, "sku": sku, "quantity": quantity,
@@ -376,8 +377,15 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         } => {
             let conn = open(&config)?;
             let catalog = catalog(&config)?;
-            let rows =
-                inventory::usage_history(&conn, &catalog, &account, va.as_deref(), days, now)?;
+            let rows = ops::accounts::usage_history(
+                &conn,
+                &catalog,
+                &caller,
+                &account,
+                va.as_deref(),
+                days,
+                now,
+            )?;
             show(&rows, json)
         }
         Command::Compliance {
@@ -418,7 +426,9 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Report(ReportCommand::List { limit, json }) => {
             let conn = open(&config)?;
-            let list = inventory::report_list(&conn, limit)?;
+            // Newest first from the operations layer; people read oldest first.
+            let mut list = ops::reports::list(&conn, &caller, Page { limit, offset: 0 })?;
+            list.reverse();
             show(&list, json)
         }
         Command::Report(ReportCommand::Show { id, format, json }) => {

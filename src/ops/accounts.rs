@@ -79,3 +79,19 @@ pub fn generate_report(
         )?)
     })
 }
+
+/// The daily usage of the last `days` days (the trend charts).
+pub fn usage_history(
+    c: &Connection,
+    catalog: &Catalog,
+    caller: &Caller,
+    account: &str,
+    virtual_account: Option<&str>,
+    days: u32,
+    now: i64,
+) -> Result<Vec<crate::licensing::reports::UsageDay>> {
+    caller.authorize(Action::Read, virtual_account)?;
+    let mut rows = inventory::usage_history(c, catalog, account, virtual_account, days, now)?;
+    rows.retain(|r| caller.reaches(&r.virtual_account));
+    Ok(rows)
+}
