@@ -131,6 +131,8 @@ impl Satellite {
                 self.notifier.clone(),
             ),
             store: self.store.clone(),
+            config: Arc::new(self.config.clone()),
+            notifier: self.notifier.clone(),
             catalog: self.catalog.clone(),
             metrics: Arc::new(Metrics::default()),
             cloud_end,

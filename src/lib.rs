@@ -5,6 +5,7 @@
 //! that maps requests to those and errors to responses once.
 
 pub mod alerts;
+pub mod api;
 pub mod app;
 pub mod callhome;
 pub mod cli;
@@ -17,6 +18,7 @@ pub mod http;
 pub mod inventory;
 pub mod licensing;
 pub mod metrics;
+pub mod ops;
 pub mod pki;
 pub mod router;
 pub mod setup;

@@ -1,3 +1,4 @@
+use super::access::change;
 use super::{
     table, Cli, Command, InstanceCommand, LicenseCommand, ReportCommand, TokenCommand, VaCommand,
 };
@@ -10,6 +11,7 @@ use crate::licensing::catalog::Catalog;
 use crate::licensing::pool::Transition;
 use crate::licensing::reports::{self, ReportKind};
 use crate::licensing::Notifier;
+use crate::ops::{self, Caller, Page};
 use crate::store;
 use crate::{inventory, setup};
 use rusqlite::Connection;
@@ -91,7 +93,7 @@ pub(super) fn open(config: &Config) -> Result<Connection, CliError> {
 
 /// One transaction; it also records the time it ran as the latest the
 /// database has seen (a server refuses to start on a clock far behind it).
-fn write<T>(
+pub(super) fn write<T>(
     conn: &mut Connection,
     now: i64,
     f: impl FnOnce(&Connection) -> Result<T, Error>,
@@ -110,6 +112,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     init_logging(&config, !matches!(cli.command, Command::Serve));
     let account = config.account.clone();
     let now = clock.unix();
+    // The command line is the local administrator.
+    let caller = Caller::local_admin();
     match cli.command {
         Command::Serve => super::server::serve(config, clock),
         Command::Init => super::server::init(&config, &clock),
@@ -120,8 +124,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             json,
         }) => {
             let mut conn = open(&config)?;
-            let va = write(&mut conn, now, |c| {
-                inventory::create_virtual_account(c, &account, &name, &description, now)
+            let va = change(&mut conn, now, |c| {
+                ops::accounts::create(c, &caller, &account, &name, &description, now)
             })?;
             if json {
                 print_json(&va)
@@ -132,7 +136,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Va(VaCommand::List { json }) => {
             let conn = open(&config)?;
-            let vas = inventory::virtual_accounts(&conn, &account, now)?;
+            let vas = ops::accounts::list(&conn, &caller, &account, now)?;
             show(&vas, json)
         }
         Command::Token(TokenCommand::Create {
@@ -150,8 +154,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 description,
                 export_controlled: !no_export_controlled,
             };
-            let created = write(&mut conn, now, |c| {
-                inventory::create_token(c, &account, &va, &terms, now)
+            let created = change(&mut conn, now, |c| {
+                ops::tokens::create(c, &caller, &account, &va, &terms, now)
             })?;
             if json {
                 return print_json(&created);
@@ -173,13 +177,20 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Token(TokenCommand::List { va, json }) => {
             let conn = open(&config)?;
-            let list = inventory::token_list(&conn, &account, va.as_deref(), now)?;
+            let list = ops::tokens::list(
+                &conn,
+                &caller,
+                &account,
+                va.as_deref(),
+                Page::UNBOUNDED,
+                now,
+            )?;
             show(&list, json)
         }
         Command::Token(TokenCommand::Revoke { token, json }) => {
             let mut conn = open(&config)?;
-            let prefix = write(&mut conn, now, |c| {
-                inventory::revoke_token(c, &account, &token, now)
+            let prefix = change(&mut conn, now, |c| {
+                ops::tokens::revoke(c, &caller, &account, None, &token, now)
             })?;
             if json {
                 return print_json(
@@ -191,12 +202,17 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Instance(InstanceCommand::List { va, json }) => {
             let conn = open(&config)?;
-            let list = inventory::instance_list(&conn, &account, va.as_deref(), now)?;
+            let filter = ops::instances::InstanceFilter {
+                virtual_account: va,
+                ..Default::default()
+            };
+            let list =
+                ops::instances::list(&conn, &caller, &account, &filter, Page::UNBOUNDED, now)?;
             show(&list, json)
         }
         Command::Instance(InstanceCommand::Show { instance, json }) => {
             let conn = open(&config)?;
-            let (view, entitlements) = inventory::instance_detail(&conn, &instance, now)?;
+            let (view, entitlements) = ops::instances::show(&conn, &caller, &instance, now)?;
             if json {
                 let mut value =
                     serde_json::to_value(&view).map_err(|e| CliError::Other(e.to_string()))?;
@@ -226,11 +242,10 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Instance(InstanceCommand::Remove { instance, json }) => {
             let mut conn = open(&config)?;
             let catalog = catalog(&config)?;
-            let (removed, transitions) = write(&mut conn, now, |c| {
-                inventory::remove_instance(c, &catalog, &instance, now)
+            let (view, transitions) = change(&mut conn, now, |c| {
+                ops::instances::remove(c, &catalog, &caller, &instance, now)
             })?;
             notify(&config, &clock, &transitions);
-            let view = removed.view(now);
             if json {
                 return print_json(&view);
             }
@@ -243,11 +258,10 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Instance(InstanceCommand::Move { instance, to, json }) => {
             let mut conn = open(&config)?;
             let catalog = catalog(&config)?;
-            let (moved, transitions) = write(&mut conn, now, |c| {
-                inventory::move_instance(c, &catalog, &account, &instance, &to, now)
+            let (view, transitions) = change(&mut conn, now, |c| {
+                ops::instances::move_to(c, &catalog, &caller, &account, &instance, &to, now)
             })?;
             notify(&config, &clock, &transitions);
-            let view = moved.view(now);
             if json {
                 return print_json(&view);
             }
@@ -277,8 +291,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                     .transpose()?,
                 end: end.as_deref().map(|d| parse_date("end", d)).transpose()?,
             };
-            let (id, transitions) = write(&mut conn, now, |c| {
-                inventory::add_license(c, &catalog, config.role, &account, &order, now)
+            let (id, transitions) = change(&mut conn, now, |c| {
+                ops::licenses::add(c, &catalog, &caller, config.role, &account, &order, now)
             })?;
             notify(&config, &clock, &transitions);
             let added = inventory::license(&conn, &account, &va, id, now)?;
@@ -309,7 +323,14 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::License(LicenseCommand::List { va, json }) => {
             let conn = open(&config)?;
-            let list = inventory::license_list(&conn, &account, va.as_deref(), now)?;
+            let list = ops::licenses::list(
+                &conn,
+                &caller,
+                &account,
+                va.as_deref(),
+                Page::UNBOUNDED,
+                now,
+            )?;
             show(&list, json)
         }
         Command::License(LicenseCommand::Transfer {
@@ -327,11 +348,12 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 sku: &sku,
                 quantity,
             };
-            let transitions = write(&mut conn, now, |c| {
-                inventory::transfer_license(c, &catalog, &account, &transfer, now)
+            let transitions = change(&mut conn, now, |c| {
+                ops::licenses::transfer(c, &catalog, &caller, &account, &transfer, now)
             })?;
             notify(&config, &clock, &transitions);
-            let rows = inventory::compliance_rows(&conn, &catalog, &account, Some(&from), now)?;
+            let rows =
+                ops::accounts::compliance(&conn, &catalog, &caller, &account, Some(&from), now)?;
             if json {
                 return print_json(&serde_json::json!({
                     "from": from, "to": to, "sku": sku, "quantity": quantity,
@@ -355,8 +377,15 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         } => {
             let conn = open(&config)?;
             let catalog = catalog(&config)?;
-            let rows =
-                inventory::usage_history(&conn, &catalog, &account, va.as_deref(), days, now)?;
+            let rows = ops::accounts::usage_history(
+                &conn,
+                &catalog,
+                &caller,
+                &account,
+                va.as_deref(),
+                days,
+                now,
+            )?;
             show(&rows, json)
         }
         Command::Compliance {
@@ -366,7 +395,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         } => {
             let conn = open(&config)?;
             let catalog = catalog(&config)?;
-            let rows = inventory::compliance_rows(&conn, &catalog, &account, va.as_deref(), now)?;
+            let rows =
+                ops::accounts::compliance(&conn, &catalog, &caller, &account, va.as_deref(), now)?;
             show(&rows, json)
         }
         Command::Report(ReportCommand::Generate { va, kind, json }) => {
@@ -376,11 +406,18 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             };
             let mut conn = open(&config)?;
             let catalog = catalog(&config)?;
-            inventory::check_virtual_account(&conn, &account, va.as_deref(), now)?;
-            let id = write(&mut conn, now, |c| {
-                reports::generate(c, &catalog, kind, &account, va.as_deref(), now)
+            let id = change(&mut conn, now, |c| {
+                ops::accounts::generate_report(
+                    c,
+                    &catalog,
+                    &caller,
+                    kind,
+                    &account,
+                    va.as_deref(),
+                    now,
+                )
             })?;
-            let report = inventory::report(&conn, id)?;
+            let report = ops::reports::show(&conn, &caller, id)?;
             if json {
                 return print_json(&report);
             }
@@ -389,12 +426,14 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Report(ReportCommand::List { limit, json }) => {
             let conn = open(&config)?;
-            let list = inventory::report_list(&conn, limit)?;
+            // Newest first from the operations layer; people read oldest first.
+            let mut list = ops::reports::list(&conn, &caller, Page { limit, offset: 0 })?;
+            list.reverse();
             show(&list, json)
         }
         Command::Report(ReportCommand::Show { id, format, json }) => {
             let conn = open(&config)?;
-            let report = inventory::report(&conn, id)?;
+            let report = ops::reports::show(&conn, &caller, id)?;
             let format = if json {
                 reports::Format::Json
             } else {
@@ -414,9 +453,21 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         | Command::Upstream(_)
         | Command::Sync { .. }
         | Command::Satellite(_)) => super::sync::run(command, &config, &clock),
+        command @ (Command::User(_) | Command::Client(_)) => {
+            super::access::run(command, &config, now)
+        }
         Command::Events { kind, limit, json } => {
             let conn = open(&config)?;
-            let list = inventory::event_list(&conn, kind.as_deref(), limit)?;
+            let query = ops::events::EventQuery {
+                kind: kind.as_deref(),
+                severity: None,
+                since: None,
+                virtual_account: None,
+            };
+            let page = Page { limit, offset: 0 };
+            // Newest first from the log; people read them oldest first.
+            let mut list = ops::events::list(&conn, &caller, &query, page)?;
+            list.reverse();
             show(&list, json)
         }
     }

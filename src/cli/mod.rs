@@ -1,6 +1,7 @@
 //! The `satellite` command line (DESIGN §9). Every listing and creation takes
 //! `--json`; errors are one line on stderr and a non-zero exit.
 
+mod access;
 mod commands;
 mod server;
 mod sync;
@@ -98,6 +99,12 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Users of the admin listener (REST API and portal).
+    #[command(subcommand)]
+    User(UserCommand),
+    /// OAuth client-credentials clients for scripts and monitoring.
+    #[command(subcommand)]
+    Client(ClientCommand),
     /// The event log (registrations, deregistrations, token changes, ...).
     Events {
         /// Only events of this kind (registration, deregistration, token, renewal, ...).
@@ -106,6 +113,83 @@ pub enum Command {
         /// How many of the newest events to show.
         #[arg(long, default_value_t = 100)]
         limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `admin` (everything), `va-admin` (tokens, license transfers and
+/// instances of its virtual accounts), `viewer` (reads its virtual accounts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RoleArg {
+    Admin,
+    VaAdmin,
+    Viewer,
+}
+
+impl From<RoleArg> for crate::ops::Role {
+    fn from(role: RoleArg) -> Self {
+        match role {
+            RoleArg::Admin => Self::Admin,
+            RoleArg::VaAdmin => Self::VaAdmin,
+            RoleArg::Viewer => Self::Viewer,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user; the password is read from standard input (or prompted for).
+    Add {
+        name: String,
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// A virtual account a va-admin or viewer reaches (repeat for more).
+        #[arg(long, value_name = "VA")]
+        va: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List users.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a user; its sessions end.
+    Remove {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set a user's password (from standard input or a prompt); its sessions end.
+    Passwd {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Add an API client; prints its client id and secret once.
+    Add {
+        name: String,
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// A virtual account a va-admin or viewer reaches (repeat for more).
+        #[arg(long, value_name = "VA")]
+        va: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List API clients.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke an API client (by name or client id); its tokens end.
+    Revoke {
+        client: String,
         #[arg(long)]
         json: bool,
     },

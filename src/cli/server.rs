@@ -227,6 +227,9 @@ pub fn serve(config: Config, clock: Clock) -> Result<(), CliError> {
         println!("  device API: https://{device_addr}/SmartTransport");
         println!("  admin:      https://{admin_addr}/  (/healthz, /readyz, /metrics)");
         println!(
+            "  REST API:   https://{admin_addr}/api/v1/openapi.json  (token: POST /backend/oauth/token)"
+        );
+        println!(
             "  CA:         {}  (routers and clients trust this one file)",
             ca_path.display()
         );
@@ -248,6 +251,8 @@ pub fn serve(config: Config, clock: Clock) -> Result<(), CliError> {
         );
         println!("  {router} -s r1.json license smart register idtoken <TOKEN>");
         println!("  {router} -s r1.json show license status");
+        // A script may stop reading at `instance list`: nothing after it.
+        println!("  {sat}{config_flag} client add monitoring --role viewer --va Default --json");
         println!("  {sat}{config_flag} instance list");
         use std::io::Write as _;
         let _ = std::io::stdout().flush();

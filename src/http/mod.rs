@@ -22,6 +22,8 @@ use tracing::Instrument;
 /// What every handler can reach.
 pub struct AppState {
     pub store: Store,
+    pub config: Arc<crate::config::Config>,
+    pub notifier: Arc<crate::licensing::Notifier>,
     pub catalog: Arc<crate::licensing::catalog::SharedCatalog>,
     pub device: DeviceService,
     pub metrics: Arc<Metrics>,
@@ -84,6 +86,14 @@ pub async fn serve(
     .run();
 
     let admin_state = state.clone();
+    let api = web::Data::new(crate::api::Api {
+        store: state.store.clone(),
+        catalog: state.catalog.clone(),
+        clock: state.device.clock().clone(),
+        config: state.config.clone(),
+        notifier: state.notifier.clone(),
+        limiter: Default::default(),
+    });
     let admin = HttpServer::new(move || {
         App::new()
             .app_data(admin_state.clone())
@@ -94,6 +104,11 @@ pub async fn serve(
             .route("/healthz", web::get().to(admin::healthz))
             .route("/readyz", web::get().to(admin::readyz))
             .route("/metrics", web::get().to(admin::metrics))
+            .app_data(api.clone())
+            .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                crate::api::ApiError::invalid("query", e.to_string()).into()
+            }))
+            .configure(crate::api::configure)
             .default_service(web::to(error::not_found))
     })
     .workers(1)

@@ -37,6 +37,8 @@ pub const EVENT_KINDS: &[&str] = &[
     "call_home",
     "sync",
     "satellite",
+    "user",
+    "client",
     crate::clock::guard::EVENT_KIND,
 ];
 

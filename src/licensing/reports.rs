@@ -39,7 +39,7 @@ pub struct InstanceUsage {
     pub entitlements: Vec<EntitlementUsage>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EntitlementUsage {
     pub tag: String,
     pub count: i64,
@@ -81,7 +81,7 @@ pub struct Report {
     pub product_instances: Vec<InstanceUsage>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ReportSummary {
     pub id: i64,
     pub kind: String,

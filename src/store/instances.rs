@@ -30,7 +30,7 @@ pub struct Instance {
 }
 
 /// What listings print and scripts read.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct InstanceView {
     pub instance_id: String,
     pub udi: String,

@@ -343,6 +343,47 @@ CREATE TABLE remote_usage_history (
 "#,
     },
     Migration {
+        version: 7,
+        name: "operators: users' virtual accounts, API clients, bearer tokens, who made each change",
+        sql: r#"
+-- The virtual accounts a va-admin or viewer may reach (an admin reaches all).
+CREATE TABLE user_virtual_accounts (
+    user_id         INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    virtual_account TEXT NOT NULL,
+    PRIMARY KEY (user_id, virtual_account)
+) WITHOUT ROWID;
+-- OAuth client-credentials clients for scripts and monitoring. Only a hash
+-- of the (random, high-entropy) secret is kept.
+CREATE TABLE api_clients (
+    id          INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    client_id   TEXT NOT NULL UNIQUE,
+    secret_hash BLOB NOT NULL,
+    role        TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    revoked_at  INTEGER
+);
+CREATE TABLE api_client_virtual_accounts (
+    client_id       INTEGER NOT NULL REFERENCES api_clients(id) ON DELETE CASCADE,
+    virtual_account TEXT NOT NULL,
+    PRIMARY KEY (client_id, virtual_account)
+) WITHOUT ROWID;
+-- Bearer tokens: a hash of each, and whom it stands for. A token dies with
+-- its user or client.
+CREATE TABLE access_tokens (
+    token_hash BLOB PRIMARY KEY,
+    user_id    INTEGER REFERENCES users(id) ON DELETE CASCADE,
+    client_id  INTEGER REFERENCES api_clients(id) ON DELETE CASCADE,
+    issued_at  INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    CHECK ((user_id IS NULL) <> (client_id IS NULL))
+) WITHOUT ROWID;
+CREATE INDEX access_tokens_expiry ON access_tokens(expires_at);
+-- Who made a change through the CLI or the API (NULL: the satellite itself).
+ALTER TABLE events ADD COLUMN actor TEXT;
+"#,
+    },
+    Migration {
         version: 9,
         name: "live sync: the upstream identity certificates the cloud issued to its satellites",
         sql: r#"

@@ -9,7 +9,9 @@ mod migrations;
 mod writer;
 
 pub mod accounts;
+pub mod audit;
 pub mod certificates;
+pub mod clients;
 pub mod deadlines;
 pub mod events;
 pub mod instances;
@@ -20,6 +22,7 @@ pub mod outbox;
 pub mod pools;
 pub mod reports;
 pub mod satellites;
+pub mod sessions;
 pub mod sync;
 pub mod tokens;
 pub mod usage;

@@ -94,7 +94,7 @@ pub struct Written {
 }
 
 /// What applying a bundle did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Applied {
     pub kind: String,
     pub from: String,

@@ -527,7 +527,7 @@ fn license_line(
 }
 
 /// What `satellite status` shows of sync.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SyncStatus {
     pub mode: String,
     pub registered: bool,

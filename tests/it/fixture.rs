@@ -16,6 +16,8 @@ pub struct Server {
     pub clock: Clock,
     pub config_path: PathBuf,
     pub jobs: satellite::licensing::jobs::Jobs,
+    /// The bootstrap admin password init printed.
+    pub admin_password: Option<String>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -43,6 +45,7 @@ impl Server {
         let satellite = Satellite::open(config, clock.clone()).expect("open");
         let listeners = satellite.bind().expect("bind");
         let jobs = satellite.jobs().expect("jobs");
+        let admin_password = satellite.created.admin_password.clone();
         let device = listeners.device.local_addr().expect("addr");
         let admin = listeners.admin.local_addr().expect("addr");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -60,6 +63,7 @@ impl Server {
             clock,
             config_path,
             jobs,
+            admin_password,
             stop: Some(stop),
             thread: Some(thread),
         };

@@ -3,6 +3,7 @@
 mod client;
 mod fixture;
 
+mod api;
 mod call_home;
 mod cli;
 mod concurrency;

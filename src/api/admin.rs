@@ -1,0 +1,186 @@
+//! Users and API clients (admin only; the policy says so in `ops::access`).
+
+use super::accounts::PageQuery;
+use super::auth::Authenticated;
+use super::body;
+use super::error::{ApiError, ErrorBody};
+use super::Api;
+use crate::ops::clients::{ClientView, CreatedClient};
+use crate::ops::users::{NewUser, UserView};
+use crate::ops::{self, Action, Page, Role};
+use actix_web::{web, HttpResponse};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Users {
+    pub users: Vec<UserView>,
+}
+
+#[utoipa::path(get, path = "/api/v1/users", tag = "access", params(PageQuery), responses((status = 200, description = "Users", body = Users), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody)), security(("bearer" = [])))]
+pub async fn user_list(
+    api: web::Data<Api>,
+    Authenticated(caller): Authenticated,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = Page::new(query.limit, query.offset)?;
+    let users = api
+        .into_inner()
+        .read(move |c| ops::users::list(c, &caller, page))
+        .await?;
+    Ok(HttpResponse::Ok().json(Users { users }))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NewUserRequest {
+    pub username: String,
+    pub password: String,
+    pub role: String,
+    #[serde(default)]
+    pub virtual_accounts: Vec<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/users", tag = "access", request_body = NewUserRequest, responses((status = 201, description = "Added", body = UserView), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody), (status = 409, description = "The name is taken", body = ErrorBody)), security(("bearer" = [])))]
+pub async fn user_add(
+    api: web::Data<Api>,
+    Authenticated(caller): Authenticated,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let bytes = body::read(payload).await?;
+    // Refuse before spending a password hash on a caller who may not.
+    caller.authorize(Action::Administer, None)?;
+    let request: NewUserRequest = body::json(&bytes)?;
+    let role = Role::parse(&request.role)?;
+    let password = request.password;
+    let hash = web::block(move || ops::users::hash_new_password(&password))
+        .await
+        .map_err(|_| ApiError::from(crate::store::StoreError::WorkPanicked))??;
+    let account = api.config.account.clone();
+    let now = api.now();
+    let user = api
+        .write(move |c| {
+            ops::users::add(
+                c,
+                &caller,
+                &account,
+                &NewUser {
+                    username: &request.username,
+                    password_hash: &hash,
+                    role,
+                    virtual_accounts: &request.virtual_accounts,
+                },
+                now,
+            )
+        })
+        .await?;
+    Ok(HttpResponse::Created().json(user))
+}
+
+#[utoipa::path(delete, path = "/api/v1/users/{username}", tag = "access", params(("username" = String, Path, description = "User name")), responses((status = 200, description = "Removed", body = UserView), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody), (status = 404, description = "Not found or not reachable", body = ErrorBody)), security(("bearer" = [])))]
+pub async fn user_remove(
+    api: web::Data<Api>,
+    Authenticated(caller): Authenticated,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let username = path.into_inner();
+    let now = api.now();
+    let user = api
+        .write(move |c| ops::users::remove(c, &caller, &username, now))
+        .await?;
+    Ok(HttpResponse::Ok().json(user))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct PasswordRequest {
+    pub password: String,
+}
+
+#[utoipa::path(put, path = "/api/v1/users/{username}/password", tag = "access", params(("username" = String, Path, description = "User name")), request_body = PasswordRequest, responses((status = 200, description = "Changed; the user's sessions ended", body = UserView), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody), (status = 404, description = "Not found or not reachable", body = ErrorBody)), security(("bearer" = [])))]
+pub async fn user_password(
+    api: web::Data<Api>,
+    Authenticated(caller): Authenticated,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let bytes = body::read(payload).await?;
+    caller.authorize(Action::Administer, None)?;
+    let username = path.into_inner();
+    let request: PasswordRequest = body::json(&bytes)?;
+    let hash = web::block(move || ops::users::hash_new_password(&request.password))
+        .await
+        .map_err(|_| ApiError::from(crate::store::StoreError::WorkPanicked))??;
+    let now = api.now();
+    let user = api
+        .write(move |c| ops::users::set_password(c, &caller, &username, &hash, now))
+        .await?;
+    Ok(HttpResponse::Ok().json(user))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Clients {
+    pub clients: Vec<ClientView>,
+}
+
+#[utoipa::path(get, path = "/api/v1/clients", tag = "access", params(PageQuery), responses((status = 200, description = "API clients", body = Clients), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody)), security(("bearer" = [])))]
+pub async fn client_list(
+    api: web::Data<Api>,
+    Authenticated(caller): Authenticated,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = Page::new(query.limit, query.offset)?;
+    let clients = api
+        .into_inner()
+        .read(move |c| ops::clients::list(c, &caller, page))
+        .await?;
+    Ok(HttpResponse::Ok().json(Clients { clients }))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NewClientRequest {
+    pub name: String,
+    pub role: String,
+    #[serde(default)]
+    pub virtual_accounts: Vec<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/clients", tag = "access", request_body = NewClientRequest, responses((status = 201, description = "Added; the secret is shown once", body = CreatedClient), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody), (status = 409, description = "The name is taken", body = ErrorBody)), security(("bearer" = [])))]
+pub async fn client_add(
+    api: web::Data<Api>,
+    Authenticated(caller): Authenticated,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let bytes = body::read(payload).await?;
+    let request: NewClientRequest = body::json(&bytes)?;
+    let role = Role::parse(&request.role)?;
+    let account = api.config.account.clone();
+    let now = api.now();
+    let created: CreatedClient = api
+        .write(move |c| {
+            ops::clients::add(
+                c,
+                &caller,
+                &account,
+                &request.name,
+                role,
+                &request.virtual_accounts,
+                now,
+            )
+        })
+        .await?;
+    Ok(HttpResponse::Created().json(created))
+}
+
+#[utoipa::path(delete, path = "/api/v1/clients/{client}", tag = "access", params(("client" = String, Path, description = "Client name or client id")), responses((status = 200, description = "Revoked; its tokens ended", body = ClientView), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody), (status = 404, description = "Not found or not reachable", body = ErrorBody)), security(("bearer" = [])))]
+pub async fn client_revoke(
+    api: web::Data<Api>,
+    Authenticated(caller): Authenticated,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let key = path.into_inner();
+    let now = api.now();
+    let client = api
+        .write(move |c| ops::clients::revoke(c, &caller, &key, now))
+        .await?;
+    Ok(HttpResponse::Ok().json(client))
+}

@@ -1,0 +1,257 @@
+//! Product instances, reports and the event log.
+
+use super::accounts::PageQuery;
+use super::auth::Authenticated;
+use super::body;
+use super::error::{ApiError, ErrorBody};
+use super::Api;
+use crate::licensing::reports::{self, EntitlementUsage, ReportSummary};
+use crate::ops::events::EventQuery;
+use crate::ops::instances::InstanceFilter;
+use crate::ops::{self, Page};
+use crate::store::audit::AuditedEvent;
+use crate::store::instances::InstanceView;
+use actix_web::{web, HttpResponse};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceQuery {
+    pub virtual_account: Option<String>,
+    pub status: Option<String>,
+    pub search: Option<String>,
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Instances {
+    pub product_instances: Vec<InstanceView>,
+}
+
+#[utoipa::path(get, path = "/api/v1/accounts/{account}/product-instances", tag = "product instances", params(("account" = String, Path, description = "The smart account"), InstanceQuery), responses((status = 200, description = "A page of product instances", body = Instances), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody)), security(("bearer" = [])))]
+pub async fn instance_list(
+    api: web::Data<Api>,
+    Authenticated(caller): Authenticated,
+    path: web::Path<String>,
+    query: web::Query<InstanceQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let account = api.check_account(&path)?;
+    let query = query.into_inner();
+    let page = Page::new(query.limit, query.offset)?;
+    let filter = InstanceFilter {
+        virtual_account: query.virtual_account,
+        status: query.status,
+        search: query.search,
+    };
+    let now = api.now();
+    let product_instances = api
+        .into_inner()
+        .read(move |c| ops::instances::list(c, &caller, &account, &filter, page, now))
+        .await?;
+    Ok(HttpResponse::Ok().json(Instances { product_instances }))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct InstanceDetail {
+    #[serde(flatten)]
+    pub instance: InstanceView,
+    pub entitlements: Vec<EntitlementUsage>,
+}
+
+#[utoipa::path(get, path = "/api/v1/accounts/{account}/product-instances/{instance}", tag = "product instances", params(("account" = String, Path, description = "The smart account"), ("instance" = String, Path, description = "Instance id or UDI (PID:SN)")), responses((status = 200, description = "The instance and what it consumes", body = InstanceDetail), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody), (status = 404, description = "Not found or not reachable", body = ErrorBody)), security(("bearer" = [])))]
+pub async fn instance_show(
+    api: web::Data<Api>,
+    Authenticated(caller): Authenticated,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (account, key) = path.into_inner();
+    api.check_account(&account)?;
+    let now = api.now();
+    let (instance, entitlements) = api
+        .into_inner()
+        .read(move |c| ops::instances::show(c, &caller, &key, now))
+        .await?;
+    Ok(HttpResponse::Ok().json(InstanceDetail {
+        instance,
+        entitlements,
+    }))
+}
+
+#[utoipa::path(delete, path = "/api/v1/accounts/{account}/product-instances/{instance}", tag = "product instances", params(("account" = String, Path, description = "The smart account"), ("instance" = String, Path, description = "Instance id or UDI (PID:SN)")), responses((status = 200, description = "Removed: certificate revoked, licenses released", body = InstanceView), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody), (status = 404, description = "Not found or not reachable", body = ErrorBody)), security(("bearer" = [])))]
+pub async fn instance_remove(
+    api: web::Data<Api>,
+    Authenticated(caller): Authenticated,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (account, key) = path.into_inner();
+    api.check_account(&account)?;
+    let now = api.now();
+    let catalog = api.catalog.get();
+    let (removed, transitions) = api
+        .write(move |c| ops::instances::remove(c, &catalog, &caller, &key, now))
+        .await?;
+    api.notify(&transitions);
+    Ok(HttpResponse::Ok().json(removed))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MoveRequest {
+    pub target_virtual_account: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/accounts/{account}/product-instances/{instance}/move", tag = "product instances", params(("account" = String, Path, description = "The smart account"), ("instance" = String, Path, description = "Instance id or UDI (PID:SN)")), request_body = MoveRequest, responses((status = 200, description = "Moved with its usage", body = InstanceView), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody), (status = 404, description = "Not found or not reachable", body = ErrorBody)), security(("bearer" = [])))]
+pub async fn instance_move(
+    api: web::Data<Api>,
+    Authenticated(caller): Authenticated,
+    path: web::Path<(String, String)>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let bytes = body::read(payload).await?;
+    let (account, key) = path.into_inner();
+    let account = api.check_account(&account)?;
+    let request: MoveRequest = body::json(&bytes)?;
+    let now = api.now();
+    let catalog = api.catalog.get();
+    let (moved, transitions) = api
+        .write(move |c| {
+            ops::instances::move_to(
+                c,
+                &catalog,
+                &caller,
+                &account,
+                &key,
+                &request.target_virtual_account,
+                now,
+            )
+        })
+        .await?;
+    api.notify(&transitions);
+    Ok(HttpResponse::Ok().json(moved))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Reports {
+    pub reports: Vec<ReportSummary>,
+}
+
+#[utoipa::path(get, path = "/api/v1/accounts/{account}/reports", tag = "reports", params(("account" = String, Path, description = "The smart account"), PageQuery), responses((status = 200, description = "Stored reports, newest first", body = Reports), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody)), security(("bearer" = [])))]
+pub async fn report_list(
+    api: web::Data<Api>,
+    Authenticated(caller): Authenticated,
+    path: web::Path<String>,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    api.check_account(&path)?;
+    let page = Page::new(query.limit, query.offset)?;
+    let reports = api
+        .into_inner()
+        .read(move |c| ops::reports::list(c, &caller, page))
+        .await?;
+    Ok(HttpResponse::Ok().json(Reports { reports }))
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ReportQuery {
+    /// `json` (default), `csv` or `text`.
+    pub format: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/accounts/{account}/reports/{id}", tag = "reports", params(("account" = String, Path, description = "The smart account"), ("id" = i64, Path, description = "Report id"), ReportQuery), responses((status = 200, description = "The report as JSON, CSV or text", content((serde_json::Value = "application/json"), (String = "text/csv"), (String = "text/plain"))), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody), (status = 404, description = "Not found or not reachable", body = ErrorBody)), security(("bearer" = [])))]
+pub async fn report_show(
+    api: web::Data<Api>,
+    Authenticated(caller): Authenticated,
+    path: web::Path<(String, String)>,
+    query: web::Query<ReportQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (account, id) = path.into_inner();
+    api.check_account(&account)?;
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::invalid("id", format!("{id:?} is not a report id")))?;
+    let (format, content_type) = match query.format.as_deref() {
+        None | Some("json") => (reports::Format::Json, "application/json"),
+        Some("csv") => (reports::Format::Csv, "text/csv; charset=utf-8"),
+        Some("text") => (reports::Format::Text, "text/plain; charset=utf-8"),
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "format",
+                format!("{other:?}: use json, csv or text"),
+            ))
+        }
+    };
+    let report = api
+        .into_inner()
+        .read(move |c| ops::reports::show(c, &caller, id))
+        .await?;
+    let mut response = HttpResponse::Ok();
+    if format == reports::Format::Csv {
+        response.insert_header((
+            "Content-Disposition",
+            format!("attachment; filename=\"report-{id}.csv\""),
+        ));
+    }
+    Ok(response
+        .content_type(content_type)
+        .body(reports::render(&report, format)))
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase")]
+pub struct EventsQuery {
+    pub kind: Option<String>,
+    pub severity: Option<String>,
+    /// RFC 3339: only events at or after it.
+    pub since: Option<String>,
+    pub virtual_account: Option<String>,
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Events {
+    pub events: Vec<AuditedEvent>,
+}
+
+#[utoipa::path(get, path = "/api/v1/accounts/{account}/events", tag = "events", params(("account" = String, Path, description = "The smart account"), EventsQuery), responses((status = 200, description = "A page of events, newest first", body = Events), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody)), security(("bearer" = [])))]
+pub async fn event_list(
+    api: web::Data<Api>,
+    Authenticated(caller): Authenticated,
+    path: web::Path<String>,
+    query: web::Query<EventsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    api.check_account(&path)?;
+    let query = query.into_inner();
+    let page = Page::new(query.limit, query.offset)?;
+    let since = query
+        .since
+        .as_deref()
+        .map(|text| {
+            time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+                .map(|t| t.unix_timestamp())
+                .map_err(|_| ApiError::invalid("since", format!("{text:?} is not RFC 3339")))
+        })
+        .transpose()?;
+    let events = api
+        .into_inner()
+        .read(move |c| {
+            ops::events::list(
+                c,
+                &caller,
+                &EventQuery {
+                    kind: query.kind.as_deref(),
+                    severity: query.severity.as_deref(),
+                    since,
+                    virtual_account: query.virtual_account.as_deref(),
+                },
+                page,
+            )
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(Events { events }))
+}

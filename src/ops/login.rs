@@ -1,0 +1,214 @@
+//! Logging in: a user's password or a client's credentials become a bearer
+//! token; a bearer token becomes a `Caller`. Failed logins are counted per
+//! source and refused for a while past a limit; secrets are compared in
+//! constant time and never logged.
+
+use super::{Caller, OpsError, Result, Role};
+use crate::error::Error;
+use crate::store::sessions::{self, Holder};
+use crate::store::{clients, users};
+use base64::Engine;
+use rusqlite::Connection;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// How long a bearer token lives.
+pub const TOKEN_SECONDS: i64 = 3600;
+/// Failed logins allowed per source within `WINDOW_SECONDS`.
+pub const MAX_FAILURES: u32 = 5;
+pub const WINDOW_SECONDS: i64 = 300;
+
+/// `/backend/oauth/token`'s answer.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Issued {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+}
+
+/// Credentials that checked out, waiting for their token (checking is slow
+/// and runs on a blocking thread; issuing is a quick write).
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub holder: Holder,
+    pub name: String,
+    /// A legacy password hash to replace with argon2id.
+    pub rehash: Option<String>,
+}
+
+/// Failed logins per source (client address), in memory: a restart
+/// forgets them, which only gives an attacker back one window.
+#[derive(Default)]
+pub struct Limiter {
+    failures: Mutex<HashMap<String, (u32, i64)>>,
+}
+
+impl Limiter {
+    /// Refuses a source that failed too often lately.
+    pub fn check(&self, source: &str, now: i64) -> Result<()> {
+        let Ok(map) = self.failures.lock() else {
+            return Ok(());
+        };
+        match map.get(source) {
+            Some(&(count, since)) if count >= MAX_FAILURES && now - since < WINDOW_SECONDS => {
+                Err(OpsError::TooManyAttempts {
+                    source_addr: source.to_string(),
+                    retry_after: WINDOW_SECONDS - (now - since),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    pub fn failed(&self, source: &str, now: i64) {
+        if let Ok(mut map) = self.failures.lock() {
+            // Bounded: a flood of sources cannot grow this without end.
+            if map.len() > 10_000 {
+                map.retain(|_, (_, since)| now - *since < WINDOW_SECONDS);
+            }
+            let entry = map.entry(source.to_string()).or_insert((0, now));
+            if now - entry.1 >= WINDOW_SECONDS {
+                *entry = (0, now);
+            }
+            entry.0 += 1;
+        }
+    }
+
+    pub fn succeeded(&self, source: &str) {
+        if let Ok(mut map) = self.failures.lock() {
+            map.remove(source);
+        }
+    }
+}
+
+fn refused() -> OpsError {
+    OpsError::Unauthenticated("the credentials are not valid".into())
+}
+
+/// Checks a user's password (slow: argon2id).
+pub fn check_password(c: &Connection, username: &str, password: &str) -> Result<Verified> {
+    let found = users::find_with_hash(c, username)?;
+    let Some((user, hash)) = found else {
+        // Spend the same time as a real check, so timing does not tell
+        // which user names exist.
+        let _ = users::verify_password(password, dummy_hash());
+        return Err(refused());
+    };
+    if !users::verify_password(password, &hash) {
+        return Err(refused());
+    }
+    let rehash = if users::needs_rehash(&hash) {
+        Some(users::hash_password(password)?)
+    } else {
+        None
+    };
+    Ok(Verified {
+        holder: Holder::User(user.id),
+        name: format!("user:{}", user.username),
+        rehash,
+    })
+}
+
+/// An argon2id hash of nothing anyone knows, for unknown user names.
+fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| users::hash_password("no user has this password").unwrap_or_default())
+}
+
+/// Checks a client's credentials (fast: the secret is random, a hash of it
+/// is compared in constant time).
+pub fn check_client(c: &Connection, client_id: &str, secret: &str) -> Result<Verified> {
+    let Some((client, stored)) = clients::find_by_client_id(c, client_id)? else {
+        return Err(refused());
+    };
+    let presented = super::clients::secret_hash(secret);
+    let matches: bool = subtle::ConstantTimeEq::ct_eq(&presented[..], &stored[..]).into();
+    if !matches || client.revoked_at.is_some() {
+        return Err(refused());
+    }
+    Ok(Verified {
+        holder: Holder::Client(client.id),
+        name: format!("client:{}", client.name),
+        rehash: None,
+    })
+}
+
+fn token_hash(token: &str) -> [u8; 32] {
+    openssl::sha::sha256(token.as_bytes())
+}
+
+/// Issues a bearer token for verified credentials.
+pub fn issue(c: &Connection, verified: &Verified, now: i64) -> Result<Issued> {
+    if let (Holder::User(id), Some(hash)) = (verified.holder, &verified.rehash) {
+        users::upgrade_hash(c, id, hash)?;
+    }
+    let mut secret = [0u8; 32];
+    openssl::rand::rand_bytes(&mut secret).map_err(Error::from)?;
+    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
+    sessions::insert(
+        c,
+        &token_hash(&token),
+        verified.holder,
+        now,
+        now + TOKEN_SECONDS,
+    )?;
+    Ok(Issued {
+        access_token: token,
+        token_type: "Bearer",
+        expires_in: TOKEN_SECONDS,
+    })
+}
+
+/// The caller a bearer token stands for.
+pub fn authenticate(c: &Connection, token: &str, now: i64) -> Result<Caller> {
+    let gone = || {
+        OpsError::Unauthenticated(
+        "the bearer token is unknown, expired or revoked; get a new one at /backend/oauth/token".into(),
+    )
+    };
+    let holder = sessions::find(c, &token_hash(token), now)?.ok_or_else(gone)?;
+    let (name, role, virtual_accounts) = match holder {
+        Holder::User(id) => {
+            let user = users::find_by_id(c, id)?.ok_or_else(gone)?;
+            (
+                format!("user:{}", user.username),
+                user.role,
+                user.virtual_accounts,
+            )
+        }
+        Holder::Client(id) => {
+            let client = clients::find_by_id(c, id)?.ok_or_else(gone)?;
+            (
+                format!("client:{}", client.name),
+                client.role,
+                client.virtual_accounts,
+            )
+        }
+    };
+    Ok(Caller {
+        name,
+        role: Role::parse(&role)?,
+        virtual_accounts,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_source_is_refused_after_too_many_failures_then_forgiven() {
+        let limiter = Limiter::default();
+        for _ in 0..MAX_FAILURES {
+            assert!(limiter.check("10.0.0.1", 100).is_ok());
+            limiter.failed("10.0.0.1", 100);
+        }
+        assert!(matches!(
+            limiter.check("10.0.0.1", 101),
+            Err(OpsError::TooManyAttempts { .. })
+        ));
+        assert!(limiter.check("10.0.0.2", 101).is_ok());
+        assert!(limiter.check("10.0.0.1", 100 + WINDOW_SECONDS).is_ok());
+    }
+}

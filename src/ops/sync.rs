@@ -1,0 +1,81 @@
+//! Sync through the operators' surfaces: write a usage export (to carry to
+//! the cloud), apply an entitlement bundle brought back, the sync status.
+//! Administrators only: a bundle speaks for the whole satellite.
+
+use super::{audited, Action, Caller, Result};
+use crate::config::Config;
+use crate::error::Error;
+use crate::licensing::pool::Transition;
+use crate::sync::bundle::{self, Limits};
+use crate::sync::satellite::{self, SyncStatus};
+use crate::sync::{self as sync_mod, Applied, Keys, SyncError, Written};
+use rusqlite::Connection;
+
+/// A refused bundle is a bad request naming the rule; anything else is
+/// the service's own error.
+fn service(e: SyncError) -> super::OpsError {
+    match e {
+        SyncError::Service(e) => e.into(),
+        SyncError::Refused(refused) => Error::invalid("bundle", refused.to_string()).into(),
+        SyncError::File { path, reason } => {
+            Error::invalid("bundle", format!("{path}: {reason}")).into()
+        }
+        SyncError::Link(e) => {
+            Error::Conflict(format!("the cloud could not be reached: {e}")).into()
+        }
+    }
+}
+
+/// The bundle keys; loaded (and made on first use) off the database writer.
+pub fn keys(caller: &Caller, config: &Config, now: i64) -> Result<Keys> {
+    caller.authorize(Action::Administer, None)?;
+    Keys::load(config, now).map_err(service)
+}
+
+/// Writes a usage bundle into the export folder; returns where and what.
+pub fn export(
+    c: &Connection,
+    caller: &Caller,
+    config: &Config,
+    keys: &Keys,
+    now: i64,
+) -> Result<Written> {
+    caller.authorize(Action::Administer, None)?;
+    audited(c, caller, |c| {
+        let catalog = sync_mod::current_catalog(c, config).map_err(service)?;
+        satellite::export_usage(c, &keys.node(config, &catalog, now)).map_err(service)
+    })
+}
+
+/// Checks an uploaded bundle's form (signature and limits come with the
+/// apply); cheap enough to run before queueing the write.
+pub fn open(bytes: &[u8]) -> Result<bundle::Opened> {
+    bundle::open(bytes, &Limits::default()).map_err(|e| service(e.into()))
+}
+
+/// Applies an entitlement (or registration answer) bundle from the cloud.
+pub fn import(
+    c: &Connection,
+    caller: &Caller,
+    config: &Config,
+    keys: &Keys,
+    opened: &bundle::Opened,
+    now: i64,
+) -> Result<(Applied, Vec<Transition>)> {
+    caller.authorize(Action::Administer, None)?;
+    audited(c, caller, |c| {
+        let catalog = sync_mod::current_catalog(c, config).map_err(service)?;
+        satellite::import(c, &keys.node(config, &catalog, now), opened).map_err(service)
+    })
+}
+
+pub fn status(c: &Connection, caller: &Caller, config: &Config, now: i64) -> Result<SyncStatus> {
+    caller.authorize(Action::Administer, None)?;
+    let mode = format!("{:?}", config.sync.mode).to_lowercase();
+    satellite::status(c, &mode, now).map_err(service)
+}
+
+/// The largest bundle an upload may carry.
+pub fn max_upload() -> u64 {
+    Limits::default().max_bundle_bytes
+}
