@@ -126,6 +126,7 @@ routes! {
     (POST, "/api/v1/sync/export", sync::export),
     (POST, "/api/v1/sync/import", sync::import),
     (GET, "/api/v1/sync/status", sync::status),
+    (POST, "/api/v1/sync/now", sync::now),
     (GET, "/api/v1/users", admin::user_list),
     (POST, "/api/v1/users", admin::user_add),
     (DELETE, "/api/v1/users/{username}", admin::user_remove),

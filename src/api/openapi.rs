@@ -49,6 +49,7 @@ impl Modify for BearerScheme {
         sync::export,
         sync::import,
         sync::status,
+        sync::now,
         admin::user_list,
         admin::user_add,
         admin::user_remove,

@@ -94,3 +94,21 @@ pub async fn status(
         .await?;
     Ok(HttpResponse::Ok().json(status))
 }
+
+/// One live exchange with the cloud now, as `satellite sync` does
+/// (connected mode; 409 in disconnected mode or when the cloud cannot be reached).
+#[utoipa::path(post, path = "/api/v1/sync/now", tag = "sync", responses((status = 200, description = "What was sent and received", body = crate::sync::live::Synced), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody), (status = 409, description = "Disconnected mode, or the cloud could not be reached", body = ErrorBody)), security(("bearer" = [])))]
+pub async fn now(
+    api: web::Data<Api>,
+    Authenticated(caller): Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    let now = api.now();
+    let config = api.config.clone();
+    let database = api.store.path().to_path_buf();
+    let (synced, transitions) =
+        web::block(move || ops::sync::sync_now(&caller, &config, &database, now))
+            .await
+            .map_err(blocked)??;
+    api.notify(&transitions);
+    Ok(HttpResponse::Ok().json(synced))
+}

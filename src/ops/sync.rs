@@ -75,6 +75,21 @@ pub fn status(c: &Connection, caller: &Caller, config: &Config, now: i64) -> Res
     satellite::status(c, &mode, now).map_err(service)
 }
 
+/// One live exchange with the cloud now (connected mode), as `satellite
+/// sync` does: on its own connection, since the network call must not hold
+/// the writer. Blocking.
+pub fn sync_now(
+    caller: &Caller,
+    config: &Config,
+    database: &std::path::Path,
+    now: i64,
+) -> Result<(crate::sync::live::Synced, Vec<Transition>)> {
+    caller.authorize(Action::Administer, None)?;
+    let keys = Keys::load(config, now).map_err(service)?;
+    let mut conn = crate::store::connect(database).map_err(Error::from)?;
+    crate::sync::live::exchange_and_record(&mut conn, config, &keys, now, None).map_err(service)
+}
+
 /// The largest bundle an upload may carry.
 pub fn max_upload() -> u64 {
     Limits::default().max_bundle_bytes

@@ -81,7 +81,7 @@ pub struct Node<'a> {
 }
 
 /// A bundle written to the export folder.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Written {
     pub path: String,
     pub kind: String,

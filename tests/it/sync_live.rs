@@ -882,3 +882,29 @@ fn the_upstream_identity_is_renewed_before_it_expires() {
     sync_json(&sat);
     assert_eq!(cloud.in_use(), 1);
 }
+
+#[test]
+fn an_operator_syncs_now_through_the_rest_api() {
+    let cloud = Cloud::start();
+    cloud.add_license(10);
+    let proxy = Proxy::start();
+    let sat = connected_satellite(&cloud, &proxy, "");
+    sat.cli_ok(&[
+        "upstream",
+        "register",
+        "--token",
+        &cloud.token_for("site-a"),
+    ]);
+    let router = register(&sat, "FOCAPI1", &sat.token("Lab", &[]));
+    entitlement(&router, "e1", 3);
+    let api = crate::api::Api::new(&sat);
+    let viewer = crate::api::bearer(&sat, &api, "noc", "viewer", &["Lab"]);
+    let (status, _) = api.call("POST", "/api/v1/sync/now", Some(&viewer), None);
+    assert_eq!(status, 403, "a viewer cannot sync");
+    let admin = crate::api::bearer(&sat, &api, "ops", "admin", &[]);
+    let (status, synced) = api.call("POST", "/api/v1/sync/now", Some(&admin), None);
+    assert_eq!(status, 200, "{synced}");
+    assert_eq!(synced["sent"]["kind"], "usage");
+    assert_eq!(synced["received"]["kind"], "entitlements");
+    assert_eq!(cloud.in_use(), 3);
+}

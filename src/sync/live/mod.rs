@@ -50,7 +50,7 @@ pub struct Registered {
 }
 
 /// What one live exchange sent and received.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Synced {
     pub cloud_url: String,
     pub sent: Written,
