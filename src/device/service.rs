@@ -260,18 +260,12 @@ impl DeviceService {
                 "missing field `entitlements` ([{\"tag\": ..., \"count\": ...}])",
             )
         })?;
-        let caller = self.caller(peer)?;
-        if let Some(answer) = self.replay(&caller.record.udi, &message, None)? {
-            return Ok(answer);
-        }
-        self.live_instance(&caller)?;
         let now = self.clock.unix();
         let catalog = self.catalog.get();
         let message_type = message.message_type.as_str();
         let message_id = message.message_id.clone();
-        self.answer_once(caller.record.udi.clone(), message, None, move |c| {
-            let instance = still_live(c, &caller.fingerprint, now)?;
-            let auth = licensing::authorize(c, &catalog, &instance, &requested, now)?;
+        self.answer_caller(peer, message, move |c, instance| {
+            let auth = licensing::authorize(c, &catalog, instance, &requested, now)?;
             let entitlements: Vec<_> = auth
                 .entitlements
                 .iter()
@@ -296,25 +290,20 @@ impl DeviceService {
     }
 
     async fn deregister(&self, message: Message, peer: Option<PeerCertificate>) -> Result<String> {
-        let caller = self.caller(peer)?;
-        if let Some(answer) = self.replay(&caller.record.udi, &message, None)? {
-            return Ok(answer);
-        }
-        let instance = self.live_instance(&caller)?;
         let now = self.clock.unix();
-        let answer = json!({
-            "type": "DEREGISTRATION",
-            "message_id": message.message_id,
-            "status": "SUCCESS",
-            "instance_id": instance.instance_id,
-            "udi": {"pid": instance.pid, "sn": instance.sn},
-        })
-        .to_string();
+        let message_id = message.message_id.clone();
         let catalog = self.catalog.get();
-        self.answer_once(caller.record.udi.clone(), message, None, move |c| {
-            let instance = still_live(c, &caller.fingerprint, now)?;
+        self.answer_caller(peer, message, move |c, instance| {
+            let answer = json!({
+                "type": "DEREGISTRATION",
+                "message_id": message_id,
+                "status": "SUCCESS",
+                "instance_id": instance.instance_id,
+                "udi": {"pid": instance.pid, "sn": instance.sn},
+            })
+            .to_string();
             let transitions =
-                crate::inventory::release(c, &catalog, &instance, "deregistered", now)?;
+                crate::inventory::release(c, &catalog, instance, "deregistered", now)?;
             Ok((answer, transitions))
         })
         .await
@@ -322,11 +311,6 @@ impl DeviceService {
 
     async fn acknowledge(&self, message: Message, peer: Option<PeerCertificate>) -> Result<String> {
         let ack = Message::require(&message.ack_message_id, "ack_message_id")?.to_string();
-        let caller = self.caller(peer)?;
-        if let Some(answer) = self.replay(&caller.record.udi, &message, None)? {
-            return Ok(answer);
-        }
-        self.live_instance(&caller)?;
         let now = self.clock.unix();
         let answer = json!({
             "type": "ACKNOWLEDGEMENT",
@@ -335,9 +319,8 @@ impl DeviceService {
             "ack_message_id": ack,
         })
         .to_string();
-        self.answer_once(caller.record.udi.clone(), message, None, move |c| {
-            let instance = still_live(c, &caller.fingerprint, now)?;
-            if !messages::acknowledge(c, &caller.record.udi, &ack, now)? {
+        self.answer_caller(peer, message, move |c, instance| {
+            if !messages::acknowledge(c, &instance.udi().key(), &ack, now)? {
                 return Err(Error::invalid(
                     "ack_message_id",
                     format!("no answer to a message {ack:?} was sent to this device"),
@@ -347,6 +330,70 @@ impl DeviceService {
             Ok((answer, Vec::new()))
         })
         .await
+    }
+
+    /// Handles a certificate-authenticated message in one write, reading
+    /// each thing once: the caller's certificate, the first answer if this
+    /// is a retry, revocation, the instance. Nothing is read before the
+    /// write and again inside it, and nothing read can change before the
+    /// answer is committed. Revocation is checked after the retry look-up,
+    /// so a device whose answer was lost can fetch it with a certificate
+    /// that the answered message itself revoked.
+    async fn answer_caller<F>(
+        &self,
+        peer: Option<PeerCertificate>,
+        message: Message,
+        work: F,
+    ) -> Result<String>
+    where
+        F: FnOnce(&Connection, &Instance) -> Result<(String, Vec<Transition>)> + Send + 'static,
+    {
+        let peer = peer.ok_or(Error::CertificateRequired)?;
+        let now = self.clock.unix();
+        let message_id = message.message_id;
+        let message_type = message.message_type.as_str();
+        let outcome = self
+            .store
+            .write(move |c| {
+                let cert = certificates::find_by_fingerprint(c, &peer.fingerprint)?
+                    .ok_or(Error::CertificateUnknown)?;
+                let sender = Sender {
+                    udi_key: &cert.udi,
+                    message_type,
+                    token_id: None,
+                };
+                let instance = match live_instance_of(c, &cert, now) {
+                    Ok(instance) => instance,
+                    // A retry of the message that revoked it gets its answer.
+                    Err(refused) => {
+                        return match messages::find(c, &sender, &message_id)? {
+                            Some(answer) => Ok((answer, Vec::new())),
+                            None => Err(Undo::Refused(refused)),
+                        }
+                    }
+                };
+                let (answer, transitions) = work(c, &instance)?;
+                if messages::record_first(c, &sender, &message_id, &answer, now)? {
+                    return Ok((answer, transitions));
+                }
+                // Answered already: the first answer stands and this
+                // work is undone with the savepoint.
+                match messages::find(c, &sender, &message_id)? {
+                    Some(first) => Err(Undo::Replayed(first)),
+                    None => Err(Undo::Refused(Error::Conflict(
+                        "this message was answered at the same moment; retry".into(),
+                    ))),
+                }
+            })
+            .await;
+        match outcome {
+            Ok((answer, transitions)) => {
+                self.notifier.compliance(&transitions);
+                Ok(answer)
+            }
+            Err(Undo::Replayed(first)) => Ok(first),
+            Err(Undo::Refused(e)) => Err(e),
+        }
     }
 
     /// Runs `work` in the next group commit, unless this message was already
@@ -465,6 +512,33 @@ fn still_live(c: &Connection, fingerprint: &[u8; 32], now: i64) -> Result<Instan
     check_live(&cert, now)?;
     let row_id = cert.instance_row_id.ok_or(Error::CertificateRevoked)?;
     instances::find_by_row_id(c, row_id)?.ok_or(Error::CertificateRevoked)
+}
+
+/// The live instance a certificate identifies: not revoked, not expired,
+/// its instance not removed.
+fn live_instance_of(c: &Connection, cert: &CertificateRecord, now: i64) -> Result<Instance> {
+    check_live(cert, now)?;
+    let row_id = cert.instance_row_id.ok_or(Error::CertificateRevoked)?;
+    instances::find_for_message(c, row_id)?.ok_or(Error::CertificateRevoked)
+}
+
+/// Why a device write undid its work: refused, or found to retry a message
+/// already answered, whose first answer stands.
+enum Undo {
+    Refused(Error),
+    Replayed(String),
+}
+
+impl From<Error> for Undo {
+    fn from(e: Error) -> Self {
+        Undo::Refused(e)
+    }
+}
+
+impl From<crate::store::StoreError> for Undo {
+    fn from(e: crate::store::StoreError) -> Self {
+        Undo::Refused(Error::Store(e))
+    }
 }
 
 /// The answer to REGISTRATION and RENEW id. `owner` is (instance id,

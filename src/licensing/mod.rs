@@ -51,14 +51,22 @@ pub fn authorize(
         let count = demand.entry(e.tag.as_str()).or_default();
         *count = count.saturating_add(e.count);
     }
+    // Write only what changed: a router repeats its demand far more often
+    // than it changes it, and every unchanged row left alone is a page
+    // neither dirtied nor logged.
+    let stored: BTreeMap<String, i64> = usage::counts_of(c, instance.id)?.into_iter().collect();
     let mut touched = BTreeSet::new();
     for (tag, count) in &demand {
         if catalog.tag(tag).is_none() {
             continue;
         }
+        let before = stored.get(*tag).copied();
         if *count == 0 {
-            usage::remove(c, instance.id, tag)?;
-        } else {
+            if before.is_some() {
+                usage::remove(c, instance.id, tag)?;
+                touched.insert(tag.to_string());
+            }
+        } else if before != Some(i64::from(*count)) {
             usage::set(
                 c,
                 instance.id,
@@ -67,24 +75,35 @@ pub fn authorize(
                 i64::from(*count),
                 now,
             )?;
+            touched.insert(tag.to_string());
         }
-        touched.insert(tag.to_string());
     }
-    for (tag, _, _) in usage::of_instance(c, instance.id)? {
+    for tag in stored.keys() {
         if !demand.contains_key(tag.as_str()) {
-            usage::remove(c, instance.id, &tag)?;
-            touched.insert(tag);
+            usage::remove(c, instance.id, tag)?;
+            touched.insert(tag.clone());
         }
     }
-    let touched: Vec<String> = touched.into_iter().collect();
-    let transitions = pool::evaluate(
+    // Every pool the answer speaks of is evaluated once: the changed ones
+    // for compliance events, all of them for their status now.
+    let mut pools: BTreeSet<String> = touched;
+    pools.extend(
+        demand
+            .iter()
+            .filter(|(tag, count)| **count > 0 && catalog.tag(tag).is_some())
+            .map(|(tag, _)| tag.to_string()),
+    );
+    let pools: Vec<String> = pools.into_iter().collect();
+    let (transitions, states) = pool::evaluate_with_states(
         c,
         catalog,
         instance.virtual_account_id,
         &instance.virtual_account,
-        &touched,
+        &pools,
         now,
     )?;
+    let evaluated: BTreeMap<&str, pool::PoolState> =
+        pools.iter().map(String::as_str).zip(states).collect();
     let mut entitlements = Vec::with_capacity(demand.len());
     for (tag, count) in demand {
         let status = if catalog.tag(tag).is_none() {
@@ -92,8 +111,11 @@ pub fn authorize(
         } else if count == 0 {
             EntitlementStatus::Authorized
         } else {
-            let state = pool::state(c, catalog, instance.virtual_account_id, tag, now)?;
-            rules::entitlement_status(state.status)
+            let status = match evaluated.get(tag) {
+                Some(state) => state.status,
+                None => pool::state(c, catalog, instance.virtual_account_id, tag, now)?.status,
+            };
+            rules::entitlement_status(status)
         };
         entitlements.push((tag.to_string(), count, status));
     }

@@ -37,6 +37,7 @@ impl Transition {
 }
 
 /// The current state of one pool.
+#[derive(Debug, Clone, Copy)]
 pub struct PoolState {
     pub in_use: i64,
     pub available: i64,
@@ -71,17 +72,38 @@ pub fn evaluate(
     tags: &[String],
     now: i64,
 ) -> Result<Vec<Transition>> {
+    evaluate_with_states(c, catalog, va_id, va_name, tags, now).map(|(t, _)| t)
+}
+
+/// [`evaluate`], also returning each pool's state as evaluated (in the
+/// order of `tags`), so a caller needs not read the pools again.
+pub fn evaluate_with_states(
+    c: &Connection,
+    catalog: &Catalog,
+    va_id: i64,
+    va_name: &str,
+    tags: &[String],
+    now: i64,
+) -> Result<(Vec<Transition>, Vec<PoolState>)> {
     let mut transitions = Vec::new();
+    let mut states = Vec::with_capacity(tags.len());
     for tag in tags {
-        let current = state(c, catalog, va_id, tag, now)?;
+        // One read of the pool row gives demand and what was last recorded.
+        let row = usage::pool(c, va_id, tag)?;
+        let available = licenses::available(c, va_id, tag, now)?;
+        let current = PoolState {
+            in_use: row.in_use,
+            available,
+            status: rules::pool_status(catalog.is_tracking(tag), row.in_use, available),
+        };
+        states.push(current);
         let shortfall = match current.status {
             PoolStatus::OutOfCompliance => {
                 rules::shortfall(catalog.is_tracking(tag), current.in_use, current.available)
             }
             PoolStatus::InCompliance => 0,
         };
-        let (stored, announced) = pools::recorded(c, va_id, tag)?;
-        let stored = PoolStatus::parse(&stored);
+        let (stored, announced) = (PoolStatus::parse(&row.status), row.shortfall);
         // The deepest shortfall announced since the pool fell short: a
         // device flapping between two counts is not news every time, a
         // shortfall deeper than any announced is. (0 while short means "not
@@ -165,7 +187,7 @@ pub fn evaluate(
         let report = warning_report(c, catalog, va_id, va_name, now)?;
         compliance_alert(&short, &report, now).enqueue(c)?;
     }
-    Ok(transitions)
+    Ok((transitions, states))
 }
 
 /// The Call Home message for pools that fell (further) short; full text

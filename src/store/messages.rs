@@ -58,6 +58,33 @@ pub fn record(
     Ok(())
 }
 
+/// Records the answer unless this message was answered already; false
+/// then (a retry that raced with its first try), and nothing is written.
+/// On the hot path this replaces a look-up before every write: retries
+/// are rare, so the common case probes the index once.
+pub fn record_first(
+    conn: &Connection,
+    sender: &Sender<'_>,
+    message_id: &str,
+    response: &str,
+    now: i64,
+) -> Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "INSERT INTO device_messages (udi, message_id, type, response, token_id, received_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (udi, message_id) DO NOTHING",
+        )?
+        .execute(params![
+            sender.udi_key,
+            message_id,
+            sender.message_type,
+            response,
+            sender.token_id,
+            now
+        ])?
+        > 0)
+}
+
 /// Marks an earlier answer as installed by the device. False if unknown.
 pub fn acknowledge(conn: &Connection, udi_key: &str, message_id: &str, now: i64) -> Result<bool> {
     Ok(conn

@@ -61,6 +61,12 @@ pub enum StoreError {
     TransactionLost,
 }
 
+/// Upper bound of the memory map over the database file (address space,
+/// not memory: the kernel's page cache backs it).
+const MMAP_BYTES: i64 = 4 << 30;
+/// Each connection's page cache, in KiB (negative `cache_size` means KiB).
+const CACHE_KIB: i64 = 64 * 1024;
+
 /// Opens a connection with the settings every connection must have.
 pub fn connect(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open_with_flags(
@@ -79,6 +85,13 @@ pub fn connect(path: &Path) -> Result<Connection, StoreError> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Sized for a data set of hundreds of MB. With SQLite's default 2 MB
+    // page cache, the writer under load spent about 40% of its time copying
+    // pages back in from the kernel. Reads go through the memory map
+    // (shared by every connection, so readers cost no private cache); the
+    // page cache holds what the writer changes between checkpoints.
+    conn.pragma_update(None, "mmap_size", MMAP_BYTES)?;
+    conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
