@@ -1,3 +1,4 @@
+use super::replay;
 use super::wire::{IdentityAnswer, Message, MessageType, RegistrationTimes, RenewKind};
 use crate::clock::{rfc3339, Clock};
 use crate::domain::{TokenProblem, TokenSecret, Udi};
@@ -124,7 +125,13 @@ impl DeviceService {
 
         let hostname = message.hostname.clone();
         let catalog = self.catalog.get();
-        self.answer_once(udi_key.clone(), message, Some(stored.id), move |c| {
+        let kept = replay::compact(
+            &answer,
+            &issued.pem,
+            &issued.serial_hex,
+            self.ca.certificate_pem(),
+        );
+        self.answer_once(udi_key.clone(), message, Some(stored.id), kept, move |c| {
             // Checked again inside the write: the read above raced with
             // every other registration on the same token.
             let token_now = tokens::find(c, &token)?.ok_or(Error::Token(TokenProblem::Unknown))?;
@@ -227,7 +234,13 @@ impl DeviceService {
             instance.registered_at,
             now,
         )?;
-        self.answer_once(caller.record.udi.clone(), message, None, move |c| {
+        let kept = replay::compact(
+            &answer,
+            &issued.pem,
+            &issued.serial_hex,
+            self.ca.certificate_pem(),
+        );
+        self.answer_once(caller.record.udi.clone(), message, None, kept, move |c| {
             let instance = still_live(c, &caller.fingerprint, now)?;
             certificates::revoke_for_instance(
                 c,
@@ -352,6 +365,7 @@ impl DeviceService {
         let now = self.clock.unix();
         let message_id = message.message_id;
         let message_type = message.message_type.as_str();
+        let ca = self.ca.clone();
         let outcome = self
             .store
             .write(move |c| {
@@ -366,7 +380,7 @@ impl DeviceService {
                     Ok(instance) => instance,
                     // A retry of the message that revoked it gets its answer.
                     Err(refused) => {
-                        return match messages::find(c, &sender, &message_id)? {
+                        return match first_answer(c, &sender, &message_id, &ca)? {
                             Some(answer) => Ok((answer, Vec::new())),
                             None => Err(Undo::Refused(refused)),
                         }
@@ -378,7 +392,7 @@ impl DeviceService {
                 }
                 // Answered already: the first answer stands and this
                 // work is undone with the savepoint.
-                match messages::find(c, &sender, &message_id)? {
+                match first_answer(c, &sender, &message_id, &ca)? {
                     Some(first) => Err(Undo::Replayed(first)),
                     None => Err(Undo::Refused(Error::Conflict(
                         "this message was answered at the same moment; retry".into(),
@@ -398,14 +412,15 @@ impl DeviceService {
 
     /// Runs `work` in the next group commit, unless this message was already
     /// answered (a retry that raced with the first try): then the first
-    /// answer stands and nothing changes twice. The answer is recorded in
-    /// the same transaction, and compliance changes are announced only
+    /// answer stands and nothing changes twice. The answer is recorded (as
+    /// `kept`, its stored form) in the same transaction, and compliance changes are announced only
     /// after the commit.
     async fn answer_once<F>(
         &self,
         udi_key: String,
         message: Message,
         token_id: Option<i64>,
+        kept: String,
         work: F,
     ) -> Result<String>
     where
@@ -414,6 +429,7 @@ impl DeviceService {
         let now = self.clock.unix();
         let message_id = message.message_id;
         let message_type = message.message_type.as_str();
+        let ca = self.ca.clone();
         let (answer, transitions) = self
             .store
             .write(move |c| {
@@ -422,11 +438,11 @@ impl DeviceService {
                     message_type,
                     token_id,
                 };
-                if let Some(answer) = messages::find(c, &sender, &message_id)? {
+                if let Some(answer) = first_answer(c, &sender, &message_id, &ca)? {
                     return Ok::<_, Error>((answer, Vec::new()));
                 }
                 let (answer, transitions) = work(c)?;
-                messages::record(c, &sender, &message_id, &answer, now)?;
+                messages::record(c, &sender, &message_id, &kept, now)?;
                 Ok((answer, transitions))
             })
             .await?;
@@ -447,7 +463,7 @@ impl DeviceService {
             token_id,
         };
         self.store
-            .read(|c| messages::find(c, &sender, &message.message_id))
+            .read(|c| first_answer(c, &sender, &message.message_id, &self.ca))
     }
 
     /// Finds the certificate on record. Revocation is checked after the
@@ -512,6 +528,22 @@ fn still_live(c: &Connection, fingerprint: &[u8; 32], now: i64) -> Result<Instan
     check_live(&cert, now)?;
     let row_id = cert.instance_row_id.ok_or(Error::CertificateRevoked)?;
     instances::find_by_row_id(c, row_id)?.ok_or(Error::CertificateRevoked)
+}
+
+/// The first answer to a message, as it was sent.
+fn first_answer(
+    c: &Connection,
+    sender: &Sender<'_>,
+    message_id: &str,
+    ca: &CertificateAuthority,
+) -> Result<Option<String>> {
+    messages::find(c, sender, message_id)?
+        .map(|stored| {
+            replay::expand(stored, ca.certificate_pem(), |serial| {
+                certificates::pem_by_serial(c, serial)
+            })
+        })
+        .transpose()
 }
 
 /// The live instance a certificate identifies: not revoked, not expired,

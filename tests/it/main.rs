@@ -11,4 +11,5 @@ mod licensing;
 mod operator;
 mod registration;
 mod router;
+mod storage;
 mod sync;
