@@ -37,16 +37,16 @@ where
 {
     fn run(&mut self, conn: &Connection) {
         let Some(work) = self.work.take() else { return };
-        if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+        if let Err(e) = statement(conn, "SAVEPOINT job") {
             self.result = Some(Err(E::from(e.into())));
             return;
         }
         let outcome = catch_unwind(AssertUnwindSafe(|| work(conn)));
         let keep = matches!(outcome, Ok(Ok(_)));
         let undo = if keep {
-            conn.execute_batch("RELEASE job")
+            statement(conn, "RELEASE job")
         } else {
-            conn.execute_batch("ROLLBACK TO job; RELEASE job")
+            statement(conn, "ROLLBACK TO job").and_then(|()| statement(conn, "RELEASE job"))
         };
         self.result = Some(match (outcome, undo) {
             (_, Err(e)) => Err(E::from(e.into())),
@@ -71,6 +71,12 @@ where
             let _ = reply.send(result);
         }
     }
+}
+
+/// Runs one cached statement: the savepoints around every job are parsed
+/// once, not once per write.
+fn statement(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
 /// Counters for `/metrics`: commits and the writes they carried.
@@ -181,7 +187,7 @@ fn run(conn: Connection, jobs: Receiver<Box<dyn Work>>, stats: &WriterStats) {
 }
 
 fn commit_group(conn: &Connection, group: &mut [Box<dyn Work>]) -> Result<(), StoreError> {
-    conn.execute_batch("BEGIN IMMEDIATE")?;
+    statement(conn, "BEGIN IMMEDIATE")?;
     for job in group.iter_mut() {
         job.run(conn);
         // Some errors (disk full, I/O) make SQLite roll back the whole
@@ -191,7 +197,7 @@ fn commit_group(conn: &Connection, group: &mut [Box<dyn Work>]) -> Result<(), St
             return Err(StoreError::TransactionLost);
         }
     }
-    if let Err(e) = conn.execute_batch("COMMIT") {
+    if let Err(e) = statement(conn, "COMMIT") {
         let _ = conn.execute_batch("ROLLBACK");
         return Err(e.into());
     }
