@@ -3,7 +3,7 @@ use super::wire::{IdentityAnswer, Message, MessageType, RegistrationTimes, Renew
 use crate::clock::{rfc3339, Clock};
 use crate::domain::{TokenProblem, TokenSecret, Udi};
 use crate::error::{Error, Result};
-use crate::licensing::pool::Transition;
+use crate::licensing::pool::{PoolCache, Transition};
 use crate::licensing::{self, catalog::SharedCatalog, Notifier};
 use crate::pki::{parse_csr, CertificateAuthority, IssuedCertificate};
 use crate::store::certificates::CertificateRecord;
@@ -31,6 +31,8 @@ pub struct DeviceService {
     clock: Clock,
     catalog: Arc<SharedCatalog>,
     notifier: Arc<Notifier>,
+    /// The writer's copies of the pools, for ENTITLEMENT and RENEW auth.
+    pools: Arc<PoolCache>,
 }
 
 /// A certificate-authenticated caller: the certificate it presented and the
@@ -54,6 +56,7 @@ impl DeviceService {
             clock,
             catalog,
             notifier,
+            pools: Arc::new(PoolCache::default()),
         }
     }
 
@@ -277,8 +280,11 @@ impl DeviceService {
         let catalog = self.catalog.get();
         let message_type = message.message_type.as_str();
         let message_id = message.message_id.clone();
-        self.answer_caller(peer, message, move |c, instance| {
-            let auth = licensing::authorize(c, &catalog, instance, &requested, now)?;
+        let (pools, writer) = (self.pools.clone(), self.store.writer().clone());
+        self.answer_caller(peer, message, KeepsCopies::Yes, move |c, instance| {
+            let mut pools = pools.open(c, writer.generation())?;
+            let auth =
+                licensing::authorize(c, &catalog, instance, &requested, now, Some(&mut pools))?;
             let entitlements: Vec<_> = auth
                 .entitlements
                 .iter()
@@ -306,7 +312,7 @@ impl DeviceService {
         let now = self.clock.unix();
         let message_id = message.message_id.clone();
         let catalog = self.catalog.get();
-        self.answer_caller(peer, message, move |c, instance| {
+        self.answer_caller(peer, message, KeepsCopies::No, move |c, instance| {
             let answer = json!({
                 "type": "DEREGISTRATION",
                 "message_id": message_id,
@@ -332,7 +338,7 @@ impl DeviceService {
             "ack_message_id": ack,
         })
         .to_string();
-        self.answer_caller(peer, message, move |c, instance| {
+        self.answer_caller(peer, message, KeepsCopies::Yes, move |c, instance| {
             if !messages::acknowledge(c, &instance.udi().key(), &ack, now)? {
                 return Err(Error::invalid(
                     "ack_message_id",
@@ -356,6 +362,7 @@ impl DeviceService {
         &self,
         peer: Option<PeerCertificate>,
         message: Message,
+        keeps: KeepsCopies,
         work: F,
     ) -> Result<String>
     where
@@ -366,40 +373,42 @@ impl DeviceService {
         let message_id = message.message_id;
         let message_type = message.message_type.as_str();
         let ca = self.ca.clone();
-        let outcome = self
-            .store
-            .write(move |c| {
-                let cert = certificates::find_by_fingerprint(c, &peer.fingerprint)?
-                    .ok_or(Error::CertificateUnknown)?;
-                let sender = Sender {
-                    udi_key: &cert.udi,
-                    message_type,
-                    token_id: None,
-                };
-                let instance = match live_instance_of(c, &cert, now) {
-                    Ok(instance) => instance,
-                    // A retry of the message that revoked it gets its answer.
-                    Err(refused) => {
-                        return match first_answer(c, &sender, &message_id, &ca)? {
-                            Some(answer) => Ok((answer, Vec::new())),
-                            None => Err(Undo::Refused(refused)),
-                        }
+        let job = move |c: &Connection| {
+            let cert = certificates::find_by_fingerprint(c, &peer.fingerprint)?
+                .ok_or(Error::CertificateUnknown)?;
+            let sender = Sender {
+                udi_key: &cert.udi,
+                message_type,
+                token_id: None,
+            };
+            let instance = match live_instance_of(c, &cert, now) {
+                Ok(instance) => instance,
+                // A retry of the message that revoked it gets its answer.
+                Err(refused) => {
+                    return match first_answer(c, &sender, &message_id, &ca)? {
+                        Some(answer) => Ok((answer, Vec::new())),
+                        None => Err(Undo::Refused(refused)),
                     }
-                };
-                let (answer, transitions) = work(c, &instance)?;
-                if messages::record_first(c, &sender, &message_id, &answer, now)? {
-                    return Ok((answer, transitions));
                 }
-                // Answered already: the first answer stands and this
-                // work is undone with the savepoint.
-                match first_answer(c, &sender, &message_id, &ca)? {
-                    Some(first) => Err(Undo::Replayed(first)),
-                    None => Err(Undo::Refused(Error::Conflict(
-                        "this message was answered at the same moment; retry".into(),
-                    ))),
-                }
-            })
-            .await;
+            };
+            let (answer, transitions) = work(c, &instance)?;
+            if messages::record_first(c, &sender, &message_id, &answer, now)? {
+                return Ok((answer, transitions));
+            }
+            // Answered already: the first answer stands and this
+            // work is undone with the savepoint.
+            match first_answer(c, &sender, &message_id, &ca)? {
+                Some(first) => Err(Undo::Replayed(first)),
+                None => Err(Undo::Refused(Error::Conflict(
+                    "this message was answered at the same moment; retry".into(),
+                ))),
+            }
+        };
+        let writer = self.store.writer();
+        let outcome = match keeps {
+            KeepsCopies::Yes => writer.write_keeping_copies(job).await,
+            KeepsCopies::No => writer.write(job).await,
+        };
         match outcome {
             Ok((answer, transitions)) => {
                 self.notifier.compliance(&transitions);
@@ -552,6 +561,13 @@ fn live_instance_of(c: &Connection, cert: &CertificateRecord, now: i64) -> Resul
     check_live(cert, now)?;
     let row_id = cert.instance_row_id.ok_or(Error::CertificateRevoked)?;
     instances::find_for_message(c, row_id)?.ok_or(Error::CertificateRevoked)
+}
+
+/// Whether a device write keeps the writer's copies of the pools up to date
+/// itself (it changes no pool, or changes them through the copies).
+enum KeepsCopies {
+    Yes,
+    No,
 }
 
 /// Why a device write undid its work: refused, or found to retry a message

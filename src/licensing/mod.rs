@@ -37,13 +37,15 @@ pub struct Authorization {
 /// Applies a device's full current demand and decides its status (DESIGN §6).
 /// Runs inside the writer's transaction, so pools are exact under any
 /// concurrency: requests are decided one after another against the counts
-/// the previous ones left.
+/// the previous ones left. `cache`: the writer's copies of the pools (see
+/// [`pool::PoolCache`]), kept up to date with what this changes.
 pub fn authorize(
     c: &Connection,
     catalog: &Catalog,
     instance: &Instance,
     requested: &[EntitlementRequest],
     now: i64,
+    mut cache: Option<&mut pool::Pools<'_>>,
 ) -> Result<Authorization> {
     // The same tag twice in one message adds up.
     let mut demand: BTreeMap<&str, u32> = BTreeMap::new();
@@ -54,33 +56,48 @@ pub fn authorize(
     // Write only what changed: a router repeats its demand far more often
     // than it changes it, and every unchanged row left alone is a page
     // neither dirtied nor logged.
-    let stored: BTreeMap<String, i64> = usage::counts_of(c, instance.id)?.into_iter().collect();
+    let rows = usage::counts_of(c, instance.id)?;
+    if let Some(cache) = cache.as_deref_mut() {
+        // Demand still counted in another pool (never so after a move,
+        // which moves it): the triggers move it back, the copies start over.
+        if rows
+            .iter()
+            .any(|r| r.virtual_account_id != instance.virtual_account_id)
+        {
+            cache.forget();
+        }
+    }
+    let stored: BTreeMap<String, i64> = rows.into_iter().map(|r| (r.tag, r.count)).collect();
+    let va = instance.virtual_account_id;
     let mut touched = BTreeSet::new();
     for (tag, count) in &demand {
         if catalog.tag(tag).is_none() {
             continue;
         }
         let before = stored.get(*tag).copied();
-        if *count == 0 {
-            if before.is_some() {
+        let after = i64::from(*count);
+        if after == 0 {
+            if let Some(before) = before {
                 usage::remove(c, instance.id, tag)?;
+                if let Some(cache) = cache.as_deref_mut() {
+                    cache.add_in_use(va, tag, -before);
+                }
                 touched.insert(tag.to_string());
             }
-        } else if before != Some(i64::from(*count)) {
-            usage::set(
-                c,
-                instance.id,
-                instance.virtual_account_id,
-                tag,
-                i64::from(*count),
-                now,
-            )?;
+        } else if before != Some(after) {
+            usage::set(c, instance.id, va, tag, after, now)?;
+            if let Some(cache) = cache.as_deref_mut() {
+                cache.add_in_use(va, tag, after - before.unwrap_or(0));
+            }
             touched.insert(tag.to_string());
         }
     }
-    for tag in stored.keys() {
+    for (tag, before) in &stored {
         if !demand.contains_key(tag.as_str()) {
             usage::remove(c, instance.id, tag)?;
+            if let Some(cache) = cache.as_deref_mut() {
+                cache.add_in_use(va, tag, -before);
+            }
             touched.insert(tag.clone());
         }
     }
@@ -101,6 +118,7 @@ pub fn authorize(
         &instance.virtual_account,
         &pools,
         now,
+        cache,
     )?;
     let evaluated: BTreeMap<&str, pool::PoolState> =
         pools.iter().map(String::as_str).zip(states).collect();

@@ -20,14 +20,36 @@ pub fn of_instance(c: &Connection, instance_row_id: i64) -> Result<Vec<(String, 
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// One row of an instance's demand as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Demand {
+    pub tag: String,
+    pub count: i64,
+    pub virtual_account_id: i64,
+}
+
 /// The instance's current demand per tag, as stored (no join): what an
 /// ENTITLEMENT compares its request with, to write only what changed.
-pub fn counts_of(c: &Connection, instance_row_id: i64) -> Result<Vec<(String, i64)>> {
+pub fn counts_of(c: &Connection, instance_row_id: i64) -> Result<Vec<Demand>> {
     let mut stmt = c.prepare_cached(
-        "SELECT tag, count FROM entitlement_usage WHERE instance_id = ?1 ORDER BY tag",
+        "SELECT tag, count, virtual_account_id FROM entitlement_usage WHERE instance_id = ?1 ORDER BY tag",
     )?;
-    let rows = stmt.query_map([instance_row_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let rows = stmt.query_map([instance_row_id], |r| {
+        Ok(Demand {
+            tag: r.get(0)?,
+            count: r.get(1)?,
+            virtual_account_id: r.get(2)?,
+        })
+    })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Changes once another connection committed to the database since this
+/// connection last asked (SQLite's `data_version`); a connection's own
+/// commits leave it as it is.
+pub fn data_version(c: &Connection) -> Result<i64> {
+    Ok(c.prepare_cached("PRAGMA data_version")?
+        .query_row([], |r| r.get(0))?)
 }
 
 pub fn set(

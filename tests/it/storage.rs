@@ -98,3 +98,50 @@ fn an_entitlement_repeating_its_demand_rewrites_no_usage_row() {
         .expect("pool");
     assert_eq!(in_use, 3);
 }
+
+#[test]
+fn the_writers_pool_copies_follow_licenses_and_removals_made_while_routers_talk() {
+    let (server, token) = Server::cloud_with_lab("2");
+    let a = register(&server, "SN-COPY-A", &token);
+    let b = register(&server, "SN-COPY-B", &token);
+    let ask = |router: &crate::client::Registered, id: &str, count: u32| {
+        let (status, answer) = router
+            .client
+            .post(&json!({"type": "ENTITLEMENT", "message_id": id,
+            "entitlements": [{"tag": "ESS-AC-10G-RTU-1", "count": count}]}));
+        assert_eq!(status, 200, "{answer}");
+        answer["status"].as_str().unwrap_or_default().to_string()
+    };
+    assert_eq!(ask(&a, "a-1", 1), "AUTHORIZED");
+    assert_eq!(
+        ask(&b, "b-1", 2),
+        "OUT_OF_COMPLIANCE",
+        "3 in use, 2 available"
+    );
+    assert_eq!(ask(&a, "a-2", 1), "OUT_OF_COMPLIANCE");
+    // Another process (the CLI) adds licenses: the next decision sees them.
+    server.cli_ok(&[
+        "license",
+        "add",
+        "--va",
+        "Lab",
+        "--sku",
+        "ESS-AC-10G-RTU-1",
+        "--quantity",
+        "1",
+    ]);
+    assert_eq!(ask(&a, "a-3", 1), "AUTHORIZED", "3 in use, 3 available");
+    // Another process removes an instance: its demand leaves the pool.
+    server.cli_ok(&["instance", "remove", "N540-24Z8Q2C-M:SN-COPY-B"]);
+    assert_eq!(ask(&a, "a-4", 3), "AUTHORIZED", "3 in use, 3 available");
+    assert_eq!(
+        ask(&a, "a-5", 4),
+        "OUT_OF_COMPLIANCE",
+        "4 in use, 3 available"
+    );
+    let row = server.compliance("Lab", "ESS-AC-10G-RTU-1");
+    assert_eq!(
+        (row["in_use"].as_i64(), row["available"].as_i64()),
+        (Some(4), Some(3))
+    );
+}
