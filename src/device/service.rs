@@ -95,15 +95,26 @@ impl DeviceService {
         let udi_key = udi.key();
         let now = self.clock.unix();
 
-        // Refuse bad tokens before spending a signature on them.
-        let (stored, existing) = self.store.read(|c| {
-            let stored = tokens::find(c, &token)?;
-            let existing = instances::find_by_udi(c, &udi.pid, &udi.sn)?;
-            Ok::<_, Error>((stored, existing))
+        // Refuse bad tokens before spending a signature on them; one read
+        // finds the token, the device and the first answer to a retry.
+        let (stored, existing, first) = self.store.read(|c| {
+            let Some(stored) = tokens::find(c, &token)? else {
+                return Err(Error::Token(TokenProblem::Unknown));
+            };
+            let sender = Sender {
+                udi_key: &udi_key,
+                message_type: message.message_type.as_str(),
+                token_id: Some(stored.id),
+            };
+            let first = first_answer(c, &sender, &message.message_id, &self.ca)?;
+            let existing = match first {
+                Some(_) => None,
+                None => instances::find_by_udi(c, &udi.pid, &udi.sn)?,
+            };
+            Ok::<_, Error>((stored, existing, first))
         })?;
-        let stored = stored.ok_or(Error::Token(TokenProblem::Unknown))?;
         // A retry gets its answer even if its own first try used the token up.
-        if let Some(answer) = self.replay(&udi_key, &message, Some(stored.id))? {
+        if let Some(answer) = first {
             return Ok(answer);
         }
         stored.state.check(now).map_err(Error::Token)?;
