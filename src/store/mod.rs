@@ -136,9 +136,16 @@ const MAX_IDLE_READERS: usize = 8;
 impl Store {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = open_and_migrate(path)?;
+        // Checkpoints copy the WAL into the database file and fsync it: on
+        // the writer they stalled every device waiting for the next commit.
+        // A thread of their own runs them beside the writer instead.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let checkpoints = connect(path)?;
         let writer = Writer::start(conn)?;
+        let path = Arc::new(path.to_path_buf());
+        start_checkpoints(checkpoints, Arc::downgrade(&path))?;
         Ok(Self {
-            path: Arc::new(path.to_path_buf()),
+            path,
             readers: Arc::new(Mutex::new(Vec::new())),
             writer,
         })
@@ -189,6 +196,37 @@ impl Store {
                 .map_err(StoreError::from)
         })
     }
+}
+
+/// WAL frames after which a checkpoint runs (SQLite's automatic default).
+const CHECKPOINT_FRAMES: i64 = 1000;
+/// How often the checkpoint thread looks at the WAL.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// Checkpoints the WAL beside the writer until the store is dropped
+/// (`alive` no longer upgrades). PASSIVE: it never waits for the writer
+/// or for readers, it copies what it can and tries again later.
+fn start_checkpoints(conn: Connection, alive: std::sync::Weak<PathBuf>) -> Result<(), StoreError> {
+    std::thread::Builder::new()
+        .name("checkpoints".into())
+        .spawn(move || {
+            while alive.strong_count() > 0 {
+                std::thread::sleep(CHECKPOINT_EVERY);
+                // (busy, frames in the WAL, frames copied)
+                let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                    Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+                });
+                match done {
+                    Ok((frames, copied)) if frames >= CHECKPOINT_FRAMES && copied < frames => {
+                        tracing::debug!(frames, copied, "WAL checkpoint behind readers");
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; retrying"),
+                }
+            }
+        })
+        .map(|_| ())
+        .map_err(|_| StoreError::WriterGone)
 }
 
 /// Short helper for optional single-row queries.
