@@ -141,9 +141,10 @@ impl Store {
         // A thread of their own runs them beside the writer instead.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         let checkpoints = connect(path)?;
-        let writer = Writer::start(conn)?;
+        let finish = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = Writer::start_with(conn, finish.clone())?;
         let path = Arc::new(path.to_path_buf());
-        start_checkpoints(checkpoints, Arc::downgrade(&path))?;
+        start_checkpoints(checkpoints, Arc::downgrade(&path), finish)?;
         Ok(Self {
             path,
             readers: Arc::new(Mutex::new(Vec::new())),
@@ -198,27 +199,32 @@ impl Store {
     }
 }
 
-/// WAL frames after which a checkpoint runs (SQLite's automatic default).
-const CHECKPOINT_FRAMES: i64 = 1000;
-/// How often the checkpoint thread looks at the WAL.
+/// WAL frames (pages) past which the writer finishes a checkpoint itself:
+/// a checkpoint on another connection never catches up with a writer that
+/// never pauses, and the log starts over only once a checkpoint copied all
+/// of it between two commits.
+const RESTART_FRAMES: i64 = 4000;
+/// How often the checkpoint thread copies the WAL into the database.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
 /// Checkpoints the WAL beside the writer until the store is dropped
-/// (`alive` no longer upgrades). PASSIVE: it never waits for the writer
-/// or for readers, it copies what it can and tries again later.
-fn start_checkpoints(conn: Connection, alive: std::sync::Weak<PathBuf>) -> Result<(), StoreError> {
+/// (`alive` no longer upgrades): PASSIVE, so it never waits for the writer
+/// or for readers and copies what it can. When the log has grown anyway it
+/// asks the writer (`finish`) to copy the tail between two commits.
+fn start_checkpoints(
+    conn: Connection,
+    alive: std::sync::Weak<PathBuf>,
+    finish: Arc<std::sync::atomic::AtomicBool>,
+) -> Result<(), StoreError> {
     std::thread::Builder::new()
         .name("checkpoints".into())
         .spawn(move || {
             while alive.strong_count() > 0 {
                 std::thread::sleep(CHECKPOINT_EVERY);
                 // (busy, frames in the WAL, frames copied)
-                let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-                    Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
-                });
-                match done {
-                    Ok((frames, copied)) if frames >= CHECKPOINT_FRAMES && copied < frames => {
-                        tracing::debug!(frames, copied, "WAL checkpoint behind readers");
+                match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1)) {
+                    Ok(frames) if frames >= RESTART_FRAMES => {
+                        finish.store(true, std::sync::atomic::Ordering::Release);
                     }
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; retrying"),
@@ -258,5 +264,69 @@ pub mod settings {
             [key, value],
         )?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wal_frames(path: &Path) -> i64 {
+        let conn = connect(path).expect("connect");
+        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))
+            .expect("checkpoint")
+    }
+
+    #[test]
+    fn the_wal_is_checkpointed_and_started_over_beside_a_writer_that_never_pauses() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("wal.db");
+        let store = Store::open(&path).expect("open");
+        store
+            .writer()
+            .write_blocking(|c: &Connection| {
+                c.execute_batch("CREATE TABLE blobs (b BLOB NOT NULL)")
+                    .map_err(StoreError::from)
+            })
+            .expect("schema");
+        // About 4 MB a round, without a pause between rounds: far more
+        // than the log may grow to.
+        let wal = path.with_extension("db-wal");
+        let mut rounds = 0;
+        let mut largest = 0;
+        while rounds < 40 {
+            rounds += 1;
+            store
+                .writer()
+                .write_blocking(|c: &Connection| {
+                    for _ in 0..1000 {
+                        c.execute("INSERT INTO blobs VALUES (zeroblob(4000))", [])?;
+                    }
+                    c.execute("DELETE FROM blobs", [])?;
+                    Ok::<_, StoreError>(())
+                })
+                .expect("write");
+            let size = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+            largest = largest.max(size);
+        }
+        // Without restarts 40 rounds make a log of about 160 MB.
+        assert!(
+            largest < 64 << 20,
+            "the log kept growing under a busy writer: {largest} bytes"
+        );
+        std::thread::sleep(CHECKPOINT_EVERY * 3);
+        store
+            .writer()
+            .write_blocking(|c: &Connection| {
+                c.execute("INSERT INTO blobs VALUES (zeroblob(10))", [])
+                    .map(|_| ())
+                    .map_err(StoreError::from)
+            })
+            .expect("write");
+        let frames = wal_frames(&path);
+        assert!(
+            frames < RESTART_FRAMES,
+            "the log was not started over: {frames} frames"
+        );
     }
 }

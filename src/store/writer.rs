@@ -8,7 +8,7 @@
 use super::StoreError;
 use rusqlite::Connection;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use tokio::sync::oneshot;
@@ -108,12 +108,23 @@ pub struct Writer {
 
 impl Writer {
     pub fn start(conn: Connection) -> Result<Self, StoreError> {
+        Self::start_with(conn, Arc::new(AtomicBool::new(false)))
+    }
+
+    /// Starts the writer; when `finish_checkpoint` is set (by the thread
+    /// that checkpoints the WAL beside it), the writer copies the last few
+    /// frames itself between two commits, so the next commit starts the
+    /// log over instead of growing it.
+    pub fn start_with(
+        conn: Connection,
+        finish_checkpoint: Arc<AtomicBool>,
+    ) -> Result<Self, StoreError> {
         let (queue, jobs) = sync_channel::<Box<dyn Work>>(QUEUE_DEPTH);
         let stats = Arc::new(WriterStats::default());
         let thread_stats = stats.clone();
         std::thread::Builder::new()
             .name("db-writer".into())
-            .spawn(move || run(conn, jobs, &thread_stats))
+            .spawn(move || run(conn, jobs, &thread_stats, &finish_checkpoint))
             .map_err(|_| StoreError::WriterGone)?;
         Ok(Self { queue, stats })
     }
@@ -194,7 +205,12 @@ impl Writer {
     }
 }
 
-fn run(conn: Connection, jobs: Receiver<Box<dyn Work>>, stats: &WriterStats) {
+fn run(
+    conn: Connection,
+    jobs: Receiver<Box<dyn Work>>,
+    stats: &WriterStats,
+    finish_checkpoint: &AtomicBool,
+) {
     let mut group: Vec<Box<dyn Work>> = Vec::with_capacity(MAX_GROUP);
     while let Ok(first) = jobs.recv() {
         group.push(first);
@@ -222,6 +238,13 @@ fn run(conn: Connection, jobs: Receiver<Box<dyn Work>>, stats: &WriterStats) {
         }
         for job in group.drain(..) {
             job.complete(outcome.as_ref().map(|_| ()));
+        }
+        if finish_checkpoint.swap(false, Ordering::AcqRel) {
+            // PASSIVE: never waits for readers; the other thread copied
+            // most of the log already, this copies the tail.
+            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                tracing::warn!(error = %e, "WAL checkpoint failed; it is tried again later");
+            }
         }
     }
     tracing::debug!("database writer stopped");
