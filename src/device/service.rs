@@ -1,8 +1,9 @@
+use super::replay;
 use super::wire::{IdentityAnswer, Message, MessageType, RegistrationTimes, RenewKind};
 use crate::clock::{rfc3339, Clock};
 use crate::domain::{TokenProblem, TokenSecret, Udi};
 use crate::error::{Error, Result};
-use crate::licensing::pool::Transition;
+use crate::licensing::pool::{PoolCache, Transition};
 use crate::licensing::{self, catalog::SharedCatalog, Notifier};
 use crate::pki::{parse_csr, CertificateAuthority, IssuedCertificate};
 use crate::store::certificates::CertificateRecord;
@@ -30,6 +31,8 @@ pub struct DeviceService {
     clock: Clock,
     catalog: Arc<SharedCatalog>,
     notifier: Arc<Notifier>,
+    /// The writer's copies of the pools, for ENTITLEMENT and RENEW auth.
+    pools: Arc<PoolCache>,
 }
 
 /// A certificate-authenticated caller: the certificate it presented and the
@@ -53,6 +56,7 @@ impl DeviceService {
             clock,
             catalog,
             notifier,
+            pools: Arc::new(PoolCache::default()),
         }
     }
 
@@ -91,15 +95,26 @@ impl DeviceService {
         let udi_key = udi.key();
         let now = self.clock.unix();
 
-        // Refuse bad tokens before spending a signature on them.
-        let (stored, existing) = self.store.read(|c| {
-            let stored = tokens::find(c, &token)?;
-            let existing = instances::find_by_udi(c, &udi.pid, &udi.sn)?;
-            Ok::<_, Error>((stored, existing))
+        // Refuse bad tokens before spending a signature on them; one read
+        // finds the token, the device and the first answer to a retry.
+        let (stored, existing, first) = self.store.read(|c| {
+            let Some(stored) = tokens::find(c, &token)? else {
+                return Err(Error::Token(TokenProblem::Unknown));
+            };
+            let sender = Sender {
+                udi_key: &udi_key,
+                message_type: message.message_type.as_str(),
+                token_id: Some(stored.id),
+            };
+            let first = first_answer(c, &sender, &message.message_id, &self.ca)?;
+            let existing = match first {
+                Some(_) => None,
+                None => instances::find_by_udi(c, &udi.pid, &udi.sn)?,
+            };
+            Ok::<_, Error>((stored, existing, first))
         })?;
-        let stored = stored.ok_or(Error::Token(TokenProblem::Unknown))?;
         // A retry gets its answer even if its own first try used the token up.
-        if let Some(answer) = self.replay(&udi_key, &message, Some(stored.id))? {
+        if let Some(answer) = first {
             return Ok(answer);
         }
         stored.state.check(now).map_err(Error::Token)?;
@@ -124,7 +139,13 @@ impl DeviceService {
 
         let hostname = message.hostname.clone();
         let catalog = self.catalog.get();
-        self.answer_once(udi_key.clone(), message, Some(stored.id), move |c| {
+        let kept = replay::compact(
+            &answer,
+            &issued.pem,
+            &issued.serial_hex,
+            self.ca.certificate_pem(),
+        );
+        self.answer_once(udi_key.clone(), message, Some(stored.id), kept, move |c| {
             // Checked again inside the write: the read above raced with
             // every other registration on the same token.
             let token_now = tokens::find(c, &token)?.ok_or(Error::Token(TokenProblem::Unknown))?;
@@ -227,7 +248,13 @@ impl DeviceService {
             instance.registered_at,
             now,
         )?;
-        self.answer_once(caller.record.udi.clone(), message, None, move |c| {
+        let kept = replay::compact(
+            &answer,
+            &issued.pem,
+            &issued.serial_hex,
+            self.ca.certificate_pem(),
+        );
+        self.answer_once(caller.record.udi.clone(), message, None, kept, move |c| {
             let instance = still_live(c, &caller.fingerprint, now)?;
             certificates::revoke_for_instance(
                 c,
@@ -260,18 +287,15 @@ impl DeviceService {
                 "missing field `entitlements` ([{\"tag\": ..., \"count\": ...}])",
             )
         })?;
-        let caller = self.caller(peer)?;
-        if let Some(answer) = self.replay(&caller.record.udi, &message, None)? {
-            return Ok(answer);
-        }
-        self.live_instance(&caller)?;
         let now = self.clock.unix();
         let catalog = self.catalog.get();
         let message_type = message.message_type.as_str();
         let message_id = message.message_id.clone();
-        self.answer_once(caller.record.udi.clone(), message, None, move |c| {
-            let instance = still_live(c, &caller.fingerprint, now)?;
-            let auth = licensing::authorize(c, &catalog, &instance, &requested, now)?;
+        let (pools, writer) = (self.pools.clone(), self.store.writer().clone());
+        self.answer_caller(peer, message, KeepsCopies::Yes, move |c, instance| {
+            let mut pools = pools.open(c, writer.generation())?;
+            let auth =
+                licensing::authorize(c, &catalog, instance, &requested, now, Some(&mut pools))?;
             let entitlements: Vec<_> = auth
                 .entitlements
                 .iter()
@@ -296,25 +320,20 @@ impl DeviceService {
     }
 
     async fn deregister(&self, message: Message, peer: Option<PeerCertificate>) -> Result<String> {
-        let caller = self.caller(peer)?;
-        if let Some(answer) = self.replay(&caller.record.udi, &message, None)? {
-            return Ok(answer);
-        }
-        let instance = self.live_instance(&caller)?;
         let now = self.clock.unix();
-        let answer = json!({
-            "type": "DEREGISTRATION",
-            "message_id": message.message_id,
-            "status": "SUCCESS",
-            "instance_id": instance.instance_id,
-            "udi": {"pid": instance.pid, "sn": instance.sn},
-        })
-        .to_string();
+        let message_id = message.message_id.clone();
         let catalog = self.catalog.get();
-        self.answer_once(caller.record.udi.clone(), message, None, move |c| {
-            let instance = still_live(c, &caller.fingerprint, now)?;
+        self.answer_caller(peer, message, KeepsCopies::No, move |c, instance| {
+            let answer = json!({
+                "type": "DEREGISTRATION",
+                "message_id": message_id,
+                "status": "SUCCESS",
+                "instance_id": instance.instance_id,
+                "udi": {"pid": instance.pid, "sn": instance.sn},
+            })
+            .to_string();
             let transitions =
-                crate::inventory::release(c, &catalog, &instance, "deregistered", now)?;
+                crate::inventory::release(c, &catalog, instance, "deregistered", now)?;
             Ok((answer, transitions))
         })
         .await
@@ -322,11 +341,6 @@ impl DeviceService {
 
     async fn acknowledge(&self, message: Message, peer: Option<PeerCertificate>) -> Result<String> {
         let ack = Message::require(&message.ack_message_id, "ack_message_id")?.to_string();
-        let caller = self.caller(peer)?;
-        if let Some(answer) = self.replay(&caller.record.udi, &message, None)? {
-            return Ok(answer);
-        }
-        self.live_instance(&caller)?;
         let now = self.clock.unix();
         let answer = json!({
             "type": "ACKNOWLEDGEMENT",
@@ -335,9 +349,8 @@ impl DeviceService {
             "ack_message_id": ack,
         })
         .to_string();
-        self.answer_once(caller.record.udi.clone(), message, None, move |c| {
-            let instance = still_live(c, &caller.fingerprint, now)?;
-            if !messages::acknowledge(c, &caller.record.udi, &ack, now)? {
+        self.answer_caller(peer, message, KeepsCopies::Yes, move |c, instance| {
+            if !messages::acknowledge(c, &instance.udi().key(), &ack, now)? {
                 return Err(Error::invalid(
                     "ack_message_id",
                     format!("no answer to a message {ack:?} was sent to this device"),
@@ -349,16 +362,85 @@ impl DeviceService {
         .await
     }
 
+    /// Handles a certificate-authenticated message in one write, reading
+    /// each thing once: the caller's certificate, the first answer if this
+    /// is a retry, revocation, the instance. Nothing is read before the
+    /// write and again inside it, and nothing read can change before the
+    /// answer is committed. Revocation is checked after the retry look-up,
+    /// so a device whose answer was lost can fetch it with a certificate
+    /// that the answered message itself revoked.
+    async fn answer_caller<F>(
+        &self,
+        peer: Option<PeerCertificate>,
+        message: Message,
+        keeps: KeepsCopies,
+        work: F,
+    ) -> Result<String>
+    where
+        F: FnOnce(&Connection, &Instance) -> Result<(String, Vec<Transition>)> + Send + 'static,
+    {
+        let peer = peer.ok_or(Error::CertificateRequired)?;
+        let now = self.clock.unix();
+        let message_id = message.message_id;
+        let message_type = message.message_type.as_str();
+        let ca = self.ca.clone();
+        let job = move |c: &Connection| {
+            let cert = certificates::find_by_fingerprint(c, &peer.fingerprint)?
+                .ok_or(Error::CertificateUnknown)?;
+            let sender = Sender {
+                udi_key: &cert.udi,
+                message_type,
+                token_id: None,
+            };
+            let instance = match live_instance_of(c, &cert, now) {
+                Ok(instance) => instance,
+                // A retry of the message that revoked it gets its answer.
+                Err(refused) => {
+                    return match first_answer(c, &sender, &message_id, &ca)? {
+                        Some(answer) => Ok((answer, Vec::new())),
+                        None => Err(Undo::Refused(refused)),
+                    }
+                }
+            };
+            let (answer, transitions) = work(c, &instance)?;
+            if messages::record_first(c, &sender, &message_id, &answer, now)? {
+                return Ok((answer, transitions));
+            }
+            // Answered already: the first answer stands and this
+            // work is undone with the savepoint.
+            match first_answer(c, &sender, &message_id, &ca)? {
+                Some(first) => Err(Undo::Replayed(first)),
+                None => Err(Undo::Refused(Error::Conflict(
+                    "this message was answered at the same moment; retry".into(),
+                ))),
+            }
+        };
+        let writer = self.store.writer();
+        let outcome = match keeps {
+            KeepsCopies::Yes => writer.write_keeping_copies(job).await,
+            KeepsCopies::No => writer.write(job).await,
+        };
+        match outcome {
+            Ok((answer, transitions)) => {
+                self.notifier.compliance(&transitions);
+                Ok(answer)
+            }
+            Err(Undo::Replayed(first)) => Ok(first),
+            Err(Undo::Refused(e)) => Err(e),
+        }
+    }
+
     /// Runs `work` in the next group commit, unless this message was already
     /// answered (a retry that raced with the first try): then the first
-    /// answer stands and nothing changes twice. The answer is recorded in
-    /// the same transaction, and compliance changes are announced only
+    /// answer stands and nothing changes twice. The answer is recorded (as
+    /// `kept`, its stored form) in the same transaction, and compliance changes are announced only
     /// after the commit.
     async fn answer_once<F>(
         &self,
         udi_key: String,
         message: Message,
         token_id: Option<i64>,
+        kept: String,
         work: F,
     ) -> Result<String>
     where
@@ -367,6 +449,7 @@ impl DeviceService {
         let now = self.clock.unix();
         let message_id = message.message_id;
         let message_type = message.message_type.as_str();
+        let ca = self.ca.clone();
         let (answer, transitions) = self
             .store
             .write(move |c| {
@@ -375,11 +458,11 @@ impl DeviceService {
                     message_type,
                     token_id,
                 };
-                if let Some(answer) = messages::find(c, &sender, &message_id)? {
+                if let Some(answer) = first_answer(c, &sender, &message_id, &ca)? {
                     return Ok::<_, Error>((answer, Vec::new()));
                 }
                 let (answer, transitions) = work(c)?;
-                messages::record(c, &sender, &message_id, &answer, now)?;
+                messages::record(c, &sender, &message_id, &kept, now)?;
                 Ok((answer, transitions))
             })
             .await?;
@@ -400,7 +483,7 @@ impl DeviceService {
             token_id,
         };
         self.store
-            .read(|c| messages::find(c, &sender, &message.message_id))
+            .read(|c| first_answer(c, &sender, &message.message_id, &self.ca))
     }
 
     /// Finds the certificate on record. Revocation is checked after the
@@ -465,6 +548,56 @@ fn still_live(c: &Connection, fingerprint: &[u8; 32], now: i64) -> Result<Instan
     check_live(&cert, now)?;
     let row_id = cert.instance_row_id.ok_or(Error::CertificateRevoked)?;
     instances::find_by_row_id(c, row_id)?.ok_or(Error::CertificateRevoked)
+}
+
+/// The first answer to a message, as it was sent.
+fn first_answer(
+    c: &Connection,
+    sender: &Sender<'_>,
+    message_id: &str,
+    ca: &CertificateAuthority,
+) -> Result<Option<String>> {
+    messages::find(c, sender, message_id)?
+        .map(|stored| {
+            replay::expand(stored, ca.certificate_pem(), |serial| {
+                certificates::pem_by_serial(c, serial)
+            })
+        })
+        .transpose()
+}
+
+/// The live instance a certificate identifies: not revoked, not expired,
+/// its instance not removed.
+fn live_instance_of(c: &Connection, cert: &CertificateRecord, now: i64) -> Result<Instance> {
+    check_live(cert, now)?;
+    let row_id = cert.instance_row_id.ok_or(Error::CertificateRevoked)?;
+    instances::find_for_message(c, row_id)?.ok_or(Error::CertificateRevoked)
+}
+
+/// Whether a device write keeps the writer's copies of the pools up to date
+/// itself (it changes no pool, or changes them through the copies).
+enum KeepsCopies {
+    Yes,
+    No,
+}
+
+/// Why a device write undid its work: refused, or found to retry a message
+/// already answered, whose first answer stands.
+enum Undo {
+    Refused(Error),
+    Replayed(String),
+}
+
+impl From<Error> for Undo {
+    fn from(e: Error) -> Self {
+        Undo::Refused(e)
+    }
+}
+
+impl From<crate::store::StoreError> for Undo {
+    fn from(e: crate::store::StoreError) -> Self {
+        Undo::Refused(Error::Store(e))
+    }
 }
 
 /// The answer to REGISTRATION and RENEW id. `owner` is (instance id,

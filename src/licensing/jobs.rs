@@ -19,6 +19,8 @@ const LAST_RUN: &str = "jobs.last_run";
 const LAST_SNAPSHOT_DAY: &str = "jobs.last_usage_snapshot";
 /// How long a device may retry a message and still get the first answer.
 const ANSWER_RETENTION: i64 = 30 * super::rules::DAY;
+/// Old answers pruned per write: each batch holds the writer a few ms.
+const PRUNE_BATCH: usize = 5_000;
 
 pub struct Jobs {
     pub store: Store,
@@ -75,7 +77,6 @@ impl Jobs {
                     outcome.grace_periods_expired,
                 ) = record_expired_authorizations(c, last, now)?;
                 outcome.expiry_alerts = alert_expiries(c, last, now)?;
-                messages::prune(c, now - ANSWER_RETENTION)?;
                 if crate::config::fires_between(&schedule, last, now) {
                     reports::generate(c, &catalog, ReportKind::Periodic, &account, None, now)?;
                     outcome.periodic_reports += 1;
@@ -93,6 +94,17 @@ impl Jobs {
             outcome.compliance_changes = transitions.len();
             Ok::<_, Error>((outcome, transitions))
         })?;
+        // Old answers go in bounded batches, each its own short write.
+        loop {
+            let before = now - ANSWER_RETENTION;
+            let pruned = self
+                .store
+                .writer()
+                .write_blocking(move |c| messages::prune(c, before, PRUNE_BATCH))?;
+            if pruned < PRUNE_BATCH {
+                break;
+            }
+        }
         self.notifier.compliance(&transitions);
         if outcome.expiry_alerts > 0 {
             self.notifier.queued();

@@ -37,13 +37,15 @@ pub struct Authorization {
 /// Applies a device's full current demand and decides its status (DESIGN §6).
 /// Runs inside the writer's transaction, so pools are exact under any
 /// concurrency: requests are decided one after another against the counts
-/// the previous ones left.
+/// the previous ones left. `cache`: the writer's copies of the pools (see
+/// [`pool::PoolCache`]), kept up to date with what this changes.
 pub fn authorize(
     c: &Connection,
     catalog: &Catalog,
     instance: &Instance,
     requested: &[EntitlementRequest],
     now: i64,
+    mut cache: Option<&mut pool::Pools<'_>>,
 ) -> Result<Authorization> {
     // The same tag twice in one message adds up.
     let mut demand: BTreeMap<&str, u32> = BTreeMap::new();
@@ -51,40 +53,75 @@ pub fn authorize(
         let count = demand.entry(e.tag.as_str()).or_default();
         *count = count.saturating_add(e.count);
     }
+    // Write only what changed: a router repeats its demand far more often
+    // than it changes it, and every unchanged row left alone is a page
+    // neither dirtied nor logged.
+    let rows = usage::counts_of(c, instance.id)?;
+    if let Some(cache) = cache.as_deref_mut() {
+        // Demand still counted in another pool (never so after a move,
+        // which moves it): the triggers move it back, the copies start over.
+        if rows
+            .iter()
+            .any(|r| r.virtual_account_id != instance.virtual_account_id)
+        {
+            cache.forget();
+        }
+    }
+    let stored: BTreeMap<String, i64> = rows.into_iter().map(|r| (r.tag, r.count)).collect();
+    let va = instance.virtual_account_id;
     let mut touched = BTreeSet::new();
     for (tag, count) in &demand {
         if catalog.tag(tag).is_none() {
             continue;
         }
-        if *count == 0 {
-            usage::remove(c, instance.id, tag)?;
-        } else {
-            usage::set(
-                c,
-                instance.id,
-                instance.virtual_account_id,
-                tag,
-                i64::from(*count),
-                now,
-            )?;
+        let before = stored.get(*tag).copied();
+        let after = i64::from(*count);
+        if after == 0 {
+            if let Some(before) = before {
+                usage::remove(c, instance.id, tag)?;
+                if let Some(cache) = cache.as_deref_mut() {
+                    cache.add_in_use(va, tag, -before);
+                }
+                touched.insert(tag.to_string());
+            }
+        } else if before != Some(after) {
+            usage::set(c, instance.id, va, tag, after, now)?;
+            if let Some(cache) = cache.as_deref_mut() {
+                cache.add_in_use(va, tag, after - before.unwrap_or(0));
+            }
+            touched.insert(tag.to_string());
         }
-        touched.insert(tag.to_string());
     }
-    for (tag, _, _) in usage::of_instance(c, instance.id)? {
+    for (tag, before) in &stored {
         if !demand.contains_key(tag.as_str()) {
-            usage::remove(c, instance.id, &tag)?;
-            touched.insert(tag);
+            usage::remove(c, instance.id, tag)?;
+            if let Some(cache) = cache.as_deref_mut() {
+                cache.add_in_use(va, tag, -before);
+            }
+            touched.insert(tag.clone());
         }
     }
-    let touched: Vec<String> = touched.into_iter().collect();
-    let transitions = pool::evaluate(
+    // Every pool the answer speaks of is evaluated once: the changed ones
+    // for compliance events, all of them for their status now.
+    let mut pools: BTreeSet<String> = touched;
+    pools.extend(
+        demand
+            .iter()
+            .filter(|(tag, count)| **count > 0 && catalog.tag(tag).is_some())
+            .map(|(tag, _)| tag.to_string()),
+    );
+    let pools: Vec<String> = pools.into_iter().collect();
+    let (transitions, states) = pool::evaluate_with_states(
         c,
         catalog,
         instance.virtual_account_id,
         &instance.virtual_account,
-        &touched,
+        &pools,
         now,
+        cache,
     )?;
+    let evaluated: BTreeMap<&str, pool::PoolState> =
+        pools.iter().map(String::as_str).zip(states).collect();
     let mut entitlements = Vec::with_capacity(demand.len());
     for (tag, count) in demand {
         let status = if catalog.tag(tag).is_none() {
@@ -92,8 +129,11 @@ pub fn authorize(
         } else if count == 0 {
             EntitlementStatus::Authorized
         } else {
-            let state = pool::state(c, catalog, instance.virtual_account_id, tag, now)?;
-            rules::entitlement_status(state.status)
+            let status = match evaluated.get(tag) {
+                Some(state) => state.status,
+                None => pool::state(c, catalog, instance.virtual_account_id, tag, now)?.status,
+            };
+            rules::entitlement_status(status)
         };
         entitlements.push((tag.to_string(), count, status));
     }

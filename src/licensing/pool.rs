@@ -9,8 +9,11 @@ use crate::alerts::Alert;
 use crate::config::CallHomeCategory;
 use crate::error::Result;
 use crate::store::events::{NewEvent, Severity};
+use crate::store::usage::PoolRow;
 use crate::store::{events, licenses, names, pools, usage};
 use rusqlite::Connection;
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
 
 /// A pool whose compliance changed, or whose shortfall got deeper.
 #[derive(Debug, Clone)]
@@ -37,6 +40,7 @@ impl Transition {
 }
 
 /// The current state of one pool.
+#[derive(Debug, Clone, Copy)]
 pub struct PoolState {
     pub in_use: i64,
     pub available: i64,
@@ -59,6 +63,97 @@ pub fn state(
     })
 }
 
+/// Each pool's demand, recorded status and availability, kept by the writer
+/// thread between device messages, so deciding an ENTITLEMENT reads no pool
+/// or license row: the pool arithmetic stays in the writer's transaction,
+/// one request after another, only without SQL. Exact by construction: it
+/// is used only in writes made with `Writer::write_keeping_copies`, which
+/// update it for everything they change, and it is dropped whenever the
+/// writer's generation (any other write on its connection, any write
+/// undone, a failed commit) or SQLite's `data_version` (a commit by any
+/// other connection, e.g. a CLI command) says the data moved under it.
+/// Availability depends on the time, so it is kept for one second.
+#[derive(Default)]
+pub struct PoolCache {
+    state: Mutex<CacheState>,
+}
+
+#[derive(Default)]
+struct CacheState {
+    /// (writer generation, data_version) the copies are exact for.
+    seen: Option<(u64, i64)>,
+    pools: HashMap<(i64, String), CachedPool>,
+}
+
+struct CachedPool {
+    row: PoolRow,
+    available: i64,
+    available_at: i64,
+}
+
+/// The cache, checked for one write; held for the length of the write.
+pub struct Pools<'a> {
+    state: MutexGuard<'a, CacheState>,
+}
+
+impl PoolCache {
+    /// Opens the cache inside a write; `generation` is the writer's now.
+    pub fn open(&self, c: &Connection, generation: u64) -> Result<Pools<'_>> {
+        // Only the writer thread takes it; a poisoned lock just means a
+        // write panicked (and bumped the generation): start afresh.
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let seen = (generation, usage::data_version(c)?);
+        if state.seen != Some(seen) {
+            state.pools.clear();
+            state.seen = Some(seen);
+        }
+        Ok(Pools { state })
+    }
+}
+
+impl Pools<'_> {
+    fn get(&mut self, c: &Connection, va_id: i64, tag: &str, now: i64) -> Result<(PoolRow, i64)> {
+        let key = (va_id, tag.to_string());
+        if let Some(cached) = self.state.pools.get_mut(&key) {
+            if cached.available_at != now {
+                cached.available = licenses::available(c, va_id, tag, now)?;
+                cached.available_at = now;
+            }
+            return Ok((cached.row.clone(), cached.available));
+        }
+        let row = usage::pool(c, va_id, tag)?;
+        let available = licenses::available(c, va_id, tag, now)?;
+        self.state.pools.insert(
+            key,
+            CachedPool {
+                row: row.clone(),
+                available,
+                available_at: now,
+            },
+        );
+        Ok((row, available))
+    }
+
+    /// Demand in a pool moved by `delta` (the triggers did the same in SQL).
+    pub fn add_in_use(&mut self, va_id: i64, tag: &str, delta: i64) {
+        if let Some(cached) = self.state.pools.get_mut(&(va_id, tag.to_string())) {
+            cached.row.in_use += delta;
+        }
+    }
+
+    /// Forgets every copy: the next use reads them again.
+    pub fn forget(&mut self) {
+        self.state.pools.clear();
+    }
+
+    fn recorded(&mut self, va_id: i64, tag: &str, status: &str, shortfall: i64) {
+        if let Some(cached) = self.state.pools.get_mut(&(va_id, tag.to_string())) {
+            cached.row.status = status.to_string();
+            cached.row.shortfall = shortfall;
+        }
+    }
+}
+
 /// Re-evaluates the given pools of one virtual account. Each change of
 /// status, and each shortfall that got deeper, is an event; when any pool
 /// fell (further) short, a Compliance Warning Report is written and a Call
@@ -71,17 +166,45 @@ pub fn evaluate(
     tags: &[String],
     now: i64,
 ) -> Result<Vec<Transition>> {
+    evaluate_with_states(c, catalog, va_id, va_name, tags, now, None).map(|(t, _)| t)
+}
+
+/// [`evaluate`], also returning each pool's state as evaluated (in the
+/// order of `tags`), so a caller needs not read the pools again; with
+/// `cache`, pools are read from (and recorded into) the writer's copies.
+pub fn evaluate_with_states(
+    c: &Connection,
+    catalog: &Catalog,
+    va_id: i64,
+    va_name: &str,
+    tags: &[String],
+    now: i64,
+    mut cache: Option<&mut Pools<'_>>,
+) -> Result<(Vec<Transition>, Vec<PoolState>)> {
     let mut transitions = Vec::new();
+    let mut states = Vec::with_capacity(tags.len());
     for tag in tags {
-        let current = state(c, catalog, va_id, tag, now)?;
+        // One read of the pool row gives demand and what was last recorded.
+        let (row, available) = match cache.as_deref_mut() {
+            Some(cache) => cache.get(c, va_id, tag, now)?,
+            None => (
+                usage::pool(c, va_id, tag)?,
+                licenses::available(c, va_id, tag, now)?,
+            ),
+        };
+        let current = PoolState {
+            in_use: row.in_use,
+            available,
+            status: rules::pool_status(catalog.is_tracking(tag), row.in_use, available),
+        };
+        states.push(current);
         let shortfall = match current.status {
             PoolStatus::OutOfCompliance => {
                 rules::shortfall(catalog.is_tracking(tag), current.in_use, current.available)
             }
             PoolStatus::InCompliance => 0,
         };
-        let (stored, announced) = pools::recorded(c, va_id, tag)?;
-        let stored = PoolStatus::parse(&stored);
+        let (stored, announced) = (PoolStatus::parse(&row.status), row.shortfall);
         // The deepest shortfall announced since the pool fell short: a
         // device flapping between two counts is not news every time, a
         // shortfall deeper than any announced is. (0 while short means "not
@@ -95,6 +218,9 @@ pub fn evaluate(
             continue;
         }
         pools::record(c, va_id, tag, current.status.as_str(), peak)?;
+        if let Some(cache) = cache.as_deref_mut() {
+            cache.recorded(va_id, tag, current.status.as_str(), peak);
+        }
         let deeper =
             stored == PoolStatus::OutOfCompliance && announced > 0 && shortfall > announced;
         if stored != current.status || deeper {
@@ -165,7 +291,7 @@ pub fn evaluate(
         let report = warning_report(c, catalog, va_id, va_name, now)?;
         compliance_alert(&short, &report, now).enqueue(c)?;
     }
-    Ok(transitions)
+    Ok((transitions, states))
 }
 
 /// The Call Home message for pools that fell (further) short; full text

@@ -73,3 +73,11 @@ pub fn revoke_for_instance(
         )?
         .execute(params![instance_row_id, now, reason])?)
 }
+
+/// The PEM of a certificate by serial (stored answers point at it).
+pub fn pem_by_serial(conn: &Connection, serial: &str) -> Result<Option<String>> {
+    Ok(optional(
+        conn.prepare_cached("SELECT pem FROM certificates WHERE serial = ?1")?
+            .query_row([serial], |r| r.get(0)),
+    )?)
+}

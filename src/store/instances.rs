@@ -118,6 +118,24 @@ pub fn find_by_row_id(conn: &Connection, id: i64) -> Result<Option<Instance>> {
     Ok(optional(conn.prepare_cached(&sql)?.query_row([id], row))?)
 }
 
+/// The instance a device message comes from, on the hot path: the same
+/// record without `short` (always false here), which would cost a join
+/// over its usage that no device answer needs.
+pub fn find_for_message(conn: &Connection, id: i64) -> Result<Option<Instance>> {
+    Ok(optional(
+        conn.prepare_cached(
+            "SELECT p.id, p.instance_id, p.virtual_account_id, va.name, a.name, p.pid, p.sn,
+                p.hostname, p.registered_at, p.renewed_at, p.last_contact_at,
+                p.authorized_at, p.next_communication, p.deadline, p.authorization_status, 0
+             FROM product_instances p
+             JOIN virtual_accounts va ON va.id = p.virtual_account_id
+             JOIN accounts a ON a.id = va.account_id
+             WHERE p.id = ?1",
+        )?
+        .query_row([id], row),
+    )?)
+}
+
 pub fn find_by_instance_id(conn: &Connection, instance_id: &str) -> Result<Option<Instance>> {
     let sql = format!("{SELECT} WHERE p.instance_id = ?1");
     Ok(optional(

@@ -58,6 +58,33 @@ pub fn record(
     Ok(())
 }
 
+/// Records the answer unless this message was answered already; false
+/// then (a retry that raced with its first try), and nothing is written.
+/// On the hot path this replaces a look-up before every write: retries
+/// are rare, so the common case probes the index once.
+pub fn record_first(
+    conn: &Connection,
+    sender: &Sender<'_>,
+    message_id: &str,
+    response: &str,
+    now: i64,
+) -> Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "INSERT INTO device_messages (udi, message_id, type, response, token_id, received_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (udi, message_id) DO NOTHING",
+        )?
+        .execute(params![
+            sender.udi_key,
+            message_id,
+            sender.message_type,
+            response,
+            sender.token_id,
+            now
+        ])?
+        > 0)
+}
+
 /// Marks an earlier answer as installed by the device. False if unknown.
 pub fn acknowledge(conn: &Connection, udi_key: &str, message_id: &str, now: i64) -> Result<bool> {
     Ok(conn
@@ -69,10 +96,41 @@ pub fn acknowledge(conn: &Connection, udi_key: &str, message_id: &str, now: i64)
         > 0)
 }
 
-/// Forgets answers older than `before`; a retry that late is a new message.
-pub fn prune(conn: &Connection, before: i64) -> Result<usize> {
-    Ok(conn.execute(
-        "DELETE FROM device_messages WHERE received_at < ?1",
-        [before],
-    )?)
+/// Forgets at most `limit` answers older than `before` (a retry that late
+/// is a new message); returns how many. Bounded, so a busy month of
+/// messages is pruned in many short writes instead of one that holds the
+/// writer for seconds.
+pub fn prune(conn: &Connection, before: i64, limit: usize) -> Result<usize> {
+    Ok(conn
+        .prepare_cached(
+            "DELETE FROM device_messages WHERE (udi, message_id) IN
+               (SELECT udi, message_id FROM device_messages WHERE received_at < ?1 LIMIT ?2)",
+        )?
+        .execute(params![before, i64::try_from(limit).unwrap_or(i64::MAX)])?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pruning_takes_bounded_batches_of_old_answers_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let conn = crate::store::open_and_migrate(&dir.path().join("m.db")).expect("db");
+        let sender = Sender {
+            udi_key: "PID:P,SN:S",
+            message_type: "ENTITLEMENT",
+            token_id: None,
+        };
+        for i in 0..25 {
+            record(&conn, &sender, &format!("old-{i}"), "{}", 100).expect("old");
+        }
+        record(&conn, &sender, "new", "{}", 200).expect("new");
+        assert_eq!(prune(&conn, 150, 10).expect("prune"), 10);
+        assert_eq!(prune(&conn, 150, 10).expect("prune"), 10);
+        assert_eq!(prune(&conn, 150, 10).expect("prune"), 5);
+        assert_eq!(prune(&conn, 150, 10).expect("prune"), 0);
+        assert!(find(&conn, &sender, "new").expect("find").is_some());
+        assert!(record_first(&conn, &sender, "new", "{}", 300).is_ok_and(|fresh| !fresh));
+    }
 }

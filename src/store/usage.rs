@@ -20,6 +20,38 @@ pub fn of_instance(c: &Connection, instance_row_id: i64) -> Result<Vec<(String, 
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// One row of an instance's demand as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Demand {
+    pub tag: String,
+    pub count: i64,
+    pub virtual_account_id: i64,
+}
+
+/// The instance's current demand per tag, as stored (no join): what an
+/// ENTITLEMENT compares its request with, to write only what changed.
+pub fn counts_of(c: &Connection, instance_row_id: i64) -> Result<Vec<Demand>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT tag, count, virtual_account_id FROM entitlement_usage WHERE instance_id = ?1 ORDER BY tag",
+    )?;
+    let rows = stmt.query_map([instance_row_id], |r| {
+        Ok(Demand {
+            tag: r.get(0)?,
+            count: r.get(1)?,
+            virtual_account_id: r.get(2)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Changes once another connection committed to the database since this
+/// connection last asked (SQLite's `data_version`); a connection's own
+/// commits leave it as it is.
+pub fn data_version(c: &Connection) -> Result<i64> {
+    Ok(c.prepare_cached("PRAGMA data_version")?
+        .query_row([], |r| r.get(0))?)
+}
+
 pub fn set(
     c: &Connection,
     instance_row_id: i64,
@@ -71,6 +103,35 @@ pub fn in_use(c: &Connection, virtual_account_id: i64, tag: &str) -> Result<(i64
         }),
     )?
     .unwrap_or((0, "In Compliance".to_string())))
+}
+
+/// One pool's row as kept: demand, the status and the shortfall last
+/// recorded. A pool never used nor evaluated is empty and in compliance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolRow {
+    pub in_use: i64,
+    pub status: String,
+    pub shortfall: i64,
+}
+
+pub fn pool(c: &Connection, virtual_account_id: i64, tag: &str) -> Result<PoolRow> {
+    Ok(crate::store::optional(
+        c.prepare_cached(
+            "SELECT in_use, status, shortfall FROM pools WHERE virtual_account_id = ?1 AND tag = ?2",
+        )?
+        .query_row(params![virtual_account_id, tag], |r| {
+            Ok(PoolRow {
+                in_use: r.get(0)?,
+                status: r.get(1)?,
+                shortfall: r.get(2)?,
+            })
+        }),
+    )?
+    .unwrap_or_else(|| PoolRow {
+        in_use: 0,
+        status: "In Compliance".to_string(),
+        shortfall: 0,
+    }))
 }
 
 pub fn set_pool_status(

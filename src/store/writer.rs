@@ -8,7 +8,7 @@
 use super::StoreError;
 use rusqlite::Connection;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use tokio::sync::oneshot;
@@ -19,11 +19,15 @@ const QUEUE_DEPTH: usize = 8192;
 const MAX_GROUP: usize = 256;
 
 trait Work: Send {
-    fn run(&mut self, conn: &Connection);
+    /// Runs the job in its savepoint. True if what it did may have left an
+    /// in-memory copy of the data stale (see [`Writer::generation`]).
+    fn run(&mut self, conn: &Connection) -> bool;
     fn complete(self: Box<Self>, committed: Result<(), &StoreError>);
 }
 
 struct Task<F, T, E> {
+    /// Whether the job keeps the writer's in-memory copies up to date itself.
+    keeps_copies: bool,
     work: Option<F>,
     result: Option<Result<T, E>>,
     reply: Option<oneshot::Sender<Result<T, E>>>,
@@ -35,19 +39,22 @@ where
     T: Send,
     E: From<StoreError> + Send,
 {
-    fn run(&mut self, conn: &Connection) {
-        let Some(work) = self.work.take() else { return };
-        if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+    fn run(&mut self, conn: &Connection) -> bool {
+        let Some(work) = self.work.take() else {
+            return false;
+        };
+        if let Err(e) = statement(conn, "SAVEPOINT job") {
             self.result = Some(Err(E::from(e.into())));
-            return;
+            return true;
         }
         let outcome = catch_unwind(AssertUnwindSafe(|| work(conn)));
         let keep = matches!(outcome, Ok(Ok(_)));
         let undo = if keep {
-            conn.execute_batch("RELEASE job")
+            statement(conn, "RELEASE job")
         } else {
-            conn.execute_batch("ROLLBACK TO job; RELEASE job")
+            statement(conn, "ROLLBACK TO job").and_then(|()| statement(conn, "RELEASE job"))
         };
+        let stale = !keep || undo.is_err() || !self.keeps_copies;
         self.result = Some(match (outcome, undo) {
             (_, Err(e)) => Err(E::from(e.into())),
             (Ok(result), Ok(())) => result,
@@ -56,6 +63,7 @@ where
                 Err(E::from(StoreError::WorkPanicked))
             }
         });
+        stale
     }
 
     fn complete(mut self: Box<Self>, committed: Result<(), &StoreError>) {
@@ -73,12 +81,23 @@ where
     }
 }
 
+/// Runs one cached statement: the savepoints around every job are parsed
+/// once, not once per write.
+fn statement(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
 /// Counters for `/metrics`: commits and the writes they carried.
 #[derive(Default, Debug)]
 pub struct WriterStats {
     pub commits: AtomicU64,
     pub writes: AtomicU64,
     pub failed_commits: AtomicU64,
+    /// Bumped whenever the data may have changed behind an in-memory copy
+    /// kept by jobs: after every job not marked as keeping copies, every
+    /// job undone (its copies saw changes that were rolled back) and every
+    /// failed commit.
+    generation: AtomicU64,
 }
 
 #[derive(Clone)]
@@ -89,12 +108,23 @@ pub struct Writer {
 
 impl Writer {
     pub fn start(conn: Connection) -> Result<Self, StoreError> {
+        Self::start_with(conn, Arc::new(AtomicBool::new(false)))
+    }
+
+    /// Starts the writer; when `finish_checkpoint` is set (by the thread
+    /// that checkpoints the WAL beside it), the writer copies the last few
+    /// frames itself between two commits, so the next commit starts the
+    /// log over instead of growing it.
+    pub fn start_with(
+        conn: Connection,
+        finish_checkpoint: Arc<AtomicBool>,
+    ) -> Result<Self, StoreError> {
         let (queue, jobs) = sync_channel::<Box<dyn Work>>(QUEUE_DEPTH);
         let stats = Arc::new(WriterStats::default());
         let thread_stats = stats.clone();
         std::thread::Builder::new()
             .name("db-writer".into())
-            .spawn(move || run(conn, jobs, &thread_stats))
+            .spawn(move || run(conn, jobs, &thread_stats, &finish_checkpoint))
             .map_err(|_| StoreError::WriterGone)?;
         Ok(Self { queue, stats })
     }
@@ -103,13 +133,35 @@ impl Writer {
         &self.stats
     }
 
+    /// The writer's generation (see [`WriterStats`]); read inside a job, it
+    /// says whether copies kept since the same generation are still exact
+    /// as far as this connection's writes go. Other connections' commits
+    /// show in `PRAGMA data_version`.
+    pub fn generation(&self) -> u64 {
+        self.stats.generation.load(Ordering::Acquire)
+    }
+
+    /// [`Writer::write`] for a job that updates every in-memory copy of
+    /// what it changes, so it leaves the generation as it is.
+    pub async fn write_keeping_copies<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let receiver = self.submit(work, true)?;
+        receiver
+            .await
+            .unwrap_or_else(|_| Err(E::from(StoreError::WriterGone)))
+    }
+
     pub async fn write<T, E, F>(&self, work: F) -> Result<T, E>
     where
         F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        let receiver = self.submit(work)?;
+        let receiver = self.submit(work, false)?;
         receiver
             .await
             .unwrap_or_else(|_| Err(E::from(StoreError::WriterGone)))
@@ -122,13 +174,17 @@ impl Writer {
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        let receiver = self.submit(work)?;
+        let receiver = self.submit(work, false)?;
         receiver
             .blocking_recv()
             .unwrap_or_else(|_| Err(E::from(StoreError::WriterGone)))
     }
 
-    fn submit<T, E, F>(&self, work: F) -> Result<oneshot::Receiver<Result<T, E>>, E>
+    fn submit<T, E, F>(
+        &self,
+        work: F,
+        keeps_copies: bool,
+    ) -> Result<oneshot::Receiver<Result<T, E>>, E>
     where
         F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
@@ -136,6 +192,7 @@ impl Writer {
     {
         let (reply, receiver) = oneshot::channel();
         let task = Box::new(Task {
+            keeps_copies,
             work: Some(work),
             result: None,
             reply: Some(reply),
@@ -148,7 +205,12 @@ impl Writer {
     }
 }
 
-fn run(conn: Connection, jobs: Receiver<Box<dyn Work>>, stats: &WriterStats) {
+fn run(
+    conn: Connection,
+    jobs: Receiver<Box<dyn Work>>,
+    stats: &WriterStats,
+    finish_checkpoint: &AtomicBool,
+) {
     let mut group: Vec<Box<dyn Work>> = Vec::with_capacity(MAX_GROUP);
     while let Ok(first) = jobs.recv() {
         group.push(first);
@@ -160,7 +222,7 @@ fn run(conn: Connection, jobs: Receiver<Box<dyn Work>>, stats: &WriterStats) {
         }
         let span = tracing::debug_span!("group_commit", writes = group.len());
         let _entered = span.enter();
-        let outcome = commit_group(&conn, &mut group);
+        let outcome = commit_group(&conn, &mut group, stats);
         match &outcome {
             Ok(()) => {
                 stats.commits.fetch_add(1, Ordering::Relaxed);
@@ -170,20 +232,34 @@ fn run(conn: Connection, jobs: Receiver<Box<dyn Work>>, stats: &WriterStats) {
             }
             Err(e) => {
                 stats.failed_commits.fetch_add(1, Ordering::Relaxed);
+                stats.generation.fetch_add(1, Ordering::AcqRel);
                 tracing::error!(error = %e, writes = group.len(), "group commit failed; every write in it was refused with 503");
             }
         }
         for job in group.drain(..) {
             job.complete(outcome.as_ref().map(|_| ()));
         }
+        if finish_checkpoint.swap(false, Ordering::AcqRel) {
+            // PASSIVE: never waits for readers; the other thread copied
+            // most of the log already, this copies the tail.
+            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                tracing::warn!(error = %e, "WAL checkpoint failed; it is tried again later");
+            }
+        }
     }
     tracing::debug!("database writer stopped");
 }
 
-fn commit_group(conn: &Connection, group: &mut [Box<dyn Work>]) -> Result<(), StoreError> {
-    conn.execute_batch("BEGIN IMMEDIATE")?;
+fn commit_group(
+    conn: &Connection,
+    group: &mut [Box<dyn Work>],
+    stats: &WriterStats,
+) -> Result<(), StoreError> {
+    statement(conn, "BEGIN IMMEDIATE")?;
     for job in group.iter_mut() {
-        job.run(conn);
+        if job.run(conn) {
+            stats.generation.fetch_add(1, Ordering::AcqRel);
+        }
         // Some errors (disk full, I/O) make SQLite roll back the whole
         // transaction. Running on would commit the rest on their own while
         // every caller is told nothing was recorded: stop here instead.
@@ -191,7 +267,7 @@ fn commit_group(conn: &Connection, group: &mut [Box<dyn Work>]) -> Result<(), St
             return Err(StoreError::TransactionLost);
         }
     }
-    if let Err(e) = conn.execute_batch("COMMIT") {
+    if let Err(e) = statement(conn, "COMMIT") {
         let _ = conn.execute_batch("ROLLBACK");
         return Err(e.into());
     }

@@ -12,5 +12,6 @@ mod licensing;
 mod operator;
 mod registration;
 mod router;
+mod storage;
 mod sync;
 mod sync_live;
