@@ -46,6 +46,9 @@ pub struct Satellite {
     pub store: Store,
     pub ca: Arc<CertificateAuthority>,
     pub created: Created,
+    /// Bound in `open`, before anything was created, so an address in use
+    /// refuses the start with nothing written; handed out by `bind`.
+    listeners: std::sync::Mutex<Option<Listeners>>,
 }
 
 impl Satellite {
@@ -63,6 +66,15 @@ impl Satellite {
             None => None,
         };
         setup::check_clock(&config, &clock)?;
+        // Operator-supplied certificates are loaded now: a key that does not
+        // parse refuses the start before init writes anything.
+        if config.device.tls_cert.is_some() {
+            tls::admin_config(&setup::server_identity(&config))?;
+        }
+        if config.admin.tls_cert.is_some() {
+            tls::admin_config(&setup::admin_identity(&config))?;
+        }
+        let listeners = bind_listeners(&config)?;
         let (created, ca) = setup::ensure(&config, &clock)?;
         let store = Store::open(&config.database_path())?;
         let catalog = store.read(|c| {
@@ -80,18 +92,17 @@ impl Satellite {
             store,
             ca: Arc::new(ca),
             created,
+            listeners: std::sync::Mutex::new(Some(listeners)),
         })
     }
 
-    /// Binds the configured addresses.
+    /// The listeners bound at `open` (the first call), or freshly bound ones.
     pub fn bind(&self) -> Result<Listeners, StartError> {
-        let bind = |key, addr| {
-            TcpListener::bind(addr).map_err(|source| StartError::Bind { key, addr, source })
-        };
-        Ok(Listeners {
-            device: bind("device.listen", self.config.device.listen)?,
-            admin: bind("admin.listen", self.config.admin.listen)?,
-        })
+        let bound = self.listeners.lock().ok().and_then(|mut l| l.take());
+        match bound {
+            Some(listeners) => Ok(listeners),
+            None => bind_listeners(&self.config),
+        }
     }
 
     pub fn tls(&self) -> Result<TlsConfigs, StartError> {
@@ -182,6 +193,17 @@ impl Satellite {
             notifier: self.notifier.clone(),
         })
     }
+}
+
+/// Binds both configured addresses.
+fn bind_listeners(config: &Config) -> Result<Listeners, StartError> {
+    let bind = |key, addr| {
+        TcpListener::bind(addr).map_err(|source| StartError::Bind { key, addr, source })
+    };
+    Ok(Listeners {
+        device: bind("device.listen", config.device.listen)?,
+        admin: bind("admin.listen", config.admin.listen)?,
+    })
 }
 
 /// Checks the clock every few seconds until `stop` is set.
