@@ -148,13 +148,53 @@ impl Satellite {
             "role {:?}, smart account {:?}",
             self.config.role, self.config.account
         ));
-        let served = http::serve(state, listeners, tls, shutdown).await;
+        let protection = self.protection();
+        let served = http::serve(state, listeners, tls, protection, shutdown).await;
         stop_jobs.store(true, Ordering::Relaxed);
         let _ = jobs.join();
         let _ = sync.join();
         let _ = guard.join();
         self.notifier.stopped();
         served.map_err(StartError::Serve)
+    }
+
+    /// The per-listener and per-source limits, within the open-file limit.
+    pub fn protection(&self) -> http::Protection {
+        let files = crate::http::limits::raise_open_file_limit();
+        // Room for the admin listener, the database and the log.
+        let device_max = self
+            .config
+            .device
+            .max_connections
+            .min(files.saturating_sub(512).max(64));
+        if device_max < self.config.device.max_connections {
+            tracing::warn!(
+                configured = self.config.device.max_connections,
+                used = device_max,
+                open_files = files,
+                "device.max_connections is above what the open-file limit allows; raise LimitNOFILE"
+            );
+        }
+        let device = http::limits::Limits {
+            connections_per_source: self
+                .config
+                .device
+                .max_connections_per_source
+                .min(device_max),
+            anonymous_per_minute: Some(self.config.device.registrations_per_minute),
+            body_deadline: std::time::Duration::from_secs(10),
+        };
+        let admin = http::limits::Limits {
+            connections_per_source: 32,
+            anonymous_per_minute: None,
+            body_deadline: std::time::Duration::from_secs(30),
+        };
+        http::Protection {
+            device: http::limits::Guard::new(device, self.clock.clone()),
+            device_max_connections: device_max,
+            admin: http::limits::Guard::new(admin, self.clock.clone()),
+            admin_max_connections: 256,
+        }
     }
 
     /// Keeps the database's high-water mark and notices a clock set back.

@@ -119,6 +119,14 @@ pub struct DeviceListener {
     pub hostnames: Vec<String>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// Concurrent connections the device listener accepts in all.
+    pub max_connections: usize,
+    /// Concurrent connections one source address may hold (a site's NAT
+    /// puts many routers behind one address: keep this generous).
+    pub max_connections_per_source: usize,
+    /// Requests without a client certificate (registrations, and anyone
+    /// guessing tokens) one source address may send per minute.
+    pub registrations_per_minute: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -341,6 +349,9 @@ impl Default for DeviceListener {
             hostnames: vec!["localhost".into(), "127.0.0.1".into()],
             tls_cert: None,
             tls_key: None,
+            max_connections: 4096,
+            max_connections_per_source: 256,
+            registrations_per_minute: 600,
         }
     }
 }
@@ -494,6 +505,27 @@ impl Config {
             }
         }
         pair_given("device", &self.device.tls_cert, &self.device.tls_key)?;
+        for (key, value, max) in [
+            (
+                "device.max_connections",
+                self.device.max_connections,
+                100_000,
+            ),
+            (
+                "device.max_connections_per_source",
+                self.device.max_connections_per_source,
+                self.device.max_connections,
+            ),
+            (
+                "device.registrations_per_minute",
+                self.device.registrations_per_minute as usize,
+                100_000,
+            ),
+        ] {
+            if !(1..=max).contains(&value) {
+                return Err((key, format!("{value} is out of range: use 1 to {max}")));
+            }
+        }
         pair_given("admin", &self.admin.tls_cert, &self.admin.tls_key)?;
         // A non-loopback admin listener needs no certificate of its own: the
         // CA-signed server certificate serves both listeners (DESIGN §3), so
