@@ -65,6 +65,10 @@ impl Satellite {
             ),
             None => None,
         };
+        let db = config.database_path();
+        if db.is_file() {
+            crate::store::check_integrity(&db)?;
+        }
         setup::check_clock(&config, &clock)?;
         // Operator-supplied certificates are loaded now: a key that does not
         // parse refuses the start before init writes anything.

@@ -6,6 +6,7 @@
 
 pub mod alerts;
 pub mod app;
+pub mod backup;
 pub mod callhome;
 pub mod cli;
 pub mod clock;

@@ -27,6 +27,8 @@ pub enum CliError {
     Start(#[from] StartError),
     #[error(transparent)]
     Sync(#[from] crate::sync::SyncError),
+    #[error(transparent)]
+    Backup(#[from] crate::backup::BackupError),
     #[error("{0}")]
     Other(String),
 }
@@ -418,6 +420,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             let list = inventory::event_list(&conn, kind.as_deref(), limit)?;
             show(&list, json)
         }
+        Command::Backup { file, json } => super::backup::backup(&config, &clock, &file, json),
+        Command::Restore { file, json } => super::backup::restore(&config, &clock, &file, json),
     }
 }
 

@@ -169,7 +169,7 @@ fn still_waiting(e: &openssl::ssl::Error) -> bool {
 /// within a second, and the slow senders are cut off at the body deadline.
 #[test]
 fn slow_connections_do_not_starve_routers_or_the_admin_listener() {
-    use std::io::{Read, Write};
+    use std::io::Write;
     use std::time::{Duration, Instant};
     let server = Server::start();
     let token = server.token("Default", &[]);
@@ -304,4 +304,327 @@ fn registrations_are_rate_limited_per_source() {
         "entitlements": [{"tag": "ESS-AC-10G-RTU-1", "count": 1}]
     }));
     assert_eq!(status, 200, "{answer}");
+}
+
+/// `satellite serve` as a real process on ephemeral ports.
+struct Serving {
+    child: std::process::Child,
+    device_url: String,
+    admin_url: String,
+    ca: std::path::PathBuf,
+}
+
+impl Serving {
+    fn start(config: &Path) -> Self {
+        use std::io::BufRead;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_satellite"))
+            .arg("-c")
+            .arg(config)
+            .arg("serve")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn satellite serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let (mut device_url, mut admin_url) = (String::new(), String::new());
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        for line in lines.by_ref() {
+            let line = line.expect("line");
+            if let Some(rest) = line.trim().strip_prefix("device API: ") {
+                device_url = rest.trim_end_matches("/SmartTransport").to_string();
+            }
+            if let Some(rest) = line.trim().strip_prefix("admin:") {
+                admin_url = rest
+                    .split_whitespace()
+                    .next()
+                    .expect("url")
+                    .trim_end_matches('/')
+                    .to_string();
+                break;
+            }
+        }
+        assert!(!admin_url.is_empty(), "satellite serve did not start");
+        // Keep reading: a closed pipe would fail the server's next print.
+        std::thread::spawn(move || lines.for_each(drop));
+        let ca = config.parent().expect("dir").join("data/ca.pem");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let agent = crate::client::agent(&ca, None);
+        while agent.get(&format!("{admin_url}/readyz")).call().is_err() {
+            assert!(std::time::Instant::now() < deadline, "not ready");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Self {
+            child,
+            device_url,
+            admin_url,
+            ca,
+        }
+    }
+
+    fn device(
+        &self,
+        identity: Option<(&str, &openssl::pkey::PKey<openssl::pkey::Private>)>,
+    ) -> crate::client::Device {
+        crate::client::Device::new(&self.device_url, &self.ca, identity)
+    }
+
+    /// SIGTERM, then wait: requests in flight finish.
+    fn stop(mut self) {
+        // SAFETY: kill only sends a signal to our own child.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let _ = self.child.wait();
+    }
+
+    /// SIGKILL: no chance to finish anything.
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn process_config(dir: &Path) -> std::path::PathBuf {
+    let config = dir.join("satellite.yaml");
+    std::fs::write(&config, crate::fixture::BASE_CONFIG).expect("write config");
+    config
+}
+
+fn token(config: &Path) -> String {
+    let out = satellite(config, &["token", "create", "--va", "Default", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    json["token"].as_str().expect("token").to_string()
+}
+
+fn entitlement(id: &str) -> serde_json::Value {
+    serde_json::json!({
+        "type": "ENTITLEMENT", "message_id": id,
+        "entitlements": [{"tag": "ESS-AC-10G-RTU-1", "count": 1}]
+    })
+}
+
+/// Backup while routers are served, restore onto an empty data dir: the
+/// satellite answers the same routers with the same CA. A restore older
+/// than an acknowledged bundle is refused; a damaged database refuses start.
+#[test]
+fn backup_and_restore_round_trip_while_serving() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = process_config(dir.path());
+    let server = Serving::start(&config);
+    let token = token(&config);
+    let key = crate::client::p256();
+    let csr = crate::client::csr(&key);
+    let (status, answer) = server.device(None).post(&crate::client::registration(
+        "reg-b1",
+        "FOCBACKUP1",
+        &token,
+        &csr,
+    ));
+    assert_eq!(status, 200, "{answer}");
+    let certificate = answer["certificate"]
+        .as_str()
+        .expect("certificate")
+        .to_string();
+
+    // Routers keep talking while the backup is taken.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let busy = {
+        let (stop, url, ca, cert, key) = (
+            stop.clone(),
+            server.device_url.clone(),
+            server.ca.clone(),
+            certificate.clone(),
+            key.clone(),
+        );
+        std::thread::spawn(move || {
+            let router = crate::client::Device::new(&url, &ca, Some((&cert, &key)));
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let (status, answer) = router.post(&entitlement(&format!("busy-{n}")));
+                assert_eq!(status, 200, "{answer}");
+                n += 1;
+            }
+            n
+        })
+    };
+    let file = dir.path().join("backup.zip");
+    let out = satellite(&config, &["backup", file.to_str().expect("utf8")]);
+    assert!(out.status.success(), "backup: {}", stderr(&out));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(busy.join().expect("router thread") > 0);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&file)
+        .expect("backup")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o077, 0, "the backup holds private keys: 0600");
+    assert!(
+        !satellite(&config, &["backup", file.to_str().expect("utf8")])
+            .status
+            .success(),
+        "never overwrites"
+    );
+    server.stop();
+
+    let data = dir.path().join("data");
+    let ca_before = std::fs::read(data.join("ca.pem")).expect("ca");
+    std::fs::remove_dir_all(&data).expect("wipe the data dir");
+    let out = satellite(&config, &["restore", file.to_str().expect("utf8")]);
+    assert!(out.status.success(), "restore: {}", stderr(&out));
+    assert_eq!(
+        std::fs::read(data.join("ca.pem")).expect("ca"),
+        ca_before,
+        "same CA"
+    );
+    for key_file in ["ca.key", "server.key"] {
+        let mode = std::fs::metadata(data.join(key_file))
+            .expect(key_file)
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "{key_file} is 0600");
+    }
+
+    let server = Serving::start(&config);
+    let (status, answer) = server
+        .device(Some((&certificate, &key)))
+        .post(&entitlement("after-restore"));
+    assert_eq!(
+        status, 200,
+        "the restored satellite knows the router: {answer}"
+    );
+    server.stop();
+
+    // The cloud acknowledged a usage bundle the backup never saw.
+    let db = rusqlite::Connection::open(data.join("satellite.db")).expect("db");
+    db.execute(
+        "INSERT INTO sync_bundles (direction, peer, kind, sequence, sha256, created_at, recorded_at, summary, acknowledged_at)
+         VALUES ('sent', 'cloud-1', 'usage', 7, 'abc', 0, 0, '{}', 1)",
+        [],
+    )
+    .expect("ledger row");
+    drop(db);
+    let out = satellite(&config, &["restore", file.to_str().expect("utf8")]);
+    assert!(
+        !out.status.success(),
+        "a restore behind the cloud must be refused"
+    );
+    assert!(
+        stderr(&out).contains("acknowledged sequence 7"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A damaged database: start is refused, naming the restore command.
+    let db_path = data.join("satellite.db");
+    let mut bytes = std::fs::read(&db_path).expect("db");
+    let damaged = bytes.len().saturating_sub(8192);
+    for b in bytes.iter_mut().skip(4096).take(damaged) {
+        *b = 0x5a;
+    }
+    std::fs::write(&db_path, &bytes).expect("damage");
+    let out = satellite(&config, &["serve"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("damaged") && err.contains("satellite restore"),
+        "{err}"
+    );
+}
+
+/// The server killed with SIGKILL under load, three times: every
+/// registration it acknowledged is there after restart, a retry of one it
+/// never answered is served once, and the token counts each router once.
+#[test]
+fn kill_9_under_load_loses_nothing_acknowledged() {
+    use std::sync::{Arc, Mutex};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = process_config(dir.path());
+    let mut server = Serving::start(&config);
+    let token = token(&config);
+    let key = crate::client::p256();
+    let csr = crate::client::csr(&key);
+    let acknowledged: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let unanswered: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    for round in 0..3 {
+        let workers: Vec<_> = (0..3)
+            .map(|worker| {
+                let (url, ca, token, csr) = (
+                    server.device_url.clone(),
+                    server.ca.clone(),
+                    token.clone(),
+                    csr.clone(),
+                );
+                let (acknowledged, unanswered) = (acknowledged.clone(), unanswered.clone());
+                std::thread::spawn(move || {
+                    // A plain agent: a connection cut by the kill is an error, not a panic.
+                    let agent = crate::client::agent(&ca, None);
+                    let endpoint = format!("{url}/SmartTransport");
+                    for n in 0.. {
+                        let sn = format!("FOCK{round}{worker}{n:04}");
+                        let id = format!("reg-{sn}");
+                        let message = crate::client::registration(&id, &sn, &token, &csr);
+                        match agent.post(&endpoint).send_json(&message) {
+                            Ok(r) if r.status() == 200 => {
+                                acknowledged.lock().expect("lock").push((sn, id))
+                            }
+                            _ => {
+                                unanswered.lock().expect("lock").push((sn, id));
+                                return;
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        server.kill();
+        for worker in workers {
+            let _ = worker.join();
+        }
+        server = Serving::start(&config);
+    }
+
+    let acknowledged = acknowledged.lock().expect("lock").clone();
+    assert!(
+        acknowledged.len() >= 9,
+        "too little load: {}",
+        acknowledged.len()
+    );
+    let db = rusqlite::Connection::open(dir.path().join("data/satellite.db")).expect("db");
+    for (_, id) in &acknowledged {
+        let n: i64 = db
+            .query_row(
+                "SELECT COUNT(*) FROM device_messages WHERE message_id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .expect("count");
+        assert_eq!(n, 1, "acknowledged message {id} is missing after kill -9");
+    }
+    // Whatever was in flight is retried with the same id, as a router does.
+    let device = server.device(None);
+    let unanswered = unanswered.lock().expect("lock").clone();
+    for (sn, id) in unanswered.iter().chain(acknowledged.iter().take(3)) {
+        let (status, answer) = device.post(&crate::client::registration(id, sn, &token, &csr));
+        assert_eq!(status, 200, "retry of {id}: {answer}");
+    }
+    let registered = acknowledged.len() + unanswered.len();
+    let instances: i64 = db
+        .query_row("SELECT COUNT(*) FROM product_instances", [], |r| r.get(0))
+        .expect("instances");
+    let uses: i64 = db
+        .query_row("SELECT SUM(uses) FROM registration_tokens", [], |r| {
+            r.get(0)
+        })
+        .expect("uses");
+    assert_eq!(
+        instances as usize, registered,
+        "each router is one product instance"
+    );
+    assert_eq!(
+        uses as usize, registered,
+        "the token counted each router once"
+    );
+    server.stop();
 }
