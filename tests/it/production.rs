@@ -628,3 +628,102 @@ fn kill_9_under_load_loses_nothing_acknowledged() {
     );
     server.stop();
 }
+
+/// A small tmpfs mounted for the test's life (needs root; `None` if refused).
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(at: &Path, size: &str) -> Option<Self> {
+        std::fs::create_dir_all(at).ok()?;
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Self(at.to_path_buf()))
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// The data dir's disk fills up: routers get 503 storage_unavailable, none
+/// of those answers is recorded as acknowledged, the database stays sound,
+/// and the server recovers by itself once space returns.
+#[test]
+fn a_full_disk_answers_503_and_recovers_by_itself() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(_disk) = SmallDisk::mount(&dir.path().join("data"), "4m") else {
+        eprintln!("SKIPPED: cannot mount a tmpfs here (needs root); .ci/run runs as root");
+        return;
+    };
+    let config = process_config(dir.path());
+    let server = Serving::start(&config);
+    let token = token(&config);
+    let key = crate::client::p256();
+    let csr = crate::client::csr(&key);
+    let device = server.device(None);
+
+    // Fill the disk.
+    let filler = dir.path().join("data/filler");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&filler).expect("filler");
+        let block = vec![0u8; 64 * 1024];
+        while f.write_all(&block).and_then(|_| f.sync_all()).is_ok() {}
+    }
+    let mut refused = Vec::new();
+    for n in 0..40 {
+        let (sn, id) = (format!("FOCFULL{n:03}"), format!("reg-full-{n}"));
+        let (status, answer) = device.post(&crate::client::registration(&id, &sn, &token, &csr));
+        if status == 503 {
+            assert_eq!(
+                crate::client::error_code(&answer),
+                "storage_unavailable",
+                "{answer}"
+            );
+            refused.push((sn, id));
+        } else {
+            assert_eq!(status, 200, "{answer}");
+        }
+    }
+    assert!(!refused.is_empty(), "a full disk must refuse writes");
+
+    // Space returns: the same messages are served, without a restart.
+    std::fs::remove_file(&filler).expect("free space");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    for (sn, id) in &refused {
+        loop {
+            let (status, answer) = device.post(&crate::client::registration(id, sn, &token, &csr));
+            if status == 200 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no recovery: {answer}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+    let db = rusqlite::Connection::open(dir.path().join("data/satellite.db")).expect("db");
+    let check: String = db
+        .query_row("PRAGMA quick_check", [], |r| r.get(0))
+        .expect("check");
+    assert_eq!(check, "ok");
+    let uses: i64 = db
+        .query_row("SELECT SUM(uses) FROM registration_tokens", [], |r| {
+            r.get(0)
+        })
+        .expect("uses");
+    let instances: i64 = db
+        .query_row("SELECT COUNT(*) FROM product_instances", [], |r| r.get(0))
+        .expect("instances");
+    assert_eq!(instances, 40);
+    assert_eq!(uses, 40, "refused registrations were not counted");
+    drop(db);
+    server.stop();
+}
