@@ -727,3 +727,67 @@ fn a_full_disk_answers_503_and_recovers_by_itself() {
     drop(db);
     server.stop();
 }
+
+/// The Debian package: built by packaging/debian/build.sh from the binaries
+/// under test and checked with dpkg-deb; the unit passes
+/// `systemd-analyze security` under 2.5 where systemd-analyze exists.
+#[test]
+fn the_debian_package_builds_and_holds_the_service() {
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_satellite"))
+        .parent()
+        .expect("bin dir")
+        .to_path_buf();
+    let out = tempfile::tempdir().expect("tempdir");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let built = Command::new(root.join("packaging/debian/build.sh"))
+        .env("SATELLITE_BIN_DIR", &bin_dir)
+        .env("SATELLITE_DEB_OUT", out.path())
+        // Debug binaries are large: compressing them would take minutes.
+        .env("SATELLITE_DEB_COMPRESSION", "none")
+        .output()
+        .expect("run build.sh");
+    assert!(built.status.success(), "build.sh: {}", stderr(&built));
+    let deb = String::from_utf8_lossy(&built.stdout).trim().to_string();
+    let info = Command::new("dpkg-deb")
+        .args(["-I", &deb])
+        .output()
+        .expect("dpkg-deb");
+    let info = String::from_utf8_lossy(&info.stdout).into_owned();
+    assert!(info.contains("adduser"), "{info}");
+    let unit =
+        std::fs::read_to_string(root.join("packaging/systemd/satellite.service")).expect("unit");
+    for line in [
+        "StateDirectory=satellite",
+        "AmbientCapabilities=CAP_NET_BIND_SERVICE",
+        "LimitNOFILE=",
+        "ProtectSystem=strict",
+        "NoNewPrivileges=yes",
+        "SystemCallFilter=@system-service",
+        "ProtectClock=yes",
+        "ProtectKernelLogs=yes",
+    ] {
+        assert!(unit.contains(line), "the unit lacks {line}");
+    }
+    // The packaged configuration is valid and listens where routers look.
+    let packaged =
+        std::fs::read_to_string(root.join("packaging/debian/satellite.yaml")).expect("yaml");
+    let config =
+        satellite::config::Config::parse(&packaged, "packaged", Path::new("/")).expect("valid");
+    assert_eq!(config.device.listen.port(), 443);
+    let analyzed = Command::new("systemd-analyze")
+        .args(["security", "--offline=yes"])
+        .arg(root.join("packaging/systemd/satellite.service"))
+        .output();
+    if let Some(analyzed) = analyzed.ok().filter(|o| o.status.success()) {
+        let text = String::from_utf8_lossy(&analyzed.stdout).into_owned();
+        let score: f64 = text
+            .lines()
+            .find_map(|l| l.split("exposure level for satellite.service: ").nth(1))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .expect("an exposure score");
+        assert!(score < 2.5, "systemd-analyze security: {score}");
+    } else {
+        eprintln!("systemd-analyze not available: score not checked");
+    }
+}
