@@ -626,6 +626,11 @@ fn kill_9_under_load_loses_nothing_acknowledged() {
         uses as usize, registered,
         "the token counted each router once"
     );
+    let ready = crate::client::agent(&server.ca, None)
+        .get(&format!("{}/readyz", server.admin_url))
+        .call()
+        .expect("ready after three kills");
+    assert_eq!(ready.status(), 200);
     server.stop();
 }
 
