@@ -796,3 +796,95 @@ fn the_debian_package_builds_and_holds_the_service() {
         eprintln!("systemd-analyze not available: score not checked");
     }
 }
+
+/// The fuzz targets' parsers, run in the suite over a few thousand mutations
+/// of each seed corpus (fuzz/seeds): no input from outside may panic them.
+/// The real fuzzing is `cargo +nightly fuzz run TARGET` (fuzz/README.md).
+#[test]
+fn parsers_survive_mutated_input() {
+    let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
+    let base = tempfile::tempdir().expect("tempdir");
+    type Parser<'a> = Box<dyn Fn(&[u8]) -> bool + 'a>;
+    let text = |data: &[u8]| String::from_utf8_lossy(data).into_owned();
+    let targets: Vec<(&str, Parser)> = vec![
+        (
+            "device_message",
+            Box::new(|d: &[u8]| satellite::device::wire::Message::parse(d).is_ok()),
+        ),
+        (
+            "callhome_envelope",
+            Box::new(move |d: &[u8]| satellite::callhome::unwrap_envelope(&text(d)).is_ok()),
+        ),
+        (
+            "csr",
+            Box::new(move |d: &[u8]| satellite::pki::parse_csr(&text(d)).is_ok()),
+        ),
+        (
+            "bundle",
+            Box::new(|d: &[u8]| {
+                satellite::sync::bundle::open(d, &satellite::sync::bundle::Limits::default())
+                    .is_ok()
+            }),
+        ),
+        (
+            "config",
+            Box::new(|d: &[u8]| {
+                satellite::config::Config::parse(&text(d), "fuzz.yaml", base.path()).is_ok()
+            }),
+        ),
+    ];
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for (target, parse) in &targets {
+        let mut corpus = Vec::new();
+        for entry in std::fs::read_dir(seeds.join(target)).expect("seed folder") {
+            corpus.push(std::fs::read(entry.expect("entry").path()).expect("seed"));
+        }
+        assert!(!corpus.is_empty(), "{target}: no seeds");
+        if *target != "bundle" {
+            // The seeds are valid (a bundle seed has no valid signature): the
+            // mutations start from inputs that reach deep into the parser.
+            for seed in &corpus {
+                assert!(parse(seed), "{target}: a seed does not parse");
+            }
+        }
+        for round in 0..2000 {
+            let mut input = corpus[round % corpus.len()].clone();
+            for _ in 0..=(next() % 4) {
+                let len = input.len().max(1);
+                let at = (next() as usize) % len;
+                match next() % 5 {
+                    0 => {
+                        if let Some(b) = input.get_mut(at) {
+                            *b ^= 1 << (next() % 8);
+                        }
+                    }
+                    1 => input.insert(at.min(input.len()), next() as u8),
+                    2 => {
+                        if at < input.len() {
+                            input.remove(at);
+                        }
+                    }
+                    3 => input.truncate(at),
+                    _ => {
+                        let end = (at + (next() as usize) % 64).min(input.len());
+                        let chunk = input[at.min(end)..end].to_vec();
+                        let to = (next() as usize) % input.len().max(1);
+                        input.splice(to.min(input.len())..to.min(input.len()), chunk);
+                    }
+                }
+            }
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| parse(&input)));
+            assert!(
+                outcome.is_ok(),
+                "{target} panicked on {:?}",
+                String::from_utf8_lossy(&input)
+            );
+        }
+    }
+}
