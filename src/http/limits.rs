@@ -39,6 +39,8 @@ pub struct Guard {
     connections: Mutex<HashMap<IpAddr, usize>>,
     /// Source -> (minute, requests in it, refusal logged).
     anonymous: Mutex<HashMap<IpAddr, (i64, u32, bool)>>,
+    /// Source -> the minute its last over-cap connection was logged.
+    capped_logged: Mutex<HashMap<IpAddr, i64>>,
 }
 
 /// Held in the connection's data for its lifetime: frees the source's slot
@@ -79,6 +81,7 @@ impl Guard {
             clock,
             connections: Mutex::new(HashMap::new()),
             anonymous: Mutex::new(HashMap::new()),
+            capped_logged: Mutex::new(HashMap::new()),
         })
     }
 
@@ -93,12 +96,30 @@ impl Guard {
             }
         }
         if refused {
-            tracing::debug!(%source, "connection over the per-source cap");
+            self.log_capped(source);
         }
         ConnectionSlot {
             guard: self.clone(),
             source,
             refused,
+        }
+    }
+
+    /// Once per source and minute: an attack must not flood the log.
+    fn log_capped(&self, source: IpAddr) {
+        let minute = self.clock.unix().div_euclid(60);
+        let Ok(mut logged) = self.capped_logged.lock() else {
+            return;
+        };
+        if logged.len() > 10_000 {
+            logged.retain(|_, m| *m == minute);
+        }
+        if logged.insert(source, minute) != Some(minute) {
+            tracing::warn!(
+                %source,
+                cap = self.limits.connections_per_source,
+                "this address holds too many connections; refusing its new ones with 429 for now"
+            );
         }
     }
 
@@ -215,4 +236,44 @@ pub fn raise_open_file_limit() -> usize {
         }
     }
     usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_source_gets_its_slots_back_when_connections_close() {
+        let guard = Guard::new(
+            Limits {
+                connections_per_source: 2,
+                anonymous_per_minute: None,
+                body_deadline: Duration::from_secs(1),
+            },
+            Clock::system(),
+        );
+        let attacker: IpAddr = [10, 0, 0, 1].into();
+        let router: IpAddr = [10, 0, 0, 2].into();
+        let first = guard.connect(attacker);
+        let second = guard.connect(attacker);
+        let third = guard.connect(attacker);
+        assert!(!first.refused && !second.refused);
+        assert!(third.refused, "over the cap");
+        assert!(
+            !guard.connect(router).refused,
+            "other sources are not affected"
+        );
+        drop(third);
+        assert_eq!(
+            guard.open_connections(attacker),
+            2,
+            "a refused one held no slot"
+        );
+        drop(first);
+        assert_eq!(guard.open_connections(attacker), 1);
+        assert!(
+            !guard.connect(attacker).refused,
+            "a freed slot is usable again"
+        );
+    }
 }
