@@ -401,7 +401,7 @@ impl OurServer {
     fn start() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("satellite.yaml");
-        std::fs::write(&path, "role: cloud\ndevice: { listen: 127.0.0.1:0 }\nadmin: { listen: 127.0.0.1:0 }\nlog: { level: error }\n").expect("config");
+        std::fs::write(&path, "role: cloud\ndevice: { listen: 127.0.0.1:0, registrations_per_minute: 100000 }\nadmin: { listen: 127.0.0.1:0 }\nlog: { level: error }\n").expect("config");
         let config = Config::load(&path).expect("config");
         let clock = Clock::system();
         let satellite = Satellite::open(config.clone(), clock.clone()).expect("open");

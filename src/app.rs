@@ -46,6 +46,9 @@ pub struct Satellite {
     pub store: Store,
     pub ca: Arc<CertificateAuthority>,
     pub created: Created,
+    /// Bound in `open`, before anything was created, so an address in use
+    /// refuses the start with nothing written; handed out by `bind`.
+    listeners: std::sync::Mutex<Option<Listeners>>,
 }
 
 impl Satellite {
@@ -62,7 +65,20 @@ impl Satellite {
             ),
             None => None,
         };
+        let db = config.database_path();
+        if db.is_file() {
+            crate::store::check_integrity(&db)?;
+        }
         setup::check_clock(&config, &clock)?;
+        // Operator-supplied certificates are loaded now: a key that does not
+        // parse refuses the start before init writes anything.
+        if config.device.tls_cert.is_some() {
+            tls::admin_config(&setup::server_identity(&config))?;
+        }
+        if config.admin.tls_cert.is_some() {
+            tls::admin_config(&setup::admin_identity(&config))?;
+        }
+        let listeners = bind_listeners(&config)?;
         let (created, ca) = setup::ensure(&config, &clock)?;
         let store = Store::open(&config.database_path())?;
         let catalog = store.read(|c| {
@@ -80,18 +96,17 @@ impl Satellite {
             store,
             ca: Arc::new(ca),
             created,
+            listeners: std::sync::Mutex::new(Some(listeners)),
         })
     }
 
-    /// Binds the configured addresses.
+    /// The listeners bound at `open` (the first call), or freshly bound ones.
     pub fn bind(&self) -> Result<Listeners, StartError> {
-        let bind = |key, addr| {
-            TcpListener::bind(addr).map_err(|source| StartError::Bind { key, addr, source })
-        };
-        Ok(Listeners {
-            device: bind("device.listen", self.config.device.listen)?,
-            admin: bind("admin.listen", self.config.admin.listen)?,
-        })
+        let bound = self.listeners.lock().ok().and_then(|mut l| l.take());
+        match bound {
+            Some(listeners) => Ok(listeners),
+            None => bind_listeners(&self.config),
+        }
     }
 
     pub fn tls(&self) -> Result<TlsConfigs, StartError> {
@@ -149,13 +164,53 @@ impl Satellite {
             "role {:?}, smart account {:?}",
             self.config.role, self.config.account
         ));
-        let served = http::serve(state, listeners, tls, shutdown).await;
+        let protection = self.protection();
+        let served = http::serve(state, listeners, tls, protection, shutdown).await;
         stop_jobs.store(true, Ordering::Relaxed);
         let _ = jobs.join();
         let _ = sync.join();
         let _ = guard.join();
         self.notifier.stopped();
         served.map_err(StartError::Serve)
+    }
+
+    /// The per-listener and per-source limits, within the open-file limit.
+    pub fn protection(&self) -> http::Protection {
+        let files = crate::http::limits::raise_open_file_limit();
+        // Room for the admin listener, the database and the log.
+        let device_max = self
+            .config
+            .device
+            .max_connections
+            .min(files.saturating_sub(512).max(64));
+        if device_max < self.config.device.max_connections {
+            tracing::warn!(
+                configured = self.config.device.max_connections,
+                used = device_max,
+                open_files = files,
+                "device.max_connections is above what the open-file limit allows; raise LimitNOFILE"
+            );
+        }
+        let device = http::limits::Limits {
+            connections_per_source: self
+                .config
+                .device
+                .max_connections_per_source
+                .min(device_max),
+            anonymous_per_minute: Some(self.config.device.registrations_per_minute),
+            body_deadline: std::time::Duration::from_secs(10),
+        };
+        let admin = http::limits::Limits {
+            connections_per_source: 32,
+            anonymous_per_minute: None,
+            body_deadline: std::time::Duration::from_secs(30),
+        };
+        http::Protection {
+            device: http::limits::Guard::new(device, self.clock.clone()),
+            device_max_connections: device_max,
+            admin: http::limits::Guard::new(admin, self.clock.clone()),
+            admin_max_connections: 256,
+        }
     }
 
     /// Keeps the database's high-water mark and notices a clock set back.
@@ -197,6 +252,17 @@ impl Satellite {
             notifier: self.notifier.clone(),
         })
     }
+}
+
+/// Binds both configured addresses.
+fn bind_listeners(config: &Config) -> Result<Listeners, StartError> {
+    let bind = |key, addr| {
+        TcpListener::bind(addr).map_err(|source| StartError::Bind { key, addr, source })
+    };
+    Ok(Listeners {
+        device: bind("device.listen", config.device.listen)?,
+        admin: bind("admin.listen", config.admin.listen)?,
+    })
 }
 
 /// Checks the clock every few seconds until `stop` is set.

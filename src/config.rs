@@ -3,6 +3,8 @@
 //! Every setting is checked once, at start, and a refusal names the file, the
 //! key and the reason, so an operator can fix it without reading code.
 
+mod scan;
+
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -126,6 +128,14 @@ pub struct DeviceListener {
     pub hostnames: Vec<String>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// Concurrent connections the device listener accepts in all.
+    pub max_connections: usize,
+    /// Concurrent connections one source address may hold (a site's NAT
+    /// puts many routers behind one address: keep this generous).
+    pub max_connections_per_source: usize,
+    /// Requests without a client certificate (registrations, and anyone
+    /// guessing tokens) one source address may send per minute.
+    pub registrations_per_minute: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -348,6 +358,9 @@ impl Default for DeviceListener {
             hostnames: vec!["localhost".into(), "127.0.0.1".into()],
             tls_cert: None,
             tls_key: None,
+            max_connections: 4096,
+            max_connections_per_source: 256,
+            registrations_per_minute: 600,
         }
     }
 }
@@ -400,6 +413,19 @@ impl Config {
     /// against the file's folder and creating the folders it names.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let file = path.display().to_string();
+        // Checked before reading: a huge file is a mistake, not a configuration.
+        if let Ok(meta) = std::fs::metadata(path) {
+            if meta.len() > MAX_FILE_BYTES as u64 {
+                return Err(ConfigError {
+                    file,
+                    key: "-".into(),
+                    reason: format!(
+                        "the file is {} bytes; a configuration is at most {MAX_FILE_BYTES} bytes",
+                        meta.len()
+                    ),
+                });
+            }
+        }
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             file: file.clone(),
             key: "-".into(),
@@ -428,6 +454,18 @@ impl Config {
         };
         // An empty file is an empty mapping: every key takes its default.
         let text = if text.trim().is_empty() { "{}" } else { text };
+        if text.len() > MAX_FILE_BYTES {
+            return Err(fail(
+                "-",
+                format!(
+                    "the text is {} bytes; a configuration is at most {MAX_FILE_BYTES} bytes",
+                    text.len()
+                ),
+            ));
+        }
+        // Before the YAML parser sees it: aliases expand (a small file can
+        // become gigabytes) and duplicate keys would be reported without a line.
+        scan::scan(text).map_err(|(key, reason)| fail(&key, reason))?;
         let deserializer = serde_yaml::Deserializer::from_str(text);
         let mut config: Config = serde_path_to_error::deserialize(deserializer).map_err(|e| {
             let key = e.path().to_string();
@@ -436,7 +474,7 @@ impl Config {
             } else {
                 key
             };
-            fail(&key, e.into_inner().to_string())
+            fail(&key, one_line(&e.into_inner().to_string()))
         })?;
         config.source = file.to_string();
         config
@@ -476,6 +514,27 @@ impl Config {
             }
         }
         pair_given("device", &self.device.tls_cert, &self.device.tls_key)?;
+        for (key, value, max) in [
+            (
+                "device.max_connections",
+                self.device.max_connections,
+                100_000,
+            ),
+            (
+                "device.max_connections_per_source",
+                self.device.max_connections_per_source,
+                self.device.max_connections,
+            ),
+            (
+                "device.registrations_per_minute",
+                self.device.registrations_per_minute as usize,
+                100_000,
+            ),
+        ] {
+            if !(1..=max).contains(&value) {
+                return Err((key, format!("{value} is out of range: use 1 to {max}")));
+            }
+        }
         pair_given("admin", &self.admin.tls_cert, &self.admin.tls_key)?;
         // A non-loopback admin listener needs no certificate of its own: the
         // CA-signed server certificate serves both listeners (DESIGN §3), so
@@ -512,12 +571,8 @@ impl Config {
         if let Some(syslog) = &self.log.syslog {
             check_syslog(syslog).map_err(|r| ("log.syslog", r))?;
         }
-        tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| {
-            (
-                "log.level",
-                format!("{e}; use error, warn, info, debug or trace"),
-            )
-        })?;
+        check_log_level(&self.log.level).map_err(|r| ("log.level", r))?;
+        check_listeners(self.device.listen, self.admin.listen)?;
 
         self.data_dir = resolve(base, &self.data_dir);
         self.sync.export_dir = resolve(base, &self.sync.export_dir);
@@ -546,8 +601,17 @@ impl Config {
             ("admin.tls_key", &self.admin.tls_key),
         ] {
             if let Some(file) = file {
-                if !file.is_file() {
-                    return Err((key, format!("{} is not a readable file", file.display())));
+                // Opened, not just looked at: a file the service user may not
+                // read fails here rather than after init created the CA.
+                let readable = file.is_file() && std::fs::File::open(file).is_ok();
+                if !readable {
+                    return Err((
+                        key,
+                        format!(
+                            "{} is not a readable file; fix the path or its permissions",
+                            file.display()
+                        ),
+                    ));
                 }
             }
         }
@@ -580,6 +644,68 @@ impl Config {
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("satellite.db")
     }
+}
+
+/// The largest `satellite.yaml` accepted; real ones are a few kilobytes.
+pub const MAX_FILE_BYTES: usize = 64 * 1024;
+/// Error reasons quoted from the YAML parser are cut to this many characters.
+const MAX_REASON_CHARS: usize = 200;
+
+/// The parser's message on one short line: it may quote a whole flow mapping.
+fn one_line(reason: &str) -> String {
+    let flat: String = reason
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if flat.chars().count() <= MAX_REASON_CHARS {
+        return flat;
+    }
+    let cut: String = flat.chars().take(MAX_REASON_CHARS).collect();
+    format!("{cut}...")
+}
+
+const LOG_LEVELS: [&str; 5] = ["error", "warn", "info", "debug", "trace"];
+
+/// A level word, or per-module directives (`info,satellite::sync=debug`)
+/// whose every level is one of those words. `EnvFilter` alone would take
+/// `verbose` as a module name and then log nothing at all.
+fn check_log_level(value: &str) -> Result<(), String> {
+    let hint = "use error, warn, info, debug or trace";
+    if value.trim().is_empty() {
+        return Err(format!("must not be empty; {hint}"));
+    }
+    for directive in value.split(',') {
+        let directive = directive.trim();
+        let level = match directive.rsplit_once('=') {
+            Some((target, level)) if !target.trim().is_empty() => level.trim(),
+            Some(_) => return Err(format!("{directive:?} names no module before `=`; {hint}")),
+            None => directive,
+        };
+        if !LOG_LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
+            return Err(format!("{level:?} is not a log level; {hint}"));
+        }
+    }
+    tracing_subscriber::EnvFilter::try_new(value).map_err(|e| format!("{e}; {hint}"))?;
+    Ok(())
+}
+
+/// The two listeners must not share an address: the second bind would fail
+/// only after init, and one port cannot serve both certificate policies.
+fn check_listeners(device: SocketAddr, admin: SocketAddr) -> Result<(), (&'static str, String)> {
+    let overlaps = device.port() == admin.port()
+        && device.port() != 0
+        && (device.ip() == admin.ip()
+            || device.ip().is_unspecified()
+            || admin.ip().is_unspecified());
+    if overlaps {
+        return Err((
+            "admin.listen",
+            format!(
+                "{admin} overlaps device.listen {device}; give the admin listener its own port, e.g. 8443"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn pair_given(
@@ -886,5 +1012,65 @@ mod tests {
         assert!(check_syslog("tcp://h:514").is_err());
         let err = parse("log: { syslog: 'udp://h' }").unwrap_err();
         assert_eq!(err.key, "log.syslog");
+    }
+
+    #[test]
+    fn log_level_must_be_a_level() {
+        let err = parse("log: { level: verbose }").unwrap_err();
+        assert_eq!(err.key, "log.level");
+        assert!(
+            err.reason.contains("\"verbose\" is not a log level"),
+            "{err}"
+        );
+        assert!(parse("log: { level: debug }").is_ok());
+        assert!(parse("log: { level: 'info,satellite::sync=trace' }").is_ok());
+        assert_eq!(
+            parse("log: { level: 'info,satellite=loud' }")
+                .unwrap_err()
+                .key,
+            "log.level"
+        );
+    }
+
+    #[test]
+    fn listeners_must_be_distinct() {
+        let err = parse("device: { listen: 127.0.0.1:4443 }\nadmin: { listen: 127.0.0.1:4443 }")
+            .unwrap_err();
+        assert_eq!(err.key, "admin.listen");
+        let err =
+            parse("device: { listen: 0.0.0.0:443 }\nadmin: { listen: 127.0.0.1:443 }").unwrap_err();
+        assert_eq!(err.key, "admin.listen");
+        assert!(parse("device: { listen: 127.0.0.1:0 }\nadmin: { listen: 127.0.0.1:0 }").is_ok());
+    }
+
+    #[test]
+    fn an_alias_bomb_is_refused_in_one_short_line() {
+        let mut yaml = String::from("a: &a [x, x, x, x, x, x, x, x, x]\n");
+        for n in 1..40 {
+            yaml.push_str(&format!(
+                "a{n}: &a{n} [*a{}, *a{}, *a{}]\n",
+                n - 1,
+                n - 1,
+                n - 1
+            ));
+        }
+        let err = parse(&yaml).unwrap_err();
+        assert!(err.reason.contains("anchor"), "{err}");
+        assert!(err.to_string().len() < 300, "{err}");
+        assert!(!err.to_string().contains('\n'), "{err}");
+    }
+
+    #[test]
+    fn oversized_files_are_refused_before_parsing() {
+        let yaml = format!("name: x\n# {}\n", "y".repeat(MAX_FILE_BYTES));
+        let err = parse(&yaml).unwrap_err();
+        assert!(err.reason.contains("at most"), "{err}");
+    }
+
+    #[test]
+    fn an_unreadable_tls_file_is_refused() {
+        let err = parse("device: { tls_cert: missing.pem, tls_key: missing.key }").unwrap_err();
+        assert_eq!(err.key, "device.tls_cert");
+        assert!(err.reason.contains("not a readable file"), "{err}");
     }
 }

@@ -259,6 +259,9 @@ pub fn move_instance(
     Ok((moved, transitions))
 }
 
+/// The most licenses one `license add` may add.
+pub const MAX_LICENSE_QUANTITY: i64 = 1_000_000;
+
 /// What `license add` asks for.
 pub struct LicenseOrder<'a> {
     pub virtual_account: &'a str,
@@ -287,6 +290,13 @@ pub fn add_license(
     }
     if order.quantity <= 0 {
         return Err(Error::invalid("quantity", "must be at least 1"));
+    }
+    // Far above any real purchase, far below where pool sums could overflow.
+    if order.quantity > MAX_LICENSE_QUANTITY {
+        return Err(Error::invalid(
+            "quantity",
+            format!("must be at most {MAX_LICENSE_QUANTITY} per license add"),
+        ));
     }
     let sku = catalog.sku(order.sku).ok_or_else(|| {
         Error::invalid(

@@ -7,6 +7,7 @@
 pub mod alerts;
 pub mod api;
 pub mod app;
+pub mod backup;
 pub mod callhome;
 pub mod cli;
 pub mod clock;

@@ -29,6 +29,8 @@ pub enum CliError {
     Start(#[from] StartError),
     #[error(transparent)]
     Sync(#[from] crate::sync::SyncError),
+    #[error(transparent)]
+    Backup(#[from] crate::backup::BackupError),
     #[error("{0}")]
     Other(String),
 }
@@ -470,6 +472,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             list.reverse();
             show(&list, json)
         }
+        Command::Backup { file, json } => super::backup::backup(&config, &clock, &file, json),
+        Command::Restore { file, json } => super::backup::restore(&config, &clock, &file, json),
     }
 }
 

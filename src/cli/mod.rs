@@ -2,6 +2,7 @@
 //! `--json`; errors are one line on stderr and a non-zero exit.
 
 mod access;
+mod backup;
 mod commands;
 mod server;
 mod sync;
@@ -113,6 +114,18 @@ pub enum Command {
         /// How many of the newest events to show.
         #[arg(long, default_value_t = 100)]
         limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a backup (database, CA, server and signer keys) to FILE; safe while serving.
+    Backup {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restore a backup onto a stopped satellite (the replaced database is kept aside).
+    Restore {
+        file: PathBuf,
         #[arg(long)]
         json: bool,
     },

@@ -4,19 +4,22 @@
 mod admin;
 mod device;
 pub mod error;
+pub mod limits;
 mod sync_live;
 pub mod tls;
 
 use crate::device::{DeviceService, PeerCertificate};
 use crate::metrics::Metrics;
 use crate::store::Store;
-use actix_web::dev::{Extensions, Service};
-use actix_web::{web, App, HttpServer};
+use actix_web::dev::{Extensions, Service, ServiceRequest};
+use actix_web::{web, App, HttpResponse, HttpServer};
+use futures_util::future::{ready, Either};
 use rustls::ServerConfig;
 use std::any::Any;
 use std::future::Future;
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Duration;
 use tracing::Instrument;
 
 /// What every handler can reach.
@@ -41,6 +44,24 @@ pub struct TlsConfigs {
     pub admin: Arc<ServerConfig>,
 }
 
+/// How much each listener takes before it refuses (see `limits`).
+pub struct Protection {
+    pub device: Arc<limits::Guard>,
+    pub device_max_connections: usize,
+    pub admin: Arc<limits::Guard>,
+    pub admin_max_connections: usize,
+}
+
+/// A client must finish the TLS handshake within this time...
+const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(5);
+/// ...and send a request's headers within this time once connected.
+const HEADER_DEADLINE: Duration = Duration::from_secs(5);
+/// An idle kept-alive connection is closed after this time.
+const KEEP_ALIVE: Duration = Duration::from_secs(30);
+/// Workers of the device listener; the admin listener has one of its own,
+/// so an attack on the device port leaves it reachable.
+const DEVICE_WORKERS: usize = 2;
+
 type TlsStream = actix_tls::accept::rustls_0_23::TlsStream<actix_web::rt::net::TcpStream>;
 
 /// Records the client certificate of each TLS connection for the handlers.
@@ -56,19 +77,78 @@ fn remember_peer_certificate(connection: &dyn Any, data: &mut Extensions) {
     }
 }
 
+/// Counts the connection against its source address for as long as it lives.
+fn count_connection(guard: &Arc<limits::Guard>, connection: &dyn Any, data: &mut Extensions) {
+    let Some(tls) = connection.downcast_ref::<TlsStream>() else {
+        return;
+    };
+    if let Ok(peer) = tls.get_ref().0.peer_addr() {
+        data.insert(guard.connect(peer.ip()));
+    }
+}
+
+/// Refuses a request over its source's limits, else runs it with a deadline
+/// on its body. `anonymous` requests (no client certificate) are rate limited.
+fn guarded<S>(
+    guard: &limits::Guard,
+    mut req: ServiceRequest,
+    srv: &S,
+    rate_limit_anonymous: bool,
+) -> Either<
+    S::Future,
+    futures_util::future::Ready<Result<actix_web::dev::ServiceResponse, actix_web::Error>>,
+>
+where
+    S: Service<
+        ServiceRequest,
+        Response = actix_web::dev::ServiceResponse,
+        Error = actix_web::Error,
+    >,
+{
+    let anonymous = rate_limit_anonymous && req.conn_data::<PeerCertificate>().is_none();
+    match guard.check(&req, anonymous) {
+        Ok(()) => {
+            guard.deadline_body(&mut req);
+            Either::Left(srv.call(req))
+        }
+        Err(refusal) => {
+            let (code, message) = match refusal {
+                limits::Refusal::TooManyConnections(cap) => (
+                    "too_many_connections",
+                    format!("this address already holds {cap} connections; reuse one or close some"),
+                ),
+                limits::Refusal::TooManyRequests(limit) => (
+                    "too_many_requests",
+                    format!("at most {limit} requests without a client certificate per minute from one address; retry later"),
+                ),
+            };
+            let response = HttpResponse::TooManyRequests()
+                .insert_header(("Retry-After", "60"))
+                .insert_header((actix_web::http::header::CONNECTION, "close"))
+                .content_type("application/json")
+                .body(error::error_body(code, &message));
+            Either::Right(ready(Ok(req.into_response(response))))
+        }
+    }
+}
+
 /// Serves both listeners until `shutdown` resolves, then drains in-flight
 /// requests (each already committed or refused) and returns.
 pub async fn serve(
     state: AppState,
     listeners: Listeners,
     tls: TlsConfigs,
+    protection: Protection,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let state = web::Data::new(state);
     let device_state = state.clone();
+    let (device_guard, device_counter) = (protection.device.clone(), protection.device.clone());
     let device = HttpServer::new(move || {
+        let guard = device_guard.clone();
         App::new()
             .app_data(device_state.clone())
+            .wrap_fn(move |req, srv| guarded(&guard, req, srv, true))
             .wrap_fn(|req, srv| {
                 let span = tracing::info_span!("http", listener = "device", method = %req.method(), path = %req.path());
                 // The handler reads the arrival time to time the message by type.
@@ -79,7 +159,15 @@ pub async fn serve(
             .configure(sync_live::routes)
             .default_service(web::to(error::not_found))
     })
-    .on_connect(remember_peer_certificate)
+    .on_connect(move |connection, data| {
+        remember_peer_certificate(connection, data);
+        count_connection(&device_counter, connection, data);
+    })
+    .workers(DEVICE_WORKERS)
+    .max_connections(protection.device_max_connections.div_ceil(DEVICE_WORKERS))
+    .tls_handshake_timeout(HANDSHAKE_DEADLINE)
+    .client_request_timeout(HEADER_DEADLINE)
+    .keep_alive(KEEP_ALIVE)
     .disable_signals()
     .shutdown_timeout(10)
     .listen_rustls_0_23(listeners.device, (*tls.device).clone())?
@@ -94,9 +182,12 @@ pub async fn serve(
         notifier: state.notifier.clone(),
         limiter: Default::default(),
     });
+    let (admin_guard, admin_counter) = (protection.admin.clone(), protection.admin.clone());
     let admin = HttpServer::new(move || {
+        let guard = admin_guard.clone();
         App::new()
             .app_data(admin_state.clone())
+            .wrap_fn(move |req, srv| guarded(&guard, req, srv, false))
             .wrap_fn(|req, srv| {
                 let span = tracing::info_span!("http", listener = "admin", method = %req.method(), path = %req.path());
                 srv.call(req).instrument(span)
@@ -111,7 +202,12 @@ pub async fn serve(
             .configure(crate::api::configure)
             .default_service(web::to(error::not_found))
     })
+    .on_connect(move |connection, data| count_connection(&admin_counter, connection, data))
     .workers(1)
+    .max_connections(protection.admin_max_connections)
+    .tls_handshake_timeout(HANDSHAKE_DEADLINE)
+    .client_request_timeout(HEADER_DEADLINE)
+    .keep_alive(KEEP_ALIVE)
     .disable_signals()
     .shutdown_timeout(10)
     .listen_rustls_0_23(listeners.admin, (*tls.admin).clone())?

@@ -10,6 +10,7 @@ mod writer;
 
 pub mod accounts;
 pub mod audit;
+pub mod backup;
 pub mod certificates;
 pub mod clients;
 pub mod deadlines;
@@ -62,6 +63,39 @@ pub enum StoreError {
     WorkPanicked,
     #[error("the database rolled back a group of writes (disk full or I/O error?)")]
     TransactionLost,
+    #[error(
+        "the database {path} is damaged ({detail}); stop here and restore the last backup with \
+         `satellite restore FILE` (the damaged file is kept beside it)"
+    )]
+    Damaged { path: PathBuf, detail: String },
+}
+
+/// Refuses a database that fails `PRAGMA quick_check` (or does not open as
+/// one): serving from it could acknowledge what it then loses. Reads only.
+pub fn check_integrity(path: &Path) -> Result<(), StoreError> {
+    let damaged = |detail: String| StoreError::Damaged {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| damaged(e.to_string()))?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    let problems = backup::quick_check(&conn).map_err(|e| damaged(e.to_string()))?;
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let detail: String = problems
+        .into_iter()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join("; ")
+        .chars()
+        .take(200)
+        .collect();
+    Err(damaged(detail))
 }
 
 /// Upper bound of the memory map over the database file (address space,

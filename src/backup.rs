@@ -1,0 +1,387 @@
+//! `satellite backup FILE` and `satellite restore FILE`.
+//!
+//! A backup is a zip: `backup.json` (what it holds, with hashes), the
+//! database copied consistently while the server serves (`VACUUM INTO`),
+//! and every file of the data dir beside it: the CA and server keys and
+//! certificates and the bundle signer, i.e. the satellite's identity.
+//!
+//! Restore goes onto a stopped satellite. It refuses a backup that is older
+//! than the last usage bundle the cloud acknowledged: the restored satellite
+//! would number its next bundles with sequences the cloud already has, and
+//! the cloud would refuse them as replays.
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::store::{self, backup::PeerSequences};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+pub const FORMAT: &str = "satellite-backup/1";
+const MANIFEST: &str = "backup.json";
+const DATABASE: &str = "satellite.db";
+/// Refused beyond this (a zip bomb, or not a backup).
+const MAX_ENTRY_BYTES: u64 = 8 * 1024 * 1024 * 1024;
+const MAX_ENTRIES: usize = 64;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error("{0}")]
+    Refused(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Service(#[from] crate::error::Error),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BackupError + '_ {
+    move |source| BackupError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// What `backup.json` records.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct Manifest {
+    pub format: String,
+    pub name: String,
+    pub role: crate::config::Role,
+    pub account: String,
+    pub created_at: String,
+    /// File name -> SHA-256 (hex).
+    pub files: std::collections::BTreeMap<String, String>,
+    /// The sync ledger's high-water marks at backup time.
+    pub sequences: Vec<PeerSequences>,
+}
+
+/// Writes a backup of the satellite `config` names to `file`.
+pub fn backup(config: &Config, clock: &Clock, file: &Path) -> Result<Manifest, BackupError> {
+    if file.exists() {
+        return Err(BackupError::Refused(format!(
+            "{} already exists; name a new file (a backup never overwrites one)",
+            file.display()
+        )));
+    }
+    let conn = crate::setup::open_existing(config)?;
+    let staging = tempfile::Builder::new()
+        .prefix(".satellite-backup")
+        .tempdir_in(parent(file))
+        .map_err(io(file))?;
+    let db_copy = staging.path().join(DATABASE);
+    store::backup::copy_to(&conn, &db_copy)?;
+    // The copy's own ledger, not the live one: it must describe what is restored.
+    let sequences = store::backup::sequences(&store::connect(&db_copy)?)?;
+
+    let mut entries: Vec<(String, PathBuf)> = vec![(DATABASE.into(), db_copy.clone())];
+    let dir = std::fs::read_dir(&config.data_dir).map_err(io(&config.data_dir))?;
+    for entry in dir {
+        let entry = entry.map_err(io(&config.data_dir))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let is_file = entry.file_type().map(|t| t.is_file()).unwrap_or(false);
+        // The live database and its journal are in the copy already.
+        if !is_file || name.starts_with(DATABASE) || !safe_name(&name) {
+            continue;
+        }
+        entries.push((name, entry.path()));
+    }
+    let mut files = std::collections::BTreeMap::new();
+    let mut contents = Vec::new();
+    for (name, path) in &entries {
+        let bytes = std::fs::read(path).map_err(io(path))?;
+        files.insert(name.clone(), hex::encode(openssl::sha::sha256(&bytes)));
+        contents.push((name.clone(), bytes));
+    }
+    let manifest = Manifest {
+        format: FORMAT.into(),
+        name: config.name.clone(),
+        role: config.role,
+        account: config.account.clone(),
+        created_at: crate::clock::rfc3339(clock.unix()),
+        files,
+        sequences,
+    };
+    let manifest_json = serde_json::to_vec_pretty(&manifest)
+        .map_err(|e| BackupError::Refused(format!("cannot write the manifest: {e}")))?;
+
+    // Written beside the target, then renamed: a failed backup leaves no
+    // half file that looks like a backup. 0600: it holds private keys.
+    let partial = staging.path().join("backup.zip");
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let out = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&partial)
+            .map_err(io(&partial))?;
+        let mut zip = zip::ZipWriter::new(out);
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated)
+            .unix_permissions(0o600)
+            .large_file(true);
+        let zip_err =
+            |e: zip::result::ZipError| BackupError::Refused(format!("{}: {e}", file.display()));
+        zip.start_file(MANIFEST, options).map_err(zip_err)?;
+        zip.write_all(&manifest_json).map_err(io(&partial))?;
+        for (name, bytes) in &contents {
+            zip.start_file(name.as_str(), options).map_err(zip_err)?;
+            zip.write_all(bytes).map_err(io(&partial))?;
+        }
+        let out = zip.finish().map_err(zip_err)?;
+        out.sync_all().map_err(io(&partial))?;
+    }
+    std::fs::rename(&partial, file).map_err(io(file))?;
+    Ok(manifest)
+}
+
+/// What a restore did.
+#[derive(Debug, serde::Serialize)]
+pub struct Restored {
+    pub name: String,
+    pub created_at: String,
+    pub files: Vec<String>,
+    /// Where the database that was replaced now is (kept, never deleted).
+    pub previous_database: Option<PathBuf>,
+}
+
+/// Restores `file` into the data dir of the stopped satellite `config` names.
+pub fn restore(config: &Config, clock: &Clock, file: &Path) -> Result<Restored, BackupError> {
+    ensure_stopped(config)?;
+    let archive_file = std::fs::File::open(file).map_err(io(file))?;
+    let mut archive = zip::ZipArchive::new(archive_file).map_err(|e| {
+        BackupError::Refused(format!(
+            "{} is not a satellite backup ({e}); name a file written by `satellite backup`",
+            file.display()
+        ))
+    })?;
+    if archive.len() > MAX_ENTRIES {
+        return Err(BackupError::Refused(format!(
+            "{} has {} entries; a backup has at most {MAX_ENTRIES}",
+            file.display(),
+            archive.len()
+        )));
+    }
+    let manifest: Manifest = {
+        let bytes = read_entry(&mut archive, MANIFEST, file)?;
+        serde_json::from_slice(&bytes).map_err(|e| {
+            BackupError::Refused(format!("{}: {MANIFEST} is unreadable: {e}", file.display()))
+        })?
+    };
+    if manifest.format != FORMAT {
+        return Err(BackupError::Refused(format!(
+            "{}: format {:?}, this version restores {FORMAT}",
+            file.display(),
+            manifest.format
+        )));
+    }
+    if manifest.role != config.role {
+        return Err(BackupError::Refused(format!(
+            "{} is a backup of a {:?}, but the configuration {} is a {:?}; restore it with that role",
+            file.display(),
+            manifest.role,
+            config.source,
+            config.role
+        )));
+    }
+    if !manifest.files.contains_key(DATABASE) {
+        return Err(BackupError::Refused(format!(
+            "{}: holds no {DATABASE}",
+            file.display()
+        )));
+    }
+    config.create_dirs()?;
+    let dir = &config.data_dir;
+    let staging = tempfile::Builder::new()
+        .prefix(".satellite-restore")
+        .tempdir_in(dir)
+        .map_err(io(dir))?;
+    // Everything is unpacked and checked before the data dir is touched.
+    for (name, sha) in &manifest.files {
+        if !safe_name(name) {
+            return Err(BackupError::Refused(format!(
+                "{}: unsafe entry name {name:?}",
+                file.display()
+            )));
+        }
+        let bytes = read_entry(&mut archive, name, file)?;
+        if hex::encode(openssl::sha::sha256(&bytes)) != *sha {
+            return Err(BackupError::Refused(format!(
+                "{}: {name} does not match its hash in {MANIFEST}; the backup is damaged",
+                file.display()
+            )));
+        }
+        let path = staging.path().join(name);
+        crate::pki::files::create_private(&path, &bytes).map_err(io(&path))?;
+    }
+    let staged_db = staging.path().join(DATABASE);
+    let problems = store::backup::quick_check(&store::connect(&staged_db)?)?;
+    if !problems.is_empty() {
+        return Err(BackupError::Refused(format!(
+            "{}: its database fails the integrity check ({}); use another backup",
+            file.display(),
+            problems.join("; ")
+        )));
+    }
+    let live_db = config.database_path();
+    if live_db.is_file() {
+        let live = store::backup::sequences(&store::connect(&live_db)?)?;
+        check_not_behind(&live, &manifest.sequences, &manifest.created_at)?;
+    }
+
+    // Swap in: the replaced database (with its journal, which belongs to
+    // it and must not be applied to the restored one) is kept aside.
+    let stamp = crate::clock::rfc3339(clock.unix()).replace(':', "");
+    let mut previous = None;
+    if live_db.exists() {
+        let aside = dir.join(format!("{DATABASE}.before-restore-{stamp}"));
+        std::fs::rename(&live_db, &aside).map_err(io(&live_db))?;
+        for suffix in ["-wal", "-shm"] {
+            let journal = dir.join(format!("{DATABASE}{suffix}"));
+            if journal.exists() {
+                let target = dir.join(format!("{DATABASE}.before-restore-{stamp}{suffix}"));
+                std::fs::rename(&journal, &target).map_err(io(&journal))?;
+            }
+        }
+        previous = Some(aside);
+    }
+    let mut restored = Vec::new();
+    for name in manifest.files.keys() {
+        let target = dir.join(name);
+        std::fs::rename(staging.path().join(name), &target).map_err(io(&target))?;
+        if name.ends_with(".pem") {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644))
+                .map_err(io(&target))?;
+        }
+        restored.push(name.clone());
+    }
+    Ok(Restored {
+        name: manifest.name,
+        created_at: manifest.created_at,
+        files: restored,
+        previous_database: previous,
+    })
+}
+
+/// Refuses a backup whose sent sequence is below what the peer acknowledged.
+fn check_not_behind(
+    live: &[PeerSequences],
+    backup: &[PeerSequences],
+    created_at: &str,
+) -> Result<(), BackupError> {
+    for now in live {
+        let Some(acknowledged) = now.acknowledged else {
+            continue;
+        };
+        let then = backup
+            .iter()
+            .find(|b| b.peer == now.peer)
+            .and_then(|b| b.sent)
+            .unwrap_or(0);
+        if then < acknowledged {
+            return Err(BackupError::Refused(format!(
+                "this backup (taken {created_at}) is older than the sync with {}: it knows bundles up to \
+                 sequence {then}, but {} already acknowledged sequence {acknowledged}. Restored, this \
+                 satellite would send sequence numbers the peer refuses as replays. Restore a backup \
+                 taken after the last sync, or keep the current database",
+                now.peer, now.peer
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A restore under a running server would be overwritten by it: refuse
+/// when the configured device address is in use.
+fn ensure_stopped(config: &Config) -> Result<(), BackupError> {
+    let addr = config.device.listen;
+    if addr.port() == 0 {
+        return Ok(());
+    }
+    match std::net::TcpListener::bind(addr) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(BackupError::Refused(format!(
+            "device.listen {addr} is in use: the satellite seems to be running; stop it first \
+             (systemctl stop satellite), then restore"
+        ))),
+        Err(_) => Ok(()),
+    }
+}
+
+fn read_entry(
+    archive: &mut zip::ZipArchive<std::fs::File>,
+    name: &str,
+    file: &Path,
+) -> Result<Vec<u8>, BackupError> {
+    let mut entry = archive
+        .by_name(name)
+        .map_err(|e| BackupError::Refused(format!("{}: no entry {name} ({e})", file.display())))?;
+    if entry.size() > MAX_ENTRY_BYTES {
+        return Err(BackupError::Refused(format!(
+            "{}: {name} is larger than {MAX_ENTRY_BYTES} bytes",
+            file.display()
+        )));
+    }
+    let mut bytes = Vec::new();
+    entry
+        .by_ref()
+        .take(MAX_ENTRY_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io(file))?;
+    Ok(bytes)
+}
+
+/// A plain file name: no folders, no hidden files, nothing to climb out with.
+fn safe_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+}
+
+fn parent(file: &Path) -> &Path {
+    file.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| Path::new("."))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(sent: Option<i64>, acknowledged: Option<i64>) -> PeerSequences {
+        PeerSequences {
+            peer: "cloud-1".into(),
+            sent,
+            acknowledged,
+            received: None,
+        }
+    }
+
+    #[test]
+    fn a_backup_behind_the_acknowledged_sequence_is_refused() {
+        let live = [peer(Some(5), Some(4))];
+        let err = check_not_behind(&live, &[peer(Some(3), Some(3))], "t").unwrap_err();
+        assert!(err.to_string().contains("acknowledged sequence 4"), "{err}");
+        assert!(check_not_behind(&live, &[], "t").is_err());
+        assert!(check_not_behind(&live, &[peer(Some(4), Some(3))], "t").is_ok());
+        assert!(check_not_behind(&[peer(Some(5), None)], &[], "t").is_ok());
+    }
+
+    #[test]
+    fn entry_names_are_plain() {
+        assert!(safe_name("ca.key"));
+        assert!(safe_name("satellite.db"));
+        assert!(!safe_name("../x"));
+        assert!(!safe_name("a/b"));
+        assert!(!safe_name(".hidden"));
+    }
+}
