@@ -127,6 +127,7 @@ routes! {
     (POST, "/api/v1/sync/import", sync::import),
     (GET, "/api/v1/sync/status", sync::status),
     (POST, "/api/v1/sync/now", sync::now),
+    (POST, "/api/v1/backup", sync::backup),
     (GET, "/api/v1/users", admin::user_list),
     (POST, "/api/v1/users", admin::user_add),
     (DELETE, "/api/v1/users/{username}", admin::user_remove),

@@ -50,6 +50,7 @@ impl Modify for BearerScheme {
         sync::import,
         sync::status,
         sync::now,
+        sync::backup,
         admin::user_list,
         admin::user_add,
         admin::user_remove,

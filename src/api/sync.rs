@@ -112,3 +112,24 @@ pub async fn now(
     api.notify(&transitions);
     Ok(HttpResponse::Ok().json(synced))
 }
+
+/// A consistent backup of the satellite (database, keys and certificates),
+/// as `satellite backup FILE` writes it, as a download. Admin only.
+#[utoipa::path(post, path = "/api/v1/backup", tag = "sync", responses((status = 200, description = "The backup zip", content_type = "application/zip", body = Vec<u8>), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody), (status = 409, description = "The backup could not be made", body = ErrorBody)), security(("bearer" = [])))]
+pub async fn backup(
+    api: web::Data<Api>,
+    Authenticated(caller): Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    let config = api.config.clone();
+    let clock = api.clock.clone();
+    let (bytes, name) = web::block(move || ops::backup::download(&caller, &config, &clock))
+        .await
+        .map_err(blocked)??;
+    Ok(HttpResponse::Ok()
+        .content_type("application/zip")
+        .insert_header((
+            "Content-Disposition",
+            format!("attachment; filename=\"{name}\""),
+        ))
+        .body(bytes))
+}

@@ -7,6 +7,7 @@
 pub mod access;
 pub mod accounts;
 pub mod alerts;
+pub mod backup;
 pub mod clients;
 pub mod events;
 pub mod instances;

@@ -1026,3 +1026,33 @@ fn an_oversized_body_is_refused_as_json() {
     assert_eq!(status, 413, "{body}");
     assert_eq!(body["error"]["code"], "payload_too_large", "{body}");
 }
+
+#[test]
+fn an_administrator_downloads_a_backup_and_a_viewer_cannot() {
+    let server = Server::start();
+    let api = Api::new(&server);
+    let viewer = bearer(&server, &api, "noc", "viewer", &["Default"]);
+    let (status, _) = api.call("POST", "/api/v1/backup", Some(&viewer), None);
+    assert_eq!(status, 403);
+    let admin = bearer(&server, &api, "ops", "admin", &[]);
+    let response = api
+        .agent
+        .post(&format!("{}/api/v1/backup", api.base))
+        .set("Authorization", &format!("Bearer {admin}"))
+        .call()
+        .expect("backup");
+    assert_eq!(response.content_type(), "application/zip");
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut response.into_reader(), &mut bytes).expect("body");
+    let zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("a zip");
+    let names: Vec<&str> = zip.file_names().collect();
+    for needed in [
+        "backup.json",
+        "satellite.db",
+        "ca.pem",
+        "ca.key",
+        "signer.key",
+    ] {
+        assert!(names.contains(&needed), "{needed} missing from {names:?}");
+    }
+}
