@@ -315,6 +315,12 @@ pub fn add_license(
     let va = accounts::require(c, account, order.virtual_account, now)?;
     let start = order.start.unwrap_or(now);
     let end = rules::term_end(start, sku.term_years, order.end);
+    if let (Some(years), None) = (sku.term_years, end) {
+        return Err(Error::invalid(
+            "start",
+            format!("a {years}-year term from this start would end past the year 9999; give an earlier --start or an explicit --end"),
+        ));
+    }
     if end.is_some_and(|end| end <= start) {
         return Err(Error::invalid("end", "the end must be after the start"));
     }

@@ -21,12 +21,13 @@ const LATENCY_BUCKETS: [f64; 12] = [
 
 /// Instance statuses always reported (0 when none), so an alert on
 /// AUTHORIZATION_EXPIRED has a series to watch before the first one.
-const INSTANCE_STATUSES: [&str; 5] = [
+const INSTANCE_STATUSES: [&str; 6] = [
     "REGISTERED",
     "AUTHORIZED",
     "OUT_OF_COMPLIANCE",
     "INVALID",
     "AUTHORIZATION_EXPIRED",
+    "GRACE_PERIOD_EXPIRED",
 ];
 
 #[derive(Default, Clone)]

@@ -360,6 +360,7 @@ pub async fn transfer(
     }
     let now = api.now();
     let catalog = api.catalog.get();
+    let role = api.config.role;
     let (transitions, licenses) = api
         .write(move |c| {
             let mut transitions = Vec::new();
@@ -371,7 +372,7 @@ pub async fn transfer(
                     quantity: item.quantity,
                 };
                 transitions.extend(ops::licenses::transfer(
-                    c, &catalog, &caller, &account, &transfer, now,
+                    c, &catalog, &caller, role, &account, &transfer, now,
                 )?);
             }
             let licenses = ops::licenses::summary(

@@ -351,7 +351,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 quantity,
             };
             let transitions = change(&mut conn, now, |c| {
-                ops::licenses::transfer(c, &catalog, &caller, &account, &transfer, now)
+                ops::licenses::transfer(c, &catalog, &caller, config.role, &account, &transfer, now)
             })?;
             notify(&config, &clock, &transitions);
             let rows =

@@ -93,16 +93,20 @@ pub fn run(command: Command, config: &Config, clock: &Clock) -> Result<(), CliEr
         }
         Command::Bundle(BundleCommand::Show { file, json }) => {
             let opened = read(&file)?;
-            let summary = summarize(&opened)?;
+            let mut summary = summarize(&opened)?;
+            let (accepted, trust) = trust_here(&opened, config, now);
+            summary["accepted_here"] = serde_json::json!(accepted);
+            summary["trust"] = serde_json::json!(trust);
             if json {
                 return print_json(&summary);
             }
             let m = &opened.manifest;
             println!("Bundle: {}", file.display());
             println!(
-                "  Signature: verified ({})",
+                "  Signature: valid, by {} (the manifest and every file match it)",
                 summary["signer"].as_str().unwrap_or("")
             );
+            println!("  Here: {trust}");
             println!("  Kind: {}", m.kind.as_str());
             println!("  From: {}", m.from);
             println!("  To: {}", m.to);
@@ -258,6 +262,54 @@ fn read(path: &Path) -> Result<Opened, CliError> {
     let limits = Limits::default();
     let bytes = bundle::read_file(path, &limits).map_err(SyncError::from)?;
     Ok(bundle::open(&bytes, &limits).map_err(SyncError::from)?)
+}
+
+/// Whether this node would accept the bundle's signer, recipient and dates
+/// (`import`/`process` also check the sequence), and why not.
+fn trust_here(opened: &Opened, config: &Config, now: i64) -> (Option<bool>, String) {
+    let Ok(conn) = crate::setup::open_existing(config) else {
+        return (
+            None,
+            "not checked: there is no satellite here to check it against".into(),
+        );
+    };
+    let m = &opened.manifest;
+    let verdict = match config.role {
+        crate::config::Role::Satellite => match crate::store::sync::upstream(&conn) {
+            Ok(Some(up)) => opened
+                .check_signer(&up.cloud_ca_sha256, now)
+                .and_then(|()| opened.check_addressed(&up.satellite_id, now))
+                .map(|()| "signed by this satellite's cloud and addressed here".to_string()),
+            _ => return (None, "not checked: this satellite has no cloud yet".into()),
+        },
+        crate::config::Role::Cloud => {
+            match crate::store::satellites::find_by_satellite_id(&conn, &m.from) {
+                Ok(Some(sat)) => match &sat.signer_ca_sha256 {
+                    Some(pinned) => opened
+                        .check_signer(pinned, now)
+                        .and_then(|()| {
+                            let me = crate::store::sync::node_id(&conn).unwrap_or_default();
+                            opened.check_addressed(&me, now)
+                        })
+                        .map(|()| format!("signed by satellite {:?} and addressed here", sat.name)),
+                    None => Ok(format!(
+                    "from satellite {:?}, not registered yet (its token is checked on `process`)",
+                    sat.name
+                )),
+                },
+                _ => {
+                    return (
+                        Some(false),
+                        format!("NOT accepted: no satellite {} is registered here", m.from),
+                    )
+                }
+            }
+        }
+    };
+    match verdict {
+        Ok(why) => (Some(true), why),
+        Err(e) => (Some(false), format!("NOT accepted: {e}")),
+    }
 }
 
 fn counts_line(counts: &serde_json::Value) -> String {

@@ -394,12 +394,20 @@ impl DeviceService {
             };
             let instance = match live_instance_of(c, &cert, now) {
                 Ok(instance) => instance,
-                // A retry of the message that revoked it gets its answer.
+                // A retry of the message that revoked or replaced this
+                // certificate (its answer may have been lost) gets that
+                // answer; any other message from it is refused (DESIGN §7).
                 Err(refused) => {
-                    return match first_answer(c, &sender, &message_id, &ca)? {
+                    let revoking = matches!(message_type, "DEREGISTRATION" | "RENEW");
+                    let first = if revoking {
+                        first_answer(c, &sender, &message_id, &ca)?
+                    } else {
+                        None
+                    };
+                    return match first {
                         Some(answer) => Ok((answer, Vec::new())),
                         None => Err(Undo::Refused(refused)),
-                    }
+                    };
                 }
             };
             let (answer, transitions) = work(c, &instance)?;

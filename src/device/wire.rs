@@ -48,6 +48,9 @@ pub enum RenewKind {
     Auth,
 }
 
+/// The largest count one message may ask for.
+pub const MAX_COUNT: u32 = 1_000_000;
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct EntitlementRequest {
     pub tag: String,
@@ -136,6 +139,14 @@ impl Message {
                         "must be 1 to 128 printable characters",
                     ));
                 }
+                // The emulator and `license add` stop at a million too; a
+                // larger count is a broken or hostile device, not demand.
+                if e.count > MAX_COUNT {
+                    return Err(Error::invalid(
+                        format!("entitlements[{i}].count"),
+                        format!("must be 0 to {MAX_COUNT}"),
+                    ));
+                }
             }
         }
         Ok(())
@@ -197,6 +208,16 @@ mod tests {
             Err(Error::Invalid { field, .. }) => field,
             other => panic!("expected a field error, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_count_over_a_million_is_refused_naming_its_entry() {
+        assert_eq!(
+            field_of(
+                r#"{"type":"ENTITLEMENT","message_id":"m","entitlements":[{"tag":"T","count":1},{"tag":"T","count":1000001}]}"#
+            ),
+            "entitlements[1].count"
+        );
     }
 
     #[test]

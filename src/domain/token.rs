@@ -34,6 +34,11 @@ impl TokenTerms {
         if self.description.len() > 512 {
             return Err("the description is longer than 512 characters".into());
         }
+        if self.description.chars().any(char::is_control) {
+            return Err(
+                "the description may not hold control characters (line breaks, NUL, ...)".into(),
+            );
+        }
         Ok(())
     }
 }
@@ -163,5 +168,16 @@ mod tests {
             ..state
         };
         assert_eq!(revoked.check(50), Err(TokenProblem::Revoked));
+    }
+
+    #[test]
+    fn a_description_with_control_characters_is_refused() {
+        let terms = TokenTerms {
+            days: 30,
+            max_uses: None,
+            description: "lab\nrack 4".into(),
+            export_controlled: true,
+        };
+        assert!(terms.check().is_err_and(|e| e.contains("control")));
     }
 }

@@ -105,12 +105,21 @@ pub fn transfer(
     c: &Connection,
     catalog: &Catalog,
     caller: &Caller,
+    role: crate::config::Role,
     account: &str,
     transfer: &Transfer<'_>,
     now: i64,
 ) -> Result<Vec<Transition>> {
     caller.authorize(Action::Operate, Some(transfer.from))?;
     caller.authorize(Action::Operate, Some(transfer.to))?;
+    if role != crate::config::Role::Cloud {
+        return Err(crate::error::Error::WrongRole(
+            "a satellite's licenses are its cloud's: transfer them there (`satellite license transfer` \
+             on the cloud, or the cloud's API) and bring the result here by sync"
+                .into(),
+        )
+        .into());
+    }
     audited(c, caller, |c| {
         Ok(inventory::transfer_license(
             c, catalog, account, transfer, now,

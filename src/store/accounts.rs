@@ -136,3 +136,13 @@ pub fn names(conn: &Connection) -> Result<Vec<String>> {
     let rows = stmt.query_map([], |r| r.get(0))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
+
+/// (id, name) of every virtual account of the account.
+pub fn ids(conn: &Connection, account: &str) -> Result<Vec<(i64, String)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT va.id, va.name FROM virtual_accounts va JOIN accounts a ON a.id = va.account_id
+         WHERE a.name = ?1 ORDER BY va.name",
+    )?;
+    let rows = stmt.query_map([account], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}

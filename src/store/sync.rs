@@ -344,6 +344,8 @@ pub struct InstanceUsage {
     pub last_contact_at: i64,
     pub deadline: Option<i64>,
     pub authorization_status: Option<String>,
+    /// Whether a pool it uses is short now.
+    pub short: bool,
     pub entitlements: Vec<(String, i64)>,
 }
 
@@ -351,7 +353,10 @@ pub struct InstanceUsage {
 pub fn instance_usage(c: &Connection) -> Result<Vec<InstanceUsage>> {
     let mut stmt = c.prepare_cached(
         "SELECT p.id, p.instance_id, va.name, p.pid, p.sn, p.hostname, p.registered_at,
-                p.last_contact_at, p.deadline, p.authorization_status
+                p.last_contact_at, p.deadline, p.authorization_status,
+                EXISTS (SELECT 1 FROM entitlement_usage u JOIN pools q
+                          ON q.virtual_account_id = u.virtual_account_id AND q.tag = u.tag
+                        WHERE u.instance_id = p.id AND q.status = 'Out of Compliance')
          FROM product_instances p JOIN virtual_accounts va ON va.id = p.virtual_account_id
          ORDER BY p.id",
     )?;
@@ -369,6 +374,7 @@ pub fn instance_usage(c: &Connection) -> Result<Vec<InstanceUsage>> {
                     last_contact_at: r.get(7)?,
                     deadline: r.get(8)?,
                     authorization_status: r.get(9)?,
+                    short: r.get(10)?,
                     entitlements: Vec::new(),
                 },
             ))

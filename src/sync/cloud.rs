@@ -228,7 +228,8 @@ pub fn process(
         return Err(refuse(
             Rule::UntrustedSigner,
             format!(
-                "satellite {:?} was revoked on {}; its bundles are refused (add it again to resume)",
+                "satellite {:?} was revoked on {}; its bundles are refused for good (to resume, add it \
+                 under a new name on the cloud and register it again with the new token)",
                 sat.name,
                 stamp(revoked)
             ),
@@ -431,11 +432,11 @@ fn apply_usage(
         };
         let mut entitlements = Vec::with_capacity(i.entitlements.len());
         for e in &i.entitlements {
-            if e.count <= 0 {
+            if e.count <= 0 || e.count > crate::inventory::MAX_LICENSE_QUANTITY {
                 return Err(refuse(
                     Rule::BadPayload,
                     format!(
-                        "{}: {}: count {} for {} is not positive",
+                        "{}: {}: count {} for {} is outside 1 to 1,000,000",
                         payload::INSTANCES,
                         i.instance_id,
                         e.count,
@@ -456,6 +457,22 @@ fn apply_usage(
             status: i.status,
             entitlements,
         });
+    }
+    if outside > 0 {
+        record(
+            c,
+            node.now,
+            "satellite",
+            Severity::Minor,
+            &sat.name,
+            format!(
+                "satellite {:?} reported {outside} product instances in virtual accounts it does not serve \
+                 (it serves {}); their usage is not counted here: move them back, or add those \
+                 virtual accounts to a satellite",
+                sat.name,
+                served.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        )?;
     }
     let mut touched: BTreeSet<(i64, String)> =
         satellites::remote_tags(c, sat.id)?.into_iter().collect();

@@ -135,8 +135,7 @@ pub fn export_usage(c: &Connection, node: &Node<'_>) -> Result<Written, SyncErro
                 .authorization_status
                 .as_deref()
                 .map(|s| EntitlementStatus::parse(s).unwrap_or(EntitlementStatus::Authorized));
-            let short = last == Some(EntitlementStatus::OutOfCompliance);
-            let status = rules::instance_status(last, i.deadline, short, node.now)
+            let status = rules::instance_status(last, i.deadline, i.short, node.now)
                 .as_str()
                 .to_string();
             payload::Instance {
@@ -450,6 +449,24 @@ fn apply_entitlements(
             c, &catalog, va_id, &va.name, &tags, node.now,
         )?);
     }
+    // Licenses only ever come from the cloud: a virtual account of this
+    // satellite that the bundle does not name holds none.
+    let named: Vec<&str> = entitlements
+        .virtual_accounts
+        .iter()
+        .map(|v| v.name.as_str())
+        .collect();
+    for (va_id, va_name) in accounts::ids(c, &node.config.account)? {
+        if named.contains(&va_name.as_str()) {
+            continue;
+        }
+        let tags = ledger::replace_licenses(c, va_id, &[], node.now)?;
+        if !tags.is_empty() {
+            transitions.extend(pool::evaluate(
+                c, &catalog, va_id, &va_name, &tags, node.now,
+            )?);
+        }
+    }
     let mut catalog_changes = 0;
     for tag in &additions.tags {
         let body =
@@ -497,8 +514,12 @@ fn license_line(
             l.tag
         )));
     }
-    if l.quantity <= 0 {
-        return Err(bad(format!("quantity {} is not positive", l.quantity)));
+    if l.quantity <= 0 || l.quantity > crate::inventory::MAX_LICENSE_QUANTITY {
+        return Err(bad(format!(
+            "quantity {} is outside 1 to {}",
+            l.quantity,
+            crate::inventory::MAX_LICENSE_QUANTITY
+        )));
     }
     let start_at = parse_time(payload::ENTITLEMENTS, "start", &l.start)?;
     let end_at = l

@@ -340,3 +340,26 @@ fn a_udi_with_any_printable_characters_registers() {
     let (status, answer) = server.device().post(&body);
     assert_eq!(status, 200, "{answer}");
 }
+
+#[test]
+fn a_superseded_certificate_is_refused_even_for_a_message_it_sent_before() {
+    let server = Server::start();
+    let token = server.token("Default", &[]);
+    let first = crate::client::register(&server, "SUPERSEDED", &token);
+    let ask = serde_json::json!({"type": "ENTITLEMENT", "message_id": "e-old",
+        "entitlements": [{"tag": "ESS-AC-10G-RTU-1", "count": 1}]});
+    let (status, _) = first.client.post(&ask);
+    assert_eq!(status, 200);
+    // Registering the UDI again replaces (and revokes) the first certificate.
+    let key = crate::client::p256();
+    let (status, again) = server.device().post(&crate::client::registration(
+        "reg-again",
+        "SUPERSEDED",
+        &token,
+        &crate::client::csr(&key),
+    ));
+    assert_eq!(status, 200, "{again}");
+    let (status, answer) = first.client.post(&ask);
+    assert_eq!(status, 403, "{answer}");
+    assert_eq!(crate::client::error_code(&answer), "certificate_revoked");
+}

@@ -168,6 +168,22 @@ fn the_usb_round_trip_brings_licenses_to_routers_and_usage_to_the_cloud() {
     round_trip(&cloud, &b);
     assert_eq!(entitlement(&other, "e2", 2)["status"], "AUTHORIZED");
 
+    // Licenses move at the cloud only: the next sync would undo a local move.
+    let moved = a.cli(&[
+        "license",
+        "transfer",
+        "--from",
+        "Lab",
+        "--to",
+        "Default",
+        "--sku",
+        ESS,
+        "--quantity",
+        "1",
+    ]);
+    assert!(!moved.status.success());
+    assert!(String::from_utf8_lossy(&moved.stderr).contains("cloud"));
+
     // Importing the same answer again is a no-op that says so.
     let again = json_of(&a.cli_ok(&["import", arg(&answer), "--json"]));
     assert_eq!(again["already_applied"], true, "{again}");
@@ -187,6 +203,15 @@ fn the_usb_round_trip_brings_licenses_to_routers_and_usage_to_the_cloud() {
         (Some("usage"), Some(3))
     );
     assert_eq!(shown["counts"]["instances.json"], 1, "{shown}");
+    // It says whether the node it runs on would take the bundle.
+    assert_eq!(
+        shown["accepted_here"], false,
+        "a satellite's own bundle: {shown}"
+    );
+    let at_cloud = json_of(&cloud.cli_ok(&["bundle", "show", arg(&usage), "--json"]));
+    assert_eq!(at_cloud["accepted_here"], true, "{at_cloud}");
+    let answer_shown = json_of(&a.cli_ok(&["bundle", "show", arg(&answer), "--json"]));
+    assert_eq!(answer_shown["accepted_here"], true, "{answer_shown}");
 }
 
 fn unzip(path: &Path) -> Vec<(String, Vec<u8>)> {
