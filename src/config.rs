@@ -474,7 +474,13 @@ impl Config {
             } else {
                 key
             };
-            fail(&key, one_line(&e.into_inner().to_string()))
+            let reason = e.into_inner().to_string();
+            // serde_yaml already starts its message with the key.
+            let reason = reason
+                .strip_prefix(&format!("{key}: "))
+                .unwrap_or(&reason)
+                .to_string();
+            fail(&key, one_line(&reason))
         })?;
         config.source = file.to_string();
         config
@@ -621,11 +627,13 @@ impl Config {
     /// Creates the data dir and the bundle folders. Only `init` and `serve`
     /// call this: every other command works on a satellite that exists.
     pub fn create_dirs(&self) -> Result<(), ConfigError> {
+        // The data dir last: a folder that cannot be made leaves no
+        // half-created satellite behind.
         for (key, dir, mode) in [
-            // The data dir holds keys and the database: its owner only.
-            ("data_dir", &self.data_dir, 0o700),
             ("sync.export_dir", &self.sync.export_dir, 0o750),
             ("sync.import_dir", &self.sync.import_dir, 0o750),
+            // The data dir holds keys and the database: its owner only.
+            ("data_dir", &self.data_dir, 0o700),
         ] {
             use std::os::unix::fs::DirBuilderExt;
             std::fs::DirBuilder::new()

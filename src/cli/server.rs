@@ -145,11 +145,13 @@ fn print_sync(config: &Config, sync: &serde_json::Value) {
                 text(&sync["sequence_sent"]),
                 text(&sync["sequence_received"])
             );
-            println!(
-                "  usage acknowledged: {} ({} days ago)",
-                text(&sync["last_acknowledged"]),
-                text(&sync["days_since_acknowledged"])
-            );
+            match sync["days_since_acknowledged"].as_i64() {
+                Some(days) => println!(
+                    "  usage acknowledged: {} ({days} days ago)",
+                    text(&sync["last_acknowledged"])
+                ),
+                None => println!("  usage acknowledged: never"),
+            }
             println!("  last success:      {}", text(&sync["last_success"]));
             if !sync["next_attempt"].is_null() {
                 println!("  next attempt:      {}", text(&sync["next_attempt"]));
