@@ -36,6 +36,26 @@ pub fn list(
 ) -> Result<Vec<Alert>> {
     let named = requested(caller, virtual_accounts)?;
     let wanted = |va: &str| caller.reaches(va) && named.as_ref().is_none_or(|n| n.contains(&va));
+    // When each pool last changed compliance (newest first): the time a
+    // shortfall alert carries, so it is the same on every poll.
+    let changes = audit::events(
+        c,
+        &EventFilter {
+            kind: Some("compliance"),
+            severity: None,
+            since: None,
+            virtual_accounts: None,
+        },
+        super::MAX_PAGE,
+        0,
+    )?;
+    let since = |va: &str, tag: &str| {
+        changes
+            .iter()
+            .find(|e| e.virtual_account.as_deref() == Some(va) && e.subject.as_deref() == Some(tag))
+            .map(|e| e.at.clone())
+            .unwrap_or_else(|| crate::clock::rfc3339(now))
+    };
     let mut alerts: Vec<Alert> = inventory::compliance_rows(c, catalog, account, None, now)?
         .into_iter()
         .filter(|r| r.shortfall > 0 && wanted(&r.virtual_account))
@@ -46,9 +66,9 @@ pub fn list(
                 "{} is short {} of {}: {} in use, {} available",
                 r.virtual_account, r.shortfall, r.tag, r.in_use, r.available
             ),
+            timestamp: since(&r.virtual_account, &r.tag),
             source: r.tag,
             virtual_account: Some(r.virtual_account),
-            timestamp: crate::clock::rfc3339(now),
         })
         .collect();
     // Events without a virtual account are the satellite's own (clock,
@@ -66,6 +86,11 @@ pub fn list(
             virtual_accounts: scope.as_deref(),
         };
         for e in audit::events(c, &filter, super::MAX_PAGE, 0)? {
+            // A pool's compliance is the shortfall alert above while it
+            // lasts (one alert per shortfall, gone when it is).
+            if e.kind == "compliance" {
+                continue;
+            }
             alerts.push(Alert {
                 message_type: message_type(&e.kind),
                 severity: if severity == "major" {
