@@ -504,6 +504,20 @@ impl Config {
         if self.account.trim().is_empty() {
             return Err(("account", "must not be empty".into()));
         }
+        if self.name.chars().any(char::is_control) || self.account.chars().any(char::is_control) {
+            return Err((
+                "name",
+                "the name and account may not hold control characters".into(),
+            ));
+        }
+        if self.role == Role::Cloud && self.sync.mode == SyncMode::Connected {
+            return Err((
+                "sync.mode",
+                "a cloud is the top of the tree and syncs with no one: leave `sync.mode` out (or \
+                 `disconnected`) on `role: cloud`"
+                    .into(),
+            ));
+        }
         if self.device.hostnames.is_empty() {
             return Err((
                 "device.hostnames",
@@ -827,6 +841,19 @@ mod tests {
         assert_eq!(config.admin.listen.to_string(), "127.0.0.1:8443");
         assert_eq!(config.role, Role::Satellite);
         assert_eq!(config.sync.mode, SyncMode::Disconnected);
+    }
+
+    #[test]
+    fn a_cloud_does_not_sync_upstream_and_names_have_no_control_characters() {
+        let err = parse("role: cloud\nsync: { mode: connected, cloud_url: \"https://c:1\" }\n")
+            .expect_err("refused");
+        assert_eq!(err.key, "sync.mode");
+        assert_eq!(
+            parse("name: \"a\\u0000b\"\n").expect_err("refused").key,
+            "name"
+        );
+        let err = parse("role: cloudy\n").expect_err("refused");
+        assert!(!err.reason.starts_with("role:"), "the key once: {err}");
     }
 
     #[test]

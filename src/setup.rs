@@ -160,31 +160,46 @@ pub fn ensure(config: &Config, clock: &Clock) -> Result<(Created, CertificateAut
         }
     }
 
-    created.admin_password = store::transaction(&mut conn, |tx| {
-        let account_id = accounts::ensure_account(tx, &config.account, now)?;
-        accounts::ensure_virtual_account(tx, account_id, DEFAULT_VIRTUAL_ACCOUNT, now)?;
-        let password = users::create_bootstrap_admin(tx, now)?;
-        crate::clock::guard::advance(tx, now)?;
-        if created.database {
-            events::record(
-                tx,
-                now,
-                events::NewEvent {
-                    kind: "system",
-                    severity: events::Severity::Info,
-                    virtual_account: None,
-                    subject: Some(&config.name),
-                    message: format!(
-                        "initialized {} {:?} for smart account {:?}",
-                        role_word(config),
-                        config.name,
-                        config.account
-                    ),
-                },
-            )?;
-        }
-        Ok::<_, Error>(password)
-    })?;
+    created.admin_password =
+        store::transaction(&mut conn, |tx| {
+            // A satellite belongs to one smart account: a changed `account:` would
+            // silently start a second, empty one beside it.
+            let existing = crate::store::names::account_names(tx)?;
+            if !existing.is_empty() && !existing.contains(&config.account) {
+                return Err(Error::invalid(
+                    "account",
+                    format!(
+                    "this data dir belongs to smart account {}, not {:?}; put that name back in \
+                     `account:` (a satellite keeps the account it was initialized with)",
+                    existing.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>().join(", "),
+                    config.account
+                ),
+                ));
+            }
+            let account_id = accounts::ensure_account(tx, &config.account, now)?;
+            accounts::ensure_virtual_account(tx, account_id, DEFAULT_VIRTUAL_ACCOUNT, now)?;
+            let password = users::create_bootstrap_admin(tx, now)?;
+            crate::clock::guard::advance(tx, now)?;
+            if created.database {
+                events::record(
+                    tx,
+                    now,
+                    events::NewEvent {
+                        kind: "system",
+                        severity: events::Severity::Info,
+                        virtual_account: None,
+                        subject: Some(&config.name),
+                        message: format!(
+                            "initialized {} {:?} for smart account {:?}",
+                            role_word(config),
+                            config.name,
+                            config.account
+                        ),
+                    },
+                )?;
+            }
+            Ok::<_, Error>(password)
+        })?;
     Ok((created, ca))
 }
 

@@ -179,6 +179,14 @@ fn find(c: &Connection, name: &str) -> Result<Satellite, SyncError> {
 pub fn revoke(c: &Connection, node: &Node<'_>, name: &str) -> Result<SatelliteView, SyncError> {
     require_cloud(node)?;
     let s = find(c, name)?;
+    if let Some(at) = s.revoked_at {
+        return Err(Error::Conflict(format!(
+            "satellite {:?} was already revoked on {}",
+            s.name,
+            stamp(at)
+        ))
+        .into());
+    }
     satellites::revoke(c, s.id, node.now)?;
     record(
         c,

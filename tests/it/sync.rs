@@ -529,3 +529,18 @@ fn a_disconnected_satellite_writes_its_usage_bundle_on_the_export_schedule() {
     std::thread::sleep(Duration::from_millis(2500));
     assert_eq!(usage_files(), 1);
 }
+
+#[test]
+fn a_satellite_keeps_the_smart_account_it_was_initialized_with() {
+    let a = satellite_named("site-a");
+    let yaml = std::fs::read_to_string(&a.config_path).expect("config");
+    std::fs::write(
+        &a.config_path,
+        yaml.replace("account: Test Corp", "account: Other Corp"),
+    )
+    .expect("config");
+    let out = a.cli(&["init"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("belongs to smart account"), "{err}");
+}

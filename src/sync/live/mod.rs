@@ -409,6 +409,8 @@ pub fn exchange_and_record(
     now: i64,
     next_scheduled: Option<i64>,
 ) -> Result<(Synced, Vec<Transition>), SyncError> {
+    // Not in connected mode is a usage mistake, not a failed sync.
+    cloud_url(config)?;
     let result = exchange(conn, config, keys, now);
     let recorded = write(conn, now, |c| match &result {
         Ok(_) => Ok(LiveState::succeeded(c, now, next_scheduled)?),
