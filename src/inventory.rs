@@ -119,14 +119,42 @@ pub fn find_instance(c: &Connection, key: &str) -> Result<Instance> {
         .map(|udi| instances::find_by_udi(c, &udi.pid, &udi.sn))
         .transpose()?
         .flatten();
-    match by_udi {
-        Some(found) => Ok(found),
-        None => instances::find_by_instance_id(c, key)?.ok_or_else(|| {
-            Error::NotFound(format!(
-                "no product instance {key:?}; give its instance id or UDI (PID:SN), see `satellite instance list`"
-            ))
-        }),
+    if let Some(found) = by_udi {
+        return Ok(found);
     }
+    if let Some(found) = instances::find_by_instance_id(c, key)? {
+        return Ok(found);
+    }
+    // On the cloud: an instance a satellite reported belongs to that satellite.
+    if let Some((remote, _)) = find_remote(c, key)? {
+        return Err(Error::Conflict(format!(
+            "product instance {} came through satellite {:?}: change it there; the cloud follows at \
+             that satellite's next sync (`satellite instance show` shows it here)",
+            remote.instance_id, remote.satellite
+        )));
+    }
+    Err(Error::NotFound(format!(
+        "no product instance {key:?}; give its instance id or UDI (PID:SN), see `satellite instance list`"
+    )))
+}
+
+/// A product instance a satellite reported to this cloud, with its demand.
+pub fn find_remote(
+    c: &Connection,
+    key: &str,
+) -> Result<
+    Option<(
+        crate::store::satellites::RemoteInstanceRow,
+        Vec<(String, i64)>,
+    )>,
+> {
+    let key = key.trim();
+    let udi = parse_udi(key);
+    crate::store::satellites::find_remote(
+        c,
+        key,
+        udi.as_ref().map(|u| (u.pid.as_str(), u.sn.as_str())),
+    )
 }
 
 fn parse_udi(key: &str) -> Option<Udi> {

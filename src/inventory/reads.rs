@@ -110,7 +110,11 @@ pub fn instance_detail(
     key: &str,
     now: i64,
 ) -> Result<(InstanceView, Vec<EntitlementUsage>)> {
-    let found = super::find_instance(c, key)?;
+    let found = match super::find_instance(c, key) {
+        Ok(found) => found,
+        Err(Error::Conflict(_)) => return remote_detail(c, key),
+        Err(e) => return Err(e),
+    };
     let entitlements = usage::of_instance(c, found.id)?
         .into_iter()
         .map(|(tag, count, status)| EntitlementUsage { tag, count, status })
@@ -253,4 +257,38 @@ pub fn instance_statuses(c: &Connection, now: i64) -> Result<Vec<(String, String
         }
     }
     Ok(counts.into_iter().map(|((va, s), n)| (va, s, n)).collect())
+}
+
+/// On the cloud: an instance as its satellite last reported it.
+fn remote_detail(c: &Connection, key: &str) -> Result<(InstanceView, Vec<EntitlementUsage>)> {
+    let Some((r, usage)) = super::find_remote(c, key)? else {
+        return Err(Error::NotFound(format!("no product instance {key:?}")));
+    };
+    let udi = crate::domain::Udi {
+        pid: r.pid.clone(),
+        sn: r.sn.clone(),
+    };
+    let view = InstanceView {
+        instance_id: r.instance_id,
+        udi: udi.to_string(),
+        pid: r.pid,
+        sn: r.sn,
+        hostname: r.hostname,
+        virtual_account: r.virtual_account,
+        status: r.status.clone(),
+        registered_at: crate::clock::rfc3339(r.registered_at),
+        last_contact_at: crate::clock::rfc3339(r.last_contact_at),
+        next_communication: None,
+        deadline: None,
+        satellite: Some(r.satellite),
+    };
+    let entitlements = usage
+        .into_iter()
+        .map(|(tag, count)| EntitlementUsage {
+            tag,
+            count,
+            status: r.status.clone(),
+        })
+        .collect();
+    Ok((view, entitlements))
 }

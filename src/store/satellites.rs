@@ -340,3 +340,48 @@ pub fn find_by_identity(c: &Connection, fingerprint: &[u8]) -> Result<Option<(Sa
         None => Ok(None),
     }
 }
+
+/// A remote instance by instance id or UDI, with its demand.
+pub fn find_remote(
+    c: &Connection,
+    instance_id: &str,
+    udi: Option<(&str, &str)>,
+) -> Result<Option<(RemoteInstanceRow, Vec<(String, i64)>)>> {
+    let (pid, sn) = udi.unwrap_or(("", ""));
+    let found = optional(c.query_row(
+        "SELECT s.name, r.instance_id, va.name, r.pid, r.sn, r.hostname, r.status, r.registered_at,
+                r.last_contact_at, r.satellite_id
+         FROM remote_instances r JOIN satellites s ON s.id = r.satellite_id
+         JOIN virtual_accounts va ON va.id = r.virtual_account_id
+         WHERE r.instance_id = ?1 OR (r.pid = ?2 AND r.sn = ?3) LIMIT 1",
+        params![instance_id, pid, sn],
+        |r| {
+            Ok((
+                RemoteInstanceRow {
+                    satellite: r.get(0)?,
+                    instance_id: r.get(1)?,
+                    virtual_account: r.get(2)?,
+                    pid: r.get(3)?,
+                    sn: r.get(4)?,
+                    hostname: r.get(5)?,
+                    status: r.get(6)?,
+                    registered_at: r.get(7)?,
+                    last_contact_at: r.get(8)?,
+                },
+                r.get::<_, i64>(9)?,
+            ))
+        },
+    ))?;
+    let Some((row, satellite_row)) = found else {
+        return Ok(None);
+    };
+    let mut stmt = c.prepare_cached(
+        "SELECT tag, count FROM remote_usage WHERE satellite_id = ?1 AND instance_id = ?2 ORDER BY tag",
+    )?;
+    let usage = stmt
+        .query_map(params![satellite_row, row.instance_id], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(Some((row, usage)))
+}

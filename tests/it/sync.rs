@@ -131,6 +131,12 @@ fn the_usb_round_trip_brings_licenses_to_routers_and_usage_to_the_cloud() {
         .expect("site-a's router at the cloud");
     assert_eq!(via_a["satellite"], "site-a", "{instances}");
     assert_eq!(via_a["virtual_account"], "Lab");
+    let udi = via_a["udi"].as_str().expect("udi");
+    let shown = json_of(&cloud.cli_ok(&["instance", "show", udi, "--json"]));
+    assert_eq!(shown["satellite"], "site-a", "{shown}");
+    let removed = cloud.cli(&["instance", "remove", udi]);
+    assert!(!removed.status.success());
+    assert!(String::from_utf8_lossy(&removed.stderr).contains("came through satellite"));
     assert_eq!(
         cloud.compliance("Lab", ESS)["in_use_by_satellite"],
         json!({"site-a": 3})
