@@ -142,12 +142,7 @@ pub fn find_instance(c: &Connection, key: &str) -> Result<Instance> {
 pub fn find_remote(
     c: &Connection,
     key: &str,
-) -> Result<
-    Option<(
-        crate::store::satellites::RemoteInstanceRow,
-        Vec<(String, i64)>,
-    )>,
-> {
+) -> Result<Option<crate::store::satellites::RemoteWithUsage>> {
     let key = key.trim();
     let udi = parse_udi(key);
     crate::store::satellites::find_remote(

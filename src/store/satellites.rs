@@ -341,12 +341,15 @@ pub fn find_by_identity(c: &Connection, fingerprint: &[u8]) -> Result<Option<(Sa
     }
 }
 
+/// A remote instance and its demand: (tag, count).
+pub type RemoteWithUsage = (RemoteInstanceRow, Vec<(String, i64)>);
+
 /// A remote instance by instance id or UDI, with its demand.
 pub fn find_remote(
     c: &Connection,
     instance_id: &str,
     udi: Option<(&str, &str)>,
-) -> Result<Option<(RemoteInstanceRow, Vec<(String, i64)>)>> {
+) -> Result<Option<RemoteWithUsage>> {
     let (pid, sn) = udi.unwrap_or(("", ""));
     let found = optional(c.query_row(
         "SELECT s.name, r.instance_id, va.name, r.pid, r.sn, r.hostname, r.status, r.registered_at,
