@@ -177,6 +177,10 @@ impl Store {
         // the writer they stalled every device waiting for the next commit.
         // A thread of their own runs them beside the writer instead.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        // When a CLI command holds the write lock for its millisecond, the
+        // default busy handler would put the writer (and every router
+        // waiting on it) to sleep for 10-100 ms steps; poll finely instead.
+        conn.busy_handler(Some(writer_busy))?;
         let checkpoints = connect(path)?;
         let finish = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let writer = Writer::start_with(conn, finish.clone())?;
@@ -270,6 +274,17 @@ fn start_checkpoints(
         })
         .map(|_| ())
         .map_err(|_| StoreError::WriterGone)
+}
+
+/// The writer's busy handler: retries every 200 µs for up to 10 s (the
+/// same patience as `busy_timeout`, without its coarse sleeps).
+fn writer_busy(attempts: i32) -> bool {
+    const STEP: Duration = Duration::from_micros(200);
+    if attempts >= 50_000 {
+        return false;
+    }
+    std::thread::sleep(STEP);
+    true
 }
 
 /// Short helper for optional single-row queries.
