@@ -233,20 +233,23 @@ pub fn remote_instances(
          WHERE (?1 IS NULL OR va.name = ?1)
          ORDER BY va.name, r.pid, r.sn",
     )?;
-    let rows = stmt.query_map([virtual_account], |r| {
-        Ok(RemoteInstanceRow {
-            satellite: r.get(0)?,
-            instance_id: r.get(1)?,
-            virtual_account: r.get(2)?,
-            pid: r.get(3)?,
-            sn: r.get(4)?,
-            hostname: r.get(5)?,
-            status: r.get(6)?,
-            registered_at: r.get(7)?,
-            last_contact_at: r.get(8)?,
-        })
-    })?;
+    let rows = stmt.query_map([virtual_account], remote_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// A remote-instance row from its first nine selected columns.
+fn remote_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RemoteInstanceRow> {
+    Ok(RemoteInstanceRow {
+        satellite: r.get(0)?,
+        instance_id: r.get(1)?,
+        virtual_account: r.get(2)?,
+        pid: r.get(3)?,
+        sn: r.get(4)?,
+        hostname: r.get(5)?,
+        status: r.get(6)?,
+        registered_at: r.get(7)?,
+        last_contact_at: r.get(8)?,
+    })
 }
 
 /// Demand per (virtual account, tag) that came through each satellite.
@@ -358,22 +361,7 @@ pub fn find_remote(
          JOIN virtual_accounts va ON va.id = r.virtual_account_id
          WHERE r.instance_id = ?1 OR (r.pid = ?2 AND r.sn = ?3) LIMIT 1",
         params![instance_id, pid, sn],
-        |r| {
-            Ok((
-                RemoteInstanceRow {
-                    satellite: r.get(0)?,
-                    instance_id: r.get(1)?,
-                    virtual_account: r.get(2)?,
-                    pid: r.get(3)?,
-                    sn: r.get(4)?,
-                    hostname: r.get(5)?,
-                    status: r.get(6)?,
-                    registered_at: r.get(7)?,
-                    last_contact_at: r.get(8)?,
-                },
-                r.get::<_, i64>(9)?,
-            ))
-        },
+        |r| Ok((remote_row(r)?, r.get::<_, i64>(9)?)),
     ))?;
     let Some((row, satellite_row)) = found else {
         return Ok(None);
