@@ -214,7 +214,7 @@ ALTER TABLE pools ADD COLUMN shortfall INTEGER NOT NULL DEFAULT 0;
 "#,
     },
     Migration {
-        version: 6,
+        version: 4,
         name: "sync: bundle ledger, upstream cloud, catalog additions, the cloud's satellites and their usage",
         sql: r#"
 -- Every bundle this node sent or applied, per peer: sequence numbers, the
@@ -343,7 +343,7 @@ CREATE TABLE remote_usage_history (
 "#,
     },
     Migration {
-        version: 7,
+        version: 5,
         name: "operators: users' virtual accounts, API clients, bearer tokens, who made each change",
         sql: r#"
 -- The virtual accounts a va-admin or viewer may reach (an admin reaches all).
@@ -384,7 +384,7 @@ ALTER TABLE events ADD COLUMN actor TEXT;
 "#,
     },
     Migration {
-        version: 9,
+        version: 6,
         name: "live sync: the upstream identity certificates the cloud issued to its satellites",
         sql: r#"
 -- A connected satellite is known on the cloud's device listener by the
