@@ -264,51 +264,14 @@ fn read(path: &Path) -> Result<Opened, CliError> {
     Ok(bundle::open(&bytes, &limits).map_err(SyncError::from)?)
 }
 
-/// Whether this node would accept the bundle's signer, recipient and dates
-/// (`import`/`process` also check the sequence), and why not.
+/// The node's verdict on a bundle, or why none could be given.
 fn trust_here(opened: &Opened, config: &Config, now: i64) -> (Option<bool>, String) {
-    let Ok(conn) = crate::setup::open_existing(config) else {
-        return (
+    match crate::setup::open_existing(config) {
+        Ok(conn) => sync::acceptance(&conn, config.role, opened, now),
+        Err(_) => (
             None,
             "not checked: there is no satellite here to check it against".into(),
-        );
-    };
-    let m = &opened.manifest;
-    let verdict = match config.role {
-        crate::config::Role::Satellite => match crate::store::sync::upstream(&conn) {
-            Ok(Some(up)) => opened
-                .check_signer(&up.cloud_ca_sha256, now)
-                .and_then(|()| opened.check_addressed(&up.satellite_id, now))
-                .map(|()| "signed by this satellite's cloud and addressed here".to_string()),
-            _ => return (None, "not checked: this satellite has no cloud yet".into()),
-        },
-        crate::config::Role::Cloud => {
-            match crate::store::satellites::find_by_satellite_id(&conn, &m.from) {
-                Ok(Some(sat)) => match &sat.signer_ca_sha256 {
-                    Some(pinned) => opened
-                        .check_signer(pinned, now)
-                        .and_then(|()| {
-                            let me = crate::store::sync::node_id(&conn).unwrap_or_default();
-                            opened.check_addressed(&me, now)
-                        })
-                        .map(|()| format!("signed by satellite {:?} and addressed here", sat.name)),
-                    None => Ok(format!(
-                    "from satellite {:?}, not registered yet (its token is checked on `process`)",
-                    sat.name
-                )),
-                },
-                _ => {
-                    return (
-                        Some(false),
-                        format!("NOT accepted: no satellite {} is registered here", m.from),
-                    )
-                }
-            }
-        }
-    };
-    match verdict {
-        Ok(why) => (Some(true), why),
-        Err(e) => (Some(false), format!("NOT accepted: {e}")),
+        ),
     }
 }
 

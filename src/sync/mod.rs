@@ -179,3 +179,51 @@ pub(crate) fn record(
     )?;
     Ok(())
 }
+
+/// Whether this node would accept a bundle's signer, recipient and dates
+/// (`import`/`process` also check its sequence): `None` when there is no
+/// peer to check against yet; the text says why.
+pub fn acceptance(
+    c: &rusqlite::Connection,
+    role: crate::config::Role,
+    opened: &bundle::Opened,
+    now: i64,
+) -> (Option<bool>, String) {
+    let m = &opened.manifest;
+    let verdict = match role {
+        crate::config::Role::Satellite => match crate::store::sync::upstream(c) {
+            Ok(Some(up)) => opened
+                .check_signer(&up.cloud_ca_sha256, now)
+                .and_then(|()| opened.check_addressed(&up.satellite_id, now))
+                .map(|()| "signed by this satellite's cloud and addressed here".to_string()),
+            _ => return (None, "not checked: this satellite has no cloud yet".into()),
+        },
+        crate::config::Role::Cloud => {
+            match crate::store::satellites::find_by_satellite_id(c, &m.from) {
+                Ok(Some(sat)) => match &sat.signer_ca_sha256 {
+                    Some(pinned) => opened
+                        .check_signer(pinned, now)
+                        .and_then(|()| {
+                            let me = crate::store::sync::node_id(c).unwrap_or_default();
+                            opened.check_addressed(&me, now)
+                        })
+                        .map(|()| format!("signed by satellite {:?} and addressed here", sat.name)),
+                    None => Ok(format!(
+                    "from satellite {:?}, not registered yet (its token is checked on `process`)",
+                    sat.name
+                )),
+                },
+                _ => {
+                    return (
+                        Some(false),
+                        format!("NOT accepted: no satellite {} is registered here", m.from),
+                    )
+                }
+            }
+        }
+    };
+    match verdict {
+        Ok(why) => (Some(true), why),
+        Err(e) => (Some(false), format!("NOT accepted: {e}")),
+    }
+}
