@@ -21,6 +21,7 @@ pub mod licensing;
 pub mod metrics;
 pub mod ops;
 pub mod pki;
+pub mod portal;
 pub mod router;
 pub mod setup;
 pub mod store;

@@ -208,6 +208,8 @@ pub struct EventsQuery {
     pub severity: Option<String>,
     /// RFC 3339: only events at or after it.
     pub since: Option<String>,
+    /// RFC 3339: only events before it.
+    pub until: Option<String>,
     pub virtual_account: Option<String>,
     pub limit: Option<i64>,
     pub offset: Option<i64>,
@@ -228,15 +230,8 @@ pub async fn event_list(
     api.check_account(&path)?;
     let query = query.into_inner();
     let page = Page::new(query.limit, query.offset)?;
-    let since = query
-        .since
-        .as_deref()
-        .map(|text| {
-            time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-                .map(|t| t.unix_timestamp())
-                .map_err(|_| ApiError::invalid("since", format!("{text:?} is not RFC 3339")))
-        })
-        .transpose()?;
+    let since = rfc3339_param("since", query.since.as_deref())?;
+    let until = rfc3339_param("until", query.until.as_deref())?;
     let events = api
         .into_inner()
         .read(move |c| {
@@ -247,6 +242,7 @@ pub async fn event_list(
                     kind: query.kind.as_deref(),
                     severity: query.severity.as_deref(),
                     since,
+                    until,
                     virtual_account: query.virtual_account.as_deref(),
                 },
                 page,
@@ -254,4 +250,14 @@ pub async fn event_list(
         })
         .await?;
     Ok(HttpResponse::Ok().json(Events { events }))
+}
+
+/// An optional RFC 3339 query parameter as a Unix time.
+fn rfc3339_param(field: &str, text: Option<&str>) -> Result<Option<i64>, ApiError> {
+    text.map(|text| {
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+            .map(|t| t.unix_timestamp())
+            .map_err(|_| ApiError::invalid(field, format!("{text:?} is not RFC 3339")))
+    })
+    .transpose()
 }

@@ -464,6 +464,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 kind: kind.as_deref(),
                 severity: None,
                 since: None,
+                until: None,
                 virtual_account: None,
             };
             let page = Page { limit, offset: 0 };

@@ -200,6 +200,7 @@ pub async fn serve(
                 crate::api::ApiError::invalid("query", e.to_string()).into()
             }))
             .configure(crate::api::configure)
+            .configure(crate::portal::configure)
             .default_service(web::to(error::not_found))
     })
     .on_connect(move |connection, data| count_connection(&admin_counter, connection, data))

@@ -44,6 +44,7 @@ pub fn list(
             kind: Some("compliance"),
             severity: None,
             since: None,
+            until: None,
             virtual_accounts: None,
         },
         super::MAX_PAGE,
@@ -83,6 +84,7 @@ pub fn list(
             kind: None,
             severity: Some(severity),
             since: Some(now - RECENT_DAYS * 86_400),
+            until: None,
             virtual_accounts: scope.as_deref(),
         };
         for e in audit::events(c, &filter, super::MAX_PAGE, 0)? {

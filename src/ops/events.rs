@@ -9,6 +9,7 @@ pub struct EventQuery<'a> {
     pub kind: Option<&'a str>,
     pub severity: Option<&'a str>,
     pub since: Option<i64>,
+    pub until: Option<i64>,
     pub virtual_account: Option<&'a str>,
 }
 
@@ -58,6 +59,7 @@ pub fn list(
         kind: query.kind,
         severity: query.severity,
         since: query.since,
+        until: query.until,
         virtual_accounts: scope,
     };
     Ok(audit::events(c, &filter, page.limit, page.offset)?)

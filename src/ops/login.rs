@@ -15,6 +15,8 @@ use std::sync::Mutex;
 
 /// How long a bearer token lives.
 pub const TOKEN_SECONDS: i64 = 3600;
+/// How long a portal session lives: an operator's working day.
+pub const SESSION_SECONDS: i64 = 8 * 3600;
 /// Failed logins allowed per source within `WINDOW_SECONDS`.
 pub const MAX_FAILURES: u32 = 5;
 pub const WINDOW_SECONDS: i64 = 300;
@@ -134,12 +136,30 @@ pub fn check_client(c: &Connection, client_id: &str, secret: &str) -> Result<Ver
     })
 }
 
-fn token_hash(token: &str) -> [u8; 32] {
-    openssl::sha::sha256(token.as_bytes())
+/// Bearer tokens and portal session cookies share one table but not one
+/// hash, so a stolen cookie is no bearer token and the reverse.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Bearer,
+    Session,
 }
 
-/// Issues a bearer token for verified credentials.
-pub fn issue(c: &Connection, verified: &Verified, now: i64) -> Result<Issued> {
+fn token_hash(kind: Kind, token: &str) -> [u8; 32] {
+    let mut hasher = openssl::sha::Sha256::new();
+    if let Kind::Session = kind {
+        hasher.update(b"portal-session:");
+    }
+    hasher.update(token.as_bytes());
+    hasher.finish()
+}
+
+fn new_secret(
+    c: &Connection,
+    verified: &Verified,
+    kind: Kind,
+    now: i64,
+    lifetime: i64,
+) -> Result<String> {
     if let (Holder::User(id), Some(hash)) = (verified.holder, &verified.rehash) {
         users::upgrade_hash(c, id, hash)?;
     }
@@ -148,26 +168,52 @@ pub fn issue(c: &Connection, verified: &Verified, now: i64) -> Result<Issued> {
     let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
     sessions::insert(
         c,
-        &token_hash(&token),
+        &token_hash(kind, &token),
         verified.holder,
         now,
-        now + TOKEN_SECONDS,
+        now + lifetime,
     )?;
+    Ok(token)
+}
+
+/// Issues a bearer token for verified credentials.
+pub fn issue(c: &Connection, verified: &Verified, now: i64) -> Result<Issued> {
     Ok(Issued {
-        access_token: token,
+        access_token: new_secret(c, verified, Kind::Bearer, now, TOKEN_SECONDS)?,
         token_type: "Bearer",
         expires_in: TOKEN_SECONDS,
     })
 }
 
+/// Opens a portal session for a user's verified password; the secret goes
+/// into the session cookie and lives `SESSION_SECONDS`.
+pub fn open_session(c: &Connection, verified: &Verified, now: i64) -> Result<String> {
+    new_secret(c, verified, Kind::Session, now, SESSION_SECONDS)
+}
+
+/// The caller a portal session cookie stands for.
+pub fn session_caller(c: &Connection, secret: &str, now: i64) -> Result<Caller> {
+    caller_of(c, Kind::Session, secret, now)
+}
+
+/// Logs a portal session out: its cookie is worthless from now on.
+pub fn close_session(c: &Connection, secret: &str) -> Result<()> {
+    Ok(sessions::delete(c, &token_hash(Kind::Session, secret))?)
+}
+
 /// The caller a bearer token stands for.
 pub fn authenticate(c: &Connection, token: &str, now: i64) -> Result<Caller> {
+    caller_of(c, Kind::Bearer, token, now)
+}
+
+fn caller_of(c: &Connection, kind: Kind, token: &str, now: i64) -> Result<Caller> {
     let gone = || {
-        OpsError::Unauthenticated(
-        "the bearer token is unknown, expired or revoked; get a new one at /backend/oauth/token".into(),
-    )
+        OpsError::Unauthenticated(match kind {
+            Kind::Bearer => "the bearer token is unknown, expired or revoked; get a new one at /backend/oauth/token",
+            Kind::Session => "the session has ended; log in again",
+        }.into())
     };
-    let holder = sessions::find(c, &token_hash(token), now)?.ok_or_else(gone)?;
+    let holder = sessions::find(c, &token_hash(kind, token), now)?.ok_or_else(gone)?;
     let (name, role, virtual_accounts) = match holder {
         Holder::User(id) => {
             let user = users::find_by_id(c, id)?.ok_or_else(gone)?;

@@ -39,6 +39,8 @@ pub struct EventFilter<'a> {
     pub kind: Option<&'a str>,
     pub severity: Option<&'a str>,
     pub since: Option<i64>,
+    /// Events before this time only.
+    pub until: Option<i64>,
     /// `None`: every virtual account and the satellite-wide events.
     pub virtual_accounts: Option<&'a [String]>,
 }
@@ -56,7 +58,7 @@ pub fn events(
     let mut stmt = c.prepare_cached(
         "SELECT id, at, kind, severity, virtual_account, subject, message, actor FROM events
          WHERE (?1 IS NULL OR kind = ?1) AND (?2 IS NULL OR severity = ?2)
-           AND (?3 IS NULL OR at >= ?3)
+           AND (?3 IS NULL OR at >= ?3) AND (?7 IS NULL OR at < ?7)
            AND (?4 IS NULL OR virtual_account IN (SELECT value FROM json_each(?4)))
          ORDER BY id DESC LIMIT ?5 OFFSET ?6",
     )?;
@@ -67,7 +69,8 @@ pub fn events(
             filter.since,
             scope,
             limit,
-            offset
+            offset,
+            filter.until
         ],
         |r| {
             Ok(AuditedEvent {

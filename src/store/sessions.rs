@@ -49,6 +49,12 @@ pub fn find(c: &Connection, hash: &[u8], now: i64) -> Result<Option<Holder>> {
     })
 }
 
+/// Ends a token before its time (a portal logout).
+pub fn delete(c: &Connection, hash: &[u8]) -> Result<()> {
+    c.execute("DELETE FROM access_tokens WHERE token_hash = ?1", [hash])?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -126,6 +126,35 @@ impl Server {
         json["token"].as_str().expect("token").to_string()
     }
 
+    /// `user add NAME --role R [--va V...]` with the password on stdin.
+    pub fn user(&self, name: &str, role: &str, vas: &[&str], password: &str) {
+        let mut args = vec!["user", "add", name, "--role", role];
+        for va in vas {
+            args.extend_from_slice(&["--va", va]);
+        }
+        let out = Command::new(env!("CARGO_BIN_EXE_satellite"))
+            .arg("-c")
+            .arg(&self.config_path)
+            .args(&args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write;
+                if let Some(stdin) = child.stdin.as_mut() {
+                    writeln!(stdin, "{password}")?;
+                }
+                child.wait_with_output()
+            })
+            .expect("run satellite");
+        assert!(
+            out.status.success(),
+            "user add {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// A cloud-role server whose `Lab` virtual account holds `units` of
     /// ESS-AC-10G-RTU-1, and a registration token for Lab.
     pub fn cloud_with_lab(units: &str) -> (Self, String) {

@@ -10,6 +10,7 @@ mod concurrency;
 mod device_errors;
 mod licensing;
 mod operator;
+mod portal;
 mod production;
 mod registration;
 mod router;

@@ -10,26 +10,26 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const ESS: &str = "ESS-AC-10G-RTU-1";
+pub(crate) const ESS: &str = "ESS-AC-10G-RTU-1";
 
 fn satellite_named(name: &str) -> Server {
     Server::start_with(&BASE_CONFIG.replace("name: test-satellite", &format!("name: {name}")))
 }
 
-fn json_of(text: &str) -> Value {
+pub(crate) fn json_of(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
 
-fn path_of(out: &str) -> PathBuf {
+pub(crate) fn path_of(out: &str) -> PathBuf {
     PathBuf::from(json_of(out)["path"].as_str().expect("path"))
 }
 
-fn arg(p: &Path) -> &str {
+pub(crate) fn arg(p: &Path) -> &str {
     p.to_str().expect("utf8 path")
 }
 
 /// A cloud with Lab (5 units) and Lab2 (none yet).
-fn cloud() -> Server {
+pub(crate) fn cloud() -> Server {
     let cloud = Server::start_with(&cloud_config());
     cloud.cli_ok(&["va", "create", "Lab"]);
     cloud.cli_ok(&["va", "create", "Lab2"]);
@@ -48,7 +48,7 @@ fn cloud() -> Server {
 
 /// Registers `sat` with `cloud` for `va` through the USB loop; returns the
 /// answer bundle the satellite imported.
-fn register_satellite(cloud: &Server, sat: &Server, name: &str, va: &str) -> PathBuf {
+pub(crate) fn register_satellite(cloud: &Server, sat: &Server, name: &str, va: &str) -> PathBuf {
     let added = json_of(&cloud.cli_ok(&["satellite", "add", name, "--va", va, "--json"]));
     let token = added["token"].as_str().expect("token");
     assert!(added["satellite_id"].is_string());
@@ -220,7 +220,7 @@ fn the_usb_round_trip_brings_licenses_to_routers_and_usage_to_the_cloud() {
     assert_eq!(answer_shown["accepted_here"], true, "{answer_shown}");
 }
 
-fn unzip(path: &Path) -> Vec<(String, Vec<u8>)> {
+pub(crate) fn unzip(path: &Path) -> Vec<(String, Vec<u8>)> {
     let file = std::fs::File::open(path).expect("bundle");
     let mut zip = zip::ZipArchive::new(file).expect("zip");
     (0..zip.len())
@@ -233,7 +233,7 @@ fn unzip(path: &Path) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
-fn rezip(entries: &[(String, Vec<u8>)], path: &Path) {
+pub(crate) fn rezip(entries: &[(String, Vec<u8>)], path: &Path) {
     let file = std::fs::File::create(path).expect("create");
     let mut zip = zip::ZipWriter::new(file);
     for (name, bytes) in entries {
@@ -245,7 +245,7 @@ fn rezip(entries: &[(String, Vec<u8>)], path: &Path) {
 }
 
 /// Replaces the first `from` by `to` in one entry's text.
-fn edit(entries: &mut [(String, Vec<u8>)], file: &str, from: &str, to: &str) {
+pub(crate) fn edit(entries: &mut [(String, Vec<u8>)], file: &str, from: &str, to: &str) {
     for (name, bytes) in entries.iter_mut() {
         if name == file {
             let text = String::from_utf8(bytes.clone()).expect("utf8");

@@ -1,0 +1,189 @@
+//! The page skeleton every portal page shares: head, navigation, the
+//! signed-in user, notices. HTML is built with `maud`, which escapes every
+//! value it is given, so text from devices and operators cannot become markup.
+
+use super::session::Operator;
+use actix_web::http::StatusCode;
+use actix_web::HttpResponse;
+use maud::{html, Markup, DOCTYPE};
+
+/// The portal's sections, for the navigation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    Inventory,
+    Reports,
+    Synchronization,
+    Alerts,
+}
+
+/// The outcome of a form, shown at the top of the page it led to.
+#[derive(Debug, Clone)]
+pub struct Notice {
+    pub ok: bool,
+    pub text: String,
+    /// Shown in a `<code>` after the text (e.g. a new token).
+    pub secret: Option<String>,
+}
+
+impl Notice {
+    pub fn ok(text: impl Into<String>) -> Self {
+        Self {
+            ok: true,
+            text: text.into(),
+            secret: None,
+        }
+    }
+
+    pub fn error(text: impl Into<String>) -> Self {
+        Self {
+            ok: false,
+            text: text.into(),
+            secret: None,
+        }
+    }
+}
+
+pub fn html(status: StatusCode, body: Markup) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .body(body.into_string())
+}
+
+fn head(title: &str) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            meta name="viewport" content="width=device-width, initial-scale=1";
+            title { (title) " · Satellite" }
+            link rel="stylesheet" href=(super::STYLESHEET_PATH);
+        }
+    }
+}
+
+/// A page for a signed-in operator.
+pub fn page(
+    operator: &Operator,
+    section: Section,
+    title: &str,
+    notice: Option<&Notice>,
+    content: Markup,
+) -> Markup {
+    let item = |s: Section, href: &str, label: &str| {
+        html! {
+            li { a href=(href) aria-current=[(s == section).then_some("page")] { (label) } }
+        }
+    };
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            (head(title))
+            body {
+                a.skip href="#main" { "Skip to content" }
+                header.top {
+                    span.brand { "Satellite" }
+                    nav aria-label="Sections" {
+                        ul {
+                            (item(Section::Inventory, "/portal/inventory", "Inventory"))
+                            (item(Section::Reports, "/portal/reports", "Reports"))
+                            @if operator.is_admin() {
+                                (item(Section::Synchronization, "/portal/sync", "Synchronization"))
+                            }
+                            (item(Section::Alerts, "/portal/alerts", "Alerts"))
+                        }
+                    }
+                    form.logout method="post" action="/portal/logout" {
+                        span.who { (operator.caller.name.trim_start_matches("user:")) " (" (operator.caller.role.as_str()) ")" }
+                        input type="hidden" name="csrf" value=(operator.csrf);
+                        button type="submit" { "Log out" }
+                    }
+                }
+                main #main {
+                    h1 { (title) }
+                    @if let Some(notice) = notice { (notice_box(notice)) }
+                    (content)
+                }
+            }
+        }
+    }
+}
+
+fn notice_box(notice: &Notice) -> Markup {
+    html! {
+        div class=(if notice.ok { "notice ok" } else { "notice error" }) role=(if notice.ok { "status" } else { "alert" }) {
+            p { (notice.text) }
+            @if let Some(secret) = &notice.secret {
+                p { code.secret #new-secret { (secret) } }
+            }
+        }
+    }
+}
+
+/// The login form.
+pub fn login(nonce: &str, message: Option<&str>) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            (head("Log in"))
+            body.login {
+                main #main {
+                    h1 { "Satellite" }
+                    @if let Some(message) = message {
+                        div.notice.error role="alert" { p { (message) } }
+                    }
+                    form method="post" action=(super::LOGIN_PATH) {
+                        input type="hidden" name="nonce" value=(nonce);
+                        label for="username" { "User name" }
+                        input #username type="text" name="username" autocomplete="username" required autofocus;
+                        label for="password" { "Password" }
+                        input #password type="password" name="password" autocomplete="current-password" required;
+                        button type="submit" { "Log in" }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A page with nothing but a message (refusals that have no form to go back to).
+pub fn bare(status: StatusCode, title: &str, message: &str) -> HttpResponse {
+    html(
+        status,
+        html! {
+            (DOCTYPE)
+            html lang="en" {
+                (head(title))
+                body {
+                    main #main {
+                        h1 { (title) }
+                        div.notice.error role="alert" { p { (message) } }
+                        p { a href=(super::HOME_PATH) { "Back to the inventory" } }
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// A `<select>` whose current value is selected.
+pub fn select(name: &str, id: &str, options: &[(String, String)], current: &str) -> Markup {
+    html! {
+        select name=(name) id=(id) {
+            @for (value, label) in options {
+                option value=(value) selected[value == current] { (label) }
+            }
+        }
+    }
+}
+
+/// The hidden CSRF field of a form.
+pub fn csrf(operator: &Operator) -> Markup {
+    html! { input type="hidden" name="csrf" value=(operator.csrf); }
+}
+
+/// A time as the portal prints it: RFC 3339 without the seconds' noise.
+pub fn when(rfc3339: &str) -> String {
+    rfc3339
+        .replacen('T', " ", 1)
+        .trim_end_matches('Z')
+        .to_string()
+}

@@ -1,0 +1,122 @@
+//! The web portal on the admin listener: the operator's browser view of the
+//! satellite (DESIGN §9), server-rendered HTML with every asset embedded
+//! (an air-gapped LAN fetches nothing from outside) and no script at all.
+//! Pages are thin faces over the operations layer, with the same roles,
+//! virtual-account scopes and login limiter as the REST API.
+
+mod alerts;
+mod chart;
+mod error;
+mod inventory;
+mod layout;
+mod reports;
+mod session;
+mod sync;
+
+pub use error::PortalError;
+
+use actix_web::http::header;
+use actix_web::middleware::DefaultHeaders;
+use actix_web::{web, HttpResponse};
+
+pub const LOGIN_PATH: &str = "/portal/login";
+pub const HOME_PATH: &str = "/portal/inventory";
+const STYLESHEET_PATH: &str = "/portal/assets/portal.css";
+const STYLESHEET: &str = include_str!("assets/portal.css");
+
+/// Nothing runs but what the satellite serves: no script at all, styles
+/// from the one stylesheet, forms only to the portal, never in a frame.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
+     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// Forms are small; a bundle upload is read by its own bounded reader.
+const FORM_LIMIT: usize = 16 * 1024;
+
+fn headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add((header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY))
+        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .add((header::X_FRAME_OPTIONS, "DENY"))
+        // `no-referrer` would make browsers send `Origin: null` with forms.
+        .add((header::REFERRER_POLICY, "same-origin"))
+        .add((header::CACHE_CONTROL, "no-store"))
+        .add((header::STRICT_TRANSPORT_SECURITY, "max-age=31536000"))
+}
+
+async fn stylesheet() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/css; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "max-age=3600"))
+        .body(STYLESHEET)
+}
+
+async fn home() -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, HOME_PATH))
+        .finish()
+}
+
+fn bad_form(e: actix_web::error::UrlencodedError, _: &actix_web::HttpRequest) -> actix_web::Error {
+    let message = format!("the form could not be read: {e}");
+    actix_web::error::InternalError::from_response(
+        message.clone(),
+        layout::bare(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            "Refused",
+            &message,
+        ),
+    )
+    .into()
+}
+
+/// Mounts the portal on an admin `App` (which holds the API's `Api` data).
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(home)).service(
+        web::scope("/portal")
+            .wrap(headers())
+            .app_data(
+                web::FormConfig::default()
+                    .limit(FORM_LIMIT)
+                    .error_handler(bad_form),
+            )
+            .route("", web::get().to(home))
+            .route("/", web::get().to(home))
+            .route("/assets/portal.css", web::get().to(stylesheet))
+            .route("/login", web::get().to(session::login_form))
+            .route("/login", web::post().to(session::login))
+            .route("/logout", web::post().to(session::logout))
+            .route("/inventory", web::get().to(inventory::general_tab))
+            .route("/inventory/licenses", web::get().to(inventory::licenses))
+            .route("/inventory/instances", web::get().to(inventory::instances))
+            .route("/inventory/events", web::get().to(inventory::events))
+            .route("/inventory/tokens", web::post().to(inventory::create_token))
+            .route(
+                "/inventory/tokens/revoke",
+                web::post().to(inventory::revoke_token),
+            )
+            .route(
+                "/inventory/instances/remove",
+                web::post().to(inventory::remove_instance),
+            )
+            .route(
+                "/inventory/instances/move",
+                web::post().to(inventory::move_instance),
+            )
+            .route("/reports", web::get().to(reports::list))
+            .route("/reports/generate", web::post().to(reports::generate))
+            .route("/reports/{id}", web::get().to(reports::show))
+            .route("/reports/{id}/csv", web::get().to(reports::csv))
+            .route("/sync", web::get().to(sync::page))
+            .route("/sync/export", web::post().to(sync::export))
+            .route("/sync/import", web::post().to(sync::import))
+            .route("/sync/now", web::post().to(sync::now))
+            .route("/alerts", web::get().to(alerts::page))
+            .default_service(web::to(|| async {
+                layout::bare(
+                    actix_web::http::StatusCode::NOT_FOUND,
+                    "Not found",
+                    "There is no such page in the portal.",
+                )
+            })),
+    );
+}

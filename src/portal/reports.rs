@@ -1,0 +1,205 @@
+//! Reports: the list, one report as text, its CSV download, and a Manual
+//! Record or Compliance Warning Report generated on demand.
+
+use super::error::{status_of, PortalError};
+use super::layout::{self, csrf, select, when, Notice, Section};
+use super::session::Operator;
+use crate::api::Api;
+use crate::licensing::reports::{self, Format, ReportKind};
+use crate::ops::{self, OpsError, Page};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use maud::html;
+use serde::Deserialize;
+
+async fn render_list(
+    api: &Api,
+    operator: &Operator,
+    notice: Option<Notice>,
+    status: StatusCode,
+) -> Result<HttpResponse, PortalError> {
+    let (caller, account, now) = (
+        operator.caller.clone(),
+        api.config.account.clone(),
+        api.now(),
+    );
+    let (list, vas) = api
+        .read(move |c| {
+            Ok((
+                ops::reports::list(c, &caller, Page::ALL)?,
+                ops::accounts::list(c, &caller, &account, now)?,
+            ))
+        })
+        .await?;
+    let mut scopes: Vec<(String, String)> = Vec::new();
+    if operator.is_admin() {
+        scopes.push((String::new(), "All virtual accounts".into()));
+    }
+    scopes.extend(
+        vas.iter()
+            .filter(|va| operator.can_operate(&va.name))
+            .map(|va| (va.name.clone(), va.name.clone())),
+    );
+    let kinds = [
+        ("manual".to_string(), "Manual Record".to_string()),
+        (
+            "warning".to_string(),
+            "Compliance Warning Report".to_string(),
+        ),
+    ];
+    let content = html! {
+        @if !scopes.is_empty() {
+            form.filters method="post" action="/portal/reports/generate" {
+                (csrf(operator))
+                label for="report-va" { "Virtual Account" }
+                (select("va", "report-va", &scopes, ""))
+                label for="report-kind" { "Kind" }
+                (select("kind", "report-kind", &kinds, "manual"))
+                button type="submit" { "Generate Report" }
+            }
+        }
+        @if list.is_empty() {
+            p.empty { "No reports yet. Periodic Records follow the report schedule; Compliance Warning Reports follow every shortfall." }
+        } @else {
+            table #reports {
+                thead { tr {
+                    th scope="col" { "Report" } th scope="col" { "Kind" } th scope="col" { "Created" }
+                    th scope="col" { "Virtual Account" } th scope="col" { "Summary" } th scope="col" { "Download" }
+                } }
+                tbody {
+                    @for r in &list {
+                        tr {
+                            th scope="row" { a href=(format!("/portal/reports/{}", r.id)) { "#" (r.id) } }
+                            td { (r.kind) }
+                            td { (when(&r.created_at)) }
+                            td { (r.virtual_account.as_deref().unwrap_or("all")) }
+                            td { (r.summary) }
+                            td { a href=(format!("/portal/reports/{}/csv", r.id)) download { "CSV" } }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(layout::html(
+        status,
+        layout::page(
+            operator,
+            Section::Reports,
+            "Reports",
+            notice.as_ref(),
+            content,
+        ),
+    ))
+}
+
+pub async fn list(api: web::Data<Api>, operator: Operator) -> Result<HttpResponse, PortalError> {
+    render_list(&api, &operator, None, StatusCode::OK).await
+}
+
+async fn load(api: &Api, operator: &Operator, id: i64) -> Result<reports::Report, PortalError> {
+    let caller = operator.caller.clone();
+    Ok(api
+        .read(move |c| ops::reports::show(c, &caller, id))
+        .await?)
+}
+
+pub async fn show(
+    api: web::Data<Api>,
+    operator: Operator,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, PortalError> {
+    let id = id.into_inner();
+    let report = load(&api, &operator, id).await?;
+    let title = format!("{} #{}", report.kind.as_str(), report.id);
+    let content = html! {
+        p {
+            a href="/portal/reports" { "← All reports" } " · "
+            a href=(format!("/portal/reports/{id}/csv")) download { "Download CSV" }
+        }
+        pre.report { (reports::render(&report, Format::Text)) }
+    };
+    Ok(layout::html(
+        StatusCode::OK,
+        layout::page(&operator, Section::Reports, &title, None, content),
+    ))
+}
+
+pub async fn csv(
+    api: web::Data<Api>,
+    operator: Operator,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, PortalError> {
+    let id = id.into_inner();
+    let report = load(&api, &operator, id).await?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header((
+            "Content-Disposition",
+            format!("attachment; filename=\"report-{id}.csv\""),
+        ))
+        .body(reports::render(&report, Format::Csv)))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Generate {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    va: String,
+    #[serde(default)]
+    kind: String,
+}
+
+pub async fn generate(
+    api: web::Data<Api>,
+    operator: Operator,
+    form: web::Form<Generate>,
+) -> Result<HttpResponse, PortalError> {
+    operator.check_csrf(&form.csrf)?;
+    let form = form.into_inner();
+    let kind = match form.kind.as_str() {
+        "" | "manual" => Ok(ReportKind::Manual),
+        "warning" => Ok(ReportKind::ComplianceWarning),
+        other => Err(OpsError::from(crate::error::Error::invalid(
+            "kind",
+            format!("{other:?} is not a report kind; use manual or warning"),
+        ))),
+    };
+    let (caller, catalog, account, now) = (
+        operator.caller.clone(),
+        api.catalog.get(),
+        api.config.account.clone(),
+        api.now(),
+    );
+    let va = (!form.va.is_empty()).then_some(form.va);
+    let outcome = match kind {
+        Ok(kind) => api
+            .write(move |c| {
+                ops::accounts::generate_report(
+                    c,
+                    &catalog,
+                    &caller,
+                    kind,
+                    &account,
+                    va.as_deref(),
+                    now,
+                )
+            })
+            .await
+            .map_err(|e| e.inner),
+        Err(e) => Err(e),
+    };
+    let (notice, status) = match outcome {
+        Ok(id) => (
+            Notice::ok(format!("Report #{id} generated.")),
+            StatusCode::OK,
+        ),
+        Err(OpsError::Unauthenticated(_)) => return Err(PortalError::LoggedOut),
+        Err(e) => {
+            super::error::log(&e);
+            (Notice::error(e.to_string()), status_of(&e))
+        }
+    };
+    render_list(&api, &operator, Some(notice), status).await
+}

@@ -1,0 +1,303 @@
+//! Portal sessions. A user's password becomes a session cookie
+//! (`Secure; HttpOnly; SameSite=Strict`, expiring with the session), every
+//! page takes an `Operator`, and every form carries a CSRF token derived
+//! from the session secret. Logins share the API's rate limiter, so the
+//! portal is no side door for password guessing.
+
+use super::error::PortalError;
+use super::layout;
+use crate::api::Api;
+use crate::ops::{login, Action, Caller, OpsError};
+use actix_web::cookie::{time::Duration, Cookie, SameSite};
+use actix_web::dev::Payload;
+use actix_web::http::{Method, StatusCode};
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use std::future::Future;
+use std::pin::Pin;
+
+/// The session cookie.
+pub const COOKIE: &str = "satellite_session";
+/// A nonce for the login form alone (there is no session to bind it to yet).
+const LOGIN_COOKIE: &str = "satellite_login";
+
+/// A logged-in user of the portal.
+pub struct Operator {
+    pub caller: Caller,
+    secret: String,
+    /// The CSRF token every form of this session carries.
+    pub csrf: String,
+}
+
+fn csrf_of(secret: &str) -> String {
+    let mut hasher = openssl::sha::Sha256::new();
+    hasher.update(b"portal-csrf:");
+    hasher.update(secret.as_bytes());
+    hex::encode(hasher.finish())
+}
+
+fn same(a: &str, b: &str) -> bool {
+    subtle::ConstantTimeEq::ct_eq(a.as_bytes(), b.as_bytes()).into()
+}
+
+impl Operator {
+    /// Refuses a form that does not carry this session's CSRF token.
+    pub fn check_csrf(&self, presented: &str) -> Result<(), PortalError> {
+        if same(presented, &self.csrf) {
+            Ok(())
+        } else {
+            Err(PortalError::Refused(
+                "the form was not sent from this session (missing or stale CSRF token); reload the page and try again".into(),
+            ))
+        }
+    }
+
+    /// Whether buttons that change this virtual account are shown.
+    pub fn can_operate(&self, virtual_account: &str) -> bool {
+        self.caller
+            .authorize(Action::Operate, Some(virtual_account))
+            .is_ok()
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.caller.authorize(Action::Administer, None).is_ok()
+    }
+}
+
+/// A request that changes something must come from this site: browsers
+/// say where a request comes from, and one from elsewhere is refused even
+/// before its CSRF token is looked at.
+fn from_this_site(req: &HttpRequest) -> Result<(), PortalError> {
+    if matches!(*req.method(), Method::GET | Method::HEAD) {
+        return Ok(());
+    }
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    if header("Sec-Fetch-Site").is_some_and(|site| site == "cross-site" || site == "same-site") {
+        return Err(PortalError::Refused(
+            "a request from another site was refused".into(),
+        ));
+    }
+    if let Some(origin) = header("Origin") {
+        let info = req.connection_info();
+        let expected = format!("{}://{}", info.scheme(), info.host());
+        if origin != expected {
+            return Err(PortalError::Refused(format!(
+                "a request from {origin:?} was refused: the portal only takes forms from its own pages"
+            )));
+        }
+    }
+    Ok(())
+}
+
+impl FromRequest for Operator {
+    type Error = PortalError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, PortalError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let api = req.app_data::<web::Data<Api>>().cloned();
+        let secret = req
+            .cookie(COOKIE)
+            .map(|c| c.value().to_string())
+            .filter(|s| !s.is_empty() && s.len() <= 128);
+        let site = from_this_site(req);
+        Box::pin(async move {
+            site?;
+            let (Some(api), Some(secret)) = (api, secret) else {
+                return Err(PortalError::LoggedOut);
+            };
+            let now = api.now();
+            let lookup = secret.clone();
+            let caller = api
+                .read(move |c| login::session_caller(c, &lookup, now))
+                .await
+                .map_err(|e| match e.inner {
+                    OpsError::Unauthenticated(_) => PortalError::LoggedOut,
+                    other => PortalError::Ops(other),
+                })?;
+            Ok(Operator {
+                caller,
+                csrf: csrf_of(&secret),
+                secret,
+            })
+        })
+    }
+}
+
+fn session_cookie(value: &str, lifetime: Duration) -> Cookie<'static> {
+    Cookie::build(COOKIE, value.to_string())
+        .path("/")
+        .secure(true)
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .max_age(lifetime)
+        .finish()
+}
+
+fn login_cookie(value: &str, lifetime: Duration) -> Cookie<'static> {
+    Cookie::build(LOGIN_COOKIE, value.to_string())
+        .path(super::LOGIN_PATH)
+        .secure(true)
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .max_age(lifetime)
+        .finish()
+}
+
+fn nonce() -> Result<String, PortalError> {
+    let mut bytes = [0u8; 16];
+    openssl::rand::rand_bytes(&mut bytes).map_err(crate::error::Error::from)?;
+    Ok(hex::encode(bytes))
+}
+
+fn login_page(status: StatusCode, message: Option<&str>) -> Result<HttpResponse, PortalError> {
+    let nonce = nonce()?;
+    let mut response = layout::html(status, layout::login(&nonce, message));
+    response
+        .add_cookie(&login_cookie(&nonce, Duration::minutes(30)))
+        .map_err(|e| PortalError::Refused(e.to_string()))?;
+    Ok(response)
+}
+
+pub async fn login_form() -> Result<HttpResponse, PortalError> {
+    login_page(StatusCode::OK, None)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    nonce: String,
+}
+
+pub async fn login(
+    api: web::Data<Api>,
+    req: HttpRequest,
+    form: web::Form<LoginForm>,
+) -> Result<HttpResponse, PortalError> {
+    from_this_site(&req)?;
+    let form = form.into_inner();
+    let expected = req.cookie(LOGIN_COOKIE).map(|c| c.value().to_string());
+    if !expected.is_some_and(|n| same(&n, &form.nonce)) {
+        return login_page(
+            StatusCode::FORBIDDEN,
+            Some("The login form expired or did not come from this page. Try again."),
+        );
+    }
+    if form.username.is_empty() || form.password.is_empty() {
+        return login_page(
+            StatusCode::BAD_REQUEST,
+            Some("Give a user name and a password."),
+        );
+    }
+    if form.username.len() > 256 || form.password.len() > 1024 {
+        return login_page(
+            StatusCode::BAD_REQUEST,
+            Some("The user name or password is too long."),
+        );
+    }
+    let source = req
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let now = api.now();
+    if let Err(e) = api.limiter.check(&source, now) {
+        super::error::log(&e);
+        let mut response = login_page(StatusCode::TOO_MANY_REQUESTS, Some(&e.to_string()))?;
+        if let OpsError::TooManyAttempts { retry_after, .. } = e {
+            if let Ok(value) = retry_after.to_string().parse() {
+                response
+                    .headers_mut()
+                    .insert(actix_web::http::header::RETRY_AFTER, value);
+            }
+        }
+        return Ok(response);
+    }
+    let username = form.username.clone();
+    let checked = api
+        .read(move |c| login::check_password(c, &form.username, &form.password))
+        .await;
+    let verified = match checked {
+        Ok(v) => v,
+        Err(e) if matches!(e.inner, OpsError::Unauthenticated(_)) => {
+            api.limiter.failed(&source, now);
+            tracing::warn!(source = %source, user = %username, "failed portal login");
+            return login_page(
+                StatusCode::UNAUTHORIZED,
+                Some("The user name or password is not right."),
+            );
+        }
+        Err(e) => return Err(e.into()),
+    };
+    api.limiter.succeeded(&source);
+    tracing::info!(source = %source, who = %verified.name, "portal login");
+    let secret = api
+        .write(move |c| login::open_session(c, &verified, now))
+        .await?;
+    let mut response = HttpResponse::SeeOther()
+        .insert_header(("Location", super::HOME_PATH))
+        .finish();
+    let cookies = [
+        session_cookie(&secret, Duration::seconds(login::SESSION_SECONDS)),
+        login_cookie("", Duration::ZERO),
+    ];
+    for cookie in &cookies {
+        response
+            .add_cookie(cookie)
+            .map_err(|e| PortalError::Refused(e.to_string()))?;
+    }
+    Ok(response)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CsrfForm {
+    #[serde(default)]
+    pub csrf: String,
+}
+
+pub async fn logout(
+    api: web::Data<Api>,
+    operator: Operator,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, PortalError> {
+    operator.check_csrf(&form.csrf)?;
+    let secret = operator.secret.clone();
+    api.write(move |c| login::close_session(c, &secret)).await?;
+    tracing::info!(who = %operator.caller.name, "portal logout");
+    let mut response = HttpResponse::SeeOther()
+        .insert_header(("Location", super::LOGIN_PATH))
+        .finish();
+    response
+        .add_cookie(&session_cookie("", Duration::ZERO))
+        .map_err(|e| PortalError::Refused(e.to_string()))?;
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csrf_tokens_belong_to_their_session() {
+        assert_eq!(csrf_of("a"), csrf_of("a"));
+        assert_ne!(csrf_of("a"), csrf_of("b"));
+        assert_eq!(csrf_of("a").len(), 64);
+        assert!(same("x", "x") && !same("x", "y") && !same("x", "xx"));
+    }
+
+    #[test]
+    fn cookies_are_secure_http_only_and_strict() {
+        let text = session_cookie("s", Duration::seconds(60)).to_string();
+        for flag in [
+            "Secure",
+            "HttpOnly",
+            "SameSite=Strict",
+            "Max-Age=60",
+            "Path=/",
+        ] {
+            assert!(text.contains(flag), "{text} lacks {flag}");
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! Synchronization: the sync status, the USB exchange from the browser
+//! (download a usage export, upload the cloud's answer and see why a
+//! bundle is refused), and a live exchange now in connected mode.
+//! Administrators only, as in the API: a bundle speaks for the satellite.
+
+use super::error::{status_of, PortalError};
+use super::layout::{self, csrf, when, Notice, Section};
+use super::session::{CsrfForm, Operator};
+use crate::api::Api;
+use crate::ops::{self, OpsError};
+use actix_multipart::Multipart;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use futures_util::StreamExt;
+use maud::html;
+
+fn refused(e: OpsError) -> Result<(Notice, StatusCode), PortalError> {
+    match e {
+        OpsError::Unauthenticated(_) => Err(PortalError::LoggedOut),
+        e => {
+            super::error::log(&e);
+            let status = status_of(&e);
+            Ok((Notice::error(e.to_string()), status))
+        }
+    }
+}
+
+async fn render(
+    api: &Api,
+    operator: &Operator,
+    notice: Option<Notice>,
+    status: StatusCode,
+) -> Result<HttpResponse, PortalError> {
+    let (caller, config, now) = (operator.caller.clone(), api.config.clone(), api.now());
+    let sync = api
+        .read(move |c| ops::sync::status(c, &caller, &config, now))
+        .await?;
+    let connected = sync.mode == "connected";
+    let row = |label: &str, value: Option<String>| {
+        html! { tr { th scope="row" { (label) } td { (value.unwrap_or_else(|| "never".into())) } } }
+    };
+    let content = html! {
+        table.facts #sync-status {
+            tbody {
+                tr { th scope="row" { "Mode" } td { (sync.mode) } }
+                tr { th scope="row" { "Registered with the cloud" } td { (if sync.registered { "yes" } else { "no: run `satellite upstream register --token T`" }) } }
+                @if let Some(id) = &sync.satellite_id { tr { th scope="row" { "Satellite id" } td { code { (id) } } } }
+                @if let Some(id) = &sync.cloud_id { tr { th scope="row" { "Cloud id" } td { code { (id) } } } }
+                (row("Last export", sync.last_export.as_deref().map(when)))
+                (row("Last export file", sync.last_export_file.clone()))
+                (row("Last import", sync.last_import.as_deref().map(when)))
+                (row("Sequence sent", sync.sequence_sent.map(|s| s.to_string())))
+                (row("Sequence received", sync.sequence_received.map(|s| s.to_string())))
+                (row("Usage last acknowledged by the cloud", sync.last_acknowledged.as_deref().map(when)))
+                @if let Some(days) = sync.days_since_acknowledged {
+                    tr class=(if days > 30 { "short" } else { "" }) { th scope="row" { "Days since acknowledged" } td { (days) } }
+                }
+                @if connected {
+                    (row("Last live sync", sync.last_success.as_deref().map(when)))
+                    (row("Next attempt", sync.next_attempt.as_deref().map(when)))
+                    @if let Some(error) = &sync.last_error {
+                        tr.short { th scope="row" { "Last error" } td { (error) " (" (sync.failures) " failures in a row)" } }
+                    }
+                }
+            }
+        }
+        section.actions {
+            h2 { "Export usage" }
+            p { "Writes a signed usage bundle to the export folder and downloads it, to carry to the cloud." }
+            form method="post" action="/portal/sync/export" {
+                (csrf(operator))
+                button type="submit" { "Download Usage Export" }
+            }
+            h2 { "Import from the cloud" }
+            p { "The cloud's answer to an export (an entitlement bundle). It is verified before anything is written; a refusal says which rule failed." }
+            form.stacked method="post" action="/portal/sync/import" enctype="multipart/form-data" {
+                (csrf(operator))
+                label for="bundle" { "Bundle (.zip)" }
+                input #bundle type="file" name="bundle" accept=".zip,application/zip" required;
+                button type="submit" { "Upload and Import" }
+            }
+            @if connected {
+                h2 { "Live sync" }
+                form method="post" action="/portal/sync/now" {
+                    (csrf(operator))
+                    button type="submit" { "Sync Now" }
+                }
+            }
+        }
+    };
+    Ok(layout::html(
+        status,
+        layout::page(
+            operator,
+            Section::Synchronization,
+            "Synchronization",
+            notice.as_ref(),
+            content,
+        ),
+    ))
+}
+
+pub async fn page(api: web::Data<Api>, operator: Operator) -> Result<HttpResponse, PortalError> {
+    render(&api, &operator, None, StatusCode::OK).await
+}
+
+pub async fn export(
+    api: web::Data<Api>,
+    operator: Operator,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, PortalError> {
+    operator.check_csrf(&form.csrf)?;
+    match exported(&api, &operator).await {
+        Ok((name, bytes)) => Ok(HttpResponse::Ok()
+            .content_type("application/zip")
+            .insert_header((
+                "Content-Disposition",
+                format!("attachment; filename=\"{name}\""),
+            ))
+            .body(bytes)),
+        Err(PortalError::Ops(e)) => {
+            let (notice, status) = refused(e)?;
+            render(&api, &operator, Some(notice), status).await
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn exported(api: &Api, operator: &Operator) -> Result<(String, Vec<u8>), PortalError> {
+    let (config, now) = (api.config.clone(), api.now());
+    let keys = {
+        let (caller, config) = (operator.caller.clone(), config.clone());
+        web::block(move || ops::sync::keys(&caller, &config, now)).await??
+    };
+    let caller = operator.caller.clone();
+    let written = api
+        .write(move |c| ops::sync::export(c, &caller, &config, &keys, now))
+        .await?;
+    let path = std::path::PathBuf::from(&written.path);
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("usage.zip")
+        .to_string();
+    let bytes = web::block(move || std::fs::read(&path))
+        .await?
+        .map_err(|e| {
+            crate::error::Error::Conflict(format!(
+                "the bundle was written to {} but cannot be read back: {e}",
+                written.path
+            ))
+        })?;
+    tracing::info!(who = %operator.caller.name, file = %name, "usage export downloaded from the portal");
+    Ok((name, bytes))
+}
+
+/// Reads the upload: the CSRF field first (the form puts it first), then the
+/// bundle, never more than the bundle limit.
+async fn upload(operator: &Operator, mut form: Multipart) -> Result<Vec<u8>, PortalError> {
+    let limit = ops::sync::max_upload();
+    let mut csrf_ok = false;
+    while let Some(field) = form.next().await {
+        let mut field = field.map_err(|e| crate::error::Error::invalid("bundle", e.to_string()))?;
+        let name = field.name().unwrap_or_default().to_string();
+        let mut bytes = Vec::new();
+        let bound = if name == "bundle" { limit } else { 256 };
+        if name == "bundle" && !csrf_ok {
+            return Err(PortalError::Refused(
+                "the form was not sent from this session (missing or stale CSRF token); reload the page and try again".into(),
+            ));
+        }
+        while let Some(chunk) = field.next().await {
+            let chunk = chunk.map_err(|e| crate::error::Error::invalid("bundle", e.to_string()))?;
+            if (bytes.len() + chunk.len()) as u64 > bound {
+                return Err(OpsError::TooLarge(format!(
+                    "the {name} field is over its limit of {bound} bytes"
+                ))
+                .into());
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        match name.as_str() {
+            "csrf" => {
+                operator.check_csrf(&String::from_utf8_lossy(&bytes))?;
+                csrf_ok = true;
+            }
+            "bundle" if bytes.is_empty() => {
+                return Err(crate::error::Error::invalid(
+                    "bundle",
+                    "choose a bundle file to upload",
+                )
+                .into())
+            }
+            "bundle" => return Ok(bytes),
+            _ => {}
+        }
+    }
+    Err(crate::error::Error::invalid("bundle", "choose a bundle file to upload").into())
+}
+
+pub async fn import(
+    api: web::Data<Api>,
+    operator: Operator,
+    form: Multipart,
+) -> Result<HttpResponse, PortalError> {
+    let outcome = async {
+        operator.caller.authorize(ops::Action::Administer, None)?;
+        let bytes = upload(&operator, form).await?;
+        let opened = web::block(move || ops::sync::open(&bytes)).await??;
+        let (config, now) = (api.config.clone(), api.now());
+        let keys = {
+            let (caller, config) = (operator.caller.clone(), config.clone());
+            web::block(move || ops::sync::keys(&caller, &config, now)).await??
+        };
+        let caller = operator.caller.clone();
+        let (applied, transitions) = api
+            .write(move |c| ops::sync::import(c, &caller, &config, &keys, &opened, now))
+            .await?;
+        api.notify(&transitions);
+        tracing::info!(who = %operator.caller.name, sequence = applied.sequence, "bundle imported from the portal");
+        Ok::<_, PortalError>(if applied.already_applied {
+            Notice::ok(format!(
+                "This {} bundle (sequence {}) was applied before: nothing changed.",
+                applied.kind, applied.sequence
+            ))
+        } else {
+            Notice::ok(format!(
+                "Imported the {} bundle from {} (sequence {}): {}.",
+                applied.kind, applied.from, applied.sequence, applied.counts
+            ))
+        })
+    }
+    .await;
+    let (notice, status) = match outcome {
+        Ok(notice) => (notice, StatusCode::OK),
+        Err(PortalError::Ops(e)) => refused(e)?,
+        Err(e) => return Err(e),
+    };
+    render(&api, &operator, Some(notice), status).await
+}
+
+pub async fn now(
+    api: web::Data<Api>,
+    operator: Operator,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, PortalError> {
+    operator.check_csrf(&form.csrf)?;
+    let (caller, config, now) = (operator.caller.clone(), api.config.clone(), api.now());
+    let database = api.store.path().to_path_buf();
+    let outcome = web::block(move || ops::sync::sync_now(&caller, &config, &database, now)).await?;
+    let (notice, status) = match outcome {
+        Ok((synced, transitions)) => {
+            api.notify(&transitions);
+            (
+                Notice::ok(format!(
+                    "Synced with {} in {} ms: sent usage sequence {}, received sequence {}.",
+                    synced.cloud_url, synced.millis, synced.sent.sequence, synced.received.sequence
+                )),
+                StatusCode::OK,
+            )
+        }
+        Err(e) => refused(e)?,
+    };
+    render(&api, &operator, Some(notice), status).await
+}

@@ -1,0 +1,826 @@
+//! The web portal against a real server: plain HTTPS for the security
+//! rules (cookie flags, CSRF, virtual-account isolation, logout, the shared
+//! login limiter, nothing fetched from outside), and headless Chromium for
+//! what an operator does in it.
+
+use crate::client::register;
+use crate::fixture::Server;
+use crate::sync::{cloud, register_satellite, rezip, unzip, ESS};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A browser-like HTTPS client of the portal: keeps cookies, follows no
+/// redirect (tests look at each answer).
+struct Portal {
+    agent: ureq::Agent,
+    base: String,
+    cookies: BTreeMap<String, String>,
+}
+
+struct Answer {
+    status: u16,
+    location: Option<String>,
+    set_cookies: Vec<String>,
+    csp: Option<String>,
+    body: String,
+}
+
+impl Portal {
+    fn new(server: &Server) -> Self {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        let pem = std::fs::read(server.ca_path()).expect("ca");
+        for cert in rustls_pemfile_certs(&pem) {
+            roots.add(cert).expect("add ca");
+        }
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Self {
+            agent: ureq::AgentBuilder::new()
+                .tls_config(Arc::new(config))
+                .redirects(0)
+                .timeout(Duration::from_secs(30))
+                .build(),
+            base: server.admin_url.clone(),
+            cookies: BTreeMap::new(),
+        }
+    }
+
+    fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        form: Option<&[(&str, &str)]>,
+        extra: &[(&str, &str)],
+    ) -> Answer {
+        let mut request = self.agent.request(method, &format!("{}{path}", self.base));
+        if !self.cookies.is_empty() {
+            let jar: Vec<String> = self
+                .cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            request = request.set("Cookie", &jar.join("; "));
+        }
+        for (name, value) in extra {
+            request = request.set(name, value);
+        }
+        let result = match form {
+            Some(fields) => request.send_form(fields),
+            None => request.call(),
+        };
+        let response = match result {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("transport error: {e}"),
+        };
+        let set_cookies: Vec<String> = response
+            .all("set-cookie")
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        for cookie in &set_cookies {
+            let pair = cookie.split(';').next().unwrap_or_default();
+            if let Some((name, value)) = pair.split_once('=') {
+                if value.is_empty() || cookie.contains("Max-Age=0") {
+                    self.cookies.remove(name);
+                } else {
+                    self.cookies.insert(name.to_string(), value.to_string());
+                }
+            }
+        }
+        Answer {
+            status: response.status(),
+            location: response.header("location").map(str::to_string),
+            csp: response
+                .header("content-security-policy")
+                .map(str::to_string),
+            set_cookies,
+            body: response.into_string().unwrap_or_default(),
+        }
+    }
+
+    fn get(&mut self, path: &str) -> Answer {
+        self.send("GET", path, None, &[])
+    }
+
+    fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Answer {
+        self.send("POST", path, Some(fields), &[])
+    }
+
+    fn login(&mut self, user: &str, password: &str) -> Answer {
+        let form = self.get("/portal/login");
+        let nonce = hidden(&form.body, "nonce");
+        self.post(
+            "/portal/login",
+            &[
+                ("username", user),
+                ("password", password),
+                ("nonce", &nonce),
+            ],
+        )
+    }
+
+    /// Logs in and returns the CSRF token of the session's forms.
+    fn logged_in(server: &Server, user: &str, password: &str) -> (Self, String) {
+        let mut portal = Self::new(server);
+        let answer = portal.login(user, password);
+        assert_eq!(answer.status, 303, "login: {}", answer.body);
+        let page = portal.get("/portal/inventory");
+        assert_eq!(page.status, 200, "{}", page.body);
+        let csrf = hidden(&page.body, "csrf");
+        (portal, csrf)
+    }
+}
+
+fn rustls_pemfile_certs(pem: &[u8]) -> Vec<rustls::pki_types::CertificateDer<'static>> {
+    use rustls::pki_types::pem::PemObject;
+    rustls::pki_types::CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .expect("ca pem")
+}
+
+/// The value of the first hidden input called `name`.
+fn hidden(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} field in: {html}"))
+        + marker.len();
+    html[start..]
+        .split('"')
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn admin(server: &Server) -> (Portal, String) {
+    let password = server
+        .admin_password
+        .clone()
+        .expect("bootstrap admin password");
+    Portal::logged_in(server, "admin", &password)
+}
+
+fn token_count(server: &Server) -> usize {
+    let list: Value =
+        serde_json::from_str(&server.cli_ok(&["token", "list", "--json"])).expect("json");
+    list.as_array().map_or(0, Vec::len)
+}
+
+#[test]
+fn sessions_use_strict_cookies_and_every_page_a_strict_policy_with_nothing_from_outside() {
+    let server = Server::start();
+    let mut portal = Portal::new(&server);
+    assert_eq!(
+        portal.get("/").location.as_deref(),
+        Some("/portal/inventory")
+    );
+    let first = portal.get("/portal/inventory");
+    assert_eq!(first.status, 303);
+    assert_eq!(first.location.as_deref(), Some("/portal/login"));
+
+    let password = server.admin_password.clone().expect("password");
+    let answer = portal.login("admin", &password);
+    assert_eq!(answer.status, 303, "{}", answer.body);
+    let session = answer
+        .set_cookies
+        .iter()
+        .find(|c| c.starts_with("satellite_session="))
+        .expect("session cookie");
+    for flag in [
+        "Secure",
+        "HttpOnly",
+        "SameSite=Strict",
+        "Path=/",
+        "Max-Age=28800",
+    ] {
+        assert!(session.contains(flag), "{session} lacks {flag}");
+    }
+    // The cookie is a session, not a bearer token for the API.
+    let secret = portal.cookies["satellite_session"].clone();
+    let api = crate::api::Api::new(&server);
+    let (status, _) = api.call("GET", "/api/v1/users", Some(&secret), None);
+    assert_eq!(
+        status, 401,
+        "a session cookie must not work as a bearer token"
+    );
+
+    for path in [
+        "/portal/login",
+        "/portal/inventory",
+        "/portal/inventory/licenses",
+        "/portal/inventory/instances",
+        "/portal/inventory/events",
+        "/portal/reports",
+        "/portal/sync",
+        "/portal/alerts",
+    ] {
+        let page = portal.get(path);
+        assert_eq!(page.status, 200, "{path}: {}", page.body);
+        let csp = page.csp.unwrap_or_default();
+        for directive in [
+            "default-src 'none'",
+            "style-src 'self'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        ] {
+            assert!(
+                csp.contains(directive),
+                "{path}: CSP {csp:?} lacks {directive}"
+            );
+        }
+        assert!(!page.body.contains("<script"), "{path} carries a script");
+        assert!(
+            !page.body.contains(" style="),
+            "{path} has an inline style the CSP would block"
+        );
+        for external in ["src=\"http", "href=\"http", "url(http", "@import"] {
+            assert!(
+                !page.body.contains(external),
+                "{path} fetches from outside: {external}"
+            );
+        }
+    }
+    let css = portal.get("/portal/assets/portal.css");
+    assert_eq!(css.status, 200);
+    assert!(
+        !css.body.contains("http://")
+            && !css.body.contains("https://")
+            && !css.body.contains("@import")
+    );
+}
+
+#[test]
+fn a_form_without_its_csrf_token_or_from_another_site_is_refused_and_changes_nothing() {
+    let server = Server::start();
+    let (mut portal, csrf) = admin(&server);
+    let before = token_count(&server);
+
+    let missing = portal.post(
+        "/portal/inventory/tokens",
+        &[("va", "Default"), ("days", "30")],
+    );
+    assert_eq!(missing.status, 403, "{}", missing.body);
+    assert!(missing.body.contains("CSRF"), "{}", missing.body);
+    let wrong = portal.post(
+        "/portal/inventory/tokens",
+        &[("csrf", "0000"), ("va", "Default"), ("days", "30")],
+    );
+    assert_eq!(wrong.status, 403);
+    // A right token from another origin is still refused.
+    let cross = portal.send(
+        "POST",
+        "/portal/inventory/tokens",
+        Some(&[("csrf", &csrf), ("va", "Default"), ("days", "30")]),
+        &[("Origin", "https://evil.example")],
+    );
+    assert_eq!(cross.status, 403, "{}", cross.body);
+    let logout = portal.post("/portal/logout", &[("csrf", "nope")]);
+    assert_eq!(logout.status, 403, "logout needs the token too");
+    assert_eq!(
+        token_count(&server),
+        before,
+        "a refused form created a token"
+    );
+
+    // A login form posted without the nonce of its page is refused.
+    let mut other = Portal::new(&server);
+    let password = server.admin_password.clone().expect("password");
+    let forged = other.post(
+        "/portal/login",
+        &[
+            ("username", "admin"),
+            ("password", &password),
+            ("nonce", "x"),
+        ],
+    );
+    assert_eq!(forged.status, 403, "{}", forged.body);
+    assert!(!other.cookies.contains_key("satellite_session"));
+
+    // The same form with its token works, and shows the token once.
+    let created = portal.post(
+        "/portal/inventory/tokens",
+        &[
+            ("csrf", &csrf),
+            ("va", "Default"),
+            ("days", "30"),
+            ("description", "lab <b>"),
+        ],
+    );
+    assert_eq!(created.status, 200, "{}", created.body);
+    assert_eq!(token_count(&server), before + 1);
+    assert!(
+        created.body.contains("id=\"new-secret\""),
+        "{}",
+        created.body
+    );
+    assert!(
+        created.body.contains("lab &lt;b&gt;"),
+        "descriptions are escaped: {}",
+        created.body
+    );
+    // A bad value is refused with the field named, and nothing is created.
+    let bad = portal.post(
+        "/portal/inventory/tokens",
+        &[("csrf", &csrf), ("va", "Default"), ("days", "400")],
+    );
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert!(bad.body.contains("365"), "{}", bad.body);
+    assert_eq!(token_count(&server), before + 1);
+}
+
+#[test]
+fn logging_out_ends_the_session_everywhere() {
+    let server = Server::start();
+    let (mut portal, csrf) = admin(&server);
+    let stolen = portal.cookies.clone();
+    let out = portal.post("/portal/logout", &[("csrf", &csrf)]);
+    assert_eq!(out.status, 303);
+    assert_eq!(out.location.as_deref(), Some("/portal/login"));
+    assert!(out
+        .set_cookies
+        .iter()
+        .any(|c| c.starts_with("satellite_session=;") && c.contains("Max-Age=0")));
+    // The old cookie, replayed, is worth nothing.
+    portal.cookies = stolen;
+    let again = portal.get("/portal/inventory");
+    assert_eq!(again.status, 303);
+    assert_eq!(again.location.as_deref(), Some("/portal/login"));
+}
+
+#[test]
+fn a_viewer_of_one_virtual_account_sees_nothing_of_another_and_no_buttons() {
+    let (server, _) = Server::cloud_with_lab("5");
+    server.cli_ok(&["va", "create", "Secret"]);
+    server.token("Secret", &["--description", "secret-token-desc"]);
+    let token = server.token("Secret", &[]);
+    register(&server, "FOCSECRET01", &token);
+    server.cli_ok(&["report", "generate", "--va", "Secret"]);
+    server.token("Lab", &["--description", "lab-token-desc"]);
+    server.user("vera", "viewer", &["Lab"], "viewer password 1");
+
+    let (mut portal, csrf) = Portal::logged_in(&server, "vera", "viewer password 1");
+    let home = portal.get("/portal/inventory");
+    assert!(home.body.contains("lab-token-desc"), "{}", home.body);
+    assert!(
+        !home.body.contains("value=\"Secret\""),
+        "Secret offered in the selector"
+    );
+    assert!(
+        !home.body.contains("/portal/inventory/tokens"),
+        "a viewer sees a token form"
+    );
+    assert!(
+        !home.body.contains("Revoke"),
+        "a viewer sees a revoke button"
+    );
+    assert!(
+        !home.body.contains("/portal/sync"),
+        "a viewer sees Synchronization"
+    );
+
+    for path in [
+        "/portal/inventory?va=Secret",
+        "/portal/inventory/licenses?va=Secret",
+        "/portal/inventory/instances?va=Secret",
+        "/portal/inventory/events?va=Secret",
+        "/portal/reports",
+        "/portal/alerts",
+    ] {
+        let page = portal.get(path);
+        for leak in ["secret-token-desc", "FOCSECRET01", ">Secret<"] {
+            assert!(
+                !page.body.contains(leak),
+                "{path} shows {leak}: {}",
+                page.body
+            );
+        }
+    }
+    assert_eq!(portal.get("/portal/inventory?va=Secret").status, 403);
+    assert_eq!(portal.get("/portal/sync").status, 403);
+    let before = token_count(&server);
+    let create = portal.post(
+        "/portal/inventory/tokens",
+        &[("csrf", &csrf), ("va", "Lab"), ("days", "30")],
+    );
+    assert_eq!(create.status, 403, "{}", create.body);
+    let create = portal.post(
+        "/portal/inventory/tokens",
+        &[("csrf", &csrf), ("va", "Secret"), ("days", "30")],
+    );
+    assert_eq!(create.status, 403, "{}", create.body);
+    let upload = portal.post("/portal/sync/export", &[("csrf", &csrf)]);
+    assert_eq!(upload.status, 403);
+    assert_eq!(token_count(&server), before);
+    let report = portal.post(
+        "/portal/reports/generate",
+        &[("csrf", &csrf), ("va", "Secret"), ("kind", "manual")],
+    );
+    assert_eq!(report.status, 403, "{}", report.body);
+}
+
+#[test]
+fn portal_logins_share_the_api_limiter() {
+    let server = Server::start();
+    server.user("olga", "admin", &[], "the right password");
+    let api = crate::api::Api::new(&server);
+    for _ in 0..5 {
+        let (status, _) = api.call(
+            "POST",
+            "/backend/oauth/token",
+            None,
+            Some(&json!({"grant_type": "password", "username": "olga", "password": "wrong"})),
+        );
+        assert_eq!(status, 401);
+    }
+    let mut portal = Portal::new(&server);
+    let answer = portal.login("olga", "the right password");
+    assert_eq!(answer.status, 429, "{}", answer.body);
+    assert!(!portal.cookies.contains_key("satellite_session"));
+}
+
+// ---------------------------------------------------------------------------
+// Headless Chromium through chromedriver.
+
+/// chromedriver on a free port, stopped on drop.
+struct Driver {
+    child: std::process::Child,
+    url: String,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn find_program(env: &str, candidates: &[&str]) -> Option<String> {
+    if let Ok(path) = std::env::var(env) {
+        return Some(path);
+    }
+    candidates
+        .iter()
+        .find(|c| Path::new(c).exists())
+        .map(|c| c.to_string())
+}
+
+/// The browser, or `None` where it is not installed (`.ci/run` installs it
+/// and sets SATELLITE_REQUIRE_BROWSER, so CI never skips).
+fn driver() -> Option<(Driver, String)> {
+    let chromedriver = find_program("SATELLITE_CHROMEDRIVER", &["/usr/bin/chromedriver"]);
+    let chromium = find_program(
+        "SATELLITE_CHROMIUM",
+        &["/usr/bin/chromium", "/usr/bin/chromium-browser"],
+    );
+    let (Some(chromedriver), Some(chromium)) = (chromedriver, chromium) else {
+        assert!(
+            std::env::var_os("SATELLITE_REQUIRE_BROWSER").is_none(),
+            "chromium and chromedriver are required (apt-get install chromium chromium-driver)"
+        );
+        eprintln!("SKIPPED: the portal browser test needs chromium and chromium-driver");
+        return None;
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let child = std::process::Command::new(chromedriver)
+        .arg(format!("--port={port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start chromedriver");
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "chromedriver did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let profile = tempfile::tempdir().expect("profile dir");
+    Some((
+        Driver {
+            child,
+            url,
+            _profile: profile,
+        },
+        chromium,
+    ))
+}
+
+fn capabilities(chromium: &str, profile: &Path) -> serde_json::Map<String, Value> {
+    let caps = json!({
+        "browserName": "chrome",
+        // The satellite's own CA is not in the browser's store; the test
+        // trusts the server it started.
+        "acceptInsecureCerts": true,
+        "goog:chromeOptions": {
+            "binary": chromium,
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-quic", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--window-size=1280,900",
+                format!("--user-data-dir={}", profile.display()),
+            ]
+        }
+    });
+    caps.as_object().cloned().unwrap_or_default()
+}
+
+#[test]
+fn an_operator_does_the_round_in_a_real_browser() {
+    let Some((driver, chromium)) = driver() else {
+        return;
+    };
+    let cloud = cloud();
+    let sat = Server::start();
+    let answer = register_satellite(&cloud, &sat, "browser-site", "Lab");
+    // A tampered copy of the cloud's answer, to upload.
+    let tampered = sat.dir.path().join("tampered.zip");
+    let mut entries = unzip(&answer);
+    // One byte more in the signed manifest.
+    let manifest = entries
+        .iter_mut()
+        .find(|(name, _)| name == "manifest.json")
+        .expect("manifest");
+    manifest.1.push(b' ');
+    rezip(&entries, &tampered);
+    let password = sat.admin_password.clone().expect("password");
+    let base = sat.admin_url.clone();
+    let profile = driver._profile.path().to_path_buf();
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        use fantoccini::{ClientBuilder, Locator};
+        let browser = ClientBuilder::native()
+            .capabilities(capabilities(&chromium, &profile))
+            .connect(&driver.url)
+            .await
+            .expect("a chromium session");
+        let find = |css: &'static str| {
+            let browser = browser.clone();
+            async move {
+                browser
+                    .wait()
+                    .at_most(Duration::from_secs(10))
+                    .for_element(Locator::Css(css))
+                    .await
+                    .unwrap_or_else(|e| panic!("{css}: {e}"))
+            }
+        };
+
+        // SATELLITE_PORTAL_SCREENSHOTS=DIR keeps a picture of each step.
+        let shots = std::env::var_os("SATELLITE_PORTAL_SCREENSHOTS").map(std::path::PathBuf::from);
+        let shot = |name: &'static str| {
+            let (browser, shots) = (browser.clone(), shots.clone());
+            async move {
+                if let Some(dir) = shots {
+                    let png = browser.screenshot().await.expect("screenshot");
+                    std::fs::write(dir.join(format!("{name}.png")), png).expect("write screenshot");
+                }
+            }
+        };
+
+        // Log in.
+        browser
+            .goto(&format!("{base}/portal/"))
+            .await
+            .expect("goto");
+        assert!(browser
+            .current_url()
+            .await
+            .expect("url")
+            .path()
+            .ends_with("/portal/login"));
+        find("#username")
+            .await
+            .send_keys("admin")
+            .await
+            .expect("type");
+        find("#password")
+            .await
+            .send_keys(&password)
+            .await
+            .expect("type");
+        find("button[type=submit]")
+            .await
+            .click()
+            .await
+            .expect("log in");
+        find("nav.tabs").await;
+        assert!(browser
+            .current_url()
+            .await
+            .expect("url")
+            .path()
+            .ends_with("/portal/inventory"));
+
+        // Choose Lab, create a token, read it from the page.
+        find("#va")
+            .await
+            .select_by_value("Lab")
+            .await
+            .expect("select Lab");
+        find("form.selector button")
+            .await
+            .click()
+            .await
+            .expect("show");
+        find("details.new-token").await;
+        let new_token = find("details.new-token").await;
+        if new_token.attr("open").await.expect("attr").is_none() {
+            find("details.new-token summary")
+                .await
+                .click()
+                .await
+                .expect("open");
+        }
+        find("#description")
+            .await
+            .send_keys("from the browser")
+            .await
+            .expect("type");
+        find("details.new-token button[type=submit]")
+            .await
+            .click()
+            .await
+            .expect("create");
+        let token = find("#new-secret").await.text().await.expect("token text");
+        assert!(token.len() > 20, "token {token:?}");
+        shot("general").await;
+        let tokens = find("#tokens").await.text().await.expect("table");
+        assert!(tokens.contains("from the browser"), "{tokens}");
+
+        // A router registers with it and asks for more than Lab holds (5).
+        let router = register(&sat, "FOCBROWSER01", &token);
+        let (status, answer) = router.client.post(&json!({
+            "type": "ENTITLEMENT", "message_id": "browser-e1",
+            "entitlements": [{"tag": ESS, "count": 7}]
+        }));
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["status"], "OUT_OF_COMPLIANCE", "{answer}");
+
+        // Product Instances shows it, out of compliance; search finds it.
+        browser
+            .find(Locator::LinkText("Product Instances"))
+            .await
+            .expect("tab")
+            .click()
+            .await
+            .expect("click");
+        let instances = find("#instances").await.text().await.expect("table");
+        assert!(instances.contains("FOCBROWSER01"), "{instances}");
+        assert!(instances.contains("OUT_OF_COMPLIANCE"), "{instances}");
+        shot("instances").await;
+        find("#q").await.send_keys("BROWSER01").await.expect("type");
+        find("form.filters button")
+            .await
+            .click()
+            .await
+            .expect("search");
+        assert!(find("#instances")
+            .await
+            .text()
+            .await
+            .expect("table")
+            .contains("FOCBROWSER01"));
+
+        // Licenses: the pool is short by 2, with its trend chart.
+        browser
+            .find(Locator::LinkText("Licenses"))
+            .await
+            .expect("tab")
+            .click()
+            .await
+            .expect("click");
+        let pools = find("#licenses").await.text().await.expect("table");
+        assert!(pools.contains("Out of Compliance"), "{pools}");
+        let row = find("#licenses tbody tr").await.text().await.expect("row");
+        assert!(
+            row.contains(ESS) && row.contains('7') && row.contains('2'),
+            "{row}"
+        );
+        find("figure.chart svg").await;
+        shot("licenses").await;
+
+        // Event Log: the registration is there.
+        browser
+            .find(Locator::LinkText("Event Log"))
+            .await
+            .expect("tab")
+            .click()
+            .await
+            .expect("click");
+        find("#kind")
+            .await
+            .select_by_value("registration")
+            .await
+            .expect("kind");
+        find("form.filters button")
+            .await
+            .click()
+            .await
+            .expect("filter");
+        shot("events").await;
+        assert!(find("#events")
+            .await
+            .text()
+            .await
+            .expect("events")
+            .contains("FOCBROWSER01"));
+
+        // Synchronization: the tampered bundle is refused, with its reason.
+        browser
+            .find(Locator::LinkText("Synchronization"))
+            .await
+            .expect("nav")
+            .click()
+            .await
+            .expect("click");
+        find("#bundle")
+            .await
+            .send_keys(&tampered.display().to_string())
+            .await
+            .expect("choose file");
+        find("form[enctype] button")
+            .await
+            .click()
+            .await
+            .expect("upload");
+        let refusal = find(".notice.error").await.text().await.expect("notice");
+        assert!(refusal.contains("bad signature"), "{refusal}");
+        shot("sync").await;
+
+        // Reports: generate a Manual Record and open it.
+        browser
+            .find(Locator::LinkText("Reports"))
+            .await
+            .expect("nav")
+            .click()
+            .await
+            .expect("click");
+        find("#report-va")
+            .await
+            .select_by_value("Lab")
+            .await
+            .expect("va");
+        find("form.filters button")
+            .await
+            .click()
+            .await
+            .expect("generate");
+        assert!(find(".notice.ok")
+            .await
+            .text()
+            .await
+            .expect("notice")
+            .contains("generated"));
+        find("#reports tbody tr th a")
+            .await
+            .click()
+            .await
+            .expect("open report");
+        shot("report").await;
+        assert!(find("pre.report")
+            .await
+            .text()
+            .await
+            .expect("report")
+            .contains("FOCBROWSER01"));
+
+        // Log out: the inventory asks for a login again.
+        find("form.logout button")
+            .await
+            .click()
+            .await
+            .expect("log out");
+        find("#username").await;
+        browser
+            .goto(&format!("{base}/portal/inventory"))
+            .await
+            .expect("goto");
+        find("#username").await;
+        assert!(browser
+            .current_url()
+            .await
+            .expect("url")
+            .path()
+            .ends_with("/portal/login"));
+        browser.close().await.expect("close");
+    });
+    drop(driver);
+}
