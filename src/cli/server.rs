@@ -228,6 +228,7 @@ pub fn serve(config: Config, clock: Clock) -> Result<(), CliError> {
         );
         println!("  device API: https://{device_addr}/SmartTransport");
         println!("  admin:      https://{admin_addr}/  (/healthz, /readyz, /metrics)");
+        println!("  portal:     https://{admin_addr}/  (log in as a user: `satellite user add`)");
         println!(
             "  REST API:   https://{admin_addr}/api/v1/openapi.json  (token: POST /backend/oauth/token)"
         );

@@ -94,3 +94,52 @@ pub fn sync_now(
 pub fn max_upload() -> u64 {
     Limits::default().max_bundle_bytes
 }
+
+/// The cloud's satellites, as `satellite satellite list` shows them.
+pub fn satellites(
+    c: &Connection,
+    caller: &Caller,
+) -> Result<Vec<crate::sync::cloud::SatelliteView>> {
+    caller.authorize(Action::Administer, None)?;
+    crate::sync::cloud::list(c).map_err(service)
+}
+
+/// At the cloud: verifies and applies a satellite's bundle and writes the
+/// answer to carry back, as `satellite process FILE` does.
+pub fn process(
+    c: &Connection,
+    caller: &Caller,
+    config: &Config,
+    keys: &Keys,
+    opened: &bundle::Opened,
+    now: i64,
+) -> Result<(crate::sync::cloud::Processed, Vec<Transition>)> {
+    caller.authorize(Action::Administer, None)?;
+    audited(c, caller, |c| {
+        let catalog = sync_mod::current_catalog(c, config).map_err(service)?;
+        crate::sync::cloud::process(c, &keys.node(config, &catalog, now), opened).map_err(service)
+    })
+}
+
+/// A bundle this node wrote to its export folder, by file name (no path:
+/// nothing outside that folder is served).
+pub fn exported_file(caller: &Caller, config: &Config, name: &str) -> Result<Vec<u8>> {
+    caller.authorize(Action::Administer, None)?;
+    let plain = !name.is_empty()
+        && name.len() <= 200
+        && name.ends_with(".zip")
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !name.starts_with('.');
+    if !plain {
+        return Err(Error::invalid("file", format!("{name:?} is not a bundle file name")).into());
+    }
+    std::fs::read(config.sync.export_dir.join(name)).map_err(|e| {
+        Error::NotFound(format!(
+            "no bundle {name:?} in {}: {e}",
+            config.sync.export_dir.display()
+        ))
+        .into()
+    })
+}

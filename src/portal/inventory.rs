@@ -786,6 +786,7 @@ pub async fn create_token(
                 when(&created.expires_at)
             ),
             secret: Some(created.token),
+            link: None,
         })
     }
     .await;

@@ -23,6 +23,8 @@ pub struct Notice {
     pub text: String,
     /// Shown in a `<code>` after the text (e.g. a new token).
     pub secret: Option<String>,
+    /// A download the outcome offers: (href, label).
+    pub link: Option<(String, String)>,
 }
 
 impl Notice {
@@ -31,6 +33,7 @@ impl Notice {
             ok: true,
             text: text.into(),
             secret: None,
+            link: None,
         }
     }
 
@@ -39,6 +42,7 @@ impl Notice {
             ok: false,
             text: text.into(),
             secret: None,
+            link: None,
         }
     }
 }
@@ -113,6 +117,9 @@ fn notice_box(notice: &Notice) -> Markup {
             p { (notice.text) }
             @if let Some(secret) = &notice.secret {
                 p { code.secret #new-secret { (secret) } }
+            }
+            @if let Some((href, label)) = &notice.link {
+                p { a #notice-link href=(href) download { (label) } }
             }
         }
     }

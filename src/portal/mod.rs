@@ -15,7 +15,7 @@ mod sync;
 
 pub use error::PortalError;
 
-use actix_web::http::header;
+use actix_web::http::{header, StatusCode};
 use actix_web::middleware::DefaultHeaders;
 use actix_web::{web, HttpResponse};
 
@@ -110,10 +110,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/sync/export", web::post().to(sync::export))
             .route("/sync/import", web::post().to(sync::import))
             .route("/sync/now", web::post().to(sync::now))
+            .route("/sync/process", web::post().to(sync::process))
+            .route("/sync/files/{name}", web::get().to(sync::file))
             .route("/alerts", web::get().to(alerts::page))
             .default_service(web::to(|| async {
                 layout::bare(
-                    actix_web::http::StatusCode::NOT_FOUND,
+                    StatusCode::NOT_FOUND,
                     "Not found",
                     "There is no such page in the portal.",
                 )

@@ -7,6 +7,7 @@ use super::error::{status_of, PortalError};
 use super::layout::{self, csrf, when, Notice, Section};
 use super::session::{CsrfForm, Operator};
 use crate::api::Api;
+use crate::config::Role;
 use crate::ops::{self, OpsError};
 use actix_multipart::Multipart;
 use actix_web::http::StatusCode;
@@ -31,6 +32,9 @@ async fn render(
     notice: Option<Notice>,
     status: StatusCode,
 ) -> Result<HttpResponse, PortalError> {
+    if api.config.role == Role::Cloud {
+        return render_cloud(api, operator, notice, status).await;
+    }
     let (caller, config, now) = (operator.caller.clone(), api.config.clone(), api.now());
     let sync = api
         .read(move |c| ops::sync::status(c, &caller, &config, now))
@@ -85,6 +89,65 @@ async fn render(
                     (csrf(operator))
                     button type="submit" { "Sync Now" }
                 }
+            }
+        }
+    };
+    Ok(layout::html(
+        status,
+        layout::page(
+            operator,
+            Section::Synchronization,
+            "Synchronization",
+            notice.as_ref(),
+            content,
+        ),
+    ))
+}
+
+/// The cloud's side of the exchange: its satellites, and a satellite's
+/// carried bundle processed into the answer to carry back.
+async fn render_cloud(
+    api: &Api,
+    operator: &Operator,
+    notice: Option<Notice>,
+    status: StatusCode,
+) -> Result<HttpResponse, PortalError> {
+    let caller = operator.caller.clone();
+    let satellites = api.read(move |c| ops::sync::satellites(c, &caller)).await?;
+    let content = html! {
+        h2 { "Satellites" }
+        @if satellites.is_empty() {
+            p.empty { "No satellites yet: add one with `satellite satellite add NAME --va V`." }
+        } @else {
+            table #satellites {
+                thead { tr {
+                    th scope="col" { "Name" } th scope="col" { "Status" } th scope="col" { "Virtual Accounts" }
+                    th scope="col" { "Last Contact" } th scope="col" { "Received" } th scope="col" { "Sent" }
+                    th scope="col" { "Product Instances" }
+                } }
+                tbody {
+                    @for s in &satellites {
+                        tr {
+                            th scope="row" { (s.name) br; code { (s.satellite_id) } }
+                            td { (s.status) }
+                            td { (s.virtual_accounts.join(", ")) }
+                            td { (s.last_contact_at.as_deref().map(when).unwrap_or_else(|| "never".into())) }
+                            td.num { (s.sequence_received.map(|n| n.to_string()).unwrap_or_default()) }
+                            td.num { (s.sequence_sent.map(|n| n.to_string()).unwrap_or_default()) }
+                            td.num { (s.product_instances) }
+                        }
+                    }
+                }
+            }
+        }
+        section.actions {
+            h2 { "Process a satellite's bundle" }
+            p { "A usage bundle or registration request carried from a satellite. It is verified before anything is written; the answer is written to the export folder, to carry back." }
+            form.stacked method="post" action="/portal/sync/process" enctype="multipart/form-data" {
+                (csrf(operator))
+                label for="bundle" { "Bundle (.zip)" }
+                input #bundle type="file" name="bundle" accept=".zip,application/zip" required;
+                button type="submit" { "Upload and Process" }
             }
         }
     };
@@ -262,4 +325,77 @@ pub async fn now(
         Err(e) => refused(e)?,
     };
     render(&api, &operator, Some(notice), status).await
+}
+
+/// At the cloud: process an uploaded bundle; the notice links the answer.
+pub async fn process(
+    api: web::Data<Api>,
+    operator: Operator,
+    form: Multipart,
+) -> Result<HttpResponse, PortalError> {
+    let outcome = async {
+        operator.caller.authorize(ops::Action::Administer, None)?;
+        let bytes = upload(&operator, form).await?;
+        let opened = web::block(move || ops::sync::open(&bytes)).await??;
+        let (config, now) = (api.config.clone(), api.now());
+        let keys = {
+            let (caller, config) = (operator.caller.clone(), config.clone());
+            web::block(move || ops::sync::keys(&caller, &config, now)).await??
+        };
+        let caller = operator.caller.clone();
+        let (processed, transitions) = api
+            .write(move |c| ops::sync::process(c, &caller, &config, &keys, &opened, now))
+            .await?;
+        api.notify(&transitions);
+        let name = std::path::Path::new(&processed.path)
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
+        tracing::info!(who = %operator.caller.name, satellite = %processed.satellite, answer = %name, "bundle processed from the portal");
+        Ok::<_, PortalError>((processed, name))
+    }
+    .await;
+    let (notice, status) = match outcome {
+        Ok((processed, name)) => (
+            Notice {
+                ok: true,
+                text: format!(
+                    "{} bundle {} from satellite {:?} {}. Carry the answer back and import it on the satellite:",
+                    processed.request.kind,
+                    processed.request.sequence,
+                    processed.satellite,
+                    if processed.request.already_applied { "was processed before (the same answer again)" } else { "processed" },
+                ),
+                secret: None,
+                link: Some((format!("/portal/sync/files/{name}"), name)),
+            },
+            StatusCode::OK,
+        ),
+        Err(PortalError::Ops(e)) => refused(e)?,
+        Err(e) => return Err(e),
+    };
+    render(&api, &operator, Some(notice), status).await
+}
+
+/// A bundle from this node's export folder, as a download.
+pub async fn file(
+    api: web::Data<Api>,
+    operator: Operator,
+    name: web::Path<String>,
+) -> Result<HttpResponse, PortalError> {
+    let (caller, config, name) = (
+        operator.caller.clone(),
+        api.config.clone(),
+        name.into_inner(),
+    );
+    let shown = name.clone();
+    let bytes = web::block(move || ops::sync::exported_file(&caller, &config, &name)).await??;
+    Ok(HttpResponse::Ok()
+        .content_type("application/zip")
+        .insert_header((
+            "Content-Disposition",
+            format!("attachment; filename=\"{shown}\""),
+        ))
+        .body(bytes))
 }

@@ -106,6 +106,68 @@ impl Portal {
         }
     }
 
+    /// A form with a file, as a browser sends `enctype="multipart/form-data"`.
+    fn upload(&mut self, path: &str, csrf: &str, file: &Path) -> Answer {
+        let boundary = "----satellite-test-boundary-7d3f";
+        let bytes = std::fs::read(file).expect("bundle");
+        let mut body = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n--{boundary}\r\n\
+             Content-Disposition: form-data; name=\"bundle\"; filename=\"b.zip\"\r\nContent-Type: application/zip\r\n\r\n"
+        )
+        .into_bytes();
+        body.extend_from_slice(&bytes);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let jar: Vec<String> = self
+            .cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let result = self
+            .agent
+            .post(&format!("{}{path}", self.base))
+            .set("Cookie", &jar.join("; "))
+            .set(
+                "Content-Type",
+                &format!("multipart/form-data; boundary={boundary}"),
+            )
+            .send_bytes(&body);
+        let response = match result {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("transport error: {e}"),
+        };
+        Answer {
+            status: response.status(),
+            location: None,
+            set_cookies: Vec::new(),
+            csp: None,
+            body: response.into_string().unwrap_or_default(),
+        }
+    }
+
+    /// The bytes of a download.
+    fn download(&mut self, path: &str) -> (u16, Vec<u8>) {
+        let jar: Vec<String> = self
+            .cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let response = match self
+            .agent
+            .get(&format!("{}{path}", self.base))
+            .set("Cookie", &jar.join("; "))
+            .call()
+        {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("transport error: {e}"),
+        };
+        let status = response.status();
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut response.into_reader(), &mut bytes).expect("read");
+        (status, bytes)
+    }
+
     fn get(&mut self, path: &str) -> Answer {
         self.send("GET", path, None, &[])
     }
@@ -446,6 +508,195 @@ fn portal_logins_share_the_api_limiter() {
     assert!(!portal.cookies.contains_key("satellite_session"));
 }
 
+/// The USB exchange done entirely in two browsers' worth of portal: the
+/// satellite's export downloaded, processed at the cloud's portal, the
+/// answer downloaded there and imported at the satellite's.
+#[test]
+fn the_usb_exchange_runs_through_both_portals() {
+    let cloud = cloud();
+    let sat = Server::start();
+    register_satellite(&cloud, &sat, "portal-site", "Lab");
+    cloud.cli_ok(&[
+        "license",
+        "add",
+        "--va",
+        "Lab",
+        "--sku",
+        ESS,
+        "--quantity",
+        "3",
+    ]);
+    let (mut at_sat, sat_csrf) = admin(&sat);
+    let (mut at_cloud, cloud_csrf) = admin(&cloud);
+
+    let export = at_sat.send(
+        "POST",
+        "/portal/sync/export",
+        Some(&[("csrf", &sat_csrf)]),
+        &[],
+    );
+    assert_eq!(export.status, 200);
+    let usage = sat.dir.path().join("usage-from-portal.zip");
+    // The download is the file the export folder got.
+    let written = std::fs::read_dir(sat.dir.path().join("export"))
+        .expect("export dir")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().contains("-usage-"))
+        .max()
+        .expect("a usage bundle in export/");
+    std::fs::copy(&written, &usage).expect("copy");
+
+    let sats = at_cloud.get("/portal/sync");
+    assert!(sats.body.contains("portal-site"), "{}", sats.body);
+    let processed = at_cloud.upload("/portal/sync/process", &cloud_csrf, &usage);
+    assert_eq!(processed.status, 200, "{}", processed.body);
+    let link = processed
+        .body
+        .split("id=\"notice-link\" href=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no answer link in {}", processed.body))
+        .to_string();
+    let (status, bytes) = at_cloud.download(&link);
+    assert_eq!(status, 200);
+    let answer = sat.dir.path().join("answer-from-portal.zip");
+    std::fs::write(&answer, bytes).expect("write answer");
+    // Nothing outside the export folder is served.
+    assert_eq!(
+        at_cloud
+            .download("/portal/sync/files/..%2Fsatellite.yaml")
+            .0,
+        400
+    );
+    assert_eq!(at_cloud.download("/portal/sync/files/satellite.db").0, 400);
+
+    let imported = at_sat.upload("/portal/sync/import", &sat_csrf, &answer);
+    assert_eq!(imported.status, 200, "{}", imported.body);
+    assert!(
+        imported.body.contains("Imported the entitlements bundle"),
+        "{}",
+        imported.body
+    );
+    let licenses = at_sat.get("/portal/inventory/licenses?va=Lab");
+    assert!(
+        licenses.body.contains(">8<"),
+        "5 + 3 units: {}",
+        licenses.body
+    );
+    // Again: applied before, nothing changes.
+    let again = at_sat.upload("/portal/sync/import", &sat_csrf, &answer);
+    assert!(again.body.contains("applied before"), "{}", again.body);
+    // An upload without the session's CSRF token is refused before it is read.
+    let forged = at_sat.upload("/portal/sync/import", "nope", &answer);
+    assert_eq!(forged.status, 403);
+}
+
+#[test]
+fn instances_are_found_moved_and_removed_and_events_filtered_by_kind_and_day() {
+    let (server, token) = Server::cloud_with_lab("5");
+    server.cli_ok(&["va", "create", "Lab2"]);
+    let router = register(&server, "FOCMOVE0001", &token);
+    let stay = register(&server, "FOCSTAY0001", &token);
+    let (status, _) = stay.client.post(&json!({
+        "type": "ENTITLEMENT", "message_id": "stay-e1",
+        "entitlements": [{"tag": ESS, "count": 2}]
+    }));
+    assert_eq!(status, 200);
+    let (mut portal, csrf) = admin(&server);
+
+    let found = portal.get("/portal/inventory/instances?va=Lab&q=move0001");
+    assert!(
+        found.body.contains("FOCMOVE0001") && !found.body.contains("FOCSTAY0001"),
+        "{}",
+        found.body
+    );
+    let none = portal.get("/portal/inventory/instances?va=Lab&status=GRACE_PERIOD_EXPIRED");
+    assert!(!none.body.contains("FOCMOVE0001"), "{}", none.body);
+
+    let moved = portal.post(
+        "/portal/inventory/instances/move",
+        &[
+            ("csrf", &csrf),
+            ("va", "Lab"),
+            ("instance", &router.instance_id),
+            ("to", "Lab2"),
+        ],
+    );
+    assert_eq!(moved.status, 200, "{}", moved.body);
+    assert!(moved.body.contains("moved to Lab2"), "{}", moved.body);
+    assert!(portal
+        .get("/portal/inventory/instances?va=Lab2")
+        .body
+        .contains("FOCMOVE0001"));
+    let removed = portal.post(
+        "/portal/inventory/instances/remove",
+        &[
+            ("csrf", &csrf),
+            ("va", "Lab2"),
+            ("instance", &router.instance_id),
+        ],
+    );
+    assert_eq!(removed.status, 200, "{}", removed.body);
+    assert!(!portal
+        .get("/portal/inventory/instances?va=Lab2")
+        .body
+        .contains("FOCMOVE0001"));
+    let unknown = portal.post(
+        "/portal/inventory/instances/remove",
+        &[
+            ("csrf", &csrf),
+            ("va", "Lab2"),
+            ("instance", &router.instance_id),
+        ],
+    );
+    assert_eq!(unknown.status, 404, "{}", unknown.body);
+
+    let today = crate::fixture::rfc3339_now(&server.clock)[..10].to_string();
+    let events = portal.get(&format!(
+        "/portal/inventory/events?va=Lab&kind=registration&from={today}&to={today}"
+    ));
+    assert!(events.body.contains("FOCSTAY0001"), "{}", events.body);
+    assert!(
+        !events.body.contains("<td>token</td>"),
+        "only registrations: {}",
+        events.body
+    );
+    let earlier = portal.get("/portal/inventory/events?va=Lab&kind=registration&to=2020-01-01");
+    assert!(!earlier.body.contains("FOCSTAY0001"), "{}", earlier.body);
+    let bad = portal.get("/portal/inventory/events?va=Lab&from=yesterday");
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("YYYY-MM-DD"), "{}", bad.body);
+    let unreadable = portal.get("/portal/inventory/instances?va=Lab&offset=many");
+    assert_eq!(unreadable.status, 400);
+    assert_eq!(portal.get("/portal/reports/abc").status, 404);
+
+    // Reports: generated, listed, shown, and downloaded as CSV.
+    let generated = portal.post(
+        "/portal/reports/generate",
+        &[("csrf", &csrf), ("va", "Lab"), ("kind", "manual")],
+    );
+    assert_eq!(generated.status, 200, "{}", generated.body);
+    let id: String = generated
+        .body
+        .split("Report #")
+        .nth(1)
+        .expect("report number")
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    assert!(portal
+        .get("/portal/reports")
+        .body
+        .contains(&format!("/portal/reports/{id}\"")));
+    let shown = portal.get(&format!("/portal/reports/{id}"));
+    assert!(shown.body.contains("Manual Record"), "{}", shown.body);
+    let (status, csv) = portal.download(&format!("/portal/reports/{id}/csv"));
+    assert_eq!(status, 200);
+    let csv = String::from_utf8_lossy(&csv);
+    assert!(csv.contains("FOCSTAY0001"), "{csv}");
+}
+
 // ---------------------------------------------------------------------------
 // Headless Chromium through chromedriver.
 
@@ -565,7 +816,7 @@ fn an_operator_does_the_round_in_a_real_browser() {
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        use fantoccini::{ClientBuilder, Locator};
+        use fantoccini::{key::Key, ClientBuilder, Locator};
         let browser = ClientBuilder::native()
             .capabilities(capabilities(&chromium, &profile))
             .connect(&driver.url)
@@ -606,21 +857,27 @@ fn an_operator_does_the_round_in_a_real_browser() {
             .expect("url")
             .path()
             .ends_with("/portal/login"));
-        find("#username")
-            .await
-            .send_keys("admin")
+        // By keyboard alone: the user name field has the focus, Tab moves
+        // to the password, Enter logs in.
+        find("#username").await;
+        let focused = browser.active_element().await.expect("focus");
+        assert_eq!(
+            focused.attr("id").await.expect("id").as_deref(),
+            Some("username")
+        );
+        focused
+            .send_keys(&("admin".to_string() + &Key::Tab.to_string()))
             .await
             .expect("type");
-        find("#password")
-            .await
-            .send_keys(&password)
+        let focused = browser.active_element().await.expect("focus");
+        assert_eq!(
+            focused.attr("id").await.expect("id").as_deref(),
+            Some("password")
+        );
+        focused
+            .send_keys(&(password.clone() + &Key::Enter.to_string()))
             .await
             .expect("type");
-        find("button[type=submit]")
-            .await
-            .click()
-            .await
-            .expect("log in");
         find("nav.tabs").await;
         assert!(browser
             .current_url()
