@@ -40,10 +40,23 @@ pub fn export(
     keys: &Keys,
     now: i64,
 ) -> Result<Written> {
+    on_node(c, caller, config, keys, now, satellite::export_usage)
+}
+
+/// Runs a sync step as this node sees itself now (the catalog as this
+/// transaction reads it), for an administrator, audited.
+fn on_node<T>(
+    c: &Connection,
+    caller: &Caller,
+    config: &Config,
+    keys: &Keys,
+    now: i64,
+    step: impl FnOnce(&Connection, &sync_mod::Node<'_>) -> std::result::Result<T, SyncError>,
+) -> Result<T> {
     caller.authorize(Action::Administer, None)?;
     audited(c, caller, |c| {
         let catalog = sync_mod::current_catalog(c, config).map_err(service)?;
-        satellite::export_usage(c, &keys.node(config, &catalog, now)).map_err(service)
+        step(c, &keys.node(config, &catalog, now)).map_err(service)
     })
 }
 
@@ -62,10 +75,8 @@ pub fn import(
     opened: &bundle::Opened,
     now: i64,
 ) -> Result<(Applied, Vec<Transition>)> {
-    caller.authorize(Action::Administer, None)?;
-    audited(c, caller, |c| {
-        let catalog = sync_mod::current_catalog(c, config).map_err(service)?;
-        satellite::import(c, &keys.node(config, &catalog, now), opened).map_err(service)
+    on_node(c, caller, config, keys, now, |c, node| {
+        satellite::import(c, node, opened)
     })
 }
 
@@ -114,10 +125,8 @@ pub fn process(
     opened: &bundle::Opened,
     now: i64,
 ) -> Result<(crate::sync::cloud::Processed, Vec<Transition>)> {
-    caller.authorize(Action::Administer, None)?;
-    audited(c, caller, |c| {
-        let catalog = sync_mod::current_catalog(c, config).map_err(service)?;
-        crate::sync::cloud::process(c, &keys.node(config, &catalog, now), opened).map_err(service)
+    on_node(c, caller, config, keys, now, |c, node| {
+        crate::sync::cloud::process(c, node, opened)
     })
 }
 

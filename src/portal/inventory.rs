@@ -244,20 +244,30 @@ async fn render(
     notice: Option<Notice>,
     status: StatusCode,
 ) -> Result<HttpResponse, PortalError> {
-    let (loaded, notice, status) = match load(api, operator, tab, &view).await {
-        Ok(loaded) => (loaded, notice, status),
-        // A bad filter or a virtual account out of reach: the tab without
-        // its content, saying why (the selector still works).
+    let (loaded, view, notice, status) = match load(api, operator, tab, &view).await {
+        Ok(loaded) => (loaded, view, notice, status),
+        // A bad filter, or a virtual account out of reach: the same tab
+        // without the filters, else of the operator's first virtual
+        // account, saying why.
         Err(PortalError::Ops(e)) if !matches!(e, OpsError::Unauthenticated(_)) => {
             super::error::log(&e);
-            let status = status_of(&e);
-            let fallback = load(api, operator, tab, &View::default()).await?;
-            let loaded = Loaded {
-                content: None,
-                current: View::nonempty(&view.va).map(str::to_string),
-                ..fallback
+            let unfiltered = View {
+                va: view.va.clone(),
+                ..View::default()
             };
-            (loaded, Some(Notice::error(e.to_string())), status)
+            let (loaded, shown) = match load(api, operator, tab, &unfiltered).await {
+                Ok(loaded) => (loaded, unfiltered),
+                Err(_) => (
+                    load(api, operator, tab, &View::default()).await?,
+                    View::default(),
+                ),
+            };
+            (
+                loaded,
+                shown,
+                Some(Notice::error(e.to_string())),
+                status_of(&e),
+            )
         }
         Err(e) => return Err(e),
     };
@@ -646,68 +656,34 @@ fn events_tab(va: &str, view: &View, events: &[crate::store::audit::AuditedEvent
     }
 }
 
-pub async fn general_tab(
-    api: web::Data<Api>,
-    operator: Operator,
-    view: web::Query<View>,
-) -> Result<HttpResponse, PortalError> {
-    render(
-        &api,
-        &operator,
-        Tab::General,
-        view.into_inner(),
-        None,
-        StatusCode::OK,
-    )
-    .await
-}
-
-pub async fn licenses(
-    api: web::Data<Api>,
-    operator: Operator,
-    view: web::Query<View>,
-) -> Result<HttpResponse, PortalError> {
-    render(
-        &api,
-        &operator,
-        Tab::Licenses,
-        view.into_inner(),
-        None,
-        StatusCode::OK,
-    )
-    .await
-}
-
-pub async fn instances(
-    api: web::Data<Api>,
-    operator: Operator,
-    view: web::Query<View>,
-) -> Result<HttpResponse, PortalError> {
-    render(
-        &api,
-        &operator,
-        Tab::Instances,
-        view.into_inner(),
-        None,
-        StatusCode::OK,
-    )
-    .await
-}
-
-pub async fn events(
-    api: web::Data<Api>,
-    operator: Operator,
-    view: web::Query<View>,
-) -> Result<HttpResponse, PortalError> {
-    render(
-        &api,
-        &operator,
-        Tab::Events,
-        view.into_inner(),
-        None,
-        StatusCode::OK,
-    )
-    .await
+/// Mounts the inventory's pages and forms (inside the portal's scope).
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    for tab in [Tab::General, Tab::Licenses, Tab::Instances, Tab::Events] {
+        let path = tab.path().trim_start_matches("/portal");
+        cfg.route(
+            path,
+            web::get().to(
+                move |api: web::Data<Api>, operator: Operator, view: web::Query<View>| async move {
+                    render(
+                        &api,
+                        &operator,
+                        tab,
+                        view.into_inner(),
+                        None,
+                        StatusCode::OK,
+                    )
+                    .await
+                },
+            ),
+        );
+    }
+    cfg.route("/inventory/tokens", web::post().to(create_token))
+        .route("/inventory/tokens/revoke", web::post().to(revoke_token))
+        .route(
+            "/inventory/instances/remove",
+            web::post().to(remove_instance),
+        )
+        .route("/inventory/instances/move", web::post().to(move_instance));
 }
 
 /// Shows a tab after a form: its notice, and the refusal's status if refused.
@@ -754,7 +730,7 @@ fn number(field: &str, text: &str) -> Result<Option<u32>, PortalError> {
     })
 }
 
-pub async fn create_token(
+async fn create_token(
     api: web::Data<Api>,
     operator: Operator,
     form: web::Form<NewToken>,
@@ -801,7 +777,7 @@ pub struct RevokeToken {
     token: String,
 }
 
-pub async fn revoke_token(
+async fn revoke_token(
     api: web::Data<Api>,
     operator: Operator,
     form: web::Form<RevokeToken>,
@@ -836,7 +812,7 @@ pub struct InstanceAction {
     to: Option<String>,
 }
 
-pub async fn remove_instance(
+async fn remove_instance(
     api: web::Data<Api>,
     operator: Operator,
     form: web::Form<InstanceAction>,
@@ -861,7 +837,7 @@ pub async fn remove_instance(
     after(&api, &operator, Tab::Instances, &form.va, outcome).await
 }
 
-pub async fn move_instance(
+async fn move_instance(
     api: web::Data<Api>,
     operator: Operator,
     form: web::Form<InstanceAction>,

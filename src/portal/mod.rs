@@ -85,23 +85,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/login", web::get().to(session::login_form))
             .route("/login", web::post().to(session::login))
             .route("/logout", web::post().to(session::logout))
-            .route("/inventory", web::get().to(inventory::general_tab))
-            .route("/inventory/licenses", web::get().to(inventory::licenses))
-            .route("/inventory/instances", web::get().to(inventory::instances))
-            .route("/inventory/events", web::get().to(inventory::events))
-            .route("/inventory/tokens", web::post().to(inventory::create_token))
-            .route(
-                "/inventory/tokens/revoke",
-                web::post().to(inventory::revoke_token),
-            )
-            .route(
-                "/inventory/instances/remove",
-                web::post().to(inventory::remove_instance),
-            )
-            .route(
-                "/inventory/instances/move",
-                web::post().to(inventory::move_instance),
-            )
+            .configure(inventory::routes)
             .route("/reports", web::get().to(reports::list))
             .route("/reports/generate", web::post().to(reports::generate))
             .route("/reports/{id}", web::get().to(reports::show))

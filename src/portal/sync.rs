@@ -189,12 +189,27 @@ pub async fn export(
     }
 }
 
+/// The bundle keys, loaded off the async workers (made on first use).
+async fn keys(api: &Api, operator: &Operator) -> Result<crate::sync::Keys, PortalError> {
+    let (caller, config, now) = (operator.caller.clone(), api.config.clone(), api.now());
+    Ok(web::block(move || ops::sync::keys(&caller, &config, now)).await??)
+}
+
+/// An uploaded bundle, read and opened, with the keys to apply it.
+async fn received(
+    api: &Api,
+    operator: &Operator,
+    form: Multipart,
+) -> Result<(crate::sync::bundle::Opened, crate::sync::Keys), PortalError> {
+    operator.caller.authorize(ops::Action::Administer, None)?;
+    let bytes = upload(operator, form).await?;
+    let opened = web::block(move || ops::sync::open(&bytes)).await??;
+    Ok((opened, keys(api, operator).await?))
+}
+
 async fn exported(api: &Api, operator: &Operator) -> Result<(String, Vec<u8>), PortalError> {
     let (config, now) = (api.config.clone(), api.now());
-    let keys = {
-        let (caller, config) = (operator.caller.clone(), config.clone());
-        web::block(move || ops::sync::keys(&caller, &config, now)).await??
-    };
+    let keys = keys(api, operator).await?;
     let caller = operator.caller.clone();
     let written = api
         .write(move |c| ops::sync::export(c, &caller, &config, &keys, now))
@@ -267,14 +282,8 @@ pub async fn import(
     form: Multipart,
 ) -> Result<HttpResponse, PortalError> {
     let outcome = async {
-        operator.caller.authorize(ops::Action::Administer, None)?;
-        let bytes = upload(&operator, form).await?;
-        let opened = web::block(move || ops::sync::open(&bytes)).await??;
+        let (opened, keys) = received(&api, &operator, form).await?;
         let (config, now) = (api.config.clone(), api.now());
-        let keys = {
-            let (caller, config) = (operator.caller.clone(), config.clone());
-            web::block(move || ops::sync::keys(&caller, &config, now)).await??
-        };
         let caller = operator.caller.clone();
         let (applied, transitions) = api
             .write(move |c| ops::sync::import(c, &caller, &config, &keys, &opened, now))
@@ -334,14 +343,8 @@ pub async fn process(
     form: Multipart,
 ) -> Result<HttpResponse, PortalError> {
     let outcome = async {
-        operator.caller.authorize(ops::Action::Administer, None)?;
-        let bytes = upload(&operator, form).await?;
-        let opened = web::block(move || ops::sync::open(&bytes)).await??;
+        let (opened, keys) = received(&api, &operator, form).await?;
         let (config, now) = (api.config.clone(), api.now());
-        let keys = {
-            let (caller, config) = (operator.caller.clone(), config.clone());
-            web::block(move || ops::sync::keys(&caller, &config, now)).await??
-        };
         let caller = operator.caller.clone();
         let (processed, transitions) = api
             .write(move |c| ops::sync::process(c, &caller, &config, &keys, &opened, now))

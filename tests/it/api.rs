@@ -361,29 +361,7 @@ fn the_bootstrap_admin_logs_in_and_failed_logins_are_rate_limited() {
 fn users_from_the_cli_log_in_and_every_change_names_who_made_it() {
     let server = Server::start();
     server.cli_ok(&["va", "create", "A"]);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_satellite"))
-        .arg("-c")
-        .arg(&server.config_path)
-        .args([
-            "user", "add", "alice", "--role", "va-admin", "--va", "A", "--json",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            if let Some(stdin) = child.stdin.as_mut() {
-                stdin.write_all(b"correct horse battery\n")?;
-            }
-            child.wait_with_output()
-        })
-        .expect("run satellite");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    server.user("alice", "va-admin", &["A"], "correct horse battery");
     let listed: Value =
         serde_json::from_str(&server.cli_ok(&["user", "list", "--json"])).expect("json");
     assert!(listed

@@ -789,6 +789,19 @@ fn capabilities(chromium: &str, profile: &Path) -> serde_json::Map<String, Value
     caps.as_object().cloned().unwrap_or_default()
 }
 
+/// Waits until an element of the page that was shown is gone (the next page
+/// has replaced it).
+async fn wait_gone(old: &fantoccini::elements::Element) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while old.tag_name().await.is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the page did not change"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[test]
 fn an_operator_does_the_round_in_a_real_browser() {
     let Some((driver, chromium)) = driver() else {
@@ -833,7 +846,25 @@ fn an_operator_does_the_round_in_a_real_browser() {
                     .unwrap_or_else(|e| panic!("{css}: {e}"))
             }
         };
-
+        let text = |css: &'static str| async move { find(css).await.text().await.expect("text") };
+        // Clicks what `locator` finds and waits for the next page: until the
+        // old page's root is gone, so nothing of it is read as the new one.
+        let navigate = |locator: Locator<'static>| {
+            let browser = browser.clone();
+            async move {
+                let old = browser.find(Locator::Css("html")).await.expect("page");
+                let target = browser
+                    .wait()
+                    .at_most(Duration::from_secs(10))
+                    .for_element(locator)
+                    .await
+                    .unwrap_or_else(|e| panic!("{locator:?}: {e}"));
+                target.click().await.expect("click");
+                wait_gone(&old).await;
+            }
+        };
+        let press = |css: &'static str| navigate(Locator::Css(css));
+        let follow = |link: &'static str| navigate(Locator::LinkText(link));
         // SATELLITE_PORTAL_SCREENSHOTS=DIR keeps a picture of each step.
         let shots = std::env::var_os("SATELLITE_PORTAL_SCREENSHOTS").map(std::path::PathBuf::from);
         let shot = |name: &'static str| {
@@ -845,20 +876,18 @@ fn an_operator_does_the_round_in_a_real_browser() {
                 }
             }
         };
+        let path = || {
+            let browser = browser.clone();
+            async move { browser.current_url().await.expect("url").path().to_string() }
+        };
 
-        // Log in.
+        // Log in, by keyboard alone: the user name field has the focus, Tab
+        // moves to the password, Enter logs in.
         browser
             .goto(&format!("{base}/portal/"))
             .await
             .expect("goto");
-        assert!(browser
-            .current_url()
-            .await
-            .expect("url")
-            .path()
-            .ends_with("/portal/login"));
-        // By keyboard alone: the user name field has the focus, Tab moves
-        // to the password, Enter logs in.
+        assert!(path().await.ends_with("/portal/login"));
         find("#username").await;
         let focused = browser.active_element().await.expect("focus");
         assert_eq!(
@@ -874,17 +903,14 @@ fn an_operator_does_the_round_in_a_real_browser() {
             focused.attr("id").await.expect("id").as_deref(),
             Some("password")
         );
+        let login_page = browser.find(Locator::Css("html")).await.expect("page");
         focused
             .send_keys(&(password.clone() + &Key::Enter.to_string()))
             .await
             .expect("type");
+        wait_gone(&login_page).await;
         find("nav.tabs").await;
-        assert!(browser
-            .current_url()
-            .await
-            .expect("url")
-            .path()
-            .ends_with("/portal/inventory"));
+        assert!(path().await.ends_with("/portal/inventory"));
 
         // Choose Lab, create a token, read it from the page.
         find("#va")
@@ -892,12 +918,7 @@ fn an_operator_does_the_round_in_a_real_browser() {
             .select_by_value("Lab")
             .await
             .expect("select Lab");
-        find("form.selector button")
-            .await
-            .click()
-            .await
-            .expect("show");
-        find("details.new-token").await;
+        press("form.selector button").await;
         let new_token = find("details.new-token").await;
         if new_token.attr("open").await.expect("attr").is_none() {
             find("details.new-token summary")
@@ -911,15 +932,11 @@ fn an_operator_does_the_round_in_a_real_browser() {
             .send_keys("from the browser")
             .await
             .expect("type");
-        find("details.new-token button[type=submit]")
-            .await
-            .click()
-            .await
-            .expect("create");
-        let token = find("#new-secret").await.text().await.expect("token text");
+        press("details.new-token button[type=submit]").await;
+        let token = text("#new-secret").await;
         assert!(token.len() > 20, "token {token:?}");
         shot("general").await;
-        let tokens = find("#tokens").await.text().await.expect("table");
+        let tokens = text("#tokens").await;
         assert!(tokens.contains("from the browser"), "{tokens}");
 
         // A router registers with it and asks for more than Lab holds (5).
@@ -932,41 +949,19 @@ fn an_operator_does_the_round_in_a_real_browser() {
         assert_eq!(answer["status"], "OUT_OF_COMPLIANCE", "{answer}");
 
         // Product Instances shows it, out of compliance; search finds it.
-        browser
-            .find(Locator::LinkText("Product Instances"))
-            .await
-            .expect("tab")
-            .click()
-            .await
-            .expect("click");
-        let instances = find("#instances").await.text().await.expect("table");
+        follow("Product Instances").await;
+        let instances = text("#instances").await;
         assert!(instances.contains("FOCBROWSER01"), "{instances}");
         assert!(instances.contains("OUT_OF_COMPLIANCE"), "{instances}");
         shot("instances").await;
         find("#q").await.send_keys("BROWSER01").await.expect("type");
-        find("form.filters button")
-            .await
-            .click()
-            .await
-            .expect("search");
-        assert!(find("#instances")
-            .await
-            .text()
-            .await
-            .expect("table")
-            .contains("FOCBROWSER01"));
+        press("form.filters button").await;
+        assert!(text("#instances").await.contains("FOCBROWSER01"));
 
         // Licenses: the pool is short by 2, with its trend chart.
-        browser
-            .find(Locator::LinkText("Licenses"))
-            .await
-            .expect("tab")
-            .click()
-            .await
-            .expect("click");
-        let pools = find("#licenses").await.text().await.expect("table");
-        assert!(pools.contains("Out of Compliance"), "{pools}");
-        let row = find("#licenses tbody tr").await.text().await.expect("row");
+        follow("Licenses").await;
+        assert!(text("#licenses").await.contains("Out of Compliance"));
+        let row = text("#licenses tbody tr").await;
         assert!(
             row.contains(ESS) && row.contains('7') && row.contains('2'),
             "{row}"
@@ -975,108 +970,50 @@ fn an_operator_does_the_round_in_a_real_browser() {
         shot("licenses").await;
 
         // Event Log: the registration is there.
-        browser
-            .find(Locator::LinkText("Event Log"))
-            .await
-            .expect("tab")
-            .click()
-            .await
-            .expect("click");
+        follow("Event Log").await;
         find("#kind")
             .await
             .select_by_value("registration")
             .await
             .expect("kind");
-        find("form.filters button")
-            .await
-            .click()
-            .await
-            .expect("filter");
+        press("form.filters button").await;
         shot("events").await;
-        assert!(find("#events")
-            .await
-            .text()
-            .await
-            .expect("events")
-            .contains("FOCBROWSER01"));
+        assert!(text("#events").await.contains("FOCBROWSER01"));
 
         // Synchronization: the tampered bundle is refused, with its reason.
-        browser
-            .find(Locator::LinkText("Synchronization"))
-            .await
-            .expect("nav")
-            .click()
-            .await
-            .expect("click");
+        follow("Synchronization").await;
         find("#bundle")
             .await
             .send_keys(&tampered.display().to_string())
             .await
             .expect("choose file");
-        find("form[enctype] button")
-            .await
-            .click()
-            .await
-            .expect("upload");
-        let refusal = find(".notice.error").await.text().await.expect("notice");
+        press("form[enctype] button").await;
+        let refusal = text(".notice.error").await;
         assert!(refusal.contains("bad signature"), "{refusal}");
         shot("sync").await;
 
         // Reports: generate a Manual Record and open it.
-        browser
-            .find(Locator::LinkText("Reports"))
-            .await
-            .expect("nav")
-            .click()
-            .await
-            .expect("click");
+        follow("Reports").await;
         find("#report-va")
             .await
             .select_by_value("Lab")
             .await
             .expect("va");
-        find("form.filters button")
-            .await
-            .click()
-            .await
-            .expect("generate");
-        assert!(find(".notice.ok")
-            .await
-            .text()
-            .await
-            .expect("notice")
-            .contains("generated"));
-        find("#reports tbody tr th a")
-            .await
-            .click()
-            .await
-            .expect("open report");
+        press("form.filters button").await;
+        assert!(text(".notice.ok").await.contains("generated"));
+        press("#reports tbody tr th a").await;
         shot("report").await;
-        assert!(find("pre.report")
-            .await
-            .text()
-            .await
-            .expect("report")
-            .contains("FOCBROWSER01"));
+        assert!(text("pre.report").await.contains("FOCBROWSER01"));
 
         // Log out: the inventory asks for a login again.
-        find("form.logout button")
-            .await
-            .click()
-            .await
-            .expect("log out");
+        press("form.logout button").await;
         find("#username").await;
         browser
             .goto(&format!("{base}/portal/inventory"))
             .await
             .expect("goto");
         find("#username").await;
-        assert!(browser
-            .current_url()
-            .await
-            .expect("url")
-            .path()
-            .ends_with("/portal/login"));
+        assert!(path().await.ends_with("/portal/login"));
         browser.close().await.expect("close");
     });
     drop(driver);
