@@ -276,12 +276,21 @@ async fn render(
             html! { p { "Your account reaches no virtual account. Ask an administrator to give you one." } }
         }
         (Some(va), Some(content)) => {
-            tab_content(operator, va, &loaded.virtual_accounts, &view, content)
+            let cloud = api.config.role == crate::config::Role::Cloud;
+            tab_content(
+                operator,
+                va,
+                &loaded.virtual_accounts,
+                &view,
+                content,
+                cloud,
+            )
         }
         (Some(_), None) => html! {},
     };
     let content = html! {
         (selector(tab, &loaded.virtual_accounts, loaded.current.as_deref()))
+        @if operator.is_admin() { (new_virtual_account(operator, tab)) }
         @if let Some(va) = &loaded.current { (tabs(tab, va)) }
         section.tab aria-label=(tab.label()) { (body) }
     };
@@ -307,6 +316,63 @@ fn selector(tab: Tab, virtual_accounts: &[String], current: Option<&str>) -> Mar
             label for="va" { "Virtual Account" }
             (select("va", "va", &options, current.unwrap_or_default()))
             button type="submit" { "Show" }
+        }
+    }
+}
+
+fn new_virtual_account(operator: &Operator, tab: Tab) -> Markup {
+    html! {
+        details.new-va {
+            summary { "New Virtual Account" }
+            form.filters method="post" action="/portal/inventory/virtual-accounts" {
+                (csrf(operator))
+                input type="hidden" name="tab" value=(tab.label());
+                label for="new-va-name" { "Name" }
+                input #new-va-name type="text" name="name" maxlength="64" required;
+                label for="new-va-description" { "Description" }
+                input #new-va-description type="text" name="description" maxlength="200";
+                button type="submit" { "Create" }
+            }
+        }
+    }
+}
+
+/// At the cloud: licenses move between virtual accounts of the account.
+fn transfer_form(
+    operator: &Operator,
+    va: &str,
+    vas: &[String],
+    licenses: &[crate::store::licenses::License],
+) -> Markup {
+    let targets: Vec<(String, String)> = vas
+        .iter()
+        .filter(|v| v.as_str() != va && operator.can_operate(v))
+        .map(|v| (v.clone(), v.clone()))
+        .collect();
+    let mut skus: Vec<(String, String)> = licenses
+        .iter()
+        .filter(|l| l.active)
+        .map(|l| (l.sku.clone(), l.sku.clone()))
+        .collect();
+    skus.sort();
+    skus.dedup();
+    if !operator.can_operate(va) || targets.is_empty() || skus.is_empty() {
+        return html! {};
+    }
+    html! {
+        details.transfer {
+            summary { "Transfer Licenses" }
+            form.filters method="post" action="/portal/inventory/licenses/transfer" {
+                (csrf(operator))
+                input type="hidden" name="va" value=(va);
+                label for="transfer-sku" { "SKU" }
+                (select("sku", "transfer-sku", &skus, ""))
+                label for="transfer-quantity" { "Quantity" }
+                input #transfer-quantity type="number" name="quantity" min="1" value="1" required;
+                label for="transfer-to" { "To" }
+                (select("to", "transfer-to", &targets, ""))
+                button type="submit" { "Transfer" }
+            }
         }
     }
 }
@@ -339,6 +405,7 @@ fn tab_content(
     vas: &[String],
     view: &View,
     content: &Content,
+    cloud: bool,
 ) -> Markup {
     match content {
         Content::General(tokens) => general(operator, va, tokens),
@@ -347,7 +414,10 @@ fn tab_content(
             licenses,
             history,
             days,
-        } => licenses_tab(va, pools, licenses, history, *days),
+        } => html! {
+            (licenses_tab(va, pools, licenses, history, *days))
+            @if cloud { (transfer_form(operator, va, vas, licenses)) }
+        },
         Content::Instances(instances) => instances_tab(operator, va, vas, view, instances),
         Content::Events(events) => events_tab(va, view, events),
     }
@@ -683,7 +753,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/inventory/instances/remove",
             web::post().to(remove_instance),
         )
-        .route("/inventory/instances/move", web::post().to(move_instance));
+        .route("/inventory/instances/move", web::post().to(move_instance))
+        .route(
+            "/inventory/licenses/transfer",
+            web::post().to(transfer_licenses),
+        )
+        .route(
+            "/inventory/virtual-accounts",
+            web::post().to(create_virtual_account),
+        );
 }
 
 /// Shows a tab after a form: its notice, and the refusal's status if refused.
@@ -866,6 +944,116 @@ async fn move_instance(
         Err(e) => Err(e.into()),
     };
     after(&api, &operator, Tab::Instances, &form.va, outcome).await
+}
+
+#[derive(Debug, Deserialize)]
+struct TransferForm {
+    #[serde(default)]
+    csrf: String,
+    va: String,
+    #[serde(default)]
+    sku: String,
+    #[serde(default)]
+    quantity: String,
+    #[serde(default)]
+    to: String,
+}
+
+async fn transfer_licenses(
+    api: web::Data<Api>,
+    operator: Operator,
+    form: web::Form<TransferForm>,
+) -> Result<HttpResponse, PortalError> {
+    operator.check_csrf(&form.csrf)?;
+    let form = form.into_inner();
+    let outcome = async {
+        let quantity = number("quantity", &form.quantity)?.ok_or_else(|| {
+            crate::error::Error::invalid("quantity", "give how many licenses to transfer")
+        })?;
+        let (caller, catalog, account, role, now) = (
+            operator.caller.clone(),
+            api.catalog.get(),
+            api.config.account.clone(),
+            api.config.role,
+            api.now(),
+        );
+        let (from, to, sku) = (form.va.clone(), form.to.clone(), form.sku.clone());
+        let transitions = api
+            .write(move |c| {
+                let transfer = crate::inventory::Transfer {
+                    from: &from,
+                    to: &to,
+                    sku: &sku,
+                    quantity: i64::from(quantity),
+                };
+                ops::licenses::transfer(c, &catalog, &caller, role, &account, &transfer, now)
+            })
+            .await?;
+        api.notify(&transitions);
+        let short: Vec<String> = transitions
+            .iter()
+            .filter(|t| t.shortfall() > 0)
+            .map(|t| {
+                format!(
+                    "{} is now short of {} by {}",
+                    t.virtual_account,
+                    t.tag,
+                    t.shortfall()
+                )
+            })
+            .collect();
+        Ok(Notice::ok(format!(
+            "{quantity} × {} transferred from {} to {}.{}",
+            form.sku,
+            form.va,
+            form.to,
+            if short.is_empty() {
+                String::new()
+            } else {
+                format!(" {}.", short.join("; "))
+            }
+        )))
+    }
+    .await;
+    after(&api, &operator, Tab::Licenses, &form.va, outcome).await
+}
+
+#[derive(Debug, Deserialize)]
+struct NewVirtualAccount {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    description: String,
+}
+
+async fn create_virtual_account(
+    api: web::Data<Api>,
+    operator: Operator,
+    form: web::Form<NewVirtualAccount>,
+) -> Result<HttpResponse, PortalError> {
+    operator.check_csrf(&form.csrf)?;
+    let form = form.into_inner();
+    let (caller, account, now) = (
+        operator.caller.clone(),
+        api.config.account.clone(),
+        api.now(),
+    );
+    let (name, description) = (
+        form.name.trim().to_string(),
+        form.description.trim().to_string(),
+    );
+    let outcome = api
+        .write(move |c| ops::accounts::create(c, &caller, &account, &name, &description, now))
+        .await
+        .map(|va| Notice::ok(format!("Virtual account {} created.", va.name)))
+        .map_err(PortalError::from);
+    let shown = match &outcome {
+        Ok(_) => form.name.trim().to_string(),
+        Err(_) => String::new(),
+    };
+    after(&api, &operator, Tab::General, &shown, outcome).await
 }
 
 #[cfg(test)]

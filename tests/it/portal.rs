@@ -697,6 +697,88 @@ fn instances_are_found_moved_and_removed_and_events_filtered_by_kind_and_day() {
     assert!(csv.contains("FOCSTAY0001"), "{csv}");
 }
 
+/// The seed's other portal chores: a new virtual account (a license pool)
+/// and licenses transferred into it, at the cloud that holds them.
+#[test]
+fn an_admin_creates_a_virtual_account_and_transfers_licenses_into_it_at_the_cloud() {
+    let (server, _) = Server::cloud_with_lab("5");
+    let (mut portal, csrf) = admin(&server);
+    let created = portal.post(
+        "/portal/inventory/virtual-accounts",
+        &[
+            ("csrf", &csrf),
+            ("name", "Europe"),
+            ("description", "EMEA sites"),
+        ],
+    );
+    assert_eq!(created.status, 200, "{}", created.body);
+    assert!(
+        created.body.contains("Virtual account Europe created"),
+        "{}",
+        created.body
+    );
+    let again = portal.post(
+        "/portal/inventory/virtual-accounts",
+        &[("csrf", &csrf), ("name", "Europe")],
+    );
+    assert_eq!(again.status, 409, "{}", again.body);
+
+    let form = portal.get("/portal/inventory/licenses?va=Lab");
+    assert!(
+        form.body.contains("/portal/inventory/licenses/transfer"),
+        "{}",
+        form.body
+    );
+    let moved = portal.post(
+        "/portal/inventory/licenses/transfer",
+        &[
+            ("csrf", &csrf),
+            ("va", "Lab"),
+            ("sku", ESS),
+            ("quantity", "2"),
+            ("to", "Europe"),
+        ],
+    );
+    assert_eq!(moved.status, 200, "{}", moved.body);
+    assert_eq!(server.compliance("Lab", ESS)["available"], 3);
+    assert_eq!(server.compliance("Europe", ESS)["available"], 2);
+    let too_many = portal.post(
+        "/portal/inventory/licenses/transfer",
+        &[
+            ("csrf", &csrf),
+            ("va", "Lab"),
+            ("sku", ESS),
+            ("quantity", "9"),
+            ("to", "Europe"),
+        ],
+    );
+    assert!(too_many.status >= 400, "{}", too_many.body);
+    assert_eq!(
+        server.compliance("Lab", ESS)["available"],
+        3,
+        "a refused transfer moved nothing"
+    );
+    let zero = portal.post(
+        "/portal/inventory/licenses/transfer",
+        &[
+            ("csrf", &csrf),
+            ("va", "Lab"),
+            ("sku", ESS),
+            ("quantity", "x"),
+            ("to", "Europe"),
+        ],
+    );
+    assert_eq!(zero.status, 400, "{}", zero.body);
+
+    // A satellite's licenses are its cloud's: no transfer form there.
+    let sat = Server::start();
+    let (mut at_sat, _) = admin(&sat);
+    let licenses = at_sat.get("/portal/inventory/licenses?va=Default");
+    assert!(!licenses
+        .body
+        .contains("/portal/inventory/licenses/transfer"));
+}
+
 // ---------------------------------------------------------------------------
 // Headless Chromium through chromedriver.
 
