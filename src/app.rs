@@ -36,6 +36,8 @@ pub enum StartError {
     },
     #[error("server: {0}")]
     Serve(std::io::Error),
+    #[error(transparent)]
+    Locked(#[from] crate::serve_lock::LockError),
 }
 
 pub struct Satellite {
@@ -46,6 +48,8 @@ pub struct Satellite {
     pub store: Store,
     pub ca: Arc<CertificateAuthority>,
     pub created: Created,
+    /// This server's claim on the data dir, for as long as it lives.
+    _lock: crate::serve_lock::ServeLock,
     /// Bound in `open`, before anything was created, so an address in use
     /// refuses the start with nothing written; handed out by `bind`.
     listeners: std::sync::Mutex<Option<Listeners>>,
@@ -80,6 +84,7 @@ impl Satellite {
         }
         let listeners = bind_listeners(&config)?;
         let (created, ca) = setup::ensure(&config, &clock)?;
+        let lock = crate::serve_lock::acquire(&config.data_dir)?;
         let store = Store::open(&config.database_path())?;
         let catalog = store.read(|c| {
             SharedCatalog::load(c, config.catalog.as_deref())
@@ -96,6 +101,7 @@ impl Satellite {
             store,
             ca: Arc::new(ca),
             created,
+            _lock: lock,
             listeners: std::sync::Mutex::new(Some(listeners)),
         })
     }

@@ -301,6 +301,8 @@ fn check_not_behind(
 /// A restore under a running server would be overwritten by it: refuse
 /// when the configured device address is in use.
 fn ensure_stopped(config: &Config) -> Result<(), BackupError> {
+    crate::serve_lock::ensure_free(&config.data_dir)
+        .map_err(|e| BackupError::Refused(format!("{e}, then restore")))?;
     let addr = config.device.listen;
     if addr.port() == 0 {
         return Ok(());

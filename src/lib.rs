@@ -23,6 +23,7 @@ pub mod ops;
 pub mod pki;
 pub mod portal;
 pub mod router;
+pub mod serve_lock;
 pub mod setup;
 pub mod store;
 pub mod sync;

@@ -150,6 +150,7 @@ fn serve_prints_where_it_listens_and_stops_cleanly_on_sigterm() {
     );
     assert!(banner.contains("ca.pem"), "{banner}");
     assert!(banner.contains("token create"), "{banner}");
+    assert!(banner.contains("portal:"), "{banner}");
     let pid = child.id().to_string();
     let killed = Command::new("kill")
         .args(["-TERM", &pid])
@@ -165,4 +166,42 @@ fn serve_prints_where_it_listens_and_stops_cleanly_on_sigterm() {
         assert!(Instant::now() < deadline, "did not stop on SIGTERM");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+#[test]
+fn a_second_server_on_the_same_data_dir_is_refused_naming_the_first() {
+    let server = Server::start();
+    let mut second = Command::new(env!("CARGO_BIN_EXE_satellite"))
+        .arg("-c")
+        .arg(&server.config_path)
+        .arg("serve")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start a second server");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = second.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = second.kill();
+            panic!("a second server on the same data dir kept running");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut second.stderr.take().expect("stderr"), &mut stderr)
+        .expect("read");
+    assert!(!status.success());
+    assert!(stderr.contains("already serving"), "{stderr}");
+    assert!(
+        stderr.contains(&std::process::id().to_string()),
+        "names the first server's pid: {stderr}"
+    );
+    // The first one still serves.
+    assert!(!server.cli_ok(&["status", "--json"]).is_empty());
+    let restore = server.cli(&["restore", "/nonexistent-backup.zip"]);
+    assert!(!restore.status.success());
+    assert!(String::from_utf8_lossy(&restore.stderr).contains("already serving"));
 }
