@@ -10,6 +10,7 @@ use super::session::Operator;
 use crate::api::Api;
 use crate::domain::token::{DEFAULT_DAYS, MAX_DAYS, MIN_DAYS};
 use crate::domain::TokenTerms;
+use crate::licensing::rules::PoolStatus;
 use crate::ops::events::EventQuery;
 use crate::ops::instances::InstanceFilter;
 use crate::ops::{self, OpsError, Page};
@@ -516,7 +517,8 @@ fn licenses_tab(
                 } }
                 tbody {
                     @for pool in pools {
-                        @let shortfall = (pool.in_use - pool.quantity).max(0);
+                        // A tracking tag is counted, never short (DESIGN §6).
+                        @let shortfall = if pool.status == PoolStatus::OutOfCompliance.as_str() { (pool.in_use - pool.quantity).max(0) } else { 0 };
                         tr class=(if shortfall > 0 { "short" } else { "" }) {
                             th scope="row" { (pool.license) }
                             td.num { (pool.quantity) }

@@ -600,11 +600,18 @@ fn instances_are_found_moved_and_removed_and_events_filtered_by_kind_and_day() {
     let stay = register(&server, "FOCSTAY0001", &token);
     let (status, _) = stay.client.post(&json!({
         "type": "ENTITLEMENT", "message_id": "stay-e1",
-        "entitlements": [{"tag": ESS, "count": 2}]
+        "entitlements": [{"tag": ESS, "count": 2}, {"tag": "N540-24Z8Q2C-FC-SW", "count": 1}]
     }));
     assert_eq!(status, 200);
     let (mut portal, csrf) = admin(&server);
 
+    // The chassis tracking tag is counted, never short, though nobody buys it.
+    let licenses = portal.get("/portal/inventory/licenses?va=Lab").body;
+    let tracking = licenses
+        .split("<tr")
+        .find(|row| row.contains("<th scope=\"row\">N540-24Z8Q2C-FC-SW</th>"))
+        .unwrap_or_else(|| panic!("no tracking row: {licenses}"));
+    assert!(tracking.contains("In Compliance") && !tracking.contains("short"), "{tracking}");
     let found = portal.get("/portal/inventory/instances?va=Lab&q=move0001");
     assert!(
         found.body.contains("FOCMOVE0001") && !found.body.contains("FOCSTAY0001"),
