@@ -611,7 +611,10 @@ fn instances_are_found_moved_and_removed_and_events_filtered_by_kind_and_day() {
         .split("<tr")
         .find(|row| row.contains("<th scope=\"row\">N540-24Z8Q2C-FC-SW</th>"))
         .unwrap_or_else(|| panic!("no tracking row: {licenses}"));
-    assert!(tracking.contains("In Compliance") && !tracking.contains("short"), "{tracking}");
+    assert!(
+        tracking.contains("In Compliance") && !tracking.contains("short"),
+        "{tracking}"
+    );
     let found = portal.get("/portal/inventory/instances?va=Lab&q=move0001");
     assert!(
         found.body.contains("FOCMOVE0001") && !found.body.contains("FOCSTAY0001"),
@@ -702,6 +705,32 @@ fn instances_are_found_moved_and_removed_and_events_filtered_by_kind_and_day() {
     assert_eq!(status, 200);
     let csv = String::from_utf8_lossy(&csv);
     assert!(csv.contains("FOCSTAY0001"), "{csv}");
+}
+
+#[test]
+fn sync_now_runs_a_live_exchange_from_the_portal_in_connected_mode() {
+    let cloud = crate::sync_live::Cloud::start();
+    let proxy = crate::sync_live::Proxy::start();
+    let sat = crate::sync_live::connected_satellite(&cloud, &proxy, "");
+    let token = cloud.token_for("site-portal");
+    sat.cli_ok(&["upstream", "register", "--token", &token, "--json"]);
+    cloud.add_license(4);
+    let (mut portal, csrf) = admin(&sat);
+    let page = portal.get("/portal/sync");
+    assert!(
+        page.body.contains("connected") && page.body.contains("/portal/sync/now"),
+        "{}",
+        page.body
+    );
+    let synced = portal.post("/portal/sync/now", &[("csrf", &csrf)]);
+    assert_eq!(synced.status, 200, "{}", synced.body);
+    assert!(synced.body.contains("Synced with"), "{}", synced.body);
+    assert_eq!(
+        sat.compliance("Lab", ESS)["available"],
+        4,
+        "the cloud's license arrived"
+    );
+    assert!(synced.body.contains("Last live sync"), "{}", synced.body);
 }
 
 /// The seed's other portal chores: a new virtual account (a license pool)

@@ -34,14 +34,14 @@ fn free_port() -> u16 {
 
 /// A small threaded HTTP CONNECT proxy that insists on its credentials and
 /// records the tunnels it opened.
-struct Proxy {
+pub(crate) struct Proxy {
     url: String,
     tunnels: Arc<Mutex<Vec<String>>>,
     refused: Arc<AtomicUsize>,
 }
 
 impl Proxy {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("proxy bind");
         let port = listener.local_addr().expect("addr").port();
         let tunnels = Arc::new(Mutex::new(Vec::new()));
@@ -126,7 +126,7 @@ fn tunnel(client: TcpStream, tunnels: &Mutex<Vec<String>>, refused: &AtomicUsize
 
 /// A cloud server that can be stopped and started again on the same port
 /// with the same data.
-struct Cloud {
+pub(crate) struct Cloud {
     dir: tempfile::TempDir,
     port: u16,
     clock: Clock,
@@ -137,7 +137,7 @@ struct Cloud {
 }
 
 impl Cloud {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let yaml = cloud_config().replace(
@@ -213,7 +213,7 @@ impl Cloud {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    fn add_license(&self, quantity: u32) {
+    pub(crate) fn add_license(&self, quantity: u32) {
         self.cli_ok(&[
             "license",
             "add",
@@ -243,7 +243,7 @@ impl Cloud {
             .unwrap_or_else(|| panic!("{name} not listed: {list}"))
     }
 
-    fn token_for(&self, name: &str) -> String {
+    pub(crate) fn token_for(&self, name: &str) -> String {
         let added = json_of(&self.cli_ok(&["satellite", "add", name, "--va", "Lab", "--json"]));
         added["token"].as_str().expect("token").to_string()
     }
@@ -260,7 +260,7 @@ fn sync_block(mode: &str, cloud_url: &str, proxy: &str, extra: &str) -> String {
 }
 
 /// A connected satellite whose way to the cloud is the proxy.
-fn connected_satellite(cloud: &Cloud, proxy: &Proxy, extra: &str) -> Server {
+pub(crate) fn connected_satellite(cloud: &Cloud, proxy: &Proxy, extra: &str) -> Server {
     Server::start_with(&format!(
         "{BASE_CONFIG}{}",
         sync_block("connected", &cloud.url(), &proxy.url, extra)
