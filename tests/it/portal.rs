@@ -529,6 +529,11 @@ fn the_usb_exchange_runs_through_both_portals() {
     let (mut at_sat, sat_csrf) = admin(&sat);
     let (mut at_cloud, cloud_csrf) = admin(&cloud);
 
+    let status = at_sat.get("/portal/sync");
+    assert!(
+        !status.body.contains("/portal/sync/now"),
+        "no live sync when disconnected"
+    );
     let export = at_sat.send(
         "POST",
         "/portal/sync/export",
