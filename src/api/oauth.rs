@@ -88,7 +88,7 @@ pub async fn token(
         .map(|a| a.ip().to_string())
         .unwrap_or_else(|| "unknown".into());
     let now = api.now();
-    api.limiter.check(&source, now)?;
+    api.limiter.attempt(&source, now)?;
     let request: TokenRequest = body::json_or_form(&req, &bytes)?;
     let credentials = credentials(&req, request)?;
     let who = match &credentials {
@@ -108,7 +108,6 @@ pub async fn token(
         Ok(v) => v,
         Err(e) => {
             if matches!(e.inner, OpsError::Unauthenticated(_)) {
-                api.limiter.failed(&source, now);
                 tracing::warn!(source = %source, who = %who, "failed API login");
             }
             return Err(e);

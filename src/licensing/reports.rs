@@ -204,11 +204,19 @@ pub fn render(report: &Report, format: Format) -> String {
     }
 }
 
+/// A text cell, quoted when it must be. A cell a spreadsheet would run as
+/// a formula (a router chooses its own hostname) gets a leading `'`, the
+/// usual neutraliser, so it reads as text.
 fn csv_field(value: &str) -> String {
-    if value.contains([',', '"', '\n']) {
-        format!("\"{}\"", value.replace('"', "\"\""))
+    let value = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{value}")
     } else {
         value.to_string()
+    };
+    if value.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value
     }
 }
 
@@ -377,4 +385,18 @@ pub fn usage_history(
             })
             .collect(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::csv_field;
+
+    #[test]
+    fn formulas_from_devices_are_text_in_a_spreadsheet() {
+        assert_eq!(csv_field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        assert_eq!(csv_field("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(csv_field("-2+3"), "'-2+3");
+        assert_eq!(csv_field("router-1"), "router-1");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+    }
 }

@@ -39,46 +39,44 @@ pub struct Verified {
     pub rehash: Option<String>,
 }
 
-/// Failed logins per source (client address), in memory: a restart
-/// forgets them, which only gives an attacker back one window.
+/// Login attempts per source (client address), in memory: a restart
+/// forgets them, which only gives an attacker back one window. An attempt
+/// is counted when it starts, under the lock, and forgiven only when it
+/// succeeds: a burst of parallel guesses cannot all pass the check before
+/// the first (slow) password verification ends.
 #[derive(Default)]
 pub struct Limiter {
-    failures: Mutex<HashMap<String, (u32, i64)>>,
+    attempts: Mutex<HashMap<String, (u32, i64)>>,
 }
 
 impl Limiter {
-    /// Refuses a source that failed too often lately.
-    pub fn check(&self, source: &str, now: i64) -> Result<()> {
-        let Ok(map) = self.failures.lock() else {
+    /// Counts an attempt from `source`, or refuses it when the source has
+    /// used up its attempts in this window.
+    pub fn attempt(&self, source: &str, now: i64) -> Result<()> {
+        let Ok(mut map) = self.attempts.lock() else {
             return Ok(());
         };
-        match map.get(source) {
-            Some(&(count, since)) if count >= MAX_FAILURES && now - since < WINDOW_SECONDS => {
-                Err(OpsError::TooManyAttempts {
-                    source_addr: source.to_string(),
-                    retry_after: WINDOW_SECONDS - (now - since),
-                })
-            }
-            _ => Ok(()),
+        // Bounded: a flood of sources cannot grow this without end.
+        if map.len() > 10_000 {
+            map.retain(|_, (_, since)| now - *since < WINDOW_SECONDS);
         }
+        let entry = map.entry(source.to_string()).or_insert((0, now));
+        if now - entry.1 >= WINDOW_SECONDS {
+            *entry = (0, now);
+        }
+        if entry.0 >= MAX_FAILURES {
+            return Err(OpsError::TooManyAttempts {
+                source_addr: source.to_string(),
+                retry_after: WINDOW_SECONDS - (now - entry.1),
+            });
+        }
+        entry.0 += 1;
+        Ok(())
     }
 
-    pub fn failed(&self, source: &str, now: i64) {
-        if let Ok(mut map) = self.failures.lock() {
-            // Bounded: a flood of sources cannot grow this without end.
-            if map.len() > 10_000 {
-                map.retain(|_, (_, since)| now - *since < WINDOW_SECONDS);
-            }
-            let entry = map.entry(source.to_string()).or_insert((0, now));
-            if now - entry.1 >= WINDOW_SECONDS {
-                *entry = (0, now);
-            }
-            entry.0 += 1;
-        }
-    }
-
+    /// A login that succeeded: the source's earlier attempts are forgiven.
     pub fn succeeded(&self, source: &str) {
-        if let Ok(mut map) = self.failures.lock() {
+        if let Ok(mut map) = self.attempts.lock() {
             map.remove(source);
         }
     }
@@ -247,14 +245,20 @@ mod tests {
     fn a_source_is_refused_after_too_many_failures_then_forgiven() {
         let limiter = Limiter::default();
         for _ in 0..MAX_FAILURES {
-            assert!(limiter.check("10.0.0.1", 100).is_ok());
-            limiter.failed("10.0.0.1", 100);
+            assert!(limiter.attempt("10.0.0.1", 100).is_ok());
         }
         assert!(matches!(
-            limiter.check("10.0.0.1", 101),
+            limiter.attempt("10.0.0.1", 101),
             Err(OpsError::TooManyAttempts { .. })
         ));
-        assert!(limiter.check("10.0.0.2", 101).is_ok());
-        assert!(limiter.check("10.0.0.1", 100 + WINDOW_SECONDS).is_ok());
+        assert!(limiter.attempt("10.0.0.2", 101).is_ok());
+        assert!(limiter.attempt("10.0.0.1", 100 + WINDOW_SECONDS).is_ok());
+        limiter.succeeded("10.0.0.1");
+        for _ in 0..MAX_FAILURES {
+            assert!(
+                limiter.attempt("10.0.0.1", 100 + WINDOW_SECONDS).is_ok(),
+                "forgiven"
+            );
+        }
     }
 }

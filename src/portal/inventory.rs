@@ -313,7 +313,7 @@ fn selector(tab: Tab, virtual_accounts: &[String], current: Option<&str>) -> Mar
         .map(|v| (v.clone(), v.clone()))
         .collect();
     html! {
-        form.selector method="get" action=(tab.path()) {
+        form.selector #va-selector method="get" action=(tab.path()) {
             label for="va" { "Virtual Account" }
             (select("va", "va", &options, current.unwrap_or_default()))
             button type="submit" { "Show" }
@@ -449,7 +449,7 @@ fn general(operator: &Operator, va: &str, tokens: &[crate::store::tokens::TokenI
                             td { span class=(format!("status {}", t.status.to_lowercase())) { (t.status) } }
                             @if operate {
                                 td {
-                                    @if t.status == "active" {
+                                    @if t.status == crate::store::tokens::ACTIVE {
                                         form.inline method="post" action="/portal/inventory/tokens/revoke" {
                                             (csrf(operator))
                                             input type="hidden" name="va" value=(va);
@@ -467,7 +467,7 @@ fn general(operator: &Operator, va: &str, tokens: &[crate::store::tokens::TokenI
         @if operate {
             details.new-token open[tokens.is_empty()] {
                 summary { "New Token" }
-                form.stacked method="post" action="/portal/inventory/tokens" {
+                form.stacked #new-token method="post" action="/portal/inventory/tokens" {
                     (csrf(operator))
                     input type="hidden" name="va" value=(va);
                     label for="description" { "Description" }
@@ -621,7 +621,7 @@ fn instances_tab(
         .collect();
     html! {
         h2 { "Product Instances" }
-        form.filters method="get" action=(Tab::Instances.path()) role="search" {
+        form.filters #instance-search method="get" action=(Tab::Instances.path()) role="search" {
             input type="hidden" name="va" value=(va);
             label for="q" { "UDI or hostname" }
             input #q type="search" name="q" value=[q];
@@ -693,7 +693,7 @@ fn events_tab(va: &str, view: &View, events: &[crate::store::audit::AuditedEvent
     );
     html! {
         h2 { "Event Log" }
-        form.filters method="get" action=(Tab::Events.path()) {
+        form.filters #event-filter method="get" action=(Tab::Events.path()) {
             input type="hidden" name="va" value=(va);
             label for="kind" { "Kind" }
             (select("kind", "kind", &kinds, kind.unwrap_or_default()))

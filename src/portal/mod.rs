@@ -56,17 +56,19 @@ async fn home() -> HttpResponse {
         .finish()
 }
 
+/// A request the extractors could not read, answered as a page.
+fn unreadable(status: StatusCode, message: String) -> actix_web::Error {
+    tracing::info!(reason = %message, "portal request refused");
+    let page = layout::bare(status, "Refused", &message);
+    actix_web::error::InternalError::from_response(message, page).into()
+}
+
 fn bad_form(e: actix_web::error::UrlencodedError, _: &actix_web::HttpRequest) -> actix_web::Error {
-    let message = format!("the form could not be read: {e}");
-    actix_web::error::InternalError::from_response(
-        message.clone(),
-        layout::bare(
-            actix_web::http::StatusCode::BAD_REQUEST,
-            "Refused",
-            &message,
-        ),
-    )
-    .into()
+    let status = match e {
+        actix_web::error::UrlencodedError::Overflow { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    unreadable(status, format!("the form could not be read: {e}"))
 }
 
 /// Mounts the portal on an admin `App` (which holds the API's `Api` data).
@@ -79,6 +81,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .limit(FORM_LIMIT)
                     .error_handler(bad_form),
             )
+            .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                unreadable(
+                    StatusCode::BAD_REQUEST,
+                    format!("the address could not be read: {e}"),
+                )
+            }))
+            .app_data(web::PathConfig::default().error_handler(|e, _| {
+                unreadable(StatusCode::NOT_FOUND, format!("there is no such page: {e}"))
+            }))
             .route("", web::get().to(home))
             .route("/", web::get().to(home))
             .route("/assets/portal.css", web::get().to(stylesheet))

@@ -49,7 +49,7 @@ async fn render_list(
     ];
     let content = html! {
         @if !scopes.is_empty() {
-            form.filters method="post" action="/portal/reports/generate" {
+            form.filters #report-generate method="post" action="/portal/reports/generate" {
                 (csrf(operator))
                 label for="report-va" { "Virtual Account" }
                 (select("va", "report-va", &scopes, ""))

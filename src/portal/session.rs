@@ -203,7 +203,7 @@ pub async fn login(
         .map(|a| a.ip().to_string())
         .unwrap_or_else(|| "unknown".into());
     let now = api.now();
-    if let Err(e) = api.limiter.check(&source, now) {
+    if let Err(e) = api.limiter.attempt(&source, now) {
         super::error::log(&e);
         let mut response = login_page(StatusCode::TOO_MANY_REQUESTS, Some(&e.to_string()))?;
         if let OpsError::TooManyAttempts { retry_after, .. } = e {
@@ -222,7 +222,6 @@ pub async fn login(
     let verified = match checked {
         Ok(v) => v,
         Err(e) if matches!(e.inner, OpsError::Unauthenticated(_)) => {
-            api.limiter.failed(&source, now);
             tracing::warn!(source = %source, user = %username, "failed portal login");
             return login_page(
                 StatusCode::UNAUTHORIZED,

@@ -102,10 +102,13 @@ pub fn record_use(conn: &Connection, id: i64) -> Result<()> {
     Ok(())
 }
 
+/// The status of a token that still registers devices.
+pub const ACTIVE: &str = "ACTIVE";
+
 fn status(state: &TokenUse, now: i64) -> &'static str {
     use crate::domain::TokenProblem::*;
     match state.check(now) {
-        Ok(()) => "ACTIVE",
+        Ok(()) => ACTIVE,
         Err(Revoked) => "REVOKED",
         Err(Expired) => "EXPIRED",
         Err(Exhausted) => "EXHAUSTED",

@@ -396,6 +396,22 @@ fn a_form_without_its_csrf_token_or_from_another_site_is_refused_and_changes_not
     assert_eq!(bad.status, 400, "{}", bad.body);
     assert!(bad.body.contains("365"), "{}", bad.body);
     assert_eq!(token_count(&server), before + 1);
+    // An operator revokes it from its row.
+    let general = portal.get("/portal/inventory?va=Default");
+    let prefix = hidden(&general.body, "token");
+    assert!(
+        general.body.contains(">Revoke</button>"),
+        "{}",
+        general.body
+    );
+    let revoked = portal.post(
+        "/portal/inventory/tokens/revoke",
+        &[("csrf", &csrf), ("va", "Default"), ("token", &prefix)],
+    );
+    assert!(revoked.status < 400, "{}", revoked.body);
+    let after = portal.get("/portal/inventory?va=Default");
+    assert!(after.body.contains(">REVOKED<"), "{}", after.body);
+    assert!(!after.body.contains(">Revoke</button>"), "{}", after.body);
 }
 
 #[test]
@@ -682,9 +698,21 @@ fn instances_are_found_moved_and_removed_and_events_filtered_by_kind_and_day() {
     let bad = portal.get("/portal/inventory/events?va=Lab&from=yesterday");
     assert_eq!(bad.status, 400);
     assert!(bad.body.contains("YYYY-MM-DD"), "{}", bad.body);
-    let unreadable = portal.get("/portal/inventory/instances?va=Lab&offset=many");
-    assert_eq!(unreadable.status, 400);
-    assert_eq!(portal.get("/portal/reports/abc").status, 404);
+    // What cannot be read is a page saying so, never the API's JSON.
+    for (path, status) in [
+        ("/portal/inventory/instances?va=Lab&offset=many", 400),
+        ("/portal/inventory/events?va=Lab&offset=-1", 400),
+        ("/portal/inventory/licenses?va=Lab&days=abc", 400),
+        ("/portal/reports/abc", 404),
+    ] {
+        let page = portal.get(path);
+        assert_eq!(page.status, status, "{path}: {}", page.body);
+        assert!(
+            page.body.starts_with("<!DOCTYPE html>"),
+            "{path}: {}",
+            page.body
+        );
+    }
 
     // Reports: generated, listed, shown, and downloaded as CSV.
     let generated = portal.post(
@@ -1041,7 +1069,7 @@ fn an_operator_does_the_round_in_a_real_browser() {
             .select_by_value("Lab")
             .await
             .expect("select Lab");
-        press("form.selector button").await;
+        press("#va-selector button").await;
         let new_token = find("details.new-token").await;
         if new_token.attr("open").await.expect("attr").is_none() {
             find("details.new-token summary")
@@ -1078,7 +1106,7 @@ fn an_operator_does_the_round_in_a_real_browser() {
         assert!(instances.contains("OUT_OF_COMPLIANCE"), "{instances}");
         shot("instances").await;
         find("#q").await.send_keys("BROWSER01").await.expect("type");
-        press("form.filters button").await;
+        press("#instance-search button").await;
         assert!(text("#instances").await.contains("FOCBROWSER01"));
 
         // Licenses: the pool is short by 2, with its trend chart.
@@ -1099,7 +1127,7 @@ fn an_operator_does_the_round_in_a_real_browser() {
             .select_by_value("registration")
             .await
             .expect("kind");
-        press("form.filters button").await;
+        press("#event-filter button").await;
         shot("events").await;
         assert!(text("#events").await.contains("FOCBROWSER01"));
 
@@ -1122,7 +1150,7 @@ fn an_operator_does_the_round_in_a_real_browser() {
             .select_by_value("Lab")
             .await
             .expect("va");
-        press("form.filters button").await;
+        press("#report-generate button").await;
         assert!(text(".notice.ok").await.contains("generated"));
         press("#reports tbody tr th a").await;
         shot("report").await;
