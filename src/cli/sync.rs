@@ -7,7 +7,7 @@ use crate::clock::Clock;
 use crate::config::{Config, SyncMode};
 use crate::store;
 use crate::sync::bundle::{self, Limits, Opened};
-use crate::sync::{self, cloud, live, satellite, Keys, SyncError};
+use crate::sync::{self, cloud, counts_line, live, satellite, Keys, SyncError};
 use std::path::Path;
 
 pub fn run(command: Command, config: &Config, clock: &Clock) -> Result<(), CliError> {
@@ -273,18 +273,6 @@ fn trust_here(opened: &Opened, config: &Config, now: i64) -> (Option<bool>, Stri
             "not checked: there is no satellite here to check it against".into(),
         ),
     }
-}
-
-fn counts_line(counts: &serde_json::Value) -> String {
-    counts
-        .as_object()
-        .map(|o| {
-            o.iter()
-                .map(|(k, v)| format!("{v} {}", k.replace('_', " ")))
-                .collect::<Vec<_>>()
-                .join(", ")
-        })
-        .unwrap_or_default()
 }
 
 /// What `bundle show` prints: the manifest and how many records each

@@ -182,6 +182,7 @@ pub async fn serve(
         notifier: state.notifier.clone(),
         limiter: Default::default(),
     });
+    let flash = web::Data::new(crate::portal::Flash::default());
     let (admin_guard, admin_counter) = (protection.admin.clone(), protection.admin.clone());
     let admin = HttpServer::new(move || {
         let guard = admin_guard.clone();
@@ -196,6 +197,7 @@ pub async fn serve(
             .route("/readyz", web::get().to(admin::readyz))
             .route("/metrics", web::get().to(admin::metrics))
             .app_data(api.clone())
+            .app_data(flash.clone())
             .app_data(web::QueryConfig::default().error_handler(|e, _| {
                 crate::api::ApiError::invalid("query", e.to_string()).into()
             }))

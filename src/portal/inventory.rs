@@ -245,6 +245,7 @@ async fn render(
     notice: Option<Notice>,
     status: StatusCode,
 ) -> Result<HttpResponse, PortalError> {
+    let notice = notice.or_else(|| operator.take_notice());
     let (loaded, view, notice, status) = match load(api, operator, tab, &view).await {
         Ok(loaded) => (loaded, view, notice, status),
         // A bad filter, or a virtual account out of reach: the same tab
@@ -749,21 +750,27 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             ),
         );
     }
-    cfg.route("/inventory/tokens", web::post().to(create_token))
-        .route("/inventory/tokens/revoke", web::post().to(revoke_token))
-        .route(
+    let forms: [(&str, actix_web::Route); 6] = [
+        ("/inventory/tokens", web::post().to(create_token)),
+        ("/inventory/tokens/revoke", web::post().to(revoke_token)),
+        (
             "/inventory/instances/remove",
             web::post().to(remove_instance),
-        )
-        .route("/inventory/instances/move", web::post().to(move_instance))
-        .route(
+        ),
+        ("/inventory/instances/move", web::post().to(move_instance)),
+        (
             "/inventory/licenses/transfer",
             web::post().to(transfer_licenses),
-        )
-        .route(
+        ),
+        (
             "/inventory/virtual-accounts",
             web::post().to(create_virtual_account),
-        );
+        ),
+    ];
+    for (path, post) in forms {
+        cfg.route(path, post)
+            .route(path, super::back_to(super::HOME_PATH));
+    }
 }
 
 /// Shows a tab after a form: its notice, and the refusal's status if refused.
@@ -774,15 +781,25 @@ async fn after(
     va: &str,
     outcome: Result<Notice, PortalError>,
 ) -> Result<HttpResponse, PortalError> {
-    let (notice, status) = match outcome {
-        Ok(notice) => (notice, StatusCode::OK),
+    match outcome {
+        Ok(notice) => Ok(operator.redirect(&tab_link(tab, va), notice)),
+        // A refused form shows its page again, saying why (a reload only
+        // asks again for what was refused).
         Err(PortalError::Ops(e)) if !matches!(e, OpsError::Unauthenticated(_)) => {
             super::error::log(&e);
-            (Notice::error(e.to_string()), status_of(&e))
+            let notice = Notice::error(e.to_string());
+            render(
+                api,
+                operator,
+                tab,
+                View::of_va(va),
+                Some(notice),
+                status_of(&e),
+            )
+            .await
         }
-        Err(e) => return Err(e),
-    };
-    render(api, operator, tab, View::of_va(va), Some(notice), status).await
+        Err(e) => Err(e),
+    }
 }
 
 #[derive(Debug, Deserialize)]

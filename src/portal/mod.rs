@@ -7,6 +7,7 @@
 mod alerts;
 mod chart;
 mod error;
+mod flash;
 mod inventory;
 mod layout;
 mod reports;
@@ -14,6 +15,7 @@ mod session;
 mod sync;
 
 pub use error::PortalError;
+pub use flash::Flash;
 
 use actix_web::http::{header, StatusCode};
 use actix_web::middleware::DefaultHeaders;
@@ -71,6 +73,16 @@ fn bad_form(e: actix_web::error::UrlencodedError, _: &actix_web::HttpRequest) ->
     unreadable(status, format!("the form could not be read: {e}"))
 }
 
+/// A form's address opened as a page (from the history, say): the page
+/// the form belongs to, not a "no such page".
+fn back_to(page: &'static str) -> actix_web::Route {
+    web::get().to(move || async move {
+        HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, page))
+            .finish()
+    })
+}
+
 /// Mounts the portal on an admin `App` (which holds the API's `Api` data).
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(home)).service(
@@ -96,6 +108,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/login", web::get().to(session::login_form))
             .route("/login", web::post().to(session::login))
             .route("/logout", web::post().to(session::logout))
+            .route("/logout", back_to(HOME_PATH))
             .configure(inventory::routes)
             .route("/reports", web::get().to(reports::list))
             .route("/reports/generate", web::post().to(reports::generate))
@@ -103,9 +116,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/reports/{id}/csv", web::get().to(reports::csv))
             .route("/sync", web::get().to(sync::page))
             .route("/sync/export", web::post().to(sync::export))
+            .route("/sync/export", back_to("/portal/sync"))
             .route("/sync/import", web::post().to(sync::import))
+            .route("/sync/import", back_to("/portal/sync"))
             .route("/sync/now", web::post().to(sync::now))
+            .route("/sync/now", back_to("/portal/sync"))
             .route("/sync/process", web::post().to(sync::process))
+            .route("/sync/process", back_to("/portal/sync"))
             .route("/sync/files/{name}", web::get().to(sync::file))
             .route("/alerts", web::get().to(alerts::page))
             .default_service(web::to(|| async {

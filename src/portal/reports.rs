@@ -18,6 +18,7 @@ async fn render_list(
     notice: Option<Notice>,
     status: StatusCode,
 ) -> Result<HttpResponse, PortalError> {
+    let notice = notice.or_else(|| operator.take_notice());
     let (caller, account, now) = (
         operator.caller.clone(),
         api.config.account.clone(),
@@ -190,16 +191,16 @@ pub async fn generate(
             .map_err(|e| e.inner),
         Err(e) => Err(e),
     };
-    let (notice, status) = match outcome {
-        Ok(id) => (
+    match outcome {
+        Ok(id) => Ok(operator.redirect(
+            "/portal/reports",
             Notice::ok(format!("Report #{id} generated.")),
-            StatusCode::OK,
-        ),
-        Err(OpsError::Unauthenticated(_)) => return Err(PortalError::LoggedOut),
+        )),
+        Err(OpsError::Unauthenticated(_)) => Err(PortalError::LoggedOut),
         Err(e) => {
             super::error::log(&e);
-            (Notice::error(e.to_string()), status_of(&e))
+            let notice = Notice::error(e.to_string());
+            render_list(&api, &operator, Some(notice), status_of(&e)).await
         }
-    };
-    render_list(&api, &operator, Some(notice), status).await
+    }
 }

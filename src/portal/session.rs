@@ -5,7 +5,8 @@
 //! portal is no side door for password guessing.
 
 use super::error::PortalError;
-use super::layout;
+use super::flash::Flash;
+use super::layout::{self, Notice};
 use crate::api::Api;
 use crate::ops::{login, Action, Caller, OpsError};
 use actix_web::cookie::{time::Duration, Cookie, SameSite};
@@ -27,6 +28,8 @@ pub struct Operator {
     secret: String,
     /// The CSRF token every form of this session carries.
     pub csrf: String,
+    flash: web::Data<Flash>,
+    now: i64,
 }
 
 fn csrf_of(secret: &str) -> String {
@@ -62,6 +65,20 @@ impl Operator {
     pub fn is_admin(&self) -> bool {
         self.caller.authorize(Action::Administer, None).is_ok()
     }
+
+    /// After a form that succeeded: to the page it changed, which shows
+    /// `notice` once (post/redirect/get: a reload repeats nothing).
+    pub fn redirect(&self, location: &str, notice: Notice) -> HttpResponse {
+        self.flash.put(&self.csrf, notice, self.now);
+        HttpResponse::SeeOther()
+            .insert_header((actix_web::http::header::LOCATION, location))
+            .finish()
+    }
+
+    /// The notice a redirected form left for this page, if any.
+    pub fn take_notice(&self) -> Option<Notice> {
+        self.flash.take(&self.csrf, self.now)
+    }
 }
 
 /// A request that changes something must come from this site: browsers
@@ -95,6 +112,7 @@ impl FromRequest for Operator {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let api = req.app_data::<web::Data<Api>>().cloned();
+        let flash = req.app_data::<web::Data<Flash>>().cloned();
         let secret = req
             .cookie(COOKIE)
             .map(|c| c.value().to_string())
@@ -105,6 +123,8 @@ impl FromRequest for Operator {
             let (Some(api), Some(secret)) = (api, secret) else {
                 return Err(PortalError::LoggedOut);
             };
+            let flash =
+                flash.ok_or_else(|| PortalError::Refused("the portal is not configured".into()))?;
             let now = api.now();
             let lookup = secret.clone();
             let caller = api
@@ -118,6 +138,8 @@ impl FromRequest for Operator {
                 caller,
                 csrf: csrf_of(&secret),
                 secret,
+                flash,
+                now,
             })
         })
     }

@@ -26,12 +26,30 @@ fn refused(e: OpsError) -> Result<(Notice, StatusCode), PortalError> {
     }
 }
 
+/// A form's end: the page with its notice when it was done (redirected,
+/// so a reload repeats nothing), the page again with the refusal when not.
+async fn settle(
+    api: &Api,
+    operator: &Operator,
+    outcome: Result<Notice, PortalError>,
+) -> Result<HttpResponse, PortalError> {
+    match outcome {
+        Ok(notice) => Ok(operator.redirect("/portal/sync", notice)),
+        Err(PortalError::Ops(e)) => {
+            let (notice, status) = refused(e)?;
+            render(api, operator, Some(notice), status).await
+        }
+        Err(e) => Err(e),
+    }
+}
+
 async fn render(
     api: &Api,
     operator: &Operator,
     notice: Option<Notice>,
     status: StatusCode,
 ) -> Result<HttpResponse, PortalError> {
+    let notice = notice.or_else(|| operator.take_notice());
     if api.config.role == Role::Cloud {
         return render_cloud(api, operator, notice, status).await;
     }
@@ -297,18 +315,15 @@ pub async fn import(
             ))
         } else {
             Notice::ok(format!(
-                "Imported the {} bundle from {} (sequence {}): {}.",
-                applied.kind, applied.from, applied.sequence, applied.counts
+                "Imported the {} bundle (sequence {}) from the cloud: {}.",
+                applied.kind,
+                applied.sequence,
+                crate::sync::counts_line(&applied.counts)
             ))
         })
     }
     .await;
-    let (notice, status) = match outcome {
-        Ok(notice) => (notice, StatusCode::OK),
-        Err(PortalError::Ops(e)) => refused(e)?,
-        Err(e) => return Err(e),
-    };
-    render(&api, &operator, Some(notice), status).await
+    settle(&api, &operator, outcome).await
 }
 
 pub async fn now(
@@ -320,20 +335,21 @@ pub async fn now(
     let (caller, config, now) = (operator.caller.clone(), api.config.clone(), api.now());
     let database = api.store.path().to_path_buf();
     let outcome = web::block(move || ops::sync::sync_now(&caller, &config, &database, now)).await?;
-    let (notice, status) = match outcome {
+    let outcome = match outcome {
         Ok((synced, transitions)) => {
             api.notify(&transitions);
-            (
-                Notice::ok(format!(
-                    "Synced with {} in {} ms: sent usage sequence {}, received sequence {}.",
-                    synced.cloud_url, synced.millis, synced.sent.sequence, synced.received.sequence
-                )),
-                StatusCode::OK,
-            )
+            Ok(Notice::ok(format!(
+                "Synced with {} in {} ms: sent usage sequence {}, received sequence {} ({}).",
+                synced.cloud_url,
+                synced.millis,
+                synced.sent.sequence,
+                synced.received.sequence,
+                crate::sync::counts_line(&synced.received.counts)
+            )))
         }
-        Err(e) => refused(e)?,
+        Err(e) => Err(PortalError::Ops(e)),
     };
-    render(&api, &operator, Some(notice), status).await
+    settle(&api, &operator, outcome).await
 }
 
 /// At the cloud: process an uploaded bundle; the notice links the answer.
@@ -359,26 +375,23 @@ pub async fn process(
         Ok::<_, PortalError>((processed, name))
     }
     .await;
-    let (notice, status) = match outcome {
-        Ok((processed, name)) => (
-            Notice {
-                ok: true,
-                text: format!(
-                    "{} bundle {} from satellite {:?} {}. Carry the answer back and import it on the satellite:",
-                    processed.request.kind,
-                    processed.request.sequence,
-                    processed.satellite,
-                    if processed.request.already_applied { "was processed before (the same answer again)" } else { "processed" },
-                ),
-                secret: None,
-                link: Some((format!("/portal/sync/files/{name}"), name)),
+    let outcome = outcome.map(|(processed, name)| Notice {
+        ok: true,
+        text: format!(
+            "{} bundle {} from satellite {:?} {}. Carry the answer back and import it on the satellite:",
+            processed.request.kind,
+            processed.request.sequence,
+            processed.satellite,
+            if processed.request.already_applied {
+                "was processed before (the same answer again)"
+            } else {
+                "processed"
             },
-            StatusCode::OK,
         ),
-        Err(PortalError::Ops(e)) => refused(e)?,
-        Err(e) => return Err(e),
-    };
-    render(&api, &operator, Some(notice), status).await
+        secret: None,
+        link: Some((format!("/portal/sync/files/{name}"), name)),
+    });
+    settle(&api, &operator, outcome).await
 }
 
 /// A bundle from this node's export folder, as a download.

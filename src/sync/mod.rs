@@ -93,6 +93,19 @@ pub struct Written {
     pub counts: serde_json::Value,
 }
 
+/// A bundle's counts as a person reads them: "3 licenses, 0 catalog changes".
+pub fn counts_line(counts: &serde_json::Value) -> String {
+    counts
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .map(|(k, v)| format!("{v} {}", k.replace('_', " ")))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
+}
+
 /// What applying a bundle did.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Applied {

@@ -22,6 +22,8 @@ struct Portal {
 
 struct Answer {
     status: u16,
+    /// The page a form's 303 led to (the form succeeded).
+    after_redirect: bool,
     location: Option<String>,
     set_cookies: Vec<String>,
     csp: Option<String>,
@@ -96,6 +98,7 @@ impl Portal {
             }
         }
         Answer {
+            after_redirect: false,
             status: response.status(),
             location: response.header("location").map(str::to_string),
             csp: response
@@ -136,13 +139,15 @@ impl Portal {
             Err(ureq::Error::Status(_, r)) => r,
             Err(e) => panic!("transport error: {e}"),
         };
-        Answer {
+        let answer = Answer {
+            after_redirect: false,
             status: response.status(),
-            location: None,
+            location: response.header("location").map(str::to_string),
             set_cookies: Vec::new(),
             csp: None,
             body: response.into_string().unwrap_or_default(),
-        }
+        };
+        self.follow(answer)
     }
 
     /// The bytes of a download.
@@ -172,20 +177,39 @@ impl Portal {
         self.send("GET", path, None, &[])
     }
 
+    /// A form, as a browser sends it: a form that succeeded answers 303 to
+    /// its page (post/redirect/get), which is followed; the answer tells it
+    /// was (`after_redirect`).
     fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Answer {
-        self.send("POST", path, Some(fields), &[])
+        let answer = self.send("POST", path, Some(fields), &[]);
+        self.follow(answer)
+    }
+
+    fn follow(&mut self, answer: Answer) -> Answer {
+        match (answer.status, answer.location.as_deref()) {
+            (303, Some(page)) if page.starts_with("/portal/") && page != "/portal/login" => {
+                let page = page.to_string();
+                Answer {
+                    after_redirect: true,
+                    ..self.get(&page)
+                }
+            }
+            _ => answer,
+        }
     }
 
     fn login(&mut self, user: &str, password: &str) -> Answer {
         let form = self.get("/portal/login");
         let nonce = hidden(&form.body, "nonce");
-        self.post(
+        self.send(
+            "POST",
             "/portal/login",
-            &[
+            Some(&[
                 ("username", user),
                 ("password", password),
                 ("nonce", &nonce),
-            ],
+            ]),
+            &[],
         )
     }
 
@@ -377,6 +401,7 @@ fn a_form_without_its_csrf_token_or_from_another_site_is_refused_and_changes_not
         ],
     );
     assert_eq!(created.status, 200, "{}", created.body);
+    assert!(created.after_redirect, "a form that succeeded redirects");
     assert_eq!(token_count(&server), before + 1);
     assert!(
         created.body.contains("id=\"new-secret\""),
@@ -394,6 +419,7 @@ fn a_form_without_its_csrf_token_or_from_another_site_is_refused_and_changes_not
         &[("csrf", &csrf), ("va", "Default"), ("days", "400")],
     );
     assert_eq!(bad.status, 400, "{}", bad.body);
+    assert!(!bad.after_redirect, "a refused form shows its page again");
     assert!(bad.body.contains("365"), "{}", bad.body);
     assert_eq!(token_count(&server), before + 1);
     // An operator revokes it from its row.
@@ -412,6 +438,61 @@ fn a_form_without_its_csrf_token_or_from_another_site_is_refused_and_changes_not
     let after = portal.get("/portal/inventory?va=Default");
     assert!(after.body.contains(">REVOKED<"), "{}", after.body);
     assert!(!after.body.contains(">Revoke</button>"), "{}", after.body);
+}
+
+/// Post/redirect/get: a form that succeeded answers 303 to its page, which
+/// shows the outcome once; reloading that page repeats nothing, and a new
+/// token's secret is not shown twice.
+#[test]
+fn a_reload_after_a_form_repeats_nothing() {
+    let server = Server::start();
+    let (mut portal, csrf) = admin(&server);
+    let before = token_count(&server);
+    let created = portal.send(
+        "POST",
+        "/portal/inventory/tokens",
+        Some(&[("csrf", &csrf), ("va", "Default"), ("days", "30")]),
+        &[],
+    );
+    assert_eq!(created.status, 303, "{}", created.body);
+    let page = created.location.clone().expect("location");
+    assert_eq!(page, "/portal/inventory?va=Default");
+    let shown = portal.get(&page);
+    assert!(shown.body.contains("id=\"new-secret\""), "{}", shown.body);
+    let reloaded = portal.get(&page);
+    assert!(
+        !reloaded.body.contains("id=\"new-secret\""),
+        "the secret is shown once"
+    );
+    assert_eq!(token_count(&server), before + 1, "a reload creates nothing");
+    // A form's address opened as a page leads to its page.
+    for (form, page) in [
+        ("/portal/inventory/tokens", "/portal/inventory"),
+        ("/portal/inventory/licenses/transfer", "/portal/inventory"),
+        ("/portal/sync/import", "/portal/sync"),
+        ("/portal/logout", "/portal/inventory"),
+    ] {
+        let answer = portal.get(form);
+        assert_eq!(answer.status, 303, "{form}");
+        assert_eq!(answer.location.as_deref(), Some(page), "{form}");
+    }
+    // Another session does not see this one's notice.
+    let (mut other, other_csrf) = admin(&server);
+    let made = portal.send(
+        "POST",
+        "/portal/inventory/virtual-accounts",
+        Some(&[("csrf", &csrf), ("name", "Mine")]),
+        &[],
+    );
+    assert_eq!(made.status, 303);
+    assert!(!other.get("/portal/inventory").body.contains("Mine created"));
+    assert!(!other_csrf.is_empty());
+    let mine = portal.get(made.location.as_deref().expect("location"));
+    assert!(
+        mine.body.contains("Virtual account Mine created"),
+        "{}",
+        mine.body
+    );
 }
 
 #[test]

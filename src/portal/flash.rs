@@ -1,0 +1,56 @@
+//! Post/redirect/get: a form that succeeded redirects to the page it
+//! changed, and its notice waits here, per session, for that page to show
+//! it once. A reload then repeats nothing, and a new token's secret is
+//! shown once without ever travelling in a cookie or an address.
+
+use super::layout::Notice;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// How long a notice waits for its page.
+const KEEP_SECONDS: i64 = 300;
+/// At most this many waiting notices (one per session at a time).
+const MAX_WAITING: usize = 10_000;
+
+#[derive(Default)]
+pub struct Flash {
+    waiting: Mutex<HashMap<String, (Notice, i64)>>,
+}
+
+impl Flash {
+    pub fn put(&self, session: &str, notice: Notice, now: i64) {
+        let Ok(mut waiting) = self.waiting.lock() else {
+            return;
+        };
+        if waiting.len() >= MAX_WAITING {
+            waiting.retain(|_, (_, at)| now - *at < KEEP_SECONDS);
+        }
+        if waiting.len() < MAX_WAITING {
+            waiting.insert(session.to_string(), (notice, now));
+        }
+    }
+
+    pub fn take(&self, session: &str, now: i64) -> Option<Notice> {
+        let (notice, at) = self.waiting.lock().ok()?.remove(session)?;
+        (now - at < KEEP_SECONDS).then_some(notice)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_notice_is_shown_once_to_its_own_session_and_not_when_stale() {
+        let flash = Flash::default();
+        flash.put("a", Notice::ok("done"), 100);
+        assert!(flash.take("b", 101).is_none());
+        assert_eq!(
+            flash.take("a", 101).map(|n| n.text).as_deref(),
+            Some("done")
+        );
+        assert!(flash.take("a", 102).is_none(), "once");
+        flash.put("a", Notice::ok("late"), 100);
+        assert!(flash.take("a", 100 + KEEP_SECONDS).is_none());
+    }
+}
