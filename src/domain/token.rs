@@ -34,9 +34,12 @@ impl TokenTerms {
         if self.description.len() > 512 {
             return Err("the description is longer than 512 characters".into());
         }
-        if self.description.chars().any(char::is_control) {
+        // Bidirectional overrides would make a description read as
+        // something else ("gnp.exe" shown as "exe.png").
+        let bidi = |c: char| matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+        if self.description.chars().any(|c| c.is_control() || bidi(c)) {
             return Err(
-                "the description may not hold control characters (line breaks, NUL, ...)".into(),
+                "the description may not hold control characters (line breaks, NUL, text-direction overrides, ...)".into(),
             );
         }
         Ok(())
@@ -140,6 +143,16 @@ mod tests {
         assert!(terms(0, None).check().is_err());
         assert!(terms(366, None).check().is_err());
         assert!(terms(30, Some(0)).check().is_err());
+        let described = |description: &str| TokenTerms {
+            description: description.into(),
+            ..terms(30, None)
+        };
+        assert!(described("lab routers, floor 2").check().is_ok());
+        assert!(
+            described("\u{202e}gnp.exe").check().is_err(),
+            "a text-direction override"
+        );
+        assert!(described("two\nlines").check().is_err());
     }
 
     #[test]

@@ -51,7 +51,7 @@ pub fn summary(tag: &str, points: &[Point]) -> String {
         (Some(first), Some(last)) => {
             let change = last.in_use - first.in_use;
             format!(
-                "{tag}: {} in use of {} available on {}; {}{} since {}",
+                "{tag}: {} in use of {} owned on {}; {}{} since {}",
                 last.in_use,
                 last.available,
                 last.day,
@@ -109,7 +109,7 @@ pub fn trend(tag: &str, points: &[Point]) -> Markup {
             }
             figcaption {
                 span.key.in-use { "in use" } " "
-                span.key.available { "available" } " "
+                span.key.available { "owned" } " "
                 @if !short.is_empty() { span.key.short { "short" } " " }
                 (PreEscaped("&middot; ")) (label)
             }
@@ -155,7 +155,7 @@ mod tests {
         let points = [p("2026-11-01", 3, 5), p("2026-11-02", 7, 5)];
         let svg = trend("ESS", &points).into_string();
         assert_eq!(svg.matches("<circle").count(), 1, "{svg}");
-        assert!(svg.contains("ESS: 7 in use of 5 available on 2026-11-02; +4 since 2026-11-01"));
+        assert!(svg.contains("ESS: 7 in use of 5 owned on 2026-11-02; +4 since 2026-11-01"));
         assert!(
             !svg.contains("style="),
             "inline style breaks the CSP: {svg}"

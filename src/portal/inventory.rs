@@ -193,18 +193,32 @@ async fn load(
                         days,
                     }
                 }
-                Tab::Instances => Content::Instances(ops::instances::list(
-                    c,
-                    &caller,
-                    &account,
-                    &InstanceFilter {
-                        virtual_account: Some(va.clone()),
-                        status: View::nonempty(&view.status).map(str::to_string),
-                        search: View::nonempty(&view.q).map(str::to_string),
-                    },
-                    page,
-                    now,
-                )?),
+                Tab::Instances => Content::Instances({
+                    if let Some(status) = View::nonempty(&view.status) {
+                        if !STATUSES.contains(&status) {
+                            return Err(crate::error::Error::invalid(
+                                "status",
+                                format!(
+                                    "{status:?} is not a status; use one of {}",
+                                    STATUSES.join(", ")
+                                ),
+                            )
+                            .into());
+                        }
+                    }
+                    ops::instances::list(
+                        c,
+                        &caller,
+                        &account,
+                        &InstanceFilter {
+                            virtual_account: Some(va.clone()),
+                            status: View::nonempty(&view.status).map(str::to_string),
+                            search: View::nonempty(&view.q).map(str::to_string),
+                        },
+                        page,
+                        now,
+                    )?
+                }),
                 Tab::Events => {
                     let since = View::nonempty(&view.from)
                         .map(|d| day_start("from", d))
@@ -417,7 +431,7 @@ fn tab_content(
             history,
             days,
         } => html! {
-            (licenses_tab(va, pools, licenses, history, *days))
+            (licenses_tab(va, pools, licenses, history, *days, cloud))
             @if cloud { (transfer_form(operator, va, vas, licenses)) }
         },
         Content::Instances(instances) => instances_tab(operator, va, vas, view, instances),
@@ -494,6 +508,7 @@ fn licenses_tab(
     licenses: &[crate::store::licenses::License],
     history: &[crate::licensing::reports::UsageDay],
     days: u32,
+    cloud: bool,
 ) -> Markup {
     let mut by_tag: BTreeMap<&str, Vec<Point>> = BTreeMap::new();
     for day in history {
@@ -534,7 +549,10 @@ fn licenses_tab(
         }
         h3 { "Purchased licenses" }
         @if licenses.is_empty() {
-            p.empty { "None: licenses arrive from the cloud by synchronization." }
+            p.empty {
+                @if cloud { "None yet: add what was bought with `satellite license add`." }
+                @else { "None: licenses arrive from the cloud by synchronization." }
+            }
         } @else {
             table #terms {
                 thead { tr {

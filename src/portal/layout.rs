@@ -60,6 +60,7 @@ fn head(title: &str) -> Markup {
             meta name="viewport" content="width=device-width, initial-scale=1";
             title { (title) " · Satellite" }
             link rel="stylesheet" href=(super::STYLESHEET_PATH);
+            link rel="icon" type="image/svg+xml" href=(super::ICON_PATH);
         }
     }
 }

@@ -25,6 +25,8 @@ pub const LOGIN_PATH: &str = "/portal/login";
 pub const HOME_PATH: &str = "/portal/inventory";
 const STYLESHEET_PATH: &str = "/portal/assets/portal.css";
 const STYLESHEET: &str = include_str!("assets/portal.css");
+const ICON_PATH: &str = "/portal/assets/favicon.svg";
+const ICON: &str = include_str!("assets/favicon.svg");
 
 /// Nothing runs but what the satellite serves: no script at all, styles
 /// from the one stylesheet, forms only to the portal, never in a frame.
@@ -50,6 +52,13 @@ async fn stylesheet() -> HttpResponse {
         .content_type("text/css; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "max-age=3600"))
         .body(STYLESHEET)
+}
+
+async fn icon() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("image/svg+xml")
+        .insert_header((header::CACHE_CONTROL, "max-age=86400"))
+        .body(ICON)
 }
 
 async fn home() -> HttpResponse {
@@ -105,6 +114,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("", web::get().to(home))
             .route("/", web::get().to(home))
             .route("/assets/portal.css", web::get().to(stylesheet))
+            .route("/assets/favicon.svg", web::get().to(icon))
             .route("/login", web::get().to(session::login_form))
             .route("/login", web::post().to(session::login))
             .route("/logout", web::post().to(session::logout))

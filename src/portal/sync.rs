@@ -26,6 +26,11 @@ fn refused(e: OpsError) -> Result<(Notice, StatusCode), PortalError> {
     }
 }
 
+/// The file name of the last export, if it is one the portal serves.
+fn export_name(path: Option<&str>) -> Option<&str> {
+    std::path::Path::new(path?).file_name()?.to_str()
+}
+
 /// A form's end: the page with its notice when it was done (redirected,
 /// so a reload repeats nothing), the page again with the refusal when not.
 async fn settle(
@@ -69,7 +74,15 @@ async fn render(
                 @if let Some(id) = &sync.satellite_id { tr { th scope="row" { "Satellite id" } td { code { (id) } } } }
                 @if let Some(id) = &sync.cloud_id { tr { th scope="row" { "Cloud id" } td { code { (id) } } } }
                 (row("Last export", sync.last_export.as_deref().map(when)))
-                (row("Last export file", sync.last_export_file.clone()))
+                tr {
+                    th scope="row" { "Last export file" }
+                    td {
+                        @match export_name(sync.last_export_file.as_deref()) {
+                            Some(name) => { a href=(format!("/portal/sync/files/{name}")) download { (name) } }
+                            None => { "never" }
+                        }
+                    }
+                }
                 (row("Last import", sync.last_import.as_deref().map(when)))
                 (row("Sequence sent", sync.sequence_sent.map(|s| s.to_string())))
                 (row("Sequence received", sync.sequence_received.map(|s| s.to_string())))

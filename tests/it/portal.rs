@@ -785,6 +785,7 @@ fn instances_are_found_moved_and_removed_and_events_filtered_by_kind_and_day() {
         ("/portal/inventory/events?va=Lab&offset=-1", 400),
         ("/portal/inventory/licenses?va=Lab&days=abc", 400),
         ("/portal/reports/abc", 404),
+        ("/portal/inventory/instances?va=Lab&status=BOGUS", 400),
     ] {
         let page = portal.get(path);
         assert_eq!(page.status, status, "{path}: {}", page.body);
