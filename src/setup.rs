@@ -72,7 +72,14 @@ pub fn open_existing(config: &Config) -> Result<rusqlite::Connection> {
             db.display()
         )));
     }
-    Ok(store::open_and_migrate(&db)?)
+    let conn = store::open_and_migrate(&db)?;
+    store::ready_for_commands(&conn)?;
+    // OpenSSL 3 reads its configuration and seeds its generator on first
+    // use, milliseconds that would otherwise pass inside the first write
+    // transaction that makes a secret (a token, a client), with the
+    // database locked for the running server.
+    crate::pki::warm_up();
+    Ok(conn)
 }
 
 /// Refuses to start on a clock more than a day behind the latest time the

@@ -307,6 +307,8 @@ pub enum TokenCommand {
     },
     /// Revoke a token by its whole secret or the prefix `token list` shows.
     Revoke {
+        // A secret is URL-safe base64: one in 64 begins with '-'.
+        #[arg(allow_hyphen_values = true)]
         token: String,
         #[arg(long)]
         json: bool,
@@ -536,6 +538,16 @@ mod tests {
             e.kind(),
             usage_line(&e.render().to_string(), e.kind(), &command, &usage),
         )
+    }
+
+    #[test]
+    fn a_token_may_begin_with_a_hyphen() {
+        let cli = Cli::try_parse_from(["satellite", "token", "revoke", "-FvNjHMWdeSt", "--json"])
+            .expect("a token secret that begins with '-'");
+        assert!(matches!(
+            cli.command,
+            Command::Token(TokenCommand::Revoke { token, json: true }) if token == "-FvNjHMWdeSt"
+        ));
     }
 
     #[test]

@@ -249,7 +249,8 @@ pub fn serve(config: Config, clock: Clock) -> Result<(), CliError> {
         }
         println!("  {sat}{config_flag} token create --va Default --days 30");
         println!(
-            "  {router} -s r1.json init --pid N540-24Z8Q2C-M --sn FOC2104R0XX --hostname r1 --url https://{device_addr} --ca {}",
+            "  {router} -s r1.json init --pid N540-24Z8Q2C-M --sn FOC2104R0XX --hostname r1 --url https://{} --ca {}",
+            dialable(device_addr, &config.device.hostnames),
             ca_path.display()
         );
         println!("  {router} -s r1.json license smart register idtoken <TOKEN>");
@@ -264,4 +265,41 @@ pub fn serve(config: Config, clock: Clock) -> Result<(), CliError> {
     })?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Where a router on this host dials the device listener: its address, or
+/// when it listens on every address (0.0.0.0, ::), the first name its
+/// certificate carries (nobody can dial 0.0.0.0).
+fn dialable(addr: std::net::SocketAddr, hostnames: &[String]) -> String {
+    if !addr.ip().is_unspecified() {
+        return addr.to_string();
+    }
+    let host = hostnames.first().map_or("localhost", String::as_str);
+    if host.parse::<std::net::Ipv6Addr>().is_ok() {
+        format!("[{host}]:{}", addr.port())
+    } else {
+        format!("{host}:{}", addr.port())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dialable;
+
+    #[test]
+    fn a_router_is_told_an_address_it_can_dial() {
+        let names = ["localhost".to_string(), "127.0.0.1".to_string()];
+        assert_eq!(
+            dialable("0.0.0.0:443".parse().expect("addr"), &names),
+            "localhost:443"
+        );
+        assert_eq!(
+            dialable("10.0.0.5:443".parse().expect("addr"), &names),
+            "10.0.0.5:443"
+        );
+        assert_eq!(
+            dialable("[::]:443".parse().expect("addr"), &["::1".to_string()]),
+            "[::1]:443"
+        );
+    }
 }

@@ -51,6 +51,13 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> PkiError + '_ {
     }
 }
 
+/// Loads OpenSSL's configuration and seeds its random generator now
+/// rather than at first use (see `setup::open_existing`).
+pub fn warm_up() {
+    openssl::init();
+    let _ = openssl::rand::rand_bytes(&mut [0u8; 16]);
+}
+
 pub fn new_p256_key() -> Result<PKey<Private>, PkiError> {
     let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
     Ok(PKey::from_ec_key(EcKey::generate(&group)?)?)

@@ -87,8 +87,8 @@ pub struct FleetArgs {
     pub url: String,
     #[arg(long)]
     pub ca: PathBuf,
-    /// Registration token shared by all routers.
-    #[arg(long)]
+    /// Registration token shared by all routers (it may begin with '-').
+    #[arg(long, allow_hyphen_values = true)]
     pub token: String,
     /// Routers working at the same time (threads).
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096))]

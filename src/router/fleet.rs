@@ -20,15 +20,22 @@ struct Measured {
     inner: HttpLink,
     failures: BTreeMap<String, u64>,
     latencies: Vec<Duration>,
+    /// The same times by message type.
+    by_type: BTreeMap<String, Vec<Duration>>,
 }
 
 impl Link for Measured {
     fn send(&mut self, identity: Option<&Identity>, message: &Value) -> Result<Value, SendError> {
         let started = Instant::now();
         let result = self.inner.send(identity, message);
-        self.latencies.push(started.elapsed());
+        let elapsed = started.elapsed();
+        self.latencies.push(elapsed);
+        let kind = message.get("type").and_then(Value::as_str).unwrap_or("?");
+        self.by_type
+            .entry(kind.to_string())
+            .or_default()
+            .push(elapsed);
         if let Err(e) = &result {
-            let kind = message.get("type").and_then(Value::as_str).unwrap_or("?");
             *self
                 .failures
                 .entry(format!("{kind} {}", e.code()))
@@ -45,6 +52,8 @@ pub struct Summary {
     pub stats: Stats,
     pub failures: BTreeMap<String, u64>,
     pub latencies: Vec<Duration>,
+    /// Latencies by message type.
+    pub by_type: BTreeMap<String, Vec<Duration>>,
     pub elapsed: Duration,
 }
 
@@ -57,6 +66,9 @@ impl Summary {
             *self.failures.entry(k).or_default() += v;
         }
         self.latencies.extend(other.latencies);
+        for (kind, times) in other.by_type {
+            self.by_type.entry(kind).or_default().extend(times);
+        }
     }
 
     pub fn failed(&self) -> u64 {
@@ -71,13 +83,7 @@ impl Summary {
     }
 
     fn percentile(&self, p: f64) -> f64 {
-        if self.latencies.is_empty() {
-            return 0.0;
-        }
-        let mut sorted = self.latencies.clone();
-        sorted.sort();
-        let rank = ((sorted.len() - 1) as f64 * p).round() as usize;
-        sorted[rank.min(sorted.len() - 1)].as_secs_f64() * 1000.0
+        percentile(&self.latencies, p)
     }
 
     pub fn render(&self) -> String {
@@ -139,8 +145,23 @@ impl Summary {
             "registrations_per_second": f64::from(self.registered) / secs,
             "latency_ms": {"p50": self.percentile(0.5), "p90": self.percentile(0.9),
                 "p99": self.percentile(0.99), "max": self.percentile(1.0)},
+            "latency_ms_by_type": self.by_type.iter().map(|(kind, times)| {
+                (kind.clone(), json!({"count": times.len(), "p50": percentile(times, 0.5),
+                    "p99": percentile(times, 0.99), "max": percentile(times, 1.0)}))
+            }).collect::<serde_json::Map<_, _>>(),
         })
     }
+}
+
+/// The `p` quantile of `times` in milliseconds (0 for none).
+fn percentile(times: &[Duration], p: f64) -> f64 {
+    if times.is_empty() {
+        return 0.0;
+    }
+    let mut sorted = times.to_vec();
+    sorted.sort();
+    let rank = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[rank.min(sorted.len() - 1)].as_secs_f64() * 1000.0
 }
 
 /// Checks the arguments and runs the fleet to completion.
@@ -236,6 +257,7 @@ fn one_router(
         inner: HttpLink::new(endpoint.clone(), udi, clock.clone()),
         failures: BTreeMap::new(),
         latencies: Vec::new(),
+        by_type: BTreeMap::new(),
     };
     {
         let mut agent = Agent::new(&mut state, &mut link, clock.now());
@@ -259,6 +281,7 @@ fn one_router(
     summary.stats = state.stats;
     summary.failures.extend(link.failures);
     summary.latencies = link.latencies;
+    summary.by_type = link.by_type;
     summary
 }
 
@@ -273,4 +296,28 @@ fn unseen_by_link(summary: &mut Summary, kind: &str, error: &super::agent::Agent
         .failures
         .entry(format!("{kind} {code}"))
         .or_default() += 1;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latencies_are_also_reported_by_message_type() {
+        let ms = Duration::from_millis;
+        let mut summary = Summary {
+            latencies: vec![ms(1), ms(2), ms(40)],
+            ..Summary::default()
+        };
+        summary
+            .by_type
+            .insert("ENTITLEMENT".into(), vec![ms(2), ms(1)]);
+        summary.by_type.insert("REGISTRATION".into(), vec![ms(40)]);
+        let json = summary.to_json();
+        assert_eq!(json["latency_ms"]["max"], 40.0);
+        let entitlement = &json["latency_ms_by_type"]["ENTITLEMENT"];
+        assert_eq!(entitlement["count"], 2);
+        assert_eq!(entitlement["max"], 2.0);
+        assert_eq!(json["latency_ms_by_type"]["REGISTRATION"]["p50"], 40.0);
+    }
 }

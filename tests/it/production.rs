@@ -733,6 +733,103 @@ fn a_full_disk_answers_503_and_recovers_by_itself() {
     server.stop();
 }
 
+/// Clears the immutable flag again, even when the test fails midway.
+struct Immutable(std::path::PathBuf);
+
+impl Immutable {
+    /// `chattr +i` (needs root and a file system with the flag, e.g. ext4).
+    fn set(path: &Path) -> Option<Self> {
+        let ok = Command::new("chattr")
+            .arg("+i")
+            .arg(path)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Self(path.to_path_buf()))
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = Command::new("chattr").arg("-i").arg(&self.0).status();
+    }
+}
+
+/// A write error that is not a full disk: the WAL is made immutable under
+/// the running server, so every write into it fails (EPERM from the file
+/// system, which SQLite reports as an I/O error, as it would a failing
+/// disk). Routers get 503 storage_unavailable, nothing they were refused is
+/// recorded, and the server recovers by itself once writes work again.
+#[test]
+fn a_failing_write_answers_503_and_recovers_by_itself() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = process_config(dir.path());
+    let server = Serving::start(&config);
+    let token = token(&config);
+    let key = crate::client::p256();
+    let csr = crate::client::csr(&key);
+    let device = server.device(None);
+    let (status, answer) = device.post(&crate::client::registration(
+        "reg-io-first",
+        "FOCIO000",
+        &token,
+        &csr,
+    ));
+    assert_eq!(status, 200, "{answer}");
+
+    let wal = dir.path().join("data/satellite.db-wal");
+    let Some(flag) = Immutable::set(&wal) else {
+        eprintln!("SKIPPED: cannot make the WAL immutable here (needs root on ext4); .ci/run runs as root");
+        server.stop();
+        return;
+    };
+    let mut refused = Vec::new();
+    for n in 1..=20 {
+        let (sn, id) = (format!("FOCIO{n:03}"), format!("reg-io-{n}"));
+        let (status, answer) = device.post(&crate::client::registration(&id, &sn, &token, &csr));
+        assert_eq!(status, 503, "a write that cannot reach the disk: {answer}");
+        assert_eq!(
+            crate::client::error_code(&answer),
+            "storage_unavailable",
+            "{answer}"
+        );
+        refused.push((sn, id));
+    }
+
+    // Writes work again: the same messages are served, without a restart.
+    drop(flag);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    for (sn, id) in &refused {
+        loop {
+            let (status, answer) = device.post(&crate::client::registration(id, sn, &token, &csr));
+            if status == 200 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no recovery: {answer}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+    server.stop();
+    let db = rusqlite::Connection::open(dir.path().join("data/satellite.db")).expect("db");
+    let check: String = db
+        .query_row("PRAGMA quick_check", [], |r| r.get(0))
+        .expect("check");
+    assert_eq!(check, "ok");
+    let uses: i64 = db
+        .query_row("SELECT SUM(uses) FROM registration_tokens", [], |r| {
+            r.get(0)
+        })
+        .expect("uses");
+    let instances: i64 = db
+        .query_row("SELECT COUNT(*) FROM product_instances", [], |r| r.get(0))
+        .expect("instances");
+    assert_eq!(instances, 21);
+    assert_eq!(uses, 21, "refused registrations were not counted");
+}
+
 /// The Debian package: built by packaging/debian/build.sh from the binaries
 /// under test and checked with dpkg-deb; the unit passes
 /// `systemd-analyze security` under 2.5 where systemd-analyze exists.
