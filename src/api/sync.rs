@@ -26,8 +26,16 @@ pub async fn export(
             .await
             .map_err(blocked)??
     };
+    // Sealed from a read snapshot on a blocking thread; the writer (and
+    // the routers waiting on it) is held only to record the bundle.
+    let keys = std::sync::Arc::new(keys);
+    let prepared = {
+        let (caller, config, keys) = (caller.clone(), config.clone(), keys.clone());
+        api.read(move |c| ops::sync::prepare_export(c, &caller, &config, &keys, now))
+            .await?
+    };
     let written = api
-        .write(move |c| ops::sync::export(c, &caller, &config, &keys, now))
+        .write(move |c| ops::sync::finish_export(c, &caller, &config, &keys, prepared, now))
         .await?;
     let path = written.path.clone();
     let bytes = web::block(move || std::fs::read(&path))

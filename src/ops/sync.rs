@@ -47,6 +47,38 @@ pub fn export(
     })
 }
 
+/// The heavy half of [`export`]: reads and seals the usage bundle from
+/// `c`, best a read snapshot (see [`finish_export`]); holds no write lock.
+pub fn prepare_export(
+    c: &Connection,
+    caller: &Caller,
+    config: &Config,
+    keys: &Keys,
+    now: i64,
+) -> Result<satellite::PreparedUsage> {
+    caller.authorize(Action::Administer, None)?;
+    let snapshot = c.unchecked_transaction().map_err(|e| service(e.into()))?;
+    let catalog = sync_mod::current_catalog(&snapshot, config).map_err(service)?;
+    satellite::prepare_usage(&snapshot, &keys.node(config, &catalog, now)).map_err(service)
+}
+
+/// Writes and records what [`prepare_export`] sealed: a short write.
+/// Refused (nothing written) if another export was recorded meanwhile.
+pub fn finish_export(
+    c: &Connection,
+    caller: &Caller,
+    config: &Config,
+    keys: &Keys,
+    prepared: satellite::PreparedUsage,
+    now: i64,
+) -> Result<Written> {
+    caller.authorize(Action::Administer, None)?;
+    audited(c, caller, |c| {
+        let catalog = sync_mod::current_catalog(c, config).map_err(service)?;
+        satellite::finish_usage(c, &keys.node(config, &catalog, now), prepared).map_err(service)
+    })
+}
+
 /// Checks an uploaded bundle's form (signature and limits come with the
 /// apply); cheap enough to run before queueing the write.
 pub fn open(bytes: &[u8]) -> Result<bundle::Opened> {
