@@ -431,6 +431,10 @@ fn run(n: usize) -> Figures {
         }
     }
     eprintln!(
+        "server RSS after the listing: {:.0} MB",
+        rss_mb(pid, "VmRSS:")
+    );
+    eprintln!(
         "instance list --json: {:.2} s; a page of 1000 at 0: {:.1} ms, at {}: {:.1} ms",
         f.list_s,
         f.page_first_ms,
@@ -450,6 +454,10 @@ fn run(n: usize) -> Figures {
         f.export_s, f.bundle_bytes, f.export_hold_ms
     );
 
+    eprintln!(
+        "server RSS after the export: {:.0} MB",
+        rss_mb(pid, "VmRSS:")
+    );
     let t = Instant::now();
     let answer = process(&mut cdb, &cloud_cfg, &cloud_keys, &usage, now);
     f.process_s = t.elapsed().as_secs_f64();
