@@ -143,19 +143,6 @@ pub fn find_by_instance_id(conn: &Connection, instance_id: &str) -> Result<Optio
     )?)
 }
 
-pub fn list(
-    conn: &Connection,
-    account: &str,
-    virtual_account: Option<&str>,
-) -> Result<Vec<Instance>> {
-    let sql = format!(
-        "{SELECT} WHERE a.name = ?1 AND (?2 IS NULL OR va.name = ?2) ORDER BY va.name, p.pid, p.sn"
-    );
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params![account, virtual_account], row)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
-}
-
 /// The first `limit` instances in listing order.
 pub fn list_first(
     conn: &Connection,

@@ -345,28 +345,31 @@ pub fn instance_count(c: &Connection, satellite_row: i64) -> Result<i64> {
 }
 
 pub fn add_event(c: &Connection, satellite_row: i64, e: &super::sync::EventRow) -> Result<bool> {
-    Ok(c.execute(
+    Ok(c.prepare_cached(
         "INSERT INTO remote_events (satellite_id, remote_id, at, kind, severity, virtual_account, subject, message)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING",
-        params![satellite_row, e.id, e.at, e.kind, e.severity, e.virtual_account, e.subject, e.message],
+    )?
+    .execute(params![satellite_row, e.id, e.at, e.kind, e.severity, e.virtual_account, e.subject, e.message],
     )? > 0)
 }
 
 pub fn add_report(c: &Connection, satellite_row: i64, r: &super::sync::ReportRow) -> Result<bool> {
-    Ok(c.execute(
+    Ok(c.prepare_cached(
         "INSERT INTO remote_reports (satellite_id, remote_id, kind, created_at, virtual_account, summary, body)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
-        params![satellite_row, r.id, r.kind, r.created_at, r.virtual_account, r.summary, r.body],
+    )?
+    .execute(params![satellite_row, r.id, r.kind, r.created_at, r.virtual_account, r.summary, r.body],
     )? > 0)
 }
 
 pub fn put_history(c: &Connection, satellite_row: i64, h: &super::sync::HistoryRow) -> Result<()> {
-    c.execute(
+    c.prepare_cached(
         "INSERT INTO remote_usage_history (satellite_id, day, virtual_account, tag, in_use, available)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT (satellite_id, day, virtual_account, tag) DO UPDATE SET
            in_use = excluded.in_use, available = excluded.available",
-        params![satellite_row, h.day, h.virtual_account, h.tag, h.in_use, h.available],
+    )?
+    .execute(params![satellite_row, h.day, h.virtual_account, h.tag, h.in_use, h.available],
     )?;
     Ok(())
 }

@@ -34,6 +34,8 @@ pub struct Prepared {
     sequence: u64,
     previous_sha256: Option<String>,
     created_at: i64,
+    /// The file name; its bytes are already on disk under a hidden name.
+    name: String,
     sealed: Sealed,
 }
 
@@ -78,7 +80,18 @@ pub fn prepare(c: &Connection, node: &Node<'_>, out: Outgoing) -> Result<Prepare
         expires_at: node.now + BUNDLE_LIFETIME,
     };
     let sealed = bundle::seal(header, out.files, node.signer)?;
+    let name = folder::bundle_file_name(
+        node.now,
+        out.kind.as_str(),
+        &node.config.name,
+        &out.to_label,
+        sequence,
+    );
+    // Written (and synced) here, before any write lock is taken; the
+    // record only renames it into view.
+    folder::write_part(&node.config.sync.export_dir, &name, &sealed.bytes)?;
     Ok(Prepared {
+        name,
         kind: out.kind,
         from: out.from,
         to: out.to,
@@ -103,20 +116,15 @@ pub fn finish(
 ) -> Result<(Written, Sealed), SyncError> {
     let sequence = p.sequence;
     if !p.still_current(c)? {
+        folder::discard_part(&node.config.sync.export_dir, &p.name);
         return Err(crate::error::Error::Conflict(format!(
             "another bundle to {} was written while this one was being sealed; run it again",
             p.to_label
         ))
         .into());
     }
-    let name = folder::bundle_file_name(
-        p.created_at,
-        p.kind.as_str(),
-        &node.config.name,
-        &p.to_label,
-        sequence,
-    );
-    let path = folder::write_atomically(&node.config.sync.export_dir, &name, &p.sealed.bytes)?;
+    let name = p.name;
+    let path = folder::publish(&node.config.sync.export_dir, &name)?;
     ledger::record(
         c,
         &LedgerEntry {
