@@ -396,9 +396,14 @@ fn run(n: usize) -> Figures {
         let outcome = jobs.run_due().expect("jobs");
         f.jobs_s = t.elapsed().as_secs_f64();
         f.jobs_hold_ms = probe.take();
+        let stats = store.writer().stats();
         eprintln!(
-            "jobs: {:.2} s, writer held {:.1} ms: {outcome:?}",
-            f.jobs_s, f.jobs_hold_ms
+            "jobs: {:.2} s, write lock waited for {:.1} ms; the writer's longest group {:.1} ms \
+             of which COMMIT {:.1} ms: {outcome:?}",
+            f.jobs_s,
+            f.jobs_hold_ms,
+            stats.longest_hold_us.load(Ordering::Relaxed) as f64 / 1000.0,
+            stats.longest_commit_us.load(Ordering::Relaxed) as f64 / 1000.0,
         );
     }
 

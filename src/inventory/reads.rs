@@ -49,8 +49,9 @@ pub fn check_virtual_account(
     va: Option<&str>,
     now: i64,
 ) -> Result<()> {
+    let _ = now;
     if let Some(va) = va {
-        accounts::require(c, account, va, now)?;
+        accounts::require_id(c, account, va)?;
     }
     Ok(())
 }

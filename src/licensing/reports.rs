@@ -397,10 +397,10 @@ pub fn snapshot_usage(c: &Connection, catalog: &Catalog, account: &str, now: i64
         .map(|t| t.date().to_string())
         .unwrap_or_default();
     let mut n = 0;
-    for va in accounts::list(c, account, now)? {
-        for tag in usage::pools_of(c, va.id)? {
-            let state = super::pool::state(c, catalog, va.id, &tag, now)?;
-            crate::store::reports::snapshot(c, &day, va.id, &tag, state.in_use, state.available)?;
+    for (va_id, _) in accounts::ids(c, account)? {
+        for tag in usage::pools_of(c, va_id)? {
+            let state = super::pool::state(c, catalog, va_id, &tag, now)?;
+            crate::store::reports::snapshot(c, &day, va_id, &tag, state.in_use, state.available)?;
             n += 1;
         }
     }
