@@ -91,7 +91,7 @@ pub struct Report {
 /// holds its pools (what compliance is) and the instance count: a Periodic
 /// Record of a million instances would be hundreds of MB, built and stored
 /// every month and carried upstream.
-pub const REPORT_INSTANCES: usize = 10_000;
+pub const REPORT_INSTANCES: usize = 1_000;
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ReportSummary {
