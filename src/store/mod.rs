@@ -121,7 +121,7 @@ pub fn check_integrity_at_start(path: &Path) -> Result<(), StoreError> {
     let recorded = std::fs::read_to_string(&marker).ok();
     let _ = std::fs::remove_file(&marker);
     if recorded.is_some() && recorded == file_identity(path) {
-        tracing::info!("the database is as the last clean stop left it; integrity check skipped");
+        tracing::debug!("the database is as the last clean stop left it; integrity check skipped");
         return Ok(());
     }
     check_integrity(path)
