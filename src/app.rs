@@ -71,7 +71,7 @@ impl Satellite {
         };
         let db = config.database_path();
         if db.is_file() {
-            crate::store::check_integrity(&db)?;
+            crate::store::check_integrity_at_start(&db)?;
         }
         setup::check_clock(&config, &clock)?;
         // Operator-supplied certificates are loaded now: a key that does not

@@ -22,7 +22,7 @@ use crate::config::Config;
 use crate::licensing::catalog::SharedCatalog;
 use crate::licensing::pool::Transition;
 use crate::licensing::Notifier;
-use crate::ops::{login::Limiter, OpsError};
+use crate::ops::{login::Limiter, Caller, OpsError};
 use crate::store::Store;
 use actix_web::web;
 use rusqlite::Connection;
@@ -64,6 +64,29 @@ impl Api {
         T: Send + 'static,
     {
         self.store.write(f).await.map_err(ApiError::from)
+    }
+
+    /// Writes a usage export as `satellite export` does. Sealed from a read
+    /// snapshot on a blocking thread; the writer (and the routers waiting
+    /// on it) is held only to record the bundle.
+    pub async fn export(&self, caller: Caller) -> Result<crate::sync::Written, ApiError> {
+        let (config, now) = (self.config.clone(), self.now());
+        let keys = {
+            let (caller, config) = (caller.clone(), config.clone());
+            web::block(move || crate::ops::sync::keys(&caller, &config, now))
+                .await
+                .map_err(|_| ApiError::from(crate::store::StoreError::WorkPanicked))??
+        };
+        let keys = Arc::new(keys);
+        let prepared = {
+            let (caller, config, keys) = (caller.clone(), config.clone(), keys.clone());
+            self.read(move |c| crate::ops::sync::prepare_export(c, &caller, &config, &keys, now))
+                .await?
+        };
+        self.write(move |c| {
+            crate::ops::sync::finish_export(c, &caller, &config, &keys, prepared, now)
+        })
+        .await
     }
 
     /// Compliance changes made through the API reach the log, syslog and

@@ -18,17 +18,7 @@ pub async fn export(
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,
 ) -> Result<HttpResponse, ApiError> {
-    let now = api.now();
-    let config = api.config.clone();
-    let keys = {
-        let (caller, config) = (caller.clone(), config.clone());
-        web::block(move || ops::sync::keys(&caller, &config, now))
-            .await
-            .map_err(blocked)??
-    };
-    let written = api
-        .write(move |c| ops::sync::export(c, &caller, &config, &keys, now))
-        .await?;
+    let written = api.export(caller).await?;
     let path = written.path.clone();
     let bytes = web::block(move || std::fs::read(&path))
         .await

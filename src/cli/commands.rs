@@ -208,9 +208,45 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 virtual_account: va,
                 ..Default::default()
             };
-            let list =
-                ops::instances::list(&conn, &caller, &account, &filter, Page::UNBOUNDED, now)?;
-            show(&list, json)
+            if !json {
+                let mut list = Vec::new();
+                ops::instances::for_each(&conn, &caller, &account, &filter, now, |v| {
+                    list.push(v);
+                    Ok(true)
+                })?;
+                return show(&list, json);
+            }
+            // Streamed as it is read, in the same form as `print_json`: a
+            // million instances never sit in memory at once.
+            use std::io::Write as _;
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            let mut first = true;
+            let mut failed = None;
+            ops::instances::for_each(&conn, &caller, &account, &filter, now, |v| {
+                let item = match serde_json::to_string_pretty(&v) {
+                    Ok(item) => item,
+                    Err(e) => {
+                        failed = Some(CliError::Other(e.to_string()));
+                        return Ok(false);
+                    }
+                };
+                let sep = if first { "[\n" } else { ",\n" };
+                first = false;
+                let indented = item.replace('\n', "\n  ");
+                if let Err(e) = write!(out, "{sep}  {indented}") {
+                    failed = Some(CliError::Other(e.to_string()));
+                    return Ok(false);
+                }
+                Ok(true)
+            })?;
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            let end = if first { "[]\n" } else { "\n]\n" };
+            out.write_all(end.as_bytes())
+                .and_then(|()| out.flush())
+                .map_err(|e| CliError::Other(e.to_string()))
         }
         Command::Instance(InstanceCommand::Show { instance, json }) => {
             let conn = open(&config)?;

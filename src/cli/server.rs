@@ -196,6 +196,7 @@ pub fn serve(config: Config, clock: Clock) -> Result<(), CliError> {
         .local_addr()
         .map_err(|e| CliError::Other(e.to_string()))?;
     let config = satellite.config.clone();
+    let config_db = config.database_path();
     let ca_path = config.data_dir.join(crate::pki::CA_CERT_FILE);
     let under_cargo = std::env::var_os("CARGO_MANIFEST_DIR").is_some();
     let (sat, router) = if under_cargo {
@@ -263,6 +264,9 @@ pub fn serve(config: Config, clock: Clock) -> Result<(), CliError> {
         tracing::info!(device = %device_addr, admin = %admin_addr, "listening");
         satellite.serve(listeners, shutdown).await.map_err(CliError::from)
     })?;
+    // Every connection is closing: a database left whole lets the next
+    // start skip its full integrity check.
+    store::record_clean_stop(&config_db);
     tracing::info!("stopped");
     Ok(())
 }

@@ -16,10 +16,14 @@ pub fn run(command: Command, config: &Config, clock: &Clock) -> Result<(), CliEr
         Command::Export { json } => {
             let mut conn = open(config)?;
             let keys = Keys::load(config, now)?;
-            let written = write(&mut conn, now, |c| {
-                let catalog = sync::current_catalog(c, config)?;
-                satellite::export_usage(c, &keys.node(config, &catalog, now))
-            })?;
+            // Sealed from a read snapshot: the write lock is held only to
+            // record it, so routers are not kept waiting.
+            let written =
+                satellite::export_usage_from_snapshot(&mut conn, config, &keys, now, |c| {
+                    crate::clock::guard::advance(c, now)
+                        .map(|_| ())
+                        .map_err(SyncError::from)
+                })?;
             if json {
                 return print_json(&written);
             }

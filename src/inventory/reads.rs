@@ -49,8 +49,9 @@ pub fn check_virtual_account(
     va: Option<&str>,
     now: i64,
 ) -> Result<()> {
+    let _ = now;
     if let Some(va) = va {
-        accounts::require(c, account, va, now)?;
+        accounts::require_id(c, account, va)?;
     }
     Ok(())
 }
@@ -75,33 +76,138 @@ pub fn instance_list(
     va: Option<&str>,
     now: i64,
 ) -> Result<Vec<InstanceView>> {
-    check_virtual_account(c, account, va, now)?;
-    let mut list: Vec<InstanceView> = instances::list(c, account, va)?
-        .iter()
-        .map(|i| i.view(now))
-        .collect();
-    // On the cloud, the instances its satellites reported, naming each satellite.
-    for r in crate::store::satellites::remote_instances(c, va)? {
-        let udi = crate::domain::Udi {
-            pid: r.pid.clone(),
-            sn: r.sn.clone(),
-        };
-        list.push(InstanceView {
-            instance_id: r.instance_id,
-            udi: udi.to_string(),
-            pid: r.pid,
-            sn: r.sn,
-            hostname: r.hostname,
-            virtual_account: r.virtual_account,
-            status: r.status,
-            registered_at: crate::clock::rfc3339(r.registered_at),
-            last_contact_at: crate::clock::rfc3339(r.last_contact_at),
-            next_communication: None,
-            deadline: None,
-            satellite: Some(r.satellite),
-        });
-    }
+    let mut list = Vec::new();
+    for_each_instance(c, account, va, now, |v| {
+        list.push(v);
+        Ok(true)
+    })?;
     Ok(list)
+}
+
+/// Listing pages are read this many rows at a time (cursor pages).
+const CHUNK: usize = 1000;
+
+/// Every instance in listing order (local ones, then on the cloud those its
+/// satellites reported), read in bounded chunks and handed to `each` one by
+/// one; `each` returns false to stop. Memory stays bounded at any size.
+pub fn for_each_instance(
+    c: &Connection,
+    account: &str,
+    va: Option<&str>,
+    now: i64,
+    mut each: impl FnMut(InstanceView) -> Result<bool>,
+) -> Result<()> {
+    check_virtual_account(c, account, va, now)?;
+    let mut after: Option<instances::ListingKey> = None;
+    loop {
+        let mut got = 0;
+        let mut stop = None;
+        let mut last = None;
+        instances::page(c, account, va, after.as_ref(), 0, CHUNK, |i| {
+            got += 1;
+            last = Some(i.listing_key());
+            match each(i.view(now)) {
+                Ok(true) => true,
+                Ok(false) => {
+                    stop = Some(Ok(()));
+                    false
+                }
+                Err(e) => {
+                    stop = Some(Err(e));
+                    false
+                }
+            }
+        })?;
+        if let Some(done) = stop {
+            return done;
+        }
+        after = last;
+        if got < CHUNK {
+            break;
+        }
+    }
+    for view in remote_instances(c, va)? {
+        if !each(view)? {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// One page of instances in listing order, of those `keep` keeps. With no
+/// `keep` (all of them), the page is read straight from its index range.
+pub fn instance_page(
+    c: &Connection,
+    account: &str,
+    va: Option<&str>,
+    now: i64,
+    offset: usize,
+    limit: usize,
+    keep: Option<&dyn Fn(&InstanceView) -> bool>,
+) -> Result<Vec<InstanceView>> {
+    let mut out = Vec::new();
+    if limit == 0 {
+        return Ok(out);
+    }
+    let Some(keep) = keep else {
+        check_virtual_account(c, account, va, now)?;
+        instances::page(c, account, va, None, offset, limit, |i| {
+            out.push(i.view(now));
+            true
+        })?;
+        if out.len() == limit {
+            return Ok(out);
+        }
+        // The rest of the page from the remote instances (the cloud).
+        let skip = if out.is_empty() {
+            let local = usize::try_from(instances::count(c, account, va)?).unwrap_or(0);
+            offset.saturating_sub(local)
+        } else {
+            0
+        };
+        let rest = limit - out.len();
+        out.extend(remote_instances(c, va)?.into_iter().skip(skip).take(rest));
+        return Ok(out);
+    };
+    let mut skip = offset;
+    for_each_instance(c, account, va, now, |v| {
+        if keep(&v) {
+            if skip > 0 {
+                skip -= 1;
+            } else {
+                out.push(v);
+            }
+        }
+        Ok(out.len() < limit)
+    })?;
+    Ok(out)
+}
+
+/// On the cloud, the instances its satellites reported, naming each satellite.
+fn remote_instances(c: &Connection, va: Option<&str>) -> Result<Vec<InstanceView>> {
+    Ok(crate::store::satellites::remote_instances(c, va)?
+        .into_iter()
+        .map(|r| {
+            let udi = crate::domain::Udi {
+                pid: r.pid.clone(),
+                sn: r.sn.clone(),
+            };
+            InstanceView {
+                instance_id: r.instance_id,
+                udi: udi.to_string(),
+                pid: r.pid,
+                sn: r.sn,
+                hostname: r.hostname,
+                virtual_account: r.virtual_account,
+                status: r.status,
+                registered_at: crate::clock::rfc3339(r.registered_at),
+                last_contact_at: crate::clock::rfc3339(r.last_contact_at),
+                next_communication: None,
+                deadline: None,
+                satellite: Some(r.satellite),
+            }
+        })
+        .collect())
 }
 
 /// One product instance with what it consumes.
@@ -234,7 +340,7 @@ pub struct Totals {
 pub fn totals(c: &Connection, account: &str, now: i64) -> Result<Totals> {
     Ok(Totals {
         virtual_accounts: accounts::list(c, account, now)?.len(),
-        product_instances: instances::list(c, account, None)?.len(),
+        product_instances: usize::try_from(instances::count(c, account, None)?).unwrap_or(0),
         active_tokens: tokens::list(c, account, None, now)?
             .iter()
             .filter(|t| t.status == "ACTIVE")
@@ -248,12 +354,25 @@ pub fn totals(c: &Connection, account: &str, now: i64) -> Result<Totals> {
 pub fn instance_statuses(c: &Connection, now: i64) -> Result<Vec<(String, String, i64)>> {
     let mut counts: std::collections::BTreeMap<(String, String), i64> = Default::default();
     for account in accounts::names(c)? {
-        for instance in instances::list(c, &account, None)? {
-            let key = (
-                instance.virtual_account.clone(),
-                instance.status(now).to_string(),
-            );
-            *counts.entry(key).or_default() += 1;
+        // Read in bounded chunks: a scrape never holds the inventory.
+        let mut after: Option<instances::ListingKey> = None;
+        loop {
+            let mut got = 0;
+            let mut last = None;
+            instances::page(c, &account, None, after.as_ref(), 0, CHUNK, |instance| {
+                got += 1;
+                let key = (
+                    instance.virtual_account.clone(),
+                    instance.status(now).to_string(),
+                );
+                *counts.entry(key).or_default() += 1;
+                last = Some(instance.listing_key());
+                true
+            })?;
+            after = last;
+            if got < CHUNK {
+                break;
+            }
         }
     }
     Ok(counts.into_iter().map(|((va, s), n)| (va, s, n)).collect())

@@ -29,19 +29,20 @@ pub fn rows(
     virtual_account: Option<&str>,
     now: i64,
 ) -> Result<Vec<ComplianceRow>> {
+    // O(pools): the virtual accounts' ids and names, not their counts.
     let vas = match virtual_account {
-        Some(name) => vec![accounts::require(c, account, name, now)?],
-        None => accounts::list(c, account, now)?,
+        Some(name) => vec![accounts::require_id(c, account, name)?],
+        None => accounts::ids(c, account)?,
     };
     let mut rows = Vec::new();
-    for va in vas {
-        for tag in usage::pools_of(c, va.id)? {
-            let state = pool::state(c, catalog, va.id, &tag, now)?;
+    for (va_id, va_name) in vas {
+        for tag in usage::pools_of(c, va_id)? {
+            let state = pool::state(c, catalog, va_id, &tag, now)?;
             if state.in_use == 0 && state.available == 0 {
                 continue;
             }
             rows.push(ComplianceRow {
-                virtual_account: va.name.clone(),
+                virtual_account: va_name.clone(),
                 shortfall: rules::shortfall(
                     catalog.is_tracking(&tag),
                     state.in_use,

@@ -17,10 +17,16 @@ use std::time::Duration;
 
 const LAST_RUN: &str = "jobs.last_run";
 const LAST_SNAPSHOT_DAY: &str = "jobs.last_usage_snapshot";
+/// A Periodic Record that came due and is not stored yet (its time).
+const PERIODIC_DUE: &str = "jobs.periodic_due";
+/// How far each kind of lapse has been announced: `deadline:row id`.
+const LAPSED_THROUGH: [&str; 2] = ["jobs.lapsed.authorization", "jobs.lapsed.grace"];
+/// Lapsed instances announced per write: each batch holds the writer a few ms.
+const LAPSE_BATCH: usize = 500;
 /// How long a device may retry a message and still get the first answer.
 const ANSWER_RETENTION: i64 = 30 * super::rules::DAY;
 /// Old answers pruned per write: each batch holds the writer a few ms.
-const PRUNE_BATCH: usize = 5_000;
+const PRUNE_BATCH: usize = 500;
 
 pub struct Jobs {
     pub store: Store,
@@ -61,25 +67,27 @@ impl Jobs {
         let catalog = self.catalog.get();
         let account = self.account.clone();
         let schedule = self.report_schedule.clone();
-        let (outcome, transitions) = self.store.writer().write_blocking(move |c| {
+        // Each write here is short: work that grows with the number of
+        // product instances runs in bounded batches or off the writer.
+        let (mut outcome, transitions) = self.store.writer().write_blocking(move |c| {
             let mut outcome = RunOutcome::default();
             let mut transitions = Vec::new();
             let last: Option<i64> = settings::get(c, LAST_RUN)?.and_then(|v| v.parse().ok());
             // The first run only marks the start: nothing before it is due.
             let last = last.unwrap_or(now);
+            for key in LAPSED_THROUGH {
+                if settings::get(c, key)?.is_none() {
+                    settings::set(c, key, &format!("{last}:{}", i64::MAX))?;
+                }
+            }
             if now > last {
                 for (va_id, tag) in licenses::pools_changing_between(c, last, now)? {
                     let va_name = names::virtual_account(c, va_id)?;
                     transitions.extend(pool::evaluate(c, &catalog, va_id, &va_name, &[tag], now)?);
                 }
-                (
-                    outcome.authorizations_expired,
-                    outcome.grace_periods_expired,
-                ) = record_expired_authorizations(c, last, now)?;
                 outcome.expiry_alerts = alert_expiries(c, last, now)?;
                 if crate::config::fires_between(&schedule, last, now) {
-                    reports::generate(c, &catalog, ReportKind::Periodic, &account, None, now)?;
-                    outcome.periodic_reports += 1;
+                    settings::set(c, PERIODIC_DUE, &now.to_string())?;
                 }
             }
             // A clock set back never replays a window already handled.
@@ -94,6 +102,11 @@ impl Jobs {
             outcome.compliance_changes = transitions.len();
             Ok::<_, Error>((outcome, transitions))
         })?;
+        (
+            outcome.authorizations_expired,
+            outcome.grace_periods_expired,
+        ) = self.record_expired_authorizations(now)?;
+        outcome.periodic_reports = self.periodic_record()?;
         // Old answers go in bounded batches, each its own short write.
         loop {
             let before = now - ANSWER_RETENTION;
@@ -136,53 +149,115 @@ impl Jobs {
     }
 }
 
-/// Instances whose communication deadline passed in `(after, now]` are
-/// AUTHORIZATION_EXPIRED from now on, and those whose grace period ended
-/// then are GRACE_PERIOD_EXPIRED: one event at each deadline. Either way
-/// they still count until removed. Returns how many lapsed at each deadline.
-fn record_expired_authorizations(c: &Connection, after: i64, now: i64) -> Result<(usize, usize)> {
-    let mut lapsed = [0; 2];
-    for (i, (offset, kind, status, severity, consequence)) in [
-        (
-            0,
-            "authorization_expired",
-            "AUTHORIZATION_EXPIRED",
-            Severity::Minor,
-            "it is in its 90-day grace period; its licenses stay in use until it renews or is removed",
-        ),
-        (
-            super::rules::GRACE_PERIOD,
-            "grace_period_expired",
-            "GRACE_PERIOD_EXPIRED",
-            Severity::Major,
-            "its grace period is over; its licenses stay in use until it renews or is removed (`satellite instance remove` releases them)",
-        ),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let expired = instances::deadline_passed_between(c, offset, after, now)?;
-        for instance in &expired {
-            let udi = instance.udi.to_string();
-            events::record(
-                c,
-                now,
-                NewEvent {
-                    kind,
-                    severity,
-                    virtual_account: Some(&instance.virtual_account),
-                    subject: Some(&udi),
-                    message: format!(
-                        "product instance {udi} ({}) has not communicated since {}: {status}; {consequence}",
-                        instance.hostname.as_deref().unwrap_or("no hostname"),
-                        crate::clock::rfc3339(instance.last_contact_at)
-                    ),
-                },
-            )?;
+impl Jobs {
+    /// Instances whose communication deadline passed since the last run
+    /// are AUTHORIZATION_EXPIRED from now on, and those whose grace period
+    /// ended then are GRACE_PERIOD_EXPIRED: one event at each deadline.
+    /// Either way they still count until removed. Announced in batches,
+    /// each with its cursor in the same write, so each is told exactly once
+    /// and no write grows with the number of instances that lapsed at once.
+    /// Returns how many lapsed at each deadline.
+    fn record_expired_authorizations(&self, now: i64) -> Result<(usize, usize)> {
+        let mut lapsed = [0; 2];
+        for (i, (offset, kind, status, severity, consequence)) in [
+            (
+                0,
+                "authorization_expired",
+                "AUTHORIZATION_EXPIRED",
+                Severity::Minor,
+                "it is in its 90-day grace period; its licenses stay in use until it renews or is removed",
+            ),
+            (
+                super::rules::GRACE_PERIOD,
+                "grace_period_expired",
+                "GRACE_PERIOD_EXPIRED",
+                Severity::Major,
+                "its grace period is over; its licenses stay in use until it renews or is removed (`satellite instance remove` releases them)",
+            ),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let key = LAPSED_THROUGH[i];
+            loop {
+                let n = self.store.writer().write_blocking(move |c| {
+                    let Some(cursor) = settings::get(c, key)? else {
+                        return Ok::<_, Error>(0);
+                    };
+                    let (at, row) = cursor
+                        .split_once(':')
+                        .and_then(|(a, r)| Some((a.parse().ok()?, r.parse().ok()?)))
+                        .unwrap_or((now, i64::MAX));
+                    let expired =
+                        instances::deadline_passed_after(c, offset, (at, row), now, LAPSE_BATCH)?;
+                    for instance in &expired {
+                        let udi = instance.udi.to_string();
+                        events::record(
+                            c,
+                            now,
+                            NewEvent {
+                                kind,
+                                severity,
+                                virtual_account: Some(&instance.virtual_account),
+                                subject: Some(&udi),
+                                message: format!(
+                                    "product instance {udi} ({}) has not communicated since {}: {status}; {consequence}",
+                                    instance.hostname.as_deref().unwrap_or("no hostname"),
+                                    crate::clock::rfc3339(instance.last_contact_at)
+                                ),
+                            },
+                        )?;
+                    }
+                    // Where this batch ended, or (all done) `now` itself.
+                    let through = match expired.last() {
+                        Some(l) if expired.len() == LAPSE_BATCH => (l.lapsed_at, l.row_id),
+                        _ => (now.max(at), i64::MAX),
+                    };
+                    settings::set(c, key, &format!("{}:{}", through.0, through.1))?;
+                    Ok(expired.len())
+                })?;
+                lapsed[i] += n;
+                if n < LAPSE_BATCH {
+                    break;
+                }
+            }
         }
-        lapsed[i] = expired.len();
+        Ok((lapsed[0], lapsed[1]))
     }
-    Ok((lapsed[0], lapsed[1]))
+
+    /// The Periodic Record that came due: built from a read snapshot (at a
+    /// million product instances that reads for seconds), then stored in a
+    /// short write that also clears the mark, so it is stored exactly once
+    /// even across a crash in between.
+    fn periodic_record(&self) -> Result<usize> {
+        let Some(due) = self.store.read(|c| settings::get(c, PERIODIC_DUE))? else {
+            return Ok(0);
+        };
+        let Ok(at) = due.parse::<i64>() else {
+            return Ok(0);
+        };
+        let catalog = self.catalog.get();
+        let account = self.account.clone();
+        let composed = self.store.read(|c| {
+            let snapshot = c.unchecked_transaction()?;
+            reports::compose(
+                &snapshot,
+                &catalog,
+                ReportKind::Periodic,
+                &account,
+                None,
+                at,
+            )
+        })?;
+        self.store.writer().write_blocking(move |c| {
+            if settings::get(c, PERIODIC_DUE)?.as_deref() != Some(due.as_str()) {
+                return Ok::<_, Error>(0);
+            }
+            reports::store(c, composed)?;
+            c.execute("DELETE FROM settings WHERE key = ?1", [PERIODIC_DUE])?;
+            Ok(1)
+        })
+    }
 }
 
 /// Registration tokens and identity certificates that ran out in

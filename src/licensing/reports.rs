@@ -78,8 +78,20 @@ pub struct Report {
     pub virtual_account: Option<String>,
     pub compliance: Vec<ReportRow>,
     /// Inventory: empty in a Compliance Warning Report (shortfalls only).
+    /// At most [`REPORT_INSTANCES`] are listed (see `instances_total`).
     pub product_instances: Vec<InstanceUsage>,
+    /// How many product instances the report covers, when that is more
+    /// than it lists (a stored report stays bounded at any site size; the
+    /// whole inventory is `satellite instance list` and the usage bundle).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instances_total: Option<i64>,
 }
+
+/// The most product instances a report lists one by one. Above it a report
+/// holds its pools (what compliance is) and the instance count: a Periodic
+/// Record of a million instances would be hundreds of MB, built and stored
+/// every month and carried upstream.
+pub const REPORT_INSTANCES: usize = 1_000;
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ReportSummary {
@@ -112,15 +124,39 @@ pub fn build(
     virtual_account: Option<&str>,
     now: i64,
 ) -> Result<Report> {
+    let composed = compose(c, catalog, kind, account, virtual_account, now)?;
+    store(c, composed)
+}
+
+/// A report built from what `c` reads, not yet stored: a read snapshot
+/// will do, so the jobs build the Periodic Record without holding the
+/// writer and store it in a short write.
+#[derive(Debug, Clone)]
+pub struct Composed {
+    report: Report,
+    summary: String,
+    now: i64,
+}
+
+pub fn compose(
+    c: &Connection,
+    catalog: &Catalog,
+    kind: ReportKind,
+    account: &str,
+    virtual_account: Option<&str>,
+    now: i64,
+) -> Result<Composed> {
     let mut rows: Vec<ReportRow> = compliance::rows(c, catalog, account, virtual_account, now)?
         .into_iter()
         .map(ReportRow::from)
         .collect();
     let mut inventory = Vec::new();
+    let mut total = 0;
     if kind == ReportKind::ComplianceWarning {
         rows.retain(|r| r.shortfall > 0);
     } else {
-        for instance in instances::list(c, account, virtual_account)? {
+        total = instances::count(c, account, virtual_account)?;
+        for instance in instances::list_first(c, account, virtual_account, REPORT_INSTANCES)? {
             let entitlements = usage::of_instance(c, instance.id)?
                 .into_iter()
                 .map(|(tag, count, status)| EntitlementUsage { tag, count, status })
@@ -142,7 +178,7 @@ pub fn build(
         _ => format!(
             "{} pool(s), {} product instance(s), {}",
             rows.len(),
-            inventory.len(),
+            total,
             if short > 0 {
                 format!("short by {short} unit(s)")
             } else {
@@ -150,20 +186,43 @@ pub fn build(
             }
         ),
     };
-    let mut report = Report {
-        id: 0,
-        kind,
-        created_at: rfc3339(now),
-        account: account.to_string(),
-        virtual_account: virtual_account.map(str::to_string),
-        compliance: rows,
-        product_instances: inventory,
-    };
-    report.id =
-        crate::store::reports::insert(c, kind.as_str(), virtual_account, &summary, now, |id| {
+    let instances_total =
+        (usize::try_from(total).unwrap_or(usize::MAX) > inventory.len()).then_some(total);
+    Ok(Composed {
+        report: Report {
+            id: 0,
+            kind,
+            created_at: rfc3339(now),
+            account: account.to_string(),
+            virtual_account: virtual_account.map(str::to_string),
+            compliance: rows,
+            product_instances: inventory,
+            instances_total,
+        },
+        summary,
+        now,
+    })
+}
+
+/// Stores a composed report; returns it as stored (with its id).
+pub fn store(c: &Connection, composed: Composed) -> Result<Report> {
+    let Composed {
+        mut report,
+        summary,
+        now,
+    } = composed;
+    let virtual_account = report.virtual_account.clone();
+    report.id = crate::store::reports::insert(
+        c,
+        report.kind.as_str(),
+        virtual_account.as_deref(),
+        &summary,
+        now,
+        |id| {
             report.id = id;
             serde_json::to_string(&report).map_err(|e| Error::invalid("report", e.to_string()))
-        })?;
+        },
+    )?;
     Ok(report)
 }
 
@@ -315,8 +374,15 @@ fn text(report: &Report) -> String {
     if report.compliance.is_empty() {
         out.push_str("(no pools)\n");
     }
-    if !report.product_instances.is_empty() {
+    if let Some(total) = report.instances_total {
+        out.push_str(&format!(
+            "\nProduct Instances: {total} (the first {} are listed; `satellite instance list` lists all)\n",
+            report.product_instances.len()
+        ));
+    } else if !report.product_instances.is_empty() {
         out.push_str("\nProduct Instances:\n");
+    }
+    if !report.product_instances.is_empty() {
         for i in &report.product_instances {
             out.push_str(&format!(
                 "  {} {} [{}] {}\n",
@@ -339,10 +405,10 @@ pub fn snapshot_usage(c: &Connection, catalog: &Catalog, account: &str, now: i64
         .map(|t| t.date().to_string())
         .unwrap_or_default();
     let mut n = 0;
-    for va in accounts::list(c, account, now)? {
-        for tag in usage::pools_of(c, va.id)? {
-            let state = super::pool::state(c, catalog, va.id, &tag, now)?;
-            crate::store::reports::snapshot(c, &day, va.id, &tag, state.in_use, state.available)?;
+    for (va_id, _) in accounts::ids(c, account)? {
+        for tag in usage::pools_of(c, va_id)? {
+            let state = super::pool::state(c, catalog, va_id, &tag, now)?;
+            crate::store::reports::snapshot(c, &day, va_id, &tag, state.in_use, state.available)?;
             n += 1;
         }
     }

@@ -29,20 +29,62 @@ pub fn list(
 ) -> Result<Vec<InstanceView>> {
     let va = filter.virtual_account.as_deref();
     caller.authorize(Action::Read, va)?;
-    let mut views = inventory::instance_list(c, account, va, now)?;
-    views.retain(|v| {
-        caller.reaches(&v.virtual_account)
-            && filter.status.as_deref().is_none_or(|s| v.status == s)
-            && filter.search.as_deref().is_none_or(|q| {
-                let q = q.to_lowercase();
-                v.udi.to_lowercase().contains(&q)
-                    || v.instance_id.to_lowercase().contains(&q)
-                    || v.hostname
-                        .as_deref()
-                        .is_some_and(|h| h.to_lowercase().contains(&q))
-            })
-    });
-    Ok(page.of(views))
+    // Filtered in the listing's order as the rows are read; a page of an
+    // unfiltered listing is read straight from its index range.
+    let keep_all = filter.status.is_none() && filter.search.is_none() && caller.scope().is_none();
+    let query = filter.search.as_deref().map(str::to_lowercase);
+    let keep = |v: &InstanceView| keeps(caller, filter, query.as_deref(), v);
+    Ok(inventory::instance_page(
+        c,
+        account,
+        va,
+        now,
+        page.offset as usize,
+        page.limit as usize,
+        if keep_all { None } else { Some(&keep) },
+    )?)
+}
+
+fn keeps(caller: &Caller, filter: &InstanceFilter, query: Option<&str>, v: &InstanceView) -> bool {
+    caller.reaches(&v.virtual_account)
+        && filter.status.as_deref().is_none_or(|s| v.status == s)
+        && query.is_none_or(|q| {
+            v.udi.to_lowercase().contains(q)
+                || v.instance_id.to_lowercase().contains(q)
+                || v.hostname
+                    .as_deref()
+                    .is_some_and(|h| h.to_lowercase().contains(q))
+        })
+}
+
+/// Every instance the listing would give, page after page, handed to `each`
+/// as it is read (the command line prints whole listings without holding
+/// them); `each` returns false to stop.
+pub fn for_each(
+    c: &Connection,
+    caller: &Caller,
+    account: &str,
+    filter: &InstanceFilter,
+    now: i64,
+    mut each: impl FnMut(InstanceView) -> Result<bool>,
+) -> Result<()> {
+    let va = filter.virtual_account.as_deref();
+    caller.authorize(Action::Read, va)?;
+    let query = filter.search.as_deref().map(str::to_lowercase);
+    let mut failed = None;
+    inventory::for_each_instance(c, account, va, now, |v| {
+        if !keeps(caller, filter, query.as_deref(), &v) {
+            return Ok(true);
+        }
+        match each(v) {
+            Ok(more) => Ok(more),
+            Err(e) => {
+                failed = Some(e);
+                Ok(false)
+            }
+        }
+    })?;
+    failed.map_or(Ok(()), Err)
 }
 
 /// An instance the caller may read; one it may not is "not found", so its

@@ -32,17 +32,6 @@ pub fn keys(caller: &Caller, config: &Config, now: i64) -> Result<Keys> {
     Keys::load(config, now).map_err(service)
 }
 
-/// Writes a usage bundle into the export folder; returns where and what.
-pub fn export(
-    c: &Connection,
-    caller: &Caller,
-    config: &Config,
-    keys: &Keys,
-    now: i64,
-) -> Result<Written> {
-    on_node(c, caller, config, keys, now, satellite::export_usage)
-}
-
 /// Runs a sync step as this node sees itself now (the catalog as this
 /// transaction reads it), for an administrator, audited.
 fn on_node<T>(
@@ -57,6 +46,38 @@ fn on_node<T>(
     audited(c, caller, |c| {
         let catalog = sync_mod::current_catalog(c, config).map_err(service)?;
         step(c, &keys.node(config, &catalog, now)).map_err(service)
+    })
+}
+
+/// The heavy half of an export: reads and seals the usage bundle from
+/// `c`, best a read snapshot (see [`finish_export`]); holds no write lock.
+pub fn prepare_export(
+    c: &Connection,
+    caller: &Caller,
+    config: &Config,
+    keys: &Keys,
+    now: i64,
+) -> Result<satellite::PreparedUsage> {
+    caller.authorize(Action::Administer, None)?;
+    let snapshot = c.unchecked_transaction().map_err(|e| service(e.into()))?;
+    let catalog = sync_mod::current_catalog(&snapshot, config).map_err(service)?;
+    satellite::prepare_usage(&snapshot, &keys.node(config, &catalog, now)).map_err(service)
+}
+
+/// Writes and records what [`prepare_export`] sealed: a short write.
+/// Refused (nothing written) if another export was recorded meanwhile.
+pub fn finish_export(
+    c: &Connection,
+    caller: &Caller,
+    config: &Config,
+    keys: &Keys,
+    prepared: satellite::PreparedUsage,
+    now: i64,
+) -> Result<Written> {
+    caller.authorize(Action::Administer, None)?;
+    audited(c, caller, |c| {
+        let catalog = sync_mod::current_catalog(c, config).map_err(service)?;
+        satellite::finish_usage(c, &keys.node(config, &catalog, now), prepared).map_err(service)
     })
 }
 

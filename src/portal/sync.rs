@@ -239,12 +239,7 @@ async fn received(
 }
 
 async fn exported(api: &Api, operator: &Operator) -> Result<(String, Vec<u8>), PortalError> {
-    let (config, now) = (api.config.clone(), api.now());
-    let keys = keys(api, operator).await?;
-    let caller = operator.caller.clone();
-    let written = api
-        .write(move |c| ops::sync::export(c, &caller, &config, &keys, now))
-        .await?;
+    let written = api.export(operator.caller.clone()).await?;
     let path = std::path::PathBuf::from(&written.path);
     let name = path
         .file_name()

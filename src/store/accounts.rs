@@ -123,6 +123,20 @@ pub fn require(conn: &Connection, account: &str, name: &str, now: i64) -> Result
     )))
 }
 
+/// [`require`] without the counts (which read every product instance of
+/// the account): its row id and name.
+pub fn require_id(conn: &Connection, account: &str, name: &str) -> Result<(i64, String)> {
+    let vas = ids(conn, account)?;
+    if let Some(found) = vas.iter().find(|(_, n)| n == name) {
+        return Ok(found.clone());
+    }
+    let known: Vec<String> = vas.into_iter().map(|(_, n)| n).collect();
+    Err(Error::NotFound(format!(
+        "virtual account {name:?} does not exist in {account:?} (known: {}); create it with `satellite va create {name}`",
+        known.join(", ")
+    )))
+}
+
 pub fn list(conn: &Connection, account: &str, now: i64) -> Result<Vec<VirtualAccount>> {
     let sql = format!("{SELECT} WHERE a.name = :account ORDER BY va.name");
     let mut stmt = conn.prepare_cached(&sql)?;

@@ -143,17 +143,123 @@ pub fn find_by_instance_id(conn: &Connection, instance_id: &str) -> Result<Optio
     )?)
 }
 
-pub fn list(
+/// The first `limit` instances in listing order.
+pub fn list_first(
     conn: &Connection,
     account: &str,
     virtual_account: Option<&str>,
+    limit: usize,
 ) -> Result<Vec<Instance>> {
-    let sql = format!(
-        "{SELECT} WHERE a.name = ?1 AND (?2 IS NULL OR va.name = ?2) ORDER BY va.name, p.pid, p.sn"
-    );
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params![account, virtual_account], row)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    let mut out = Vec::new();
+    page(conn, account, virtual_account, None, 0, limit, |i| {
+        out.push(i);
+        true
+    })?;
+    Ok(out)
+}
+
+/// How many instances an account (or one of its virtual accounts) holds.
+pub fn count(conn: &Connection, account: &str, virtual_account: Option<&str>) -> Result<i64> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT COUNT(*) FROM product_instances p
+             JOIN virtual_accounts va ON va.id = p.virtual_account_id
+             JOIN accounts a ON a.id = va.account_id
+             WHERE a.name = ?1 AND (?2 IS NULL OR va.name = ?2)",
+        )?
+        .query_row(params![account, virtual_account], |r| r.get(0))?)
+}
+
+/// Where a listing stopped: the last (virtual account, PID, SN) it gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListingKey {
+    pub virtual_account: String,
+    pub pid: String,
+    pub sn: String,
+}
+
+impl Instance {
+    pub fn listing_key(&self) -> ListingKey {
+        ListingKey {
+            virtual_account: self.virtual_account.clone(),
+            pid: self.pid.clone(),
+            sn: self.sn.clone(),
+        }
+    }
+}
+
+/// Instances in listing order (virtual account, PID, SN): after `after` if
+/// given, else past the first `offset`; at most `limit`, each handed to
+/// `each` as the cursor reads it (nothing is collected); `each` returns
+/// false to stop early. Each virtual account is an index range in order.
+pub fn page(
+    conn: &Connection,
+    account: &str,
+    virtual_account: Option<&str>,
+    after: Option<&ListingKey>,
+    offset: usize,
+    limit: usize,
+    mut each: impl FnMut(Instance) -> bool,
+) -> Result<()> {
+    let vas: Vec<(i64, String)> = conn
+        .prepare_cached(
+            "SELECT va.id, va.name FROM virtual_accounts va JOIN accounts a ON a.id = va.account_id
+             WHERE a.name = ?1 AND (?2 IS NULL OR va.name = ?2) ORDER BY va.name",
+        )?
+        .query_map(params![account, virtual_account], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut skip = offset;
+    let mut left = limit;
+    for (va_id, va_name) in vas {
+        if left == 0 {
+            break;
+        }
+        let from = match after {
+            Some(k) if va_name < k.virtual_account => continue,
+            Some(k) if va_name == k.virtual_account => Some((k.pid.as_str(), k.sn.as_str())),
+            _ => None,
+        };
+        if skip > 0 {
+            let n: i64 = conn
+                .prepare_cached(
+                    "SELECT COUNT(*) FROM product_instances WHERE virtual_account_id = ?1",
+                )?
+                .query_row([va_id], |r| r.get(0))?;
+            let n = usize::try_from(n).unwrap_or(0);
+            if skip >= n {
+                skip -= n;
+                continue;
+            }
+        }
+        let sql = match from {
+            None => format!(
+                "{SELECT} WHERE p.virtual_account_id = ?1 ORDER BY p.pid, p.sn LIMIT ?2 OFFSET ?3"
+            ),
+            Some(_) => format!(
+                "{SELECT} WHERE p.virtual_account_id = ?1 AND (p.pid, p.sn) > (?4, ?5)
+                 ORDER BY p.pid, p.sn LIMIT ?2 OFFSET ?3"
+            ),
+        };
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let bound = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        let mut rows = match from {
+            None => stmt.query(params![va_id, bound(left), bound(skip)])?,
+            Some((pid, sn)) => stmt.query(params![va_id, bound(left), bound(skip), pid, sn])?,
+        };
+        skip = 0;
+        while let Some(r) = rows.next()? {
+            left -= 1;
+            if !each(row(r)?) {
+                return Ok(());
+            }
+            if left == 0 {
+                break;
+            }
+        }
+    }
+    Ok(())
 }
 
 pub struct NewRegistration<'a> {
@@ -232,39 +338,57 @@ pub fn record_authorization(
     Ok(())
 }
 
-/// An instance whose deadline (moved by `offset`) passed in a window.
+/// An instance whose deadline (moved by `offset`) passed.
 #[derive(Debug, Clone)]
 pub struct Lapsed {
     pub udi: Udi,
     pub hostname: Option<String>,
     pub virtual_account: String,
     pub last_contact_at: i64,
+    /// `deadline + offset` and the row: where a batch of them ended.
+    pub lapsed_at: i64,
+    pub row_id: i64,
 }
 
-/// Instances whose `deadline + offset` falls in `(after, now]`.
-pub fn deadline_passed_between(
+/// Instances whose `(deadline + offset, row id)` is past `after` and whose
+/// `deadline + offset` is at most `now`, in that order, at most `limit`:
+/// an index range on the deadline.
+pub fn deadline_passed_after(
     c: &Connection,
     offset: i64,
-    after: i64,
+    after: (i64, i64),
     now: i64,
+    limit: usize,
 ) -> Result<Vec<Lapsed>> {
     let mut stmt = c.prepare_cached(
-        "SELECT p.pid, p.sn, p.hostname, va.name, p.last_contact_at FROM product_instances p
+        "SELECT p.pid, p.sn, p.hostname, va.name, p.last_contact_at, p.deadline, p.id
+         FROM product_instances p
          JOIN virtual_accounts va ON va.id = p.virtual_account_id
-         WHERE p.deadline + ?1 > ?2 AND p.deadline + ?1 <= ?3
-         ORDER BY p.deadline, p.pid, p.sn",
+         WHERE (p.deadline, p.id) > (?2 - ?1, ?3) AND p.deadline <= ?4 - ?1
+         ORDER BY p.deadline, p.id LIMIT ?5",
     )?;
-    let rows = stmt.query_map(params![offset, after, now], |r| {
-        Ok(Lapsed {
-            udi: Udi {
-                pid: r.get(0)?,
-                sn: r.get(1)?,
-            },
-            hostname: r.get(2)?,
-            virtual_account: r.get(3)?,
-            last_contact_at: r.get(4)?,
-        })
-    })?;
+    let rows = stmt.query_map(
+        params![
+            offset,
+            after.0,
+            after.1,
+            now,
+            i64::try_from(limit).unwrap_or(i64::MAX)
+        ],
+        |r| {
+            Ok(Lapsed {
+                udi: Udi {
+                    pid: r.get(0)?,
+                    sn: r.get(1)?,
+                },
+                hostname: r.get(2)?,
+                virtual_account: r.get(3)?,
+                last_contact_at: r.get(4)?,
+                lapsed_at: r.get::<_, i64>(5)? + offset,
+                row_id: r.get(6)?,
+            })
+        },
+    )?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 

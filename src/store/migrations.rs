@@ -398,6 +398,19 @@ CREATE TABLE satellite_identities (
 ) WITHOUT ROWID;
 "#,
     },
+    Migration {
+        version: 7,
+        name: "indexes for listing instances in order and finding expired certificates",
+        sql: r#"
+-- Listings page through one virtual account at a time in (PID, SN) order:
+-- a page is an index range, not a sort of every instance. The old index
+-- on the virtual account alone is a prefix of this one.
+CREATE INDEX product_instances_listing ON product_instances(virtual_account_id, pid, sn);
+DROP INDEX product_instances_va;
+-- The daily jobs find the certificates that ran out without reading them all.
+CREATE INDEX certificates_expiry ON certificates(not_after) WHERE revoked_at IS NULL;
+"#,
+    },
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {

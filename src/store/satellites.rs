@@ -150,43 +150,105 @@ pub struct RemoteInstance {
     pub entitlements: Vec<(String, i64)>,
 }
 
-/// Replaces what a satellite last reported with its new snapshot. The
+/// Replaces what a satellite last reported with its new snapshot, writing
+/// only what changed (a month's snapshot of a large site is mostly the
+/// same rows), in key order (new rows append to the B-trees). The
 /// triggers on `remote_usage` keep the cloud's pools exact.
 pub fn replace_instances(
     c: &Connection,
     satellite_row: i64,
     instances: &[RemoteInstance],
 ) -> Result<()> {
-    c.execute(
-        "DELETE FROM remote_usage WHERE satellite_id = ?1",
-        [satellite_row],
-    )?;
-    c.execute(
-        "DELETE FROM remote_instances WHERE satellite_id = ?1",
-        [satellite_row],
-    )?;
-    let mut instance = c.prepare_cached(
+    use std::collections::HashMap;
+    type Facts = (i64, String, String, Option<String>, String, i64, i64);
+    let facts = |i: &RemoteInstance| -> Facts {
+        (
+            i.virtual_account_id,
+            i.pid.clone(),
+            i.sn.clone(),
+            i.hostname.clone(),
+            i.status.clone(),
+            i.registered_at,
+            i.last_contact_at,
+        )
+    };
+    let mut old: HashMap<String, Facts> = HashMap::new();
+    {
+        let mut stmt = c.prepare_cached(
+            "SELECT instance_id, virtual_account_id, pid, sn, hostname, status, registered_at,
+                    last_contact_at FROM remote_instances WHERE satellite_id = ?1",
+        )?;
+        let mut rows = stmt.query([satellite_row])?;
+        while let Some(r) = rows.next()? {
+            old.insert(
+                r.get(0)?,
+                (
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                ),
+            );
+        }
+    }
+    let mut old_usage: HashMap<(String, String), (i64, i64)> = HashMap::new();
+    {
+        let mut stmt = c.prepare_cached(
+            "SELECT instance_id, tag, virtual_account_id, count FROM remote_usage WHERE satellite_id = ?1",
+        )?;
+        let mut rows = stmt.query([satellite_row])?;
+        while let Some(r) = rows.next()? {
+            old_usage.insert((r.get(0)?, r.get(1)?), (r.get(2)?, r.get(3)?));
+        }
+    }
+    let mut order: Vec<&RemoteInstance> = instances.iter().collect();
+    order.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
+    let mut put = c.prepare_cached(
         "INSERT INTO remote_instances (satellite_id, instance_id, virtual_account_id, pid, sn, hostname,
-            status, registered_at, last_contact_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            status, registered_at, last_contact_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+         ON CONFLICT (satellite_id, instance_id) DO UPDATE SET
+            virtual_account_id = excluded.virtual_account_id, pid = excluded.pid, sn = excluded.sn,
+            hostname = excluded.hostname, status = excluded.status,
+            registered_at = excluded.registered_at, last_contact_at = excluded.last_contact_at",
     )?;
-    let mut usage = c.prepare_cached(
+    let mut add = c.prepare_cached(
         "INSERT INTO remote_usage (satellite_id, instance_id, virtual_account_id, tag, count)
          VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
-    for i in instances {
-        instance.execute(params![
-            satellite_row,
-            i.instance_id,
-            i.virtual_account_id,
-            i.pid,
-            i.sn,
-            i.hostname,
-            i.status,
-            i.registered_at,
-            i.last_contact_at
-        ])?;
-        for (tag, count) in &i.entitlements {
-            usage.execute(params![
+    let mut drop_usage = c.prepare_cached(
+        "DELETE FROM remote_usage WHERE satellite_id = ?1 AND instance_id = ?2 AND tag = ?3",
+    )?;
+    for i in order {
+        let now_facts = facts(i);
+        if old.remove(&i.instance_id).as_ref() != Some(&now_facts) {
+            put.execute(params![
+                satellite_row,
+                i.instance_id,
+                i.virtual_account_id,
+                i.pid,
+                i.sn,
+                i.hostname,
+                i.status,
+                i.registered_at,
+                i.last_contact_at
+            ])?;
+        }
+        let mut tags: Vec<&(String, i64)> = i.entitlements.iter().collect();
+        tags.sort();
+        for (tag, count) in tags {
+            let key = (i.instance_id.clone(), tag.clone());
+            match old_usage.remove(&key) {
+                Some((va, was)) if va == i.virtual_account_id && was == *count => continue,
+                // Removed and added again, so the triggers move its demand.
+                Some(_) => {
+                    drop_usage.execute(params![satellite_row, i.instance_id, tag])?;
+                }
+                None => {}
+            }
+            add.execute(params![
                 satellite_row,
                 i.instance_id,
                 i.virtual_account_id,
@@ -194,6 +256,16 @@ pub fn replace_instances(
                 count
             ])?;
         }
+    }
+    // What the snapshot no longer holds.
+    for ((instance_id, tag), _) in old_usage {
+        drop_usage.execute(params![satellite_row, instance_id, tag])?;
+    }
+    let mut gone = c.prepare_cached(
+        "DELETE FROM remote_instances WHERE satellite_id = ?1 AND instance_id = ?2",
+    )?;
+    for instance_id in old.into_keys() {
+        gone.execute(params![satellite_row, instance_id])?;
     }
     Ok(())
 }
@@ -273,28 +345,31 @@ pub fn instance_count(c: &Connection, satellite_row: i64) -> Result<i64> {
 }
 
 pub fn add_event(c: &Connection, satellite_row: i64, e: &super::sync::EventRow) -> Result<bool> {
-    Ok(c.execute(
+    Ok(c.prepare_cached(
         "INSERT INTO remote_events (satellite_id, remote_id, at, kind, severity, virtual_account, subject, message)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING",
-        params![satellite_row, e.id, e.at, e.kind, e.severity, e.virtual_account, e.subject, e.message],
+    )?
+    .execute(params![satellite_row, e.id, e.at, e.kind, e.severity, e.virtual_account, e.subject, e.message],
     )? > 0)
 }
 
 pub fn add_report(c: &Connection, satellite_row: i64, r: &super::sync::ReportRow) -> Result<bool> {
-    Ok(c.execute(
+    Ok(c.prepare_cached(
         "INSERT INTO remote_reports (satellite_id, remote_id, kind, created_at, virtual_account, summary, body)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
-        params![satellite_row, r.id, r.kind, r.created_at, r.virtual_account, r.summary, r.body],
+    )?
+    .execute(params![satellite_row, r.id, r.kind, r.created_at, r.virtual_account, r.summary, r.body],
     )? > 0)
 }
 
 pub fn put_history(c: &Connection, satellite_row: i64, h: &super::sync::HistoryRow) -> Result<()> {
-    c.execute(
+    c.prepare_cached(
         "INSERT INTO remote_usage_history (satellite_id, day, virtual_account, tag, in_use, available)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT (satellite_id, day, virtual_account, tag) DO UPDATE SET
            in_use = excluded.in_use, available = excluded.available",
-        params![satellite_row, h.day, h.virtual_account, h.tag, h.in_use, h.available],
+    )?
+    .execute(params![satellite_row, h.day, h.virtual_account, h.tag, h.in_use, h.available],
     )?;
     Ok(())
 }

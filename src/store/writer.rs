@@ -93,6 +93,10 @@ pub struct WriterStats {
     pub commits: AtomicU64,
     pub writes: AtomicU64,
     pub failed_commits: AtomicU64,
+    /// The longest a group held the write lock, from `BEGIN` to the end of
+    /// `COMMIT`, and the longest `COMMIT` (the fsync) alone, in µs.
+    pub longest_hold_us: AtomicU64,
+    pub longest_commit_us: AtomicU64,
     /// Bumped whenever the data may have changed behind an in-memory copy
     /// kept by jobs: after every job not marked as keeping copies, every
     /// job undone (its copies saw changes that were rolled back) and every
@@ -256,6 +260,7 @@ fn commit_group(
     stats: &WriterStats,
 ) -> Result<(), StoreError> {
     statement(conn, "BEGIN IMMEDIATE")?;
+    let began = std::time::Instant::now();
     for job in group.iter_mut() {
         if job.run(conn) {
             stats.generation.fetch_add(1, Ordering::AcqRel);
@@ -267,10 +272,18 @@ fn commit_group(
             return Err(StoreError::TransactionLost);
         }
     }
+    let committing = std::time::Instant::now();
     if let Err(e) = statement(conn, "COMMIT") {
         let _ = conn.execute_batch("ROLLBACK");
         return Err(e.into());
     }
+    let micros = |d: std::time::Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+    stats
+        .longest_commit_us
+        .fetch_max(micros(committing.elapsed()), Ordering::Relaxed);
+    stats
+        .longest_hold_us
+        .fetch_max(micros(began.elapsed()), Ordering::Relaxed);
     Ok(())
 }
 

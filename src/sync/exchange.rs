@@ -21,6 +21,36 @@ pub struct Outgoing {
     pub watermarks: Option<String>,
 }
 
+/// A bundle sealed from what one read saw, not yet written or recorded.
+#[derive(Debug)]
+pub struct Prepared {
+    kind: Kind,
+    from: String,
+    to: String,
+    to_label: String,
+    in_reply_to: Option<String>,
+    counts: serde_json::Value,
+    watermarks: Option<String>,
+    sequence: u64,
+    previous_sha256: Option<String>,
+    created_at: i64,
+    /// The file name; its bytes are already on disk under a hidden name.
+    name: String,
+    sealed: Sealed,
+}
+
+impl Prepared {
+    pub fn counts(&self) -> &serde_json::Value {
+        &self.counts
+    }
+
+    /// Whether the ledger still ends where it ended when this was sealed.
+    pub fn still_current(&self, c: &Connection) -> Result<bool, SyncError> {
+        let next = ledger::last_sequence(c, Direction::Sent, &self.to)?.unwrap_or(0) + 1;
+        Ok(next == self.sequence && ledger::last_sent_sha256(c, &self.to)? == self.previous_sha256)
+    }
+}
+
 /// Seals the next bundle to `out.to`, writes it to the export folder and
 /// records it, all inside the caller's transaction (a failed write leaves
 /// no ledger line; a failed commit leaves a file the peer will refuse as a
@@ -30,14 +60,22 @@ pub fn send(
     node: &Node<'_>,
     out: Outgoing,
 ) -> Result<(Written, Sealed), SyncError> {
+    let prepared = prepare(c, node, out)?;
+    finish(c, node, prepared)
+}
+
+/// Seals the next bundle to `out.to` from what `c` reads (a read snapshot
+/// will do): the sealing, the heavy part, holds no write lock.
+pub fn prepare(c: &Connection, node: &Node<'_>, out: Outgoing) -> Result<Prepared, SyncError> {
     let sequence = ledger::last_sequence(c, Direction::Sent, &out.to)?.unwrap_or(0) + 1;
+    let previous_sha256 = ledger::last_sent_sha256(c, &out.to)?;
     let header = Header {
         kind: out.kind,
         from: out.from.clone(),
         to: out.to.clone(),
         sequence,
         in_reply_to: out.in_reply_to.clone(),
-        previous_sha256: ledger::last_sent_sha256(c, &out.to)?,
+        previous_sha256: previous_sha256.clone(),
         created_at: node.now,
         expires_at: node.now + BUNDLE_LIFETIME,
     };
@@ -49,35 +87,72 @@ pub fn send(
         &out.to_label,
         sequence,
     );
-    let path = folder::write_atomically(&node.config.sync.export_dir, &name, &sealed.bytes)?;
+    // Written (and synced) here, before any write lock is taken; the
+    // record only renames it into view.
+    folder::write_part(&node.config.sync.export_dir, &name, &sealed.bytes)?;
+    Ok(Prepared {
+        name,
+        kind: out.kind,
+        from: out.from,
+        to: out.to,
+        to_label: out.to_label,
+        in_reply_to: out.in_reply_to,
+        counts: out.counts,
+        watermarks: out.watermarks,
+        sequence,
+        previous_sha256,
+        created_at: node.now,
+        sealed,
+    })
+}
+
+/// Writes a prepared bundle to the export folder and records it, in the
+/// caller's write transaction; refused (nothing written) when another
+/// bundle to the same peer was recorded since it was prepared.
+pub fn finish(
+    c: &Connection,
+    node: &Node<'_>,
+    p: Prepared,
+) -> Result<(Written, Sealed), SyncError> {
+    let sequence = p.sequence;
+    if !p.still_current(c)? {
+        folder::discard_part(&node.config.sync.export_dir, &p.name);
+        return Err(crate::error::Error::Conflict(format!(
+            "another bundle to {} was written while this one was being sealed; run it again",
+            p.to_label
+        ))
+        .into());
+    }
+    let name = p.name;
+    let path = folder::publish(&node.config.sync.export_dir, &name)?;
     ledger::record(
         c,
         &LedgerEntry {
             direction: Direction::Sent,
-            peer: out.to.clone(),
-            kind: out.kind.as_str().to_string(),
+            peer: p.to.clone(),
+            kind: p.kind.as_str().to_string(),
             sequence,
-            sha256: sealed.sha256.clone(),
-            in_reply_to: out.in_reply_to,
-            created_at: node.now,
+            sha256: p.sealed.sha256.clone(),
+            in_reply_to: p.in_reply_to,
+            created_at: p.created_at,
             recorded_at: node.now,
             file_name: Some(name),
-            summary: out.counts.to_string(),
-            watermarks: out.watermarks,
+            summary: p.counts.to_string(),
+            watermarks: p.watermarks,
             response: None,
         },
     )?;
     let written = Written {
         path: path.display().to_string(),
-        kind: out.kind.as_str().to_string(),
-        from: out.from,
-        to: out.to,
+        kind: p.kind.as_str().to_string(),
+        from: p.from,
+        to: p.to,
         sequence,
-        sha256: sealed.sha256.clone(),
-        bytes: sealed.bytes.len(),
-        counts: out.counts,
+        sha256: p.sealed.sha256.clone(),
+        bytes: p.sealed.bytes.len(),
+        counts: p.counts,
     };
-    Ok((written, sealed))
+    Ok((written, p.sealed))
 }
 
 /// Refuses a bundle whose sequence is not past the last one applied from

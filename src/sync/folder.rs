@@ -52,13 +52,23 @@ fn file_word(text: &str) -> String {
 /// Writes a bundle so that no reader ever sees half of it: a hidden `.part`
 /// file, fsync, rename, fsync of the folder.
 pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf, SyncError> {
+    write_part(dir, name, bytes)?;
+    publish(dir, name)
+}
+
+fn part_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!(".{name}.part"))
+}
+
+/// The first half of [`write_atomically`]: the bytes on disk (synced) under
+/// a hidden name nothing picks up.
+pub fn write_part(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), SyncError> {
     let fail = |path: &Path, e: std::io::Error| SyncError::File {
         path: path.display().to_string(),
         reason: e.to_string(),
     };
     std::fs::create_dir_all(dir).map_err(|e| fail(dir, e))?;
-    let target = dir.join(name);
-    let part = dir.join(format!(".{name}.part"));
+    let part = part_path(dir, name);
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -67,8 +77,21 @@ pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf,
         .map_err(|e| fail(&part, e))?;
     file.write_all(bytes).map_err(|e| fail(&part, e))?;
     file.sync_all().map_err(|e| fail(&part, e))?;
-    drop(file);
-    std::fs::rename(&part, &target).map_err(|e| fail(&target, e))?;
+    Ok(())
+}
+
+/// Removes a part written by [`write_part`] that will not be published.
+pub fn discard_part(dir: &Path, name: &str) {
+    let _ = std::fs::remove_file(part_path(dir, name));
+}
+
+/// The second half: the part renamed to its name, the folder synced.
+pub fn publish(dir: &Path, name: &str) -> Result<PathBuf, SyncError> {
+    let target = dir.join(name);
+    std::fs::rename(part_path(dir, name), &target).map_err(|e| SyncError::File {
+        path: target.display().to_string(),
+        reason: e.to_string(),
+    })?;
     if let Ok(folder) = std::fs::File::open(dir) {
         let _ = folder.sync_all();
     }

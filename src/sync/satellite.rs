@@ -122,6 +122,21 @@ fn registered(c: &Connection) -> Result<Upstream, SyncError> {
 /// `export`: a usage bundle with every product instance and its demand, and
 /// the history, reports and events the cloud has not acknowledged yet.
 pub fn export_usage(c: &Connection, node: &Node<'_>) -> Result<Written, SyncError> {
+    let prepared = prepare_usage(c, node)?;
+    finish_usage(c, node, prepared)
+}
+
+/// A usage bundle sealed from one read snapshot, not yet written.
+#[derive(Debug)]
+pub struct PreparedUsage {
+    cloud_id: String,
+    bundle: exchange::Prepared,
+}
+
+/// Everything a usage export reads and seals, from `c` (a read snapshot
+/// will do: at a million product instances this takes seconds, and no
+/// write lock is held meanwhile).
+pub fn prepare_usage(c: &Connection, node: &Node<'_>) -> Result<PreparedUsage, SyncError> {
     require_satellite(node)?;
     let up = registered(c)?;
     let acked: Watermarks = settings::get(c, ACKED)?
@@ -220,7 +235,7 @@ pub fn export_usage(c: &Connection, node: &Node<'_>) -> Result<Written, SyncErro
         "reports": reports.len(),
         "events": events.len(),
     });
-    let (written, _) = exchange::send(
+    let bundle = exchange::prepare(
         c,
         node,
         Outgoing {
@@ -235,16 +250,76 @@ pub fn export_usage(c: &Connection, node: &Node<'_>) -> Result<Written, SyncErro
                 (payload::REPORTS.into(), payload::to_file(&reports)),
                 (payload::EVENTS.into(), payload::to_file(&events)),
             ],
-            counts: counts.clone(),
+            counts,
             watermarks: serde_json::to_string(&watermarks).ok(),
         },
     )?;
+    Ok(PreparedUsage {
+        cloud_id: up.cloud_id,
+        bundle,
+    })
+}
+
+impl PreparedUsage {
+    pub fn still_current(&self, c: &Connection) -> Result<bool, SyncError> {
+        self.bundle.still_current(c)
+    }
+}
+
+/// A usage export that takes the write lock only to record what it sealed:
+/// everything is read and sealed from one read snapshot on `conn`, then the
+/// file is written and recorded (with `also`, in the same transaction) in a
+/// short write. Sealed again if another export to the cloud was recorded in
+/// between.
+pub fn export_usage_from_snapshot(
+    conn: &mut Connection,
+    config: &crate::config::Config,
+    keys: &super::Keys,
+    now: i64,
+    also: impl Fn(&Connection) -> Result<(), SyncError>,
+) -> Result<Written, SyncError> {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let prepared = {
+            let snapshot = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Deferred)
+                .map_err(SyncError::from)?;
+            let catalog = super::current_catalog(&snapshot, config)?;
+            prepare_usage(&snapshot, &keys.node(config, &catalog, now))?
+        };
+        let written = crate::store::transaction(conn, |c| {
+            if attempts < 3 && !prepared.still_current(c)? {
+                return Ok(None);
+            }
+            let catalog = super::current_catalog(c, config)?;
+            let written = finish_usage(c, &keys.node(config, &catalog, now), prepared)?;
+            also(c)?;
+            Ok::<_, SyncError>(Some(written))
+        })?;
+        if let Some(written) = written {
+            return Ok(written);
+        }
+    }
+}
+
+/// Writes and records a prepared usage bundle, in a write transaction:
+/// milliseconds. Refused, with nothing written, if another bundle to the
+/// cloud was recorded since it was prepared.
+pub fn finish_usage(
+    c: &Connection,
+    node: &Node<'_>,
+    prepared: PreparedUsage,
+) -> Result<Written, SyncError> {
+    require_satellite(node)?;
+    let counts = prepared.bundle.counts().clone();
+    let (written, _) = exchange::finish(c, node, prepared.bundle)?;
     record(
         c,
         node.now,
         "sync",
         Severity::Info,
-        &up.cloud_id,
+        &prepared.cloud_id,
         format!(
             "usage bundle {} written to {} ({} product instances, {} events, {} reports)",
             written.sequence,

@@ -286,20 +286,28 @@ impl SyncService {
         let keys = self.keys.clone();
         let schedule = self.export_schedule.clone();
         let now = self.clock.unix();
-        let written = self.store.writer().write_blocking(move |c| {
+        let (last, registered) = self.store.read(|c| {
             let last: Option<i64> = settings::get(c, EXPORT_LAST_RUN)?.and_then(|v| v.parse().ok());
-            // The first run only marks the start: nothing before it is due.
-            let last = last.unwrap_or(now);
-            let due = crate::config::fires_between(&schedule, last, now);
-            settings::set(c, EXPORT_LAST_RUN, &now.max(last).to_string())?;
             let registered =
                 crate::store::sync::upstream(c)?.is_some_and(|u| u.registered_at.is_some());
-            if !due || !registered {
-                return Ok::<_, SyncError>(None);
-            }
-            let catalog = current_catalog(c, &config)?;
-            satellite::export_usage(c, &keys.node(&config, &catalog, now)).map(Some)
+            Ok::<_, SyncError>((last, registered))
         })?;
+        // The first run only marks the start: nothing before it is due.
+        let last = last.unwrap_or(now);
+        let mark = now.max(last).to_string();
+        if !crate::config::fires_between(&schedule, last, now) || !registered {
+            self.store
+                .writer()
+                .write_blocking(move |c| settings::set(c, EXPORT_LAST_RUN, &mark))?;
+            return Ok(None);
+        }
+        // Sealed from a read snapshot on a connection of its own; the
+        // writer (and the routers behind it) waits only for the record.
+        let mut conn = crate::store::connect(self.store.path())?;
+        let written = satellite::export_usage_from_snapshot(&mut conn, &config, &keys, now, |c| {
+            settings::set(c, EXPORT_LAST_RUN, &mark).map_err(SyncError::from)
+        })
+        .map(Some)?;
         if let Some(w) = &written {
             tracing::info!(path = %w.path, sequence = w.sequence, "scheduled usage export written; carry it to the cloud");
         }

@@ -147,6 +147,9 @@ fn write_zip<'a>(
         .unwrap_or_default();
     let options = SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Deflated)
+        // The fastest level: pretty JSON still shrinks about tenfold, and
+        // a million product instances seal in seconds instead of a minute.
+        .compression_level(Some(1))
         .unix_permissions(0o644)
         .last_modified_time(when);
     let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));

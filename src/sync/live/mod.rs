@@ -300,9 +300,10 @@ pub fn exchange(
         ));
     }
     let id = renew_if_due(config, &url, &ca_pem, id, now)?;
-    let sent = write(conn, now, |c| {
-        let catalog = current_catalog(c, config)?;
-        satellite::export_usage(c, &keys.node(config, &catalog, now))
+    let sent = satellite::export_usage_from_snapshot(conn, config, keys, now, |c| {
+        crate::clock::guard::advance(c, now)
+            .map(|_| ())
+            .map_err(SyncError::from)
     })?;
     let link = CloudLink::pinned(&url, config.sync.proxy.as_deref(), &ca_pem, Some(&id))?;
     let answer = link.post_bundle(link::USAGE_PATH, &read_bundle(&sent.path)?)?;
