@@ -1,5 +1,9 @@
+use super::callers::{check_live, CallerCache, Known};
 use super::replay;
-use super::wire::{IdentityAnswer, Message, MessageType, RegistrationTimes, RenewKind};
+use super::wire::{
+    AuthorizationAnswer, AuthorizationTimes, EntitlementAnswer, IdentityAnswer, Message,
+    MessageType, RegistrationTimes, RenewKind,
+};
 use crate::clock::{rfc3339, Clock};
 use crate::domain::{TokenProblem, TokenSecret, Udi};
 use crate::error::{Error, Result};
@@ -33,6 +37,8 @@ pub struct DeviceService {
     notifier: Arc<Notifier>,
     /// The writer's copies of the pools, for ENTITLEMENT and RENEW auth.
     pools: Arc<PoolCache>,
+    /// The writer's copies of recent callers, for certificate-authenticated messages.
+    callers: Arc<CallerCache>,
 }
 
 /// A certificate-authenticated caller: the certificate it presented and the
@@ -57,6 +63,7 @@ impl DeviceService {
             catalog,
             notifier,
             pools: Arc::new(PoolCache::default()),
+            callers: Arc::new(CallerCache::default()),
         }
     }
 
@@ -292,29 +299,47 @@ impl DeviceService {
         let message_type = message.message_type.as_str();
         let message_id = message.message_id.clone();
         let (pools, writer) = (self.pools.clone(), self.store.writer().clone());
-        self.answer_caller(peer, message, KeepsCopies::Yes, move |c, instance| {
-            let mut pools = pools.open(c, writer.generation())?;
-            let auth =
-                licensing::authorize(c, &catalog, instance, &requested, now, Some(&mut pools))?;
-            let entitlements: Vec<_> = auth
-                .entitlements
-                .iter()
-                .map(|(tag, count, status)| json!({"tag": tag, "count": count, "status": status.as_str()}))
-                .collect();
-            let answer = json!({
-                "type": message_type,
-                "message_id": message_id,
-                "status": auth.overall.as_str(),
-                "instance_id": instance.instance_id,
-                "virtual_account": instance.virtual_account,
-                "entitlements": entitlements,
-                "authorization": {
-                    "authorized_at": rfc3339(auth.authorized_at),
-                    "next_communication": rfc3339(auth.next_communication),
-                    "deadline": rfc3339(auth.deadline),
+        self.answer_caller(peer, message, KeepsCopies::Yes, move |c, known| {
+            let mut pools = pools.open(writer.generation());
+            let instance = &mut known.instance;
+            let auth = licensing::authorize(
+                c,
+                &catalog,
+                instance,
+                &mut known.demand,
+                &requested,
+                now,
+                Some(&mut pools),
+            )?;
+            instance.authorized_at = Some(auth.authorized_at);
+            instance.last_contact_at = auth.authorized_at;
+            instance.next_communication = Some(auth.next_communication);
+            instance.deadline = Some(auth.deadline);
+            instance.authorization_status = Some(auth.overall.as_str().to_string());
+            let answer = AuthorizationAnswer {
+                authorization: AuthorizationTimes {
+                    authorized_at: rfc3339(auth.authorized_at),
+                    deadline: rfc3339(auth.deadline),
+                    next_communication: rfc3339(auth.next_communication),
                 },
-            });
-            Ok((answer.to_string(), auth.transitions))
+                entitlements: auth
+                    .entitlements
+                    .iter()
+                    .map(|(tag, count, status)| EntitlementAnswer {
+                        count: *count,
+                        status: status.as_str(),
+                        tag,
+                    })
+                    .collect(),
+                instance_id: &instance.instance_id,
+                message_id: &message_id,
+                status: auth.overall.as_str(),
+                message_type,
+                virtual_account: &instance.virtual_account,
+            };
+            let answer = serde_json::to_string(&answer)
+                .map_err(|e| Error::invalid("answer", e.to_string()))?;
+            Ok((answer, auth.transitions))
         })
         .await
     }
@@ -323,7 +348,8 @@ impl DeviceService {
         let now = self.clock.unix();
         let message_id = message.message_id.clone();
         let catalog = self.catalog.get();
-        self.answer_caller(peer, message, KeepsCopies::No, move |c, instance| {
+        self.answer_caller(peer, message, KeepsCopies::No, move |c, known| {
+            let instance = &known.instance;
             let answer = json!({
                 "type": "DEREGISTRATION",
                 "message_id": message_id,
@@ -349,14 +375,15 @@ impl DeviceService {
             "ack_message_id": ack,
         })
         .to_string();
-        self.answer_caller(peer, message, KeepsCopies::Yes, move |c, instance| {
-            if !messages::acknowledge(c, &instance.udi().key(), &ack, now)? {
+        self.answer_caller(peer, message, KeepsCopies::Yes, move |c, known| {
+            if !messages::acknowledge(c, &known.certificate.udi, &ack, now)? {
                 return Err(Error::invalid(
                     "ack_message_id",
                     format!("no answer to a message {ack:?} was sent to this device"),
                 ));
             }
-            instances::touch(c, instance.id, now)?;
+            instances::touch(c, known.instance.id, now)?;
+            known.instance.last_contact_at = now;
             Ok((answer, Vec::new()))
         })
         .await
@@ -364,11 +391,12 @@ impl DeviceService {
 
     /// Handles a certificate-authenticated message in one write, reading
     /// each thing once: the caller's certificate, the first answer if this
-    /// is a retry, revocation, the instance. Nothing is read before the
-    /// write and again inside it, and nothing read can change before the
-    /// answer is committed. Revocation is checked after the retry look-up,
-    /// so a device whose answer was lost can fetch it with a certificate
-    /// that the answered message itself revoked.
+    /// is a retry, revocation, the instance (from the writer's copies when
+    /// the caller spoke recently). Nothing is read before the write and
+    /// again inside it, and nothing read can change before the answer is
+    /// committed. Revocation is checked after the retry look-up, so a
+    /// device whose answer was lost can fetch it with a certificate that
+    /// the answered message itself revoked.
     async fn answer_caller<F>(
         &self,
         peer: Option<PeerCertificate>,
@@ -377,28 +405,28 @@ impl DeviceService {
         work: F,
     ) -> Result<String>
     where
-        F: FnOnce(&Connection, &Instance) -> Result<(String, Vec<Transition>)> + Send + 'static,
+        F: FnOnce(&Connection, &mut Known) -> Result<(String, Vec<Transition>)> + Send + 'static,
     {
         let peer = peer.ok_or(Error::CertificateRequired)?;
         let now = self.clock.unix();
         let message_id = message.message_id;
         let message_type = message.message_type.as_str();
         let ca = self.ca.clone();
+        let (callers, writer) = (self.callers.clone(), self.store.writer().clone());
         let job = move |c: &Connection| {
-            let cert = certificates::find_by_fingerprint(c, &peer.fingerprint)?
-                .ok_or(Error::CertificateUnknown)?;
-            let sender = Sender {
-                udi_key: &cert.udi,
-                message_type,
-                token_id: None,
-            };
-            let instance = match live_instance_of(c, &cert, now) {
-                Ok(instance) => instance,
+            let mut callers = callers.open(writer.generation());
+            let known = match callers.live(c, &peer.fingerprint, now)? {
+                Ok(known) => known,
                 // A retry of the message that revoked or replaced this
                 // certificate (its answer may have been lost) gets that
                 // answer; any other message from it is refused (DESIGN §7).
                 Err(refused) => {
                     let revoking = matches!(message_type, "DEREGISTRATION" | "RENEW");
+                    let sender = Sender {
+                        udi_key: &refused.udi,
+                        message_type,
+                        token_id: None,
+                    };
                     let first = if revoking {
                         first_answer(c, &sender, &message_id, &ca)?
                     } else {
@@ -406,11 +434,16 @@ impl DeviceService {
                     };
                     return match first {
                         Some(answer) => Ok((answer, Vec::new())),
-                        None => Err(Undo::Refused(refused)),
+                        None => Err(Undo::Refused(refused.why)),
                     };
                 }
             };
-            let (answer, transitions) = work(c, &instance)?;
+            let (answer, transitions) = work(c, known)?;
+            let sender = Sender {
+                udi_key: &known.certificate.udi,
+                message_type,
+                token_id: None,
+            };
             if messages::record_first(c, &sender, &message_id, &answer, now)? {
                 return Ok((answer, transitions));
             }
@@ -538,16 +571,6 @@ impl DeviceService {
     }
 }
 
-fn check_live(cert: &CertificateRecord, now: i64) -> Result<()> {
-    if cert.revoked_at.is_some() {
-        return Err(Error::CertificateRevoked);
-    }
-    if now >= cert.not_after {
-        return Err(Error::CertificateUnknown);
-    }
-    Ok(())
-}
-
 /// Inside a write: the caller's certificate may have been revoked since it
 /// was read (a concurrent deregistration or renewal).
 fn still_live(c: &Connection, fingerprint: &[u8; 32], now: i64) -> Result<Instance> {
@@ -572,14 +595,6 @@ fn first_answer(
             })
         })
         .transpose()
-}
-
-/// The live instance a certificate identifies: not revoked, not expired,
-/// its instance not removed.
-fn live_instance_of(c: &Connection, cert: &CertificateRecord, now: i64) -> Result<Instance> {
-    check_live(cert, now)?;
-    let row_id = cert.instance_row_id.ok_or(Error::CertificateRevoked)?;
-    instances::find_for_message(c, row_id)?.ok_or(Error::CertificateRevoked)
 }
 
 /// Whether a device write keeps the writer's copies of the pools up to date

@@ -199,6 +199,35 @@ pub struct IdentityAnswer<'a> {
     pub registration: RegistrationTimes,
 }
 
+/// The answer to ENTITLEMENT and to RENEW with `kind: auth`. Fields in
+/// alphabetical order: the order its answers had when built as a
+/// `serde_json::Value`, so a stored first answer and a new one read alike.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuthorizationAnswer<'a> {
+    pub authorization: AuthorizationTimes,
+    pub entitlements: Vec<EntitlementAnswer<'a>>,
+    pub instance_id: &'a str,
+    pub message_id: &'a str,
+    pub status: &'static str,
+    #[serde(rename = "type")]
+    pub message_type: &'static str,
+    pub virtual_account: &'a str,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AuthorizationTimes {
+    pub authorized_at: String,
+    pub deadline: String,
+    pub next_communication: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EntitlementAnswer<'a> {
+    pub count: u32,
+    pub status: &'static str,
+    pub tag: &'a str,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

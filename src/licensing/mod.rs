@@ -37,12 +37,15 @@ pub struct Authorization {
 /// Applies a device's full current demand and decides its status (DESIGN §6).
 /// Runs inside the writer's transaction, so pools are exact under any
 /// concurrency: requests are decided one after another against the counts
-/// the previous ones left. `cache`: the writer's copies of the pools (see
-/// [`pool::PoolCache`]), kept up to date with what this changes.
+/// the previous ones left. `stored`: the instance's demand as stored (see
+/// [`usage::counts_of`]), left as this makes it. `cache`: the writer's
+/// copies of the pools (see [`pool::PoolCache`]), kept up to date with what
+/// this changes.
 pub fn authorize(
     c: &Connection,
     catalog: &Catalog,
     instance: &Instance,
+    stored: &mut Vec<usage::Demand>,
     requested: &[EntitlementRequest],
     now: i64,
     mut cache: Option<&mut pool::Pools<'_>>,
@@ -53,54 +56,68 @@ pub fn authorize(
         let count = demand.entry(e.tag.as_str()).or_default();
         *count = count.saturating_add(e.count);
     }
-    // Write only what changed: a router repeats its demand far more often
-    // than it changes it, and every unchanged row left alone is a page
-    // neither dirtied nor logged.
-    let rows = usage::counts_of(c, instance.id)?;
+    let va = instance.virtual_account_id;
     if let Some(cache) = cache.as_deref_mut() {
         // Demand still counted in another pool (never so after a move,
         // which moves it): the triggers move it back, the copies start over.
-        if rows
-            .iter()
-            .any(|r| r.virtual_account_id != instance.virtual_account_id)
-        {
+        if stored.iter().any(|r| r.virtual_account_id != va) {
             cache.forget();
         }
     }
-    let stored: BTreeMap<String, i64> = rows.into_iter().map(|r| (r.tag, r.count)).collect();
-    let va = instance.virtual_account_id;
+    // Write only what changed: a router repeats its demand far more often
+    // than it changes it, and every unchanged row left alone is a page
+    // neither dirtied nor logged.
+    let before: BTreeMap<&str, (i64, i64)> = stored
+        .iter()
+        .map(|r| (r.tag.as_str(), (r.count, r.virtual_account_id)))
+        .collect();
     let mut touched = BTreeSet::new();
     for (tag, count) in &demand {
         if catalog.tag(tag).is_none() {
             continue;
         }
-        let before = stored.get(*tag).copied();
+        let was = before.get(*tag).copied();
         let after = i64::from(*count);
         if after == 0 {
-            if let Some(before) = before {
+            if let Some((was, _)) = was {
                 usage::remove(c, instance.id, tag)?;
                 if let Some(cache) = cache.as_deref_mut() {
-                    cache.add_in_use(va, tag, -before);
+                    cache.add_in_use(va, tag, -was);
                 }
                 touched.insert(tag.to_string());
             }
-        } else if before != Some(after) {
-            usage::set(c, instance.id, va, tag, after, now)?;
+            continue;
+        }
+        match was {
+            Some((was, in_va)) if was == after && in_va == va => continue,
+            Some((_, in_va)) if in_va == va => {
+                usage::change_count(c, instance.id, tag, after, now)?
+            }
+            _ => usage::set(c, instance.id, va, tag, after, now)?,
+        }
+        if let Some(cache) = cache.as_deref_mut() {
+            cache.add_in_use(va, tag, after - was.map_or(0, |(n, _)| n));
+        }
+        touched.insert(tag.to_string());
+    }
+    for (tag, (was, _)) in &before {
+        if !demand.contains_key(tag) {
+            usage::remove(c, instance.id, tag)?;
             if let Some(cache) = cache.as_deref_mut() {
-                cache.add_in_use(va, tag, after - before.unwrap_or(0));
+                cache.add_in_use(va, tag, -was);
             }
             touched.insert(tag.to_string());
         }
     }
-    for (tag, before) in &stored {
-        if !demand.contains_key(tag.as_str()) {
-            usage::remove(c, instance.id, tag)?;
-            if let Some(cache) = cache.as_deref_mut() {
-                cache.add_in_use(va, tag, -before);
-            }
-            touched.insert(tag.clone());
-        }
-    }
+    *stored = demand
+        .iter()
+        .filter(|(tag, count)| **count > 0 && catalog.tag(tag).is_some())
+        .map(|(tag, count)| usage::Demand {
+            tag: tag.to_string(),
+            count: i64::from(*count),
+            virtual_account_id: va,
+        })
+        .collect();
     // Every pool the answer speaks of is evaluated once: the changed ones
     // for compliance events, all of them for their status now.
     let mut pools: BTreeSet<String> = touched;

@@ -70,8 +70,8 @@ pub fn state(
 /// is used only in writes made with `Writer::write_keeping_copies`, which
 /// update it for everything they change, and it is dropped whenever the
 /// writer's generation (any other write on its connection, any write
-/// undone, a failed commit) or SQLite's `data_version` (a commit by any
-/// other connection, e.g. a CLI command) says the data moved under it.
+/// undone, a failed commit, a commit by any other connection such as a
+/// CLI command) says the data moved under it.
 /// Availability depends on the time, so it is kept for one second.
 #[derive(Default)]
 pub struct PoolCache {
@@ -80,8 +80,8 @@ pub struct PoolCache {
 
 #[derive(Default)]
 struct CacheState {
-    /// (writer generation, data_version) the copies are exact for.
-    seen: Option<(u64, i64)>,
+    /// The writer generation the copies are exact for.
+    seen: Option<u64>,
     pools: HashMap<(i64, String), CachedPool>,
 }
 
@@ -98,16 +98,15 @@ pub struct Pools<'a> {
 
 impl PoolCache {
     /// Opens the cache inside a write; `generation` is the writer's now.
-    pub fn open(&self, c: &Connection, generation: u64) -> Result<Pools<'_>> {
+    pub fn open(&self, generation: u64) -> Pools<'_> {
         // Only the writer thread takes it; a poisoned lock just means a
         // write panicked (and bumped the generation): start afresh.
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let seen = (generation, usage::data_version(c)?);
-        if state.seen != Some(seen) {
+        if state.seen != Some(generation) {
             state.pools.clear();
-            state.seen = Some(seen);
+            state.seen = Some(generation);
         }
-        Ok(Pools { state })
+        Pools { state }
     }
 }
 

@@ -411,6 +411,28 @@ DROP INDEX product_instances_va;
 CREATE INDEX certificates_expiry ON certificates(not_after) WHERE revoked_at IS NULL;
 "#,
     },
+    Migration {
+        version: 8,
+        name: "a changed count moves its pool in one statement",
+        sql: r#"
+-- A device states a new count for a tag it already uses far more often
+-- than its demand moves between pools: that case is one pool row
+-- changed by one statement, not a subtraction and an upsert.
+DROP TRIGGER usage_changed;
+CREATE TRIGGER usage_count_changed AFTER UPDATE OF count ON entitlement_usage
+WHEN OLD.virtual_account_id = NEW.virtual_account_id AND OLD.tag = NEW.tag BEGIN
+    UPDATE pools SET in_use = in_use + NEW.count - OLD.count
+    WHERE virtual_account_id = NEW.virtual_account_id AND tag = NEW.tag;
+END;
+CREATE TRIGGER usage_moved AFTER UPDATE OF count, virtual_account_id, tag ON entitlement_usage
+WHEN OLD.virtual_account_id <> NEW.virtual_account_id OR OLD.tag <> NEW.tag BEGIN
+    UPDATE pools SET in_use = in_use - OLD.count
+    WHERE virtual_account_id = OLD.virtual_account_id AND tag = OLD.tag;
+    INSERT INTO pools (virtual_account_id, tag, in_use) VALUES (NEW.virtual_account_id, NEW.tag, NEW.count)
+    ON CONFLICT (virtual_account_id, tag) DO UPDATE SET in_use = in_use + NEW.count;
+END;
+"#,
+    },
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {

@@ -159,7 +159,7 @@ pub fn check_integrity(path: &Path) -> Result<(), StoreError> {
 /// not memory: the kernel's page cache backs it).
 const MMAP_BYTES: i64 = 4 << 30;
 /// Each connection's page cache, in KiB (negative `cache_size` means KiB).
-const CACHE_KIB: i64 = 64 * 1024;
+const CACHE_KIB: i64 = 8 * 1024;
 
 /// Opens a connection with the settings every connection must have.
 pub fn connect(path: &Path) -> Result<Connection, StoreError> {

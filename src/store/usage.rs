@@ -44,14 +44,6 @@ pub fn counts_of(c: &Connection, instance_row_id: i64) -> Result<Vec<Demand>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// Changes once another connection committed to the database since this
-/// connection last asked (SQLite's `data_version`); a connection's own
-/// commits leave it as it is.
-pub fn data_version(c: &Connection) -> Result<i64> {
-    Ok(c.prepare_cached("PRAGMA data_version")?
-        .query_row([], |r| r.get(0))?)
-}
-
 pub fn set(
     c: &Connection,
     instance_row_id: i64,
@@ -74,6 +66,23 @@ pub fn set(
         count,
         now
     ])?;
+    Ok(())
+}
+
+/// A new count for a tag the instance already uses in the same virtual
+/// account: one row and (by trigger) one pool row change.
+pub fn change_count(
+    c: &Connection,
+    instance_row_id: i64,
+    tag: &str,
+    count: i64,
+    now: i64,
+) -> Result<()> {
+    c.prepare_cached(
+        "UPDATE entitlement_usage SET count = ?3, requested_at = ?4
+         WHERE instance_id = ?1 AND tag = ?2",
+    )?
+    .execute(params![instance_row_id, tag, count, now])?;
     Ok(())
 }
 

@@ -99,8 +99,9 @@ pub struct WriterStats {
     pub longest_commit_us: AtomicU64,
     /// Bumped whenever the data may have changed behind an in-memory copy
     /// kept by jobs: after every job not marked as keeping copies, every
-    /// job undone (its copies saw changes that were rolled back) and every
-    /// failed commit.
+    /// job undone (its copies saw changes that were rolled back), every
+    /// failed commit, and before a group that follows another
+    /// connection's commit.
     generation: AtomicU64,
 }
 
@@ -138,9 +139,8 @@ impl Writer {
     }
 
     /// The writer's generation (see [`WriterStats`]); read inside a job, it
-    /// says whether copies kept since the same generation are still exact
-    /// as far as this connection's writes go. Other connections' commits
-    /// show in `PRAGMA data_version`.
+    /// says whether copies kept since the same generation are still exact,
+    /// whoever wrote to the database.
     pub fn generation(&self) -> u64 {
         self.stats.generation.load(Ordering::Acquire)
     }
@@ -216,6 +216,7 @@ fn run(
     finish_checkpoint: &AtomicBool,
 ) {
     let mut group: Vec<Box<dyn Work>> = Vec::with_capacity(MAX_GROUP);
+    let mut seen_version = None;
     while let Ok(first) = jobs.recv() {
         group.push(first);
         while group.len() < MAX_GROUP {
@@ -226,7 +227,7 @@ fn run(
         }
         let span = tracing::debug_span!("group_commit", writes = group.len());
         let _entered = span.enter();
-        let outcome = commit_group(&conn, &mut group, stats);
+        let outcome = commit_group(&conn, &mut group, stats, &mut seen_version);
         match &outcome {
             Ok(()) => {
                 stats.commits.fetch_add(1, Ordering::Relaxed);
@@ -258,9 +259,21 @@ fn commit_group(
     conn: &Connection,
     group: &mut [Box<dyn Work>],
     stats: &WriterStats,
+    seen_version: &mut Option<i64>,
 ) -> Result<(), StoreError> {
     statement(conn, "BEGIN IMMEDIATE")?;
     let began = std::time::Instant::now();
+    // Another connection (a CLI command) can commit only between two
+    // groups, while this one holds no lock: asked once per group, its
+    // commits move the generation like any write that left copies stale.
+    let version = conn
+        .prepare_cached("PRAGMA data_version")
+        .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
+        .ok();
+    if version.is_none() || version != *seen_version {
+        stats.generation.fetch_add(1, Ordering::AcqRel);
+        *seen_version = version;
+    }
     for job in group.iter_mut() {
         if job.run(conn) {
             stats.generation.fetch_add(1, Ordering::AcqRel);
