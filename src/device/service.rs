@@ -126,11 +126,17 @@ impl DeviceService {
         }
         stored.state.check(now).map_err(Error::Token)?;
 
-        // A UDI registered before keeps its instance id (the certificate's CN).
+        // A UDI registered before keeps its instance id (the certificate's
+        // CN). New ids grow with time (UUIDv7 on the satellite's clock), so
+        // their index takes them at its end, not each on a random page.
         let instance_id = existing
             .as_ref()
             .map(|i| i.instance_id.clone())
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+            .unwrap_or_else(|| {
+                let second = u64::try_from(now).unwrap_or(0);
+                uuid::Uuid::new_v7(uuid::Timestamp::from_unix(uuid::NoContext, second, 0))
+                    .to_string()
+            });
         let issued = self.sign(csr_pem, instance_id.clone(), now).await?;
         let answer = identity_answer(
             MessageType::Registration,

@@ -1,7 +1,7 @@
 //! Device identity certificates.
 
 use super::csr::CheckedCsr;
-use super::{asn1_time, random_serial, CertificateAuthority, PkiError};
+use super::{asn1_time, time_ordered_serial, CertificateAuthority, PkiError};
 use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
 use openssl::x509::extension::{BasicConstraints, ExtendedKeyUsage, KeyUsage};
@@ -63,7 +63,7 @@ impl CertificateAuthority {
         let mut name = X509Name::builder()?;
         name.append_entry_by_nid(Nid::COMMONNAME, instance_id)?;
         let name = name.build();
-        let serial = random_serial()?;
+        let serial = time_ordered_serial(now)?;
         let not_before = now - 300;
         let not_after = now + DEVICE_CERT_DAYS * 86_400;
 

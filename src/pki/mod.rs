@@ -70,6 +70,18 @@ pub(crate) fn random_serial() -> Result<BigNum, PkiError> {
     Ok(serial)
 }
 
+/// A positive 120-bit serial: the issuing second, then 88 random bits
+/// (unique in practice without coordination, as a random one). Device
+/// certificates are issued by the thousand; serials that grow with time
+/// land at the end of the serial index instead of on a random page each.
+pub(crate) fn time_ordered_serial(now: i64) -> Result<BigNum, PkiError> {
+    let mut bytes = [0u8; 15];
+    let second = u32::try_from(now.max(1)).unwrap_or(u32::MAX);
+    bytes[..4].copy_from_slice(&second.to_be_bytes());
+    openssl::rand::rand_bytes(&mut bytes[4..])?;
+    Ok(BigNum::from_slice(&bytes)?)
+}
+
 pub(crate) fn asn1_time(unix: i64) -> Result<Asn1Time, PkiError> {
     Ok(Asn1Time::from_unix(unix)?)
 }
@@ -282,6 +294,21 @@ pub fn server_certificate_problem(path: &Path, hostnames: &[String], now: i64) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn time_ordered_serials_grow_with_the_second_and_never_repeat() {
+        let hex = |now| {
+            time_ordered_serial(now)
+                .and_then(|s| Ok(s.to_hex_str()?.to_string()))
+                .expect("serial")
+        };
+        let now = 1_796_000_000;
+        let same_second: std::collections::BTreeSet<String> = (0..1000).map(|_| hex(now)).collect();
+        assert_eq!(same_second.len(), 1000);
+        assert!(same_second.iter().all(|s| s.len() == 30));
+        let later = hex(now + 1);
+        assert!(same_second.iter().all(|s| *s < later), "a later second sorts after");
+    }
 
     #[test]
     fn created_ca_loads_back_and_keys_are_private() {
