@@ -307,7 +307,10 @@ mod tests {
         assert_eq!(same_second.len(), 1000);
         assert!(same_second.iter().all(|s| s.len() == 30));
         let later = hex(now + 1);
-        assert!(same_second.iter().all(|s| *s < later), "a later second sorts after");
+        assert!(
+            same_second.iter().all(|s| *s < later),
+            "a later second sorts after"
+        );
     }
 
     #[test]

@@ -361,6 +361,38 @@ mod tests {
     }
 
     #[test]
+    fn another_connections_commit_moves_the_generation_and_the_writers_own_do_not() {
+        let (dir, writer) = writer();
+        let generation_in_a_job = |w: &Writer| {
+            let (w, probe) = (w.clone(), w.clone());
+            async move {
+                w.write_keeping_copies(move |c: &Connection| {
+                    c.execute("INSERT INTO t VALUES (1)", [])
+                        .map_err(|_| TestError::Store)?;
+                    Ok::<_, TestError>(probe.generation())
+                })
+                .await
+            }
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let first = generation_in_a_job(&writer).await.expect("write");
+            let again = generation_in_a_job(&writer).await.expect("write");
+            assert_eq!(first, again, "a job keeping copies leaves them exact");
+            let cli = super::super::connect(&dir.path().join("w.db")).expect("open");
+            cli.execute("INSERT INTO t VALUES (2)", [])
+                .expect("cli write");
+            let after = generation_in_a_job(&writer).await.expect("write");
+            assert!(
+                after > again,
+                "a commit by another connection makes copies stale"
+            );
+        });
+    }
+
+    #[test]
     fn a_panicking_write_is_rolled_back_and_the_writer_lives_on() {
         let (_dir, writer) = writer();
         let r: Result<(), TestError> = writer.write_blocking(|c: &Connection| {
