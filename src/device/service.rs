@@ -388,8 +388,10 @@ impl DeviceService {
                     format!("no answer to a message {ack:?} was sent to this device"),
                 ));
             }
-            instances::touch(c, known.instance.id, now)?;
-            known.instance.last_contact_at = now;
+            if known.instance.last_contact_at != now {
+                instances::touch(c, known.instance.id, now)?;
+                known.instance.last_contact_at = now;
+            }
             Ok((answer, Vec::new()))
         })
         .await

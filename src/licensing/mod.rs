@@ -157,14 +157,23 @@ pub fn authorize(
     let overall = rules::overall(entitlements.iter().map(|e| e.2));
     let next_communication = now + rules::NEXT_COMMUNICATION;
     let deadline = now + rules::COMMUNICATION_DEADLINE;
-    instances::record_authorization(
-        c,
-        instance.id,
-        overall.as_str(),
-        now,
-        next_communication,
-        deadline,
-    )?;
+    // A second message within the same second, with the same outcome,
+    // would write the row as it is.
+    let recorded = instance.authorized_at == Some(now)
+        && instance.last_contact_at == now
+        && instance.next_communication == Some(next_communication)
+        && instance.deadline == Some(deadline)
+        && instance.authorization_status.as_deref() == Some(overall.as_str());
+    if !recorded {
+        instances::record_authorization(
+            c,
+            instance.id,
+            overall.as_str(),
+            now,
+            next_communication,
+            deadline,
+        )?;
+    }
     Ok(Authorization {
         overall,
         entitlements,
