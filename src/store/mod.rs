@@ -158,8 +158,15 @@ pub fn check_integrity(path: &Path) -> Result<(), StoreError> {
 /// Upper bound of the memory map over the database file (address space,
 /// not memory: the kernel's page cache backs it).
 const MMAP_BYTES: i64 = 4 << 30;
-/// Each connection's page cache, in KiB (negative `cache_size` means KiB).
-const CACHE_KIB: i64 = 8 * 1024;
+/// Each connection's page cache, in KiB (negative `cache_size` means KiB):
+/// room for a bulk transaction (a cloud's `process` of a large bundle, an
+/// import) without spilling dirty pages mid-transaction.
+const CACHE_KIB: i64 = 64 * 1024;
+/// The server writer's: it commits hundreds of times a second, and SQLite
+/// walks its page-cache hash table at the end of every write transaction,
+/// which grows with the cache (with 64 MiB, 10% of the writer's time in
+/// that loop alone). Still room for a daily-job batch of 500 rows.
+const WRITER_CACHE_KIB: i64 = 16 * 1024;
 
 /// Opens a connection with the settings every connection must have.
 pub fn connect(path: &Path) -> Result<Connection, StoreError> {
@@ -182,10 +189,8 @@ pub fn connect(path: &Path) -> Result<Connection, StoreError> {
     // Reads go through the memory map (shared by every connection, so
     // readers cost no private cache): with SQLite's default 2 MB page cache
     // and no map, the writer under load spent about 40% of its time copying
-    // pages back in from the kernel. The page cache holds what the writer
-    // changes between checkpoints, and no more: SQLite walks its page-cache hash
-    // table at the end of every write transaction, so a 64 MB cache cost
-    // the writer 10% of its time in that loop alone.
+    // pages back in from the kernel. The page cache holds what a write
+    // transaction changes.
     conn.pragma_update(None, "mmap_size", MMAP_BYTES)?;
     conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
     conn.set_prepared_statement_cache_capacity(64);
@@ -249,6 +254,7 @@ impl Store {
         // the writer they stalled every device waiting for the next commit.
         // A thread of their own runs them beside the writer instead.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
         // When a CLI command holds the write lock for its millisecond, the
         // default busy handler would put the writer (and every router
         // waiting on it) to sleep for 10-100 ms steps; poll finely instead.
