@@ -95,16 +95,16 @@ pub(super) fn open(config: &Config) -> Result<Connection, CliError> {
 
 /// One transaction; it also records the time it ran as the latest the
 /// database has seen (a server refuses to start on a clock far behind it).
-pub(super) fn write<T>(
+pub(super) fn write<T, E>(
     conn: &mut Connection,
     now: i64,
-    f: impl FnOnce(&Connection) -> Result<T, Error>,
-) -> Result<T, CliError> {
-    Ok(store::transaction(conn, |c| {
-        let value = f(c)?;
-        crate::clock::guard::advance(c, now)?;
-        Ok::<_, Error>(value)
-    })?)
+    f: impl FnOnce(&Connection) -> Result<T, E>,
+) -> Result<T, CliError>
+where
+    E: From<store::StoreError> + From<Error>,
+    CliError: From<E>,
+{
+    Ok(crate::clock::guard::write(conn, now, f)?)
 }
 
 pub fn run(cli: Cli) -> Result<(), CliError> {

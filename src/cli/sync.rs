@@ -1,11 +1,10 @@
 //! Sync commands: `export`, `import`, `bundle show`, `upstream register`, `sync`,
 //! and on the cloud `satellite add|list|revoke` and `process`.
 
-use super::commands::{notify, open, print_json, CliError};
+use super::commands::{notify, open, print_json, write, CliError};
 use super::{BundleCommand, Command, SatelliteCommand, UpstreamCommand};
 use crate::clock::Clock;
 use crate::config::{Config, SyncMode};
-use crate::store;
 use crate::sync::bundle::{self, Limits, Opened};
 use crate::sync::{self, cloud, counts_line, live, satellite, Keys, SyncError};
 use std::path::Path;
@@ -246,20 +245,6 @@ pub fn run(command: Command, config: &Config, clock: &Clock) -> Result<(), CliEr
         }
         _ => Err(CliError::Other("not a sync command".into())),
     }
-}
-
-/// One transaction that also moves the database's clock mark (as every
-/// CLI write does).
-fn write<T>(
-    conn: &mut rusqlite::Connection,
-    now: i64,
-    f: impl FnOnce(&rusqlite::Connection) -> Result<T, SyncError>,
-) -> Result<T, CliError> {
-    Ok(store::transaction(conn, |c| {
-        let value = f(c)?;
-        crate::clock::guard::advance(c, now).map_err(SyncError::from)?;
-        Ok::<_, SyncError>(value)
-    })?)
 }
 
 fn read(path: &Path) -> Result<Opened, CliError> {

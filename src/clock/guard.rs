@@ -26,6 +26,23 @@ pub fn recorded(c: &Connection) -> Result<Option<i64>> {
     Ok(settings::get(c, HIGH_WATER)?.and_then(|v| v.parse().ok()))
 }
 
+/// One transaction of a one-shot writer (a CLI command, a live sync) that
+/// also raises the mark to the time it ran.
+pub fn write<T, E>(
+    conn: &mut Connection,
+    now: i64,
+    f: impl FnOnce(&Connection) -> std::result::Result<T, E>,
+) -> std::result::Result<T, E>
+where
+    E: From<crate::store::StoreError> + From<Error>,
+{
+    crate::store::transaction(conn, |c| {
+        let value = f(c)?;
+        advance(c, now)?;
+        Ok(value)
+    })
+}
+
 /// Raises the mark to `now` (never lowers it); returns the mark.
 pub fn advance(c: &Connection, now: i64) -> Result<i64> {
     let mark = recorded(c)?.map_or(now, |m| m.max(now));

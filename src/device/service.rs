@@ -317,11 +317,6 @@ impl DeviceService {
                 now,
                 Some(&mut pools),
             )?;
-            instance.authorized_at = Some(auth.authorized_at);
-            instance.last_contact_at = auth.authorized_at;
-            instance.next_communication = Some(auth.next_communication);
-            instance.deadline = Some(auth.deadline);
-            instance.authorization_status = Some(auth.overall.as_str().to_string());
             let answer = AuthorizationAnswer {
                 authorization: AuthorizationTimes {
                     authorized_at: rfc3339(auth.authorized_at),

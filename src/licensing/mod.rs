@@ -37,14 +37,14 @@ pub struct Authorization {
 /// Applies a device's full current demand and decides its status (DESIGN §6).
 /// Runs inside the writer's transaction, so pools are exact under any
 /// concurrency: requests are decided one after another against the counts
-/// the previous ones left. `stored`: the instance's demand as stored (see
-/// [`usage::counts_of`]), left as this makes it. `cache`: the writer's
-/// copies of the pools (see [`pool::PoolCache`]), kept up to date with what
-/// this changes.
+/// the previous ones left. `instance` and `stored` (its demand as stored,
+/// see [`usage::counts_of`]) are left as this makes their rows. `cache`:
+/// the writer's copies of the pools (see [`pool::PoolCache`]), kept up to
+/// date with what this changes.
 pub fn authorize(
     c: &Connection,
     catalog: &Catalog,
-    instance: &Instance,
+    instance: &mut Instance,
     stored: &mut Vec<usage::Demand>,
     requested: &[EntitlementRequest],
     now: i64,
@@ -173,6 +173,11 @@ pub fn authorize(
             next_communication,
             deadline,
         )?;
+        instance.authorized_at = Some(now);
+        instance.last_contact_at = now;
+        instance.next_communication = Some(next_communication);
+        instance.deadline = Some(deadline);
+        instance.authorization_status = Some(overall.as_str().to_string());
     }
     Ok(Authorization {
         overall,

@@ -22,10 +22,11 @@ pub use state::{LiveState, STATE_KEY};
 use super::bundle::{self, Limits};
 use super::token::SatelliteToken;
 use super::{current_catalog, satellite, Applied, Keys, SyncError, Written};
+use crate::clock::guard;
 use crate::config::{Config, SyncMode};
 use crate::error::Error;
 use crate::licensing::pool::Transition;
-use crate::store::{self, sync as ledger};
+use crate::store::sync as ledger;
 use base64::Engine;
 use link::{CloudLink, Identity, LinkError};
 use rusqlite::Connection;
@@ -77,17 +78,13 @@ fn cloud_url(config: &Config) -> Result<&str, SyncError> {
     })
 }
 
-/// One transaction that also moves the database's clock mark.
+/// [`guard::write`] for this module's error type.
 fn write<T>(
     conn: &mut Connection,
     now: i64,
     f: impl FnOnce(&Connection) -> Result<T, SyncError>,
 ) -> Result<T, SyncError> {
-    store::transaction(conn, |c| {
-        let value = f(c)?;
-        crate::clock::guard::advance(c, now).map_err(SyncError::from)?;
-        Ok(value)
-    })
+    guard::write(conn, now, f)
 }
 
 fn file_error(path: &Path, e: impl std::fmt::Display) -> SyncError {
