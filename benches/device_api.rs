@@ -117,8 +117,11 @@ fn main() {
         let mut o = Vec::new();
         let mut b = Vec::new();
         let (ours_before, base_before) = (ours.bytes_on_disk(), base.bytes_on_disk());
-        for _ in 0..runs {
+        for run in 1..=runs {
+            // On stderr, so a profiler can be attached to one phase of one server.
+            eprintln!("{name}: ours, run {run}");
             o.push(ours_phase.run());
+            eprintln!("{name}: baseline, run {run}");
             b.push(base_phase.run());
         }
         let (o_ok, b_ok) = (

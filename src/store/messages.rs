@@ -103,8 +103,8 @@ pub fn acknowledge(conn: &Connection, udi_key: &str, message_id: &str, now: i64)
 pub fn prune(conn: &Connection, before: i64, limit: usize) -> Result<usize> {
     Ok(conn
         .prepare_cached(
-            "DELETE FROM device_messages WHERE (udi, message_id) IN
-               (SELECT udi, message_id FROM device_messages WHERE received_at < ?1 LIMIT ?2)",
+            "DELETE FROM device_messages WHERE id IN
+               (SELECT id FROM device_messages WHERE received_at < ?1 LIMIT ?2)",
         )?
         .execute(params![before, i64::try_from(limit).unwrap_or(i64::MAX)])?)
 }
