@@ -255,6 +255,11 @@ impl Store {
         // A thread of their own runs them beside the writer instead.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
+        // Every job runs in a savepoint, whose journal SQLite spills to a
+        // new temporary file (created, written, unlinked) once a group has
+        // changed 64 KiB: several times a second under registrations.
+        // A group is bounded (MAX_GROUP jobs), so its journal fits in memory.
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
         // When a CLI command holds the write lock for its millisecond, the
         // default busy handler would put the writer (and every router
         // waiting on it) to sleep for 10-100 ms steps; poll finely instead.
