@@ -461,6 +461,18 @@ CREATE UNIQUE INDEX device_messages_key ON device_messages(udi, message_id);
 CREATE INDEX device_messages_received ON device_messages(received_at);
 "#,
     },
+    Migration {
+        version: 10,
+        name: "a satellite's snapshot moves each cloud pool once",
+        sql: r#"
+-- Only a satellite's snapshot changes remote usage, and it moves each pool
+-- by its net change in one statement (store::satellites::replace_instances):
+-- a trigger per row made a first snapshot of a million instances two
+-- million pool updates.
+DROP TRIGGER remote_usage_added;
+DROP TRIGGER remote_usage_removed;
+"#,
+    },
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {

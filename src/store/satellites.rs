@@ -152,13 +152,16 @@ pub struct RemoteInstance {
 
 /// Replaces what a satellite last reported with its new snapshot, writing
 /// only what changed (a month's snapshot of a large site is mostly the
-/// same rows), in key order (new rows append to the B-trees). The
-/// triggers on `remote_usage` keep the cloud's pools exact.
+/// same rows), in key order (new rows append to the B-trees), and moves
+/// the cloud's pools by the net change of each: one statement per pool,
+/// not one per usage row (a first snapshot of a million instances holds
+/// two million). Returns the pools (virtual account, tag) whose demand
+/// changed.
 pub fn replace_instances(
     c: &Connection,
     satellite_row: i64,
     instances: &[RemoteInstance],
-) -> Result<()> {
+) -> Result<Vec<(i64, String)>> {
     use std::collections::HashMap;
     type Facts = (i64, String, String, Option<String>, String, i64, i64);
     let facts = |i: &RemoteInstance| -> Facts {
@@ -221,6 +224,7 @@ pub fn replace_instances(
     let mut drop_usage = c.prepare_cached(
         "DELETE FROM remote_usage WHERE satellite_id = ?1 AND instance_id = ?2 AND tag = ?3",
     )?;
+    let mut demand = PoolChanges::default();
     for i in order {
         let now_facts = facts(i);
         if old.remove(&i.instance_id).as_ref() != Some(&now_facts) {
@@ -242,12 +246,13 @@ pub fn replace_instances(
             let key = (i.instance_id.clone(), tag.clone());
             match old_usage.remove(&key) {
                 Some((va, was)) if va == i.virtual_account_id && was == *count => continue,
-                // Removed and added again, so the triggers move its demand.
-                Some(_) => {
+                Some((va, was)) => {
                     drop_usage.execute(params![satellite_row, i.instance_id, tag])?;
+                    demand.add(va, tag, -was);
                 }
                 None => {}
             }
+            demand.add(i.virtual_account_id, tag, *count);
             add.execute(params![
                 satellite_row,
                 i.instance_id,
@@ -258,8 +263,9 @@ pub fn replace_instances(
         }
     }
     // What the snapshot no longer holds.
-    for ((instance_id, tag), _) in old_usage {
+    for ((instance_id, tag), (va, was)) in old_usage {
         drop_usage.execute(params![satellite_row, instance_id, tag])?;
+        demand.add(va, &tag, -was);
     }
     let mut gone = c.prepare_cached(
         "DELETE FROM remote_instances WHERE satellite_id = ?1 AND instance_id = ?2",
@@ -267,16 +273,39 @@ pub fn replace_instances(
     for instance_id in old.into_keys() {
         gone.execute(params![satellite_row, instance_id])?;
     }
-    Ok(())
+    demand.apply(c)
 }
 
-/// Tags a satellite's reported demand touches in a virtual account.
-pub fn remote_tags(c: &Connection, satellite_row: i64) -> Result<Vec<(i64, String)>> {
-    let mut stmt = c.prepare_cached(
-        "SELECT DISTINCT virtual_account_id, tag FROM remote_usage WHERE satellite_id = ?1",
-    )?;
-    let rows = stmt.query_map([satellite_row], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+/// The net change of demand per pool while a snapshot is applied.
+#[derive(Default)]
+struct PoolChanges(std::collections::BTreeMap<i64, std::collections::HashMap<String, i64>>);
+
+impl PoolChanges {
+    fn add(&mut self, virtual_account_id: i64, tag: &str, count: i64) {
+        let tags = self.0.entry(virtual_account_id).or_default();
+        match tags.get_mut(tag) {
+            Some(n) => *n += count,
+            None => {
+                tags.insert(tag.to_string(), count);
+            }
+        }
+    }
+
+    fn apply(self, c: &Connection) -> Result<Vec<(i64, String)>> {
+        let mut moved = c.prepare_cached(
+            "INSERT INTO pools (virtual_account_id, tag, in_use) VALUES (?1, ?2, ?3)
+             ON CONFLICT (virtual_account_id, tag) DO UPDATE SET in_use = in_use + excluded.in_use",
+        )?;
+        let mut changed = Vec::new();
+        for (va, tags) in self.0 {
+            for (tag, n) in tags.into_iter().filter(|(_, n)| *n != 0) {
+                moved.execute(params![va, tag, n])?;
+                changed.push((va, tag));
+            }
+        }
+        changed.sort();
+        Ok(changed)
+    }
 }
 
 /// A remote instance as the cloud's listings show it.
@@ -450,4 +479,82 @@ pub fn find_remote(
         })?
         .collect::<rusqlite::Result<_>>()?;
     Ok(Some((row, usage)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn instance(id: &str, va: i64, tags: &[(&str, i64)]) -> RemoteInstance {
+        RemoteInstance {
+            instance_id: id.into(),
+            virtual_account_id: va,
+            pid: "C9300".into(),
+            sn: id.into(),
+            hostname: None,
+            status: "Authorized".into(),
+            registered_at: 0,
+            last_contact_at: 0,
+            entitlements: tags.iter().map(|(t, n)| (t.to_string(), *n)).collect(),
+        }
+    }
+
+    fn in_use(c: &Connection, va: i64, tag: &str) -> i64 {
+        c.query_row(
+            "SELECT in_use FROM pools WHERE virtual_account_id = ?1 AND tag = ?2",
+            params![va, tag],
+            |r| r.get(0),
+        )
+        .unwrap_or(0)
+    }
+
+    #[test]
+    fn a_snapshot_moves_each_pool_by_its_net_change() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = crate::store::open_and_migrate(&dir.path().join("s.db")).expect("db");
+        c.execute_batch(
+            "INSERT INTO accounts (id, name, created_at) VALUES (1, 'A', 0);
+             INSERT INTO virtual_accounts (id, account_id, name, created_at) VALUES (1, 1, 'one', 0), (2, 1, 'two', 0);",
+        )
+        .expect("accounts");
+        let sat = create(
+            &c,
+            &NewSatellite {
+                satellite_id: "sat-1",
+                name: "site",
+                token_hash: &[0; 32],
+                token_expires_at: 0,
+                virtual_account_ids: &[1, 2],
+            },
+            0,
+        )
+        .expect("satellite");
+        let first = [
+            instance("a", 1, &[("T", 2), ("U", 1)]),
+            instance("b", 1, &[("T", 1)]),
+        ];
+        let changed = replace_instances(&c, sat, &first).expect("first");
+        assert_eq!(changed, vec![(1, "T".into()), (1, "U".into())]);
+        assert_eq!((in_use(&c, 1, "T"), in_use(&c, 1, "U")), (3, 1));
+
+        // a moves to two, b is gone, c is new, U stays as it was.
+        let second = [
+            instance("a", 2, &[("T", 2)]),
+            instance("c", 1, &[("T", 5), ("U", 1)]),
+        ];
+        let changed = replace_instances(&c, sat, &second).expect("second");
+        assert_eq!(changed, vec![(1, "T".into()), (2, "T".into())]);
+        assert_eq!(in_use(&c, 1, "T"), 5);
+        assert_eq!(in_use(&c, 1, "U"), 1);
+        assert_eq!(in_use(&c, 2, "T"), 2);
+
+        let changed = replace_instances(&c, sat, &second).expect("same again");
+        assert!(changed.is_empty(), "{changed:?}");
+        let changed = replace_instances(&c, sat, &[]).expect("empty");
+        assert_eq!(changed.len(), 3);
+        assert_eq!(
+            (in_use(&c, 1, "T"), in_use(&c, 1, "U"), in_use(&c, 2, "T")),
+            (0, 0, 0)
+        );
+    }
 }

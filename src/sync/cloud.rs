@@ -482,10 +482,7 @@ fn apply_usage(
             ),
         )?;
     }
-    let mut touched: BTreeSet<(i64, String)> =
-        satellites::remote_tags(c, sat.id)?.into_iter().collect();
-    satellites::replace_instances(c, sat.id, &remote)?;
-    touched.extend(satellites::remote_tags(c, sat.id)?);
+    let touched = satellites::replace_instances(c, sat.id, &remote)?;
     let mut transitions = Vec::new();
     let names: BTreeMap<i64, &String> = served.iter().map(|(n, id)| (*id, n)).collect();
     for (va_id, tag) in &touched {
