@@ -399,11 +399,12 @@ fn run(n: usize) -> Figures {
         let stats = store.writer().stats();
         eprintln!(
             "jobs: {:.2} s, write lock waited for {:.1} ms; the writer's longest group {:.1} ms \
-             of which COMMIT {:.1} ms: {outcome:?}",
+             of which COMMIT {:.1} ms, its longest checkpoint between groups {:.1} ms: {outcome:?}",
             f.jobs_s,
             f.jobs_hold_ms,
             stats.longest_hold_us.load(Ordering::Relaxed) as f64 / 1000.0,
             stats.longest_commit_us.load(Ordering::Relaxed) as f64 / 1000.0,
+            stats.longest_checkpoint_us.load(Ordering::Relaxed) as f64 / 1000.0,
         );
     }
 

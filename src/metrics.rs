@@ -198,6 +198,29 @@ impl Metrics {
                 value.load(Ordering::Relaxed)
             );
         }
+        for (name, help, value) in [
+            (
+                "satellite_db_longest_group_seconds",
+                "The longest a group commit held the write lock since start (BEGIN to the end of COMMIT).",
+                &stats.longest_hold_us,
+            ),
+            (
+                "satellite_db_longest_commit_seconds",
+                "The longest COMMIT (its fsync) since start.",
+                &stats.longest_commit_us,
+            ),
+            (
+                "satellite_db_longest_checkpoint_seconds",
+                "The longest the writer spent finishing a WAL checkpoint between two groups since start.",
+                &stats.longest_checkpoint_us,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {:.6}",
+                value.load(Ordering::Relaxed) as f64 / 1e6
+            );
+        }
         out
     }
 

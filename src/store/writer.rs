@@ -97,6 +97,9 @@ pub struct WriterStats {
     /// `COMMIT`, and the longest `COMMIT` (the fsync) alone, in µs.
     pub longest_hold_us: AtomicU64,
     pub longest_commit_us: AtomicU64,
+    /// The longest the writer spent finishing a checkpoint between two
+    /// groups (no group runs meanwhile), in µs.
+    pub longest_checkpoint_us: AtomicU64,
     /// Bumped whenever the data may have changed behind an in-memory copy
     /// kept by jobs: after every job not marked as keeping copies, every
     /// job undone (its copies saw changes that were rolled back), every
@@ -247,12 +250,20 @@ fn run(
         if finish_checkpoint.swap(false, Ordering::AcqRel) {
             // PASSIVE: never waits for readers; the other thread copied
             // most of the log already, this copies the tail.
+            let began = std::time::Instant::now();
             if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
                 tracing::warn!(error = %e, "WAL checkpoint failed; it is tried again later");
             }
+            stats
+                .longest_checkpoint_us
+                .fetch_max(micros(began.elapsed()), Ordering::Relaxed);
         }
     }
     tracing::debug!("database writer stopped");
+}
+
+fn micros(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 fn commit_group(
@@ -290,7 +301,6 @@ fn commit_group(
         let _ = conn.execute_batch("ROLLBACK");
         return Err(e.into());
     }
-    let micros = |d: std::time::Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
     stats
         .longest_commit_us
         .fetch_max(micros(committing.elapsed()), Ordering::Relaxed);
