@@ -166,4 +166,25 @@ fn health_and_readiness_answer_over_https() {
         metrics.contains(r#"satellite_device_messages_total{type="REGISTRATION",outcome="ok"} 1"#),
         "{metrics}"
     );
+    // The writer's longest stalls, as gauges in seconds: the registration
+    // above held the write lock for some time, never for a second.
+    let gauge = |name: &str| -> f64 {
+        assert!(
+            metrics.contains(&format!("# TYPE {name} gauge\n")),
+            "{metrics}"
+        );
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} has no value: {metrics}"))
+    };
+    let group = gauge("satellite_db_longest_group_seconds");
+    assert!(group > 0.0 && group < 1.0, "{group}");
+    for name in [
+        "satellite_db_longest_commit_seconds",
+        "satellite_db_longest_checkpoint_seconds",
+    ] {
+        assert!((0.0..1.0).contains(&gauge(name)), "{name}");
+    }
 }
