@@ -212,7 +212,18 @@ pub enum ClientCommand {
 pub enum BundleCommand {
     /// Verify a bundle's signature and print what it carries, without importing it.
     Show {
+        /// The bundle (a .zip from an export folder or a USB stick).
         file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replace this node's bundle signer (data/signer.key) with a new one from
+    /// its CA, the old one vouching for it so peers move their pin; run with
+    /// the server stopped.
+    #[command(
+        after_help = "Example:\n  systemctl stop satellite && satellite bundle rotate-signer && systemctl start satellite"
+    )]
+    RotateSigner {
         #[arg(long)]
         json: bool,
     },

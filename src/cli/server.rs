@@ -138,6 +138,13 @@ fn print_sync(config: &Config, sync: &serde_json::Value) {
                 text(&sync["cloud_id"])
             );
             println!("  satellite id:      {}", text(&sync["satellite_id"]));
+            println!(
+                "  cloud signer:      {}",
+                match &sync["cloud_signer_sha256"] {
+                    serde_json::Value::Null => "not pinned yet (pinned by the next import)".into(),
+                    pin => text(pin),
+                }
+            );
             println!("  last export:       {}", text(&sync["last_export"]));
             println!("  last import:       {}", text(&sync["last_import"]));
             println!(

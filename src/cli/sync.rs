@@ -94,20 +94,32 @@ pub fn run(command: Command, config: &Config, clock: &Clock) -> Result<(), CliEr
             );
             Ok(())
         }
+        Command::Bundle(BundleCommand::RotateSigner { json }) => rotate_signer(config, now, json),
         Command::Bundle(BundleCommand::Show { file, json }) => {
             let opened = read(&file)?;
             let mut summary = summarize(&opened)?;
             let (accepted, trust) = trust_here(&opened, config, now);
             summary["accepted_here"] = serde_json::json!(accepted);
             summary["trust"] = serde_json::json!(trust);
+            // The same decision as import/process, so scripts can test it.
+            let verdict = match accepted {
+                Some(false) => Err(CliError::Other(trust.clone())),
+                _ => Ok(()),
+            };
             if json {
-                return print_json(&summary);
+                print_json(&summary)?;
+                return verdict;
             }
             let m = &opened.manifest;
             println!("Bundle: {}", file.display());
             println!(
-                "  Signature: valid, by {} (the manifest and every file match it)",
-                summary["signer"].as_str().unwrap_or("")
+                "  Signature: the manifest and every file match it; signed by {:?}, {}",
+                summary["signer"].as_str().unwrap_or(""),
+                opened.signer_purpose().describe()
+            );
+            println!(
+                "  Signer SHA-256: {}",
+                summary["signer_sha256"].as_str().unwrap_or("")
             );
             println!("  Here: {trust}");
             println!("  Kind: {}", m.kind.as_str());
@@ -124,7 +136,7 @@ pub fn run(command: Command, config: &Config, clock: &Clock) -> Result<(), CliEr
             for (name, count) in summary["counts"].as_object().into_iter().flatten() {
                 println!("    {name}: {count}");
             }
-            Ok(())
+            verdict
         }
         Command::Upstream(UpstreamCommand::Register { token, json })
             if config.sync.mode == SyncMode::Connected =>
@@ -254,6 +266,55 @@ fn read(path: &Path) -> Result<Opened, CliError> {
 }
 
 /// The node's verdict on a bundle, or why none could be given.
+/// `bundle rotate-signer`: with the server stopped (it holds the signer in
+/// memory and would go on signing with the retired key).
+fn rotate_signer(config: &Config, now: i64, json: bool) -> Result<(), CliError> {
+    let _lock = crate::serve_lock::acquire(&config.data_dir).map_err(|e| {
+        CliError::Other(format!(
+            "{e}; the signer is rotated with the server stopped"
+        ))
+    })?;
+    let mut conn = open(config)?;
+    let ca = crate::pki::CertificateAuthority::load(&config.data_dir).map_err(SyncError::from)?;
+    let old = crate::pki::signer::BundleSigner::load(&config.data_dir).map_err(SyncError::from)?;
+    let new = crate::pki::signer::BundleSigner::rotate(&config.data_dir, &ca, &config.name, now)
+        .map_err(SyncError::from)?;
+    let fingerprint = |signer: &crate::pki::signer::BundleSigner| {
+        openssl::x509::X509::from_pem(signer.chain_pem().as_bytes())
+            .and_then(|c| c.to_der())
+            .map(|der| bundle::sha256_hex(&der))
+            .unwrap_or_default()
+    };
+    let (retired, current) = (fingerprint(&old), fingerprint(&new));
+    write(&mut conn, now, |c| {
+        sync::record(
+            c,
+            now,
+            "sync",
+            crate::store::events::Severity::Info,
+            &config.name,
+            format!(
+                "bundle signer rotated from {retired} to {current}; peers move their pin at the \
+                 next bundle they receive"
+            ),
+        )
+    })?;
+    if json {
+        return print_json(&serde_json::json!({
+            "signer_sha256": current,
+            "retired_signer_sha256": retired,
+        }));
+    }
+    println!("Bundle signer rotated: {current} (was {retired}).");
+    println!(
+        "Every bundle now carries the old signer's proof for the new one ({} and {}); a peer \
+         moves its pin when it receives the next one and refuses the old signer from then on.",
+        crate::pki::signer::ROLLOVER_CERT_FILE,
+        crate::pki::signer::ROLLOVER_SIGNATURE_FILE
+    );
+    Ok(())
+}
+
 fn trust_here(opened: &Opened, config: &Config, now: i64) -> (Option<bool>, String) {
     match crate::setup::open_existing(config) {
         Ok(conn) => sync::acceptance(&conn, config.role, opened, now),
@@ -311,6 +372,7 @@ fn summarize(opened: &Opened) -> Result<serde_json::Value, CliError> {
         "manifest": opened.manifest,
         "sha256": opened.sha256,
         "signer": signer,
+        "signer_sha256": opened.signer_sha256().map_err(SyncError::from)?,
         "signer_ca_sha256": opened.signer_ca_sha256().map_err(SyncError::from)?,
         "counts": counts,
     }))

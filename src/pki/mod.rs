@@ -3,9 +3,10 @@
 //! ECDSA P-256 everywhere: handshakes are about ten times cheaper than with
 //! RSA-2048. The CA key is parsed once and kept; CSRs are decoded from DER.
 
-mod csr;
+pub(crate) mod csr;
 pub mod files;
 mod issue;
+pub mod purpose;
 pub mod signer;
 
 pub use csr::{parse_csr, CheckedCsr, CsrError};

@@ -473,6 +473,22 @@ DROP TRIGGER remote_usage_added;
 DROP TRIGGER remote_usage_removed;
 "#,
     },
+    Migration {
+        version: 11,
+        name: "each peer's bundle signer pinned, not only its CA",
+        sql: r#"
+-- The peer's CA also certifies router and upstream identities and server
+-- certificates; only its bundle signer may sign bundles. Pinned at the
+-- first bundle that passes every other check (rows from before this step
+-- start empty and are pinned by the next one: a certificate the CA issued
+-- for anything else never passes), moved only by a rollover the pinned
+-- signer signed; the replaced one is kept to name it when it shows up.
+ALTER TABLE upstream ADD COLUMN cloud_signer_sha256 TEXT;
+ALTER TABLE upstream ADD COLUMN retired_cloud_signer_sha256 TEXT;
+ALTER TABLE satellites ADD COLUMN signer_sha256 TEXT;
+ALTER TABLE satellites ADD COLUMN retired_signer_sha256 TEXT;
+"#,
+    },
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {

@@ -15,6 +15,10 @@ pub struct Satellite {
     pub created_at: i64,
     pub registered_at: Option<i64>,
     pub signer_ca_sha256: Option<String>,
+    /// The satellite's bundle signer certificate, once seen.
+    pub signer_sha256: Option<String>,
+    /// The signer that one replaced.
+    pub retired_signer_sha256: Option<String>,
     pub revoked_at: Option<i64>,
     pub last_contact_at: Option<i64>,
     pub virtual_accounts: Vec<String>,
@@ -53,6 +57,7 @@ pub fn create(c: &Connection, s: &NewSatellite<'_>, now: i64) -> Result<i64> {
 
 const SELECT: &str = "SELECT s.id, s.satellite_id, s.name, s.token_hash, s.token_expires_at,
         s.created_at, s.registered_at, s.signer_ca_sha256, s.revoked_at, s.last_contact_at,
+        s.signer_sha256, s.retired_signer_sha256,
         (SELECT group_concat(name, char(10)) FROM
            (SELECT va.name FROM satellite_virtual_accounts sv
             JOIN virtual_accounts va ON va.id = sv.virtual_account_id
@@ -60,7 +65,7 @@ const SELECT: &str = "SELECT s.id, s.satellite_id, s.name, s.token_hash, s.token
      FROM satellites s";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Satellite> {
-    let vas: Option<String> = r.get(10)?;
+    let vas: Option<String> = r.get(12)?;
     Ok(Satellite {
         id: r.get(0)?,
         satellite_id: r.get(1)?,
@@ -72,6 +77,8 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Satellite> {
         signer_ca_sha256: r.get(7)?,
         revoked_at: r.get(8)?,
         last_contact_at: r.get(9)?,
+        signer_sha256: r.get(10)?,
+        retired_signer_sha256: r.get(11)?,
         virtual_accounts: vas
             .map(|v| v.split('\n').map(str::to_string).collect())
             .unwrap_or_default(),
@@ -116,6 +123,21 @@ pub fn register(
     c.execute(
         "UPDATE satellites SET registered_at = ?2, signer_ca_sha256 = ?3, last_contact_at = ?2 WHERE id = ?1",
         params![satellite_row, now, signer_ca_sha256],
+    )?;
+    Ok(())
+}
+
+/// Pins the satellite's bundle signer (and the one it replaced, if any).
+pub fn pin_signer(
+    c: &Connection,
+    satellite_row: i64,
+    signer_sha256: &str,
+    retired_sha256: Option<&str>,
+) -> Result<()> {
+    c.execute(
+        "UPDATE satellites SET signer_sha256 = ?2,
+           retired_signer_sha256 = COALESCE(?3, retired_signer_sha256) WHERE id = ?1",
+        params![satellite_row, signer_sha256, retired_sha256],
     )?;
     Ok(())
 }

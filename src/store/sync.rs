@@ -197,11 +197,16 @@ pub struct Upstream {
     pub requested_at: i64,
     pub registered_at: Option<i64>,
     pub cloud_account: Option<String>,
+    /// The cloud's bundle signer certificate, once seen.
+    pub cloud_signer_sha256: Option<String>,
+    /// The signer that one replaced.
+    pub retired_cloud_signer_sha256: Option<String>,
 }
 
 pub fn upstream(c: &Connection) -> Result<Option<Upstream>> {
     Ok(optional(c.query_row(
-        "SELECT satellite_id, cloud_id, cloud_ca_sha256, requested_at, registered_at, cloud_account
+        "SELECT satellite_id, cloud_id, cloud_ca_sha256, requested_at, registered_at, cloud_account,
+                cloud_signer_sha256, retired_cloud_signer_sha256
          FROM upstream WHERE id = 1",
         [],
         |r| {
@@ -212,27 +217,46 @@ pub fn upstream(c: &Connection) -> Result<Option<Upstream>> {
                 requested_at: r.get(3)?,
                 registered_at: r.get(4)?,
                 cloud_account: r.get(5)?,
+                cloud_signer_sha256: r.get(6)?,
+                retired_cloud_signer_sha256: r.get(7)?,
             })
         },
     ))?)
 }
 
-/// Records a registration request (replacing an earlier one not yet answered).
+/// Records a registration request (replacing an earlier one not yet
+/// answered). A new token pins a cloud anew: its signer is pinned from its
+/// first answer.
 pub fn set_upstream(c: &Connection, u: &Upstream) -> Result<()> {
     c.execute(
-        "INSERT INTO upstream (id, satellite_id, cloud_id, cloud_ca_sha256, requested_at, registered_at, cloud_account)
-         VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6)
+        "INSERT INTO upstream (id, satellite_id, cloud_id, cloud_ca_sha256, requested_at, registered_at,
+           cloud_account, cloud_signer_sha256, retired_cloud_signer_sha256)
+         VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
          ON CONFLICT (id) DO UPDATE SET satellite_id = excluded.satellite_id, cloud_id = excluded.cloud_id,
            cloud_ca_sha256 = excluded.cloud_ca_sha256, requested_at = excluded.requested_at,
-           registered_at = excluded.registered_at, cloud_account = excluded.cloud_account",
+           registered_at = excluded.registered_at, cloud_account = excluded.cloud_account,
+           cloud_signer_sha256 = excluded.cloud_signer_sha256,
+           retired_cloud_signer_sha256 = excluded.retired_cloud_signer_sha256",
         params![
             u.satellite_id,
             u.cloud_id,
             u.cloud_ca_sha256,
             u.requested_at,
             u.registered_at,
-            u.cloud_account
+            u.cloud_account,
+            u.cloud_signer_sha256,
+            u.retired_cloud_signer_sha256
         ],
+    )?;
+    Ok(())
+}
+
+/// Pins the cloud's bundle signer (and the one it replaced, if any).
+pub fn pin_cloud_signer(c: &Connection, signer_sha256: &str, retired: Option<&str>) -> Result<()> {
+    c.execute(
+        "UPDATE upstream SET cloud_signer_sha256 = ?1,
+           retired_cloud_signer_sha256 = COALESCE(?2, retired_cloud_signer_sha256) WHERE id = 1",
+        params![signer_sha256, retired],
     )?;
     Ok(())
 }

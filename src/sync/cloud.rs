@@ -130,6 +130,8 @@ pub struct SatelliteView {
     pub status: String,
     pub virtual_accounts: Vec<String>,
     pub registered_at: Option<String>,
+    /// The satellite's bundle signer pinned here (SHA-256 of its certificate).
+    pub signer_sha256: Option<String>,
     pub last_contact_at: Option<String>,
     pub sequence_received: Option<u64>,
     pub sequence_sent: Option<u64>,
@@ -151,6 +153,7 @@ fn view(c: &Connection, s: &Satellite) -> Result<SatelliteView, SyncError> {
         .into(),
         virtual_accounts: s.virtual_accounts.clone(),
         registered_at: s.registered_at.map(stamp),
+        signer_sha256: s.signer_sha256.clone(),
         last_contact_at: s.last_contact_at.map(stamp),
         sequence_received: ledger::last_sequence(c, Direction::Received, &s.satellite_id)?,
         sequence_sent: ledger::last_sequence(c, Direction::Sent, &s.satellite_id)?,
@@ -244,12 +247,13 @@ pub fn process(
         ));
     }
     // The first contact is proved by the token; from then on only the
-    // signer CA pinned then is trusted.
+    // signer CA and the bundle signer pinned then are trusted.
     let pinned = match &sat.signer_ca_sha256 {
         Some(pinned) => pinned.clone(),
         None => opened.signer_ca_sha256()?,
     };
-    opened.check_signer(&pinned, node.now)?;
+    let peer = format!("satellite {:?}", sat.name);
+    let signer = opened.check_signer(&satellite_pins(&sat, &peer, &pinned), node.now)?;
     if let Some(seen) = ledger::received(c, &opened.sha256)? {
         if let Some(response) = seen.response {
             return repeat(c, node, &sat, opened, seen.sequence, seen.kind, response);
@@ -277,6 +281,19 @@ pub fn process(
     };
     if m.kind == Kind::RegistrationRequest {
         exchange::check_sequence(c, opened)?;
+    }
+    if let Some((pin, retired)) = signer.new_pins() {
+        satellites::pin_signer(c, sat.id, pin, retired)?;
+        if let Some(retired) = retired {
+            record(
+                c,
+                node.now,
+                "satellite",
+                Severity::Info,
+                &sat.name,
+                format!("satellite {:?}'s bundle signer rolled over from {retired} to {pin}; bundles signed by the old one are refused from now on", sat.name),
+            )?;
+        }
     }
     satellites::touch(c, sat.id, node.now)?;
     let answer = answer(c, node, &sat, &me, &opened.sha256)?;
@@ -313,6 +330,21 @@ pub fn process(
         },
         transitions,
     ))
+}
+
+/// What the cloud pinned for a satellite (`ca_sha256`: its pinned CA, or
+/// at its first request the CA its token-proved request chains to).
+pub(crate) fn satellite_pins<'a>(
+    sat: &'a Satellite,
+    peer: &'a str,
+    ca_sha256: &'a str,
+) -> super::bundle::PeerPins<'a> {
+    super::bundle::PeerPins {
+        peer,
+        ca_sha256,
+        signer_sha256: sat.signer_sha256.as_deref(),
+        retired_signer_sha256: sat.retired_signer_sha256.as_deref(),
+    }
 }
 
 /// The same answer again, written again, for a bundle processed before.

@@ -193,6 +193,19 @@ pub(crate) fn record(
     Ok(())
 }
 
+/// How a trusted signer was recognised, as `bundle show` says it.
+fn trust_words(signer: &bundle::TrustedSigner) -> String {
+    match &signer.trust {
+        bundle::SignerTrust::Pinned => "its pinned bundle signer".into(),
+        bundle::SignerTrust::FirstContact => {
+            "its bundle signer, seen here for the first time: importing pins it".into()
+        }
+        bundle::SignerTrust::RolledOver { retired_sha256 } => format!(
+            "a new bundle signer its pinned one {retired_sha256} vouched for: importing moves the pin"
+        ),
+    }
+}
+
 /// Whether this node would accept a bundle's signer, recipient and dates
 /// (`import`/`process` also check its sequence): `None` when there is no
 /// peer to check against yet; the text says why.
@@ -206,21 +219,33 @@ pub fn acceptance(
     let verdict = match role {
         crate::config::Role::Satellite => match crate::store::sync::upstream(c) {
             Ok(Some(up)) => opened
-                .check_signer(&up.cloud_ca_sha256, now)
-                .and_then(|()| opened.check_addressed(&up.satellite_id, now))
-                .map(|()| "signed by this satellite's cloud and addressed here".to_string()),
+                .check_signer(&satellite::cloud_pins(&up), now)
+                .and_then(|signer| {
+                    opened.check_addressed(&up.satellite_id, now)?;
+                    Ok(format!(
+                        "signed by this satellite's cloud ({}) and addressed here",
+                        trust_words(&signer)
+                    ))
+                }),
             _ => return (None, "not checked: this satellite has no cloud yet".into()),
         },
         crate::config::Role::Cloud => {
             match crate::store::satellites::find_by_satellite_id(c, &m.from) {
                 Ok(Some(sat)) => match &sat.signer_ca_sha256 {
-                    Some(pinned) => opened
-                        .check_signer(pinned, now)
-                        .and_then(|()| {
-                            let me = crate::store::sync::node_id(c).unwrap_or_default();
-                            opened.check_addressed(&me, now)
-                        })
-                        .map(|()| format!("signed by satellite {:?} and addressed here", sat.name)),
+                    Some(pinned) => {
+                        let peer = format!("satellite {:?}", sat.name);
+                        opened
+                            .check_signer(&cloud::satellite_pins(&sat, &peer, pinned), now)
+                            .and_then(|signer| {
+                                let me = crate::store::sync::node_id(c).unwrap_or_default();
+                                opened.check_addressed(&me, now)?;
+                                Ok(format!(
+                                    "signed by satellite {:?} ({}) and addressed here",
+                                    sat.name,
+                                    trust_words(&signer)
+                                ))
+                            })
+                    }
                     None => Ok(format!(
                     "from satellite {:?}, not registered yet (its token is checked on `process`)",
                     sat.name

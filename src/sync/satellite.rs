@@ -74,6 +74,8 @@ pub fn request_registration(
             requested_at: node.now,
             registered_at: None,
             cloud_account: None,
+            cloud_signer_sha256: None,
+            retired_cloud_signer_sha256: None,
         },
     )?;
     let request = payload::RegistrationRequest {
@@ -397,6 +399,16 @@ fn strip_report_hostnames(
         .collect()
 }
 
+/// What this satellite pinned for its cloud.
+pub(crate) fn cloud_pins(up: &ledger::Upstream) -> crate::sync::bundle::PeerPins<'_> {
+    crate::sync::bundle::PeerPins {
+        peer: "this satellite's cloud",
+        ca_sha256: &up.cloud_ca_sha256,
+        signer_sha256: up.cloud_signer_sha256.as_deref(),
+        retired_signer_sha256: up.retired_cloud_signer_sha256.as_deref(),
+    }
+}
+
 /// `import FILE` on a satellite: verifies an entitlement bundle from the
 /// pinned cloud and applies it, with its sequence number, in the caller's
 /// transaction.
@@ -414,7 +426,7 @@ pub fn import(
              `satellite upstream register --token T` first",
         ));
     };
-    opened.check_signer(&up.cloud_ca_sha256, node.now)?;
+    let signer = opened.check_signer(&cloud_pins(&up), node.now)?;
     if let Some(seen) = ledger::received(c, &opened.sha256)? {
         return Ok((
             Applied {
@@ -457,6 +469,19 @@ pub fn import(
             if let Some(marks) = marks {
                 settings::set(c, ACKED, &marks)?;
             }
+        }
+    }
+    if let Some((pin, retired)) = signer.new_pins() {
+        ledger::pin_cloud_signer(c, pin, retired)?;
+        if let Some(retired) = retired {
+            record(
+                c,
+                node.now,
+                "sync",
+                Severity::Info,
+                &up.cloud_id,
+                format!("the cloud's bundle signer rolled over from {retired} to {pin}; bundles signed by the old one are refused from now on"),
+            )?;
         }
     }
     let first = up.registered_at.is_none();
@@ -629,6 +654,9 @@ pub struct SyncStatus {
     pub registered: bool,
     pub satellite_id: Option<String>,
     pub cloud_id: Option<String>,
+    /// The cloud's bundle signer this satellite pinned (SHA-256 of its
+    /// certificate): what an officer compares `signer.pem` with.
+    pub cloud_signer_sha256: Option<String>,
     pub last_export: Option<String>,
     pub last_export_file: Option<String>,
     pub last_import: Option<String>,
@@ -652,6 +680,7 @@ pub fn status(c: &Connection, mode: &str, now: i64) -> Result<SyncStatus, SyncEr
         registered: up.as_ref().is_some_and(|u| u.registered_at.is_some()),
         satellite_id: up.as_ref().map(|u| u.satellite_id.clone()),
         cloud_id: up.as_ref().map(|u| u.cloud_id.clone()),
+        cloud_signer_sha256: up.as_ref().and_then(|u| u.cloud_signer_sha256.clone()),
         last_export: None,
         last_export_file: None,
         last_import: None,

@@ -105,6 +105,7 @@ pub fn registration(message_id: &str, sn: &str, token: &str, csr: &str) -> Value
 
 /// A registered device: its key, certificate and a client that presents it.
 pub struct Registered {
+    pub key: PKey<Private>,
     pub certificate: String,
     pub instance_id: String,
     pub answer: Value,
@@ -128,6 +129,7 @@ pub fn register(server: &crate::fixture::Server, sn: &str, token: &str) -> Regis
         Some((&certificate, &key)),
     );
     Registered {
+        key,
         instance_id: answer["instance_id"]
             .as_str()
             .expect("instance id")

@@ -243,6 +243,43 @@ impl Server {
     }
 }
 
+impl Server {
+    /// Every row of every table, but what the server's own jobs write on
+    /// their schedule (their marks in `settings`, the daily usage history):
+    /// two equal snapshots mean an operation changed nothing.
+    pub fn snapshot_every_table(&self) -> Vec<String> {
+        let db = self.db();
+        let tables: Vec<String> = db
+            .prepare(
+                "SELECT name FROM sqlite_master WHERE type = 'table'
+                 AND name NOT LIKE 'sqlite%' AND name <> 'usage_history' ORDER BY name",
+            )
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+            .expect("tables");
+        let mut rows = Vec::new();
+        for table in tables {
+            let filter = if table == "settings" {
+                " WHERE key NOT LIKE 'clock.%' AND key NOT LIKE 'jobs.%' \
+                  AND key NOT LIKE 'sync.export.%' AND key NOT LIKE 'sync.live.%'"
+            } else {
+                ""
+            };
+            let mut stmt = db
+                .prepare(&format!("SELECT * FROM {table}{filter} ORDER BY 1"))
+                .expect("prepare");
+            let n = stmt.column_count();
+            let mut q = stmt.query([]).expect("query");
+            while let Some(r) = q.next().expect("row") {
+                let cells: Vec<String> = (0..n)
+                    .map(|i| format!("{:?}", r.get_ref(i).expect("cell")))
+                    .collect();
+                rows.push(format!("{table}: {}", cells.join("|")));
+            }
+        }
+        rows
+    }
+}
+
 pub fn rfc3339_now(clock: &Clock) -> String {
     clock
         .now()

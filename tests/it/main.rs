@@ -4,6 +4,7 @@ mod client;
 mod fixture;
 
 mod api;
+mod bundle_trust;
 mod call_home;
 mod cli;
 mod concurrency;

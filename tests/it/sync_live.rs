@@ -908,3 +908,81 @@ fn an_operator_syncs_now_through_the_rest_api() {
     assert_eq!(synced["received"]["kind"], "entitlements");
     assert_eq!(cloud.in_use(), 3);
 }
+
+#[test]
+fn another_satellites_upstream_key_cannot_sign_and_a_rotated_cloud_signer_moves_the_pin() {
+    use crate::bundle_trust::{assert_forgery_refused, forge};
+    use crate::sync::{arg, path_of};
+    let mut cloud = Cloud::start();
+    cloud.add_license(5);
+    let proxy = Proxy::start();
+    // site-b is connected: it holds an upstream identity the cloud CA issued.
+    let site_b = connected_satellite(&cloud, &proxy, "");
+    site_b.cli_ok(&[
+        "upstream",
+        "register",
+        "--token",
+        &cloud.token_for("site-b"),
+    ]);
+    // site-a carries its bundles on a stick.
+    let site_a = Server::start_with(&BASE_CONFIG.replace("name: test-satellite", "name: site-a"));
+    let token = cloud.token_for("site-a");
+    let request = path_of(&site_a.cli_ok(&["upstream", "register", "--token", &token, "--json"]));
+    let answer = path_of(&cloud.cli_ok(&["process", arg(&request), "--json"]));
+    site_a.cli_ok(&["import", arg(&answer)]);
+
+    let cloud_data = cloud.dir.path().join("data");
+    let cloud_ca = std::fs::read_to_string(cloud_data.join("ca.pem")).expect("ca");
+    let usage = path_of(&site_a.cli_ok(&["export", "--json"]));
+    let genuine = path_of(&cloud.cli_ok(&["process", arg(&usage), "--json"]));
+    let upstream_key = openssl::pkey::PKey::private_key_from_pem(
+        &std::fs::read(site_b.data_dir().join("upstream.key")).expect("upstream.key"),
+    )
+    .expect("key");
+    let upstream_pem =
+        std::fs::read_to_string(site_b.data_dir().join("upstream.pem")).expect("upstream.pem");
+    let forged = forge(
+        &genuine,
+        &upstream_key,
+        &upstream_pem,
+        &cloud_ca,
+        ("quantity", 777),
+    );
+    assert_forgery_refused(&site_a, "import", &forged, "identity certificate");
+    site_a.cli_ok(&["import", arg(&genuine)]);
+
+    // The cloud rotates its signer (stopped, as the command insists); its
+    // next answer carries the old signer's proof and site-a moves its pin.
+    let old_key = openssl::pkey::PKey::private_key_from_pem(
+        &std::fs::read(cloud_data.join("signer.key")).expect("signer.key"),
+    )
+    .expect("key");
+    let old_chain = std::fs::read_to_string(cloud_data.join("signer.pem")).expect("signer.pem");
+    let refused = cloud.cli(&["bundle", "rotate-signer"]);
+    assert!(!refused.status.success(), "rotated under a running server");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("stop"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    cloud.stop();
+    let rotated = json_of(&cloud.cli_ok(&["bundle", "rotate-signer", "--json"]));
+    cloud.resume();
+    let usage = path_of(&site_a.cli_ok(&["export", "--json"]));
+    let answer = path_of(&cloud.cli_ok(&["process", arg(&usage), "--json"]));
+    site_a.cli_ok(&["import", arg(&answer)]);
+    let status = json_of(&site_a.cli_ok(&["status", "--json"]));
+    assert_eq!(
+        status["sync"]["cloud_signer_sha256"], rotated["signer_sha256"],
+        "{status} {rotated}"
+    );
+    let events = site_a.cli_ok(&["events", "--json"]);
+    assert!(events.contains("rolled over"), "{events}");
+
+    // A bundle signed by the retired signer is refused, naming it.
+    let usage = path_of(&site_a.cli_ok(&["export", "--json"]));
+    let next = path_of(&cloud.cli_ok(&["process", arg(&usage), "--json"]));
+    let stale = forge(&next, &old_key, &old_chain, &cloud_ca, ("quantity", 5));
+    assert_forgery_refused(&site_a, "import", &stale, "retired bundle signer");
+    site_a.cli_ok(&["import", arg(&next)]);
+}

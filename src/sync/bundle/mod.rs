@@ -18,6 +18,7 @@ mod names;
 mod open;
 mod seal;
 
+pub use checks::{PeerPins, SignerTrust, TrustedSigner};
 pub use error::{BundleError, Rule};
 pub use manifest::sha256_hex;
 pub use names::unsafe_name;

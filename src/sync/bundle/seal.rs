@@ -4,7 +4,7 @@ use super::manifest::{check_manifest, format_time, sha256_hex};
 use super::names::unsafe_name;
 use super::{BundleError, Header, Limits, Manifest, Rule, Sealed, FORMAT, RESERVED};
 use super::{MANIFEST_FILE, SIGNATURE_FILE, SIGNER_FILE};
-use crate::pki::signer::BundleSigner;
+use crate::pki::signer::{BundleSigner, ROLLOVER_CERT_FILE, ROLLOVER_SIGNATURE_FILE};
 use std::collections::BTreeMap;
 use std::io::{Cursor, Write};
 use time::OffsetDateTime;
@@ -38,6 +38,21 @@ pub fn seal(
             ));
         }
         payload.insert(name, content);
+    }
+    // A rotated signer carries the proof that its predecessor vouched for
+    // it, so a peer that pinned the predecessor can move its pin.
+    if let Some(rollover) = signer.rollover() {
+        for (name, content) in [
+            (ROLLOVER_CERT_FILE, rollover.previous_chain_pem.as_bytes()),
+            (ROLLOVER_SIGNATURE_FILE, rollover.signature.as_slice()),
+        ] {
+            if payload.insert(name.to_string(), content.to_vec()).is_some() {
+                return Err(BundleError::new(
+                    Rule::UnsafeName,
+                    format!("{name:?} is the signer rollover proof's own entry"),
+                ));
+            }
+        }
     }
     check_sealable(&payload)?;
     let manifest = Manifest {

@@ -11,7 +11,7 @@ const NOW: i64 = 1_800_000_000;
 const DAY: i64 = 86_400;
 
 struct Party {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     ca: CertificateAuthority,
     signer: BundleSigner,
 }
@@ -21,11 +21,35 @@ fn party(name: &str) -> Party {
     let ca =
         CertificateAuthority::create(dir.path(), &format!("{name} CA"), NOW - DAY).expect("ca");
     let signer = BundleSigner::ensure(dir.path(), &ca, name, NOW - DAY).expect("signer");
-    Party {
-        _dir: dir,
-        ca,
-        signer,
+    Party { dir, ca, signer }
+}
+
+/// A peer whose CA is pinned and whose signer is not yet.
+fn pins(ca_sha256: &str) -> PeerPins<'_> {
+    PeerPins {
+        peer: "satellite \"sat-1\"",
+        ca_sha256,
+        signer_sha256: None,
+        retired_signer_sha256: None,
     }
+}
+
+/// A signer made of any key and certificate the party's CA issued.
+fn signer_from(
+    p: &Party,
+    key: &openssl::pkey::PKey<openssl::pkey::Private>,
+    cert: &openssl::x509::X509,
+) -> BundleSigner {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut chain = cert.to_pem().expect("pem");
+    chain.extend_from_slice(p.ca.certificate_pem().as_bytes());
+    std::fs::write(dir.path().join("signer.pem"), chain).expect("pem");
+    std::fs::write(
+        dir.path().join("signer.key"),
+        key.private_key_to_pem_pkcs8().expect("key"),
+    )
+    .expect("key");
+    BundleSigner::load(dir.path()).expect("load")
 }
 
 fn header() -> Header {
@@ -145,9 +169,9 @@ fn sealed_bundle_opens_and_passes_every_check() {
     assert_eq!(opened.signer_chain.len(), 2);
     let pin = sat.ca.fingerprint_hex().expect("fingerprint");
     assert_eq!(opened.signer_ca_sha256().expect("ca hash"), pin);
-    opened.check_signer(&pin, NOW).expect("signer");
+    opened.check_signer(&pins(&pin), NOW).expect("signer");
     opened
-        .check_signer(&pin.to_uppercase(), NOW)
+        .check_signer(&pins(&pin.to_uppercase()), NOW)
         .expect("hex case does not matter");
     let colons: Vec<String> = pin
         .as_bytes()
@@ -155,9 +179,9 @@ fn sealed_bundle_opens_and_passes_every_check() {
         .map(|pair| String::from_utf8_lossy(pair).to_uppercase())
         .collect();
     opened
-        .check_signer(&colons.join(":"), NOW)
+        .check_signer(&pins(&colons.join(":")), NOW)
         .expect("openssl's fingerprint notation");
-    let err = opened.check_signer("", NOW).expect_err("empty pin");
+    let err = opened.check_signer(&pins(""), NOW).expect_err("empty pin");
     assert_eq!(err.rule, Rule::UntrustedSigner);
     opened.check_addressed("cloud", NOW).expect("addressed");
 
@@ -340,21 +364,25 @@ fn signer_chaining_to_another_ca_is_untrusted() {
     let other = party("other");
     let opened = open(&sealed(&other).bytes, &Limits::default()).expect("valid on its own");
     let pin = sat.ca.fingerprint_hex().expect("fingerprint");
-    let err = opened.check_signer(&pin, NOW).expect_err("foreign CA");
+    let err = opened
+        .check_signer(&pins(&pin), NOW)
+        .expect_err("foreign CA");
     assert_rule(&err, Rule::UntrustedSigner, &pin);
 
     // A chain that names the pinned CA but whose leaf that CA never signed.
     let mut forged = open(&sealed(&other).bytes, &Limits::default()).expect("open");
     forged.signer_chain[1] = sat.ca.certificate().clone();
     let err = forged
-        .check_signer(&pin, NOW)
+        .check_signer(&pins(&pin), NOW)
         .expect_err("leaf not from the CA");
     assert_rule(&err, Rule::UntrustedSigner, "does not verify");
 
     // The CA itself as the only certificate is not a bundle signer.
     let mut ca_only = open(&sealed(&sat).bytes, &Limits::default()).expect("open");
     ca_only.signer_chain.remove(0);
-    let err = ca_only.check_signer(&pin, NOW).expect_err("CA as signer");
+    let err = ca_only
+        .check_signer(&pins(&pin), NOW)
+        .expect_err("CA as signer");
     assert_rule(&err, Rule::UntrustedSigner, "1 certificates");
 }
 
@@ -364,11 +392,11 @@ fn signer_outside_its_validity_is_untrusted() {
     let opened = open(&sealed(&sat).bytes, &Limits::default()).expect("open");
     let pin = sat.ca.fingerprint_hex().expect("fingerprint");
     let err = opened
-        .check_signer(&pin, NOW + 21 * 365 * DAY)
+        .check_signer(&pins(&pin), NOW + 21 * 365 * DAY)
         .expect_err("expired signer");
     assert_rule(&err, Rule::UntrustedSigner, "expired");
     let err = opened
-        .check_signer(&pin, NOW - 30 * DAY)
+        .check_signer(&pins(&pin), NOW - 30 * DAY)
         .expect_err("not yet valid");
     assert_rule(&err, Rule::UntrustedSigner, "not yet valid");
 }
@@ -695,4 +723,164 @@ fn damaged_bundles_never_panic_and_never_open_to_other_content() {
         }
         check(&damaged);
     }
+}
+
+#[test]
+fn only_the_peers_bundle_signer_signs_bundles() {
+    let sat = party("sat-1");
+    let ca_pin = sat.ca.fingerprint_hex().expect("fingerprint");
+    let genuine = open(&sealed(&sat).bytes, &Limits::default()).expect("open");
+    let first = genuine
+        .check_signer(&pins(&ca_pin), NOW)
+        .expect("first contact");
+    assert_eq!(first.trust, SignerTrust::FirstContact);
+    assert_eq!(first.sha256, genuine.signer_sha256().expect("sha"));
+    assert_eq!(first.new_pins(), Some((first.sha256.as_str(), None)));
+    let pinned = PeerPins {
+        signer_sha256: Some(&first.sha256),
+        ..pins(&ca_pin)
+    };
+    let again = genuine.check_signer(&pinned, NOW).expect("pinned");
+    assert_eq!(again.trust, SignerTrust::Pinned);
+    assert_eq!(again.new_pins(), None);
+
+    // A router's identity key, certified by the very same CA.
+    let key = crate::pki::new_p256_key().expect("key");
+    let csr = crate::pki::parse_csr(&crate::pki::csr::tests::csr_pem(&key)).expect("csr");
+    let router = sat
+        .ca
+        .issue_device_certificate(&csr, "inst-1", NOW - DAY)
+        .expect("router");
+    let router = openssl::x509::X509::from_pem(router.pem.as_bytes()).expect("pem");
+    let forged = seal(header(), payload(), &signer_from(&sat, &key, &router)).expect("seal");
+    let forged = open(&forged.bytes, &Limits::default()).expect("valid on its own");
+    for pins in [pins(&ca_pin), pinned] {
+        let err = forged.check_signer(&pins, NOW).expect_err("router key");
+        assert_rule(&err, Rule::UntrustedSigner, "identity certificate");
+        assert!(err.detail.contains("CN=inst-1"), "{err}");
+    }
+
+    // The server certificate of the same CA.
+    sat.ca
+        .create_server_certificate(sat.dir.path(), &["localhost".into()], NOW - DAY)
+        .expect("server");
+    let server_key = openssl::pkey::PKey::private_key_from_pem(
+        &std::fs::read(sat.dir.path().join(crate::pki::SERVER_KEY_FILE)).expect("key"),
+    )
+    .expect("key");
+    let server_cert = openssl::x509::X509::from_pem(
+        &std::fs::read(sat.dir.path().join(crate::pki::SERVER_CERT_FILE)).expect("pem"),
+    )
+    .expect("pem");
+    let forged = seal(
+        header(),
+        payload(),
+        &signer_from(&sat, &server_key, &server_cert),
+    )
+    .expect("seal");
+    let err = open(&forged.bytes, &Limits::default())
+        .expect("open")
+        .check_signer(&pinned, NOW)
+        .expect_err("server key");
+    assert_rule(&err, Rule::UntrustedSigner, "server certificate");
+
+    // Another bundle signer of the same CA (one that replaced the pinned
+    // one without a rollover, say) is not the pinned signer.
+    let other_key = crate::pki::new_p256_key().expect("key");
+    let other = sat
+        .ca
+        .issue_bundle_signer(&other_key, "sat-1 bundle signer", NOW - DAY)
+        .expect("signer");
+    let forged = seal(header(), payload(), &signer_from(&sat, &other_key, &other)).expect("seal");
+    let err = open(&forged.bytes, &Limits::default())
+        .expect("open")
+        .check_signer(&pinned, NOW)
+        .expect_err("unpinned signer");
+    assert_rule(&err, Rule::UntrustedSigner, "not its pinned signer");
+}
+
+#[test]
+fn a_rotated_signer_moves_the_pin_and_the_old_one_is_retired() {
+    let sat = party("sat-1");
+    let ca_pin = sat.ca.fingerprint_hex().expect("fingerprint");
+    let old = open(&sealed(&sat).bytes, &Limits::default()).expect("open");
+    let old_sha = old.signer_sha256().expect("sha");
+    let rotated =
+        BundleSigner::rotate(sat.dir.path(), &sat.ca, "sat-1", NOW - DAY / 2).expect("rotate");
+    let sealed_new = seal(header(), payload(), &rotated).expect("seal");
+    let new = open(&sealed_new.bytes, &Limits::default()).expect("open");
+    assert!(new
+        .files
+        .contains_key(crate::pki::signer::ROLLOVER_CERT_FILE));
+    assert!(new
+        .files
+        .contains_key(crate::pki::signer::ROLLOVER_SIGNATURE_FILE));
+    let pinned_old = PeerPins {
+        signer_sha256: Some(&old_sha),
+        ..pins(&ca_pin)
+    };
+    let moved = new.check_signer(&pinned_old, NOW).expect("rolled over");
+    assert_eq!(
+        moved.trust,
+        SignerTrust::RolledOver {
+            retired_sha256: old_sha.clone()
+        }
+    );
+    let after = PeerPins {
+        signer_sha256: Some(&moved.sha256),
+        retired_signer_sha256: Some(&old_sha),
+        ..pins(&ca_pin)
+    };
+    assert_eq!(
+        new.check_signer(&after, NOW).expect("pinned").trust,
+        SignerTrust::Pinned
+    );
+    let err = old.check_signer(&after, NOW).expect_err("retired");
+    assert_rule(&err, Rule::UntrustedSigner, "retired bundle signer");
+
+    // A proof by a signer that is not the pinned one moves nothing.
+    let stranger = PeerPins {
+        signer_sha256: Some(&moved.sha256),
+        ..pins(&ca_pin)
+    };
+    let third =
+        BundleSigner::rotate(sat.dir.path(), &sat.ca, "sat-1", NOW - DAY / 4).expect("rotate");
+    let third = open(
+        &seal(header(), payload(), &third).expect("seal").bytes,
+        &Limits::default(),
+    )
+    .expect("open");
+    assert!(
+        third.check_signer(&stranger, NOW).is_ok(),
+        "vouched for by the pinned one"
+    );
+    let err = third
+        .check_signer(&pinned_old, NOW)
+        .expect_err("two steps away");
+    assert_rule(&err, Rule::UntrustedSigner, "not its pinned signer");
+}
+
+#[test]
+fn a_signer_from_before_the_purpose_is_trusted_first_and_when_pinned() {
+    let sat = party("sat-1");
+    let ca_pin = sat.ca.fingerprint_hex().expect("fingerprint");
+    let key = crate::pki::new_p256_key().expect("key");
+    let legacy = sat
+        .ca
+        .issue_legacy_bundle_signer_for_tests(&key, NOW - DAY)
+        .expect("legacy");
+    let sealed = seal(header(), payload(), &signer_from(&sat, &key, &legacy)).expect("seal");
+    let opened = open(&sealed.bytes, &Limits::default()).expect("open");
+    let first = opened
+        .check_signer(&pins(&ca_pin), NOW)
+        .expect("first contact");
+    assert_eq!(first.trust, SignerTrust::FirstContact);
+    let pinned = PeerPins {
+        signer_sha256: Some(&first.sha256),
+        ..pins(&ca_pin)
+    };
+    assert_eq!(
+        opened.check_signer(&pinned, NOW).expect("pinned").trust,
+        SignerTrust::Pinned
+    );
 }
