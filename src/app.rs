@@ -38,6 +38,12 @@ pub enum StartError {
     Serve(std::io::Error),
     #[error(transparent)]
     Locked(#[from] crate::serve_lock::LockError),
+    #[error(
+        "{dir}: database or disk is full: {free} bytes free on its file system; free space there \
+         (old bundles in the export folder, rotated logs, *.replaced files beside the database) \
+         and start again"
+    )]
+    DiskFull { dir: String, free: u64 },
 }
 
 pub struct Satellite {
@@ -71,6 +77,14 @@ impl Satellite {
         };
         let db = config.database_path();
         if db.is_file() {
+            if let Some(free) = crate::store::free_bytes(&config.data_dir)
+                .filter(|free| *free < crate::store::MIN_FREE_BYTES)
+            {
+                return Err(StartError::DiskFull {
+                    dir: config.data_dir.display().to_string(),
+                    free,
+                });
+            }
             crate::store::check_integrity_at_start(&db)?;
         }
         setup::check_clock(&config, &clock)?;
@@ -171,12 +185,36 @@ impl Satellite {
             self.config.role, self.config.account
         ));
         let protection = self.protection();
+        // A database thread that ended (a panic) takes every write with it
+        // and cannot be restarted in this process: stop serving and fail,
+        // so the service manager starts the satellite again.
+        let ended = Arc::new(std::sync::Mutex::new(None));
+        let shutdown = {
+            let (store, ended) = (self.store.clone(), ended.clone());
+            async move {
+                tokio::select! {
+                    () = shutdown => {}
+                    thread = store_thread_ended(&store) => {
+                        tracing::error!(thread, "a database thread ended; the satellite stops so that its service manager restarts it");
+                        if let Ok(mut ended) = ended.lock() {
+                            *ended = Some(thread);
+                        }
+                    }
+                }
+            }
+        };
         let served = http::serve(state, listeners, tls, protection, shutdown).await;
         stop_jobs.store(true, Ordering::Relaxed);
         let _ = jobs.join();
         let _ = sync.join();
         let _ = guard.join();
         self.notifier.stopped();
+        if let Some(thread) = ended.lock().ok().and_then(|e| *e) {
+            return Err(StartError::Serve(std::io::Error::other(format!(
+                "the database thread {thread:?} ended; restart the satellite (under systemd it is \
+                 restarted by Restart=on-failure)"
+            ))));
+        }
         served.map_err(StartError::Serve)
     }
 
@@ -292,4 +330,14 @@ fn spawn_clock_guard(
             }
         })
         .map_err(StartError::Serve)
+}
+
+/// Resolves with the name of the store's thread that ended, if one does.
+async fn store_thread_ended(store: &crate::store::Store) -> &'static str {
+    loop {
+        if let Some(thread) = store.stopped_thread() {
+            return thread;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
 }

@@ -18,6 +18,7 @@ pub mod error;
 pub mod http;
 pub mod inventory;
 pub mod licensing;
+pub mod logging;
 pub mod metrics;
 pub mod ops;
 pub mod pki;

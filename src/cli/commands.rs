@@ -4,7 +4,7 @@ use super::{
 };
 use crate::app::StartError;
 use crate::clock::Clock;
-use crate::config::{Config, ConfigError, LogFormat};
+use crate::config::{Config, ConfigError};
 use crate::domain::TokenTerms;
 use crate::error::Error;
 use crate::licensing::catalog::Catalog;
@@ -51,26 +51,6 @@ fn load_config(path: Option<&Path>) -> Result<Config, CliError> {
     }
 }
 
-pub fn init_logging(config: &Config, quiet: bool) {
-    let level = if quiet {
-        "warn"
-    } else {
-        config.log.level.as_str()
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        // Colour codes only for a person at a terminal, not journald or files.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    let _ = match config.log.format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.try_init(),
-    };
-}
-
 /// A listing: JSON for scripts, a table for people.
 pub(super) fn show<T: Serialize + table::Row>(items: &[T], json: bool) -> Result<(), CliError> {
     if json {
@@ -111,7 +91,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     let config = load_config(cli.config.as_deref())?;
     let clock = Clock::from_env().map_err(CliError::Other)?;
     // One-shot commands log only warnings (e.g. a compliance change they caused).
-    init_logging(&config, !matches!(cli.command, Command::Serve));
+    crate::logging::init(&config, !matches!(cli.command, Command::Serve));
     let account = config.account.clone();
     let now = clock.unix();
     // The command line is the local administrator.

@@ -8,19 +8,46 @@ use crate::metrics::{InstanceGauge, PoolGauge};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 
-pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+/// Alive unless a database thread has ended (then the process is stopping
+/// to be restarted: see `app::serve`).
+/// The row `/readyz` writes to prove the disk takes writes.
+const READY_PROBE: &str = "health.ready_probe";
+
+pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
+    match state.store.stopped_thread() {
+        None => HttpResponse::Ok().json(serde_json::json!({"status": "ok"})),
+        Some(thread) => json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database_thread_ended",
+            &format!("the database thread {thread:?} ended; the satellite is restarting"),
+        ),
+    }
 }
 
 /// Ready when a router sent here would be served: the database answers
-/// reads and the writer commits.
+/// reads and the writer commits a real page to disk (an empty transaction
+/// commits on a full disk too, where every router's write would fail).
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let read = state.store.ping();
+    let now = state.device.clock().unix();
     let write = tokio::time::timeout(
         std::time::Duration::from_secs(2),
-        state.store.write(|_| Ok::<_, crate::store::StoreError>(())),
+        state
+            .store
+            .write(move |c| crate::store::settings::set(c, READY_PROBE, &now.to_string())),
     )
     .await;
+    // A page or two still fits in the WAL's allocated space on a full
+    // disk; a router's registration does not.
+    let free = crate::store::free_bytes(state.store.path());
+    if let Some(free) = free.filter(|free| *free < crate::store::MIN_FREE_BYTES) {
+        tracing::warn!(free, "not ready: the disk holding the database is full");
+        return json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "disk_full",
+            &format!("{free} bytes free where the database is; free space on that file system"),
+        );
+    }
     match (read, write) {
         (Ok(()), Ok(Ok(()))) => HttpResponse::Ok().json(serde_json::json!({"status": "ready"})),
         (read, write) => {

@@ -243,6 +243,8 @@ pub struct Store {
     path: Arc<PathBuf>,
     readers: Arc<Mutex<Vec<Connection>>>,
     writer: Writer,
+    /// Set when the checkpoint thread has ended.
+    checkpoints_stopped: Arc<std::sync::atomic::AtomicBool>,
 }
 
 const MAX_IDLE_READERS: usize = 8;
@@ -278,12 +280,34 @@ impl Store {
         let finish = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let writer = Writer::start_with(conn, finish.clone())?;
         let path = Arc::new(path.to_path_buf());
-        start_checkpoints(checkpoints, Arc::downgrade(&path), finish)?;
+        let checkpoints_stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        start_checkpoints(
+            checkpoints,
+            Arc::downgrade(&path),
+            finish,
+            checkpoints_stopped.clone(),
+        )?;
         Ok(Self {
             path,
             readers: Arc::new(Mutex::new(Vec::new())),
             writer,
+            checkpoints_stopped,
         })
+    }
+
+    /// The thread that has ended, if the writer or the checkpoint thread
+    /// has: the store cannot recover in this process.
+    pub fn stopped_thread(&self) -> Option<&'static str> {
+        if self.writer.stopped() {
+            Some("db-writer")
+        } else if self
+            .checkpoints_stopped
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            Some("checkpoints")
+        } else {
+            None
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -359,10 +383,12 @@ fn start_checkpoints(
     conn: Connection,
     alive: std::sync::Weak<PathBuf>,
     finish: Arc<std::sync::atomic::AtomicBool>,
+    stopped: Arc<std::sync::atomic::AtomicBool>,
 ) -> Result<(), StoreError> {
     std::thread::Builder::new()
         .name("checkpoints".into())
         .spawn(move || {
+            let _end = writer::EndMark(&stopped);
             while alive.strong_count() > 0 {
                 std::thread::sleep(CHECKPOINT_EVERY);
                 let mut copied_before = None;
@@ -396,6 +422,27 @@ fn start_checkpoints(
         })
         .map(|_| ())
         .map_err(|_| StoreError::WriterGone)
+}
+
+/// Below this much free space where the database lives, the satellite is
+/// not ready (`/readyz`) and does not start: a router's registration takes
+/// new pages, and SQLite can fail at any of them.
+pub const MIN_FREE_BYTES: u64 = 1 << 20;
+
+/// Bytes an unprivileged process may still write on the file system that
+/// holds `path`, if the system says.
+pub fn free_bytes(path: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut stats = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: a NUL-terminated path and a buffer statvfs fills on success.
+    let rc = unsafe { libc::statvfs(c_path.as_ptr(), stats.as_mut_ptr()) };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: statvfs returned 0, so it filled the buffer.
+    let stats = unsafe { stats.assume_init() };
+    Some(stats.f_bavail.saturating_mul(stats.f_frsize))
 }
 
 /// The writer's busy handler: retries every 200 µs for up to 10 s (the

@@ -106,6 +106,18 @@ pub struct WriterStats {
     /// failed commit, and before a group that follows another
     /// connection's commit.
     generation: AtomicU64,
+    /// Set when the writer thread has ended, by returning or by a panic.
+    stopped: AtomicBool,
+}
+
+/// Marks a thread's end in its flag however the thread ends (a panic
+/// unwinds through it too), so a supervisor can see that it is gone.
+pub(crate) struct EndMark<'a>(pub(crate) &'a AtomicBool);
+
+impl Drop for EndMark<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
 }
 
 #[derive(Clone)]
@@ -139,6 +151,11 @@ impl Writer {
 
     pub fn stats(&self) -> &WriterStats {
         &self.stats
+    }
+
+    /// Whether the writer thread has ended: no write can commit again.
+    pub fn stopped(&self) -> bool {
+        self.stats.stopped.load(Ordering::Acquire)
     }
 
     /// The writer's generation (see [`WriterStats`]); read inside a job, it
@@ -218,6 +235,7 @@ fn run(
     stats: &WriterStats,
     finish_checkpoint: &AtomicBool,
 ) {
+    let _end = EndMark(&stats.stopped);
     let mut group: Vec<Box<dyn Work>> = Vec::with_capacity(MAX_GROUP);
     let mut seen_version = None;
     while let Ok(first) = jobs.recv() {

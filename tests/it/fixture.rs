@@ -260,7 +260,8 @@ impl Server {
         for table in tables {
             let filter = if table == "settings" {
                 " WHERE key NOT LIKE 'clock.%' AND key NOT LIKE 'jobs.%' \
-                  AND key NOT LIKE 'sync.export.%' AND key NOT LIKE 'sync.live.%'"
+                  AND key NOT LIKE 'sync.export.%' AND key NOT LIKE 'sync.live.%' \
+                  AND key NOT LIKE 'health.%'"
             } else {
                 ""
             };

@@ -316,13 +316,18 @@ struct Serving {
 
 impl Serving {
     fn start(config: &Path) -> Self {
+        Self::start_logging_to(config, std::process::Stdio::null())
+    }
+
+    /// Starts `satellite serve` with its log (stderr) going to `log`.
+    fn start_logging_to(config: &Path, log: std::process::Stdio) -> Self {
         use std::io::BufRead;
         let mut child = Command::new(env!("CARGO_BIN_EXE_satellite"))
             .arg("-c")
             .arg(config)
             .arg("serve")
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("spawn satellite serve");
         let stdout = child.stdout.take().expect("stdout");
@@ -667,7 +672,13 @@ fn a_full_disk_answers_503_and_recovers_by_itself() {
         return;
     };
     let config = process_config(dir.path());
-    let server = Serving::start(&config);
+    // The log fails with the disk (stderr on /dev/full fails every write):
+    // the database threads log their failures and must survive their log.
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full");
+    let server = Serving::start_logging_to(&config, full.into());
     let token = token(&config);
     let key = crate::client::p256();
     let csr = crate::client::csr(&key);
@@ -697,6 +708,39 @@ fn a_full_disk_answers_503_and_recovers_by_itself() {
         }
     }
     assert!(!refused.is_empty(), "a full disk must refuse writes");
+    // Ready means "can accept writes": a load balancer must stop sending.
+    let ready = |server: &Serving| match crate::client::agent(&server.ca, None)
+        .get(&format!("{}/readyz", server.admin_url))
+        .call()
+    {
+        Ok(r) => r.status(),
+        Err(ureq::Error::Status(code, _)) => code,
+        Err(e) => panic!("readyz: {e}"),
+    };
+    assert_eq!(ready(&server), 503, "ready on a full disk");
+    // A second start on the full disk says what to free, and where.
+    let mut second = Command::new(env!("CARGO_BIN_EXE_satellite"))
+        .arg("-c")
+        .arg(&config)
+        .arg("serve")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while second.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = second.kill();
+            panic!("a start on a full disk did not fail");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = second.wait_with_output().expect("output");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("database or disk is full") && stderr.contains("free space there"),
+        "{stderr}"
+    );
 
     // Space returns: the same messages are served, without a restart.
     std::fs::remove_file(&filler).expect("free space");
@@ -729,6 +773,7 @@ fn a_full_disk_answers_503_and_recovers_by_itself() {
         .expect("instances");
     assert_eq!(instances, 40);
     assert_eq!(uses, 40, "refused registrations were not counted");
+    assert_eq!(ready(&server), 200, "ready again once space returned");
     drop(db);
     server.stop();
 }
@@ -984,4 +1029,47 @@ fn parsers_survive_mutated_input() {
             );
         }
     }
+}
+
+/// A log that cannot be written (stderr on a full disk: `/dev/full` fails
+/// every write with ENOSPC) loses lines but kills no thread: the server
+/// starts, registers and answers routers, and stays healthy. (The logger
+/// reported its own failures with eprintln!, which panicked the database
+/// threads.)
+#[test]
+fn a_log_that_cannot_be_written_kills_no_thread() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = process_config(dir.path());
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full");
+    let server = Serving::start_logging_to(&config, full.into());
+    let token = token(&config);
+    let key = crate::client::p256();
+    let csr = crate::client::csr(&key);
+    let device = server.device(None);
+    for n in 0..20 {
+        let (status, answer) = device.post(&crate::client::registration(
+            &format!("reg-log-{n}"),
+            &format!("FOCLOG{n:03}"),
+            &token,
+            &csr,
+        ));
+        assert_eq!(status, 200, "{answer}");
+    }
+    // Refusals log warnings too.
+    let (status, _) = device.post(&crate::client::registration(
+        "reg-bad", "FOCLOGX", "nope", &csr,
+    ));
+    assert_eq!(status, 401);
+    let agent = crate::client::agent(&server.ca, None);
+    for path in ["/healthz", "/readyz"] {
+        let answer = agent
+            .get(&format!("{}{path}", server.admin_url))
+            .call()
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert_eq!(answer.status(), 200, "{path}");
+    }
+    server.stop();
 }
