@@ -85,18 +85,22 @@ pub fn backup(config: &Config, clock: &Clock, file: &Path) -> Result<Manifest, B
         let entry = entry.map_err(io(&config.data_dir))?;
         let name = entry.file_name().to_string_lossy().into_owned();
         let is_file = entry.file_type().map(|t| t.is_file()).unwrap_or(false);
-        // The live database and its journal are in the copy already.
-        if !is_file || name.starts_with(DATABASE) || !safe_name(&name) {
+        // The live database and its journal are in the copy already; the
+        // server's lock belongs to the running server, not to its identity.
+        if !is_file
+            || name.starts_with(DATABASE)
+            || name == crate::serve_lock::FILE
+            || !safe_name(&name)
+        {
             continue;
         }
         entries.push((name, entry.path()));
     }
+    // Hashed and then copied through fixed buffers: a backup of a large
+    // database costs its size on disk, not in memory.
     let mut files = std::collections::BTreeMap::new();
-    let mut contents = Vec::new();
     for (name, path) in &entries {
-        let bytes = std::fs::read(path).map_err(io(path))?;
-        files.insert(name.clone(), hex::encode(openssl::sha::sha256(&bytes)));
-        contents.push((name.clone(), bytes));
+        files.insert(name.clone(), sha256_of_file(path)?);
     }
     let manifest = Manifest {
         format: FORMAT.into(),
@@ -130,15 +134,31 @@ pub fn backup(config: &Config, clock: &Clock, file: &Path) -> Result<Manifest, B
             |e: zip::result::ZipError| BackupError::Refused(format!("{}: {e}", file.display()));
         zip.start_file(MANIFEST, options).map_err(zip_err)?;
         zip.write_all(&manifest_json).map_err(io(&partial))?;
-        for (name, bytes) in &contents {
+        for (name, path) in &entries {
             zip.start_file(name.as_str(), options).map_err(zip_err)?;
-            zip.write_all(bytes).map_err(io(&partial))?;
+            let mut source = std::fs::File::open(path).map_err(io(path))?;
+            std::io::copy(&mut source, &mut zip).map_err(io(&partial))?;
         }
         let out = zip.finish().map_err(zip_err)?;
         out.sync_all().map_err(io(&partial))?;
     }
     std::fs::rename(&partial, file).map_err(io(file))?;
     Ok(manifest)
+}
+
+/// SHA-256 of a file's content, lowercase hex, read in fixed-size pieces.
+fn sha256_of_file(path: &Path) -> Result<String, BackupError> {
+    let mut file = std::fs::File::open(path).map_err(io(path))?;
+    let mut hasher = openssl::sha::Sha256::new();
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        let n = file.read(&mut buffer).map_err(io(path))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+    }
+    Ok(hex::encode(hasher.finish()))
 }
 
 /// What a restore did.

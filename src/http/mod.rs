@@ -188,6 +188,18 @@ pub async fn serve(
         let guard = admin_guard.clone();
         App::new()
             .app_data(admin_state.clone())
+            // API answers carry secrets (a new token, a client secret, a
+            // backup holding ca.key): never cached, never sniffed, HTTPS
+            // only. Answers that set their own Cache-Control keep it.
+            .wrap(
+                actix_web::middleware::DefaultHeaders::new()
+                    .add((actix_web::http::header::CACHE_CONTROL, "no-store"))
+                    .add((actix_web::http::header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+                    .add((
+                        actix_web::http::header::STRICT_TRANSPORT_SECURITY,
+                        "max-age=31536000",
+                    )),
+            )
             .wrap_fn(move |req, srv| guarded(&guard, req, srv, false))
             .wrap_fn(|req, srv| {
                 let span = tracing::info_span!("http", listener = "admin", method = %req.method(), path = %req.path());

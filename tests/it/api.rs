@@ -1030,6 +1030,12 @@ fn an_administrator_downloads_a_backup_and_a_viewer_cannot() {
         .call()
         .expect("backup");
     assert_eq!(response.content_type(), "application/zip");
+    // It holds ca.key: never cached, never sniffed, HTTPS only.
+    assert_eq!(response.header("Cache-Control"), Some("no-store"));
+    assert_eq!(response.header("X-Content-Type-Options"), Some("nosniff"));
+    assert!(response
+        .header("Strict-Transport-Security")
+        .is_some_and(|v| v.starts_with("max-age=")));
     let mut bytes = Vec::new();
     std::io::Read::read_to_end(&mut response.into_reader(), &mut bytes).expect("body");
     let zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("a zip");
@@ -1043,4 +1049,8 @@ fn an_administrator_downloads_a_backup_and_a_viewer_cannot() {
     ] {
         assert!(names.contains(&needed), "{needed} missing from {names:?}");
     }
+    assert!(
+        !names.contains(&"serve.lock"),
+        "the running server's lock is not part of a backup: {names:?}"
+    );
 }
