@@ -2,7 +2,7 @@
 //! signature, then the manifest and the hashes it signs.
 
 use super::manifest::{check_manifest, sha256_hex};
-use super::{central, BundleError, Limits, Manifest, Opened, Rule};
+use super::{central, BundleError, Limits, Manifest, Opened, Rule, RESERVED};
 use super::{MANIFEST_FILE, SIGNATURE_FILE, SIGNER_FILE};
 use openssl::hash::MessageDigest;
 use openssl::x509::X509;
@@ -58,15 +58,19 @@ pub fn open(bytes: &[u8], limits: &Limits) -> Result<Opened, BundleError> {
             ),
         ));
     }
-    let mut entries = read_entries(bytes, limits)?;
-    let take = |entries: &mut BTreeMap<String, Vec<u8>>, name: &str| {
-        entries
-            .remove(name)
+    let listed = central::entries(bytes, limits.max_entries)?;
+    let mut archive = Archive::new(bytes, &listed)?;
+    let mut total: u64 = 0;
+    // The three fixed entries first, each bounded: nothing the manifest has
+    // not signed is inflated.
+    let mut take = |name: &str, archive: &mut Archive<'_>| {
+        archive
+            .read(name, limits, &mut total)?
             .ok_or_else(|| BundleError::new(Rule::MissingEntry, format!("no {name} in the bundle")))
     };
-    let manifest_bytes = take(&mut entries, MANIFEST_FILE)?;
-    let signature = take(&mut entries, SIGNATURE_FILE)?;
-    let signer_pem = take(&mut entries, SIGNER_FILE)?;
+    let manifest_bytes = take(MANIFEST_FILE, &mut archive)?;
+    let signature = take(SIGNATURE_FILE, &mut archive)?;
+    let signer_pem = take(SIGNER_FILE, &mut archive)?;
 
     // Authenticate before reading anything the manifest says.
     let signer_chain = X509::stack_from_pem(&signer_pem)
@@ -84,26 +88,34 @@ pub fn open(bytes: &[u8], limits: &Limits) -> Result<Opened, BundleError> {
         .map_err(|e| BundleError::new(Rule::BadManifest, format!("{MANIFEST_FILE}: {e}")))?;
     check_manifest(&manifest)?;
 
-    if let Some(extra) = entries.keys().find(|n| !manifest.files.contains_key(*n)) {
+    // Refused from the central directory alone: an entry the manifest does
+    // not list is never inflated (a bomb there costs nothing).
+    if let Some(extra) = listed
+        .iter()
+        .map(|e| &e.name)
+        .find(|n| !manifest.files.contains_key(*n) && !RESERVED.contains(&n.as_str()))
+    {
         return Err(BundleError::new(
             Rule::ExtraEntry,
             format!("{extra:?} is in the bundle but not in the manifest"),
         ));
     }
+    let mut entries = BTreeMap::new();
     for (name, expected) in &manifest.files {
-        let content = entries.get(name).ok_or_else(|| {
+        let content = archive.read(name, limits, &mut total)?.ok_or_else(|| {
             BundleError::new(
                 Rule::MissingEntry,
                 format!("the manifest lists {name:?} but the bundle does not hold it"),
             )
         })?;
-        let actual = sha256_hex(content);
+        let actual = sha256_hex(&content);
         if &actual != expected {
             return Err(BundleError::new(
                 Rule::HashMismatch,
                 format!("{name:?} has SHA-256 {actual}, the manifest says {expected}"),
             ));
         }
+        entries.insert(name.clone(), content);
     }
     Ok(Opened {
         manifest,
@@ -114,42 +126,66 @@ pub fn open(bytes: &[u8], limits: &Limits) -> Result<Opened, BundleError> {
     })
 }
 
-/// Every entry's content, read through caps: the sizes a zip declares are
-/// never trusted, only the bytes that come out of the decompressor.
-fn read_entries(bytes: &[u8], limits: &Limits) -> Result<BTreeMap<String, Vec<u8>>, BundleError> {
-    let listed = central::entries(bytes, limits.max_entries)?;
-    let damaged =
-        |e: &dyn std::fmt::Display| BundleError::new(Rule::NotABundle, format!("damaged zip: {e}"));
-    let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| damaged(&e))?;
-    if archive.len() != listed.len() {
-        return Err(damaged(
-            &"the zip reader and the central directory disagree",
-        ));
+/// The zip, with the central directory as we read it: entries are
+/// inflated one by one, by name, through caps. The sizes a zip declares
+/// are never trusted, only the bytes that come out of the decompressor.
+struct Archive<'a> {
+    zip: zip::ZipArchive<Cursor<&'a [u8]>>,
+    index: BTreeMap<&'a str, (usize, &'a [u8])>,
+}
+
+fn damaged(e: &dyn std::fmt::Display) -> BundleError {
+    BundleError::new(Rule::NotABundle, format!("damaged zip: {e}"))
+}
+
+impl<'a> Archive<'a> {
+    fn new(bytes: &'a [u8], listed: &'a [central::CentralEntry]) -> Result<Self, BundleError> {
+        let zip = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| damaged(&e))?;
+        if zip.len() != listed.len() {
+            return Err(damaged(
+                &"the zip reader and the central directory disagree",
+            ));
+        }
+        let index = listed
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.name.as_str(), (i, e.raw_name.as_slice())))
+            .collect();
+        Ok(Self { zip, index })
     }
-    let mut out = BTreeMap::new();
-    let mut total: u64 = 0;
-    for (index, entry) in listed.into_iter().enumerate() {
-        let mut file = archive.by_index(index).map_err(|e| damaged(&e))?;
-        if file.name_raw() != entry.raw_name.as_slice() {
+
+    /// The content of entry `name` (None if there is none), counted in
+    /// `total` against the bundle's limits.
+    fn read(
+        &mut self,
+        name: &str,
+        limits: &Limits,
+        total: &mut u64,
+    ) -> Result<Option<Vec<u8>>, BundleError> {
+        let Some(&(index, raw_name)) = self.index.get(name) else {
+            return Ok(None);
+        };
+        let mut file = self.zip.by_index(index).map_err(|e| damaged(&e))?;
+        if file.name_raw() != raw_name {
             return Err(damaged(
                 &"the zip reader and the central directory disagree",
             ));
         }
         let room = limits
             .max_entry_bytes
-            .min(limits.max_total_bytes.saturating_sub(total));
+            .min(limits.max_total_bytes.saturating_sub(*total));
         let mut content = Vec::new();
         (&mut file)
             .take(room.saturating_add(1))
             .read_to_end(&mut content)
-            .map_err(|e| damaged(&format_args!("{:?}: {e}", entry.name)))?;
+            .map_err(|e| damaged(&format_args!("{name:?}: {e}")))?;
         let read = content.len() as u64;
         if read > limits.max_entry_bytes {
             return Err(BundleError::new(
                 Rule::TooLarge,
                 format!(
-                    "{:?} expands to more than {} bytes (a zip bomb, or not a bundle)",
-                    entry.name, limits.max_entry_bytes
+                    "{name:?} expands to more than {} bytes (a zip bomb, or not a bundle)",
+                    limits.max_entry_bytes
                 ),
             ));
         }
@@ -166,15 +202,13 @@ fn read_entries(bytes: &[u8], limits: &Limits) -> Result<BTreeMap<String, Vec<u8
         // crafted) zip that other unzip tools would treat differently.
         if read != file.size() {
             return Err(damaged(&format_args!(
-                "{:?} declares {} bytes but holds {read}",
-                entry.name,
+                "{name:?} declares {} bytes but holds {read}",
                 file.size()
             )));
         }
-        total += read;
-        out.insert(entry.name, content);
+        *total += read;
+        Ok(Some(content))
     }
-    Ok(out)
 }
 
 fn verify_signature(leaf: &X509, message: &[u8], signature: &[u8]) -> Result<(), BundleError> {

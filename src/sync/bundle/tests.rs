@@ -884,3 +884,21 @@ fn a_signer_from_before_the_purpose_is_trusted_first_and_when_pinned() {
         SignerTrust::Pinned
     );
 }
+
+#[test]
+fn an_entry_the_manifest_does_not_list_is_refused_without_inflating_it() {
+    let sat = party("sat-1");
+    let mut entries = entries_of(&sealed(&sat).bytes);
+    // 8 MiB of zeros against a 1 MiB entry limit: were it inflated, it
+    // would be refused as too large; it is refused as extra, unread.
+    entries.push(("bomb.bin".into(), vec![0u8; 8 << 20]));
+    let limits = Limits {
+        max_entry_bytes: 1 << 20,
+        ..Limits::default()
+    };
+    assert_rule(
+        &refused(&zip_of(&entries), &limits),
+        Rule::ExtraEntry,
+        "bomb.bin",
+    );
+}
