@@ -28,6 +28,8 @@ pub enum StartError {
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     #[error("{key}: cannot listen on {addr}: {source}")]
     Bind {
         key: &'static str,
@@ -90,11 +92,20 @@ impl Satellite {
         setup::check_clock(&config, &clock)?;
         // Operator-supplied certificates are loaded now: a key that does not
         // parse refuses the start before init writes anything.
+        let operator_certificate = |key: &str, identity| {
+            tls::admin_config(&identity).map(|_| ()).map_err(|e| {
+                StartError::Config(crate::config::ConfigError {
+                    file: config.source.clone(),
+                    key: key.into(),
+                    reason: e.to_string(),
+                })
+            })
+        };
         if config.device.tls_cert.is_some() {
-            tls::admin_config(&setup::server_identity(&config))?;
+            operator_certificate("device.tls_cert", setup::server_identity(&config))?;
         }
         if config.admin.tls_cert.is_some() {
-            tls::admin_config(&setup::admin_identity(&config))?;
+            operator_certificate("admin.tls_cert", setup::admin_identity(&config))?;
         }
         let listeners = bind_listeners(&config)?;
         let (created, ca) = setup::ensure(&config, &clock)?;

@@ -216,7 +216,35 @@ pub fn restore(config: &Config, clock: &Clock, file: &Path) -> Result<Restored, 
             file.display()
         )));
     }
+    // Folders this restore makes go again if it is refused.
+    let made: Vec<PathBuf> = [
+        &config.sync.export_dir,
+        &config.sync.import_dir,
+        &config.data_dir,
+    ]
+    .into_iter()
+    .filter(|d| !d.exists())
+    .cloned()
+    .collect();
     config.create_dirs()?;
+    let restored = unpack(config, clock, file, archive, manifest);
+    if restored.is_err() {
+        // Only empty ones: remove_dir refuses anything else.
+        for dir in made.iter().rev() {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+    restored
+}
+
+/// The second half of `restore`: unpack, check, swap in.
+fn unpack(
+    config: &Config,
+    clock: &Clock,
+    file: &Path,
+    mut archive: zip::ZipArchive<std::fs::File>,
+    manifest: Manifest,
+) -> Result<Restored, BackupError> {
     let dir = &config.data_dir;
     let staging = tempfile::Builder::new()
         .prefix(".satellite-restore")

@@ -641,14 +641,30 @@ impl Config {
     /// Creates the data dir and the bundle folders. Only `init` and `serve`
     /// call this: every other command works on a satellite that exists.
     pub fn create_dirs(&self) -> Result<(), ConfigError> {
-        // The data dir last: a folder that cannot be made leaves no
-        // half-created satellite behind.
-        for (key, dir, mode) in [
+        let dirs = [
             ("sync.export_dir", &self.sync.export_dir, 0o750),
             ("sync.import_dir", &self.sync.import_dir, 0o750),
             // The data dir holds keys and the database: its owner only.
             ("data_dir", &self.data_dir, 0o700),
-        ] {
+        ];
+        // A folder that can never be made (a file in its way) is refused
+        // before any is made; the data dir last, so a failure leaves no
+        // half-created satellite behind.
+        for (key, dir, _) in dirs {
+            let blocked = dir.ancestors().find(|a| a.exists()).filter(|a| !a.is_dir());
+            if let Some(file) = blocked {
+                return Err(ConfigError {
+                    file: self.source.clone(),
+                    key: key.into(),
+                    reason: format!(
+                        "cannot create {}: {} is a file, not a folder; name another folder",
+                        dir.display(),
+                        file.display()
+                    ),
+                });
+            }
+        }
+        for (key, dir, mode) in dirs {
             use std::os::unix::fs::DirBuilderExt;
             std::fs::DirBuilder::new()
                 .recursive(true)
@@ -911,6 +927,13 @@ mod tests {
         let config = Config::parse("data_dir: file/sub\n", "t.yaml", dir.path()).expect("parses");
         let err = config.create_dirs().unwrap_err();
         assert_eq!(err.key, "data_dir");
+        assert!(err.reason.contains("is a file"), "{err}");
+        let made: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("read_dir")
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(made, vec![std::ffi::OsString::from("file")], "nothing made");
     }
 
     #[test]

@@ -125,9 +125,20 @@ in_root ls -l /var/lib/satellite/data | sed 's/^/           /'
 echo "log:"
 sed 's/^/           /' "$log" | head -20
 
-step "stop and purge"
+step "remove, then install again from the config-files state"
 kill "$server"; wait "$server" 2>/dev/null || true; server=""
+in_root dpkg --remove satellite >/dev/null
+[ ! -e "$root/etc/systemd/system/multi-user.target.wants/satellite.service" ] \
+  || fail "remove left the multi-user.target.wants link"
+echo "removed:   no multi-user.target.wants link left"
+in_root dpkg -i /tmp/satellite.deb >/dev/null
+enabled=$(in_root systemctl is-enabled satellite.service 2>/dev/null || true)
+[ "$enabled" = enabled ] || fail "installed again after remove, the service is $enabled"
+echo "again:     $enabled"
+
+step "purge"
 in_root dpkg --purge satellite >/dev/null
+[ ! -e "$root/etc/satellite" ] || fail "purge left /etc/satellite: $(ls -A "$root/etc/satellite")"
 echo "purged; /var/lib/satellite is kept by design: $(in_root ls /var/lib/satellite | xargs)"
 echo
 echo "chroot install: OK"

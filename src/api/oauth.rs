@@ -88,13 +88,13 @@ pub async fn token(
         .map(|a| a.ip().to_string())
         .unwrap_or_else(|| "unknown".into());
     let now = api.now();
-    api.limiter.attempt(&source, now)?;
     let request: TokenRequest = body::json_or_form(&req, &bytes)?;
     let credentials = credentials(&req, request)?;
-    let who = match &credentials {
-        Credentials::Client { id, .. } => format!("client_id {id}"),
-        Credentials::Password { username, .. } => format!("user {username}"),
+    let (who, name) = match &credentials {
+        Credentials::Client { id, .. } => (format!("client_id {id}"), id.clone()),
+        Credentials::Password { username, .. } => (format!("user {username}"), username.clone()),
     };
+    api.limiter.attempt(&source, &name, now)?;
     let api = api.into_inner();
     let checked = api
         .read(move |c| match credentials {
@@ -113,7 +113,7 @@ pub async fn token(
             return Err(e);
         }
     };
-    api.limiter.succeeded(&source);
+    api.limiter.succeeded(&source, &name);
     tracing::info!(source = %source, who = %verified.name, "API login");
     let issued: Issued = api.write(move |c| login::issue(c, &verified, now)).await?;
     Ok(HttpResponse::Ok()

@@ -17,8 +17,12 @@ use std::sync::Mutex;
 pub const TOKEN_SECONDS: i64 = 3600;
 /// How long a portal session lives: an operator's working day.
 pub const SESSION_SECONDS: i64 = 8 * 3600;
-/// Failed logins allowed per source within `WINDOW_SECONDS`.
+/// Failed logins allowed for one name from one source within `WINDOW_SECONDS`.
 pub const MAX_FAILURES: u32 = 5;
+/// Failed logins allowed from one source for all names together: guessing
+/// across many names is bounded too, far above what one misconfigured
+/// poller reaches.
+pub const MAX_SOURCE_FAILURES: u32 = 50;
 pub const WINDOW_SECONDS: i64 = 300;
 
 /// `/backend/oauth/token`'s answer.
@@ -39,45 +43,77 @@ pub struct Verified {
     pub rehash: Option<String>,
 }
 
-/// Login attempts per source (client address), in memory: a restart
-/// forgets them, which only gives an attacker back one window. An attempt
-/// is counted when it starts, under the lock, and forgiven only when it
-/// succeeds: a burst of parallel guesses cannot all pass the check before
-/// the first (slow) password verification ends.
+/// Login attempts per source (client address) and name (user name or
+/// client id), in memory: a restart forgets them, which only gives an
+/// attacker back one window. Only the name being guessed is locked, so a
+/// poller with a wrong secret does not lock out every other client behind
+/// the same address; a source guessing across names meets a wider cap. An
+/// attempt is counted when it starts, under the lock, and forgiven only
+/// when it succeeds: a burst of parallel guesses cannot all pass the check
+/// before the first (slow) password verification ends.
 #[derive(Default)]
 pub struct Limiter {
-    attempts: Mutex<HashMap<String, (u32, i64)>>,
+    attempts: Mutex<Attempts>,
+}
+
+#[derive(Default)]
+struct Attempts {
+    by_name: HashMap<(String, String), (u32, i64)>,
+    by_source: HashMap<String, (u32, i64)>,
+}
+
+/// Counts one attempt in a window entry; refuses past `max`.
+fn count(entry: &mut (u32, i64), max: u32, now: i64) -> std::result::Result<(), i64> {
+    if now - entry.1 >= WINDOW_SECONDS {
+        *entry = (0, now);
+    }
+    if entry.0 >= max {
+        return Err(WINDOW_SECONDS - (now - entry.1));
+    }
+    entry.0 += 1;
+    Ok(())
 }
 
 impl Limiter {
-    /// Counts an attempt from `source`, or refuses it when the source has
-    /// used up its attempts in this window.
-    pub fn attempt(&self, source: &str, now: i64) -> Result<()> {
-        let Ok(mut map) = self.attempts.lock() else {
+    /// Counts an attempt for `name` from `source`, or refuses it when that
+    /// name (or the source as a whole) has used up its attempts.
+    pub fn attempt(&self, source: &str, name: &str, now: i64) -> Result<()> {
+        let Ok(mut attempts) = self.attempts.lock() else {
             return Ok(());
         };
-        // Bounded: a flood of sources cannot grow this without end.
-        if map.len() > 10_000 {
-            map.retain(|_, (_, since)| now - *since < WINDOW_SECONDS);
+        let Attempts { by_name, by_source } = &mut *attempts;
+        // Bounded: a flood of sources or names cannot grow this without end.
+        if by_name.len() > 10_000 {
+            by_name.retain(|_, (_, since)| now - *since < WINDOW_SECONDS);
         }
-        let entry = map.entry(source.to_string()).or_insert((0, now));
-        if now - entry.1 >= WINDOW_SECONDS {
-            *entry = (0, now);
+        if by_source.len() > 10_000 {
+            by_source.retain(|_, (_, since)| now - *since < WINDOW_SECONDS);
         }
-        if entry.0 >= MAX_FAILURES {
-            return Err(OpsError::TooManyAttempts {
-                source_addr: source.to_string(),
-                retry_after: WINDOW_SECONDS - (now - entry.1),
-            });
-        }
-        entry.0 += 1;
+        let refuse = |retry_after| OpsError::TooManyAttempts {
+            source_addr: source.to_string(),
+            retry_after,
+        };
+        let key = (source.to_string(), name.to_string());
+        let mut named = by_name.get(&key).copied().unwrap_or((0, now));
+        let mut all = by_source.get(source).copied().unwrap_or((0, now));
+        count(&mut named, MAX_FAILURES, now).map_err(refuse)?;
+        count(&mut all, MAX_SOURCE_FAILURES, now).map_err(refuse)?;
+        by_name.insert(key, named);
+        by_source.insert(source.to_string(), all);
         Ok(())
     }
 
-    /// A login that succeeded: the source's earlier attempts are forgiven.
-    pub fn succeeded(&self, source: &str) {
-        if let Ok(mut map) = self.attempts.lock() {
-            map.remove(source);
+    /// A login that succeeded: that name's attempts from the source are
+    /// forgiven, and taken off the source's count.
+    pub fn succeeded(&self, source: &str, name: &str) {
+        if let Ok(mut attempts) = self.attempts.lock() {
+            let Attempts { by_name, by_source } = &mut *attempts;
+            let forgiven = by_name
+                .remove(&(source.to_string(), name.to_string()))
+                .map_or(0, |(n, _)| n);
+            if let Some(all) = by_source.get_mut(source) {
+                all.0 = all.0.saturating_sub(forgiven);
+            }
         }
     }
 }
@@ -242,23 +278,46 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_source_is_refused_after_too_many_failures_then_forgiven() {
+    fn a_name_is_refused_after_too_many_failures_then_forgiven() {
         let limiter = Limiter::default();
         for _ in 0..MAX_FAILURES {
-            assert!(limiter.attempt("10.0.0.1", 100).is_ok());
+            assert!(limiter.attempt("10.0.0.1", "nagios", 100).is_ok());
         }
         assert!(matches!(
-            limiter.attempt("10.0.0.1", 101),
+            limiter.attempt("10.0.0.1", "nagios", 101),
             Err(OpsError::TooManyAttempts { .. })
         ));
-        assert!(limiter.attempt("10.0.0.2", 101).is_ok());
-        assert!(limiter.attempt("10.0.0.1", 100 + WINDOW_SECONDS).is_ok());
-        limiter.succeeded("10.0.0.1");
+        // Another client behind the same address is not locked out.
+        assert!(limiter.attempt("10.0.0.1", "zabbix", 101).is_ok());
+        limiter.succeeded("10.0.0.1", "zabbix");
+        assert!(limiter.attempt("10.0.0.2", "nagios", 101).is_ok());
+        assert!(limiter
+            .attempt("10.0.0.1", "nagios", 100 + WINDOW_SECONDS)
+            .is_ok());
+        limiter.succeeded("10.0.0.1", "nagios");
         for _ in 0..MAX_FAILURES {
             assert!(
-                limiter.attempt("10.0.0.1", 100 + WINDOW_SECONDS).is_ok(),
+                limiter
+                    .attempt("10.0.0.1", "nagios", 100 + WINDOW_SECONDS)
+                    .is_ok(),
                 "forgiven"
             );
         }
+    }
+
+    #[test]
+    fn a_source_guessing_across_names_meets_its_own_cap() {
+        let limiter = Limiter::default();
+        let mut allowed = 0;
+        for n in 0..MAX_SOURCE_FAILURES * 2 {
+            if limiter
+                .attempt("10.0.0.9", &format!("user{n}"), 100)
+                .is_ok()
+            {
+                allowed += 1;
+            }
+        }
+        assert_eq!(allowed, MAX_SOURCE_FAILURES);
+        assert!(limiter.attempt("10.0.0.8", "user1", 100).is_ok());
     }
 }

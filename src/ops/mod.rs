@@ -33,7 +33,8 @@ pub enum OpsError {
     /// Authenticated, but the role or the virtual accounts do not reach this.
     #[error("{0}")]
     Forbidden(String),
-    /// Too many failed logins from one source.
+    /// Too many failed logins for one name from one source (or from one
+    /// source in all).
     #[error("too many failed logins from {source_addr}; try again in {retry_after} seconds")]
     TooManyAttempts {
         source_addr: String,

@@ -225,7 +225,7 @@ pub async fn login(
         .map(|a| a.ip().to_string())
         .unwrap_or_else(|| "unknown".into());
     let now = api.now();
-    if let Err(e) = api.limiter.attempt(&source, now) {
+    if let Err(e) = api.limiter.attempt(&source, &form.username, now) {
         super::error::log(&e);
         let mut response = login_page(StatusCode::TOO_MANY_REQUESTS, Some(&e.to_string()))?;
         if let OpsError::TooManyAttempts { retry_after, .. } = e {
@@ -252,7 +252,7 @@ pub async fn login(
         }
         Err(e) => return Err(e.into()),
     };
-    api.limiter.succeeded(&source);
+    api.limiter.succeeded(&source, &username);
     tracing::info!(source = %source, who = %verified.name, "portal login");
     let secret = api
         .write(move |c| login::open_session(c, &verified, now))

@@ -57,8 +57,8 @@ fn a_refused_start_creates_nothing() {
         ),
         (
             format!("{base}device: {{ listen: 127.0.0.1:0, tls_cert: bad.pem, tls_key: bad.pem }}\nadmin: {{ listen: 127.0.0.1:0 }}\n"),
+            "satellite.yaml: device.tls_cert: ",
             "bad.pem",
-            "PEM",
         ),
         (format!("{base}{bomb}"), "anchor", "not accepted"),
         (
@@ -471,6 +471,27 @@ fn backup_and_restore_round_trip_while_serving() {
         "never overwrites"
     );
     server.stop();
+
+    // A damaged backup restored where there is no satellite yet: refused,
+    // and the folders it would have filled are not left behind.
+    let mut entries = crate::sync::unzip(&file);
+    for (name, bytes) in entries.iter_mut() {
+        if name == "ca.pem" {
+            bytes.extend_from_slice(b"\n# tampered\n");
+        }
+    }
+    let tampered = dir.path().join("tampered.zip");
+    crate::sync::rezip(&entries, &tampered);
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let fresh = process_config(elsewhere.path());
+    let out = satellite(&fresh, &["restore", tampered.to_str().expect("utf8")]);
+    assert!(!out.status.success(), "a tampered backup was restored");
+    let left: Vec<_> = std::fs::read_dir(elsewhere.path())
+        .expect("dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, vec!["satellite.yaml".to_string()], "{}", stderr(&out));
 
     let data = dir.path().join("data");
     let ca_before = std::fs::read(data.join("ca.pem")).expect("ca");
@@ -1072,4 +1093,38 @@ fn a_log_that_cannot_be_written_kills_no_thread() {
         assert_eq!(answer.status(), 200, "{path}");
     }
     server.stop();
+}
+
+/// Nothing from a request writes raw control characters into the text log:
+/// a user name with a newline and an ANSI escape, sent without logging in,
+/// stays on its one line, escaped.
+#[test]
+fn a_request_cannot_forge_log_lines_or_colour_the_log() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = process_config(dir.path());
+    let log_path = dir.path().join("satellite.log");
+    let log = std::fs::File::create(&log_path).expect("log");
+    let server = Serving::start_logging_to(&config, log.into());
+    let agent = crate::client::agent(&server.ca, None);
+    let forged = "x\nforged line\u{1b}[31m";
+    let answer = agent
+        .post(&format!("{}/backend/oauth/token", server.admin_url))
+        .send_form(&[
+            ("grant_type", "password"),
+            ("username", forged),
+            ("password", "wrong"),
+        ]);
+    assert!(matches!(answer, Err(ureq::Error::Status(401, _))));
+    server.stop();
+    let text = std::fs::read_to_string(&log_path).expect("log");
+    assert!(text.contains("failed API login"), "{text}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "a raw escape in the log: {text:?}"
+    );
+    assert!(
+        !text.lines().any(|l| l.starts_with("forged")),
+        "a forged line: {text}"
+    );
+    assert!(text.contains("x\\nforged line\\u{1b}[31m"), "{text}");
 }
