@@ -153,7 +153,7 @@ fn node_config(dir: &Path, yaml: &str) -> Config {
 
 fn read(path: &Path) -> bundle::Opened {
     let bytes = std::fs::read(path).expect("bundle");
-    bundle::open(&bytes, &Limits::default()).expect("valid bundle")
+    bundle::open(bytes, &Limits::default()).expect("valid bundle")
 }
 
 fn clock() -> Clock {

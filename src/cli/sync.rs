@@ -262,7 +262,7 @@ pub fn run(command: Command, config: &Config, clock: &Clock) -> Result<(), CliEr
 fn read(path: &Path) -> Result<Opened, CliError> {
     let limits = Limits::default();
     let bytes = bundle::read_file(path, &limits).map_err(SyncError::from)?;
-    Ok(bundle::open(&bytes, &limits).map_err(SyncError::from)?)
+    Ok(bundle::open(bytes, &limits).map_err(SyncError::from)?)
 }
 
 /// The node's verdict on a bundle, or why none could be given.
@@ -329,27 +329,13 @@ fn trust_here(opened: &Opened, config: &Config, now: i64) -> (Option<bool>, Stri
 /// payload file holds.
 fn summarize(opened: &Opened) -> Result<serde_json::Value, CliError> {
     let mut counts = serde_json::Map::new();
-    for (name, bytes) in &opened.files {
-        let value: serde_json::Value = serde_json::from_slice(bytes).unwrap_or_default();
-        let count = match &value {
-            serde_json::Value::Array(items) => serde_json::json!(items.len()),
-            serde_json::Value::Object(o) if o.contains_key("virtual_accounts") => {
-                let vas = o["virtual_accounts"].as_array().map(Vec::len).unwrap_or(0);
-                let licenses: usize = o["virtual_accounts"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|va| va["licenses"].as_array().map(Vec::len).unwrap_or(0))
-                    .sum();
-                serde_json::json!({"virtual_accounts": vas, "licenses": licenses})
-            }
-            serde_json::Value::Object(o) if o.contains_key("skus") => serde_json::json!({
-                "tags": o["tags"].as_array().map(Vec::len).unwrap_or(0),
-                "skus": o["skus"].as_array().map(Vec::len).unwrap_or(0),
-            }),
-            _ => serde_json::json!(1),
-        };
-        counts.insert(name.clone(), count);
+    for name in opened.file_names() {
+        // Counted as it is parsed: a million instances are not built.
+        let count = opened
+            .json::<bundle::Shape>(name)
+            .map(|shape| shape.to_json())
+            .unwrap_or_else(|_| serde_json::json!(1));
+        counts.insert(name.to_string(), count);
     }
     let signer = opened
         .signer_chain

@@ -84,7 +84,7 @@ pub fn finish_export(
 /// Checks an uploaded bundle's form (signature and limits come with the
 /// apply); cheap enough to run before queueing the write.
 pub fn open(bytes: &[u8]) -> Result<bundle::Opened> {
-    bundle::open(bytes, &Limits::default()).map_err(|e| service(e.into()))
+    bundle::open(bytes.to_vec(), &Limits::default()).map_err(|e| service(e.into()))
 }
 
 /// Applies an entitlement (or registration answer) bundle from the cloud.

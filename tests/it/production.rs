@@ -985,8 +985,11 @@ fn parsers_survive_mutated_input() {
         (
             "bundle",
             Box::new(|d: &[u8]| {
-                satellite::sync::bundle::open(d, &satellite::sync::bundle::Limits::default())
-                    .is_ok()
+                satellite::sync::bundle::open(
+                    d.to_vec(),
+                    &satellite::sync::bundle::Limits::default(),
+                )
+                .is_ok()
             }),
         ),
         (

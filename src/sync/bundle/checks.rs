@@ -10,7 +10,6 @@ use openssl::sign::Verifier;
 use openssl::x509::store::X509StoreBuilder;
 use openssl::x509::verify::{X509VerifyFlags, X509VerifyParam};
 use openssl::x509::{X509Ref, X509StoreContext, X509};
-use serde::de::DeserializeOwned;
 
 /// What a receiver pinned for one peer.
 #[derive(Debug, Clone, Copy)]
@@ -150,14 +149,14 @@ impl Opened {
     /// Whether the bundle carries a rollover proof by the signer pinned as
     /// `pinned` for `leaf`.
     fn vouched_for_by(&self, pinned: &str, leaf: &X509Ref) -> bool {
-        let (Some(previous_pem), Some(signature)) = (
-            self.files.get(ROLLOVER_CERT_FILE),
-            self.files.get(ROLLOVER_SIGNATURE_FILE),
-        ) else {
+        let read = |name| self.file(name).ok().flatten();
+        let (Some(previous_pem), Some(signature)) =
+            (read(ROLLOVER_CERT_FILE), read(ROLLOVER_SIGNATURE_FILE))
+        else {
             return false;
         };
         (|| {
-            let previous = X509::stack_from_pem(previous_pem)
+            let previous = X509::stack_from_pem(&previous_pem)
                 .ok()?
                 .into_iter()
                 .next()?;
@@ -167,7 +166,7 @@ impl Opened {
             let key = previous.public_key().ok()?;
             let mut verifier = Verifier::new(MessageDigest::sha256(), &key).ok()?;
             verifier
-                .verify_oneshot(signature, &leaf.to_der().ok()?)
+                .verify_oneshot(&signature, &leaf.to_der().ok()?)
                 .ok()
         })()
         .unwrap_or(false)
@@ -248,18 +247,6 @@ impl Opened {
             )
         })?;
         Ok(sha256_hex(&der))
-    }
-
-    /// A payload file as JSON; the error names the file.
-    pub fn json<T: DeserializeOwned>(&self, name: &str) -> Result<T, BundleError> {
-        let content = self.files.get(name).ok_or_else(|| {
-            BundleError::new(
-                Rule::MissingEntry,
-                format!("a {} bundle must hold {name:?}", self.manifest.kind),
-            )
-        })?;
-        serde_json::from_slice(content)
-            .map_err(|e| BundleError::new(Rule::BadPayload, format!("{name}: {e}")))
     }
 }
 

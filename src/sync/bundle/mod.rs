@@ -17,6 +17,7 @@ mod manifest;
 mod names;
 mod open;
 mod seal;
+mod shape;
 
 pub use checks::{PeerPins, SignerTrust, TrustedSigner};
 pub use error::{BundleError, Rule};
@@ -24,6 +25,7 @@ pub use manifest::sha256_hex;
 pub use names::unsafe_name;
 pub use open::{open, read_file, read_limited};
 pub use seal::seal;
+pub use shape::Shape;
 
 use manifest::parse_time;
 use openssl::x509::X509;
@@ -154,6 +156,11 @@ impl Default for Limits {
 
 /// A bundle whose structure, limits, signature and hashes are checked, but
 /// not yet who signed it, whom it is for, or whether it is fresh.
+///
+/// The payload stays compressed in the bundle's bytes: `open` only hashed
+/// it, as a stream. A file is inflated when it is read (`file`, `json`),
+/// which callers do after trusting the signer, so a hostile bundle costs
+/// its own size and a few buffers, never what its entries expand to.
 #[derive(Debug, Clone)]
 pub struct Opened {
     pub manifest: Manifest,
@@ -161,10 +168,12 @@ pub struct Opened {
     pub manifest_bytes: Vec<u8>,
     /// From `signer.pem`: the signer certificate first, its CA last.
     pub signer_chain: Vec<X509>,
-    /// Payload files by name (the three fixed entries are not in here).
-    pub files: BTreeMap<String, Vec<u8>>,
     /// SHA-256 of the whole zip, lowercase hex.
     pub sha256: String,
+    /// The bundle itself.
+    bytes: Vec<u8>,
+    /// Payload file name -> (index in the zip, uncompressed size).
+    payload: BTreeMap<String, (usize, u64)>,
 }
 
 #[cfg(test)]

@@ -1,13 +1,14 @@
 //! Reading a bundle: bounded, structure and names first, then the
-//! signature, then the manifest and the hashes it signs.
+//! signature, then the manifest and the hashes it signs, as a stream.
 
 use super::manifest::{check_manifest, sha256_hex};
 use super::{central, BundleError, Limits, Manifest, Opened, Rule, RESERVED};
 use super::{MANIFEST_FILE, SIGNATURE_FILE, SIGNER_FILE};
 use openssl::hash::MessageDigest;
 use openssl::x509::X509;
+use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
-use std::io::{Cursor, Read};
+use std::io::{Cursor, Read, Write};
 
 /// Reads a bundle from a file (an import folder, a USB stick) without ever
 /// holding more than `limits.max_bundle_bytes + 1` bytes: a huge file is
@@ -45,9 +46,19 @@ pub fn read_limited(reader: impl Read, limits: &Limits) -> Result<Vec<u8>, Bundl
     Ok(bytes)
 }
 
+/// The most any of the three fixed entries may expand to: a manifest of
+/// 64 files and a two-certificate chain are a few kilobytes.
+const MAX_FIXED_ENTRY_BYTES: u64 = 1 << 20;
+
+/// Payload files up to this size are inflated whole and parsed from
+/// memory (fast); larger ones are parsed from the decompressor as a
+/// stream, so memory holds what they describe, not their text too.
+const PARSE_IN_MEMORY_BYTES: u64 = 16 << 20;
+
 /// Structure, names, limits, hashes and the manifest signature by
-/// signer.pem's leaf key. Pure: bytes in, result out. No peer trust.
-pub fn open(bytes: &[u8], limits: &Limits) -> Result<Opened, BundleError> {
+/// signer.pem's leaf key. Pure: bytes in, result out. No peer trust. The
+/// payload is hashed as it inflates and not kept (see `Opened`).
+pub fn open(bytes: Vec<u8>, limits: &Limits) -> Result<Opened, BundleError> {
     if bytes.len() as u64 > limits.max_bundle_bytes {
         return Err(BundleError::new(
             Rule::TooLarge,
@@ -58,72 +69,179 @@ pub fn open(bytes: &[u8], limits: &Limits) -> Result<Opened, BundleError> {
             ),
         ));
     }
-    let listed = central::entries(bytes, limits.max_entries)?;
-    let mut archive = Archive::new(bytes, &listed)?;
-    let mut total: u64 = 0;
-    // The three fixed entries first, each bounded: nothing the manifest has
-    // not signed is inflated.
-    let mut take = |name: &str, archive: &mut Archive<'_>| {
-        archive
-            .read(name, limits, &mut total)?
-            .ok_or_else(|| BundleError::new(Rule::MissingEntry, format!("no {name} in the bundle")))
-    };
-    let manifest_bytes = take(MANIFEST_FILE, &mut archive)?;
-    let signature = take(SIGNATURE_FILE, &mut archive)?;
-    let signer_pem = take(SIGNER_FILE, &mut archive)?;
+    let listed = central::entries(&bytes, limits.max_entries)?;
+    let (manifest, manifest_bytes, signer_chain, payload) = {
+        let mut archive = Archive::new(&bytes, &listed)?;
+        let fixed = Limits {
+            max_entry_bytes: MAX_FIXED_ENTRY_BYTES,
+            ..limits.clone()
+        };
+        let mut total: u64 = 0;
+        // The three fixed entries first, each bounded: nothing the manifest
+        // has not signed is inflated.
+        let mut take = |name: &str, archive: &mut Archive<'_>| {
+            let mut content = Vec::new();
+            archive
+                .stream(name, &fixed, &mut total, &mut content)?
+                .ok_or_else(|| {
+                    BundleError::new(Rule::MissingEntry, format!("no {name} in the bundle"))
+                })?;
+            Ok::<_, BundleError>(content)
+        };
+        let manifest_bytes = take(MANIFEST_FILE, &mut archive)?;
+        let signature = take(SIGNATURE_FILE, &mut archive)?;
+        let signer_pem = take(SIGNER_FILE, &mut archive)?;
 
-    // Authenticate before reading anything the manifest says.
-    let signer_chain = X509::stack_from_pem(&signer_pem)
-        .ok()
-        .filter(|chain| !chain.is_empty())
-        .ok_or_else(|| {
-            BundleError::new(
-                Rule::BadSignature,
-                format!("{SIGNER_FILE} holds no PEM certificate"),
-            )
-        })?;
-    verify_signature(&signer_chain[0], &manifest_bytes, &signature)?;
+        // Authenticate before reading anything the manifest says.
+        let signer_chain = X509::stack_from_pem(&signer_pem)
+            .ok()
+            .filter(|chain| !chain.is_empty())
+            .ok_or_else(|| {
+                BundleError::new(
+                    Rule::BadSignature,
+                    format!("{SIGNER_FILE} holds no PEM certificate"),
+                )
+            })?;
+        verify_signature(&signer_chain[0], &manifest_bytes, &signature)?;
 
-    let manifest: Manifest = serde_json::from_slice(&manifest_bytes)
-        .map_err(|e| BundleError::new(Rule::BadManifest, format!("{MANIFEST_FILE}: {e}")))?;
-    check_manifest(&manifest)?;
+        let manifest: Manifest = serde_json::from_slice(&manifest_bytes)
+            .map_err(|e| BundleError::new(Rule::BadManifest, format!("{MANIFEST_FILE}: {e}")))?;
+        check_manifest(&manifest)?;
 
-    // Refused from the central directory alone: an entry the manifest does
-    // not list is never inflated (a bomb there costs nothing).
-    if let Some(extra) = listed
-        .iter()
-        .map(|e| &e.name)
-        .find(|n| !manifest.files.contains_key(*n) && !RESERVED.contains(&n.as_str()))
-    {
-        return Err(BundleError::new(
-            Rule::ExtraEntry,
-            format!("{extra:?} is in the bundle but not in the manifest"),
-        ));
-    }
-    let mut entries = BTreeMap::new();
-    for (name, expected) in &manifest.files {
-        let content = archive.read(name, limits, &mut total)?.ok_or_else(|| {
-            BundleError::new(
-                Rule::MissingEntry,
-                format!("the manifest lists {name:?} but the bundle does not hold it"),
-            )
-        })?;
-        let actual = sha256_hex(&content);
-        if &actual != expected {
+        // Refused from the central directory alone: an entry the manifest
+        // does not list is never inflated (a bomb there costs nothing).
+        if let Some(extra) = listed
+            .iter()
+            .map(|e| &e.name)
+            .find(|n| !manifest.files.contains_key(*n) && !RESERVED.contains(&n.as_str()))
+        {
             return Err(BundleError::new(
-                Rule::HashMismatch,
-                format!("{name:?} has SHA-256 {actual}, the manifest says {expected}"),
+                Rule::ExtraEntry,
+                format!("{extra:?} is in the bundle but not in the manifest"),
             ));
         }
-        entries.insert(name.clone(), content);
-    }
+        let mut payload = BTreeMap::new();
+        for (name, expected) in &manifest.files {
+            let mut hasher = Hasher::default();
+            let (index, size) = archive
+                .stream(name, limits, &mut total, &mut hasher)?
+                .ok_or_else(|| {
+                    BundleError::new(
+                        Rule::MissingEntry,
+                        format!("the manifest lists {name:?} but the bundle does not hold it"),
+                    )
+                })?;
+            let actual = hex::encode(hasher.0.finish());
+            if &actual != expected {
+                return Err(BundleError::new(
+                    Rule::HashMismatch,
+                    format!("{name:?} has SHA-256 {actual}, the manifest says {expected}"),
+                ));
+            }
+            payload.insert(name.clone(), (index, size));
+        }
+        (manifest, manifest_bytes, signer_chain, payload)
+    };
     Ok(Opened {
         manifest,
         manifest_bytes,
         signer_chain,
-        files: entries,
-        sha256: sha256_hex(bytes),
+        sha256: sha256_hex(&bytes),
+        bytes,
+        payload,
     })
+}
+
+/// SHA-256 as an `io::Write`, for `io::copy`.
+#[derive(Default)]
+struct Hasher(openssl::sha::Sha256);
+
+impl Write for Hasher {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Opened {
+    /// The bundle's bytes, as received.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The payload files' names, in order.
+    pub fn file_names(&self) -> impl Iterator<Item = &str> {
+        self.payload.keys().map(String::as_str)
+    }
+
+    /// A payload file's uncompressed size, if the bundle holds it.
+    pub fn file_size(&self, name: &str) -> Option<u64> {
+        self.payload.get(name).map(|(_, size)| *size)
+    }
+
+    /// Runs `read` over a payload file's content as it inflates.
+    fn with_reader<T>(
+        &self,
+        name: &str,
+        read: impl FnOnce(&mut dyn Read) -> Result<T, BundleError>,
+    ) -> Result<Option<T>, BundleError> {
+        let Some(&(index, _)) = self.payload.get(name) else {
+            return Ok(None);
+        };
+        let mut zip =
+            zip::ZipArchive::new(Cursor::new(self.bytes.as_slice())).map_err(|e| damaged(&e))?;
+        let mut file = zip.by_index(index).map_err(|e| damaged(&e))?;
+        read(&mut file).map(Some)
+    }
+
+    /// A payload file's content (already checked against its hash by `open`).
+    pub fn file(&self, name: &str) -> Result<Option<Vec<u8>>, BundleError> {
+        let size = self.file_size(name).unwrap_or(0);
+        self.with_reader(name, |reader| {
+            let mut content = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+            reader
+                .read_to_end(&mut content)
+                .map_err(|e| damaged(&format_args!("{name:?}: {e}")))?;
+            Ok(content)
+        })
+    }
+
+    /// A payload file as JSON; the error names the file.
+    pub fn json<T: DeserializeOwned>(&self, name: &str) -> Result<T, BundleError> {
+        let bad = |e: serde_json::Error| BundleError::new(Rule::BadPayload, format!("{name}: {e}"));
+        let parsed = if self.file_size(name).unwrap_or(0) <= PARSE_IN_MEMORY_BYTES {
+            self.file(name)?
+                .map(|content| serde_json::from_slice(&content).map_err(bad))
+                .transpose()?
+        } else {
+            self.with_reader(name, |reader| {
+                serde_json::from_reader(std::io::BufReader::with_capacity(64 * 1024, reader))
+                    .map_err(bad)
+            })?
+        };
+        parsed.ok_or_else(|| {
+            BundleError::new(
+                Rule::MissingEntry,
+                format!("a {} bundle must hold {name:?}", self.manifest.kind),
+            )
+        })
+    }
+
+    /// Every payload file, inflated (tests compare whole bundles).
+    #[cfg(test)]
+    pub(crate) fn all_files(&self) -> BTreeMap<String, Vec<u8>> {
+        self.file_names()
+            .map(|n| {
+                (
+                    n.to_string(),
+                    self.file(n).ok().flatten().unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
 }
 
 /// The zip, with the central directory as we read it: entries are
@@ -154,14 +272,16 @@ impl<'a> Archive<'a> {
         Ok(Self { zip, index })
     }
 
-    /// The content of entry `name` (None if there is none), counted in
-    /// `total` against the bundle's limits.
-    fn read(
+    /// Inflates entry `name` into `out`, refusing at the first byte over
+    /// the limits (counted in `total`); its index and size, or None if
+    /// there is no such entry.
+    fn stream(
         &mut self,
         name: &str,
         limits: &Limits,
         total: &mut u64,
-    ) -> Result<Option<Vec<u8>>, BundleError> {
+        out: &mut impl Write,
+    ) -> Result<Option<(usize, u64)>, BundleError> {
         let Some(&(index, raw_name)) = self.index.get(name) else {
             return Ok(None);
         };
@@ -174,12 +294,8 @@ impl<'a> Archive<'a> {
         let room = limits
             .max_entry_bytes
             .min(limits.max_total_bytes.saturating_sub(*total));
-        let mut content = Vec::new();
-        (&mut file)
-            .take(room.saturating_add(1))
-            .read_to_end(&mut content)
+        let read = std::io::copy(&mut (&mut file).take(room.saturating_add(1)), out)
             .map_err(|e| damaged(&format_args!("{name:?}: {e}")))?;
-        let read = content.len() as u64;
         if read > limits.max_entry_bytes {
             return Err(BundleError::new(
                 Rule::TooLarge,
@@ -207,7 +323,7 @@ impl<'a> Archive<'a> {
             )));
         }
         *total += read;
-        Ok(Some(content))
+        Ok(Some((index, read)))
     }
 }
 

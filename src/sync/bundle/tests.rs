@@ -24,6 +24,11 @@ fn party(name: &str) -> Party {
     Party { dir, ca, signer }
 }
 
+/// `open` over borrowed bytes.
+fn open_ref(bytes: &[u8], limits: &Limits) -> Result<Opened, BundleError> {
+    open(bytes.to_vec(), limits)
+}
+
 /// A peer whose CA is pinned and whose signer is not yet.
 fn pins(ca_sha256: &str) -> PeerPins<'_> {
     PeerPins {
@@ -139,7 +144,7 @@ fn patched(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
 }
 
 fn refused(bytes: &[u8], limits: &Limits) -> BundleError {
-    match open(bytes, limits) {
+    match open_ref(bytes, limits) {
         Ok(_) => panic!("bundle accepted"),
         Err(e) => e,
     }
@@ -159,11 +164,11 @@ fn sealed_bundle_opens_and_passes_every_check() {
     let sat = party("sat-1");
     let bundle = sealed(&sat);
     assert_eq!(bundle.sha256, sha256_hex(&bundle.bytes));
-    let opened = open(&bundle.bytes, &Limits::default()).expect("open");
+    let opened = open_ref(&bundle.bytes, &Limits::default()).expect("open");
     assert_eq!(opened.manifest, bundle.manifest);
     assert_eq!(opened.sha256, bundle.sha256);
     assert_eq!(
-        opened.files,
+        opened.all_files(),
         payload().into_iter().collect::<BTreeMap<_, _>>()
     );
     assert_eq!(opened.signer_chain.len(), 2);
@@ -214,7 +219,7 @@ fn sealed_bundle_opens_and_passes_every_check() {
 #[test]
 fn manifest_is_pretty_json_in_the_contract_key_order() {
     let sat = party("sat-1");
-    let opened = open(&sealed(&sat).bytes, &Limits::default()).expect("open");
+    let opened = open_ref(&sealed(&sat).bytes, &Limits::default()).expect("open");
     let text = String::from_utf8(opened.manifest_bytes.clone()).expect("utf-8");
     let keys = [
         "format",
@@ -362,7 +367,7 @@ impl Sealed {
 fn signer_chaining_to_another_ca_is_untrusted() {
     let sat = party("sat-1");
     let other = party("other");
-    let opened = open(&sealed(&other).bytes, &Limits::default()).expect("valid on its own");
+    let opened = open_ref(&sealed(&other).bytes, &Limits::default()).expect("valid on its own");
     let pin = sat.ca.fingerprint_hex().expect("fingerprint");
     let err = opened
         .check_signer(&pins(&pin), NOW)
@@ -370,7 +375,7 @@ fn signer_chaining_to_another_ca_is_untrusted() {
     assert_rule(&err, Rule::UntrustedSigner, &pin);
 
     // A chain that names the pinned CA but whose leaf that CA never signed.
-    let mut forged = open(&sealed(&other).bytes, &Limits::default()).expect("open");
+    let mut forged = open_ref(&sealed(&other).bytes, &Limits::default()).expect("open");
     forged.signer_chain[1] = sat.ca.certificate().clone();
     let err = forged
         .check_signer(&pins(&pin), NOW)
@@ -378,7 +383,7 @@ fn signer_chaining_to_another_ca_is_untrusted() {
     assert_rule(&err, Rule::UntrustedSigner, "does not verify");
 
     // The CA itself as the only certificate is not a bundle signer.
-    let mut ca_only = open(&sealed(&sat).bytes, &Limits::default()).expect("open");
+    let mut ca_only = open_ref(&sealed(&sat).bytes, &Limits::default()).expect("open");
     ca_only.signer_chain.remove(0);
     let err = ca_only
         .check_signer(&pins(&pin), NOW)
@@ -389,7 +394,7 @@ fn signer_chaining_to_another_ca_is_untrusted() {
 #[test]
 fn signer_outside_its_validity_is_untrusted() {
     let sat = party("sat-1");
-    let opened = open(&sealed(&sat).bytes, &Limits::default()).expect("open");
+    let opened = open_ref(&sealed(&sat).bytes, &Limits::default()).expect("open");
     let pin = sat.ca.fingerprint_hex().expect("fingerprint");
     let err = opened
         .check_signer(&pins(&pin), NOW + 21 * 365 * DAY)
@@ -404,7 +409,7 @@ fn signer_outside_its_validity_is_untrusted() {
 #[test]
 fn wrong_recipient_expired_and_future_bundles_are_refused() {
     let sat = party("sat-1");
-    let opened = open(&sealed(&sat).bytes, &Limits::default()).expect("open");
+    let opened = open_ref(&sealed(&sat).bytes, &Limits::default()).expect("open");
     let err = opened.check_addressed("sat-2", NOW).expect_err("to");
     assert_rule(&err, Rule::WrongRecipient, "sat-2");
     let err = opened
@@ -539,7 +544,7 @@ fn too_many_entries_are_refused() {
         max_entries: 7,
         ..Limits::default()
     };
-    open(&bundle.bytes, &few).expect("at the limit");
+    open_ref(&bundle.bytes, &few).expect("at the limit");
 }
 
 #[test]
@@ -682,8 +687,8 @@ fn damaged_bundles_never_panic_and_never_open_to_other_content() {
     let expected: BTreeMap<_, _> = payload().into_iter().collect();
     let limits = Limits::default();
     let check = |bytes: &[u8]| {
-        if let Ok(opened) = open(bytes, &limits) {
-            assert_eq!(opened.files, expected);
+        if let Ok(opened) = open_ref(bytes, &limits) {
+            assert_eq!(opened.all_files(), expected);
             assert_eq!(opened.manifest, bundle.manifest);
         }
     };
@@ -729,7 +734,7 @@ fn damaged_bundles_never_panic_and_never_open_to_other_content() {
 fn only_the_peers_bundle_signer_signs_bundles() {
     let sat = party("sat-1");
     let ca_pin = sat.ca.fingerprint_hex().expect("fingerprint");
-    let genuine = open(&sealed(&sat).bytes, &Limits::default()).expect("open");
+    let genuine = open_ref(&sealed(&sat).bytes, &Limits::default()).expect("open");
     let first = genuine
         .check_signer(&pins(&ca_pin), NOW)
         .expect("first contact");
@@ -753,7 +758,7 @@ fn only_the_peers_bundle_signer_signs_bundles() {
         .expect("router");
     let router = openssl::x509::X509::from_pem(router.pem.as_bytes()).expect("pem");
     let forged = seal(header(), payload(), &signer_from(&sat, &key, &router)).expect("seal");
-    let forged = open(&forged.bytes, &Limits::default()).expect("valid on its own");
+    let forged = open_ref(&forged.bytes, &Limits::default()).expect("valid on its own");
     for pins in [pins(&ca_pin), pinned] {
         let err = forged.check_signer(&pins, NOW).expect_err("router key");
         assert_rule(&err, Rule::UntrustedSigner, "identity certificate");
@@ -778,7 +783,7 @@ fn only_the_peers_bundle_signer_signs_bundles() {
         &signer_from(&sat, &server_key, &server_cert),
     )
     .expect("seal");
-    let err = open(&forged.bytes, &Limits::default())
+    let err = open_ref(&forged.bytes, &Limits::default())
         .expect("open")
         .check_signer(&pinned, NOW)
         .expect_err("server key");
@@ -792,7 +797,7 @@ fn only_the_peers_bundle_signer_signs_bundles() {
         .issue_bundle_signer(&other_key, "sat-1 bundle signer", NOW - DAY)
         .expect("signer");
     let forged = seal(header(), payload(), &signer_from(&sat, &other_key, &other)).expect("seal");
-    let err = open(&forged.bytes, &Limits::default())
+    let err = open_ref(&forged.bytes, &Limits::default())
         .expect("open")
         .check_signer(&pinned, NOW)
         .expect_err("unpinned signer");
@@ -803,18 +808,18 @@ fn only_the_peers_bundle_signer_signs_bundles() {
 fn a_rotated_signer_moves_the_pin_and_the_old_one_is_retired() {
     let sat = party("sat-1");
     let ca_pin = sat.ca.fingerprint_hex().expect("fingerprint");
-    let old = open(&sealed(&sat).bytes, &Limits::default()).expect("open");
+    let old = open_ref(&sealed(&sat).bytes, &Limits::default()).expect("open");
     let old_sha = old.signer_sha256().expect("sha");
     let rotated =
         BundleSigner::rotate(sat.dir.path(), &sat.ca, "sat-1", NOW - DAY / 2).expect("rotate");
     let sealed_new = seal(header(), payload(), &rotated).expect("seal");
-    let new = open(&sealed_new.bytes, &Limits::default()).expect("open");
+    let new = open_ref(&sealed_new.bytes, &Limits::default()).expect("open");
     assert!(new
-        .files
-        .contains_key(crate::pki::signer::ROLLOVER_CERT_FILE));
+        .file_size(crate::pki::signer::ROLLOVER_CERT_FILE)
+        .is_some());
     assert!(new
-        .files
-        .contains_key(crate::pki::signer::ROLLOVER_SIGNATURE_FILE));
+        .file_size(crate::pki::signer::ROLLOVER_SIGNATURE_FILE)
+        .is_some());
     let pinned_old = PeerPins {
         signer_sha256: Some(&old_sha),
         ..pins(&ca_pin)
@@ -845,7 +850,7 @@ fn a_rotated_signer_moves_the_pin_and_the_old_one_is_retired() {
     };
     let third =
         BundleSigner::rotate(sat.dir.path(), &sat.ca, "sat-1", NOW - DAY / 4).expect("rotate");
-    let third = open(
+    let third = open_ref(
         &seal(header(), payload(), &third).expect("seal").bytes,
         &Limits::default(),
     )
@@ -870,7 +875,7 @@ fn a_signer_from_before_the_purpose_is_trusted_first_and_when_pinned() {
         .issue_legacy_bundle_signer_for_tests(&key, NOW - DAY)
         .expect("legacy");
     let sealed = seal(header(), payload(), &signer_from(&sat, &key, &legacy)).expect("seal");
-    let opened = open(&sealed.bytes, &Limits::default()).expect("open");
+    let opened = open_ref(&sealed.bytes, &Limits::default()).expect("open");
     let first = opened
         .check_signer(&pins(&ca_pin), NOW)
         .expect("first contact");

@@ -44,7 +44,7 @@ fn require_cloud(config: &Config) -> Result<(), SyncError> {
 }
 
 fn open(bytes: &[u8], kind: Kind) -> Result<Opened, SyncError> {
-    let opened = bundle::open(bytes, &Limits::default())?;
+    let opened = bundle::open(bytes.to_vec(), &Limits::default())?;
     if opened.manifest.kind != kind {
         return Err(refuse(
             Rule::BadManifest,
@@ -91,7 +91,7 @@ impl CloudEnd {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(request.bundle.trim())
             .map_err(|e| Error::invalid("bundle", format!("not base64: {e}")))?;
-        let opened = bundle::open(&bytes, &Limits::default())?;
+        let opened = bundle::open(bytes, &Limits::default())?;
         // A satellite registered by carried files that goes connected
         // proves itself with a usage bundle from its pinned signer instead
         // (`cloud::process` refuses one from an unregistered satellite).

@@ -197,7 +197,7 @@ pub fn register(
             code: "bad_response".into(),
             message: format!("the registration answer's bundle is not base64: {e}"),
         })?;
-    let opened = bundle::open(&bytes, &Limits::default())?;
+    let opened = bundle::open(bytes, &Limits::default())?;
     let key_pem = key
         .private_key_to_pem_pkcs8()
         .map_err(|e| Error::from(crate::pki::PkiError::from(e)))?;
@@ -304,7 +304,7 @@ pub fn exchange(
     })?;
     let link = CloudLink::pinned(&url, config.sync.proxy.as_deref(), &ca_pem, Some(&id))?;
     let answer = link.post_bundle(link::USAGE_PATH, &read_bundle(&sent.path)?)?;
-    let opened = bundle::open(&answer, &Limits::default())?;
+    let opened = bundle::open(answer, &Limits::default())?;
     let (received, transitions) = write(conn, now, |c| {
         let catalog = current_catalog(c, config)?;
         satellite::import(c, &keys.node(config, &catalog, now), &opened)
