@@ -261,8 +261,7 @@ pub fn run(command: Command, config: &Config, clock: &Clock) -> Result<(), CliEr
 
 fn read(path: &Path) -> Result<Opened, CliError> {
     let limits = Limits::default();
-    let bytes = bundle::read_file(path, &limits).map_err(SyncError::from)?;
-    Ok(bundle::open(bytes, &limits).map_err(SyncError::from)?)
+    Ok(bundle::open_file(path, &limits).map_err(SyncError::from)?)
 }
 
 /// The node's verdict on a bundle, or why none could be given.

@@ -357,8 +357,7 @@ fn repeat(
     kind: String,
     response: Vec<u8>,
 ) -> Result<(Processed, Vec<Transition>), SyncError> {
-    let answered = super::bundle::open(response, &super::bundle::Limits::default())?;
-    let response = answered.bytes();
+    let answered = super::bundle::open(response.clone(), &super::bundle::Limits::default())?;
     let name = super::folder::bundle_file_name(
         node.now,
         answered.manifest.kind.as_str(),
@@ -366,7 +365,7 @@ fn repeat(
         &sat.name,
         answered.manifest.sequence,
     );
-    let path = super::folder::write_atomically(&node.config.sync.export_dir, &name, response)?;
+    let path = super::folder::write_atomically(&node.config.sync.export_dir, &name, &response)?;
     satellites::touch(c, sat.id, node.now)?;
     Ok((
         Processed {

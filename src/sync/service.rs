@@ -235,8 +235,7 @@ impl SyncService {
 
     fn apply_file(&self, path: &Path) -> Result<String, SyncError> {
         let limits = Limits::default();
-        let bytes = bundle::read_file(path, &limits)?;
-        let opened = bundle::open(bytes, &limits)?;
+        let opened = bundle::open_file(path, &limits)?;
         let config = self.config.clone();
         let keys = self.keys.clone();
         let now = self.clock.unix();

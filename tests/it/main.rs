@@ -2,6 +2,7 @@
 
 mod client;
 mod fixture;
+mod hostile;
 
 mod api;
 mod bundle_trust;

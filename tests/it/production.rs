@@ -307,15 +307,15 @@ fn registrations_are_rate_limited_per_source() {
 }
 
 /// `satellite serve` as a real process on ephemeral ports.
-struct Serving {
-    child: std::process::Child,
+pub(crate) struct Serving {
+    pub(crate) child: std::process::Child,
     device_url: String,
     admin_url: String,
     ca: std::path::PathBuf,
 }
 
 impl Serving {
-    fn start(config: &Path) -> Self {
+    pub(crate) fn start(config: &Path) -> Self {
         Self::start_logging_to(config, std::process::Stdio::null())
     }
 
@@ -374,7 +374,7 @@ impl Serving {
     }
 
     /// SIGTERM, then wait: requests in flight finish.
-    fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         // SAFETY: kill only sends a signal to our own child.
         unsafe {
             libc::kill(self.child.id() as i32, libc::SIGTERM);
@@ -389,7 +389,7 @@ impl Serving {
     }
 }
 
-fn process_config(dir: &Path) -> std::path::PathBuf {
+pub(crate) fn process_config(dir: &Path) -> std::path::PathBuf {
     let config = dir.join("satellite.yaml");
     std::fs::write(&config, crate::fixture::BASE_CONFIG).expect("write config");
     config

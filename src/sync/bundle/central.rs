@@ -59,8 +59,19 @@ fn find_eocd(bytes: &[u8]) -> Option<usize> {
     })
 }
 
-/// Lists the entries, refusing what a bundle may never contain.
-pub fn entries(bytes: &[u8], max_entries: usize) -> Result<Vec<CentralEntry>, BundleError> {
+/// How much of a bundle's end is read to find its central directory: the
+/// end record with the longest comment, and a directory of 64 entries with
+/// far more room than real names need.
+pub const TAIL_BYTES: u64 = (EOCD_LEN + MAX_COMMENT) as u64 + (1 << 20);
+
+/// Lists the entries, refusing what a bundle may never contain. `bytes` is
+/// the end of the file from offset `start` (the whole file when `start` is
+/// 0): the central directory must lie in it.
+pub fn entries(
+    bytes: &[u8],
+    start: u64,
+    max_entries: usize,
+) -> Result<Vec<CentralEntry>, BundleError> {
     let eocd = find_eocd(bytes).ok_or_else(|| {
         not_a_bundle("no zip end-of-central-directory record (not a zip file, or truncated)")
     })?;
@@ -83,7 +94,12 @@ pub fn entries(bytes: &[u8], max_entries: usize) -> Result<Vec<CentralEntry>, Bu
             format!("{total} entries, more than the limit of {max_entries}"),
         ));
     }
-    let cd_start = cd_offset as usize;
+    let cd_start = u64::from(cd_offset)
+        .checked_sub(start)
+        .and_then(|at| usize::try_from(at).ok())
+        .ok_or_else(|| {
+            not_a_bundle("the central directory is larger than a bundle's ever is (or not where the end record says)")
+        })?;
     let cd_end = cd_start.checked_add(cd_size as usize);
     if cd_end != Some(eocd) {
         return Err(not_a_bundle(

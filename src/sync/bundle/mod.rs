@@ -23,7 +23,7 @@ pub use checks::{PeerPins, SignerTrust, TrustedSigner};
 pub use error::{BundleError, Rule};
 pub use manifest::sha256_hex;
 pub use names::unsafe_name;
-pub use open::{open, read_file, read_limited};
+pub use open::{open, open_file, read_file, read_limited};
 pub use seal::seal;
 pub use shape::Shape;
 
@@ -161,7 +161,7 @@ impl Default for Limits {
 /// it, as a stream. A file is inflated when it is read (`file`, `json`),
 /// which callers do after trusting the signer, so a hostile bundle costs
 /// its own size and a few buffers, never what its entries expand to.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Opened {
     pub manifest: Manifest,
     /// The exact bytes the signature covers.
@@ -170,8 +170,8 @@ pub struct Opened {
     pub signer_chain: Vec<X509>,
     /// SHA-256 of the whole zip, lowercase hex.
     pub sha256: String,
-    /// The bundle itself.
-    bytes: Vec<u8>,
+    /// The bundle itself, in memory or in its file.
+    source: open::Source,
     /// Payload file name -> (index in the zip, uncompressed size).
     payload: BTreeMap<String, (usize, u64)>,
 }

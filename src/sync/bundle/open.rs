@@ -1,7 +1,7 @@
 //! Reading a bundle: bounded, structure and names first, then the
 //! signature, then the manifest and the hashes it signs, as a stream.
 
-use super::manifest::{check_manifest, sha256_hex};
+use super::manifest::check_manifest;
 use super::{central, BundleError, Limits, Manifest, Opened, Rule, RESERVED};
 use super::{MANIFEST_FILE, SIGNATURE_FILE, SIGNER_FILE};
 use openssl::hash::MessageDigest;
@@ -10,9 +10,26 @@ use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::io::{Cursor, Read, Write};
 
-/// Reads a bundle from a file (an import folder, a USB stick) without ever
-/// holding more than `limits.max_bundle_bytes + 1` bytes: a huge file is
-/// refused as too large, not read into memory first.
+/// Opens a bundle in a file (an import folder, a USB stick) without ever
+/// holding it in memory: its end is read to find the entries, its entries
+/// are inflated through caps as they are checked, and its hash is taken as
+/// a stream. A file over `limits.max_bundle_bytes` is refused unread.
+pub fn open_file(path: &std::path::Path, limits: &Limits) -> Result<Opened, BundleError> {
+    let named = |e: BundleError| BundleError {
+        detail: format!("{}: {}", path.display(), e.detail),
+        ..e
+    };
+    let file = std::fs::File::open(path).map_err(|e| {
+        BundleError::new(
+            Rule::NotABundle,
+            format!("cannot read {}: {e}", path.display()),
+        )
+    })?;
+    open_source(Source::File(file), limits).map_err(named)
+}
+
+/// Reads a bundle file whole (one to send), refusing it past
+/// `limits.max_bundle_bytes` without reading more.
 pub fn read_file(path: &std::path::Path, limits: &Limits) -> Result<Vec<u8>, BundleError> {
     let file = std::fs::File::open(path).map_err(|e| {
         BundleError::new(
@@ -59,19 +76,101 @@ const PARSE_IN_MEMORY_BYTES: u64 = 16 << 20;
 /// signer.pem's leaf key. Pure: bytes in, result out. No peer trust. The
 /// payload is hashed as it inflates and not kept (see `Opened`).
 pub fn open(bytes: Vec<u8>, limits: &Limits) -> Result<Opened, BundleError> {
-    if bytes.len() as u64 > limits.max_bundle_bytes {
+    open_source(Source::Memory(bytes), limits)
+}
+
+/// Where a bundle's bytes are: received over the network, or in a file
+/// that is read piece by piece and never whole.
+#[derive(Debug)]
+pub(super) enum Source {
+    Memory(Vec<u8>),
+    File(std::fs::File),
+}
+
+/// A reader over a `Source` that the zip reader can seek in.
+enum SourceReader<'a> {
+    Memory(Cursor<&'a [u8]>),
+    File(&'a std::fs::File),
+}
+
+impl Read for SourceReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            SourceReader::Memory(c) => c.read(buf),
+            SourceReader::File(f) => f.read(buf),
+        }
+    }
+}
+
+impl std::io::Seek for SourceReader<'_> {
+    fn seek(&mut self, pos: std::io::SeekFrom) -> std::io::Result<u64> {
+        match self {
+            SourceReader::Memory(c) => c.seek(pos),
+            SourceReader::File(f) => f.seek(pos),
+        }
+    }
+}
+
+impl Source {
+    fn reader(&self) -> SourceReader<'_> {
+        match self {
+            Source::Memory(bytes) => SourceReader::Memory(Cursor::new(bytes.as_slice())),
+            Source::File(file) => SourceReader::File(file),
+        }
+    }
+
+    fn len(&self) -> Result<u64, BundleError> {
+        match self {
+            Source::Memory(bytes) => Ok(bytes.len() as u64),
+            Source::File(file) => file
+                .metadata()
+                .map(|m| m.len())
+                .map_err(|e| BundleError::new(Rule::NotABundle, format!("read failed: {e}"))),
+        }
+    }
+
+    /// The last `TAIL_BYTES` (or all) and where they start.
+    fn tail(&self, len: u64) -> Result<(Vec<u8>, u64), BundleError> {
+        use std::io::Seek;
+        let start = len.saturating_sub(central::TAIL_BYTES);
+        let mut reader = self.reader();
+        let mut tail = Vec::new();
+        reader
+            .seek(std::io::SeekFrom::Start(start))
+            .and_then(|_| reader.read_to_end(&mut tail))
+            .map_err(|e| BundleError::new(Rule::NotABundle, format!("read failed: {e}")))?;
+        Ok((tail, start))
+    }
+
+    /// SHA-256 of all of it, lowercase hex, read as a stream.
+    fn sha256(&self) -> Result<String, BundleError> {
+        use std::io::Seek;
+        let mut reader = self.reader();
+        let mut hasher = Hasher::default();
+        reader
+            .seek(std::io::SeekFrom::Start(0))
+            .and_then(|_| std::io::copy(&mut reader, &mut hasher))
+            .map_err(|e| BundleError::new(Rule::NotABundle, format!("read failed: {e}")))?;
+        Ok(hex::encode(hasher.0.finish()))
+    }
+}
+
+fn open_source(source: Source, limits: &Limits) -> Result<Opened, BundleError> {
+    let len = source.len()?;
+    if len > limits.max_bundle_bytes {
         return Err(BundleError::new(
             Rule::TooLarge,
             format!(
-                "the file is {} bytes, more than the limit of {}",
-                bytes.len(),
+                "the file is {len} bytes, more than the limit of {}",
                 limits.max_bundle_bytes
             ),
         ));
     }
-    let listed = central::entries(&bytes, limits.max_entries)?;
+    let (tail, tail_start) = source.tail(len)?;
+    let listed = central::entries(&tail, tail_start, limits.max_entries)?;
+    drop(tail);
     let (manifest, manifest_bytes, signer_chain, payload) = {
-        let mut archive = Archive::new(&bytes, &listed)?;
+        let mut archive = Archive::new(source.reader(), &listed)?;
         let fixed = Limits {
             max_entry_bytes: MAX_FIXED_ENTRY_BYTES,
             ..limits.clone()
@@ -146,10 +245,24 @@ pub fn open(bytes: Vec<u8>, limits: &Limits) -> Result<Opened, BundleError> {
         manifest,
         manifest_bytes,
         signer_chain,
-        sha256: sha256_hex(&bytes),
-        bytes,
+        sha256: source.sha256()?,
+        source,
         payload,
     })
+}
+
+/// A reader that hashes what passes through it.
+struct HashingReader<R> {
+    inner: R,
+    hasher: Hasher,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.0.update(&buf[..n]);
+        Ok(n)
+    }
 }
 
 /// SHA-256 as an `io::Write`, for `io::copy`.
@@ -167,11 +280,6 @@ impl Write for Hasher {
 }
 
 impl Opened {
-    /// The bundle's bytes, as received.
-    pub fn bytes(&self) -> &[u8] {
-        &self.bytes
-    }
-
     /// The payload files' names, in order.
     pub fn file_names(&self) -> impl Iterator<Item = &str> {
         self.payload.keys().map(String::as_str)
@@ -182,19 +290,38 @@ impl Opened {
         self.payload.get(name).map(|(_, size)| *size)
     }
 
-    /// Runs `read` over a payload file's content as it inflates.
+    /// Runs `read` over a payload file's content as it inflates, hashing
+    /// it again: a file in an import folder can be rewritten between the
+    /// check in `open` and this read, and what was read must be what the
+    /// manifest signed.
     fn with_reader<T>(
         &self,
         name: &str,
         read: impl FnOnce(&mut dyn Read) -> Result<T, BundleError>,
     ) -> Result<Option<T>, BundleError> {
-        let Some(&(index, _)) = self.payload.get(name) else {
+        let (Some(&(index, size)), Some(expected)) =
+            (self.payload.get(name), self.manifest.files.get(name))
+        else {
             return Ok(None);
         };
-        let mut zip =
-            zip::ZipArchive::new(Cursor::new(self.bytes.as_slice())).map_err(|e| damaged(&e))?;
-        let mut file = zip.by_index(index).map_err(|e| damaged(&e))?;
-        read(&mut file).map(Some)
+        let mut zip = zip::ZipArchive::new(self.source.reader()).map_err(|e| damaged(&e))?;
+        let file = zip.by_index(index).map_err(|e| damaged(&e))?;
+        let mut hashed = HashingReader {
+            inner: file.take(size.saturating_add(1)),
+            hasher: Hasher::default(),
+        };
+        let value = read(&mut hashed);
+        // What the reader left unread counts too.
+        std::io::copy(&mut hashed, &mut std::io::sink())
+            .map_err(|e| damaged(&format_args!("{name:?}: {e}")))?;
+        let actual = hex::encode(hashed.hasher.0.finish());
+        if &actual != expected {
+            return Err(BundleError::new(
+                Rule::HashMismatch,
+                format!("{name:?} changed after it was checked (its SHA-256 is now {actual})"),
+            ));
+        }
+        value.map(Some)
     }
 
     /// A payload file's content (already checked against its hash by `open`).
@@ -248,7 +375,7 @@ impl Opened {
 /// inflated one by one, by name, through caps. The sizes a zip declares
 /// are never trusted, only the bytes that come out of the decompressor.
 struct Archive<'a> {
-    zip: zip::ZipArchive<Cursor<&'a [u8]>>,
+    zip: zip::ZipArchive<SourceReader<'a>>,
     index: BTreeMap<&'a str, (usize, &'a [u8])>,
 }
 
@@ -257,8 +384,11 @@ fn damaged(e: &dyn std::fmt::Display) -> BundleError {
 }
 
 impl<'a> Archive<'a> {
-    fn new(bytes: &'a [u8], listed: &'a [central::CentralEntry]) -> Result<Self, BundleError> {
-        let zip = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| damaged(&e))?;
+    fn new(
+        reader: SourceReader<'a>,
+        listed: &'a [central::CentralEntry],
+    ) -> Result<Self, BundleError> {
+        let zip = zip::ZipArchive::new(reader).map_err(|e| damaged(&e))?;
         if zip.len() != listed.len() {
             return Err(damaged(
                 &"the zip reader and the central directory disagree",

@@ -907,3 +907,30 @@ fn an_entry_the_manifest_does_not_list_is_refused_without_inflating_it() {
         "bomb.bin",
     );
 }
+
+#[test]
+fn a_bundle_file_is_read_piece_by_piece_and_rewriting_it_after_the_check_is_caught() {
+    let sat = party("sat-1");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("bundle.zip");
+    let bundle = sealed(&sat);
+    std::fs::write(&path, &bundle.bytes).expect("write");
+    let opened = open_file(&path, &Limits::default()).expect("open");
+    assert_eq!(opened.sha256, bundle.sha256);
+    assert_eq!(opened.all_files(), payload().into_iter().collect());
+
+    // The same names, other content, written over the checked file.
+    let mut other = payload();
+    other[0].1 = b"{\n  \"instances\": [3, 2, 1]\n}\n".to_vec();
+    let forged = seal(header(), other, &sat.signer).expect("seal");
+    std::fs::write(&path, &forged.bytes).expect("rewrite");
+    let err = opened
+        .json::<serde_json::Value>("usage.json")
+        .expect_err("rewritten after the check");
+    // Refused: as a hash mismatch where the layout still parses, as a
+    // damaged zip where it moved.
+    assert!(
+        matches!(err.rule, Rule::HashMismatch | Rule::NotABundle),
+        "{err}"
+    );
+}
