@@ -260,11 +260,34 @@ impl Satellite {
             anonymous_per_minute: None,
             body_deadline: std::time::Duration::from_secs(30),
         };
+        // Handshakes take a quarter of the device listener at most, so three
+        // quarters stay for routers whose handshake proved them.
+        let device_handshakes = http::handshake::HandshakeLimits {
+            total: (device_max / 4).max(16),
+            deadline: std::time::Duration::from_secs(5),
+            deadline_under_pressure: std::time::Duration::from_secs(1),
+        };
+        let admin_max = 256;
+        let admin_handshakes = http::handshake::HandshakeLimits {
+            total: admin_max / 4,
+            deadline: std::time::Duration::from_secs(5),
+            deadline_under_pressure: std::time::Duration::from_secs(1),
+        };
         http::Protection {
             device: http::limits::Guard::new(device, self.clock.clone()),
+            device_gate: http::handshake::HandshakeGate::new(
+                "device",
+                device_handshakes,
+                self.clock.clone(),
+            ),
             device_max_connections: device_max,
             admin: http::limits::Guard::new(admin, self.clock.clone()),
-            admin_max_connections: 256,
+            admin_gate: http::handshake::HandshakeGate::new(
+                "admin",
+                admin_handshakes,
+                self.clock.clone(),
+            ),
+            admin_max_connections: admin_max,
         }
     }
 

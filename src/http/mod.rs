@@ -4,7 +4,9 @@
 mod admin;
 mod device;
 pub mod error;
+pub mod handshake;
 pub mod limits;
+mod listener;
 mod sync_live;
 pub mod tls;
 
@@ -12,7 +14,7 @@ use crate::device::{DeviceService, PeerCertificate};
 use crate::metrics::Metrics;
 use crate::store::Store;
 use actix_web::dev::{Extensions, Service, ServiceRequest};
-use actix_web::{web, App, HttpResponse, HttpServer};
+use actix_web::{web, App, HttpResponse};
 use futures_util::future::{ready, Either};
 use rustls::ServerConfig;
 use std::any::Any;
@@ -44,12 +46,24 @@ pub struct TlsConfigs {
     pub admin: Arc<ServerConfig>,
 }
 
-/// How much each listener takes before it refuses (see `limits`).
+/// How much each listener takes before it refuses (see `limits` and
+/// `handshake`).
 pub struct Protection {
     pub device: Arc<limits::Guard>,
+    pub device_gate: Arc<handshake::HandshakeGate>,
     pub device_max_connections: usize,
     pub admin: Arc<limits::Guard>,
+    pub admin_gate: Arc<handshake::HandshakeGate>,
     pub admin_max_connections: usize,
+}
+
+impl Protection {
+    fn device_gate_total(&self) -> usize {
+        self.device_gate.limits().total
+    }
+    fn admin_gate_total(&self) -> usize {
+        self.admin_gate.limits().total
+    }
 }
 
 /// A client must finish the TLS handshake within this time...
@@ -144,34 +158,47 @@ pub async fn serve(
     let state = web::Data::new(state);
     let device_state = state.clone();
     let (device_guard, device_counter) = (protection.device.clone(), protection.device.clone());
-    let device = HttpServer::new(move || {
-        let guard = device_guard.clone();
-        App::new()
-            .app_data(device_state.clone())
-            .wrap_fn(move |req, srv| guarded(&guard, req, srv, true))
-            .wrap_fn(|req, srv| {
-                let span = tracing::info_span!("http", listener = "device", method = %req.method(), path = %req.path());
-                // The handler reads the arrival time to time the message by type.
-                crate::metrics::REQUEST_STARTED.scope(std::time::Instant::now(), srv.call(req).instrument(span))
-            })
-            .route("/SmartTransport", web::post().to(device::smart_transport))
-            .route(crate::callhome::PATH, web::post().to(device::call_home))
-            .configure(sync_live::routes)
-            .default_service(web::to(error::not_found))
-    })
-    .on_connect(move |connection, data| {
-        remember_peer_certificate(connection, data);
-        count_connection(&device_counter, connection, data);
-    })
-    .workers(DEVICE_WORKERS)
-    .max_connections(protection.device_max_connections.div_ceil(DEVICE_WORKERS))
-    .tls_handshake_timeout(HANDSHAKE_DEADLINE)
-    .client_request_timeout(HEADER_DEADLINE)
-    .keep_alive(KEEP_ALIVE)
-    .disable_signals()
-    .shutdown_timeout(10)
-    .listen_rustls_0_23(listeners.device, (*tls.device).clone())?
-    .run();
+    // Each worker of actix-tls accepts this many handshakes at once; the
+    // gates keep well under it, so it is never what refuses a router.
+    actix_tls::accept::max_concurrent_tls_connect(
+        protection
+            .device_gate_total()
+            .max(protection.admin_gate_total())
+            .saturating_mul(2),
+    );
+    let device_gate = protection.device_gate.clone();
+    let device = listener::server(
+        listeners.device,
+        listener::Settings {
+            name: "device",
+            workers: DEVICE_WORKERS,
+            max_connections: protection.device_max_connections,
+            gate: device_gate,
+            tls: tls.device.clone(),
+            on_connect: Arc::new(move |connection, data| {
+                remember_peer_certificate(connection, data);
+                count_connection(&device_counter, connection, data);
+            }),
+            handshake_deadline: HANDSHAKE_DEADLINE,
+            header_deadline: HEADER_DEADLINE,
+            keep_alive: KEEP_ALIVE,
+        },
+        move || {
+            let guard = device_guard.clone();
+            App::new()
+                .app_data(device_state.clone())
+                .wrap_fn(move |req, srv| guarded(&guard, req, srv, true))
+                .wrap_fn(|req, srv| {
+                    let span = tracing::info_span!("http", listener = "device", method = %req.method(), path = %req.path());
+                    // The handler reads the arrival time to time the message by type.
+                    crate::metrics::REQUEST_STARTED.scope(std::time::Instant::now(), srv.call(req).instrument(span))
+                })
+                .route("/SmartTransport", web::post().to(device::smart_transport))
+                .route(crate::callhome::PATH, web::post().to(device::call_home))
+                .configure(sync_live::routes)
+                .default_service(web::to(error::not_found))
+        },
+    )?;
 
     let admin_state = state.clone();
     let api = web::Data::new(crate::api::Api {
@@ -184,49 +211,55 @@ pub async fn serve(
     });
     let flash = web::Data::new(crate::portal::Flash::default());
     let (admin_guard, admin_counter) = (protection.admin.clone(), protection.admin.clone());
-    let admin = HttpServer::new(move || {
-        let guard = admin_guard.clone();
-        App::new()
-            .app_data(admin_state.clone())
-            // API answers carry secrets (a new token, a client secret, a
-            // backup holding ca.key): never cached, never sniffed, HTTPS
-            // only. Answers that set their own Cache-Control keep it.
-            .wrap(
-                actix_web::middleware::DefaultHeaders::new()
-                    .add((actix_web::http::header::CACHE_CONTROL, "no-store"))
-                    .add((actix_web::http::header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-                    .add((
-                        actix_web::http::header::STRICT_TRANSPORT_SECURITY,
-                        "max-age=31536000",
-                    )),
-            )
-            .wrap_fn(move |req, srv| guarded(&guard, req, srv, false))
-            .wrap_fn(|req, srv| {
-                let span = tracing::info_span!("http", listener = "admin", method = %req.method(), path = %req.path());
-                srv.call(req).instrument(span)
-            })
-            .route("/healthz", web::get().to(admin::healthz))
-            .route("/readyz", web::get().to(admin::readyz))
-            .route("/metrics", web::get().to(admin::metrics))
-            .app_data(api.clone())
-            .app_data(flash.clone())
-            .app_data(web::QueryConfig::default().error_handler(|e, _| {
-                crate::api::ApiError::invalid("query", e.to_string()).into()
-            }))
-            .configure(crate::api::configure)
-            .configure(crate::portal::configure)
-            .default_service(web::to(error::not_found))
-    })
-    .on_connect(move |connection, data| count_connection(&admin_counter, connection, data))
-    .workers(1)
-    .max_connections(protection.admin_max_connections)
-    .tls_handshake_timeout(HANDSHAKE_DEADLINE)
-    .client_request_timeout(HEADER_DEADLINE)
-    .keep_alive(KEEP_ALIVE)
-    .disable_signals()
-    .shutdown_timeout(10)
-    .listen_rustls_0_23(listeners.admin, (*tls.admin).clone())?
-    .run();
+    let admin = listener::server(
+        listeners.admin,
+        listener::Settings {
+            name: "admin",
+            workers: 1,
+            max_connections: protection.admin_max_connections,
+            gate: protection.admin_gate.clone(),
+            tls: tls.admin.clone(),
+            on_connect: Arc::new(move |connection, data| {
+                count_connection(&admin_counter, connection, data)
+            }),
+            handshake_deadline: HANDSHAKE_DEADLINE,
+            header_deadline: HEADER_DEADLINE,
+            keep_alive: KEEP_ALIVE,
+        },
+        move || {
+            let guard = admin_guard.clone();
+            App::new()
+                .app_data(admin_state.clone())
+                // API answers carry secrets (a new token, a client secret, a
+                // backup holding ca.key): never cached, never sniffed, HTTPS
+                // only. Answers that set their own Cache-Control keep it.
+                .wrap(
+                    actix_web::middleware::DefaultHeaders::new()
+                        .add((actix_web::http::header::CACHE_CONTROL, "no-store"))
+                        .add((actix_web::http::header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+                        .add((
+                            actix_web::http::header::STRICT_TRANSPORT_SECURITY,
+                            "max-age=31536000",
+                        )),
+                )
+                .wrap_fn(move |req, srv| guarded(&guard, req, srv, false))
+                .wrap_fn(|req, srv| {
+                    let span = tracing::info_span!("http", listener = "admin", method = %req.method(), path = %req.path());
+                    srv.call(req).instrument(span)
+                })
+                .route("/healthz", web::get().to(admin::healthz))
+                .route("/readyz", web::get().to(admin::readyz))
+                .route("/metrics", web::get().to(admin::metrics))
+                .app_data(api.clone())
+                .app_data(flash.clone())
+                .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                    crate::api::ApiError::invalid("query", e.to_string()).into()
+                }))
+                .configure(crate::api::configure)
+                .configure(crate::portal::configure)
+                .default_service(web::to(error::not_found))
+        },
+    )?;
 
     let device_handle = device.handle();
     let admin_handle = admin.handle();

@@ -95,8 +95,8 @@ fn from_this_site(req: &HttpRequest) -> Result<(), PortalError> {
         ));
     }
     if let Some(origin) = header("Origin") {
-        let info = req.connection_info();
-        let expected = format!("{}://{}", info.scheme(), info.host());
+        // The admin listener speaks only TLS, whatever a proxy header says.
+        let expected = format!("https://{}", req.connection_info().host());
         if origin != expected {
             return Err(PortalError::Refused(format!(
                 "a request from {origin:?} was refused: the portal only takes forms from its own pages"

@@ -90,6 +90,28 @@ impl Device {
     pub fn post(&self, body: &Value) -> (u16, Value) {
         self.post_raw(body.to_string().as_bytes())
     }
+
+    /// Posts, giving up after 10 s as a router would; the status, or None
+    /// when there was no answer.
+    pub fn try_post(&self, body: &Value) -> (Option<u16>, Value) {
+        let result = self
+            .agent
+            .post(&self.url)
+            .timeout(Duration::from_secs(10))
+            .set("Content-Type", "application/json")
+            .send_bytes(body.to_string().as_bytes());
+        match result {
+            Ok(r) | Err(ureq::Error::Status(_, r)) => {
+                let status = r.status();
+                let text = r.into_string().unwrap_or_default();
+                (
+                    Some(status),
+                    serde_json::from_str(&text).unwrap_or(Value::Null),
+                )
+            }
+            Err(e) => (None, Value::String(e.to_string())),
+        }
+    }
 }
 
 pub fn registration(message_id: &str, sn: &str, token: &str, csr: &str) -> Value {

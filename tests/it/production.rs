@@ -1131,3 +1131,180 @@ fn a_request_cannot_forge_log_lines_or_colour_the_log() {
     );
     assert!(text.contains("x\\nforged line\\u{1b}[31m"), "{text}");
 }
+
+/// The first bytes of a TLS ClientHello and nothing more: a connection
+/// that starts a handshake and never finishes it.
+const HALF_HELLO: [u8; 27] = [
+    0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03, 1, 2, 3, 4, 5, 6, 7, 8, 9,
+    10, 11, 12, 13, 14, 15, 16,
+];
+
+/// Holds `total` connections to `to` from `sources` loopback addresses,
+/// each sending `first` and then only `trickle` (one byte per second, if
+/// any), opening a new one whenever the server closes one. Returns how
+/// many it opened in all.
+fn flood(
+    to: std::net::SocketAddr,
+    sources: usize,
+    total: usize,
+    first: &'static [u8],
+    trickle: bool,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<usize> {
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        use std::time::{Duration, Instant};
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let mut open: Vec<std::net::TcpStream> = Vec::with_capacity(total);
+        let (mut opened, mut next) = (0usize, 0usize);
+        let mut last_trickle = Instant::now();
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let deadline = Instant::now() + Duration::from_millis(200);
+            while open.len() < total && Instant::now() < deadline {
+                let source = format!("127.0.0.{}", 2 + next % sources);
+                next += 1;
+                let connected = runtime.block_on(async {
+                    let socket = tokio::net::TcpSocket::new_v4().ok()?;
+                    socket.bind(format!("{source}:0").parse().ok()?).ok()?;
+                    let stream =
+                        tokio::time::timeout(Duration::from_millis(500), socket.connect(to))
+                            .await
+                            .ok()?
+                            .ok()?;
+                    stream.into_std().ok()
+                });
+                if let Some(mut stream) = connected {
+                    let _ = stream.set_nonblocking(true);
+                    if stream.write_all(first).is_ok() {
+                        open.push(stream);
+                        opened += 1;
+                    }
+                }
+            }
+            let trickle_now = trickle && last_trickle.elapsed() >= Duration::from_secs(1);
+            if trickle_now {
+                last_trickle = Instant::now();
+            }
+            open.retain_mut(|s| {
+                let mut byte = [0u8; 64];
+                let alive = match s.read(&mut byte) {
+                    Ok(0) => false,
+                    Ok(_) => true,
+                    Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
+                };
+                alive && (!trickle_now || s.write_all(&[0]).is_ok())
+            });
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        opened
+    })
+}
+
+/// 10,000 half-open TLS connections (27 bytes of a ClientHello, then
+/// nothing) from 40 addresses, renewed as the server closes them: a router
+/// with an identity certificate is still served, on new connections, every
+/// time; the admin listener answers /readyz within 2 s.
+#[test]
+fn a_half_open_handshake_flood_does_not_starve_routers() {
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = process_config(dir.path());
+    satellite::http::limits::raise_open_file_limit();
+    let server = Serving::start(&config);
+    let token = token(&config);
+    let key = crate::client::p256();
+    let csr = crate::client::csr(&key);
+    let (status, answer) = server.device(None).post(&crate::client::registration(
+        "reg-flood",
+        "FOCFLOOD1",
+        &token,
+        &csr,
+    ));
+    assert_eq!(status, 200, "{answer}");
+    let certificate = answer["certificate"]
+        .as_str()
+        .expect("certificate")
+        .to_string();
+    let to: std::net::SocketAddr = server
+        .device_url
+        .trim_start_matches("https://")
+        .parse()
+        .expect("address");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let attack = flood(to, 40, 10_000, &HALF_HELLO, false, stop.clone());
+    std::thread::sleep(Duration::from_secs(3));
+
+    let mut served = 0;
+    let mut slowest = Duration::ZERO;
+    for n in 0..7 {
+        // A new connection each time: the router's handshake competes.
+        let router =
+            crate::client::Device::new(&server.device_url, &server.ca, Some((&certificate, &key)));
+        let started = Instant::now();
+        let (status, _) = router.try_post(&entitlement(&format!("flood-{n}")));
+        slowest = slowest.max(started.elapsed());
+        if status == Some(200) {
+            served += 1;
+        }
+    }
+    let ready_started = Instant::now();
+    let ready = crate::client::agent(&server.ca, None)
+        .get(&format!("{}/readyz", server.admin_url))
+        .call()
+        .map(|r| r.status());
+    let ready_in = ready_started.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let opened = attack.join().expect("flood");
+    eprintln!(
+        "half-open flood: {opened} connections opened; router served {served} of 7, slowest {slowest:?}; /readyz {ready_in:?}"
+    );
+    assert_eq!(served, 7, "the router was refused under the flood");
+    assert!(
+        slowest < Duration::from_secs(2),
+        "slowest answer {slowest:?}"
+    );
+    assert_eq!(ready.ok(), Some(200));
+    assert!(
+        ready_in < Duration::from_secs(2),
+        "/readyz took {ready_in:?}"
+    );
+    server.stop();
+}
+
+/// 1,000 connections trickling a ClientHello a byte a second at the admin
+/// listener from 40 addresses: /readyz (what systemd and a load balancer
+/// watch) still answers within 2 s.
+#[test]
+fn a_slow_handshake_flood_on_the_admin_listener_leaves_readyz_fast() {
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = process_config(dir.path());
+    satellite::http::limits::raise_open_file_limit();
+    let server = Serving::start(&config);
+    let to: std::net::SocketAddr = server
+        .admin_url
+        .trim_start_matches("https://")
+        .parse()
+        .expect("address");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let attack = flood(to, 40, 1_000, &HALF_HELLO[..5], true, stop.clone());
+    std::thread::sleep(Duration::from_secs(3));
+    let mut slowest = Duration::ZERO;
+    for _ in 0..5 {
+        let started = Instant::now();
+        let ready = crate::client::agent(&server.ca, None)
+            .get(&format!("{}/readyz", server.admin_url))
+            .call()
+            .map(|r| r.status());
+        slowest = slowest.max(started.elapsed());
+        assert!(matches!(ready, Ok(200)), "/readyz: {ready:?}");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let opened = attack.join().expect("flood");
+    eprintln!("admin slowloris: {opened} connections opened; slowest /readyz {slowest:?}");
+    assert!(slowest < Duration::from_secs(2), "/readyz took {slowest:?}");
+    server.stop();
+}
