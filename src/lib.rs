@@ -19,6 +19,7 @@ pub mod http;
 pub mod inventory;
 pub mod licensing;
 pub mod logging;
+pub mod memory;
 pub mod metrics;
 pub mod ops;
 pub mod pki;

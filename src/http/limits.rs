@@ -85,6 +85,14 @@ impl Guard {
         })
     }
 
+    /// Connections open now (those that passed their handshake).
+    pub fn all_open_connections(&self) -> usize {
+        self.connections
+            .lock()
+            .map(|open| open.values().sum())
+            .unwrap_or(0)
+    }
+
     /// Counts a new connection from `source`.
     pub fn connect(self: &Arc<Self>, source: IpAddr) -> ConnectionSlot {
         let mut refused = true;

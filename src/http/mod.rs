@@ -261,6 +261,20 @@ pub async fn serve(
         },
     )?;
 
+    // After a burst of connections, memory they freed goes back to the
+    // system (see `memory`).
+    let watched = (protection.device.clone(), protection.admin.clone());
+    let memory = actix_web::rt::spawn(async move {
+        let mut burst = crate::memory::AfterBurst::default();
+        loop {
+            actix_web::rt::time::sleep(Duration::from_secs(2)).await;
+            let open = watched.0.all_open_connections() + watched.1.all_open_connections();
+            if burst.ended(open) {
+                crate::memory::give_back();
+                tracing::debug!(open, "a burst of connections ended; freed memory returned");
+            }
+        }
+    });
     let device_handle = device.handle();
     let admin_handle = admin.handle();
     let device_task = actix_web::rt::spawn(device);
@@ -271,6 +285,7 @@ pub async fn serve(
     admin_handle.stop(true).await;
     let _ = device_task.await;
     let _ = admin_task.await;
+    memory.abort();
     Ok(())
 }
 
