@@ -12,7 +12,9 @@
 //! - the daily jobs (usage snapshot, authorizations lapsing for a tenth of
 //!   the instances, the Periodic Record) run through the server's writer;
 //! - `satellite export` (usage bundle: time, size), the cloud's `process`
-//!   of it, and `satellite import` of the answer.
+//!   of it, and `satellite import` of the answer, each as its own process
+//!   with its peak resident memory (GNU time);
+//! - `satellite backup` of the satellite: time and peak resident memory.
 //!
 //! Beside every step a probe takes the database's write lock every
 //! millisecond and records the longest it had to wait: how long the step
@@ -83,14 +85,19 @@ struct Figures {
     export_hold_ms: f64,
     bundle_bytes: u64,
     process_s: f64,
+    process_mb: f64,
     import_s: f64,
+    import_mb: f64,
     import_hold_ms: f64,
+    db_mb: f64,
+    backup_s: f64,
+    backup_mb: f64,
 }
 
 impl Figures {
     fn header() -> String {
         format!(
-            "{:>9} {:>8} {:>9} {:>8} {:>9} {:>8} {:>8} {:>7} {:>8} {:>8} {:>7} {:>8} {:>8} {:>8} {:>11} {:>9} {:>8} {:>8}",
+            "{:>9} {:>8} {:>9} {:>8} {:>9} {:>8} {:>8} {:>7} {:>8} {:>8} {:>7} {:>8} {:>8} {:>8} {:>11} {:>9} {:>7} {:>8} {:>7} {:>8} {:>6} {:>8} {:>7}",
             "instances",
             "seed_s",
             "B/inst",
@@ -107,14 +114,19 @@ impl Figures {
             "hold_ms",
             "bundle_B",
             "process_s",
+            "proc_MB",
             "import_s",
-            "hold_ms"
+            "imp_MB",
+            "hold_ms",
+            "db_MB",
+            "backup_s",
+            "bak_MB"
         )
     }
 
     fn line(&self) -> String {
         format!(
-            "{:>9} {:>8.1} {:>9.0} {:>8.2} {:>9.2} {:>8.0} {:>8.0} {:>7.2} {:>8.1} {:>8.1} {:>7.2} {:>8.1} {:>8.2} {:>8.1} {:>11} {:>9.2} {:>8.2} {:>8.1}",
+            "{:>9} {:>8.1} {:>9.0} {:>8.2} {:>9.2} {:>8.0} {:>8.0} {:>7.2} {:>8.1} {:>8.1} {:>7.2} {:>8.1} {:>8.2} {:>8.1} {:>11} {:>9.2} {:>7.0} {:>8.2} {:>7.0} {:>8.1} {:>6.0} {:>8.2} {:>7.0}",
             self.n,
             self.seed_s,
             self.bytes_per_instance,
@@ -131,8 +143,13 @@ impl Figures {
             self.export_hold_ms,
             self.bundle_bytes,
             self.process_s,
+            self.process_mb,
             self.import_s,
-            self.import_hold_ms
+            self.import_mb,
+            self.import_hold_ms,
+            self.db_mb,
+            self.backup_s,
+            self.backup_mb
         )
     }
 }
@@ -237,6 +254,34 @@ fn cli(cfg: &Config, args: &[&str]) -> (f64, String) {
     let s = t.elapsed().as_secs_f64();
     assert!(out.status.success(), "satellite {args:?} failed");
     (s, String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// `cli` under GNU time: also the command's peak resident memory, in MB.
+fn cli_peak(cfg: &Config, args: &[&str]) -> (f64, String, f64) {
+    let t = Instant::now();
+    let out = Command::new("/usr/bin/time")
+        .args(["-f", "peak-kib %M"])
+        .arg(BIN)
+        .arg("-c")
+        .arg(&cfg.source)
+        .args(args)
+        .env("SATELLITE_NOW", NOW)
+        .output()
+        .expect("/usr/bin/time (Debian package time)");
+    let s = t.elapsed().as_secs_f64();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "satellite {args:?} failed: {stderr}");
+    let kib: f64 = stderr
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("peak-kib "))
+        .and_then(|k| k.trim().parse().ok())
+        .expect("peak from time");
+    (
+        s,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        kib / 1024.0,
+    )
 }
 
 struct Server(Child);
@@ -468,19 +513,38 @@ fn run(n: usize) -> Figures {
         "server RSS after the export: {:.0} MB",
         rss_mb(pid, "VmRSS:")
     );
-    let t = Instant::now();
-    let answer = process(&mut cdb, &cloud_cfg, &cloud_keys, &usage, now);
-    f.process_s = t.elapsed().as_secs_f64();
+    let (process_s, out, process_mb) = cli_peak(
+        &cloud_cfg,
+        &["process", usage.to_str().expect("utf8"), "--json"],
+    );
+    (f.process_s, f.process_mb) = (process_s, process_mb);
+    let processed: serde_json::Value = serde_json::from_str(&out).expect("process json");
+    let answer = PathBuf::from(processed["path"].as_str().expect("answer path"));
     probe.take();
-    let (import_s, _) = cli(
+    let (import_s, _, import_mb) = cli_peak(
         &sat_cfg,
         &["import", answer.to_str().expect("utf8"), "--json"],
     );
-    f.import_s = import_s;
+    (f.import_s, f.import_mb) = (import_s, import_mb);
     f.import_hold_ms = probe.take();
     eprintln!(
-        "cloud process: {:.2} s; satellite import: {:.2} s, write lock held {:.1} ms",
-        f.process_s, f.import_s, f.import_hold_ms
+        "cloud process: {:.2} s, peak {:.0} MB; satellite import: {:.2} s, peak {:.0} MB, write lock held {:.1} ms",
+        f.process_s, f.process_mb, f.import_s, f.import_mb, f.import_hold_ms
+    );
+    f.db_mb = std::fs::metadata(sat_cfg.database_path())
+        .map(|m| m.len() as f64 / 1e6)
+        .unwrap_or(0.0);
+    let backup_file = sat_cfg.data_dir.with_file_name("bench-backup.zip");
+    let _ = std::fs::remove_file(&backup_file);
+    let (backup_s, _, backup_mb) = cli_peak(
+        &sat_cfg,
+        &["backup", backup_file.to_str().expect("utf8"), "--json"],
+    );
+    (f.backup_s, f.backup_mb) = (backup_s, backup_mb);
+    let _ = std::fs::remove_file(&backup_file);
+    eprintln!(
+        "backup of a {:.0} MB database: {:.2} s, peak {:.0} MB",
+        f.db_mb, f.backup_s, f.backup_mb
     );
     f.rss_peak_mb = rss_mb(pid, "VmHWM:");
     eprintln!("server peak RSS {:.0} MB", f.rss_peak_mb);

@@ -210,6 +210,13 @@ impl Satellite {
                         if let Ok(mut ended) = ended.lock() {
                             *ended = Some(thread);
                         }
+                        // A wedged writer can hold the graceful stop (a job
+                        // waiting on it) for ever: exit anyway.
+                        std::thread::spawn(|| {
+                            std::thread::sleep(std::time::Duration::from_secs(15));
+                            tracing::error!("the stop did not finish in 15 s; exiting");
+                            std::process::exit(70);
+                        });
                     }
                 }
             }

@@ -296,10 +296,13 @@ impl Store {
     }
 
     /// The thread that has ended, if the writer or the checkpoint thread
-    /// has: the store cannot recover in this process.
+    /// has, or the writer that is wedged: the store cannot recover in this
+    /// process.
     pub fn stopped_thread(&self) -> Option<&'static str> {
         if self.writer.stopped() {
             Some("db-writer")
+        } else if self.writer.wedged_longer_than(WEDGED_AFTER) {
+            Some("db-writer (wedged in one group for over two minutes)")
         } else if self
             .checkpoints_stopped
             .load(std::sync::atomic::Ordering::Acquire)
@@ -423,6 +426,11 @@ fn start_checkpoints(
         .map(|_| ())
         .map_err(|_| StoreError::WriterGone)
 }
+
+/// A group the writer has been in this long is wedged (a hung disk): the
+/// longest real one, a million-instance snapshot, takes seconds, and the
+/// busy handler gives up on a lock after 10 s.
+const WEDGED_AFTER: Duration = Duration::from_secs(120);
 
 /// Below this much free space where the database lives, the satellite is
 /// not ready (`/readyz`) and does not start: a router's registration takes

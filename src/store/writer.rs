@@ -108,6 +108,17 @@ pub struct WriterStats {
     generation: AtomicU64,
     /// Set when the writer thread has ended, by returning or by a panic.
     stopped: AtomicBool,
+    /// When the group in progress started, in ms since `epoch` plus one;
+    /// 0 while the writer waits for work.
+    busy_since_ms: AtomicU64,
+    epoch: std::sync::OnceLock<std::time::Instant>,
+}
+
+impl WriterStats {
+    fn now_ms(&self) -> u64 {
+        let epoch = self.epoch.get_or_init(std::time::Instant::now);
+        u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
 }
 
 /// Marks a thread's end in its flag however the thread ends (a panic
@@ -156,6 +167,15 @@ impl Writer {
     /// Whether the writer thread has ended: no write can commit again.
     pub fn stopped(&self) -> bool {
         self.stats.stopped.load(Ordering::Acquire)
+    }
+
+    /// Whether the group in progress has run longer than `limit`: a writer
+    /// wedged in a system call (a hung disk) that nothing here can free.
+    pub fn wedged_longer_than(&self, limit: std::time::Duration) -> bool {
+        let since = self.stats.busy_since_ms.load(Ordering::Acquire);
+        since != 0
+            && self.stats.now_ms().saturating_sub(since - 1)
+                > u64::try_from(limit.as_millis()).unwrap_or(u64::MAX)
     }
 
     /// The writer's generation (see [`WriterStats`]); read inside a job, it
@@ -248,7 +268,11 @@ fn run(
         }
         let span = tracing::debug_span!("group_commit", writes = group.len());
         let _entered = span.enter();
+        stats
+            .busy_since_ms
+            .store(stats.now_ms().saturating_add(1), Ordering::Release);
         let outcome = commit_group(&conn, &mut group, stats, &mut seen_version);
+        stats.busy_since_ms.store(0, Ordering::Release);
         match &outcome {
             Ok(()) => {
                 stats.commits.fetch_add(1, Ordering::Relaxed);
@@ -433,5 +457,53 @@ mod tests {
                 .map_err(|_| TestError::Store)
         });
         assert_eq!(n.expect("writer alive"), 0);
+    }
+
+    /// A job whose completion panics: outside every guard of the writer,
+    /// the one way its thread can still end.
+    struct Fatal;
+
+    impl Work for Fatal {
+        fn run(&mut self, _: &Connection) -> bool {
+            false
+        }
+        fn complete(self: Box<Self>, _: Result<(), &StoreError>) {
+            panic!("the writer thread ends here")
+        }
+    }
+
+    #[test]
+    fn a_writer_thread_that_ends_is_seen_and_refuses_every_write() {
+        let (_dir, writer) = writer();
+        assert!(!writer.stopped());
+        writer.queue.try_send(Box::new(Fatal)).expect("queued");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !writer.stopped() {
+            assert!(std::time::Instant::now() < deadline, "not seen");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let r: Result<(), TestError> = writer.write_blocking(|_: &Connection| Ok(()));
+        assert!(matches!(r, Err(TestError::Store)), "refused, not hung");
+    }
+
+    #[test]
+    fn a_group_that_runs_too_long_is_seen_as_wedged() {
+        let (_dir, writer) = writer();
+        let limit = std::time::Duration::from_millis(50);
+        assert!(!writer.wedged_longer_than(limit));
+        let slow = writer.clone();
+        let job = std::thread::spawn(move || {
+            slow.write_blocking(|_: &Connection| {
+                std::thread::sleep(std::time::Duration::from_millis(400));
+                Ok::<_, TestError>(())
+            })
+        });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !writer.wedged_longer_than(limit) {
+            assert!(std::time::Instant::now() < deadline, "not seen");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(job.join().expect("job").is_ok());
+        assert!(!writer.wedged_longer_than(limit), "idle again");
     }
 }
