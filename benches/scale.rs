@@ -86,18 +86,20 @@ struct Figures {
     bundle_bytes: u64,
     process_s: f64,
     process_mb: f64,
+    process_anon_mb: f64,
     import_s: f64,
     import_mb: f64,
     import_hold_ms: f64,
     db_mb: f64,
     backup_s: f64,
     backup_mb: f64,
+    backup_anon_mb: f64,
 }
 
 impl Figures {
     fn header() -> String {
         format!(
-            "{:>9} {:>8} {:>9} {:>8} {:>9} {:>8} {:>8} {:>7} {:>8} {:>8} {:>7} {:>8} {:>8} {:>8} {:>11} {:>9} {:>7} {:>8} {:>7} {:>8} {:>6} {:>8} {:>7}",
+            "{:>9} {:>8} {:>9} {:>8} {:>9} {:>8} {:>8} {:>7} {:>8} {:>8} {:>7} {:>8} {:>8} {:>8} {:>11} {:>9} {:>7} {:>7} {:>8} {:>7} {:>8} {:>6} {:>8} {:>7} {:>7}",
             "instances",
             "seed_s",
             "B/inst",
@@ -115,18 +117,20 @@ impl Figures {
             "bundle_B",
             "process_s",
             "proc_MB",
+            "anon_MB",
             "import_s",
             "imp_MB",
             "hold_ms",
             "db_MB",
             "backup_s",
-            "bak_MB"
+            "bak_MB",
+            "anon_MB"
         )
     }
 
     fn line(&self) -> String {
         format!(
-            "{:>9} {:>8.1} {:>9.0} {:>8.2} {:>9.2} {:>8.0} {:>8.0} {:>7.2} {:>8.1} {:>8.1} {:>7.2} {:>8.1} {:>8.2} {:>8.1} {:>11} {:>9.2} {:>7.0} {:>8.2} {:>7.0} {:>8.1} {:>6.0} {:>8.2} {:>7.0}",
+            "{:>9} {:>8.1} {:>9.0} {:>8.2} {:>9.2} {:>8.0} {:>8.0} {:>7.2} {:>8.1} {:>8.1} {:>7.2} {:>8.1} {:>8.2} {:>8.1} {:>11} {:>9.2} {:>7.0} {:>7.0} {:>8.2} {:>7.0} {:>8.1} {:>6.0} {:>8.2} {:>7.0} {:>7.0}",
             self.n,
             self.seed_s,
             self.bytes_per_instance,
@@ -144,12 +148,14 @@ impl Figures {
             self.bundle_bytes,
             self.process_s,
             self.process_mb,
+            self.process_anon_mb,
             self.import_s,
             self.import_mb,
             self.import_hold_ms,
             self.db_mb,
             self.backup_s,
-            self.backup_mb
+            self.backup_mb,
+            self.backup_anon_mb
         )
     }
 }
@@ -256,32 +262,40 @@ fn cli(cfg: &Config, args: &[&str]) -> (f64, String) {
     (s, String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// `cli` under GNU time: also the command's peak resident memory, in MB.
-fn cli_peak(cfg: &Config, args: &[&str]) -> (f64, String, f64) {
+/// `cli`, also the command's peak memory in MB: all resident pages, and
+/// the anonymous ones (heap) alone, sampled from /proc every 5 ms until it
+/// exits. (The rest is the database file mapped in: page cache the kernel
+/// takes back at will.)
+fn cli_peak(cfg: &Config, args: &[&str]) -> (f64, String, f64, f64) {
     let t = Instant::now();
-    let out = Command::new("/usr/bin/time")
-        .args(["-f", "peak-kib %M"])
-        .arg(BIN)
+    let mut child = Command::new(BIN)
         .arg("-c")
         .arg(&cfg.source)
         .args(args)
         .env("SATELLITE_NOW", NOW)
-        .output()
-        .expect("/usr/bin/time (Debian package time)");
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("satellite");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        let mut out = String::new();
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut out);
+        out
+    });
+    let pid = child.id();
+    let (mut peak, mut anon) = (0.0f64, 0.0f64);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        peak = peak.max(rss_mb(pid, "VmHWM:"));
+        anon = anon.max(rss_mb(pid, "RssAnon:"));
+        std::thread::sleep(Duration::from_millis(5));
+    };
     let s = t.elapsed().as_secs_f64();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "satellite {args:?} failed: {stderr}");
-    let kib: f64 = stderr
-        .lines()
-        .rev()
-        .find_map(|l| l.strip_prefix("peak-kib "))
-        .and_then(|k| k.trim().parse().ok())
-        .expect("peak from time");
-    (
-        s,
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        kib / 1024.0,
-    )
+    assert!(status.success(), "satellite {args:?} failed");
+    (s, reader.join().expect("stdout"), peak, anon)
 }
 
 struct Server(Child);
@@ -513,38 +527,38 @@ fn run(n: usize) -> Figures {
         "server RSS after the export: {:.0} MB",
         rss_mb(pid, "VmRSS:")
     );
-    let (process_s, out, process_mb) = cli_peak(
+    let (process_s, out, process_mb, process_anon_mb) = cli_peak(
         &cloud_cfg,
         &["process", usage.to_str().expect("utf8"), "--json"],
     );
-    (f.process_s, f.process_mb) = (process_s, process_mb);
+    (f.process_s, f.process_mb, f.process_anon_mb) = (process_s, process_mb, process_anon_mb);
     let processed: serde_json::Value = serde_json::from_str(&out).expect("process json");
     let answer = PathBuf::from(processed["path"].as_str().expect("answer path"));
     probe.take();
-    let (import_s, _, import_mb) = cli_peak(
+    let (import_s, _, import_mb, _) = cli_peak(
         &sat_cfg,
         &["import", answer.to_str().expect("utf8"), "--json"],
     );
     (f.import_s, f.import_mb) = (import_s, import_mb);
     f.import_hold_ms = probe.take();
     eprintln!(
-        "cloud process: {:.2} s, peak {:.0} MB; satellite import: {:.2} s, peak {:.0} MB, write lock held {:.1} ms",
-        f.process_s, f.process_mb, f.import_s, f.import_mb, f.import_hold_ms
+        "cloud process: {:.2} s, peak {:.0} MB ({:.0} MB heap); satellite import: {:.2} s, peak {:.0} MB, write lock held {:.1} ms",
+        f.process_s, f.process_mb, f.process_anon_mb, f.import_s, f.import_mb, f.import_hold_ms
     );
     f.db_mb = std::fs::metadata(sat_cfg.database_path())
         .map(|m| m.len() as f64 / 1e6)
         .unwrap_or(0.0);
     let backup_file = sat_cfg.data_dir.with_file_name("bench-backup.zip");
     let _ = std::fs::remove_file(&backup_file);
-    let (backup_s, _, backup_mb) = cli_peak(
+    let (backup_s, _, backup_mb, backup_anon_mb) = cli_peak(
         &sat_cfg,
         &["backup", backup_file.to_str().expect("utf8"), "--json"],
     );
-    (f.backup_s, f.backup_mb) = (backup_s, backup_mb);
+    (f.backup_s, f.backup_mb, f.backup_anon_mb) = (backup_s, backup_mb, backup_anon_mb);
     let _ = std::fs::remove_file(&backup_file);
     eprintln!(
-        "backup of a {:.0} MB database: {:.2} s, peak {:.0} MB",
-        f.db_mb, f.backup_s, f.backup_mb
+        "backup of a {:.0} MB database: {:.2} s, peak {:.0} MB ({:.0} MB heap)",
+        f.db_mb, f.backup_s, f.backup_mb, f.backup_anon_mb
     );
     f.rss_peak_mb = rss_mb(pid, "VmHWM:");
     eprintln!("server peak RSS {:.0} MB", f.rss_peak_mb);

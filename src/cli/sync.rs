@@ -5,24 +5,33 @@ use super::commands::{notify, open, print_json, write, CliError};
 use super::{BundleCommand, Command, SatelliteCommand, UpstreamCommand};
 use crate::clock::Clock;
 use crate::config::{Config, SyncMode};
+use crate::ops;
 use crate::sync::bundle::{self, Limits, Opened};
 use crate::sync::{self, cloud, counts_line, live, satellite, Keys, SyncError};
 use std::path::Path;
 
 pub fn run(command: Command, config: &Config, clock: &Clock) -> Result<(), CliError> {
     let now = clock.unix();
+    // Every change below is recorded as this operator's, as through the API.
+    let caller = ops::Caller::local_admin();
     match command {
         Command::Export { json } => {
             let mut conn = open(config)?;
             let keys = Keys::load(config, now)?;
             // Sealed from a read snapshot: the write lock is held only to
             // record it, so routers are not kept waiting.
-            let written =
-                satellite::export_usage_from_snapshot(&mut conn, config, &keys, now, |c| {
+            let written = satellite::export_usage_from_snapshot(
+                &mut conn,
+                config,
+                &keys,
+                now,
+                Some(&caller.name),
+                |c| {
                     crate::clock::guard::advance(c, now)
                         .map(|_| ())
                         .map_err(SyncError::from)
-                })?;
+                },
+            )?;
             if json {
                 return print_json(&written);
             }
@@ -39,8 +48,7 @@ pub fn run(command: Command, config: &Config, clock: &Clock) -> Result<(), CliEr
             let mut conn = open(config)?;
             let keys = Keys::load(config, now)?;
             let (applied, transitions) = write(&mut conn, now, |c| {
-                let catalog = sync::current_catalog(c, config)?;
-                satellite::import(c, &keys.node(config, &catalog, now), &opened)
+                ops::sync::import(c, &caller, config, &keys, &opened, now)
             })?;
             notify(config, clock, &transitions);
             if json {
@@ -71,8 +79,7 @@ pub fn run(command: Command, config: &Config, clock: &Clock) -> Result<(), CliEr
             let mut conn = open(config)?;
             let keys = Keys::load(config, now)?;
             let (processed, transitions) = write(&mut conn, now, |c| {
-                let catalog = sync::current_catalog(c, config)?;
-                cloud::process(c, &keys.node(config, &catalog, now), &opened)
+                ops::sync::process(c, &caller, config, &keys, &opened, now)
             })?;
             notify(config, clock, &transitions);
             if json {
@@ -196,8 +203,7 @@ pub fn run(command: Command, config: &Config, clock: &Clock) -> Result<(), CliEr
             let mut conn = open(config)?;
             let keys = Keys::load(config, now)?;
             let written = write(&mut conn, now, |c| {
-                let catalog = sync::current_catalog(c, config)?;
-                satellite::request_registration(c, &keys.node(config, &catalog, now), &token)
+                ops::sync::request_registration(c, &caller, config, &keys, &token, now)
             })?;
             if json {
                 return print_json(&written);
@@ -217,9 +223,13 @@ pub fn run(command: Command, config: &Config, clock: &Clock) -> Result<(), CliEr
         }) => {
             let mut conn = open(config)?;
             let keys = Keys::load(config, now)?;
+            let request = ops::sync::NewSatellite {
+                name: &name,
+                virtual_accounts: &va,
+                days,
+            };
             let added = write(&mut conn, now, |c| {
-                let catalog = sync::current_catalog(c, config)?;
-                cloud::add_satellite(c, &keys.node(config, &catalog, now), &name, &va, days)
+                ops::sync::add_satellite(c, &caller, config, &keys, &request, now)
             })?;
             if json {
                 return print_json(&added);
@@ -243,8 +253,7 @@ pub fn run(command: Command, config: &Config, clock: &Clock) -> Result<(), CliEr
             let mut conn = open(config)?;
             let keys = Keys::load(config, now)?;
             let revoked = write(&mut conn, now, |c| {
-                let catalog = sync::current_catalog(c, config)?;
-                cloud::revoke(c, &keys.node(config, &catalog, now), &name)
+                ops::sync::revoke_satellite(c, &caller, config, &keys, &name, now)
             })?;
             if json {
                 return print_json(&revoked);
@@ -286,17 +295,20 @@ fn rotate_signer(config: &Config, now: i64, json: bool) -> Result<(), CliError> 
     };
     let (retired, current) = (fingerprint(&old), fingerprint(&new));
     write(&mut conn, now, |c| {
-        sync::record(
-            c,
-            now,
-            "sync",
-            crate::store::events::Severity::Info,
-            &config.name,
-            format!(
-                "bundle signer rotated from {retired} to {current}; peers move their pin at the \
-                 next bundle they receive"
-            ),
-        )
+        ops::audited(c, &ops::Caller::local_admin(), |c| {
+            sync::record(
+                c,
+                now,
+                "sync",
+                crate::store::events::Severity::Info,
+                &config.name,
+                format!(
+                    "bundle signer rotated from {retired} to {current}; peers move their pin at \
+                     the next bundle they receive"
+                ),
+            )
+            .map_err(ops::sync::service)
+        })
     })?;
     if json {
         return print_json(&serde_json::json!({

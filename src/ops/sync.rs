@@ -13,7 +13,7 @@ use rusqlite::Connection;
 
 /// A refused bundle is a bad request naming the rule; anything else is
 /// the service's own error.
-fn service(e: SyncError) -> super::OpsError {
+pub(crate) fn service(e: SyncError) -> super::OpsError {
     match e {
         SyncError::Service(e) => e.into(),
         SyncError::Refused(refused) => Error::invalid("bundle", refused.to_string()).into(),
@@ -148,6 +148,62 @@ pub fn process(
 ) -> Result<(crate::sync::cloud::Processed, Vec<Transition>)> {
     on_node(c, caller, config, keys, now, |c, node| {
         crate::sync::cloud::process(c, node, opened)
+    })
+}
+
+/// At the cloud: a new satellite for `virtual_accounts`, and its token.
+pub fn add_satellite(
+    c: &Connection,
+    caller: &Caller,
+    config: &Config,
+    keys: &Keys,
+    request: &NewSatellite<'_>,
+    now: i64,
+) -> Result<crate::sync::cloud::AddedSatellite> {
+    on_node(c, caller, config, keys, now, |c, node| {
+        crate::sync::cloud::add_satellite(
+            c,
+            node,
+            request.name,
+            request.virtual_accounts,
+            request.days,
+        )
+    })
+}
+
+/// At a disconnected satellite: the registration request to carry to the
+/// cloud, for a satellite token.
+pub fn request_registration(
+    c: &Connection,
+    caller: &Caller,
+    config: &Config,
+    keys: &Keys,
+    token: &str,
+    now: i64,
+) -> Result<crate::sync::Written> {
+    on_node(c, caller, config, keys, now, |c, node| {
+        satellite::request_registration(c, node, token)
+    })
+}
+
+/// What `add_satellite` is asked for.
+pub struct NewSatellite<'a> {
+    pub name: &'a str,
+    pub virtual_accounts: &'a [String],
+    pub days: u32,
+}
+
+/// At the cloud: refuses a satellite's bundles for good.
+pub fn revoke_satellite(
+    c: &Connection,
+    caller: &Caller,
+    config: &Config,
+    keys: &Keys,
+    name: &str,
+    now: i64,
+) -> Result<crate::sync::cloud::SatelliteView> {
+    on_node(c, caller, config, keys, now, |c, node| {
+        crate::sync::cloud::revoke(c, node, name)
     })
 }
 

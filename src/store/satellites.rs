@@ -172,86 +172,91 @@ pub struct RemoteInstance {
     pub entitlements: Vec<(String, i64)>,
 }
 
-/// Replaces what a satellite last reported with its new snapshot, writing
-/// only what changed (a month's snapshot of a large site is mostly the
-/// same rows), in key order (new rows append to the B-trees), and moves
-/// the cloud's pools by the net change of each: one statement per pool,
-/// not one per usage row (a first snapshot of a million instances holds
-/// two million). Returns the pools (virtual account, tag) whose demand
+/// Replaces what a satellite last reported with `instances` (see
+/// [`SnapshotLoad`]). Returns the pools (virtual account, tag) whose demand
 /// changed.
 pub fn replace_instances(
     c: &Connection,
     satellite_row: i64,
     instances: &[RemoteInstance],
 ) -> Result<Vec<(i64, String)>> {
-    use std::collections::HashMap;
-    type Facts = (i64, String, String, Option<String>, String, i64, i64);
-    let facts = |i: &RemoteInstance| -> Facts {
-        (
-            i.virtual_account_id,
-            i.pid.clone(),
-            i.sn.clone(),
-            i.hostname.clone(),
-            i.status.clone(),
-            i.registered_at,
-            i.last_contact_at,
-        )
-    };
-    let mut old: HashMap<String, Facts> = HashMap::new();
-    {
-        let mut stmt = c.prepare_cached(
-            "SELECT instance_id, virtual_account_id, pid, sn, hostname, status, registered_at,
-                    last_contact_at FROM remote_instances WHERE satellite_id = ?1",
-        )?;
-        let mut rows = stmt.query([satellite_row])?;
-        while let Some(r) = rows.next()? {
-            old.insert(
-                r.get(0)?,
-                (
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                    r.get(7)?,
-                ),
-            );
-        }
+    let mut load = SnapshotLoad::begin(c)?;
+    for i in instances {
+        load.add(i)?;
     }
-    let mut old_usage: HashMap<(String, String), (i64, i64)> = HashMap::new();
-    {
-        let mut stmt = c.prepare_cached(
-            "SELECT instance_id, tag, virtual_account_id, count FROM remote_usage WHERE satellite_id = ?1",
+    load.finish(satellite_row)
+}
+
+/// A satellite's new snapshot, loaded row by row as it is parsed into a
+/// staging table, then compared with what it last reported in SQL: the
+/// cloud holds one product instance at a time in memory, not two
+/// snapshots of a million (1.3 GB, measured). Only what changed is written
+/// (a month's snapshot of a large site is mostly the same rows), and each
+/// pool moves once by its net change, not once per usage row.
+///
+/// The staging tables are TEMP: per connection, in the temporary store
+/// (a file for a command; the server's writer keeps it in memory), and
+/// rolled back with the caller's transaction.
+pub struct SnapshotLoad<'c> {
+    c: &'c Connection,
+    put_instance: rusqlite::CachedStatement<'c>,
+    put_usage: rusqlite::CachedStatement<'c>,
+    rows: usize,
+}
+
+impl<'c> SnapshotLoad<'c> {
+    pub fn begin(c: &'c Connection) -> Result<Self> {
+        c.execute_batch(
+            "CREATE TEMP TABLE IF NOT EXISTS incoming_instances (
+                 instance_id        TEXT PRIMARY KEY,
+                 virtual_account_id INTEGER NOT NULL,
+                 pid                TEXT NOT NULL,
+                 sn                 TEXT NOT NULL,
+                 hostname           TEXT,
+                 status             TEXT NOT NULL,
+                 registered_at      INTEGER NOT NULL,
+                 last_contact_at    INTEGER NOT NULL
+             ) WITHOUT ROWID;
+             CREATE TEMP TABLE IF NOT EXISTS incoming_usage (
+                 instance_id        TEXT NOT NULL,
+                 tag                TEXT NOT NULL,
+                 virtual_account_id INTEGER NOT NULL,
+                 count              INTEGER NOT NULL,
+                 PRIMARY KEY (instance_id, tag)
+             ) WITHOUT ROWID;
+             DELETE FROM temp.incoming_instances;
+             DELETE FROM temp.incoming_usage;",
         )?;
-        let mut rows = stmt.query([satellite_row])?;
-        while let Some(r) = rows.next()? {
-            old_usage.insert((r.get(0)?, r.get(1)?), (r.get(2)?, r.get(3)?));
-        }
+        Ok(Self {
+            c,
+            put_instance: c.prepare_cached(
+                "INSERT INTO temp.incoming_instances (instance_id, virtual_account_id, pid, sn,
+                    hostname, status, registered_at, last_contact_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?,
+            put_usage: c.prepare_cached(
+                "INSERT INTO temp.incoming_usage (instance_id, tag, virtual_account_id, count)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?,
+            rows: 0,
+        })
     }
-    let mut order: Vec<&RemoteInstance> = instances.iter().collect();
-    order.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
-    let mut put = c.prepare_cached(
-        "INSERT INTO remote_instances (satellite_id, instance_id, virtual_account_id, pid, sn, hostname,
-            status, registered_at, last_contact_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-         ON CONFLICT (satellite_id, instance_id) DO UPDATE SET
-            virtual_account_id = excluded.virtual_account_id, pid = excluded.pid, sn = excluded.sn,
-            hostname = excluded.hostname, status = excluded.status,
-            registered_at = excluded.registered_at, last_contact_at = excluded.last_contact_at",
-    )?;
-    let mut add = c.prepare_cached(
-        "INSERT INTO remote_usage (satellite_id, instance_id, virtual_account_id, tag, count)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?;
-    let mut drop_usage = c.prepare_cached(
-        "DELETE FROM remote_usage WHERE satellite_id = ?1 AND instance_id = ?2 AND tag = ?3",
-    )?;
-    let mut demand = PoolChanges::default();
-    for i in order {
-        let now_facts = facts(i);
-        if old.remove(&i.instance_id).as_ref() != Some(&now_facts) {
-            put.execute(params![
-                satellite_row,
+
+    /// One product instance of the snapshot. An instance id (or a tag of
+    /// one instance) given twice is refused: `Conflict` names it.
+    pub fn add(&mut self, i: &RemoteInstance) -> Result<()> {
+        let twice = |what: String| {
+            move |e: rusqlite::Error| match e {
+                rusqlite::Error::SqliteFailure(f, _)
+                    if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    crate::error::Error::Conflict(what)
+                }
+                other => other.into(),
+            }
+        };
+        self.put_instance
+            .execute(params![
                 i.instance_id,
                 i.virtual_account_id,
                 i.pid,
@@ -260,42 +265,114 @@ pub fn replace_instances(
                 i.status,
                 i.registered_at,
                 i.last_contact_at
-            ])?;
+            ])
+            .map_err(twice(format!(
+                "product instance {} is listed twice",
+                i.instance_id
+            )))?;
+        for (tag, count) in &i.entitlements {
+            self.put_usage
+                .execute(params![i.instance_id, tag, i.virtual_account_id, count])
+                .map_err(twice(format!(
+                    "product instance {} lists {tag} twice",
+                    i.instance_id
+                )))?;
         }
-        let mut tags: Vec<&(String, i64)> = i.entitlements.iter().collect();
-        tags.sort();
-        for (tag, count) in tags {
-            let key = (i.instance_id.clone(), tag.clone());
-            match old_usage.remove(&key) {
-                Some((va, was)) if va == i.virtual_account_id && was == *count => continue,
-                Some((va, was)) => {
-                    drop_usage.execute(params![satellite_row, i.instance_id, tag])?;
-                    demand.add(va, tag, -was);
-                }
-                None => {}
+        self.rows += 1;
+        Ok(())
+    }
+
+    /// Product instances loaded so far.
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// Moves the pools by the net change, writes what changed, and returns
+    /// the pools whose demand moved.
+    pub fn finish(self, satellite_row: i64) -> Result<Vec<(i64, String)>> {
+        let c = self.c;
+        drop(self.put_instance);
+        drop(self.put_usage);
+        // Demand that went (rows no longer reported as they were) and
+        // demand that came, per pool, before either table changes.
+        let mut demand = PoolChanges::default();
+        {
+            let mut stmt = c.prepare_cached(
+                "SELECT va, tag, SUM(delta) FROM (
+                     SELECT r.virtual_account_id AS va, r.tag AS tag, -r.count AS delta
+                       FROM remote_usage r
+                      WHERE r.satellite_id = ?1 AND NOT EXISTS (
+                            SELECT 1 FROM temp.incoming_usage n
+                             WHERE n.instance_id = r.instance_id AND n.tag = r.tag
+                               AND n.virtual_account_id = r.virtual_account_id
+                               AND n.count = r.count)
+                     UNION ALL
+                     SELECT n.virtual_account_id, n.tag, n.count
+                       FROM temp.incoming_usage n
+                      WHERE NOT EXISTS (
+                            SELECT 1 FROM remote_usage r
+                             WHERE r.satellite_id = ?1 AND r.instance_id = n.instance_id
+                               AND r.tag = n.tag AND r.virtual_account_id = n.virtual_account_id
+                               AND r.count = n.count))
+                 GROUP BY va, tag",
+            )?;
+            let mut rows = stmt.query([satellite_row])?;
+            while let Some(r) = rows.next()? {
+                let tag: String = r.get(1)?;
+                demand.add(r.get(0)?, &tag, r.get(2)?);
             }
-            demand.add(i.virtual_account_id, tag, *count);
-            add.execute(params![
-                satellite_row,
-                i.instance_id,
-                i.virtual_account_id,
-                tag,
-                count
-            ])?;
         }
+        c.execute(
+            "DELETE FROM remote_usage AS r WHERE r.satellite_id = ?1 AND NOT EXISTS (
+                 SELECT 1 FROM temp.incoming_usage n
+                  WHERE n.instance_id = r.instance_id AND n.tag = r.tag
+                    AND n.virtual_account_id = r.virtual_account_id AND n.count = r.count)",
+            [satellite_row],
+        )?;
+        c.execute(
+            "INSERT INTO remote_usage (satellite_id, instance_id, virtual_account_id, tag, count)
+             SELECT ?1, n.instance_id, n.virtual_account_id, n.tag, n.count
+               FROM temp.incoming_usage n
+              WHERE NOT EXISTS (
+                    SELECT 1 FROM remote_usage r
+                     WHERE r.satellite_id = ?1 AND r.instance_id = n.instance_id
+                       AND r.tag = n.tag)
+              ORDER BY n.instance_id, n.tag",
+            [satellite_row],
+        )?;
+        c.execute(
+            "DELETE FROM remote_instances AS r WHERE r.satellite_id = ?1 AND NOT EXISTS (
+                 SELECT 1 FROM temp.incoming_instances n WHERE n.instance_id = r.instance_id)",
+            [satellite_row],
+        )?;
+        // New or changed instances only; `IS` compares NULL hostnames too.
+        c.execute(
+            "INSERT INTO remote_instances (satellite_id, instance_id, virtual_account_id, pid, sn,
+                hostname, status, registered_at, last_contact_at)
+             SELECT ?1, n.instance_id, n.virtual_account_id, n.pid, n.sn, n.hostname, n.status,
+                    n.registered_at, n.last_contact_at
+               FROM temp.incoming_instances n
+              WHERE NOT EXISTS (
+                    SELECT 1 FROM remote_instances r
+                     WHERE r.satellite_id = ?1 AND r.instance_id = n.instance_id
+                       AND r.virtual_account_id = n.virtual_account_id AND r.pid = n.pid
+                       AND r.sn = n.sn AND r.hostname IS n.hostname AND r.status = n.status
+                       AND r.registered_at = n.registered_at
+                       AND r.last_contact_at = n.last_contact_at)
+              ORDER BY n.instance_id
+             ON CONFLICT (satellite_id, instance_id) DO UPDATE SET
+                virtual_account_id = excluded.virtual_account_id, pid = excluded.pid,
+                sn = excluded.sn, hostname = excluded.hostname, status = excluded.status,
+                registered_at = excluded.registered_at, last_contact_at = excluded.last_contact_at",
+            [satellite_row],
+        )?;
+        c.execute_batch("DELETE FROM temp.incoming_instances; DELETE FROM temp.incoming_usage;")?;
+        demand.apply(c)
     }
-    // What the snapshot no longer holds.
-    for ((instance_id, tag), (va, was)) in old_usage {
-        drop_usage.execute(params![satellite_row, instance_id, tag])?;
-        demand.add(va, &tag, -was);
-    }
-    let mut gone = c.prepare_cached(
-        "DELETE FROM remote_instances WHERE satellite_id = ?1 AND instance_id = ?2",
-    )?;
-    for instance_id in old.into_keys() {
-        gone.execute(params![satellite_row, instance_id])?;
-    }
-    demand.apply(c)
 }
 
 /// The net change of demand per pool while a snapshot is applied.
@@ -578,5 +655,38 @@ mod tests {
             (in_use(&c, 1, "T"), in_use(&c, 1, "U"), in_use(&c, 2, "T")),
             (0, 0, 0)
         );
+    }
+
+    #[test]
+    fn an_instance_listed_twice_is_refused_and_changes_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = crate::store::open_and_migrate(&dir.path().join("s.db")).expect("db");
+        c.execute_batch(
+            "INSERT INTO accounts (id, name, created_at) VALUES (1, 'A', 0);
+             INSERT INTO virtual_accounts (id, account_id, name, created_at) VALUES (1, 1, 'one', 0);",
+        )
+        .expect("accounts");
+        let sat = create(
+            &c,
+            &NewSatellite {
+                satellite_id: "sat-1",
+                name: "site",
+                token_hash: &[0; 32],
+                token_expires_at: 0,
+                virtual_account_ids: &[1],
+            },
+            0,
+        )
+        .expect("satellite");
+        let twice = [instance("a", 1, &[("T", 2)]), instance("a", 1, &[("T", 1)])];
+        let err = replace_instances(&c, sat, &twice).expect_err("twice");
+        assert!(err.to_string().contains("listed twice"), "{err}");
+        let tag_twice = [instance("b", 1, &[("T", 2), ("T", 1)])];
+        let err = replace_instances(&c, sat, &tag_twice).expect_err("tag twice");
+        assert!(err.to_string().contains("lists T twice"), "{err}");
+        let kept: i64 = c
+            .query_row("SELECT COUNT(*) FROM remote_instances", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!((kept, in_use(&c, 1, "T")), (0, 0));
     }
 }

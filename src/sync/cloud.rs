@@ -453,22 +453,20 @@ fn apply_usage(
     sat: &Satellite,
     opened: &Opened,
 ) -> Result<(serde_json::Value, Vec<Transition>), SyncError> {
-    let instances: Vec<payload::Instance> = opened.json(payload::INSTANCES)?;
-    let history: Vec<payload::UsageDay> = opened.json(payload::USAGE_HISTORY)?;
-    let reports: Vec<payload::Report> = opened.json(payload::REPORTS)?;
-    let events_in: Vec<payload::Event> = opened.json(payload::EVENTS)?;
     let served: BTreeMap<String, i64> = satellites::virtual_account_ids(c, sat.id)?
         .into_iter()
         .map(|(id, name)| (name, id))
         .collect();
-    let mut remote = Vec::with_capacity(instances.len());
+    // The snapshot streams from the bundle into the store one product
+    // instance at a time (a million would cost over a gigabyte whole).
+    let mut load = satellites::SnapshotLoad::begin(c)?;
     let mut outside = 0usize;
-    for i in instances {
+    opened.each(payload::INSTANCES, |i: payload::Instance| {
         let Some(&va_id) = served.get(&i.virtual_account) else {
             // Instances in a virtual account the cloud did not give this
             // satellite hold no licenses of ours.
             outside += 1;
-            continue;
+            return Ok(());
         };
         let mut entitlements = Vec::with_capacity(i.entitlements.len());
         for e in &i.entitlements {
@@ -486,7 +484,7 @@ fn apply_usage(
             }
             entitlements.push((e.tag.clone(), e.count));
         }
-        remote.push(RemoteInstance {
+        let remote = RemoteInstance {
             registered_at: parse_time(payload::INSTANCES, "registered_at", &i.registered_at)?,
             last_contact_at: parse_time(payload::INSTANCES, "last_contact_at", &i.last_contact_at)?,
             instance_id: i.instance_id,
@@ -496,8 +494,14 @@ fn apply_usage(
             hostname: i.hostname,
             status: i.status,
             entitlements,
-        });
-    }
+        };
+        load.add(&remote).map_err(|e| match e {
+            Error::Conflict(twice) => {
+                refuse(Rule::BadPayload, format!("{}: {twice}", payload::INSTANCES))
+            }
+            other => other.into(),
+        })
+    })?;
     if outside > 0 {
         record(
             c,
@@ -514,7 +518,8 @@ fn apply_usage(
             ),
         )?;
     }
-    let touched = satellites::replace_instances(c, sat.id, &remote)?;
+    let reported = load.len();
+    let touched = load.finish(sat.id)?;
     let mut transitions = Vec::new();
     let names: BTreeMap<i64, &String> = served.iter().map(|(n, id)| (*id, n)).collect();
     for (va_id, tag) in &touched {
@@ -528,49 +533,54 @@ fn apply_usage(
             node.now,
         )?);
     }
+    // Events, reports and history stream in as well: a first usage bundle
+    // carries a registration event per product instance.
     let mut new_events = 0;
-    for e in &events_in {
+    opened.each(payload::EVENTS, |e: payload::Event| {
         let row = crate::store::sync::EventRow {
             id: e.id,
             at: parse_time(payload::EVENTS, "at", &e.at)?,
-            kind: e.kind.clone(),
-            severity: e.severity.clone(),
-            virtual_account: e.virtual_account.clone(),
-            subject: e.subject.clone(),
-            message: e.message.clone(),
+            kind: e.kind,
+            severity: e.severity,
+            virtual_account: e.virtual_account,
+            subject: e.subject,
+            message: e.message,
         };
         new_events += usize::from(satellites::add_event(c, sat.id, &row)?);
-    }
+        Ok::<_, SyncError>(())
+    })?;
     let mut new_reports = 0;
-    for r in &reports {
+    opened.each(payload::REPORTS, |r: payload::Report| {
         let row = crate::store::sync::ReportRow {
             id: r.id,
-            kind: r.kind.clone(),
+            kind: r.kind,
             created_at: parse_time(payload::REPORTS, "created_at", &r.created_at)?,
-            virtual_account: r.virtual_account.clone(),
-            summary: r.summary.clone(),
+            virtual_account: r.virtual_account,
+            summary: r.summary,
             body: r.body.to_string(),
         };
         new_reports += usize::from(satellites::add_report(c, sat.id, &row)?);
-    }
-    for h in &history {
+        Ok::<_, SyncError>(())
+    })?;
+    let usage_days = opened.each(payload::USAGE_HISTORY, |h: payload::UsageDay| {
         satellites::put_history(
             c,
             sat.id,
             &crate::store::sync::HistoryRow {
-                day: h.day.clone(),
-                virtual_account: h.virtual_account.clone(),
-                tag: h.tag.clone(),
+                day: h.day,
+                virtual_account: h.virtual_account,
+                tag: h.tag,
                 in_use: h.in_use,
                 available: h.available,
             },
         )?;
-    }
+        Ok::<_, SyncError>(())
+    })?;
     Ok((
         json!({
-            "product_instances": remote.len(),
+            "product_instances": reported,
             "outside_served_virtual_accounts": outside,
-            "usage_days": history.len(),
+            "usage_days": usage_days,
             "reports": new_reports,
             "events": new_events,
             "compliance_changes": transitions.len(),

@@ -278,6 +278,7 @@ pub fn export_usage_from_snapshot(
     config: &crate::config::Config,
     keys: &super::Keys,
     now: i64,
+    actor: Option<&str>,
     also: impl Fn(&Connection) -> Result<(), SyncError>,
 ) -> Result<Written, SyncError> {
     let mut attempts = 0;
@@ -295,7 +296,11 @@ pub fn export_usage_from_snapshot(
                 return Ok(None);
             }
             let catalog = super::current_catalog(c, config)?;
+            let before = crate::store::audit::last_event_id(c)?;
             let written = finish_usage(c, &keys.node(config, &catalog, now), prepared)?;
+            if let Some(actor) = actor {
+                crate::store::audit::stamp_since(c, before, actor)?;
+            }
             also(c)?;
             Ok::<_, SyncError>(Some(written))
         })?;

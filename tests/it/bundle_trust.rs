@@ -365,3 +365,34 @@ fn nodes_paired_with_signers_from_before_the_purpose_keep_exchanging() {
     assert_forgery_refused(&cloud, "process", &forged, "identity certificate");
     cloud.cli_ok(&["process", arg(&usage), "--json"]);
 }
+
+/// Sync changes made at the command line name who made them, as the same
+/// changes through the API do (they were recorded with no actor).
+#[test]
+fn sync_changes_from_the_command_line_carry_their_actor() {
+    let cloud = cloud();
+    let site = satellite_named("site-a");
+    register_satellite(&cloud, &site, "site-a", "Lab");
+    let usage = path_of(&site.cli_ok(&["export", "--json"]));
+    let answer = path_of(&cloud.cli_ok(&["process", arg(&usage), "--json"]));
+    site.cli_ok(&["import", arg(&answer), "--json"]);
+    cloud.cli_ok(&["satellite", "revoke", "site-a"]);
+    for (node, label) in [(&cloud, "cloud"), (&site, "site")] {
+        let events = json_of(&node.cli_ok(&["events", "--json", "--limit", "1000"]));
+        let sync_events: Vec<&Value> = events
+            .as_array()
+            .expect("events")
+            .iter()
+            .filter(|e| e["kind"] == "sync" || e["kind"] == "satellite")
+            .collect();
+        assert!(!sync_events.is_empty(), "{label}: no sync events: {events}");
+        for event in sync_events {
+            assert!(
+                event["actor"]
+                    .as_str()
+                    .is_some_and(|a| a.starts_with("cli:")),
+                "{label}: {event}"
+            );
+        }
+    }
+}

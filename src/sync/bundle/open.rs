@@ -357,6 +357,64 @@ impl Opened {
         })
     }
 
+    /// Calls `f` with each element of a payload file that is a JSON list,
+    /// as it is parsed: one element in memory at a time. The list's length.
+    /// An error from `f` stops the parse and is returned as it is.
+    pub fn each<T, E>(&self, name: &str, mut f: impl FnMut(T) -> Result<(), E>) -> Result<usize, E>
+    where
+        T: DeserializeOwned,
+        E: From<BundleError>,
+    {
+        let mut failed: Option<E> = None;
+        let bad = |e: serde_json::Error| BundleError::new(Rule::BadPayload, format!("{name}: {e}"));
+        let mut seed = Elements {
+            each: &mut |item: T| {
+                f(item).map_err(|e| {
+                    failed = Some(e);
+                    serde::de::Error::custom("stopped")
+                })
+            },
+            count: 0,
+            _item: std::marker::PhantomData,
+        };
+        let parsed = if self.file_size(name).unwrap_or(0) <= PARSE_IN_MEMORY_BYTES {
+            match self.file(name) {
+                Ok(Some(content)) => {
+                    let mut de = serde_json::Deserializer::from_slice(&content);
+                    Some(
+                        serde::de::DeserializeSeed::deserialize(&mut seed, &mut de)
+                            .and_then(|()| de.end())
+                            .map_err(bad),
+                    )
+                }
+                Ok(None) => None,
+                Err(e) => Some(Err(e)),
+            }
+        } else {
+            match self.with_reader(name, |reader| {
+                let reader = std::io::BufReader::with_capacity(64 * 1024, reader);
+                let mut de = serde_json::Deserializer::from_reader(reader);
+                serde::de::DeserializeSeed::deserialize(&mut seed, &mut de)
+                    .and_then(|()| de.end())
+                    .map_err(bad)
+            }) {
+                Ok(Some(())) => Some(Ok(())),
+                Ok(None) => None,
+                Err(e) => Some(Err(e)),
+            }
+        };
+        let count = seed.count;
+        match parsed {
+            None => Err(BundleError::new(
+                Rule::MissingEntry,
+                format!("a {} bundle must hold {name:?}", self.manifest.kind),
+            )
+            .into()),
+            Some(Ok(())) => Ok(count),
+            Some(Err(e)) => Err(failed.take().unwrap_or_else(|| e.into())),
+        }
+    }
+
     /// Every payload file, inflated (tests compare whole bundles).
     #[cfg(test)]
     pub(crate) fn all_files(&self) -> BTreeMap<String, Vec<u8>> {
@@ -480,5 +538,36 @@ fn verify_signature(leaf: &X509, message: &[u8], signature: &[u8]) -> Result<(),
             "{SIGNATURE_FILE} is not a signature of {MANIFEST_FILE} by the key of {SIGNER_FILE} \
              (the manifest was changed, or signed by someone else)"
         )))
+    }
+}
+
+/// A JSON list, handed element by element to `each`.
+struct Elements<'f, T> {
+    each: &'f mut dyn FnMut(T) -> Result<(), serde_json::Error>,
+    count: usize,
+    _item: std::marker::PhantomData<T>,
+}
+
+impl<'de, T: DeserializeOwned> serde::de::DeserializeSeed<'de> for &mut Elements<'_, T> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de, T: DeserializeOwned> serde::de::Visitor<'de> for &mut Elements<'_, T> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a list")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(item) = seq.next_element::<T>()? {
+            self.count += 1;
+            (self.each)(item).map_err(serde::de::Error::custom)?;
+        }
+        Ok(())
     }
 }

@@ -297,7 +297,7 @@ pub fn exchange(
         ));
     }
     let id = renew_if_due(config, &url, &ca_pem, id, now)?;
-    let sent = satellite::export_usage_from_snapshot(conn, config, keys, now, |c| {
+    let sent = satellite::export_usage_from_snapshot(conn, config, keys, now, None, |c| {
         crate::clock::guard::advance(c, now)
             .map(|_| ())
             .map_err(SyncError::from)
