@@ -1,6 +1,7 @@
 use super::access::change;
 use super::{
-    table, Cli, Command, InstanceCommand, LicenseCommand, ReportCommand, TokenCommand, VaCommand,
+    table, CatalogCommand, Cli, Command, InstanceCommand, LicenseCommand, ReportCommand,
+    TokenCommand, VaCommand,
 };
 use crate::app::StartError;
 use crate::clock::Clock;
@@ -88,6 +89,17 @@ where
 }
 
 pub fn run(cli: Cli) -> Result<(), CliError> {
+    // Needs no configuration: it describes the command line itself.
+    if let Command::Completions { shell } = cli.command {
+        use clap::CommandFactory;
+        clap_complete::generate(
+            shell,
+            &mut Cli::command(),
+            "satellite",
+            &mut std::io::stdout(),
+        );
+        return Ok(());
+    }
     let config = load_config(cli.config.as_deref())?;
     let clock = Clock::from_env().map_err(CliError::Other)?;
     // One-shot commands log only warnings (e.g. a compliance change they caused).
@@ -491,6 +503,54 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Backup { file, json } => super::backup::backup(&config, &clock, &file, json),
         Command::Restore { file, json } => super::backup::restore(&config, &clock, &file, json),
+        Command::Catalog(CatalogCommand::List { json }) => {
+            // With the cloud's additions when there is a satellite here.
+            let catalog = match crate::setup::open_existing(&config) {
+                Ok(conn) => crate::sync::current_catalog(&conn, &config)?,
+                Err(_) => catalog(&config)?,
+            };
+            let rows: Vec<CatalogRow> = catalog
+                .skus()
+                .map(|sku| CatalogRow {
+                    sku: sku.sku.clone(),
+                    tag: sku.tag.clone(),
+                    category: catalog.tag(&sku.tag).map(|t| t.category),
+                    term_years: sku.term_years,
+                    description: sku.description.clone(),
+                })
+                .collect();
+            show(&rows, json)
+        }
+        Command::Completions { .. } => Ok(()),
+    }
+}
+
+/// A SKU as `catalog list` shows it.
+#[derive(Debug, Serialize)]
+struct CatalogRow {
+    sku: String,
+    tag: String,
+    category: Option<crate::licensing::catalog::Category>,
+    /// Absent for perpetual SKUs.
+    term_years: Option<u32>,
+    description: String,
+}
+
+impl table::Row for CatalogRow {
+    const HEADERS: &'static [&'static str] =
+        &["SKU", "Entitlement Tag", "Category", "Term", "Description"];
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.sku.clone(),
+            self.tag.clone(),
+            self.category
+                .map(|c| format!("{c:?}").to_lowercase())
+                .unwrap_or_else(|| "-".into()),
+            self.term_years
+                .map(|y| format!("{y} years"))
+                .unwrap_or_else(|| "perpetual".into()),
+            self.description.clone(),
+        ]
     }
 }
 

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 #[derive(Debug, Parser)]
 #[command(
     name = "satellite",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("SATELLITE_BUILD"), ")"),
     about = "On-premises Smart Licensing satellite: a local license authority for routers",
     long_about = "On-premises Smart Licensing satellite: a local license authority for routers.\n\n\
         Routers register with a registration token and get an identity certificate signed by the \
@@ -126,6 +126,29 @@ pub enum Command {
     /// Restore a backup onto a stopped satellite (the replaced database is kept aside).
     Restore {
         file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The SKU catalog: the entitlement tag each SKU fills, its category and term.
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
+    /// Print a completion script for a shell.
+    #[command(
+        after_help = "Examples:\n  satellite completions bash > /etc/bash_completion.d/satellite\n  satellite completions zsh > \"${fpath[1]}/_satellite\""
+    )]
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CatalogCommand {
+    /// Every SKU this node knows: built in, from the `catalog` file, and
+    /// added by the cloud.
+    #[command(after_help = "Example:\n  satellite catalog list --json")]
+    List {
         #[arg(long)]
         json: bool,
     },

@@ -205,3 +205,64 @@ fn a_second_server_on_the_same_data_dir_is_refused_naming_the_first() {
     assert!(!restore.status.success());
     assert!(String::from_utf8_lossy(&restore.stderr).contains("already serving"));
 }
+
+/// The catalog is listed (built in, from the catalog file, from the cloud),
+/// completions need no satellite, and `--version` names the commit.
+#[test]
+fn the_catalog_completions_and_version_are_there_to_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("extra.yaml"),
+        "tags:\n  - { tag: LAB-TAG, category: essential, description: Lab tag }\n\
+         skus:\n  - { sku: LAB-SKU-1, tag: LAB-TAG, term_years: 2, description: Lab SKU }\n",
+    )
+    .expect("catalog file");
+    let server = Server::start_with(&format!(
+        "{BASE_CONFIG}catalog: {}\n",
+        dir.path().join("extra.yaml").display()
+    ));
+    let out = server.cli_ok(&["catalog", "list", "--json"]);
+    let rows: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let find = |sku: &str| {
+        rows.as_array()
+            .and_then(|r| r.iter().find(|row| row["sku"] == sku).cloned())
+            .unwrap_or_else(|| panic!("{sku} not listed: {rows}"))
+    };
+    let ess = find("ESS-AC-10G-RTU-1");
+    assert_eq!(
+        (
+            ess["tag"].as_str(),
+            ess["category"].as_str(),
+            ess["term_years"].is_null()
+        ),
+        (Some("ESS-AC-10G-RTU-1"), Some("essential"), true)
+    );
+    assert_eq!(find("ESS-AC-10G-SIA-5")["term_years"], 5);
+    let lab = find("LAB-SKU-1");
+    assert_eq!(
+        (lab["tag"].as_str(), lab["term_years"].as_u64()),
+        (Some("LAB-TAG"), Some(2))
+    );
+    let table = server.cli_ok(&["catalog", "list"]);
+    assert!(
+        table.lines().next().is_some_and(|h| h.starts_with("SKU")),
+        "{table}"
+    );
+
+    let empty = tempfile::tempdir().expect("tempdir");
+    for shell in ["bash", "zsh", "fish"] {
+        let out = satellite(empty.path(), &["completions", shell]);
+        assert!(out.status.success(), "{shell}");
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            script.contains("satellite") && script.contains("rotate-signer"),
+            "{shell}"
+        );
+    }
+    let version = satellite(empty.path(), &["--version"]);
+    let version = String::from_utf8_lossy(&version.stdout);
+    assert!(
+        version.starts_with("satellite 0.") && version.contains("commit "),
+        "{version}"
+    );
+}
