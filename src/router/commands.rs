@@ -90,6 +90,41 @@ pub enum Command {
     Show(Show),
 }
 
+/// The lines of `GRAMMAR` for the commands that begin with `prefix` (all of
+/// them for none); a prefix that starts none says so and lists them all.
+pub fn help_for(prefix: &[String]) -> String {
+    let wanted: Vec<String> = prefix.iter().map(|w| w.to_ascii_lowercase()).collect();
+    let mut lines = GRAMMAR.lines();
+    let title = lines.next().unwrap_or_default();
+    let all: Vec<&str> = lines.collect();
+    let matching: Vec<&str> = all
+        .iter()
+        .copied()
+        .filter(|line| {
+            let words: Vec<&str> = line
+                .split_whitespace()
+                .filter(|w| *w != "[no]")
+                .take_while(|w| !w.starts_with('('))
+                .collect();
+            wanted.iter().enumerate().all(|(i, w)| {
+                words.get(i).is_some_and(|word| {
+                    word.split('|').any(|alt| alt.eq_ignore_ascii_case(w))
+                        || word.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+                        || (i == 0 && w == "no" && line.contains("[no]"))
+                })
+            })
+        })
+        .collect();
+    let shown = if matching.is_empty() { &all } else { &matching };
+    let mut out = String::from(title);
+    out.push('\n');
+    for line in shown {
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
 fn usage(words: &[String]) -> String {
     format!(
         "unknown command `{}`; run `satellite-router --help` for the command list",
@@ -626,6 +661,23 @@ fn describe_port(name: &str, port: &Port) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn help_lists_the_commands_that_begin_with_the_words_given() {
+        let words = |text: &str| {
+            text.split_whitespace()
+                .map(String::from)
+                .collect::<Vec<_>>()
+        };
+        let license = help_for(&words("license"));
+        assert!(license.contains("license smart register idtoken TOKEN"));
+        assert!(license.contains("license request TAG COUNT"));
+        assert!(!license.contains("show interfaces"));
+        let show = help_for(&words("show license"));
+        assert!(show.contains("show license status") && !show.contains("show interfaces"));
+        let everything = help_for(&words("frobnicate"));
+        assert!(everything.contains("show interfaces") && everything.contains("ports add"));
+    }
     use crate::router::client::{Identity, SendError};
     use crate::router::state::tests::sample;
     use time::macros::datetime;

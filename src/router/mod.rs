@@ -264,6 +264,17 @@ fn init(args: &InitArgs, path: &Path, json: bool, clock: &Clock) -> Outcome {
 }
 
 fn device_command(words: &[String], path: &Path, json: bool, clock: &Clock) -> Outcome {
+    // `license --help`, `show ?`: the device commands that start so, as a
+    // router's `?` lists them.
+    if let Some((last, prefix)) = words.split_last() {
+        if ["--help", "-h", "?", "help"].contains(&last.as_str()) {
+            return Outcome {
+                stdout: commands::help_for(prefix),
+                stderr: Vec::new(),
+                exit: 0,
+            };
+        }
+    }
     let command = match commands::parse(words) {
         Ok(c) => c,
         Err(e) => return Outcome::failed(EXIT_USAGE, e),
