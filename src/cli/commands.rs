@@ -100,6 +100,12 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         );
         return Ok(());
     }
+    if let Command::Manual = cli.command {
+        use clap::CommandFactory;
+        return clap_mangen::Man::new(Cli::command())
+            .render(&mut std::io::stdout())
+            .map_err(|e| CliError::Other(format!("cannot write the manual: {e}")));
+    }
     let config = load_config(cli.config.as_deref())?;
     let clock = Clock::from_env().map_err(CliError::Other)?;
     // One-shot commands log only warnings (e.g. a compliance change they caused).
@@ -521,7 +527,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 .collect();
             show(&rows, json)
         }
-        Command::Completions { .. } => Ok(()),
+        Command::Completions { .. } | Command::Manual => Ok(()),
     }
 }
 

@@ -178,6 +178,9 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Print the manual page (roff), as the Debian package installs it.
+    #[command(hide = true, after_help = "Example:\n  satellite manual | man -l -")]
+    Manual,
 }
 
 #[derive(Debug, Subcommand)]
