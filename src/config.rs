@@ -116,6 +116,7 @@ pub struct Config {
     pub log: Log,
     /// YAML file with SKUs and entitlement tags beyond the built-in NCS 540 table.
     pub catalog: Option<PathBuf>,
+    pub storage: Storage,
     /// Where the file was read from; relative paths are resolved against its folder.
     #[serde(skip)]
     pub source: String,
@@ -158,6 +159,26 @@ pub struct Sync {
     pub export_dir: PathBuf,
     pub import_dir: PathBuf,
     pub send_hostnames: bool,
+}
+
+/// Where everything the satellite stores lives (DESIGN §4).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Storage {
+    pub backend: StorageBackend,
+    /// PostgreSQL only.
+    pub url: Option<String>,
+    /// PostgreSQL only: a file holding the database password.
+    pub password_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageBackend {
+    /// The embedded database in the data dir.
+    #[default]
+    Sqlite,
+    Postgres,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -346,6 +367,7 @@ impl Default for Config {
             call_home: CallHome::default(),
             log: Log::default(),
             catalog: None,
+            storage: Storage::default(),
             source: "<embedded defaults>".into(),
         }
     }
@@ -517,6 +539,27 @@ impl Config {
                  `disconnected`) on `role: cloud`"
                     .into(),
             ));
+        }
+        match self.storage.backend {
+            StorageBackend::Postgres => {
+                return Err((
+                    "storage.backend",
+                    "postgres is not available in this version, which stores in the embedded \
+                     SQLite database of the data dir: leave `storage` out, or write \
+                     `backend: sqlite`"
+                        .into(),
+                ))
+            }
+            StorageBackend::Sqlite => {
+                if self.storage.url.is_some() || self.storage.password_file.is_some() {
+                    return Err((
+                        "storage.url",
+                        "`url` and `password_file` are for `backend: postgres`; SQLite keeps its \
+                         database in the data dir"
+                            .into(),
+                    ));
+                }
+            }
         }
         if self.device.hostnames.is_empty() {
             return Err((
@@ -917,6 +960,18 @@ mod tests {
     fn public_admin_uses_the_ca_signed_server_certificate() {
         let config = parse("admin: { listen: 0.0.0.0:8443 }").expect("accepted");
         assert!(config.admin.tls_cert.is_none());
+    }
+
+    #[test]
+    fn storage_is_sqlite_and_postgres_is_refused_naming_the_key() {
+        let config = parse("storage: { backend: sqlite }").expect("sqlite");
+        assert_eq!(config.storage.backend, StorageBackend::Sqlite);
+        let err =
+            parse("storage: { backend: postgres, url: 'postgresql://db/satellite' }").unwrap_err();
+        assert_eq!(err.key, "storage.backend");
+        assert!(err.reason.contains("sqlite"), "{err}");
+        let err = parse("storage: { backend: mysql }").unwrap_err();
+        assert_eq!(err.key, "storage.backend");
     }
 
     #[test]
