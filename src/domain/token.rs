@@ -80,7 +80,7 @@ impl TokenSecret {
     /// Compares against a stored hash in constant time.
     pub fn matches(&self, stored_hash: &[u8]) -> bool {
         let hash = self.hash();
-        stored_hash.len() == hash.len() && openssl::memcmp::eq(&hash, stored_hash)
+        crate::pki::same_secret(&hash, stored_hash)
     }
 }
 

@@ -261,7 +261,7 @@ impl Jobs {
                 return Ok::<_, Error>(0);
             }
             reports::store(c, composed)?;
-            c.execute("DELETE FROM settings WHERE key = ?1", [PERIODIC_DUE])?;
+            settings::remove(c, PERIODIC_DUE)?;
             Ok(1)
         })
     }

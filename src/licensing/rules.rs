@@ -83,31 +83,7 @@ impl std::fmt::Display for InstanceStatus {
     }
 }
 
-/// A pool is a (virtual account, tag) pair.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum PoolStatus {
-    #[serde(rename = "In Compliance")]
-    InCompliance,
-    #[serde(rename = "Out of Compliance")]
-    OutOfCompliance,
-}
-
-impl PoolStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::InCompliance => "In Compliance",
-            Self::OutOfCompliance => "Out of Compliance",
-        }
-    }
-
-    pub fn parse(text: &str) -> Self {
-        if text == Self::OutOfCompliance.as_str() {
-            Self::OutOfCompliance
-        } else {
-            Self::InCompliance
-        }
-    }
-}
+pub use crate::domain::PoolStatus;
 
 /// Demand ≤ available, or a tracking tag (counted, never short).
 pub fn pool_status(tracking: bool, in_use: i64, available: i64) -> PoolStatus {

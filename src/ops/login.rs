@@ -159,7 +159,7 @@ pub fn check_client(c: &Connection, client_id: &str, secret: &str) -> Result<Ver
         return Err(refused());
     };
     let presented = super::clients::secret_hash(secret);
-    let matches: bool = subtle::ConstantTimeEq::ct_eq(&presented[..], &stored[..]).into();
+    let matches = crate::pki::same_secret(&presented[..], &stored[..]);
     if !matches || client.revoked_at.is_some() {
         return Err(refused());
     }

@@ -52,6 +52,13 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> PkiError + '_ {
     }
 }
 
+/// Whether two secrets (or hashes of them) are equal, compared in constant
+/// time: the one comparison every secret check uses. Different lengths are
+/// unequal (and say only that).
+pub fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && openssl::memcmp::eq(a, b)
+}
+
 /// Loads OpenSSL's configuration and seeds its random generator now
 /// rather than at first use (see `setup::open_existing`).
 pub fn warm_up() {

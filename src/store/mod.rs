@@ -504,6 +504,11 @@ pub mod settings {
         )?;
         Ok(())
     }
+
+    pub fn remove(c: &Connection, key: &str) -> Result<()> {
+        c.execute("DELETE FROM settings WHERE key = ?1", [key])?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The compliance each pool was last announced with: its status and how deep
 //! its shortfall was, so a shortfall that gets deeper is announced again.
 
+use crate::domain::PoolStatus;
 use crate::error::Result;
 use rusqlite::{params, Connection};
 
@@ -15,7 +16,7 @@ pub fn recorded(c: &Connection, virtual_account_id: i64, tag: &str) -> Result<(S
             Ok((r.get(0)?, r.get(1)?))
         }),
     )?
-    .unwrap_or_else(|| ("In Compliance".to_string(), 0)))
+    .unwrap_or_else(|| (PoolStatus::InCompliance.as_str().to_string(), 0)))
 }
 
 pub fn record(

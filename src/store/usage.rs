@@ -2,6 +2,7 @@
 //! `in_use` is maintained by triggers (migration 2), so every path that
 //! changes usage keeps it exact.
 
+use crate::domain::PoolStatus;
 use crate::error::Result;
 use rusqlite::{params, Connection};
 
@@ -111,7 +112,7 @@ pub fn in_use(c: &Connection, virtual_account_id: i64, tag: &str) -> Result<(i64
             Ok((r.get(0)?, r.get(1)?))
         }),
     )?
-    .unwrap_or((0, "In Compliance".to_string())))
+    .unwrap_or((0, PoolStatus::InCompliance.as_str().to_string())))
 }
 
 /// One pool's row as kept: demand, the status and the shortfall last
@@ -138,23 +139,9 @@ pub fn pool(c: &Connection, virtual_account_id: i64, tag: &str) -> Result<PoolRo
     )?
     .unwrap_or_else(|| PoolRow {
         in_use: 0,
-        status: "In Compliance".to_string(),
+        status: PoolStatus::InCompliance.as_str().to_string(),
         shortfall: 0,
     }))
-}
-
-pub fn set_pool_status(
-    c: &Connection,
-    virtual_account_id: i64,
-    tag: &str,
-    status: &str,
-) -> Result<()> {
-    c.prepare_cached(
-        "INSERT INTO pools (virtual_account_id, tag, in_use, status) VALUES (?1, ?2, 0, ?3)
-         ON CONFLICT (virtual_account_id, tag) DO UPDATE SET status = excluded.status",
-    )?
-    .execute(params![virtual_account_id, tag, status])?;
-    Ok(())
 }
 
 /// Pool keys of a virtual account: tags with demand or licenses.

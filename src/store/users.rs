@@ -80,7 +80,7 @@ fn verify_pbkdf2(password: &str, stored: &str) -> bool {
     )
     .is_ok()
         && !expected.is_empty()
-        && openssl::memcmp::eq(&actual, &expected)
+        && crate::pki::same_secret(&actual, &expected)
 }
 
 /// Creates the bootstrap admin when there is no user at all; returns its
