@@ -149,7 +149,7 @@ pub fn backup(config: &Config, clock: &Clock, file: &Path) -> Result<Manifest, B
 /// SHA-256 of a file's content, lowercase hex, read in fixed-size pieces.
 fn sha256_of_file(path: &Path) -> Result<String, BackupError> {
     let mut file = std::fs::File::open(path).map_err(io(path))?;
-    let mut hasher = openssl::sha::Sha256::new();
+    let mut hasher = crate::pki::Sha256::new();
     let mut buffer = vec![0u8; 64 * 1024];
     loop {
         let n = file.read(&mut buffer).map_err(io(path))?;
@@ -259,7 +259,7 @@ fn unpack(
             )));
         }
         let bytes = read_entry(&mut archive, name, file)?;
-        if hex::encode(openssl::sha::sha256(&bytes)) != *sha {
+        if crate::pki::sha256_hex(&bytes) != *sha {
             return Err(BackupError::Refused(format!(
                 "{}: {name} does not match its hash in {MANIFEST}; the backup is damaged",
                 file.display()

@@ -351,12 +351,7 @@ fn summarize(opened: &Opened) -> Result<serde_json::Value, CliError> {
     let signer = opened
         .signer_chain
         .first()
-        .and_then(|c| {
-            c.subject_name()
-                .entries_by_nid(openssl::nid::Nid::COMMONNAME)
-                .next()
-                .map(|e| String::from_utf8_lossy(e.data().as_slice()).into_owned())
-        })
+        .and_then(|c| crate::pki::common_name(c))
         .unwrap_or_default();
     let m = &opened.manifest;
     Ok(serde_json::json!({

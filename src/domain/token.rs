@@ -52,7 +52,7 @@ pub struct TokenSecret(String);
 impl TokenSecret {
     pub fn generate() -> Result<Self, openssl::error::ErrorStack> {
         let mut bytes = [0u8; 48];
-        openssl::rand::rand_bytes(&mut bytes)?;
+        crate::pki::fill_random(&mut bytes)?;
         Ok(Self(
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes),
         ))
@@ -74,7 +74,7 @@ impl TokenSecret {
     }
 
     pub fn hash(&self) -> [u8; 32] {
-        openssl::sha::sha256(self.0.as_bytes())
+        crate::pki::sha256(self.0.as_bytes())
     }
 
     /// Compares against a stored hash in constant time.

@@ -86,7 +86,7 @@ fn remember_peer_certificate(connection: &dyn Any, data: &mut Extensions) {
     let (_, session) = tls.get_ref();
     if let Some(cert) = session.peer_certificates().and_then(|chain| chain.first()) {
         data.insert(PeerCertificate {
-            fingerprint: openssl::sha::sha256(cert.as_ref()),
+            fingerprint: crate::pki::sha256(cert.as_ref()),
         });
     }
 }

@@ -51,13 +51,13 @@ impl From<clients::Client> for ClientView {
 
 fn random(bytes: usize) -> Result<String> {
     let mut buf = vec![0u8; bytes];
-    openssl::rand::rand_bytes(&mut buf).map_err(Error::from)?;
+    crate::pki::fill_random(&mut buf).map_err(Error::from)?;
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf))
 }
 
 /// What is kept of a client secret.
 pub fn secret_hash(secret: &str) -> [u8; 32] {
-    openssl::sha::sha256(secret.as_bytes())
+    crate::pki::sha256(secret.as_bytes())
 }
 
 pub fn add(

@@ -179,7 +179,7 @@ enum Kind {
 }
 
 fn token_hash(kind: Kind, token: &str) -> [u8; 32] {
-    let mut hasher = openssl::sha::Sha256::new();
+    let mut hasher = crate::pki::Sha256::new();
     if let Kind::Session = kind {
         hasher.update(b"portal-session:");
     }
@@ -198,7 +198,7 @@ fn new_secret(
         users::upgrade_hash(c, id, hash)?;
     }
     let mut secret = [0u8; 32];
-    openssl::rand::rand_bytes(&mut secret).map_err(Error::from)?;
+    crate::pki::fill_random(&mut secret).map_err(Error::from)?;
     let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
     sessions::insert(
         c,

@@ -52,6 +52,32 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> PkiError + '_ {
     }
 }
 
+/// SHA-256 over data given in pieces.
+pub use openssl::sha::Sha256;
+
+/// SHA-256 of `data`.
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    openssl::sha::sha256(data)
+}
+
+/// SHA-256 of `data`, lowercase hex (fingerprints, bundle and file hashes).
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(sha256(data))
+}
+
+/// Fills `buf` from the operating system's random generator (via OpenSSL).
+pub fn fill_random(buf: &mut [u8]) -> Result<(), openssl::error::ErrorStack> {
+    openssl::rand::rand_bytes(buf)
+}
+
+/// A certificate's subject common name, if it has one.
+pub fn common_name(cert: &openssl::x509::X509Ref) -> Option<String> {
+    cert.subject_name()
+        .entries_by_nid(Nid::COMMONNAME)
+        .next()
+        .map(|e| String::from_utf8_lossy(e.data().as_slice()).into_owned())
+}
+
 /// Whether two secrets (or hashes of them) are equal, compared in constant
 /// time: the one comparison every secret check uses. Different lengths are
 /// unequal (and say only that).

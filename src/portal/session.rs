@@ -33,7 +33,7 @@ pub struct Operator {
 }
 
 fn csrf_of(secret: &str) -> String {
-    let mut hasher = openssl::sha::Sha256::new();
+    let mut hasher = crate::pki::Sha256::new();
     hasher.update(b"portal-csrf:");
     hasher.update(secret.as_bytes());
     hex::encode(hasher.finish())
@@ -167,7 +167,7 @@ fn login_cookie(value: &str, lifetime: Duration) -> Cookie<'static> {
 
 fn nonce() -> Result<String, PortalError> {
     let mut bytes = [0u8; 16];
-    openssl::rand::rand_bytes(&mut bytes).map_err(crate::error::Error::from)?;
+    crate::pki::fill_random(&mut bytes).map_err(crate::error::Error::from)?;
     Ok(hex::encode(bytes))
 }
 

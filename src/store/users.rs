@@ -25,7 +25,7 @@ pub struct User {
 /// argon2id with the crate's default (OWASP) parameters, in PHC format.
 pub fn hash_password(password: &str) -> Result<String> {
     let mut salt = [0u8; 16];
-    openssl::rand::rand_bytes(&mut salt)?;
+    crate::pki::fill_random(&mut salt)?;
     let salt = SaltString::encode_b64(&salt)
         .map_err(|e| Error::invalid("password", format!("cannot salt the hash: {e}")))?;
     Argon2::default()
@@ -91,7 +91,7 @@ pub fn create_bootstrap_admin(conn: &Connection, now: i64) -> Result<Option<Stri
         return Ok(None);
     }
     let mut secret = [0u8; 18];
-    openssl::rand::rand_bytes(&mut secret)?;
+    crate::pki::fill_random(&mut secret)?;
     let password = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
     conn.execute(
         "INSERT INTO users (username, password_hash, role, created_at) VALUES (?1, ?2, 'admin', ?3)",

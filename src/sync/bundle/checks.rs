@@ -252,10 +252,8 @@ impl Opened {
 
 /// `CN=...` of a certificate, for refusals.
 fn subject(cert: &X509Ref) -> String {
-    cert.subject_name()
-        .entries_by_nid(openssl::nid::Nid::COMMONNAME)
-        .next()
-        .map(|e| format!("CN={}", String::from_utf8_lossy(e.data().as_slice())))
+    crate::pki::common_name(cert)
+        .map(|cn| format!("CN={cn}"))
         .unwrap_or_else(|| "no CN".into())
 }
 

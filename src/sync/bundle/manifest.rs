@@ -28,9 +28,7 @@ pub(super) fn format_time(field: &str, unix: i64) -> Result<String, BundleError>
         })
 }
 
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(openssl::sha::sha256(bytes))
-}
+pub use crate::pki::sha256_hex;
 
 fn is_sha256_hex(text: &str) -> bool {
     text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))

@@ -267,7 +267,7 @@ impl<R: Read> Read for HashingReader<R> {
 
 /// SHA-256 as an `io::Write`, for `io::copy`.
 #[derive(Default)]
-struct Hasher(openssl::sha::Sha256);
+struct Hasher(crate::pki::Sha256);
 
 impl Write for Hasher {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {

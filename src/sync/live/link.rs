@@ -171,7 +171,7 @@ impl CloudLink {
                 code: "bad_response".into(),
                 message: format!("{url} did not answer with a PEM certificate: {e}"),
             })?;
-        let found = hex::encode(openssl::sha::sha256(&cert));
+        let found = crate::pki::sha256_hex(&cert);
         if !found.eq_ignore_ascii_case(pinned_sha256) {
             return Err(LinkError::WrongCloud {
                 url: cloud_url.to_string(),

@@ -288,7 +288,7 @@ pub fn exchange(
     let pinned = ledger::upstream(conn)?.map(|u| u.cloud_ca_sha256);
     let ca_sha = openssl::x509::X509::from_pem(ca_pem.as_bytes())
         .and_then(|c| c.to_der())
-        .map(|der| hex::encode(openssl::sha::sha256(&der)))
+        .map(|der| crate::pki::sha256_hex(&der))
         .map_err(|e| file_error(&data_file(config, CLOUD_CA_FILE), e))?;
     if pinned.as_deref() != Some(ca_sha.as_str()) {
         return Err(file_error(
@@ -353,12 +353,7 @@ fn renew_if_due(
         let key = crate::pki::new_p256_key()?;
         let satellite_id = openssl::x509::X509::from_pem(id.certificate_pem.as_bytes())
             .ok()
-            .and_then(|c| {
-                c.subject_name()
-                    .entries_by_nid(openssl::nid::Nid::COMMONNAME)
-                    .next()
-                    .map(|e| String::from_utf8_lossy(e.data().as_slice()).into_owned())
-            })
+            .and_then(|c| crate::pki::common_name(&c))
             .unwrap_or_default();
         let csr = new_csr(&key, &satellite_id)?;
         let link = CloudLink::pinned(url, config.sync.proxy.as_deref(), ca_pem, Some(&id))?;

@@ -37,7 +37,7 @@ pub fn backoff(failures: u32, random: u32) -> i64 {
 fn random() -> u32 {
     let mut b = [0u8; 4];
     // Without randomness the retry still happens, only not spread out.
-    let _ = openssl::rand::rand_bytes(&mut b);
+    let _ = crate::pki::fill_random(&mut b);
     u32::from_le_bytes(b)
 }
 
