@@ -139,6 +139,21 @@ fn first_reason(e: &openssl::error::ErrorStack) -> String {
         .to_string()
 }
 
+/// A PEM certificate request for `key`, subject CN `common_name`, signed
+/// with SHA-256: what a router and a satellite's upstream identity send.
+pub fn build_csr(
+    key: &openssl::pkey::PKeyRef<openssl::pkey::Private>,
+    common_name: &str,
+) -> Result<String, openssl::error::ErrorStack> {
+    let mut name = openssl::x509::X509NameBuilder::new()?;
+    name.append_entry_by_nid(openssl::nid::Nid::COMMONNAME, common_name)?;
+    let mut req = openssl::x509::X509ReqBuilder::new()?;
+    req.set_subject_name(&name.build())?;
+    req.set_pubkey(key)?;
+    req.sign(key, openssl::hash::MessageDigest::sha256())?;
+    Ok(String::from_utf8_lossy(&req.build().to_pem()?).into_owned())
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

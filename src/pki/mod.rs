@@ -9,7 +9,7 @@ mod issue;
 pub mod purpose;
 pub mod signer;
 
-pub use csr::{parse_csr, CheckedCsr, CsrError};
+pub use csr::{build_csr, parse_csr, CheckedCsr, CsrError};
 pub use issue::{IssuedCertificate, DEVICE_CERT_DAYS};
 
 use openssl::asn1::Asn1Time;

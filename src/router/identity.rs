@@ -1,10 +1,9 @@
 //! The device's key pair and certificate signing requests (openssl).
 
 use openssl::ec::{EcGroup, EcKey};
-use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
 use openssl::pkey::{PKey, Private};
-use openssl::x509::{X509NameBuilder, X509ReqBuilder, X509};
+use openssl::x509::X509;
 
 /// What goes wrong is always local (a damaged state file or openssl itself).
 #[derive(Debug, thiserror::Error)]
@@ -45,18 +44,7 @@ fn parse_key(key_pem: &str) -> Result<PKey<Private>, IdentityError> {
 /// the instance it creates, so the subject only helps people reading logs.
 pub fn csr(key_pem: &str, common_name: &str) -> Result<String, IdentityError> {
     let key = parse_key(key_pem)?;
-    let build = || -> Result<String, openssl::error::ErrorStack> {
-        let mut name = X509NameBuilder::new()?;
-        name.append_entry_by_nid(Nid::COMMONNAME, common_name)?;
-        let name = name.build();
-        let mut req = X509ReqBuilder::new()?;
-        req.set_subject_name(&name)?;
-        req.set_pubkey(&key)?;
-        req.sign(&key, MessageDigest::sha256())?;
-        let pem = req.build().to_pem()?;
-        Ok(String::from_utf8_lossy(&pem).into_owned())
-    };
-    build().map_err(err("building the CSR"))
+    crate::pki::build_csr(&key, common_name).map_err(err("building the CSR"))
 }
 
 /// The key as DER PKCS#8, the form rustls takes.

@@ -124,16 +124,7 @@ fn new_csr(
     key: &openssl::pkey::PKey<openssl::pkey::Private>,
     cn: &str,
 ) -> Result<String, SyncError> {
-    let build = || -> Result<String, openssl::error::ErrorStack> {
-        let mut name = openssl::x509::X509NameBuilder::new()?;
-        name.append_entry_by_nid(openssl::nid::Nid::COMMONNAME, cn)?;
-        let mut req = openssl::x509::X509ReqBuilder::new()?;
-        req.set_subject_name(&name.build())?;
-        req.set_pubkey(key)?;
-        req.sign(key, openssl::hash::MessageDigest::sha256())?;
-        Ok(String::from_utf8_lossy(&req.build().to_pem()?).into_owned())
-    };
-    build().map_err(|e| Error::from(crate::pki::PkiError::from(e)).into())
+    crate::pki::build_csr(key, cn).map_err(|e| Error::from(crate::pki::PkiError::from(e)).into())
 }
 
 /// The cloud's answer to a connected registration.
