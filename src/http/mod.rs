@@ -247,9 +247,13 @@ pub async fn serve(
                     let span = tracing::info_span!("http", listener = "admin", method = %req.method(), path = %req.path());
                     srv.call(req).instrument(span)
                 })
+                // HEAD too: what load balancers and uptime checks often send.
                 .route("/healthz", web::get().to(admin::healthz))
+                .route("/healthz", web::head().to(admin::healthz))
                 .route("/readyz", web::get().to(admin::readyz))
+                .route("/readyz", web::head().to(admin::readyz))
                 .route("/metrics", web::get().to(admin::metrics))
+                .route("/metrics", web::head().to(admin::metrics))
                 .app_data(api.clone())
                 .app_data(flash.clone())
                 .app_data(web::QueryConfig::default().error_handler(|e, _| {

@@ -158,6 +158,15 @@ fn health_and_readiness_answer_over_https() {
             .call()
             .expect(path);
         assert_eq!(r.status(), 200, "{path}");
+        let head = agent
+            .head(&format!("{}{path}", server.admin_url))
+            .call()
+            .expect(path);
+        assert_eq!(head.status(), 200, "HEAD {path}");
+        assert!(
+            head.into_string().unwrap_or_default().is_empty(),
+            "HEAD {path} has no body"
+        );
     }
     let token = server.token("Default", &[]);
     register(&server, "SN-METRICS", &token);
