@@ -149,16 +149,9 @@ pub fn backup(config: &Config, clock: &Clock, file: &Path) -> Result<Manifest, B
 /// SHA-256 of a file's content, lowercase hex, read in fixed-size pieces.
 fn sha256_of_file(path: &Path) -> Result<String, BackupError> {
     let mut file = std::fs::File::open(path).map_err(io(path))?;
-    let mut hasher = crate::pki::Sha256::new();
-    let mut buffer = vec![0u8; 64 * 1024];
-    loop {
-        let n = file.read(&mut buffer).map_err(io(path))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buffer[..n]);
-    }
-    Ok(hex::encode(hasher.finish()))
+    let mut hasher = crate::pki::Sha256Writer::default();
+    std::io::copy(&mut file, &mut hasher).map_err(io(path))?;
+    Ok(hasher.finish_hex())
 }
 
 /// What a restore did.

@@ -59,13 +59,13 @@ struct Counts {
     /// The same connections, oldest first.
     order: std::collections::BTreeMap<u64, SocketAddr>,
     next_seq: u64,
-    /// Source -> the minute its last refusal was logged.
-    logged: HashMap<IpAddr, i64>,
 }
 
 pub struct HandshakeGate {
     name: &'static str,
     clock: crate::clock::Clock,
+    /// Evictions, logged once a minute per address.
+    logged: super::limits::OncePerMinute,
     limits: HandshakeLimits,
     counts: Mutex<Counts>,
     evicted: std::sync::atomic::AtomicU64,
@@ -113,6 +113,7 @@ impl HandshakeGate {
         Arc::new(Self {
             name,
             clock,
+            logged: Default::default(),
             limits,
             counts: Mutex::new(Counts::default()),
             evicted: std::sync::atomic::AtomicU64::new(0),
@@ -144,11 +145,7 @@ impl HandshakeGate {
                 }
                 Self::forget(&mut counts, oldest);
                 self.evicted.fetch_add(1, Ordering::Relaxed);
-                let minute = self.clock.unix().div_euclid(60);
-                if counts.logged.len() > 10_000 {
-                    counts.logged.retain(|_, m| *m == minute);
-                }
-                if counts.logged.insert(oldest.ip(), minute) != Some(minute) {
+                if self.logged.first(oldest.ip(), self.clock.unix()) {
                     tracing::warn!(
                         listener = self.name,
                         source = %oldest.ip(),

@@ -39,8 +39,27 @@ pub struct Guard {
     connections: Mutex<HashMap<IpAddr, usize>>,
     /// Source -> (minute, requests in it, refusal logged).
     anonymous: Mutex<HashMap<IpAddr, (i64, u32, bool)>>,
-    /// Source -> the minute its last over-cap connection was logged.
-    capped_logged: Mutex<HashMap<IpAddr, i64>>,
+    /// Over-cap connections, logged once a minute per source.
+    capped_logged: OncePerMinute,
+}
+
+/// Says whether a source's event is its first this minute: an attack must
+/// not flood the log, and an operator must still see each address.
+#[derive(Default)]
+pub struct OncePerMinute(Mutex<HashMap<IpAddr, i64>>);
+
+impl OncePerMinute {
+    pub fn first(&self, source: IpAddr, now: i64) -> bool {
+        let minute = now.div_euclid(60);
+        let Ok(mut logged) = self.0.lock() else {
+            return false;
+        };
+        // Bounded: a flood of sources cannot grow this without end.
+        if logged.len() > 10_000 {
+            logged.retain(|_, m| *m == minute);
+        }
+        logged.insert(source, minute) != Some(minute)
+    }
 }
 
 /// Held in the connection's data for its lifetime: frees the source's slot
@@ -81,7 +100,7 @@ impl Guard {
             clock,
             connections: Mutex::new(HashMap::new()),
             anonymous: Mutex::new(HashMap::new()),
-            capped_logged: Mutex::new(HashMap::new()),
+            capped_logged: OncePerMinute::default(),
         })
     }
 
@@ -115,14 +134,7 @@ impl Guard {
 
     /// Once per source and minute: an attack must not flood the log.
     fn log_capped(&self, source: IpAddr) {
-        let minute = self.clock.unix().div_euclid(60);
-        let Ok(mut logged) = self.capped_logged.lock() else {
-            return;
-        };
-        if logged.len() > 10_000 {
-            logged.retain(|_, m| *m == minute);
-        }
-        if logged.insert(source, minute) != Some(minute) {
+        if self.capped_logged.first(source, self.clock.unix()) {
             tracing::warn!(
                 %source,
                 cap = self.limits.connections_per_source,

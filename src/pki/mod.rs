@@ -55,6 +55,31 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> PkiError + '_ {
 /// SHA-256 over data given in pieces.
 pub use openssl::sha::Sha256;
 
+/// SHA-256 as an `io::Write` (for `io::copy`, or any stream written once).
+#[derive(Default)]
+pub struct Sha256Writer(Sha256);
+
+impl Sha256Writer {
+    pub fn update(&mut self, data: &[u8]) {
+        self.0.update(data);
+    }
+
+    /// The hash, lowercase hex.
+    pub fn finish_hex(self) -> String {
+        hex::encode(self.0.finish())
+    }
+}
+
+impl std::io::Write for Sha256Writer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// SHA-256 of `data`.
 pub fn sha256(data: &[u8]) -> [u8; 32] {
     openssl::sha::sha256(data)

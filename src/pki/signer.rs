@@ -333,20 +333,7 @@ impl CertificateAuthority {
         common_name: &str,
         now: i64,
     ) -> Result<X509, PkiError> {
-        let mut name = X509Name::builder()?;
-        name.append_entry_by_nid(Nid::COMMONNAME, common_name)?;
-        name.append_entry_by_nid(Nid::ORGANIZATIONALUNITNAME, "Smart Licensing Satellite")?;
-        let name = name.build();
-        let mut builder = X509::builder()?;
-        builder.set_version(2)?;
-        builder.set_serial_number(random_serial()?.to_asn1_integer()?.as_ref())?;
-        builder.set_subject_name(&name)?;
-        builder.set_issuer_name(self.cert.subject_name())?;
-        builder.set_pubkey(key)?;
-        builder.set_not_before(asn1_time(now - 3600)?.as_ref())?;
-        builder.set_not_after(self.cert.not_after())?;
-        builder.append_extension(BasicConstraints::new().critical().build()?)?;
-        builder.append_extension(KeyUsage::new().critical().digital_signature().build()?)?;
+        let mut builder = self.signing_only_certificate(key, common_name, now)?;
         // Critical, and no other purpose: the one thing that tells this
         // certificate from the identities the same CA issues.
         builder.append_extension(
@@ -361,18 +348,18 @@ impl CertificateAuthority {
         builder.sign(&self.key, MessageDigest::sha256())?;
         Ok(builder.build())
     }
-}
 
-#[cfg(test)]
-impl CertificateAuthority {
-    /// A signer as issued before signers carried their extended key usage.
-    pub(crate) fn issue_legacy_bundle_signer_for_tests(
+    /// What every bundle signer is, before its purpose: a leaf of this CA
+    /// for signatures only, valid as long as the CA.
+    fn signing_only_certificate(
         &self,
         key: &PKey<Private>,
+        common_name: &str,
         now: i64,
-    ) -> Result<X509, PkiError> {
+    ) -> Result<openssl::x509::X509Builder, PkiError> {
         let mut name = X509Name::builder()?;
-        name.append_entry_by_nid(Nid::COMMONNAME, "legacy bundle signer")?;
+        name.append_entry_by_nid(Nid::COMMONNAME, common_name)?;
+        name.append_entry_by_nid(Nid::ORGANIZATIONALUNITNAME, "Smart Licensing Satellite")?;
         let name = name.build();
         let mut builder = X509::builder()?;
         builder.set_version(2)?;
@@ -384,6 +371,19 @@ impl CertificateAuthority {
         builder.set_not_after(self.cert.not_after())?;
         builder.append_extension(BasicConstraints::new().critical().build()?)?;
         builder.append_extension(KeyUsage::new().critical().digital_signature().build()?)?;
+        Ok(builder)
+    }
+}
+
+#[cfg(test)]
+impl CertificateAuthority {
+    /// A signer as issued before signers carried their extended key usage.
+    pub(crate) fn issue_legacy_bundle_signer_for_tests(
+        &self,
+        key: &PKey<Private>,
+        now: i64,
+    ) -> Result<X509, PkiError> {
+        let mut builder = self.signing_only_certificate(key, "legacy bundle signer", now)?;
         builder.sign(&self.key, MessageDigest::sha256())?;
         Ok(builder.build())
     }

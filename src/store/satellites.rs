@@ -172,21 +172,6 @@ pub struct RemoteInstance {
     pub entitlements: Vec<(String, i64)>,
 }
 
-/// Replaces what a satellite last reported with `instances` (see
-/// [`SnapshotLoad`]). Returns the pools (virtual account, tag) whose demand
-/// changed.
-pub fn replace_instances(
-    c: &Connection,
-    satellite_row: i64,
-    instances: &[RemoteInstance],
-) -> Result<Vec<(i64, String)>> {
-    let mut load = SnapshotLoad::begin(c)?;
-    for i in instances {
-        load.add(i)?;
-    }
-    load.finish(satellite_row)
-}
-
 /// A satellite's new snapshot, loaded row by row as it is parsed into a
 /// staging table, then compared with what it last reported in SQL: the
 /// cloud holds one product instance at a time in memory, not two
@@ -607,8 +592,21 @@ mod tests {
         .unwrap_or(0)
     }
 
-    #[test]
-    fn a_snapshot_moves_each_pool_by_its_net_change() {
+    /// A whole snapshot through [`SnapshotLoad`], as the cloud streams one.
+    fn replace_instances(
+        c: &Connection,
+        satellite_row: i64,
+        instances: &[RemoteInstance],
+    ) -> Result<Vec<(i64, String)>> {
+        let mut load = SnapshotLoad::begin(c)?;
+        for i in instances {
+            load.add(i)?;
+        }
+        load.finish(satellite_row)
+    }
+
+    /// A database with virtual accounts 1 and 2 and a satellite serving both.
+    fn with_satellite() -> (tempfile::TempDir, Connection, i64) {
         let dir = tempfile::tempdir().expect("tempdir");
         let c = crate::store::open_and_migrate(&dir.path().join("s.db")).expect("db");
         c.execute_batch(
@@ -628,6 +626,12 @@ mod tests {
             0,
         )
         .expect("satellite");
+        (dir, c, sat)
+    }
+
+    #[test]
+    fn a_snapshot_moves_each_pool_by_its_net_change() {
+        let (_dir, c, sat) = with_satellite();
         let first = [
             instance("a", 1, &[("T", 2), ("U", 1)]),
             instance("b", 1, &[("T", 1)]),
@@ -659,25 +663,7 @@ mod tests {
 
     #[test]
     fn an_instance_listed_twice_is_refused_and_changes_nothing() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let c = crate::store::open_and_migrate(&dir.path().join("s.db")).expect("db");
-        c.execute_batch(
-            "INSERT INTO accounts (id, name, created_at) VALUES (1, 'A', 0);
-             INSERT INTO virtual_accounts (id, account_id, name, created_at) VALUES (1, 1, 'one', 0);",
-        )
-        .expect("accounts");
-        let sat = create(
-            &c,
-            &NewSatellite {
-                satellite_id: "sat-1",
-                name: "site",
-                token_hash: &[0; 32],
-                token_expires_at: 0,
-                virtual_account_ids: &[1],
-            },
-            0,
-        )
-        .expect("satellite");
+        let (_dir, c, sat) = with_satellite();
         let twice = [instance("a", 1, &[("T", 2)]), instance("a", 1, &[("T", 1)])];
         let err = replace_instances(&c, sat, &twice).expect_err("twice");
         assert!(err.to_string().contains("listed twice"), "{err}");

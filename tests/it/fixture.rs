@@ -227,17 +227,12 @@ impl Server {
             "remote_instances",
             "remote_usage",
         ] {
-            let mut stmt = db
-                .prepare(&format!("SELECT * FROM {table} ORDER BY 1, 2"))
-                .expect("prepare");
-            let n = stmt.column_count();
-            let mut q = stmt.query([]).expect("query");
-            while let Some(r) = q.next().expect("row") {
-                let cells: Vec<String> = (0..n)
-                    .map(|i| format!("{:?}", r.get_ref(i).expect("cell")))
-                    .collect();
-                rows.push(format!("{table}: {}", cells.join("|")));
-            }
+            dump_rows(
+                &db,
+                table,
+                &format!("SELECT * FROM {table} ORDER BY 1, 2"),
+                &mut rows,
+            );
         }
         rows
     }
@@ -265,19 +260,23 @@ impl Server {
             } else {
                 ""
             };
-            let mut stmt = db
-                .prepare(&format!("SELECT * FROM {table}{filter} ORDER BY 1"))
-                .expect("prepare");
-            let n = stmt.column_count();
-            let mut q = stmt.query([]).expect("query");
-            while let Some(r) = q.next().expect("row") {
-                let cells: Vec<String> = (0..n)
-                    .map(|i| format!("{:?}", r.get_ref(i).expect("cell")))
-                    .collect();
-                rows.push(format!("{table}: {}", cells.join("|")));
-            }
+            let sql = format!("SELECT * FROM {table}{filter} ORDER BY 1");
+            dump_rows(&db, &table, &sql, &mut rows);
         }
         rows
+    }
+}
+
+/// Appends every row `sql` returns, as `table: cell|cell|...`.
+fn dump_rows(db: &Connection, table: &str, sql: &str, rows: &mut Vec<String>) {
+    let mut stmt = db.prepare(sql).expect("prepare");
+    let n = stmt.column_count();
+    let mut q = stmt.query([]).expect("query");
+    while let Some(r) = q.next().expect("row") {
+        let cells: Vec<String> = (0..n)
+            .map(|i| format!("{:?}", r.get_ref(i).expect("cell")))
+            .collect();
+        rows.push(format!("{table}: {}", cells.join("|")));
     }
 }
 

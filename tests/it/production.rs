@@ -381,6 +381,34 @@ impl Serving {
         crate::client::Device::new(&self.device_url, &self.ca, identity)
     }
 
+    /// Registers a router `sn` with a token of `config`'s satellite: its
+    /// key and identity certificate.
+    fn register(
+        &self,
+        config: &Path,
+        sn: &str,
+    ) -> (openssl::pkey::PKey<openssl::pkey::Private>, String) {
+        let key = crate::client::p256();
+        let csr = crate::client::csr(&key);
+        let (status, answer) = self.device(None).post(&crate::client::registration(
+            &format!("reg-{sn}"),
+            sn,
+            &token(config),
+            &csr,
+        ));
+        assert_eq!(status, 200, "{answer}");
+        let certificate = answer["certificate"]
+            .as_str()
+            .expect("certificate")
+            .to_string();
+        (key, certificate)
+    }
+
+    /// The address a listener's URL names.
+    fn addr(url: &str) -> std::net::SocketAddr {
+        url.trim_start_matches("https://").parse().expect("address")
+    }
+
     /// SIGTERM, then wait: requests in flight finish.
     pub(crate) fn stop(mut self) {
         // SAFETY: kill only sends a signal to our own child.
@@ -425,20 +453,7 @@ fn backup_and_restore_round_trip_while_serving() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = process_config(dir.path());
     let server = Serving::start(&config);
-    let token = token(&config);
-    let key = crate::client::p256();
-    let csr = crate::client::csr(&key);
-    let (status, answer) = server.device(None).post(&crate::client::registration(
-        "reg-b1",
-        "FOCBACKUP1",
-        &token,
-        &csr,
-    ));
-    assert_eq!(status, 200, "{answer}");
-    let certificate = answer["certificate"]
-        .as_str()
-        .expect("certificate")
-        .to_string();
+    let (key, certificate) = server.register(&config, "FOCBACKUP1");
 
     // Routers keep talking while the backup is taken.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -1229,25 +1244,8 @@ fn a_half_open_handshake_flood_does_not_starve_routers() {
     let config = process_config(dir.path());
     satellite::http::limits::raise_open_file_limit();
     let server = Serving::start(&config);
-    let token = token(&config);
-    let key = crate::client::p256();
-    let csr = crate::client::csr(&key);
-    let (status, answer) = server.device(None).post(&crate::client::registration(
-        "reg-flood",
-        "FOCFLOOD1",
-        &token,
-        &csr,
-    ));
-    assert_eq!(status, 200, "{answer}");
-    let certificate = answer["certificate"]
-        .as_str()
-        .expect("certificate")
-        .to_string();
-    let to: std::net::SocketAddr = server
-        .device_url
-        .trim_start_matches("https://")
-        .parse()
-        .expect("address");
+    let (key, certificate) = server.register(&config, "FOCFLOOD1");
+    let to = Serving::addr(&server.device_url);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let attack = flood(to, 40, 10_000, &HALF_HELLO, false, stop.clone());
     std::thread::sleep(Duration::from_secs(3));
@@ -1299,11 +1297,7 @@ fn a_slow_handshake_flood_on_the_admin_listener_leaves_readyz_fast() {
     let config = process_config(dir.path());
     satellite::http::limits::raise_open_file_limit();
     let server = Serving::start(&config);
-    let to: std::net::SocketAddr = server
-        .admin_url
-        .trim_start_matches("https://")
-        .parse()
-        .expect("address");
+    let to = Serving::addr(&server.admin_url);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let attack = flood(to, 40, 1_000, &HALF_HELLO[..5], true, stop.clone());
     std::thread::sleep(Duration::from_secs(3));
@@ -1345,11 +1339,7 @@ fn memory_after_slow_client_attacks_goes_back() {
     satellite::http::limits::raise_open_file_limit();
     let server = Serving::start(&config);
     let pid = server.child.id();
-    let to: std::net::SocketAddr = server
-        .device_url
-        .trim_start_matches("https://")
-        .parse()
-        .expect("address");
+    let to = Serving::addr(&server.device_url);
     let mut builder =
         openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls()).expect("connector");
     builder.set_ca_file(&server.ca).expect("ca");

@@ -4,6 +4,7 @@
 use super::manifest::check_manifest;
 use super::{central, BundleError, Limits, Manifest, Opened, Rule, RESERVED};
 use super::{MANIFEST_FILE, SIGNATURE_FILE, SIGNER_FILE};
+use crate::pki::Sha256Writer;
 use openssl::hash::MessageDigest;
 use openssl::x509::X509;
 use serde::de::DeserializeOwned;
@@ -146,12 +147,12 @@ impl Source {
     fn sha256(&self) -> Result<String, BundleError> {
         use std::io::Seek;
         let mut reader = self.reader();
-        let mut hasher = Hasher::default();
+        let mut hasher = Sha256Writer::default();
         reader
             .seek(std::io::SeekFrom::Start(0))
             .and_then(|_| std::io::copy(&mut reader, &mut hasher))
             .map_err(|e| BundleError::new(Rule::NotABundle, format!("read failed: {e}")))?;
-        Ok(hex::encode(hasher.0.finish()))
+        Ok(hasher.finish_hex())
     }
 }
 
@@ -221,7 +222,7 @@ fn open_source(source: Source, limits: &Limits) -> Result<Opened, BundleError> {
         }
         let mut payload = BTreeMap::new();
         for (name, expected) in &manifest.files {
-            let mut hasher = Hasher::default();
+            let mut hasher = Sha256Writer::default();
             let (index, size) = archive
                 .stream(name, limits, &mut total, &mut hasher)?
                 .ok_or_else(|| {
@@ -230,7 +231,7 @@ fn open_source(source: Source, limits: &Limits) -> Result<Opened, BundleError> {
                         format!("the manifest lists {name:?} but the bundle does not hold it"),
                     )
                 })?;
-            let actual = hex::encode(hasher.0.finish());
+            let actual = hasher.finish_hex();
             if &actual != expected {
                 return Err(BundleError::new(
                     Rule::HashMismatch,
@@ -254,28 +255,14 @@ fn open_source(source: Source, limits: &Limits) -> Result<Opened, BundleError> {
 /// A reader that hashes what passes through it.
 struct HashingReader<R> {
     inner: R,
-    hasher: Hasher,
+    hasher: Sha256Writer,
 }
 
 impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hasher.0.update(&buf[..n]);
+        self.hasher.update(&buf[..n]);
         Ok(n)
-    }
-}
-
-/// SHA-256 as an `io::Write`, for `io::copy`.
-#[derive(Default)]
-struct Hasher(crate::pki::Sha256);
-
-impl Write for Hasher {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.update(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }
 
@@ -308,13 +295,13 @@ impl Opened {
         let file = zip.by_index(index).map_err(|e| damaged(&e))?;
         let mut hashed = HashingReader {
             inner: file.take(size.saturating_add(1)),
-            hasher: Hasher::default(),
+            hasher: Sha256Writer::default(),
         };
         let value = read(&mut hashed);
         // What the reader left unread counts too.
         std::io::copy(&mut hashed, &mut std::io::sink())
             .map_err(|e| damaged(&format_args!("{name:?}: {e}")))?;
-        let actual = hex::encode(hashed.hasher.0.finish());
+        let actual = hashed.hasher.finish_hex();
         if &actual != expected {
             return Err(BundleError::new(
                 Rule::HashMismatch,
