@@ -143,6 +143,22 @@ pub fn run(command: Command, config: &Config, clock: &Clock) -> Result<(), CliEr
             for (name, count) in summary["counts"].as_object().into_iter().flatten() {
                 println!("    {name}: {count}");
             }
+            for row in summary["quantities"].as_array().into_iter().flatten() {
+                println!(
+                    "  Licenses: {} {} {}",
+                    row["virtual_account"].as_str().unwrap_or(""),
+                    row["sku"].as_str().unwrap_or(""),
+                    row["quantity"]
+                );
+            }
+            for row in summary["usage"].as_array().into_iter().flatten() {
+                println!(
+                    "  Usage: {} {} {}",
+                    row["virtual_account"].as_str().unwrap_or(""),
+                    row["tag"].as_str().unwrap_or(""),
+                    row["in_use"]
+                );
+            }
             verdict
         }
         Command::Upstream(UpstreamCommand::Register { token, json })
@@ -336,6 +352,59 @@ fn trust_here(opened: &Opened, config: &Config, now: i64) -> (Option<bool>, Stri
     }
 }
 
+/// Most pools `bundle show` adds up: a hostile bundle of endless distinct
+/// tags must not grow the summary without end.
+const MAX_SHOWN_POOLS: usize = 10_000;
+
+/// Per virtual account and SKU the quantities an entitlement bundle gives,
+/// or per virtual account and tag the usage a usage bundle reports (added
+/// up as the instances stream past).
+fn totals(opened: &Opened) -> (serde_json::Value, serde_json::Value) {
+    use crate::sync::payload;
+    use std::collections::BTreeMap;
+    let rows = |sums: BTreeMap<(String, String), i64>, key: &str, value: &str| {
+        sums.into_iter()
+            .map(|((va, name), n)| serde_json::json!({"virtual_account": va, key: name, value: n}))
+            .collect::<Vec<_>>()
+    };
+    match opened.manifest.kind {
+        bundle::Kind::Entitlements => {
+            let Ok(entitlements) = opened.json::<payload::Entitlements>(payload::ENTITLEMENTS)
+            else {
+                return (serde_json::Value::Null, serde_json::Value::Null);
+            };
+            let mut sums = BTreeMap::new();
+            for va in entitlements.virtual_accounts {
+                for license in va.licenses {
+                    *sums.entry((va.name.clone(), license.sku)).or_insert(0) += license.quantity;
+                }
+            }
+            (
+                rows(sums, "sku", "quantity").into(),
+                serde_json::Value::Null,
+            )
+        }
+        bundle::Kind::Usage => {
+            let mut sums: BTreeMap<(String, String), i64> = BTreeMap::new();
+            let counted = opened.each(payload::INSTANCES, |i: payload::Instance| {
+                for e in i.entitlements {
+                    let key = (i.virtual_account.clone(), e.tag);
+                    if sums.len() >= MAX_SHOWN_POOLS && !sums.contains_key(&key) {
+                        continue;
+                    }
+                    *sums.entry(key).or_insert(0) += e.count;
+                }
+                Ok::<_, SyncError>(())
+            });
+            match counted {
+                Ok(_) => (serde_json::Value::Null, rows(sums, "tag", "in_use").into()),
+                Err(_) => (serde_json::Value::Null, serde_json::Value::Null),
+            }
+        }
+        bundle::Kind::RegistrationRequest => (serde_json::Value::Null, serde_json::Value::Null),
+    }
+}
+
 /// What `bundle show` prints: the manifest and how many records each
 /// payload file holds.
 fn summarize(opened: &Opened) -> Result<serde_json::Value, CliError> {
@@ -354,7 +423,10 @@ fn summarize(opened: &Opened) -> Result<serde_json::Value, CliError> {
         .and_then(|c| crate::pki::common_name(c))
         .unwrap_or_default();
     let m = &opened.manifest;
+    let (quantities, usage) = totals(opened);
     Ok(serde_json::json!({
+        "quantities": quantities,
+        "usage": usage,
         "kind": m.kind.as_str(),
         "from": m.from,
         "to": m.to,

@@ -225,6 +225,21 @@ fn the_usb_round_trip_brings_licenses_to_routers_and_usage_to_the_cloud() {
     assert_eq!(at_cloud["accepted_here"], true, "{at_cloud}");
     let answer_shown = json_of(&a.cli_ok(&["bundle", "show", arg(&answer), "--json"]));
     assert_eq!(answer_shown["accepted_here"], true, "{answer_shown}");
+    // Per virtual account: the usage a usage bundle reports, the licenses an
+    // entitlement bundle gives.
+    let has = |rows: &Value, name_key: &str, value_key: &str| {
+        rows.as_array().into_iter().flatten().any(|r| {
+            r["virtual_account"] == "Lab" && r[name_key] == ESS && r[value_key].as_i64() > Some(0)
+        })
+    };
+    assert!(has(&shown["usage"], "tag", "in_use"), "{shown}");
+    assert!(
+        has(&answer_shown["quantities"], "sku", "quantity"),
+        "{answer_shown}"
+    );
+    let text = a.cli(&["bundle", "show", arg(&answer)]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains(&format!("Licenses: Lab {ESS}")), "{text}");
 }
 
 pub(crate) fn unzip(path: &Path) -> Vec<(String, Vec<u8>)> {
