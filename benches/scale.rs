@@ -33,7 +33,7 @@ use satellite::licensing::catalog::SharedCatalog;
 use satellite::licensing::jobs::Jobs;
 use satellite::licensing::Notifier;
 use satellite::ops::{self, Page};
-use satellite::store::{self, accounts, tokens, Store};
+use satellite::store::{self, accounts, tokens, Db, Store};
 use satellite::sync::bundle::{self, Limits};
 use satellite::sync::{self, cloud, satellite as sat, Keys, SyncError};
 use std::io::{BufRead, BufReader};
@@ -195,7 +195,7 @@ struct Probe {
 
 impl Probe {
     fn start(db: &Path) -> Self {
-        let conn = store::connect(db).expect("probe connection");
+        let conn = Connection::open(db).expect("probe connection");
         conn.busy_handler(Some(|_| {
             std::thread::sleep(Duration::from_micros(100));
             true
@@ -416,7 +416,7 @@ fn run(n: usize) -> Figures {
     f.seed_s = t.elapsed().as_secs_f64();
     drop(sdb);
     {
-        let c = store::connect(&sat_cfg.database_path()).expect("db");
+        let c = Connection::open(sat_cfg.database_path()).expect("db");
         c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
             .expect("checkpoint");
     }
@@ -577,28 +577,31 @@ fn run(n: usize) -> Figures {
 /// What registration and one ENTITLEMENT leave behind for each instance,
 /// written row by row in one transaction. A tenth of the instances fell
 /// silent 90 days ago: their authorization lapses in the jobs' window.
-fn seed(db: &mut Connection, cfg: &Config, n: usize, now: i64) {
+fn seed(db: &mut Db, cfg: &Config, n: usize, now: i64) {
     const DAY: i64 = 86_400;
     let pem = std::fs::read_to_string(cfg.data_dir.join(satellite::pki::CA_CERT_FILE))
         .expect("a certificate's worth of PEM");
-    let tx = db.transaction().expect("tx");
-    {
-        let c: &Connection = &tx;
-        let va = accounts::require(c, "Bench", "Default", now).expect("va");
+    let (va, token) = store::transaction(db, |c| {
+        let va = accounts::require(c, "Bench", "Default", now)?;
         let terms = TokenTerms {
             days: 30,
             max_uses: None,
             description: String::new(),
             export_controlled: true,
         };
-        let token = tokens::insert(
-            c,
-            va.id,
-            &TokenSecret::generate().expect("secret"),
-            &terms,
-            now,
-        )
-        .expect("token");
+        let token = tokens::insert(c, va.id, &TokenSecret::generate()?, &terms, now)?;
+        // The jobs last ran two days ago and took yesterday's snapshot.
+        store::settings::set(c, "jobs.last_run", &(now - 2 * DAY).to_string())?;
+        store::settings::set(c, "jobs.last_usage_snapshot", "2026-12-31")?;
+        Ok::<_, satellite::error::Error>((va, token))
+    })
+    .expect("virtual account and token");
+    // The rows themselves in bulk, straight through SQLite: what the
+    // device API would have written one request at a time.
+    let mut raw = Connection::open(cfg.database_path()).expect("db");
+    let tx = raw.transaction().expect("tx");
+    {
+        let c: &Connection = &tx;
         let mut instance = c
             .prepare(
                 "INSERT INTO product_instances (instance_id, virtual_account_id, pid, sn, hostname,
@@ -696,14 +699,11 @@ fn seed(db: &mut Connection, cfg: &Config, n: usize, now: i64) {
                 ])
                 .expect("event");
         }
-        // The jobs last ran two days ago and took yesterday's snapshot.
-        store::settings::set(c, "jobs.last_run", &(now - 2 * DAY).to_string()).expect("setting");
-        store::settings::set(c, "jobs.last_usage_snapshot", "2026-12-31").expect("setting");
     }
     tx.commit().expect("commit");
 }
 
-fn process(db: &mut Connection, cfg: &Config, keys: &Keys, path: &Path, now: i64) -> PathBuf {
+fn process(db: &mut Db, cfg: &Config, keys: &Keys, path: &Path, now: i64) -> PathBuf {
     let opened = read(path);
     let (processed, _) = store::transaction(db, |c| {
         let catalog = sync::current_catalog(c, cfg)?;
@@ -713,7 +713,7 @@ fn process(db: &mut Connection, cfg: &Config, keys: &Keys, path: &Path, now: i64
     PathBuf::from(processed.path)
 }
 
-fn import(db: &mut Connection, cfg: &Config, keys: &Keys, path: &Path, now: i64) {
+fn import(db: &mut Db, cfg: &Config, keys: &Keys, path: &Path, now: i64) {
     let opened = read(path);
     store::transaction(db, |c| {
         let catalog = sync::current_catalog(c, cfg)?;

@@ -14,8 +14,8 @@
 use crate::clock::Clock;
 use crate::config::{CallHomeCategory, CallHomeFormat, CallHomeProfile, CallHomeTransport, Config};
 use crate::error::Result;
+use crate::store::Db;
 use crate::store::{self, outbox};
-use rusqlite::Connection;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -71,7 +71,7 @@ impl Alert {
     }
 
     /// Writes the alert to the outbox, in the caller's transaction.
-    pub fn enqueue(&self, c: &Connection) -> Result<i64> {
+    pub fn enqueue(&self, c: &Db) -> Result<i64> {
         outbox::enqueue(
             c,
             &outbox::NewAlert {
@@ -120,7 +120,7 @@ pub fn category_name(category: CallHomeCategory) -> &'static str {
 /// The sync code calls this when no successful sync happened for too long
 /// (connected: since the last live sync; disconnected: since the last
 /// imported entitlement bundle). Written in the caller's transaction.
-pub fn sync_overdue(c: &Connection, last_sync: Option<i64>, due: i64, now: i64) -> Result<i64> {
+pub fn sync_overdue(c: &Db, last_sync: Option<i64>, due: i64, now: i64) -> Result<i64> {
     let last = last_sync.map_or_else(|| "never".to_string(), crate::clock::rfc3339);
     Alert::new(
         CallHomeCategory::Sync,
@@ -252,7 +252,7 @@ impl Delivery {
 
     fn run(&self, woken: &Receiver<()>, stop: &AtomicBool, announced: &Mutex<Vec<Alert>>) {
         // One connection for the thread's life, opened again after an error.
-        let mut conn: Option<Connection> = None;
+        let mut conn: Option<Db> = None;
         let mut first = true;
         loop {
             // Read before the pass: an alert queued before the stop was
@@ -305,7 +305,7 @@ impl Delivery {
             .filter(move |p| p.categories.is_empty() || p.categories.contains(&category))
     }
 
-    fn write_announced(&self, conn: &mut Connection, announced: &Mutex<Vec<Alert>>) -> Result<()> {
+    fn write_announced(&self, conn: &mut Db, announced: &Mutex<Vec<Alert>>) -> Result<()> {
         let alerts: Vec<Alert> = match announced.lock() {
             Ok(mut announced) => std::mem::take(&mut *announced),
             Err(_) => return Ok(()),
@@ -325,7 +325,7 @@ impl Delivery {
         written
     }
 
-    fn give_up_old(&self, conn: &mut Connection, now: i64) -> Result<()> {
+    fn give_up_old(&self, conn: &mut Db, now: i64) -> Result<()> {
         // A read first: the write lock is taken only when there is something to do.
         if outbox::oldest(conn)?.is_none_or(|t| t >= now - GIVE_UP_AFTER) {
             return Ok(());
@@ -352,7 +352,7 @@ impl Delivery {
     }
 
     /// Delivers what is due; returns how many alerts left the outbox.
-    fn pass(&self, conn: &mut Connection, ignore_backoff: bool) -> Result<usize> {
+    fn pass(&self, conn: &mut Db, ignore_backoff: bool) -> Result<usize> {
         let now = self.clock.unix();
         self.give_up_old(conn, now)?;
         let mut finished = 0;
@@ -594,7 +594,7 @@ pub struct Statistics {
 
 /// The counts so far, and per configured profile what still waits for it
 /// in the outbox (Inqueue).
-pub fn statistics(c: &Connection, profiles: &[CallHomeProfile]) -> Result<Vec<Statistics>> {
+pub fn statistics(c: &Db, profiles: &[CallHomeProfile]) -> Result<Vec<Statistics>> {
     let mut rows: BTreeMap<(String, String), Statistics> = BTreeMap::new();
     let blank = |profile: &str, message_type: &str| Statistics {
         profile: profile.to_string(),
@@ -643,7 +643,7 @@ fn redact(url: &str) -> String {
 mod tests {
     use super::*;
 
-    fn setup(yaml: &str) -> (tempfile::TempDir, Config, Connection) {
+    fn setup(yaml: &str) -> (tempfile::TempDir, Config, Db) {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = Config::parse(yaml, "t.yaml", dir.path()).expect("config");
         std::fs::create_dir_all(&config.data_dir).expect("data dir");

@@ -14,8 +14,8 @@ use crate::licensing::pool::{self, Transition};
 use crate::licensing::rules;
 use crate::store::events::{NewEvent, Severity};
 use crate::store::instances::Instance;
+use crate::store::Db;
 use crate::store::{accounts, certificates, events, instances, licenses, tokens, usage};
-use rusqlite::Connection;
 use serde::Serialize;
 
 /// `token create --json`: the fields scripts rely on, then the terms.
@@ -30,7 +30,7 @@ pub struct CreatedToken {
 }
 
 pub fn create_virtual_account(
-    c: &Connection,
+    c: &Db,
     account: &str,
     name: &str,
     description: &str,
@@ -53,7 +53,7 @@ pub fn create_virtual_account(
 }
 
 pub fn create_token(
-    c: &Connection,
+    c: &Db,
     account: &str,
     virtual_account: &str,
     terms: &TokenTerms,
@@ -94,7 +94,7 @@ pub fn create_token(
 }
 
 /// Revokes a token. Devices it already registered stay registered.
-pub fn revoke_token(c: &Connection, account: &str, token: &str, now: i64) -> Result<String> {
+pub fn revoke_token(c: &Db, account: &str, token: &str, now: i64) -> Result<String> {
     let (prefix, va) = tokens::revoke(c, account, token, now)?;
     events::record(
         c,
@@ -113,7 +113,7 @@ pub fn revoke_token(c: &Connection, account: &str, token: &str, now: i64) -> Res
 }
 
 /// Finds an instance by instance id, `PID:SN` or `PID:x,SN:y`.
-pub fn find_instance(c: &Connection, key: &str) -> Result<Instance> {
+pub fn find_instance(c: &Db, key: &str) -> Result<Instance> {
     let key = key.trim();
     let by_udi = parse_udi(key)
         .map(|udi| instances::find_by_udi(c, &udi.pid, &udi.sn))
@@ -139,10 +139,7 @@ pub fn find_instance(c: &Connection, key: &str) -> Result<Instance> {
 }
 
 /// A product instance a satellite reported to this cloud, with its demand.
-pub fn find_remote(
-    c: &Connection,
-    key: &str,
-) -> Result<Option<crate::store::satellites::RemoteWithUsage>> {
+pub fn find_remote(c: &Db, key: &str) -> Result<Option<crate::store::satellites::RemoteWithUsage>> {
     let key = key.trim();
     let udi = parse_udi(key);
     crate::store::satellites::find_remote(
@@ -169,7 +166,7 @@ fn parse_udi(key: &str) -> Option<Udi> {
 
 /// Removes an instance: its certificates are revoked and its licenses released.
 pub fn remove_instance(
-    c: &Connection,
+    c: &Db,
     catalog: &Catalog,
     key: &str,
     now: i64,
@@ -183,7 +180,7 @@ pub fn remove_instance(
 /// its certificates are revoked, its usage rows go with it (the pool
 /// triggers release the counts) and the pools it used are re-evaluated.
 pub fn release(
-    c: &Connection,
+    c: &Db,
     catalog: &Catalog,
     instance: &Instance,
     why: &str,
@@ -217,7 +214,7 @@ pub fn release(
 /// Moves an instance and its demand to another virtual account and
 /// re-evaluates the pools on both sides (the usage triggers move the counts).
 pub fn move_usage(
-    c: &Connection,
+    c: &Db,
     catalog: &Catalog,
     instance: &Instance,
     to_id: i64,
@@ -238,7 +235,7 @@ pub fn move_usage(
     Ok(transitions)
 }
 
-fn tags_of(c: &Connection, instance: &Instance) -> Result<Vec<String>> {
+fn tags_of(c: &Db, instance: &Instance) -> Result<Vec<String>> {
     Ok(usage::of_instance(c, instance.id)?
         .into_iter()
         .map(|(tag, _, _)| tag)
@@ -247,7 +244,7 @@ fn tags_of(c: &Connection, instance: &Instance) -> Result<Vec<String>> {
 
 /// Moves an instance (and its demand) to another virtual account of the account.
 pub fn move_instance(
-    c: &Connection,
+    c: &Db,
     catalog: &Catalog,
     account: &str,
     key: &str,
@@ -297,7 +294,7 @@ pub struct LicenseOrder<'a> {
 /// Adds purchased licenses to a virtual account. That is the cloud's job: a
 /// satellite gets its licenses by sync.
 pub fn add_license(
-    c: &Connection,
+    c: &Db,
     catalog: &Catalog,
     role: Role,
     account: &str,
@@ -399,7 +396,7 @@ pub struct Transfer<'a> {
 /// Moves licenses between virtual accounts of one account. Leaving the
 /// source short is allowed, and reported (event and warning report).
 pub fn transfer_license(
-    c: &Connection,
+    c: &Db,
     catalog: &Catalog,
     account: &str,
     transfer: &Transfer<'_>,

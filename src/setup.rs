@@ -55,7 +55,7 @@ pub fn admin_identity(config: &Config) -> ServerIdentity {
 /// Opens the database of a satellite that exists. Every command but `init`
 /// and `serve` comes here, so a command run in the wrong folder creates
 /// nothing and says where it looked.
-pub fn open_existing(config: &Config) -> Result<rusqlite::Connection> {
+pub fn open_existing(config: &Config) -> Result<crate::store::Db> {
     let db = config.database_path();
     if !db.is_file() {
         let source = if config.source.starts_with('<') {

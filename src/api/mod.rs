@@ -23,9 +23,9 @@ use crate::licensing::catalog::SharedCatalog;
 use crate::licensing::pool::Transition;
 use crate::licensing::Notifier;
 use crate::ops::{login::Limiter, Caller, OpsError};
+use crate::store::Db;
 use crate::store::Store;
 use actix_web::web;
-use rusqlite::Connection;
 use std::sync::Arc;
 
 /// What the API handlers reach.
@@ -47,7 +47,7 @@ impl Api {
     /// async workers that serve other calls.
     pub async fn read<T, F>(&self, f: F) -> Result<T, ApiError>
     where
-        F: FnOnce(&Connection) -> Result<T, OpsError> + Send + 'static,
+        F: FnOnce(&Db) -> Result<T, OpsError> + Send + 'static,
         T: Send + 'static,
     {
         let store = self.store.clone();
@@ -60,7 +60,7 @@ impl Api {
     /// A change in one transaction on the writer (group commit).
     pub async fn write<T, F>(&self, f: F) -> Result<T, ApiError>
     where
-        F: FnOnce(&Connection) -> Result<T, OpsError> + Send + 'static,
+        F: FnOnce(&Db) -> Result<T, OpsError> + Send + 'static,
         T: Send + 'static,
     {
         self.store.write(f).await.map_err(ApiError::from)

@@ -21,9 +21,9 @@ impl From<OpsError> for CliError {
 
 /// Runs an operation in one transaction, mapping the layers' errors.
 pub(super) fn change<T>(
-    conn: &mut rusqlite::Connection,
+    conn: &mut crate::store::Db,
     now: i64,
-    f: impl FnOnce(&rusqlite::Connection) -> Result<T, OpsError>,
+    f: impl FnOnce(&crate::store::Db) -> Result<T, OpsError>,
 ) -> Result<T, CliError> {
     let mut failure = None;
     let result = write(conn, now, |c| {

@@ -14,8 +14,8 @@ use crate::licensing::reports::{self, ReportKind};
 use crate::licensing::Notifier;
 use crate::ops::{self, Caller, Page};
 use crate::store;
+use crate::store::Db;
 use crate::{inventory, setup};
-use rusqlite::Connection;
 use serde::Serialize;
 use std::path::Path;
 
@@ -70,16 +70,16 @@ pub(super) fn print_json<T: Serialize>(value: &T) -> Result<(), CliError> {
 
 /// Opens the database of an existing satellite; only `init` and `serve`
 /// create one, so a command in the wrong folder changes nothing.
-pub(super) fn open(config: &Config) -> Result<Connection, CliError> {
+pub(super) fn open(config: &Config) -> Result<Db, CliError> {
     Ok(setup::open_existing(config)?)
 }
 
 /// One transaction; it also records the time it ran as the latest the
 /// database has seen (a server refuses to start on a clock far behind it).
 pub(super) fn write<T, E>(
-    conn: &mut Connection,
+    conn: &mut Db,
     now: i64,
-    f: impl FnOnce(&Connection) -> Result<T, E>,
+    f: impl FnOnce(&Db) -> Result<T, E>,
 ) -> Result<T, CliError>
 where
     E: From<store::StoreError> + From<Error>,

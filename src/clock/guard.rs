@@ -9,8 +9,8 @@
 use super::{rfc3339, Clock};
 use crate::error::{Error, Result};
 use crate::store::events::{self, NewEvent, Severity};
+use crate::store::Db;
 use crate::store::{settings, Store};
-use rusqlite::Connection;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The `settings` key holding the mark (Unix seconds).
@@ -22,16 +22,16 @@ pub const TOLERANCE: i64 = 86_400;
 pub const EVENT_KIND: &str = "clock";
 
 /// The mark, if anything has recorded one.
-pub fn recorded(c: &Connection) -> Result<Option<i64>> {
+pub fn recorded(c: &Db) -> Result<Option<i64>> {
     Ok(settings::get(c, HIGH_WATER)?.and_then(|v| v.parse().ok()))
 }
 
 /// One transaction of a one-shot writer (a CLI command, a live sync) that
 /// also raises the mark to the time it ran.
 pub fn write<T, E>(
-    conn: &mut Connection,
+    conn: &mut Db,
     now: i64,
-    f: impl FnOnce(&Connection) -> std::result::Result<T, E>,
+    f: impl FnOnce(&Db) -> std::result::Result<T, E>,
 ) -> std::result::Result<T, E>
 where
     E: From<crate::store::StoreError> + From<Error>,
@@ -44,7 +44,7 @@ where
 }
 
 /// Raises the mark to `now` (never lowers it); returns the mark.
-pub fn advance(c: &Connection, now: i64) -> Result<i64> {
+pub fn advance(c: &Db, now: i64) -> Result<i64> {
     let mark = recorded(c)?.map_or(now, |m| m.max(now));
     settings::set(c, HIGH_WATER, &mark.to_string())?;
     Ok(mark)
@@ -62,7 +62,7 @@ fn behind_message(now: i64, mark: i64) -> String {
 
 /// At start: refuses a clock more than a day behind the mark; otherwise
 /// records the start and holds the clock at the mark or later.
-pub fn check_start(c: &Connection, clock: &Clock) -> Result<()> {
+pub fn check_start(c: &Db, clock: &Clock) -> Result<()> {
     let now = clock.unheld().unix_timestamp();
     if let Some(mark) = recorded(c)? {
         if now + TOLERANCE < mark {

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::store::certificates::{self, CertificateRecord};
 use crate::store::instances::{self, Instance};
 use crate::store::usage::{self, Demand};
-use rusqlite::Connection;
+use crate::store::Db;
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
@@ -72,7 +72,7 @@ impl Callers<'_> {
     /// certificate is an error, a known one that may not speak is `Refused`.
     pub fn live(
         &mut self,
-        c: &Connection,
+        c: &Db,
         fingerprint: &[u8; 32],
         now: i64,
     ) -> Result<std::result::Result<&mut Known, Refused>> {

@@ -14,8 +14,8 @@ use crate::store::certificates::CertificateRecord;
 use crate::store::events::{NewEvent, Severity};
 use crate::store::instances::{Instance, NewRegistration};
 use crate::store::messages::Sender;
+use crate::store::Db;
 use crate::store::{certificates, events, instances, messages, tokens, Store};
-use rusqlite::Connection;
 use serde_json::json;
 use std::sync::Arc;
 
@@ -408,7 +408,7 @@ impl DeviceService {
         work: F,
     ) -> Result<String>
     where
-        F: FnOnce(&Connection, &mut Known) -> Result<(String, Vec<Transition>)> + Send + 'static,
+        F: FnOnce(&Db, &mut Known) -> Result<(String, Vec<Transition>)> + Send + 'static,
     {
         let peer = peer.ok_or(Error::CertificateRequired)?;
         let now = self.clock.unix();
@@ -416,7 +416,7 @@ impl DeviceService {
         let message_type = message.message_type.as_str();
         let ca = self.ca.clone();
         let (callers, writer) = (self.callers.clone(), self.store.writer().clone());
-        let job = move |c: &Connection| {
+        let job = move |c: &Db| {
             let mut callers = callers.open(writer.generation());
             let known = match callers.live(c, &peer.fingerprint, now)? {
                 Ok(known) => known,
@@ -488,7 +488,7 @@ impl DeviceService {
         work: F,
     ) -> Result<String>
     where
-        F: FnOnce(&Connection) -> Result<(String, Vec<Transition>)> + Send + 'static,
+        F: FnOnce(&Db) -> Result<(String, Vec<Transition>)> + Send + 'static,
     {
         let now = self.clock.unix();
         let message_id = message.message_id;
@@ -576,7 +576,7 @@ impl DeviceService {
 
 /// Inside a write: the caller's certificate may have been revoked since it
 /// was read (a concurrent deregistration or renewal).
-fn still_live(c: &Connection, fingerprint: &[u8; 32], now: i64) -> Result<Instance> {
+fn still_live(c: &Db, fingerprint: &[u8; 32], now: i64) -> Result<Instance> {
     let cert =
         certificates::find_by_fingerprint(c, fingerprint)?.ok_or(Error::CertificateUnknown)?;
     check_live(&cert, now)?;
@@ -586,7 +586,7 @@ fn still_live(c: &Connection, fingerprint: &[u8; 32], now: i64) -> Result<Instan
 
 /// The first answer to a message, as it was sent.
 fn first_answer(
-    c: &Connection,
+    c: &Db,
     sender: &Sender<'_>,
     message_id: &str,
     ca: &CertificateAuthority,

@@ -11,8 +11,8 @@ use crate::store::events::Event;
 use crate::store::instances::InstanceView;
 use crate::store::licenses::License;
 use crate::store::tokens::TokenInfo;
+use crate::store::Db;
 use crate::store::{accounts, events, instances, licenses, tokens, usage};
-use rusqlite::Connection;
 use serde::Serialize;
 
 /// The usage history keeps this many days (the daily snapshots are pruned
@@ -43,12 +43,7 @@ pub const EVENT_KINDS: &[&str] = &[
 ];
 
 /// Refuses an unknown virtual account by name (none given: nothing to check).
-pub fn check_virtual_account(
-    c: &Connection,
-    account: &str,
-    va: Option<&str>,
-    now: i64,
-) -> Result<()> {
+pub fn check_virtual_account(c: &Db, account: &str, va: Option<&str>, now: i64) -> Result<()> {
     let _ = now;
     if let Some(va) = va {
         accounts::require_id(c, account, va)?;
@@ -56,22 +51,17 @@ pub fn check_virtual_account(
     Ok(())
 }
 
-pub fn virtual_accounts(c: &Connection, account: &str, now: i64) -> Result<Vec<VirtualAccount>> {
+pub fn virtual_accounts(c: &Db, account: &str, now: i64) -> Result<Vec<VirtualAccount>> {
     accounts::list(c, account, now)
 }
 
-pub fn token_list(
-    c: &Connection,
-    account: &str,
-    va: Option<&str>,
-    now: i64,
-) -> Result<Vec<TokenInfo>> {
+pub fn token_list(c: &Db, account: &str, va: Option<&str>, now: i64) -> Result<Vec<TokenInfo>> {
     check_virtual_account(c, account, va, now)?;
     tokens::list(c, account, va, now)
 }
 
 pub fn instance_list(
-    c: &Connection,
+    c: &Db,
     account: &str,
     va: Option<&str>,
     now: i64,
@@ -91,7 +81,7 @@ const CHUNK: usize = 1000;
 /// satellites reported), read in bounded chunks and handed to `each` one by
 /// one; `each` returns false to stop. Memory stays bounded at any size.
 pub fn for_each_instance(
-    c: &Connection,
+    c: &Db,
     account: &str,
     va: Option<&str>,
     now: i64,
@@ -137,7 +127,7 @@ pub fn for_each_instance(
 /// One page of instances in listing order, of those `keep` keeps. With no
 /// `keep` (all of them), the page is read straight from its index range.
 pub fn instance_page(
-    c: &Connection,
+    c: &Db,
     account: &str,
     va: Option<&str>,
     now: i64,
@@ -184,7 +174,7 @@ pub fn instance_page(
 }
 
 /// On the cloud, the instances its satellites reported, naming each satellite.
-fn remote_instances(c: &Connection, va: Option<&str>) -> Result<Vec<InstanceView>> {
+fn remote_instances(c: &Db, va: Option<&str>) -> Result<Vec<InstanceView>> {
     Ok(crate::store::satellites::remote_instances(c, va)?
         .into_iter()
         .map(|r| {
@@ -212,7 +202,7 @@ fn remote_instances(c: &Connection, va: Option<&str>) -> Result<Vec<InstanceView
 
 /// One product instance with what it consumes.
 pub fn instance_detail(
-    c: &Connection,
+    c: &Db,
     key: &str,
     now: i64,
 ) -> Result<(InstanceView, Vec<EntitlementUsage>)> {
@@ -228,18 +218,13 @@ pub fn instance_detail(
     Ok((found.view(now), entitlements))
 }
 
-pub fn license_list(
-    c: &Connection,
-    account: &str,
-    va: Option<&str>,
-    now: i64,
-) -> Result<Vec<License>> {
+pub fn license_list(c: &Db, account: &str, va: Option<&str>, now: i64) -> Result<Vec<License>> {
     check_virtual_account(c, account, va, now)?;
     licenses::list(c, account, va, now)
 }
 
 /// One license row by its id, as listings show it.
-pub fn license(c: &Connection, account: &str, va: &str, id: i64, now: i64) -> Result<License> {
+pub fn license(c: &Db, account: &str, va: &str, id: i64, now: i64) -> Result<License> {
     licenses::list(c, account, Some(va), now)?
         .into_iter()
         .find(|l| l.id == id)
@@ -247,7 +232,7 @@ pub fn license(c: &Connection, account: &str, va: &str, id: i64, now: i64) -> Re
 }
 
 pub fn compliance_rows(
-    c: &Connection,
+    c: &Db,
     catalog: &Catalog,
     account: &str,
     va: Option<&str>,
@@ -270,7 +255,7 @@ pub fn compliance_rows(
 /// numbers (the snapshot of today was taken at its first job run and may be
 /// hours old).
 pub fn usage_history(
-    c: &Connection,
+    c: &Db,
     catalog: &Catalog,
     account: &str,
     va: Option<&str>,
@@ -303,17 +288,17 @@ pub fn usage_history(
     Ok(rows)
 }
 
-pub fn report(c: &Connection, id: i64) -> Result<Report> {
+pub fn report(c: &Db, id: i64) -> Result<Report> {
     reports::load(c, id)
 }
 
-pub fn report_list(c: &Connection, limit: u32) -> Result<Vec<ReportSummary>> {
+pub fn report_list(c: &Db, limit: u32) -> Result<Vec<ReportSummary>> {
     reports::list(c, limit)
 }
 
 /// The newest `limit` events, optionally of one kind; an unknown kind is
 /// refused with the known ones (a typo would otherwise print nothing).
-pub fn event_list(c: &Connection, kind: Option<&str>, limit: u32) -> Result<Vec<Event>> {
+pub fn event_list(c: &Db, kind: Option<&str>, limit: u32) -> Result<Vec<Event>> {
     if let Some(kind) = kind {
         if !EVENT_KINDS.contains(&kind) && events::list(c, Some(kind), 1)?.is_empty() {
             return Err(Error::invalid(
@@ -337,7 +322,7 @@ pub struct Totals {
     pub now: String,
 }
 
-pub fn totals(c: &Connection, account: &str, now: i64) -> Result<Totals> {
+pub fn totals(c: &Db, account: &str, now: i64) -> Result<Totals> {
     Ok(Totals {
         virtual_accounts: accounts::list(c, account, now)?.len(),
         product_instances: usize::try_from(instances::count(c, account, None)?).unwrap_or(0),
@@ -351,7 +336,7 @@ pub fn totals(c: &Connection, account: &str, now: i64) -> Result<Totals> {
 
 /// Product instances counted by virtual account and status, over every
 /// account (for `/metrics`).
-pub fn instance_statuses(c: &Connection, now: i64) -> Result<Vec<(String, String, i64)>> {
+pub fn instance_statuses(c: &Db, now: i64) -> Result<Vec<(String, String, i64)>> {
     let mut counts: std::collections::BTreeMap<(String, String), i64> = Default::default();
     for account in accounts::names(c)? {
         // Read in bounded chunks: a scrape never holds the inventory.
@@ -379,7 +364,7 @@ pub fn instance_statuses(c: &Connection, now: i64) -> Result<Vec<(String, String
 }
 
 /// On the cloud: an instance as its satellite last reported it.
-fn remote_detail(c: &Connection, key: &str) -> Result<(InstanceView, Vec<EntitlementUsage>)> {
+fn remote_detail(c: &Db, key: &str) -> Result<(InstanceView, Vec<EntitlementUsage>)> {
     let Some((r, usage)) = super::find_remote(c, key)? else {
         return Err(Error::NotFound(format!("no product instance {key:?}")));
     };

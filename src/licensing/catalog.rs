@@ -1,7 +1,7 @@
 //! SKU → entitlement tag, category and term. Ships with the NCS 540 Flexible
 //! Consumption table of the seed; more from a YAML file named in the config.
 
-use rusqlite::Connection;
+use crate::store::Db;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -279,7 +279,7 @@ pub struct SharedCatalog {
 
 impl SharedCatalog {
     /// The built-in table, the config's file and the database's additions.
-    pub fn load(c: &Connection, file: Option<&Path>) -> Result<Self, String> {
+    pub fn load(c: &Db, file: Option<&Path>) -> Result<Self, String> {
         let shared = Self {
             current: RwLock::new((-1, Arc::new(Catalog::load(file)?))),
             file: file.map(Path::to_path_buf),
@@ -296,7 +296,7 @@ impl SharedCatalog {
     }
 
     /// Reloads when the stored additions changed; returns whether it did.
-    pub fn refresh(&self, c: &Connection) -> Result<bool, String> {
+    pub fn refresh(&self, c: &Db) -> Result<bool, String> {
         let version = crate::store::sync::catalog_version(c).map_err(|e| e.to_string())?;
         if self
             .current

@@ -5,8 +5,8 @@ use super::catalog::Catalog;
 use super::pool;
 use super::rules;
 use crate::error::Result;
+use crate::store::Db;
 use crate::store::{accounts, usage};
-use rusqlite::Connection;
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize)]
@@ -23,7 +23,7 @@ pub struct ComplianceRow {
 }
 
 pub fn rows(
-    c: &Connection,
+    c: &Db,
     catalog: &Catalog,
     account: &str,
     virtual_account: Option<&str>,
@@ -60,7 +60,7 @@ pub fn rows(
 }
 
 /// Every pool of every account (for `/metrics`).
-pub fn all_accounts(c: &Connection, catalog: &Catalog, now: i64) -> Result<Vec<ComplianceRow>> {
+pub fn all_accounts(c: &Db, catalog: &Catalog, now: i64) -> Result<Vec<ComplianceRow>> {
     let accounts = crate::store::names::account_names(c)?;
     let mut rows = Vec::new();
     for account in accounts {

@@ -9,8 +9,8 @@ use crate::clock::Clock;
 use crate::config::CallHomeCategory;
 use crate::error::{Error, Result};
 use crate::store::events::{NewEvent, Severity};
+use crate::store::Db;
 use crate::store::{deadlines, events, instances, licenses, messages, names, settings, Store};
-use rusqlite::Connection;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -246,15 +246,9 @@ impl Jobs {
         let catalog = self.catalog.get();
         let account = self.account.clone();
         let composed = self.store.read(|c| {
-            let snapshot = c.unchecked_transaction()?;
-            reports::compose(
-                &snapshot,
-                &catalog,
-                ReportKind::Periodic,
-                &account,
-                None,
-                at,
-            )
+            crate::store::snapshot(c, |snapshot| {
+                reports::compose(snapshot, &catalog, ReportKind::Periodic, &account, None, at)
+            })
         })?;
         self.store.writer().write_blocking(move |c| {
             if settings::get(c, PERIODIC_DUE)?.as_deref() != Some(due.as_str()) {
@@ -270,7 +264,7 @@ impl Jobs {
 /// Registration tokens and identity certificates that ran out in
 /// `(after, now]`: one Call Home registration alert each, queued in the
 /// jobs' transaction so each is announced exactly once.
-fn alert_expiries(c: &Connection, after: i64, now: i64) -> Result<usize> {
+fn alert_expiries(c: &Db, after: i64, now: i64) -> Result<usize> {
     let mut n = 0;
     for (prefix, va, description) in deadlines::tokens_expired(c, after, now)? {
         Alert::new(

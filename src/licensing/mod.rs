@@ -15,11 +15,11 @@ use crate::device::wire::EntitlementRequest;
 use crate::error::Result;
 use crate::store::instances::{self, Instance};
 use crate::store::usage;
+use crate::store::Db;
 use crate::syslog::{Severity, Syslog};
 use catalog::Catalog;
 use pool::Transition;
 use rules::{EntitlementStatus, PoolStatus};
-use rusqlite::Connection;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
@@ -42,7 +42,7 @@ pub struct Authorization {
 /// the writer's copies of the pools (see [`pool::PoolCache`]), kept up to
 /// date with what this changes.
 pub fn authorize(
-    c: &Connection,
+    c: &Db,
     catalog: &Catalog,
     instance: &mut Instance,
     stored: &mut Vec<usage::Demand>,

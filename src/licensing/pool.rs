@@ -10,8 +10,8 @@ use crate::config::CallHomeCategory;
 use crate::error::Result;
 use crate::store::events::{NewEvent, Severity};
 use crate::store::usage::PoolRow;
+use crate::store::Db;
 use crate::store::{events, licenses, names, pools, usage};
-use rusqlite::Connection;
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
@@ -47,13 +47,7 @@ pub struct PoolState {
     pub status: PoolStatus,
 }
 
-pub fn state(
-    c: &Connection,
-    catalog: &Catalog,
-    va_id: i64,
-    tag: &str,
-    now: i64,
-) -> Result<PoolState> {
+pub fn state(c: &Db, catalog: &Catalog, va_id: i64, tag: &str, now: i64) -> Result<PoolState> {
     let available = licenses::available(c, va_id, tag, now)?;
     let (in_use, _) = usage::in_use(c, va_id, tag)?;
     Ok(PoolState {
@@ -111,7 +105,7 @@ impl PoolCache {
 }
 
 impl Pools<'_> {
-    fn get(&mut self, c: &Connection, va_id: i64, tag: &str, now: i64) -> Result<(PoolRow, i64)> {
+    fn get(&mut self, c: &Db, va_id: i64, tag: &str, now: i64) -> Result<(PoolRow, i64)> {
         let key = (va_id, tag.to_string());
         if let Some(cached) = self.state.pools.get_mut(&key) {
             if cached.available_at != now {
@@ -158,7 +152,7 @@ impl Pools<'_> {
 /// fell (further) short, a Compliance Warning Report is written and a Call
 /// Home alert queued, all in the caller's transaction.
 pub fn evaluate(
-    c: &Connection,
+    c: &Db,
     catalog: &Catalog,
     va_id: i64,
     va_name: &str,
@@ -172,7 +166,7 @@ pub fn evaluate(
 /// order of `tags`), so a caller needs not read the pools again; with
 /// `cache`, pools are read from (and recorded into) the writer's copies.
 pub fn evaluate_with_states(
-    c: &Connection,
+    c: &Db,
     catalog: &Catalog,
     va_id: i64,
     va_name: &str,
@@ -334,7 +328,7 @@ fn compliance_alert(short: &[&Transition], report: &reports::Report, now: i64) -
 }
 
 fn warning_report(
-    c: &Connection,
+    c: &Db,
     catalog: &Catalog,
     va_id: i64,
     va_name: &str,
@@ -352,6 +346,6 @@ fn warning_report(
 }
 
 /// Writes a Compliance Warning Report for one virtual account.
-pub fn warn(c: &Connection, catalog: &Catalog, va_id: i64, va_name: &str, now: i64) -> Result<i64> {
+pub fn warn(c: &Db, catalog: &Catalog, va_id: i64, va_name: &str, now: i64) -> Result<i64> {
     warning_report(c, catalog, va_id, va_name, now).map(|r| r.id)
 }

@@ -6,8 +6,8 @@ use super::compliance::{self, ComplianceRow};
 use super::rules;
 use crate::clock::rfc3339;
 use crate::error::{Error, Result};
+use crate::store::Db;
 use crate::store::{accounts, instances, usage};
-use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,7 +105,7 @@ pub struct ReportSummary {
 /// Builds and stores a report of one account (or one of its virtual
 /// accounts); returns its id.
 pub fn generate(
-    c: &Connection,
+    c: &Db,
     catalog: &Catalog,
     kind: ReportKind,
     account: &str,
@@ -117,7 +117,7 @@ pub fn generate(
 
 /// Builds and stores a report; returns it as stored.
 pub fn build(
-    c: &Connection,
+    c: &Db,
     catalog: &Catalog,
     kind: ReportKind,
     account: &str,
@@ -139,7 +139,7 @@ pub struct Composed {
 }
 
 pub fn compose(
-    c: &Connection,
+    c: &Db,
     catalog: &Catalog,
     kind: ReportKind,
     account: &str,
@@ -205,7 +205,7 @@ pub fn compose(
 }
 
 /// Stores a composed report; returns it as stored (with its id).
-pub fn store(c: &Connection, composed: Composed) -> Result<Report> {
+pub fn store(c: &Db, composed: Composed) -> Result<Report> {
     let Composed {
         mut report,
         summary,
@@ -226,7 +226,7 @@ pub fn store(c: &Connection, composed: Composed) -> Result<Report> {
     Ok(report)
 }
 
-pub fn list(c: &Connection, limit: u32) -> Result<Vec<ReportSummary>> {
+pub fn list(c: &Db, limit: u32) -> Result<Vec<ReportSummary>> {
     Ok(crate::store::reports::list(c, limit)?
         .into_iter()
         .map(
@@ -241,7 +241,7 @@ pub fn list(c: &Connection, limit: u32) -> Result<Vec<ReportSummary>> {
         .collect())
 }
 
-pub fn load(c: &Connection, id: i64) -> Result<Report> {
+pub fn load(c: &Db, id: i64) -> Result<Report> {
     let body = crate::store::reports::body(c, id)?
         .ok_or_else(|| Error::NotFound(format!("no report {id}; see `satellite report list`")))?;
     serde_json::from_str(&body)
@@ -400,7 +400,7 @@ fn text(report: &Report) -> String {
 }
 
 /// Records today's usage per pool (usage trends); keeps 450 days.
-pub fn snapshot_usage(c: &Connection, catalog: &Catalog, account: &str, now: i64) -> Result<usize> {
+pub fn snapshot_usage(c: &Db, catalog: &Catalog, account: &str, now: i64) -> Result<usize> {
     let day = time::OffsetDateTime::from_unix_timestamp(now)
         .map(|t| t.date().to_string())
         .unwrap_or_default();
@@ -430,7 +430,7 @@ pub struct UsageDay {
 }
 
 pub fn usage_history(
-    c: &Connection,
+    c: &Db,
     account: &str,
     virtual_account: Option<&str>,
     days: u32,

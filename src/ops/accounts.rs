@@ -6,10 +6,10 @@ use crate::licensing::catalog::Catalog;
 use crate::licensing::compliance::ComplianceRow;
 use crate::licensing::reports::{self, ReportKind};
 use crate::store::accounts::VirtualAccount;
-use rusqlite::Connection;
+use crate::store::Db;
 
 pub fn create(
-    c: &Connection,
+    c: &Db,
     caller: &Caller,
     account: &str,
     name: &str,
@@ -28,19 +28,14 @@ pub fn create(
     })
 }
 
-pub fn list(
-    c: &Connection,
-    caller: &Caller,
-    account: &str,
-    now: i64,
-) -> Result<Vec<VirtualAccount>> {
+pub fn list(c: &Db, caller: &Caller, account: &str, now: i64) -> Result<Vec<VirtualAccount>> {
     let mut vas = inventory::virtual_accounts(c, account, now)?;
     vas.retain(|va| caller.reaches(&va.name));
     Ok(vas)
 }
 
 pub fn compliance(
-    c: &Connection,
+    c: &Db,
     catalog: &Catalog,
     caller: &Caller,
     account: &str,
@@ -55,7 +50,7 @@ pub fn compliance(
 
 /// Generates a report now (Manual Record or Compliance Warning Report).
 pub fn generate_report(
-    c: &Connection,
+    c: &Db,
     catalog: &Catalog,
     caller: &Caller,
     kind: ReportKind,
@@ -82,7 +77,7 @@ pub fn generate_report(
 
 /// The daily usage of the last `days` days (the trend charts).
 pub fn usage_history(
-    c: &Connection,
+    c: &Db,
     catalog: &Catalog,
     caller: &Caller,
     account: &str,

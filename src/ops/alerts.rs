@@ -6,7 +6,7 @@ use super::{Caller, Page, Result};
 use crate::inventory;
 use crate::licensing::catalog::Catalog;
 use crate::store::audit::{self, EventFilter};
-use rusqlite::Connection;
+use crate::store::Db;
 use serde::Serialize;
 
 /// Events this recent are alerts.
@@ -26,7 +26,7 @@ pub struct Alert {
 }
 
 pub fn list(
-    c: &Connection,
+    c: &Db,
     catalog: &Catalog,
     caller: &Caller,
     account: &str,

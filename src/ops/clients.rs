@@ -8,8 +8,8 @@ use crate::domain::check_name;
 use crate::error::Error;
 use crate::store::clients::{self, NewClient};
 use crate::store::events::{self, NewEvent, Severity};
+use crate::store::Db;
 use base64::Engine;
-use rusqlite::Connection;
 use serde::Serialize;
 
 /// `client add --json`: the contract's fields.
@@ -61,7 +61,7 @@ pub fn secret_hash(secret: &str) -> [u8; 32] {
 }
 
 pub fn add(
-    c: &Connection,
+    c: &Db,
     caller: &Caller,
     account: &str,
     name: &str,
@@ -105,7 +105,7 @@ pub fn add(
     })
 }
 
-fn record(c: &Connection, now: i64, subject: &str, message: String) -> Result<()> {
+fn record(c: &Db, now: i64, subject: &str, message: String) -> Result<()> {
     events::record(
         c,
         now,
@@ -120,7 +120,7 @@ fn record(c: &Connection, now: i64, subject: &str, message: String) -> Result<()
     Ok(())
 }
 
-pub fn list(c: &Connection, caller: &Caller, page: Page) -> Result<Vec<ClientView>> {
+pub fn list(c: &Db, caller: &Caller, page: Page) -> Result<Vec<ClientView>> {
     caller.authorize(Action::Administer, None)?;
     Ok(clients::list(c, page.limit, page.offset)?
         .into_iter()
@@ -129,7 +129,7 @@ pub fn list(c: &Connection, caller: &Caller, page: Page) -> Result<Vec<ClientVie
 }
 
 /// Revokes a client (by name or client id); its bearer tokens die with it.
-pub fn revoke(c: &Connection, caller: &Caller, key: &str, now: i64) -> Result<ClientView> {
+pub fn revoke(c: &Db, caller: &Caller, key: &str, now: i64) -> Result<ClientView> {
     caller.authorize(Action::Administer, None)?;
     let client = clients::find(c, key)?.ok_or_else(|| -> OpsError {
         Error::NotFound(format!(

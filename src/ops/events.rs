@@ -3,7 +3,7 @@
 use super::{Action, Caller, Page, Result};
 use crate::error::Error;
 use crate::store::audit::{self, AuditedEvent, EventFilter};
-use rusqlite::Connection;
+use crate::store::Db;
 
 pub struct EventQuery<'a> {
     pub kind: Option<&'a str>,
@@ -14,7 +14,7 @@ pub struct EventQuery<'a> {
 }
 
 pub fn list(
-    c: &Connection,
+    c: &Db,
     caller: &Caller,
     query: &EventQuery<'_>,
     page: Page,

@@ -7,7 +7,7 @@ use crate::licensing::catalog::Catalog;
 use crate::licensing::pool::Transition;
 use crate::licensing::reports::EntitlementUsage;
 use crate::store::instances::InstanceView;
-use rusqlite::Connection;
+use crate::store::Db;
 
 /// What a listing may be narrowed to.
 #[derive(Debug, Default, Clone)]
@@ -20,7 +20,7 @@ pub struct InstanceFilter {
 }
 
 pub fn list(
-    c: &Connection,
+    c: &Db,
     caller: &Caller,
     account: &str,
     filter: &InstanceFilter,
@@ -61,7 +61,7 @@ fn keeps(caller: &Caller, filter: &InstanceFilter, query: Option<&str>, v: &Inst
 /// as it is read (the command line prints whole listings without holding
 /// them); `each` returns false to stop.
 pub fn for_each(
-    c: &Connection,
+    c: &Db,
     caller: &Caller,
     account: &str,
     filter: &InstanceFilter,
@@ -90,7 +90,7 @@ pub fn for_each(
 /// An instance the caller may read; one it may not is "not found", so its
 /// existence is not told either.
 fn reachable(
-    c: &Connection,
+    c: &Db,
     caller: &Caller,
     key: &str,
     now: i64,
@@ -103,7 +103,7 @@ fn reachable(
 }
 
 pub fn show(
-    c: &Connection,
+    c: &Db,
     caller: &Caller,
     key: &str,
     now: i64,
@@ -112,7 +112,7 @@ pub fn show(
 }
 
 pub fn remove(
-    c: &Connection,
+    c: &Db,
     catalog: &Catalog,
     caller: &Caller,
     key: &str,
@@ -127,7 +127,7 @@ pub fn remove(
 }
 
 pub fn move_to(
-    c: &Connection,
+    c: &Db,
     catalog: &Catalog,
     caller: &Caller,
     account: &str,

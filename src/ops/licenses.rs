@@ -6,7 +6,7 @@ use crate::inventory::{self, Transfer};
 use crate::licensing::catalog::Catalog;
 use crate::licensing::pool::Transition;
 use crate::store::licenses::License;
-use rusqlite::Connection;
+use crate::store::Db;
 use serde::Serialize;
 
 /// One license pool (virtual account and entitlement tag), as
@@ -47,7 +47,7 @@ pub(crate) fn requested<'a>(caller: &Caller, named: &'a [String]) -> Result<Opti
 }
 
 pub fn summary(
-    c: &Connection,
+    c: &Db,
     catalog: &Catalog,
     caller: &Caller,
     account: &str,
@@ -87,7 +87,7 @@ pub fn summary(
 
 /// License rows (one per purchase) of the reachable virtual accounts.
 pub fn list(
-    c: &Connection,
+    c: &Db,
     caller: &Caller,
     account: &str,
     virtual_account: Option<&str>,
@@ -102,7 +102,7 @@ pub fn list(
 
 /// Moves licenses between two virtual accounts the caller operates.
 pub fn transfer(
-    c: &Connection,
+    c: &Db,
     catalog: &Catalog,
     caller: &Caller,
     role: crate::config::Role,
@@ -129,7 +129,7 @@ pub fn transfer(
 
 /// Adds purchased licenses (the cloud's job; a satellite refuses).
 pub fn add(
-    c: &Connection,
+    c: &Db,
     catalog: &Catalog,
     caller: &Caller,
     role: crate::config::Role,

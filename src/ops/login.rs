@@ -6,9 +6,9 @@
 use super::{Caller, OpsError, Result, Role};
 use crate::error::Error;
 use crate::store::sessions::{self, Holder};
+use crate::store::Db;
 use crate::store::{clients, users};
 use base64::Engine;
-use rusqlite::Connection;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -123,7 +123,7 @@ fn refused() -> OpsError {
 }
 
 /// Checks a user's password (slow: argon2id).
-pub fn check_password(c: &Connection, username: &str, password: &str) -> Result<Verified> {
+pub fn check_password(c: &Db, username: &str, password: &str) -> Result<Verified> {
     let found = users::find_with_hash(c, username)?;
     let Some((user, hash)) = found else {
         // Spend the same time as a real check, so timing does not tell
@@ -154,7 +154,7 @@ fn dummy_hash() -> &'static str {
 
 /// Checks a client's credentials (fast: the secret is random, a hash of it
 /// is compared in constant time).
-pub fn check_client(c: &Connection, client_id: &str, secret: &str) -> Result<Verified> {
+pub fn check_client(c: &Db, client_id: &str, secret: &str) -> Result<Verified> {
     let Some((client, stored)) = clients::find_by_client_id(c, client_id)? else {
         return Err(refused());
     };
@@ -187,13 +187,7 @@ fn token_hash(kind: Kind, token: &str) -> [u8; 32] {
     hasher.finish()
 }
 
-fn new_secret(
-    c: &Connection,
-    verified: &Verified,
-    kind: Kind,
-    now: i64,
-    lifetime: i64,
-) -> Result<String> {
+fn new_secret(c: &Db, verified: &Verified, kind: Kind, now: i64, lifetime: i64) -> Result<String> {
     if let (Holder::User(id), Some(hash)) = (verified.holder, &verified.rehash) {
         users::upgrade_hash(c, id, hash)?;
     }
@@ -211,7 +205,7 @@ fn new_secret(
 }
 
 /// Issues a bearer token for verified credentials.
-pub fn issue(c: &Connection, verified: &Verified, now: i64) -> Result<Issued> {
+pub fn issue(c: &Db, verified: &Verified, now: i64) -> Result<Issued> {
     Ok(Issued {
         access_token: new_secret(c, verified, Kind::Bearer, now, TOKEN_SECONDS)?,
         token_type: "Bearer",
@@ -221,26 +215,26 @@ pub fn issue(c: &Connection, verified: &Verified, now: i64) -> Result<Issued> {
 
 /// Opens a portal session for a user's verified password; the secret goes
 /// into the session cookie and lives `SESSION_SECONDS`.
-pub fn open_session(c: &Connection, verified: &Verified, now: i64) -> Result<String> {
+pub fn open_session(c: &Db, verified: &Verified, now: i64) -> Result<String> {
     new_secret(c, verified, Kind::Session, now, SESSION_SECONDS)
 }
 
 /// The caller a portal session cookie stands for.
-pub fn session_caller(c: &Connection, secret: &str, now: i64) -> Result<Caller> {
+pub fn session_caller(c: &Db, secret: &str, now: i64) -> Result<Caller> {
     caller_of(c, Kind::Session, secret, now)
 }
 
 /// Logs a portal session out: its cookie is worthless from now on.
-pub fn close_session(c: &Connection, secret: &str) -> Result<()> {
+pub fn close_session(c: &Db, secret: &str) -> Result<()> {
     Ok(sessions::delete(c, &token_hash(Kind::Session, secret))?)
 }
 
 /// The caller a bearer token stands for.
-pub fn authenticate(c: &Connection, token: &str, now: i64) -> Result<Caller> {
+pub fn authenticate(c: &Db, token: &str, now: i64) -> Result<Caller> {
     caller_of(c, Kind::Bearer, token, now)
 }
 
-fn caller_of(c: &Connection, kind: Kind, token: &str, now: i64) -> Result<Caller> {
+fn caller_of(c: &Db, kind: Kind, token: &str, now: i64) -> Result<Caller> {
     let gone = || {
         OpsError::Unauthenticated(match kind {
             Kind::Bearer => "the bearer token is unknown, expired or revoked; get a new one at /backend/oauth/token",

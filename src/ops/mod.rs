@@ -21,8 +21,8 @@ pub mod users;
 pub use access::{Action, Caller, Role};
 
 use crate::error::Error;
+use crate::store::Db;
 use crate::store::StoreError;
-use rusqlite::Connection;
 
 /// What an operation can refuse with, on top of the service's own refusals.
 #[derive(Debug, thiserror::Error)]
@@ -53,19 +53,13 @@ impl From<StoreError> for OpsError {
     }
 }
 
-impl From<rusqlite::Error> for OpsError {
-    fn from(e: rusqlite::Error) -> Self {
-        Self::Service(e.into())
-    }
-}
-
 pub type Result<T, E = OpsError> = std::result::Result<T, E>;
 
 /// Runs a change and stamps the events it wrote with who made it.
 pub(crate) fn audited<T>(
-    c: &Connection,
+    c: &Db,
     caller: &Caller,
-    change: impl FnOnce(&Connection) -> Result<T>,
+    change: impl FnOnce(&Db) -> Result<T>,
 ) -> Result<T> {
     let before = crate::store::audit::last_event_id(c)?;
     let value = change(c)?;

@@ -5,7 +5,7 @@ use super::{Caller, Page, Result};
 use crate::error::Error;
 use crate::inventory;
 use crate::licensing::reports::{Report, ReportSummary};
-use rusqlite::Connection;
+use crate::store::Db;
 
 fn reaches(caller: &Caller, virtual_account: Option<&str>) -> bool {
     match virtual_account {
@@ -14,7 +14,7 @@ fn reaches(caller: &Caller, virtual_account: Option<&str>) -> bool {
     }
 }
 
-pub fn list(c: &Connection, caller: &Caller, page: Page) -> Result<Vec<ReportSummary>> {
+pub fn list(c: &Db, caller: &Caller, page: Page) -> Result<Vec<ReportSummary>> {
     // Reports are few (monthly, and on compliance events): read the newest
     // bounded set, then narrow.
     let mut list = inventory::report_list(c, 10_000)?;
@@ -23,7 +23,7 @@ pub fn list(c: &Connection, caller: &Caller, page: Page) -> Result<Vec<ReportSum
     Ok(page.of(list))
 }
 
-pub fn show(c: &Connection, caller: &Caller, id: i64) -> Result<Report> {
+pub fn show(c: &Db, caller: &Caller, id: i64) -> Result<Report> {
     let report = inventory::report(c, id)?;
     if !reaches(caller, report.virtual_account.as_deref()) {
         return Err(Error::NotFound(format!("no report {id}")).into());

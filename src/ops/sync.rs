@@ -6,10 +6,10 @@ use super::{audited, Action, Caller, Result};
 use crate::config::Config;
 use crate::error::Error;
 use crate::licensing::pool::Transition;
+use crate::store::Db;
 use crate::sync::bundle::{self, Limits};
 use crate::sync::satellite::{self, SyncStatus};
 use crate::sync::{self as sync_mod, Applied, Keys, SyncError, Written};
-use rusqlite::Connection;
 
 /// A refused bundle is a bad request naming the rule; anything else is
 /// the service's own error.
@@ -35,12 +35,12 @@ pub fn keys(caller: &Caller, config: &Config, now: i64) -> Result<Keys> {
 /// Runs a sync step as this node sees itself now (the catalog as this
 /// transaction reads it), for an administrator, audited.
 fn on_node<T>(
-    c: &Connection,
+    c: &Db,
     caller: &Caller,
     config: &Config,
     keys: &Keys,
     now: i64,
-    step: impl FnOnce(&Connection, &sync_mod::Node<'_>) -> std::result::Result<T, SyncError>,
+    step: impl FnOnce(&Db, &sync_mod::Node<'_>) -> std::result::Result<T, SyncError>,
 ) -> Result<T> {
     caller.authorize(Action::Administer, None)?;
     audited(c, caller, |c| {
@@ -52,22 +52,24 @@ fn on_node<T>(
 /// The heavy half of an export: reads and seals the usage bundle from
 /// `c`, best a read snapshot (see [`finish_export`]); holds no write lock.
 pub fn prepare_export(
-    c: &Connection,
+    c: &Db,
     caller: &Caller,
     config: &Config,
     keys: &Keys,
     now: i64,
 ) -> Result<satellite::PreparedUsage> {
     caller.authorize(Action::Administer, None)?;
-    let snapshot = c.unchecked_transaction().map_err(|e| service(e.into()))?;
-    let catalog = sync_mod::current_catalog(&snapshot, config).map_err(service)?;
-    satellite::prepare_usage(&snapshot, &keys.node(config, &catalog, now)).map_err(service)
+    crate::store::snapshot(c, |snapshot| {
+        let catalog = sync_mod::current_catalog(snapshot, config)?;
+        satellite::prepare_usage(snapshot, &keys.node(config, &catalog, now))
+    })
+    .map_err(service)
 }
 
 /// Writes and records what [`prepare_export`] sealed: a short write.
 /// Refused (nothing written) if another export was recorded meanwhile.
 pub fn finish_export(
-    c: &Connection,
+    c: &Db,
     caller: &Caller,
     config: &Config,
     keys: &Keys,
@@ -89,7 +91,7 @@ pub fn open(bytes: &[u8]) -> Result<bundle::Opened> {
 
 /// Applies an entitlement (or registration answer) bundle from the cloud.
 pub fn import(
-    c: &Connection,
+    c: &Db,
     caller: &Caller,
     config: &Config,
     keys: &Keys,
@@ -101,7 +103,7 @@ pub fn import(
     })
 }
 
-pub fn status(c: &Connection, caller: &Caller, config: &Config, now: i64) -> Result<SyncStatus> {
+pub fn status(c: &Db, caller: &Caller, config: &Config, now: i64) -> Result<SyncStatus> {
     caller.authorize(Action::Administer, None)?;
     let mode = format!("{:?}", config.sync.mode).to_lowercase();
     satellite::status(c, &mode, now).map_err(service)
@@ -128,10 +130,7 @@ pub fn max_upload() -> u64 {
 }
 
 /// The cloud's satellites, as `satellite satellite list` shows them.
-pub fn satellites(
-    c: &Connection,
-    caller: &Caller,
-) -> Result<Vec<crate::sync::cloud::SatelliteView>> {
+pub fn satellites(c: &Db, caller: &Caller) -> Result<Vec<crate::sync::cloud::SatelliteView>> {
     caller.authorize(Action::Administer, None)?;
     crate::sync::cloud::list(c).map_err(service)
 }
@@ -139,7 +138,7 @@ pub fn satellites(
 /// At the cloud: verifies and applies a satellite's bundle and writes the
 /// answer to carry back, as `satellite process FILE` does.
 pub fn process(
-    c: &Connection,
+    c: &Db,
     caller: &Caller,
     config: &Config,
     keys: &Keys,
@@ -153,7 +152,7 @@ pub fn process(
 
 /// At the cloud: a new satellite for `virtual_accounts`, and its token.
 pub fn add_satellite(
-    c: &Connection,
+    c: &Db,
     caller: &Caller,
     config: &Config,
     keys: &Keys,
@@ -174,7 +173,7 @@ pub fn add_satellite(
 /// At a disconnected satellite: the registration request to carry to the
 /// cloud, for a satellite token.
 pub fn request_registration(
-    c: &Connection,
+    c: &Db,
     caller: &Caller,
     config: &Config,
     keys: &Keys,
@@ -195,7 +194,7 @@ pub struct NewSatellite<'a> {
 
 /// At the cloud: refuses a satellite's bundles for good.
 pub fn revoke_satellite(
-    c: &Connection,
+    c: &Db,
     caller: &Caller,
     config: &Config,
     keys: &Keys,

@@ -5,10 +5,10 @@ use crate::domain::TokenTerms;
 use crate::error::Error;
 use crate::inventory::{self, CreatedToken};
 use crate::store::tokens::TokenInfo;
-use rusqlite::Connection;
+use crate::store::Db;
 
 pub fn list(
-    c: &Connection,
+    c: &Db,
     caller: &Caller,
     account: &str,
     virtual_account: Option<&str>,
@@ -22,7 +22,7 @@ pub fn list(
 }
 
 pub fn create(
-    c: &Connection,
+    c: &Db,
     caller: &Caller,
     account: &str,
     virtual_account: &str,
@@ -45,7 +45,7 @@ pub fn create(
 /// token's virtual account, and `virtual_account` (when the path names
 /// one) must be it.
 pub fn revoke(
-    c: &Connection,
+    c: &Db,
     caller: &Caller,
     account: &str,
     virtual_account: Option<&str>,

@@ -5,8 +5,8 @@ use crate::clock::rfc3339;
 use crate::domain::check_name;
 use crate::error::Error;
 use crate::store::events::{self, NewEvent, Severity};
+use crate::store::Db;
 use crate::store::{accounts, users};
-use rusqlite::Connection;
 use serde::Serialize;
 
 /// Shortest password accepted.
@@ -48,7 +48,7 @@ pub fn hash_new_password(password: &str) -> Result<String> {
 /// Checks role and scope together: an admin has no list of virtual
 /// accounts, the other roles need at least one that exists.
 pub(crate) fn check_scope(
-    c: &Connection,
+    c: &Db,
     account: &str,
     role: Role,
     virtual_accounts: &[String],
@@ -92,7 +92,7 @@ pub struct NewUser<'a> {
 }
 
 pub fn add(
-    c: &Connection,
+    c: &Db,
     caller: &Caller,
     account: &str,
     user: &NewUser<'_>,
@@ -133,7 +133,7 @@ fn scope_text(vas: &[String]) -> String {
     }
 }
 
-fn record(c: &Connection, now: i64, subject: &str, message: String) -> Result<()> {
+fn record(c: &Db, now: i64, subject: &str, message: String) -> Result<()> {
     events::record(
         c,
         now,
@@ -148,7 +148,7 @@ fn record(c: &Connection, now: i64, subject: &str, message: String) -> Result<()
     Ok(())
 }
 
-fn found(c: &Connection, username: &str) -> Result<UserView> {
+fn found(c: &Db, username: &str) -> Result<UserView> {
     users::find(c, username)?
         .map(UserView::from)
         .ok_or_else(|| not_found(username))
@@ -158,7 +158,7 @@ fn not_found(username: &str) -> OpsError {
     Error::NotFound(format!("no user {username:?}; see `satellite user list`")).into()
 }
 
-pub fn list(c: &Connection, caller: &Caller, page: Page) -> Result<Vec<UserView>> {
+pub fn list(c: &Db, caller: &Caller, page: Page) -> Result<Vec<UserView>> {
     caller.authorize(Action::Administer, None)?;
     Ok(users::list(c, page.limit, page.offset)?
         .into_iter()
@@ -166,13 +166,13 @@ pub fn list(c: &Connection, caller: &Caller, page: Page) -> Result<Vec<UserView>
         .collect())
 }
 
-pub fn show(c: &Connection, caller: &Caller, username: &str) -> Result<UserView> {
+pub fn show(c: &Db, caller: &Caller, username: &str) -> Result<UserView> {
     caller.authorize(Action::Administer, None)?;
     found(c, username)
 }
 
 /// Removes a user and ends its sessions; the last admin stays.
-pub fn remove(c: &Connection, caller: &Caller, username: &str, now: i64) -> Result<UserView> {
+pub fn remove(c: &Db, caller: &Caller, username: &str, now: i64) -> Result<UserView> {
     caller.authorize(Action::Administer, None)?;
     let user = found(c, username)?;
     if user.role == Role::Admin.as_str() && users::count_admins(c)? <= 1 {
@@ -191,7 +191,7 @@ pub fn remove(c: &Connection, caller: &Caller, username: &str, now: i64) -> Resu
 /// Sets a new password (hashed by `hash_new_password`) and ends the
 /// user's sessions.
 pub fn set_password(
-    c: &Connection,
+    c: &Db,
     caller: &Caller,
     username: &str,
     password_hash: &str,

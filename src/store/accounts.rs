@@ -1,8 +1,9 @@
 //! Smart accounts and their virtual accounts.
 
 use super::optional;
+use super::Db;
 use crate::error::{Error, Result};
-use rusqlite::{named_params, params, Connection};
+use rusqlite::{named_params, params};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize)]
@@ -18,7 +19,7 @@ pub struct VirtualAccount {
 }
 
 /// Creates the account if it is missing; returns its id.
-pub fn ensure_account(conn: &Connection, name: &str, now: i64) -> Result<i64> {
+pub fn ensure_account(conn: &Db, name: &str, now: i64) -> Result<i64> {
     conn.execute(
         "INSERT INTO accounts (name, created_at) VALUES (?1, ?2) ON CONFLICT(name) DO NOTHING",
         params![name, now],
@@ -31,12 +32,7 @@ pub fn ensure_account(conn: &Connection, name: &str, now: i64) -> Result<i64> {
 }
 
 /// Creates the virtual account if it is missing; returns its id.
-pub fn ensure_virtual_account(
-    conn: &Connection,
-    account_id: i64,
-    name: &str,
-    now: i64,
-) -> Result<i64> {
+pub fn ensure_virtual_account(conn: &Db, account_id: i64, name: &str, now: i64) -> Result<i64> {
     conn.execute(
         "INSERT INTO virtual_accounts (account_id, name, created_at) VALUES (?1, ?2, ?3)
          ON CONFLICT(account_id, name) DO NOTHING",
@@ -50,7 +46,7 @@ pub fn ensure_virtual_account(
 }
 
 pub fn create_virtual_account(
-    conn: &Connection,
+    conn: &Db,
     account: &str,
     name: &str,
     description: &str,
@@ -94,12 +90,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<VirtualAccount> {
     })
 }
 
-pub fn find(
-    conn: &Connection,
-    account: &str,
-    name: &str,
-    now: i64,
-) -> Result<Option<VirtualAccount>> {
+pub fn find(conn: &Db, account: &str, name: &str, now: i64) -> Result<Option<VirtualAccount>> {
     let sql = format!("{SELECT} WHERE a.name = :account AND va.name = :name");
     Ok(optional(conn.query_row(
         &sql,
@@ -109,7 +100,7 @@ pub fn find(
 }
 
 /// Finds a virtual account or says which ones exist.
-pub fn require(conn: &Connection, account: &str, name: &str, now: i64) -> Result<VirtualAccount> {
+pub fn require(conn: &Db, account: &str, name: &str, now: i64) -> Result<VirtualAccount> {
     if let Some(va) = find(conn, account, name, now)? {
         return Ok(va);
     }
@@ -125,7 +116,7 @@ pub fn require(conn: &Connection, account: &str, name: &str, now: i64) -> Result
 
 /// [`require`] without the counts (which read every product instance of
 /// the account): its row id and name.
-pub fn require_id(conn: &Connection, account: &str, name: &str) -> Result<(i64, String)> {
+pub fn require_id(conn: &Db, account: &str, name: &str) -> Result<(i64, String)> {
     let vas = ids(conn, account)?;
     if let Some(found) = vas.iter().find(|(_, n)| n == name) {
         return Ok(found.clone());
@@ -137,7 +128,7 @@ pub fn require_id(conn: &Connection, account: &str, name: &str) -> Result<(i64, 
     )))
 }
 
-pub fn list(conn: &Connection, account: &str, now: i64) -> Result<Vec<VirtualAccount>> {
+pub fn list(conn: &Db, account: &str, now: i64) -> Result<Vec<VirtualAccount>> {
     let sql = format!("{SELECT} WHERE a.name = :account ORDER BY va.name");
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(named_params! {":account": account, ":now": now}, row)?;
@@ -145,14 +136,14 @@ pub fn list(conn: &Connection, account: &str, now: i64) -> Result<Vec<VirtualAcc
 }
 
 /// Every smart account's name (a cloud holds several).
-pub fn names(conn: &Connection) -> Result<Vec<String>> {
+pub fn names(conn: &Db) -> Result<Vec<String>> {
     let mut stmt = conn.prepare_cached("SELECT name FROM accounts ORDER BY name")?;
     let rows = stmt.query_map([], |r| r.get(0))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// (id, name) of every virtual account of the account.
-pub fn ids(conn: &Connection, account: &str) -> Result<Vec<(i64, String)>> {
+pub fn ids(conn: &Db, account: &str) -> Result<Vec<(i64, String)>> {
     let mut stmt = conn.prepare_cached(
         "SELECT va.id, va.name FROM virtual_accounts va JOIN accounts a ON a.id = va.account_id
          WHERE a.name = ?1 ORDER BY va.name",

@@ -1,18 +1,19 @@
 //! Who made a change: the operations layer stamps the events an operation
 //! wrote with the caller's name, and the API lists the log with it.
 
+use super::Db;
 use crate::clock::rfc3339;
 use crate::error::Result;
-use rusqlite::{params, Connection};
+use rusqlite::params;
 use serde::Serialize;
 
 /// The newest event id, to stamp what an operation writes after it.
-pub fn last_event_id(c: &Connection) -> Result<i64> {
+pub fn last_event_id(c: &Db) -> Result<i64> {
     Ok(c.query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0))?)
 }
 
 /// Stamps the events written after `after` with who made the change.
-pub fn stamp_since(c: &Connection, after: i64, actor: &str) -> Result<()> {
+pub fn stamp_since(c: &Db, after: i64, actor: &str) -> Result<()> {
     c.execute(
         "UPDATE events SET actor = ?2 WHERE id > ?1 AND actor IS NULL",
         params![after, actor],
@@ -47,7 +48,7 @@ pub struct EventFilter<'a> {
 
 /// One page of events, newest first.
 pub fn events(
-    c: &Connection,
+    c: &Db,
     filter: &EventFilter<'_>,
     limit: u32,
     offset: u32,

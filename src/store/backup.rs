@@ -1,26 +1,27 @@
 //! What backup, restore and the start-up check need from the database.
 
+use super::Db;
 use super::StoreError;
-use rusqlite::{params, Connection};
+use rusqlite::params;
 use std::path::Path;
 
 /// Writes a consistent copy of the whole database to `dest` (which must not
 /// exist). It reads in one transaction, so the server keeps serving.
-pub fn copy_to(c: &Connection, dest: &Path) -> Result<(), StoreError> {
+pub fn copy_to(c: &Db, dest: &Path) -> Result<(), StoreError> {
     let dest = dest
         .to_str()
         .ok_or_else(|| StoreError::Sqlite(rusqlite::Error::InvalidPath(dest.to_path_buf())))?;
     // Every page is read once: through the memory map they would all stay
     // resident in this process (a 213 MB database peaked at 526 MB), and a
     // big page cache would hold them again. Read through a small cache.
-    c.pragma_update(None, "mmap_size", 0)?;
-    c.pragma_update(None, "cache_size", -2048)?;
+    c.sqlite().pragma_update(None, "mmap_size", 0)?;
+    c.sqlite().pragma_update(None, "cache_size", -2048)?;
     c.execute("VACUUM INTO ?1", params![dest])?;
     Ok(())
 }
 
 /// `PRAGMA quick_check`: the problems found, empty when the database is sound.
-pub fn quick_check(c: &Connection) -> Result<Vec<String>, StoreError> {
+pub fn quick_check(c: &Db) -> Result<Vec<String>, StoreError> {
     let mut stmt = c.prepare("PRAGMA quick_check(20)")?;
     let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
     let mut problems = Vec::new();
@@ -46,7 +47,7 @@ pub struct PeerSequences {
 }
 
 /// The sync sequence numbers per peer (the ledger's high-water marks).
-pub fn sequences(c: &Connection) -> Result<Vec<PeerSequences>, StoreError> {
+pub fn sequences(c: &Db) -> Result<Vec<PeerSequences>, StoreError> {
     let mut stmt = c.prepare(
         "SELECT peer,
                 MAX(CASE WHEN direction = 'sent' THEN sequence END),

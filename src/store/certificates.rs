@@ -2,9 +2,10 @@
 //! a presented certificate finds its instance (and its revocation) at once.
 
 use super::optional;
+use super::Db;
 use crate::error::Result;
 use crate::pki::IssuedCertificate;
-use rusqlite::{params, Connection};
+use rusqlite::params;
 
 #[derive(Debug, Clone)]
 pub struct CertificateRecord {
@@ -17,12 +18,7 @@ pub struct CertificateRecord {
     pub revoked_at: Option<i64>,
 }
 
-pub fn insert(
-    conn: &Connection,
-    cert: &IssuedCertificate,
-    instance_row_id: i64,
-    udi: &str,
-) -> Result<()> {
+pub fn insert(conn: &Db, cert: &IssuedCertificate, instance_row_id: i64, udi: &str) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO certificates (serial, fingerprint, instance_id, udi, not_before, not_after, pem)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -39,10 +35,7 @@ pub fn insert(
     Ok(())
 }
 
-pub fn find_by_fingerprint(
-    conn: &Connection,
-    fingerprint: &[u8],
-) -> Result<Option<CertificateRecord>> {
+pub fn find_by_fingerprint(conn: &Db, fingerprint: &[u8]) -> Result<Option<CertificateRecord>> {
     Ok(optional(
         conn.prepare_cached(
             "SELECT serial, instance_id, not_after, revoked_at, udi FROM certificates WHERE fingerprint = ?1",
@@ -61,7 +54,7 @@ pub fn find_by_fingerprint(
 
 /// Revokes every live certificate of an instance; returns how many.
 pub fn revoke_for_instance(
-    conn: &Connection,
+    conn: &Db,
     instance_row_id: i64,
     now: i64,
     reason: &str,
@@ -75,7 +68,7 @@ pub fn revoke_for_instance(
 }
 
 /// The PEM of a certificate by serial (stored answers point at it).
-pub fn pem_by_serial(conn: &Connection, serial: &str) -> Result<Option<String>> {
+pub fn pem_by_serial(conn: &Db, serial: &str) -> Result<Option<String>> {
     Ok(optional(
         conn.prepare_cached("SELECT pem FROM certificates WHERE serial = ?1")?
             .query_row([serial], |r| r.get(0)),

@@ -2,8 +2,9 @@
 //! random and high-entropy, so a SHA-256 of it is kept, not the secret.
 
 use super::optional;
+use super::Db;
 use crate::error::{Error, Result};
-use rusqlite::{params, Connection};
+use rusqlite::params;
 
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -24,7 +25,7 @@ pub struct NewClient<'a> {
     pub virtual_accounts: &'a [String],
 }
 
-pub fn insert(c: &Connection, client: &NewClient<'_>, now: i64) -> Result<i64> {
+pub fn insert(c: &Db, client: &NewClient<'_>, now: i64) -> Result<i64> {
     let exists: bool = c.query_row(
         "SELECT EXISTS (SELECT 1 FROM api_clients WHERE name = ?1)",
         [client.name],
@@ -50,7 +51,7 @@ pub fn insert(c: &Connection, client: &NewClient<'_>, now: i64) -> Result<i64> {
     Ok(id)
 }
 
-fn virtual_accounts_of(c: &Connection, id: i64) -> Result<Vec<String>> {
+fn virtual_accounts_of(c: &Db, id: i64) -> Result<Vec<String>> {
     let mut stmt = c.prepare_cached(
         "SELECT virtual_account FROM api_client_virtual_accounts WHERE client_id = ?1 ORDER BY 1",
     )?;
@@ -73,7 +74,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Client> {
 }
 
 /// The client with this public id, and its secret hash.
-pub fn find_by_client_id(c: &Connection, client_id: &str) -> Result<Option<(Client, Vec<u8>)>> {
+pub fn find_by_client_id(c: &Db, client_id: &str) -> Result<Option<(Client, Vec<u8>)>> {
     let found = optional(c.query_row(
         &format!("SELECT {COLUMNS}, secret_hash FROM api_clients WHERE client_id = ?1"),
         [client_id],
@@ -88,7 +89,7 @@ pub fn find_by_client_id(c: &Connection, client_id: &str) -> Result<Option<(Clie
     }
 }
 
-pub fn find_by_id(c: &Connection, id: i64) -> Result<Option<Client>> {
+pub fn find_by_id(c: &Db, id: i64) -> Result<Option<Client>> {
     let found = optional(c.query_row(
         &format!("SELECT {COLUMNS} FROM api_clients WHERE id = ?1"),
         [id],
@@ -104,7 +105,7 @@ pub fn find_by_id(c: &Connection, id: i64) -> Result<Option<Client>> {
 }
 
 /// A client by its name or its client id.
-pub fn find(c: &Connection, key: &str) -> Result<Option<Client>> {
+pub fn find(c: &Db, key: &str) -> Result<Option<Client>> {
     let id: Option<i64> = optional(c.query_row(
         "SELECT id FROM api_clients WHERE name = ?1 OR client_id = ?1",
         [key],
@@ -116,7 +117,7 @@ pub fn find(c: &Connection, key: &str) -> Result<Option<Client>> {
     }
 }
 
-pub fn list(c: &Connection, limit: u32, offset: u32) -> Result<Vec<Client>> {
+pub fn list(c: &Db, limit: u32, offset: u32) -> Result<Vec<Client>> {
     let mut stmt = c.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM api_clients ORDER BY name LIMIT ?1 OFFSET ?2"
     ))?;
@@ -129,7 +130,7 @@ pub fn list(c: &Connection, limit: u32, offset: u32) -> Result<Vec<Client>> {
 }
 
 /// Revokes a client and ends every bearer token it holds.
-pub fn revoke(c: &Connection, id: i64, now: i64) -> Result<()> {
+pub fn revoke(c: &Db, id: i64, now: i64) -> Result<()> {
     c.execute(
         "UPDATE api_clients SET revoked_at = COALESCE(revoked_at, ?2) WHERE id = ?1",
         params![id, now],

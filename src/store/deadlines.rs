@@ -2,16 +2,13 @@
 //! certificates (authorization deadlines are `instances::deadline_passed_between`).
 //! The clock-driven jobs ask each window once, so each expiry is announced once.
 
+use super::Db;
 use crate::error::Result;
-use rusqlite::{params, Connection};
+use rusqlite::params;
 
 /// Unrevoked registration tokens that expired in `(after, now]`:
 /// (token prefix, virtual account, description).
-pub fn tokens_expired(
-    c: &Connection,
-    after: i64,
-    now: i64,
-) -> Result<Vec<(String, String, String)>> {
+pub fn tokens_expired(c: &Db, after: i64, now: i64) -> Result<Vec<(String, String, String)>> {
     let mut stmt = c.prepare_cached(
         "SELECT t.prefix, va.name, t.description FROM registration_tokens t
          JOIN virtual_accounts va ON va.id = t.virtual_account_id
@@ -25,11 +22,7 @@ pub fn tokens_expired(
 
 /// Identity certificates still held by an instance (not revoked) that
 /// expired in `(after, now]`: (UDI, serial, virtual account).
-pub fn certificates_expired(
-    c: &Connection,
-    after: i64,
-    now: i64,
-) -> Result<Vec<(String, String, String)>> {
+pub fn certificates_expired(c: &Db, after: i64, now: i64) -> Result<Vec<(String, String, String)>> {
     let mut stmt = c.prepare_cached(
         "SELECT c.udi, c.serial, va.name FROM certificates c
          JOIN product_instances p ON p.id = c.instance_id

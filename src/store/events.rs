@@ -1,8 +1,9 @@
 //! The event log: registrations, deregistrations, token and compliance changes.
 
+use super::Db;
 use crate::clock::rfc3339;
 use crate::error::Result;
-use rusqlite::{params, Connection};
+use rusqlite::params;
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -42,7 +43,7 @@ pub struct Event {
     pub message: String,
 }
 
-pub fn record(conn: &Connection, now: i64, event: NewEvent<'_>) -> Result<()> {
+pub fn record(conn: &Db, now: i64, event: NewEvent<'_>) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO events (at, kind, severity, virtual_account, subject, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
@@ -58,7 +59,7 @@ pub fn record(conn: &Connection, now: i64, event: NewEvent<'_>) -> Result<()> {
 }
 
 /// The newest `limit` events, oldest first, optionally of one kind.
-pub fn list(conn: &Connection, kind: Option<&str>, limit: u32) -> Result<Vec<Event>> {
+pub fn list(conn: &Db, kind: Option<&str>, limit: u32) -> Result<Vec<Event>> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, at, kind, severity, virtual_account, subject, message FROM
            (SELECT * FROM events WHERE (?1 IS NULL OR kind = ?1) ORDER BY id DESC LIMIT ?2)

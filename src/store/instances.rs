@@ -1,10 +1,11 @@
 //! Product instances: registered devices.
 
 use super::optional;
+use super::Db;
 use crate::clock::rfc3339;
 use crate::domain::Udi;
 use crate::error::Result;
-use rusqlite::{params, Connection};
+use rusqlite::params;
 use serde::Serialize;
 
 #[derive(Debug, Clone)]
@@ -106,14 +107,14 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Instance> {
     })
 }
 
-pub fn find_by_udi(conn: &Connection, pid: &str, sn: &str) -> Result<Option<Instance>> {
+pub fn find_by_udi(conn: &Db, pid: &str, sn: &str) -> Result<Option<Instance>> {
     let sql = format!("{SELECT} WHERE p.pid = ?1 AND p.sn = ?2");
     Ok(optional(
         conn.prepare_cached(&sql)?.query_row(params![pid, sn], row),
     )?)
 }
 
-pub fn find_by_row_id(conn: &Connection, id: i64) -> Result<Option<Instance>> {
+pub fn find_by_row_id(conn: &Db, id: i64) -> Result<Option<Instance>> {
     let sql = format!("{SELECT} WHERE p.id = ?1");
     Ok(optional(conn.prepare_cached(&sql)?.query_row([id], row))?)
 }
@@ -121,7 +122,7 @@ pub fn find_by_row_id(conn: &Connection, id: i64) -> Result<Option<Instance>> {
 /// The instance a device message comes from, on the hot path: the same
 /// record without `short` (always false here), which would cost a join
 /// over its usage that no device answer needs.
-pub fn find_for_message(conn: &Connection, id: i64) -> Result<Option<Instance>> {
+pub fn find_for_message(conn: &Db, id: i64) -> Result<Option<Instance>> {
     Ok(optional(
         conn.prepare_cached(
             "SELECT p.id, p.instance_id, p.virtual_account_id, va.name, a.name, p.pid, p.sn,
@@ -136,7 +137,7 @@ pub fn find_for_message(conn: &Connection, id: i64) -> Result<Option<Instance>> 
     )?)
 }
 
-pub fn find_by_instance_id(conn: &Connection, instance_id: &str) -> Result<Option<Instance>> {
+pub fn find_by_instance_id(conn: &Db, instance_id: &str) -> Result<Option<Instance>> {
     let sql = format!("{SELECT} WHERE p.instance_id = ?1");
     Ok(optional(
         conn.prepare_cached(&sql)?.query_row([instance_id], row),
@@ -145,7 +146,7 @@ pub fn find_by_instance_id(conn: &Connection, instance_id: &str) -> Result<Optio
 
 /// The first `limit` instances in listing order.
 pub fn list_first(
-    conn: &Connection,
+    conn: &Db,
     account: &str,
     virtual_account: Option<&str>,
     limit: usize,
@@ -159,7 +160,7 @@ pub fn list_first(
 }
 
 /// How many instances an account (or one of its virtual accounts) holds.
-pub fn count(conn: &Connection, account: &str, virtual_account: Option<&str>) -> Result<i64> {
+pub fn count(conn: &Db, account: &str, virtual_account: Option<&str>) -> Result<i64> {
     Ok(conn
         .prepare_cached(
             "SELECT COUNT(*) FROM product_instances p
@@ -193,7 +194,7 @@ impl Instance {
 /// `each` as the cursor reads it (nothing is collected); `each` returns
 /// false to stop early. Each virtual account is an index range in order.
 pub fn page(
-    conn: &Connection,
+    conn: &Db,
     account: &str,
     virtual_account: Option<&str>,
     after: Option<&ListingKey>,
@@ -274,7 +275,7 @@ pub struct NewRegistration<'a> {
 
 /// Inserts the instance, or re-registers an existing UDI in place (it keeps
 /// its instance id; the caller revokes its old certificates).
-pub fn upsert(conn: &Connection, reg: &NewRegistration<'_>) -> Result<i64> {
+pub fn upsert(conn: &Db, reg: &NewRegistration<'_>) -> Result<i64> {
     conn.prepare_cached(
         "INSERT INTO product_instances
            (instance_id, virtual_account_id, pid, sn, hostname, token_id, registered_at, last_contact_at)
@@ -301,13 +302,13 @@ pub fn upsert(conn: &Connection, reg: &NewRegistration<'_>) -> Result<i64> {
         .query_row(params![reg.pid, reg.sn], |r| r.get(0))?)
 }
 
-pub fn touch(conn: &Connection, id: i64, now: i64) -> Result<()> {
+pub fn touch(conn: &Db, id: i64, now: i64) -> Result<()> {
     conn.prepare_cached("UPDATE product_instances SET last_contact_at = ?2 WHERE id = ?1")?
         .execute(params![id, now])?;
     Ok(())
 }
 
-pub fn mark_renewed(conn: &Connection, id: i64, now: i64) -> Result<()> {
+pub fn mark_renewed(conn: &Db, id: i64, now: i64) -> Result<()> {
     conn.prepare_cached(
         "UPDATE product_instances SET renewed_at = ?2, last_contact_at = ?2 WHERE id = ?1",
     )?
@@ -315,7 +316,7 @@ pub fn mark_renewed(conn: &Connection, id: i64, now: i64) -> Result<()> {
     Ok(())
 }
 
-pub fn delete(conn: &Connection, id: i64) -> Result<()> {
+pub fn delete(conn: &Db, id: i64) -> Result<()> {
     conn.prepare_cached("DELETE FROM product_instances WHERE id = ?1")?
         .execute([id])?;
     Ok(())
@@ -323,7 +324,7 @@ pub fn delete(conn: &Connection, id: i64) -> Result<()> {
 
 /// Records an authorization answered at `now` with the times the rules set.
 pub fn record_authorization(
-    c: &Connection,
+    c: &Db,
     id: i64,
     status: &str,
     now: i64,
@@ -354,7 +355,7 @@ pub struct Lapsed {
 /// `deadline + offset` is at most `now`, in that order, at most `limit`:
 /// an index range on the deadline.
 pub fn deadline_passed_after(
-    c: &Connection,
+    c: &Db,
     offset: i64,
     after: (i64, i64),
     now: i64,
@@ -392,7 +393,7 @@ pub fn deadline_passed_after(
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-pub fn move_to(c: &Connection, id: i64, virtual_account_id: i64) -> Result<()> {
+pub fn move_to(c: &Db, id: i64, virtual_account_id: i64) -> Result<()> {
     c.execute(
         "UPDATE product_instances SET virtual_account_id = ?2 WHERE id = ?1",
         params![id, virtual_account_id],

@@ -1,8 +1,9 @@
 //! Licenses held by virtual accounts: perpetual or term, with a quantity.
 
+use super::Db;
 use crate::clock::rfc3339;
 use crate::error::{Error, Result};
-use rusqlite::{params, Connection};
+use rusqlite::params;
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize)]
@@ -32,7 +33,7 @@ pub struct NewLicense<'a> {
     pub end_at: Option<i64>,
 }
 
-pub fn insert(c: &Connection, license: &NewLicense<'_>, now: i64) -> Result<i64> {
+pub fn insert(c: &Db, license: &NewLicense<'_>, now: i64) -> Result<i64> {
     c.execute(
         "INSERT INTO licenses (virtual_account_id, sku, tag, quantity, license_type, start_at, end_at, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -53,7 +54,7 @@ pub fn insert(c: &Connection, license: &NewLicense<'_>, now: i64) -> Result<i64>
 /// Adds to the virtual account's row of the same SKU and term (start, end,
 /// hence type) if it has one, so moving licenses back and forth leaves one
 /// row per purchase, not one per move; otherwise inserts. Returns the row id.
-pub fn add_or_merge(c: &Connection, license: &NewLicense<'_>, now: i64) -> Result<i64> {
+pub fn add_or_merge(c: &Db, license: &NewLicense<'_>, now: i64) -> Result<i64> {
     let existing: Option<i64> = super::optional(
         c.prepare_cached(
             "SELECT id FROM licenses WHERE virtual_account_id = ?1 AND sku = ?2 AND tag = ?3
@@ -83,7 +84,7 @@ pub fn add_or_merge(c: &Connection, license: &NewLicense<'_>, now: i64) -> Resul
 }
 
 /// Units of `tag` the virtual account holds at time `t`.
-pub fn available(c: &Connection, virtual_account_id: i64, tag: &str, t: i64) -> Result<i64> {
+pub fn available(c: &Db, virtual_account_id: i64, tag: &str, t: i64) -> Result<i64> {
     Ok(c.prepare_cached(
         "SELECT COALESCE(SUM(quantity), 0) FROM licenses
          WHERE virtual_account_id = ?1 AND tag = ?2 AND start_at <= ?3 AND (end_at IS NULL OR end_at > ?3)",
@@ -92,7 +93,7 @@ pub fn available(c: &Connection, virtual_account_id: i64, tag: &str, t: i64) -> 
 }
 
 pub fn list(
-    c: &Connection,
+    c: &Db,
     account: &str,
     virtual_account: Option<&str>,
     now: i64,
@@ -130,7 +131,7 @@ pub fn list(
 /// taking from the licenses that end soonest last (perpetual first kept).
 /// Returns the tag moved.
 pub fn transfer(
-    c: &Connection,
+    c: &Db,
     from_va: i64,
     to_va: i64,
     sku: &str,
@@ -188,11 +189,7 @@ pub fn transfer(
 }
 
 /// Tags whose availability changes in `(after, until]` because a term starts or ends.
-pub fn pools_changing_between(
-    c: &Connection,
-    after: i64,
-    until: i64,
-) -> Result<Vec<(i64, String)>> {
+pub fn pools_changing_between(c: &Db, after: i64, until: i64) -> Result<Vec<(i64, String)>> {
     let mut stmt = c.prepare_cached(
         "SELECT DISTINCT virtual_account_id, tag FROM licenses
          WHERE (end_at > ?1 AND end_at <= ?2) OR (start_at > ?1 AND start_at <= ?2)",

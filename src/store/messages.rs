@@ -2,8 +2,9 @@
 //! message gets the first answer and changes nothing twice.
 
 use super::optional;
+use super::Db;
 use crate::error::{Error, Result};
-use rusqlite::{params, Connection};
+use rusqlite::params;
 
 /// Who sent a message, as far as a retry must match it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,7 +18,7 @@ pub struct Sender<'a> {
 /// The first answer to this message, if it was answered. The same id sent
 /// as another type or with another token is refused: a retry repeats its
 /// message, and an answer goes only to whoever asked for it.
-pub fn find(conn: &Connection, sender: &Sender<'_>, message_id: &str) -> Result<Option<String>> {
+pub fn find(conn: &Db, sender: &Sender<'_>, message_id: &str) -> Result<Option<String>> {
     let found: Option<(String, String, Option<i64>)> = optional(
         conn.prepare_cached(
             "SELECT type, response, token_id FROM device_messages WHERE udi = ?1 AND message_id = ?2",
@@ -37,7 +38,7 @@ pub fn find(conn: &Connection, sender: &Sender<'_>, message_id: &str) -> Result<
 }
 
 pub fn record(
-    conn: &Connection,
+    conn: &Db,
     sender: &Sender<'_>,
     message_id: &str,
     response: &str,
@@ -63,7 +64,7 @@ pub fn record(
 /// On the hot path this replaces a look-up before every write: retries
 /// are rare, so the common case probes the index once.
 pub fn record_first(
-    conn: &Connection,
+    conn: &Db,
     sender: &Sender<'_>,
     message_id: &str,
     response: &str,
@@ -86,7 +87,7 @@ pub fn record_first(
 }
 
 /// Marks an earlier answer as installed by the device. False if unknown.
-pub fn acknowledge(conn: &Connection, udi_key: &str, message_id: &str, now: i64) -> Result<bool> {
+pub fn acknowledge(conn: &Db, udi_key: &str, message_id: &str, now: i64) -> Result<bool> {
     Ok(conn
         .prepare_cached(
             "UPDATE device_messages SET acknowledged_at = COALESCE(acknowledged_at, ?3)
@@ -100,7 +101,7 @@ pub fn acknowledge(conn: &Connection, udi_key: &str, message_id: &str, now: i64)
 /// is a new message); returns how many. Bounded, so a busy month of
 /// messages is pruned in many short writes instead of one that holds the
 /// writer for seconds.
-pub fn prune(conn: &Connection, before: i64, limit: usize) -> Result<usize> {
+pub fn prune(conn: &Db, before: i64, limit: usize) -> Result<usize> {
     Ok(conn
         .prepare_cached(
             "DELETE FROM device_messages WHERE id IN

@@ -5,6 +5,7 @@
 //! a small pool. Any CLI command may open its own connection while the server
 //! runs: WAL mode and a busy timeout make that safe.
 
+mod db;
 mod migrations;
 mod writer;
 
@@ -29,6 +30,7 @@ pub mod tokens;
 pub mod usage;
 pub mod users;
 
+pub use db::Db;
 pub use writer::{Writer, WriterStats};
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
@@ -140,7 +142,7 @@ pub fn check_integrity(path: &Path) -> Result<(), StoreError> {
     )
     .map_err(|e| damaged(e.to_string()))?;
     conn.busy_timeout(Duration::from_secs(10))?;
-    let problems = backup::quick_check(&conn).map_err(|e| damaged(e.to_string()))?;
+    let problems = backup::quick_check(&Db::new(conn)).map_err(|e| damaged(e.to_string()))?;
     if problems.is_empty() {
         return Ok(());
     }
@@ -169,7 +171,7 @@ const CACHE_KIB: i64 = 64 * 1024;
 const WRITER_CACHE_KIB: i64 = 16 * 1024;
 
 /// Opens a connection with the settings every connection must have.
-pub fn connect(path: &Path) -> Result<Connection, StoreError> {
+pub fn connect(path: &Path) -> Result<Db, StoreError> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -194,34 +196,43 @@ pub fn connect(path: &Path) -> Result<Connection, StoreError> {
     conn.pragma_update(None, "mmap_size", MMAP_BYTES)?;
     conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
     conn.set_prepared_statement_cache_capacity(64);
-    Ok(conn)
+    Ok(Db::new(conn))
 }
 
 /// Opens the database, creating it and bringing its schema up to date.
-pub fn open_and_migrate(path: &Path) -> Result<Connection, StoreError> {
+pub fn open_and_migrate(path: &Path) -> Result<Db, StoreError> {
     let existed = path.exists();
     let mut conn = connect(path)?;
     if !existed {
         crate::pki::files::restrict(path).ok();
     }
-    migrations::apply(&mut conn)?;
+    migrations::apply(conn.sqlite_mut())?;
     Ok(conn)
 }
 
 /// Runs `f` in one immediate transaction: everything or nothing.
-pub fn transaction<T, E>(
-    conn: &mut Connection,
-    f: impl FnOnce(&Connection) -> Result<T, E>,
-) -> Result<T, E>
+/// The `&mut` keeps a command from nesting one in another.
+pub fn transaction<T, E>(db: &mut Db, f: impl FnOnce(&Db) -> Result<T, E>) -> Result<T, E>
 where
     E: From<StoreError>,
 {
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
+    let tx = rusqlite::Transaction::new_unchecked(db.sqlite(), TransactionBehavior::Immediate)
         .map_err(StoreError::from)?;
-    let value = f(&tx)?;
+    let value = f(db)?;
     tx.commit().map_err(StoreError::from)?;
     Ok(value)
+}
+
+/// Runs `f` on one read snapshot: all it reads is as of one moment, and it
+/// holds no write lock (a long export beside the server's writer).
+pub fn snapshot<T, E>(db: &Db, f: impl FnOnce(&Db) -> Result<T, E>) -> Result<T, E>
+where
+    E: From<StoreError>,
+{
+    let _snapshot =
+        rusqlite::Transaction::new_unchecked(db.sqlite(), TransactionBehavior::Deferred)
+            .map_err(StoreError::from)?;
+    f(db)
 }
 
 /// Readies a one-shot command's connection (the CLI, beside a running
@@ -231,9 +242,9 @@ where
 /// lock in 1 ms steps: SQLite's own busy handler sleeps 10-100 ms at a time
 /// and, beside a writer that is rarely idle, mostly misses the gaps between
 /// its commits (CLI writes waited seconds under load).
-pub fn ready_for_commands(conn: &Connection) -> Result<(), StoreError> {
+pub fn ready_for_commands(conn: &Db) -> Result<(), StoreError> {
     conn.query_row("SELECT randomblob(1)", [], |_| Ok(()))?;
-    conn.busy_handler(Some(command_busy))?;
+    conn.sqlite().busy_handler(Some(command_busy))?;
     Ok(())
 }
 
@@ -241,7 +252,7 @@ pub fn ready_for_commands(conn: &Connection) -> Result<(), StoreError> {
 #[derive(Clone)]
 pub struct Store {
     path: Arc<PathBuf>,
-    readers: Arc<Mutex<Vec<Connection>>>,
+    readers: Arc<Mutex<Vec<Db>>>,
     writer: Writer,
     /// Set when the checkpoint thread has ended.
     checkpoints_stopped: Arc<std::sync::atomic::AtomicBool>,
@@ -258,24 +269,25 @@ impl Store {
         // with `journal_size_limit`: that cuts the file at the commit after
         // the log starts over, and held such commits for 25-43 ms beside
         // the daily jobs. Busy (a CLI reading) leaves it as it is.
-        conn.busy_timeout(Duration::from_millis(200))?;
+        let sqlite = conn.sqlite();
+        sqlite.busy_timeout(Duration::from_millis(200))?;
         if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
             tracing::warn!(error = %e, "could not empty the WAL at start; it is checkpointed as the server runs");
         }
         // Checkpoints copy the WAL into the database file and fsync it: on
         // the writer they stalled every device waiting for the next commit.
         // A thread of their own runs them beside the writer instead.
-        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-        conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
+        sqlite.pragma_update(None, "wal_autocheckpoint", 0)?;
+        sqlite.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
         // Every job runs in a savepoint, whose journal SQLite spills to a
         // new temporary file (created, written, unlinked) once a group has
         // changed 64 KiB: several times a second under registrations.
         // A group is bounded (MAX_GROUP jobs), so its journal fits in memory.
-        conn.pragma_update(None, "temp_store", "MEMORY")?;
+        sqlite.pragma_update(None, "temp_store", "MEMORY")?;
         // When a CLI command holds the write lock for its millisecond, the
         // default busy handler would put the writer (and every router
         // waiting on it) to sleep for 10-100 ms steps; poll finely instead.
-        conn.busy_handler(Some(writer_busy))?;
+        sqlite.busy_handler(Some(writer_busy))?;
         let checkpoints = connect(path)?;
         let finish = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let writer = Writer::start_with(conn, finish.clone())?;
@@ -323,7 +335,7 @@ impl Store {
 
     /// Runs a read on a pooled connection. Reads are indexed look-ups that take
     /// microseconds, so they run on the caller's thread.
-    pub fn read<T, E>(&self, f: impl FnOnce(&Connection) -> Result<T, E>) -> Result<T, E>
+    pub fn read<T, E>(&self, f: impl FnOnce(&Db) -> Result<T, E>) -> Result<T, E>
     where
         E: From<StoreError>,
     {
@@ -344,7 +356,7 @@ impl Store {
     /// Queues a write for the next group commit and waits for the commit.
     pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
-        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        F: FnOnce(&Db) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
@@ -383,7 +395,7 @@ const MAX_PASSES: usize = 8;
 /// 30 ms pass beside the daily jobs' batches, the writer was left 2,000
 /// frames and stalled for 90 ms.)
 fn start_checkpoints(
-    conn: Connection,
+    conn: Db,
     alive: std::sync::Weak<PathBuf>,
     finish: Arc<std::sync::atomic::AtomicBool>,
     stopped: Arc<std::sync::atomic::AtomicBool>,
@@ -485,10 +497,10 @@ pub(crate) fn optional<T>(result: rusqlite::Result<T>) -> rusqlite::Result<Optio
 
 /// Small named values the server keeps between runs (job bookkeeping).
 pub mod settings {
+    use super::Db;
     use crate::error::Result;
-    use rusqlite::Connection;
 
-    pub fn get(c: &Connection, key: &str) -> Result<Option<String>> {
+    pub fn get(c: &Db, key: &str) -> Result<Option<String>> {
         Ok(super::optional(c.query_row(
             "SELECT value FROM settings WHERE key = ?1",
             [key],
@@ -496,7 +508,7 @@ pub mod settings {
         ))?)
     }
 
-    pub fn set(c: &Connection, key: &str, value: &str) -> Result<()> {
+    pub fn set(c: &Db, key: &str, value: &str) -> Result<()> {
         c.execute(
             "INSERT INTO settings (key, value) VALUES (?1, ?2)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -505,7 +517,7 @@ pub mod settings {
         Ok(())
     }
 
-    pub fn remove(c: &Connection, key: &str) -> Result<()> {
+    pub fn remove(c: &Db, key: &str) -> Result<()> {
         c.execute("DELETE FROM settings WHERE key = ?1", [key])?;
         Ok(())
     }
@@ -528,7 +540,7 @@ mod tests {
         let store = Store::open(&path).expect("open");
         store
             .writer()
-            .write_blocking(|c: &Connection| {
+            .write_blocking(|c: &Db| {
                 c.execute_batch("CREATE TABLE blobs (b BLOB NOT NULL)")
                     .map_err(StoreError::from)
             })
@@ -542,7 +554,7 @@ mod tests {
             rounds += 1;
             store
                 .writer()
-                .write_blocking(|c: &Connection| {
+                .write_blocking(|c: &Db| {
                     for _ in 0..1000 {
                         c.execute("INSERT INTO blobs VALUES (zeroblob(4000))", [])?;
                     }
@@ -564,7 +576,7 @@ mod tests {
         std::thread::sleep(CHECKPOINT_EVERY * 3);
         store
             .writer()
-            .write_blocking(|c: &Connection| {
+            .write_blocking(|c: &Db| {
                 c.execute("INSERT INTO blobs VALUES (zeroblob(10))", [])
                     .map(|_| ())
                     .map_err(StoreError::from)

@@ -5,8 +5,9 @@
 //! delivers next (the server's delivery thread, or the command that caused
 //! it) finds it here. A lease keeps two deliverers off the same alert.
 
+use super::Db;
 use crate::error::Result;
-use rusqlite::{params, Connection};
+use rusqlite::params;
 
 /// An alert as written by the change that caused it.
 pub struct NewAlert<'a> {
@@ -32,7 +33,7 @@ pub struct Waiting {
     pub attempts: i64,
 }
 
-pub fn enqueue(c: &Connection, alert: &NewAlert<'_>, now: i64) -> Result<i64> {
+pub fn enqueue(c: &Db, alert: &NewAlert<'_>, now: i64) -> Result<i64> {
     c.prepare_cached(
         "INSERT INTO call_home_outbox (created_at, category, message_type, severity, summary, detail, next_attempt_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?1)",
@@ -67,7 +68,7 @@ const COLUMNS: &str =
     "id, created_at, category, message_type, severity, summary, detail, done, attempts";
 
 /// Alerts due for an attempt (all unleased ones with `ignore_backoff`), oldest first.
-pub fn due(c: &Connection, now: i64, ignore_backoff: bool, limit: u32) -> Result<Vec<Waiting>> {
+pub fn due(c: &Db, now: i64, ignore_backoff: bool, limit: u32) -> Result<Vec<Waiting>> {
     let mut stmt = c.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM call_home_outbox
          WHERE lease_until <= ?1 AND (?2 OR next_attempt_at <= ?1) ORDER BY id LIMIT ?3"
@@ -77,7 +78,7 @@ pub fn due(c: &Connection, now: i64, ignore_backoff: bool, limit: u32) -> Result
 }
 
 /// Every alert still waiting (for the Inqueue statistic).
-pub fn all(c: &Connection) -> Result<Vec<Waiting>> {
+pub fn all(c: &Db) -> Result<Vec<Waiting>> {
     let mut stmt = c.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM call_home_outbox ORDER BY id"
     ))?;
@@ -86,7 +87,7 @@ pub fn all(c: &Connection) -> Result<Vec<Waiting>> {
 }
 
 /// Takes an alert for delivery until `until`; false when another deliverer holds it.
-pub fn claim(c: &Connection, id: i64, now: i64, until: i64) -> Result<bool> {
+pub fn claim(c: &Db, id: i64, now: i64, until: i64) -> Result<bool> {
     let changed = c
         .prepare_cached(
             "UPDATE call_home_outbox SET lease_until = ?3 WHERE id = ?1 AND lease_until <= ?2",
@@ -96,14 +97,14 @@ pub fn claim(c: &Connection, id: i64, now: i64, until: i64) -> Result<bool> {
 }
 
 /// Every profile has it: the alert leaves the outbox.
-pub fn finish(c: &Connection, id: i64) -> Result<()> {
+pub fn finish(c: &Db, id: i64) -> Result<()> {
     c.prepare_cached("DELETE FROM call_home_outbox WHERE id = ?1")?
         .execute([id])?;
     Ok(())
 }
 
 /// Some profile still lacks it: try again at `next_attempt_at`.
-pub fn retry_later(c: &Connection, id: i64, done: &[String], next_attempt_at: i64) -> Result<()> {
+pub fn retry_later(c: &Db, id: i64, done: &[String], next_attempt_at: i64) -> Result<()> {
     c.prepare_cached(
         "UPDATE call_home_outbox SET done = ?2, attempts = attempts + 1,
            next_attempt_at = ?3, lease_until = 0 WHERE id = ?1",
@@ -113,7 +114,7 @@ pub fn retry_later(c: &Connection, id: i64, done: &[String], next_attempt_at: i6
 }
 
 /// When the oldest waiting alert was created.
-pub fn oldest(c: &Connection) -> Result<Option<i64>> {
+pub fn oldest(c: &Db) -> Result<Option<i64>> {
     Ok(
         c.prepare_cached("SELECT MIN(created_at) FROM call_home_outbox")?
             .query_row([], |r| r.get(0))?,
@@ -122,7 +123,7 @@ pub fn oldest(c: &Connection) -> Result<Option<i64>> {
 
 /// Gives up on alerts created before `before` (a target down for days):
 /// returns (message type, summary) of each, for the event log.
-pub fn give_up_before(c: &Connection, before: i64) -> Result<Vec<(String, String)>> {
+pub fn give_up_before(c: &Db, before: i64) -> Result<Vec<(String, String)>> {
     let mut stmt = c.prepare_cached(
         "DELETE FROM call_home_outbox WHERE created_at < ?1 RETURNING message_type, summary",
     )?;
@@ -142,13 +143,7 @@ pub enum Outcome {
 /// Counts one attempt in the per-profile, per-message-type statistics.
 /// (The table's `inqueue` column from migration 2 stays 0: Inqueue is what
 /// waits in this outbox, counted when the statistics are read.)
-pub fn count(
-    c: &Connection,
-    profile: &str,
-    message_type: &str,
-    outcome: Outcome,
-    now: i64,
-) -> Result<()> {
+pub fn count(c: &Db, profile: &str, message_type: &str, outcome: Outcome, now: i64) -> Result<()> {
     let (success, failed, dropped) = match outcome {
         Outcome::Success => (1, 0, 0),
         Outcome::Failed => (0, 1, 0),
@@ -168,7 +163,7 @@ pub fn count(
 /// A statistics row as stored: (profile, message type, success, failed, dropped, last sent).
 pub type Counted = (String, String, i64, i64, i64, Option<i64>);
 
-pub fn counted(c: &Connection) -> Result<Vec<Counted>> {
+pub fn counted(c: &Db) -> Result<Vec<Counted>> {
     let mut stmt = c.prepare_cached(
         "SELECT profile, message_type, success, failed, dropped, last_sent
          FROM call_home_stats ORDER BY profile, message_type",
@@ -190,10 +185,8 @@ pub fn counted(c: &Connection) -> Result<Vec<Counted>> {
 mod tests {
     use super::*;
 
-    fn db() -> Connection {
-        let mut c = Connection::open_in_memory().expect("db");
-        super::super::migrations::apply(&mut c).expect("migrate");
-        c
+    fn db() -> Db {
+        Db::migrated_in_memory()
     }
 
     fn alert() -> NewAlert<'static> {

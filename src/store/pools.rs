@@ -1,13 +1,14 @@
 //! The compliance each pool was last announced with: its status and how deep
 //! its shortfall was, so a shortfall that gets deeper is announced again.
 
+use super::Db;
 use crate::domain::PoolStatus;
 use crate::error::Result;
-use rusqlite::{params, Connection};
+use rusqlite::params;
 
 /// (status, shortfall) last recorded for a pool; a pool never evaluated is
 /// in compliance.
-pub fn recorded(c: &Connection, virtual_account_id: i64, tag: &str) -> Result<(String, i64)> {
+pub fn recorded(c: &Db, virtual_account_id: i64, tag: &str) -> Result<(String, i64)> {
     Ok(crate::store::optional(
         c.prepare_cached(
             "SELECT status, shortfall FROM pools WHERE virtual_account_id = ?1 AND tag = ?2",
@@ -20,7 +21,7 @@ pub fn recorded(c: &Connection, virtual_account_id: i64, tag: &str) -> Result<(S
 }
 
 pub fn record(
-    c: &Connection,
+    c: &Db,
     virtual_account_id: i64,
     tag: &str,
     status: &str,

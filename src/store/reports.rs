@@ -1,15 +1,16 @@
 //! Stored reports (Periodic Record, Manual Record, Compliance Warning
 //! Report) and the daily usage snapshots behind the usage trends.
 
+use super::Db;
 use crate::error::Result;
-use rusqlite::{params, Connection};
+use rusqlite::params;
 
 /// A stored report's listing line: (id, kind, created at, virtual account, summary).
 pub type Listed = (i64, String, i64, Option<String>, String);
 
 /// Stores a report whose body needs its own id: `body` is called with it.
 pub fn insert(
-    c: &Connection,
+    c: &Db,
     kind: &str,
     virtual_account: Option<&str>,
     summary: &str,
@@ -28,7 +29,7 @@ pub fn insert(
 }
 
 /// The newest `limit` reports, oldest first.
-pub fn list(c: &Connection, limit: u32) -> Result<Vec<Listed>> {
+pub fn list(c: &Db, limit: u32) -> Result<Vec<Listed>> {
     let mut stmt = c.prepare_cached(
         "SELECT id, kind, created_at, virtual_account, summary FROM
            (SELECT * FROM reports ORDER BY id DESC LIMIT ?1) ORDER BY id",
@@ -40,7 +41,7 @@ pub fn list(c: &Connection, limit: u32) -> Result<Vec<Listed>> {
 }
 
 /// A report's stored body (JSON), if there is such a report.
-pub fn body(c: &Connection, id: i64) -> Result<Option<String>> {
+pub fn body(c: &Db, id: i64) -> Result<Option<String>> {
     Ok(crate::store::optional(
         c.prepare_cached("SELECT body FROM reports WHERE id = ?1")?
             .query_row([id], |r| r.get(0)),
@@ -49,7 +50,7 @@ pub fn body(c: &Connection, id: i64) -> Result<Option<String>> {
 
 /// Records one pool's usage on `day` (YYYY-MM-DD), replacing that day's figure.
 pub fn snapshot(
-    c: &Connection,
+    c: &Db,
     day: &str,
     virtual_account_id: i64,
     tag: &str,
@@ -65,7 +66,7 @@ pub fn snapshot(
 }
 
 /// Forgets snapshots from before `day`.
-pub fn forget_history_before(c: &Connection, day: &str) -> Result<()> {
+pub fn forget_history_before(c: &Db, day: &str) -> Result<()> {
     c.prepare_cached("DELETE FROM usage_history WHERE day < ?1")?
         .execute([day])?;
     Ok(())
@@ -77,7 +78,7 @@ pub type HistoryDay = (String, String, String, i64, i64);
 /// Snapshots after `since` (YYYY-MM-DD) of an account, or of one of its
 /// virtual accounts.
 pub fn history(
-    c: &Connection,
+    c: &Db,
     account: &str,
     virtual_account: Option<&str>,
     since: &str,

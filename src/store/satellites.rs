@@ -2,8 +2,9 @@
 //! reported (their product instances, demand, events, reports, history).
 
 use super::optional;
+use super::Db;
 use crate::error::Result;
-use rusqlite::{params, Connection};
+use rusqlite::params;
 
 #[derive(Debug, Clone)]
 pub struct Satellite {
@@ -32,7 +33,7 @@ pub struct NewSatellite<'a> {
     pub virtual_account_ids: &'a [i64],
 }
 
-pub fn create(c: &Connection, s: &NewSatellite<'_>, now: i64) -> Result<i64> {
+pub fn create(c: &Db, s: &NewSatellite<'_>, now: i64) -> Result<i64> {
     c.execute(
         "INSERT INTO satellites (satellite_id, name, token_hash, token_expires_at, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -85,17 +86,17 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Satellite> {
     })
 }
 
-pub fn find_by_satellite_id(c: &Connection, satellite_id: &str) -> Result<Option<Satellite>> {
+pub fn find_by_satellite_id(c: &Db, satellite_id: &str) -> Result<Option<Satellite>> {
     let sql = format!("{SELECT} WHERE s.satellite_id = ?1");
     Ok(optional(c.query_row(&sql, [satellite_id], row))?)
 }
 
-pub fn find_by_name(c: &Connection, name: &str) -> Result<Option<Satellite>> {
+pub fn find_by_name(c: &Db, name: &str) -> Result<Option<Satellite>> {
     let sql = format!("{SELECT} WHERE s.name = ?1");
     Ok(optional(c.query_row(&sql, [name], row))?)
 }
 
-pub fn list(c: &Connection) -> Result<Vec<Satellite>> {
+pub fn list(c: &Db) -> Result<Vec<Satellite>> {
     let sql = format!("{SELECT} ORDER BY s.name");
     let mut stmt = c.prepare(&sql)?;
     let rows = stmt.query_map([], row)?;
@@ -103,7 +104,7 @@ pub fn list(c: &Connection) -> Result<Vec<Satellite>> {
 }
 
 /// Virtual account ids a satellite serves.
-pub fn virtual_account_ids(c: &Connection, satellite_row: i64) -> Result<Vec<(i64, String)>> {
+pub fn virtual_account_ids(c: &Db, satellite_row: i64) -> Result<Vec<(i64, String)>> {
     let mut stmt = c.prepare_cached(
         "SELECT va.id, va.name FROM satellite_virtual_accounts sv
          JOIN virtual_accounts va ON va.id = sv.virtual_account_id
@@ -114,12 +115,7 @@ pub fn virtual_account_ids(c: &Connection, satellite_row: i64) -> Result<Vec<(i6
 }
 
 /// Pins the satellite's bundle signer CA at its first, token-proved contact.
-pub fn register(
-    c: &Connection,
-    satellite_row: i64,
-    signer_ca_sha256: &str,
-    now: i64,
-) -> Result<()> {
+pub fn register(c: &Db, satellite_row: i64, signer_ca_sha256: &str, now: i64) -> Result<()> {
     c.execute(
         "UPDATE satellites SET registered_at = ?2, signer_ca_sha256 = ?3, last_contact_at = ?2 WHERE id = ?1",
         params![satellite_row, now, signer_ca_sha256],
@@ -129,7 +125,7 @@ pub fn register(
 
 /// Pins the satellite's bundle signer (and the one it replaced, if any).
 pub fn pin_signer(
-    c: &Connection,
+    c: &Db,
     satellite_row: i64,
     signer_sha256: &str,
     retired_sha256: Option<&str>,
@@ -142,7 +138,7 @@ pub fn pin_signer(
     Ok(())
 }
 
-pub fn touch(c: &Connection, satellite_row: i64, now: i64) -> Result<()> {
+pub fn touch(c: &Db, satellite_row: i64, now: i64) -> Result<()> {
     c.execute(
         "UPDATE satellites SET last_contact_at = ?2 WHERE id = ?1",
         params![satellite_row, now],
@@ -150,7 +146,7 @@ pub fn touch(c: &Connection, satellite_row: i64, now: i64) -> Result<()> {
     Ok(())
 }
 
-pub fn revoke(c: &Connection, satellite_row: i64, now: i64) -> Result<()> {
+pub fn revoke(c: &Db, satellite_row: i64, now: i64) -> Result<()> {
     c.execute(
         "UPDATE satellites SET revoked_at = COALESCE(revoked_at, ?2) WHERE id = ?1",
         params![satellite_row, now],
@@ -183,14 +179,14 @@ pub struct RemoteInstance {
 /// (a file for a command; the server's writer keeps it in memory), and
 /// rolled back with the caller's transaction.
 pub struct SnapshotLoad<'c> {
-    c: &'c Connection,
+    c: &'c Db,
     put_instance: rusqlite::CachedStatement<'c>,
     put_usage: rusqlite::CachedStatement<'c>,
     rows: usize,
 }
 
 impl<'c> SnapshotLoad<'c> {
-    pub fn begin(c: &'c Connection) -> Result<Self> {
+    pub fn begin(c: &'c Db) -> Result<Self> {
         c.execute_batch(
             "CREATE TEMP TABLE IF NOT EXISTS incoming_instances (
                  instance_id        TEXT PRIMARY KEY,
@@ -375,7 +371,7 @@ impl PoolChanges {
         }
     }
 
-    fn apply(self, c: &Connection) -> Result<Vec<(i64, String)>> {
+    fn apply(self, c: &Db) -> Result<Vec<(i64, String)>> {
         let mut moved = c.prepare_cached(
             "INSERT INTO pools (virtual_account_id, tag, in_use) VALUES (?1, ?2, ?3)
              ON CONFLICT (virtual_account_id, tag) DO UPDATE SET in_use = in_use + excluded.in_use",
@@ -406,10 +402,7 @@ pub struct RemoteInstanceRow {
     pub last_contact_at: i64,
 }
 
-pub fn remote_instances(
-    c: &Connection,
-    virtual_account: Option<&str>,
-) -> Result<Vec<RemoteInstanceRow>> {
+pub fn remote_instances(c: &Db, virtual_account: Option<&str>) -> Result<Vec<RemoteInstanceRow>> {
     let mut stmt = c.prepare_cached(
         "SELECT s.name, r.instance_id, va.name, r.pid, r.sn, r.hostname, r.status, r.registered_at,
                 r.last_contact_at
@@ -438,7 +431,7 @@ fn remote_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RemoteInstanceRow> {
 }
 
 /// Demand per (virtual account, tag) that came through each satellite.
-pub fn remote_demand(c: &Connection) -> Result<Vec<(String, String, String, i64)>> {
+pub fn remote_demand(c: &Db) -> Result<Vec<(String, String, String, i64)>> {
     let mut stmt = c.prepare_cached(
         "SELECT va.name, u.tag, s.name, SUM(u.count) FROM remote_usage u
          JOIN satellites s ON s.id = u.satellite_id
@@ -449,7 +442,7 @@ pub fn remote_demand(c: &Connection) -> Result<Vec<(String, String, String, i64)
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-pub fn instance_count(c: &Connection, satellite_row: i64) -> Result<i64> {
+pub fn instance_count(c: &Db, satellite_row: i64) -> Result<i64> {
     Ok(c.query_row(
         "SELECT COUNT(*) FROM remote_instances WHERE satellite_id = ?1",
         [satellite_row],
@@ -457,7 +450,7 @@ pub fn instance_count(c: &Connection, satellite_row: i64) -> Result<i64> {
     )?)
 }
 
-pub fn add_event(c: &Connection, satellite_row: i64, e: &super::sync::EventRow) -> Result<bool> {
+pub fn add_event(c: &Db, satellite_row: i64, e: &super::sync::EventRow) -> Result<bool> {
     Ok(c.prepare_cached(
         "INSERT INTO remote_events (satellite_id, remote_id, at, kind, severity, virtual_account, subject, message)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING",
@@ -466,7 +459,7 @@ pub fn add_event(c: &Connection, satellite_row: i64, e: &super::sync::EventRow) 
     )? > 0)
 }
 
-pub fn add_report(c: &Connection, satellite_row: i64, r: &super::sync::ReportRow) -> Result<bool> {
+pub fn add_report(c: &Db, satellite_row: i64, r: &super::sync::ReportRow) -> Result<bool> {
     Ok(c.prepare_cached(
         "INSERT INTO remote_reports (satellite_id, remote_id, kind, created_at, virtual_account, summary, body)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
@@ -475,7 +468,7 @@ pub fn add_report(c: &Connection, satellite_row: i64, r: &super::sync::ReportRow
     )? > 0)
 }
 
-pub fn put_history(c: &Connection, satellite_row: i64, h: &super::sync::HistoryRow) -> Result<()> {
+pub fn put_history(c: &Db, satellite_row: i64, h: &super::sync::HistoryRow) -> Result<()> {
     c.prepare_cached(
         "INSERT INTO remote_usage_history (satellite_id, day, virtual_account, tag, in_use, available)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -488,7 +481,7 @@ pub fn put_history(c: &Connection, satellite_row: i64, h: &super::sync::HistoryR
 }
 
 /// Counts of what a satellite has sent so far (for `satellite list`).
-pub fn remote_counts(c: &Connection, satellite_row: i64) -> Result<(i64, i64)> {
+pub fn remote_counts(c: &Db, satellite_row: i64) -> Result<(i64, i64)> {
     Ok(c.query_row(
         "SELECT (SELECT COUNT(*) FROM remote_events WHERE satellite_id = ?1),
                 (SELECT COUNT(*) FROM remote_reports WHERE satellite_id = ?1)",
@@ -500,7 +493,7 @@ pub fn remote_counts(c: &Connection, satellite_row: i64) -> Result<(i64, i64)> {
 /// Records the upstream identity certificate issued to a satellite at its
 /// connected registration (a repeated registration adds another).
 pub fn add_identity(
-    c: &Connection,
+    c: &Db,
     satellite_row: i64,
     fingerprint: &[u8],
     serial_hex: &str,
@@ -517,7 +510,7 @@ pub fn add_identity(
 
 /// The satellite holding the identity certificate with this fingerprint,
 /// and when that certificate expires.
-pub fn find_by_identity(c: &Connection, fingerprint: &[u8]) -> Result<Option<(Satellite, i64)>> {
+pub fn find_by_identity(c: &Db, fingerprint: &[u8]) -> Result<Option<(Satellite, i64)>> {
     let found: Option<(String, i64)> = optional(c.query_row(
         "SELECT s.satellite_id, i.not_after FROM satellite_identities i
          JOIN satellites s ON s.id = i.satellite_id WHERE i.fingerprint = ?1",
@@ -537,7 +530,7 @@ pub type RemoteWithUsage = (RemoteInstanceRow, Vec<(String, i64)>);
 
 /// A remote instance by instance id or UDI, with its demand.
 pub fn find_remote(
-    c: &Connection,
+    c: &Db,
     instance_id: &str,
     udi: Option<(&str, &str)>,
 ) -> Result<Option<RemoteWithUsage>> {
@@ -583,7 +576,7 @@ mod tests {
         }
     }
 
-    fn in_use(c: &Connection, va: i64, tag: &str) -> i64 {
+    fn in_use(c: &Db, va: i64, tag: &str) -> i64 {
         c.query_row(
             "SELECT in_use FROM pools WHERE virtual_account_id = ?1 AND tag = ?2",
             params![va, tag],
@@ -594,7 +587,7 @@ mod tests {
 
     /// A whole snapshot through [`SnapshotLoad`], as the cloud streams one.
     fn replace_instances(
-        c: &Connection,
+        c: &Db,
         satellite_row: i64,
         instances: &[RemoteInstance],
     ) -> Result<Vec<(i64, String)>> {
@@ -606,7 +599,7 @@ mod tests {
     }
 
     /// A database with virtual accounts 1 and 2 and a satellite serving both.
-    fn with_satellite() -> (tempfile::TempDir, Connection, i64) {
+    fn with_satellite() -> (tempfile::TempDir, Db, i64) {
         let dir = tempfile::tempdir().expect("tempdir");
         let c = crate::store::open_and_migrate(&dir.path().join("s.db")).expect("db");
         c.execute_batch(

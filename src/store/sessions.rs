@@ -2,8 +2,9 @@
 //! each is stored; a token belongs to one user or one client and dies with it.
 
 use super::optional;
+use super::Db;
 use crate::error::Result;
-use rusqlite::{params, Connection};
+use rusqlite::params;
 
 /// Whom a live token stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,13 +13,7 @@ pub enum Holder {
     Client(i64),
 }
 
-pub fn insert(
-    c: &Connection,
-    hash: &[u8],
-    holder: Holder,
-    now: i64,
-    expires_at: i64,
-) -> Result<()> {
+pub fn insert(c: &Db, hash: &[u8], holder: Holder, now: i64, expires_at: i64) -> Result<()> {
     let (user, client) = match holder {
         Holder::User(id) => (Some(id), None),
         Holder::Client(id) => (None, Some(id)),
@@ -33,7 +28,7 @@ pub fn insert(
 }
 
 /// The holder of an unexpired token whose client (if any) is not revoked.
-pub fn find(c: &Connection, hash: &[u8], now: i64) -> Result<Option<Holder>> {
+pub fn find(c: &Db, hash: &[u8], now: i64) -> Result<Option<Holder>> {
     let row: Option<(Option<i64>, Option<i64>)> = optional(
         c.prepare_cached(
             "SELECT t.user_id, t.client_id FROM access_tokens t
@@ -50,7 +45,7 @@ pub fn find(c: &Connection, hash: &[u8], now: i64) -> Result<Option<Holder>> {
 }
 
 /// Ends a token before its time (a portal logout).
-pub fn delete(c: &Connection, hash: &[u8]) -> Result<()> {
+pub fn delete(c: &Db, hash: &[u8]) -> Result<()> {
     c.execute("DELETE FROM access_tokens WHERE token_hash = ?1", [hash])?;
     Ok(())
 }
@@ -61,8 +56,7 @@ mod tests {
 
     #[test]
     fn tokens_expire_and_die_with_their_client() {
-        let mut c = Connection::open_in_memory().expect("db");
-        super::super::migrations::apply(&mut c).expect("migrate");
+        let c = Db::migrated_in_memory();
         c.execute(
             "INSERT INTO api_clients (name, client_id, secret_hash, role, created_at) VALUES ('m', 'id', x'00', 'viewer', 0)",
             [],

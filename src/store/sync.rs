@@ -3,14 +3,15 @@
 //! additions, and the reads a usage bundle is made of.
 
 use super::optional;
+use super::Db;
 use crate::error::Result;
-use rusqlite::{params, Connection};
+use rusqlite::params;
 
 const NODE_ID: &str = "sync.node_id";
 const CATALOG_VERSION: &str = "catalog.version";
 
 /// This node's id towards its peers: made once, never changed.
-pub fn node_id(c: &Connection) -> Result<String> {
+pub fn node_id(c: &Db) -> Result<String> {
     if let Some(id) = super::settings::get(c, NODE_ID)? {
         return Ok(id);
     }
@@ -57,7 +58,7 @@ pub struct LedgerEntry {
     pub response: Option<Vec<u8>>,
 }
 
-pub fn record(c: &Connection, e: &LedgerEntry) -> Result<i64> {
+pub fn record(c: &Db, e: &LedgerEntry) -> Result<i64> {
     c.execute(
         "INSERT INTO sync_bundles (direction, peer, kind, sequence, sha256, in_reply_to, created_at,
             recorded_at, file_name, summary, watermarks, response)
@@ -81,7 +82,7 @@ pub fn record(c: &Connection, e: &LedgerEntry) -> Result<i64> {
 }
 
 /// The highest sequence recorded with `peer` in one direction.
-pub fn last_sequence(c: &Connection, direction: Direction, peer: &str) -> Result<Option<u64>> {
+pub fn last_sequence(c: &Db, direction: Direction, peer: &str) -> Result<Option<u64>> {
     let n: Option<i64> = c.query_row(
         "SELECT MAX(sequence) FROM sync_bundles WHERE direction = ?1 AND peer = ?2",
         params![direction.as_str(), peer],
@@ -91,7 +92,7 @@ pub fn last_sequence(c: &Connection, direction: Direction, peer: &str) -> Result
 }
 
 /// The SHA-256 of the last bundle sent to `peer` (the hash chain's link).
-pub fn last_sent_sha256(c: &Connection, peer: &str) -> Result<Option<String>> {
+pub fn last_sent_sha256(c: &Db, peer: &str) -> Result<Option<String>> {
     Ok(optional(c.query_row(
         "SELECT sha256 FROM sync_bundles WHERE direction = 'sent' AND peer = ?1
          ORDER BY sequence DESC LIMIT 1",
@@ -109,7 +110,7 @@ pub struct Received {
     pub response: Option<Vec<u8>>,
 }
 
-pub fn received(c: &Connection, sha256: &str) -> Result<Option<Received>> {
+pub fn received(c: &Db, sha256: &str) -> Result<Option<Received>> {
     Ok(optional(c.query_row(
         "SELECT sequence, kind, response FROM sync_bundles WHERE direction = 'received' AND sha256 = ?1",
         [sha256],
@@ -125,7 +126,7 @@ pub fn received(c: &Connection, sha256: &str) -> Result<Option<Received>> {
 }
 
 /// A sent bundle's watermarks, by its hash, if it was sent to `peer`.
-pub fn sent_watermarks(c: &Connection, peer: &str, sha256: &str) -> Result<Option<Option<String>>> {
+pub fn sent_watermarks(c: &Db, peer: &str, sha256: &str) -> Result<Option<Option<String>>> {
     Ok(optional(c.query_row(
         "SELECT watermarks FROM sync_bundles WHERE direction = 'sent' AND peer = ?1 AND sha256 = ?2",
         params![peer, sha256],
@@ -134,7 +135,7 @@ pub fn sent_watermarks(c: &Connection, peer: &str, sha256: &str) -> Result<Optio
 }
 
 /// Marks a sent bundle and every earlier one to the same peer acknowledged.
-pub fn acknowledge(c: &Connection, peer: &str, sha256: &str, now: i64) -> Result<()> {
+pub fn acknowledge(c: &Db, peer: &str, sha256: &str, now: i64) -> Result<()> {
     c.execute(
         "UPDATE sync_bundles SET acknowledged_at = ?3
          WHERE direction = 'sent' AND peer = ?1 AND acknowledged_at IS NULL
@@ -158,7 +159,7 @@ pub struct LedgerSummary {
     pub last_acknowledged_at: Option<i64>,
 }
 
-pub fn summary(c: &Connection, peer: &str) -> Result<LedgerSummary> {
+pub fn summary(c: &Db, peer: &str) -> Result<LedgerSummary> {
     let mut s = LedgerSummary::default();
     type Last = (i64, String, i64, Option<String>);
     let last = |direction: &str| -> rusqlite::Result<Option<Last>> {
@@ -203,7 +204,7 @@ pub struct Upstream {
     pub retired_cloud_signer_sha256: Option<String>,
 }
 
-pub fn upstream(c: &Connection) -> Result<Option<Upstream>> {
+pub fn upstream(c: &Db) -> Result<Option<Upstream>> {
     Ok(optional(c.query_row(
         "SELECT satellite_id, cloud_id, cloud_ca_sha256, requested_at, registered_at, cloud_account,
                 cloud_signer_sha256, retired_cloud_signer_sha256
@@ -227,7 +228,7 @@ pub fn upstream(c: &Connection) -> Result<Option<Upstream>> {
 /// Records a registration request (replacing an earlier one not yet
 /// answered). A new token pins a cloud anew: its signer is pinned from its
 /// first answer.
-pub fn set_upstream(c: &Connection, u: &Upstream) -> Result<()> {
+pub fn set_upstream(c: &Db, u: &Upstream) -> Result<()> {
     c.execute(
         "INSERT INTO upstream (id, satellite_id, cloud_id, cloud_ca_sha256, requested_at, registered_at,
            cloud_account, cloud_signer_sha256, retired_cloud_signer_sha256)
@@ -252,7 +253,7 @@ pub fn set_upstream(c: &Connection, u: &Upstream) -> Result<()> {
 }
 
 /// Pins the cloud's bundle signer (and the one it replaced, if any).
-pub fn pin_cloud_signer(c: &Connection, signer_sha256: &str, retired: Option<&str>) -> Result<()> {
+pub fn pin_cloud_signer(c: &Db, signer_sha256: &str, retired: Option<&str>) -> Result<()> {
     c.execute(
         "UPDATE upstream SET cloud_signer_sha256 = ?1,
            retired_cloud_signer_sha256 = COALESCE(?2, retired_cloud_signer_sha256) WHERE id = 1",
@@ -261,7 +262,7 @@ pub fn pin_cloud_signer(c: &Connection, signer_sha256: &str, retired: Option<&st
     Ok(())
 }
 
-pub fn mark_registered(c: &Connection, cloud_account: &str, now: i64) -> Result<()> {
+pub fn mark_registered(c: &Db, cloud_account: &str, now: i64) -> Result<()> {
     c.execute(
         "UPDATE upstream SET registered_at = COALESCE(registered_at, ?1), cloud_account = ?2 WHERE id = 1",
         params![now, cloud_account],
@@ -270,7 +271,7 @@ pub fn mark_registered(c: &Connection, cloud_account: &str, now: i64) -> Result<
 }
 
 /// Catalog additions as stored: (kind `tag`|`sku`, name, JSON body).
-pub fn catalog_entries(c: &Connection) -> Result<Vec<(String, String, String)>> {
+pub fn catalog_entries(c: &Db) -> Result<Vec<(String, String, String)>> {
     let mut stmt =
         c.prepare_cached("SELECT kind, name, body FROM catalog_entries ORDER BY kind DESC, name")?;
     let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
@@ -278,13 +279,7 @@ pub fn catalog_entries(c: &Connection) -> Result<Vec<(String, String, String)>> 
 }
 
 /// Adds or replaces one catalog entry; returns whether anything changed.
-pub fn put_catalog_entry(
-    c: &Connection,
-    kind: &str,
-    name: &str,
-    body: &str,
-    now: i64,
-) -> Result<bool> {
+pub fn put_catalog_entry(c: &Db, kind: &str, name: &str, body: &str, now: i64) -> Result<bool> {
     let changed = c.execute(
         "INSERT INTO catalog_entries (kind, name, body, updated_at) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (kind, name) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at
@@ -302,7 +297,7 @@ pub fn put_catalog_entry(
 }
 
 /// Bumped by every catalog change, so a running server knows to reload.
-pub fn catalog_version(c: &Connection) -> Result<i64> {
+pub fn catalog_version(c: &Db) -> Result<i64> {
     Ok(super::settings::get(c, CATALOG_VERSION)?
         .and_then(|v| v.parse().ok())
         .unwrap_or(0))
@@ -321,7 +316,7 @@ pub struct LicenseLine {
 /// The cloud is the source of truth: a virtual account's licenses become
 /// exactly the lines given. Returns the tags held before or after.
 pub fn replace_licenses(
-    c: &Connection,
+    c: &Db,
     virtual_account_id: i64,
     lines: &[LicenseLine],
     now: i64,
@@ -374,7 +369,7 @@ pub struct InstanceUsage {
 }
 
 /// Every product instance with its demand, in one pass over each table.
-pub fn instance_usage(c: &Connection) -> Result<Vec<InstanceUsage>> {
+pub fn instance_usage(c: &Db) -> Result<Vec<InstanceUsage>> {
     let mut stmt = c.prepare_cached(
         "SELECT p.id, p.instance_id, va.name, p.pid, p.sn, p.hostname, p.registered_at,
                 p.last_contact_at, p.deadline, p.authorization_status,
@@ -435,7 +430,7 @@ pub struct EventRow {
     pub message: String,
 }
 
-pub fn events_after(c: &Connection, after_id: i64) -> Result<Vec<EventRow>> {
+pub fn events_after(c: &Db, after_id: i64) -> Result<Vec<EventRow>> {
     let mut stmt = c.prepare_cached(
         "SELECT id, at, kind, severity, virtual_account, subject, message FROM events
          WHERE id > ?1 ORDER BY id",
@@ -465,7 +460,7 @@ pub struct ReportRow {
     pub body: String,
 }
 
-pub fn reports_after(c: &Connection, after_id: i64) -> Result<Vec<ReportRow>> {
+pub fn reports_after(c: &Db, after_id: i64) -> Result<Vec<ReportRow>> {
     let mut stmt = c.prepare_cached(
         "SELECT id, kind, created_at, virtual_account, summary, body FROM reports
          WHERE id > ?1 ORDER BY id",
@@ -494,7 +489,7 @@ pub struct HistoryRow {
 }
 
 /// Daily snapshots from `from_day` on (inclusive: the last day may have changed).
-pub fn history_from(c: &Connection, from_day: &str) -> Result<Vec<HistoryRow>> {
+pub fn history_from(c: &Db, from_day: &str) -> Result<Vec<HistoryRow>> {
     let mut stmt = c.prepare_cached(
         "SELECT h.day, va.name, h.tag, h.in_use, h.available FROM usage_history h
          JOIN virtual_accounts va ON va.id = h.virtual_account_id
@@ -513,7 +508,7 @@ pub fn history_from(c: &Connection, from_day: &str) -> Result<Vec<HistoryRow>> {
 }
 
 /// The highest ids of the logs right now (a usage bundle's watermarks).
-pub fn log_heads(c: &Connection) -> Result<(i64, i64)> {
+pub fn log_heads(c: &Db) -> Result<(i64, i64)> {
     Ok(c.query_row(
         "SELECT (SELECT COALESCE(MAX(id), 0) FROM events), (SELECT COALESCE(MAX(id), 0) FROM reports)",
         [],

@@ -1,11 +1,12 @@
 //! Registration tokens. Only a hash of each secret is stored.
 
 use super::optional;
+use super::Db;
 use crate::clock::rfc3339;
 use crate::domain::token::TokenUse;
 use crate::domain::{TokenSecret, TokenTerms};
 use crate::error::{Error, Result};
-use rusqlite::{params, Connection};
+use rusqlite::params;
 use serde::Serialize;
 
 /// A token as listings show it: never the whole secret.
@@ -35,7 +36,7 @@ pub struct StoredToken {
 }
 
 pub fn insert(
-    conn: &Connection,
+    conn: &Db,
     virtual_account_id: i64,
     secret: &TokenSecret,
     terms: &TokenTerms,
@@ -62,7 +63,7 @@ pub fn insert(
     Ok(conn.last_insert_rowid())
 }
 
-pub fn find(conn: &Connection, secret: &TokenSecret) -> Result<Option<StoredToken>> {
+pub fn find(conn: &Db, secret: &TokenSecret) -> Result<Option<StoredToken>> {
     let Some(prefix) = secret.prefix() else {
         return Ok(None);
     };
@@ -96,7 +97,7 @@ pub fn find(conn: &Connection, secret: &TokenSecret) -> Result<Option<StoredToke
     Ok(found.filter(|t| secret.matches(&t.secret_hash)))
 }
 
-pub fn record_use(conn: &Connection, id: i64) -> Result<()> {
+pub fn record_use(conn: &Db, id: i64) -> Result<()> {
     conn.prepare_cached("UPDATE registration_tokens SET uses = uses + 1 WHERE id = ?1")?
         .execute([id])?;
     Ok(())
@@ -117,7 +118,7 @@ fn status(state: &TokenUse, now: i64) -> &'static str {
 }
 
 pub fn list(
-    conn: &Connection,
+    conn: &Db,
     account: &str,
     virtual_account: Option<&str>,
     now: i64,
@@ -155,7 +156,7 @@ pub fn list(
 
 /// Revokes by the whole secret or by the prefix a listing shows.
 /// Returns the prefix and virtual account of the revoked token.
-pub fn revoke(conn: &Connection, account: &str, token: &str, now: i64) -> Result<(String, String)> {
+pub fn revoke(conn: &Db, account: &str, token: &str, now: i64) -> Result<(String, String)> {
     let token = token.trim().trim_end_matches('…');
     let prefix: String = token
         .chars()

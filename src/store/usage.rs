@@ -2,14 +2,15 @@
 //! `in_use` is maintained by triggers (migration 2), so every path that
 //! changes usage keeps it exact.
 
+use super::Db;
 use crate::domain::PoolStatus;
 use crate::error::Result;
-use rusqlite::{params, Connection};
+use rusqlite::params;
 
 /// The instance's current demand: (tag, count, status). The status is the
 /// pool's now, not the one answered at request time: when a later request
 /// pushes a pool short, every instance using it is out of compliance (§6).
-pub fn of_instance(c: &Connection, instance_row_id: i64) -> Result<Vec<(String, i64, String)>> {
+pub fn of_instance(c: &Db, instance_row_id: i64) -> Result<Vec<(String, i64, String)>> {
     let mut stmt = c.prepare_cached(
         "SELECT u.tag, u.count,
                 CASE WHEN p.status = 'Out of Compliance' THEN 'OUT_OF_COMPLIANCE' ELSE 'AUTHORIZED' END
@@ -31,7 +32,7 @@ pub struct Demand {
 
 /// The instance's current demand per tag, as stored (no join): what an
 /// ENTITLEMENT compares its request with, to write only what changed.
-pub fn counts_of(c: &Connection, instance_row_id: i64) -> Result<Vec<Demand>> {
+pub fn counts_of(c: &Db, instance_row_id: i64) -> Result<Vec<Demand>> {
     let mut stmt = c.prepare_cached(
         "SELECT tag, count, virtual_account_id FROM entitlement_usage WHERE instance_id = ?1 ORDER BY tag",
     )?;
@@ -46,7 +47,7 @@ pub fn counts_of(c: &Connection, instance_row_id: i64) -> Result<Vec<Demand>> {
 }
 
 pub fn set(
-    c: &Connection,
+    c: &Db,
     instance_row_id: i64,
     virtual_account_id: i64,
     tag: &str,
@@ -72,13 +73,7 @@ pub fn set(
 
 /// A new count for a tag the instance already uses in the same virtual
 /// account: one row and (by trigger) one pool row change.
-pub fn change_count(
-    c: &Connection,
-    instance_row_id: i64,
-    tag: &str,
-    count: i64,
-    now: i64,
-) -> Result<()> {
+pub fn change_count(c: &Db, instance_row_id: i64, tag: &str, count: i64, now: i64) -> Result<()> {
     c.prepare_cached(
         "UPDATE entitlement_usage SET count = ?3, requested_at = ?4
          WHERE instance_id = ?1 AND tag = ?2",
@@ -87,14 +82,14 @@ pub fn change_count(
     Ok(())
 }
 
-pub fn remove(c: &Connection, instance_row_id: i64, tag: &str) -> Result<()> {
+pub fn remove(c: &Db, instance_row_id: i64, tag: &str) -> Result<()> {
     c.prepare_cached("DELETE FROM entitlement_usage WHERE instance_id = ?1 AND tag = ?2")?
         .execute(params![instance_row_id, tag])?;
     Ok(())
 }
 
 /// Moves an instance's demand to another virtual account (triggers move the counts).
-pub fn move_instance(c: &Connection, instance_row_id: i64, to_va: i64) -> Result<()> {
+pub fn move_instance(c: &Db, instance_row_id: i64, to_va: i64) -> Result<()> {
     c.execute(
         "UPDATE entitlement_usage SET virtual_account_id = ?2 WHERE instance_id = ?1",
         params![instance_row_id, to_va],
@@ -103,7 +98,7 @@ pub fn move_instance(c: &Connection, instance_row_id: i64, to_va: i64) -> Result
 }
 
 /// Demand in one pool.
-pub fn in_use(c: &Connection, virtual_account_id: i64, tag: &str) -> Result<(i64, String)> {
+pub fn in_use(c: &Db, virtual_account_id: i64, tag: &str) -> Result<(i64, String)> {
     Ok(crate::store::optional(
         c.prepare_cached(
             "SELECT in_use, status FROM pools WHERE virtual_account_id = ?1 AND tag = ?2",
@@ -124,7 +119,7 @@ pub struct PoolRow {
     pub shortfall: i64,
 }
 
-pub fn pool(c: &Connection, virtual_account_id: i64, tag: &str) -> Result<PoolRow> {
+pub fn pool(c: &Db, virtual_account_id: i64, tag: &str) -> Result<PoolRow> {
     Ok(crate::store::optional(
         c.prepare_cached(
             "SELECT in_use, status, shortfall FROM pools WHERE virtual_account_id = ?1 AND tag = ?2",
@@ -145,7 +140,7 @@ pub fn pool(c: &Connection, virtual_account_id: i64, tag: &str) -> Result<PoolRo
 }
 
 /// Pool keys of a virtual account: tags with demand or licenses.
-pub fn pools_of(c: &Connection, virtual_account_id: i64) -> Result<Vec<String>> {
+pub fn pools_of(c: &Db, virtual_account_id: i64) -> Result<Vec<String>> {
     let mut stmt = c.prepare_cached(
         "SELECT tag FROM pools WHERE virtual_account_id = ?1
          UNION SELECT tag FROM licenses WHERE virtual_account_id = ?1 ORDER BY 1",

@@ -3,12 +3,13 @@
 //! (salted PBKDF2) are still accepted and replaced at the next login.
 
 use super::optional;
+use super::Db;
 use crate::error::{Error, Result};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use base64::engine::general_purpose::STANDARD_NO_PAD as B64;
 use base64::Engine;
-use rusqlite::{params, Connection};
+use rusqlite::params;
 
 pub const BOOTSTRAP_ADMIN: &str = "admin";
 
@@ -85,7 +86,7 @@ fn verify_pbkdf2(password: &str, stored: &str) -> bool {
 
 /// Creates the bootstrap admin when there is no user at all; returns its
 /// password, which is shown once and stored nowhere in clear.
-pub fn create_bootstrap_admin(conn: &Connection, now: i64) -> Result<Option<String>> {
+pub fn create_bootstrap_admin(conn: &Db, now: i64) -> Result<Option<String>> {
     let users: i64 = conn.query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))?;
     if users > 0 {
         return Ok(None);
@@ -101,7 +102,7 @@ pub fn create_bootstrap_admin(conn: &Connection, now: i64) -> Result<Option<Stri
 }
 
 pub fn insert(
-    c: &Connection,
+    c: &Db,
     username: &str,
     password_hash: &str,
     role: &str,
@@ -127,7 +128,7 @@ pub fn insert(
     Ok(id)
 }
 
-fn virtual_accounts_of(c: &Connection, id: i64) -> Result<Vec<String>> {
+fn virtual_accounts_of(c: &Db, id: i64) -> Result<Vec<String>> {
     let mut stmt = c.prepare_cached(
         "SELECT virtual_account FROM user_virtual_accounts WHERE user_id = ?1 ORDER BY 1",
     )?;
@@ -136,7 +137,7 @@ fn virtual_accounts_of(c: &Connection, id: i64) -> Result<Vec<String>> {
 }
 
 /// The user and its password hash.
-pub fn find_with_hash(c: &Connection, username: &str) -> Result<Option<(User, String)>> {
+pub fn find_with_hash(c: &Db, username: &str) -> Result<Option<(User, String)>> {
     let found = optional(c.query_row(
         "SELECT id, username, role, created_at, password_hash FROM users WHERE username = ?1",
         [username],
@@ -162,11 +163,11 @@ pub fn find_with_hash(c: &Connection, username: &str) -> Result<Option<(User, St
     }
 }
 
-pub fn find(c: &Connection, username: &str) -> Result<Option<User>> {
+pub fn find(c: &Db, username: &str) -> Result<Option<User>> {
     Ok(find_with_hash(c, username)?.map(|(user, _)| user))
 }
 
-pub fn find_by_id(c: &Connection, id: i64) -> Result<Option<User>> {
+pub fn find_by_id(c: &Db, id: i64) -> Result<Option<User>> {
     let name: Option<String> = optional(c.query_row(
         "SELECT username FROM users WHERE id = ?1",
         [id],
@@ -179,7 +180,7 @@ pub fn find_by_id(c: &Connection, id: i64) -> Result<Option<User>> {
 }
 
 /// One page of users by name.
-pub fn list(c: &Connection, limit: u32, offset: u32) -> Result<Vec<User>> {
+pub fn list(c: &Db, limit: u32, offset: u32) -> Result<Vec<User>> {
     let mut stmt = c.prepare_cached(
         "SELECT id, username, role, created_at FROM users ORDER BY username LIMIT ?1 OFFSET ?2",
     )?;
@@ -199,7 +200,7 @@ pub fn list(c: &Connection, limit: u32, offset: u32) -> Result<Vec<User>> {
     Ok(users)
 }
 
-pub fn count_admins(c: &Connection) -> Result<i64> {
+pub fn count_admins(c: &Db) -> Result<i64> {
     Ok(
         c.query_row("SELECT COUNT(*) FROM users WHERE role = 'admin'", [], |r| {
             r.get(0)
@@ -208,12 +209,12 @@ pub fn count_admins(c: &Connection) -> Result<i64> {
 }
 
 /// Removes a user; its bearer tokens go with it (cascade).
-pub fn delete(c: &Connection, username: &str) -> Result<bool> {
+pub fn delete(c: &Db, username: &str) -> Result<bool> {
     Ok(c.execute("DELETE FROM users WHERE username = ?1", [username])? > 0)
 }
 
 /// Sets a new password hash and ends the user's sessions.
-pub fn set_password(c: &Connection, id: i64, password_hash: &str) -> Result<()> {
+pub fn set_password(c: &Db, id: i64, password_hash: &str) -> Result<()> {
     c.execute(
         "UPDATE users SET password_hash = ?2 WHERE id = ?1",
         params![id, password_hash],
@@ -223,7 +224,7 @@ pub fn set_password(c: &Connection, id: i64, password_hash: &str) -> Result<()> 
 }
 
 /// Replaces a legacy hash after a successful login (sessions stay).
-pub fn upgrade_hash(c: &Connection, id: i64, password_hash: &str) -> Result<()> {
+pub fn upgrade_hash(c: &Db, id: i64, password_hash: &str) -> Result<()> {
     c.execute(
         "UPDATE users SET password_hash = ?2 WHERE id = ?1",
         params![id, password_hash],

@@ -5,8 +5,8 @@
 //! changes), commits them all with one fsync, and only then answers each
 //! caller. A caller is never told "done" for data that is not on disk.
 
+use super::Db;
 use super::StoreError;
-use rusqlite::Connection;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
@@ -21,7 +21,7 @@ const MAX_GROUP: usize = 256;
 trait Work: Send {
     /// Runs the job in its savepoint. True if what it did may have left an
     /// in-memory copy of the data stale (see [`Writer::generation`]).
-    fn run(&mut self, conn: &Connection) -> bool;
+    fn run(&mut self, conn: &Db) -> bool;
     fn complete(self: Box<Self>, committed: Result<(), &StoreError>);
 }
 
@@ -35,11 +35,11 @@ struct Task<F, T, E> {
 
 impl<F, T, E> Work for Task<F, T, E>
 where
-    F: FnOnce(&Connection) -> Result<T, E> + Send,
+    F: FnOnce(&Db) -> Result<T, E> + Send,
     T: Send,
     E: From<StoreError> + Send,
 {
-    fn run(&mut self, conn: &Connection) -> bool {
+    fn run(&mut self, conn: &Db) -> bool {
         let Some(work) = self.work.take() else {
             return false;
         };
@@ -83,7 +83,7 @@ where
 
 /// Runs one cached statement: the savepoints around every job are parsed
 /// once, not once per write.
-fn statement(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+fn statement(conn: &Db, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
@@ -138,7 +138,7 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub fn start(conn: Connection) -> Result<Self, StoreError> {
+    pub fn start(conn: Db) -> Result<Self, StoreError> {
         Self::start_with(conn, Arc::new(AtomicBool::new(false)))
     }
 
@@ -146,10 +146,7 @@ impl Writer {
     /// that checkpoints the WAL beside it), the writer copies the last few
     /// frames itself between two commits, so the next commit starts the
     /// log over instead of growing it.
-    pub fn start_with(
-        conn: Connection,
-        finish_checkpoint: Arc<AtomicBool>,
-    ) -> Result<Self, StoreError> {
+    pub fn start_with(conn: Db, finish_checkpoint: Arc<AtomicBool>) -> Result<Self, StoreError> {
         let (queue, jobs) = sync_channel::<Box<dyn Work>>(QUEUE_DEPTH);
         let stats = Arc::new(WriterStats::default());
         let thread_stats = stats.clone();
@@ -189,7 +186,7 @@ impl Writer {
     /// what it changes, so it leaves the generation as it is.
     pub async fn write_keeping_copies<T, E, F>(&self, work: F) -> Result<T, E>
     where
-        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        F: FnOnce(&Db) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
@@ -201,7 +198,7 @@ impl Writer {
 
     pub async fn write<T, E, F>(&self, work: F) -> Result<T, E>
     where
-        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        F: FnOnce(&Db) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
@@ -214,7 +211,7 @@ impl Writer {
     /// The same as [`Writer::write`] for threads outside the async runtime.
     pub fn write_blocking<T, E, F>(&self, work: F) -> Result<T, E>
     where
-        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        F: FnOnce(&Db) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
@@ -230,7 +227,7 @@ impl Writer {
         keeps_copies: bool,
     ) -> Result<oneshot::Receiver<Result<T, E>>, E>
     where
-        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        F: FnOnce(&Db) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
@@ -250,7 +247,7 @@ impl Writer {
 }
 
 fn run(
-    conn: Connection,
+    conn: Db,
     jobs: Receiver<Box<dyn Work>>,
     stats: &WriterStats,
     finish_checkpoint: &AtomicBool,
@@ -309,7 +306,7 @@ fn micros(d: std::time::Duration) -> u64 {
 }
 
 fn commit_group(
-    conn: &Connection,
+    conn: &Db,
     group: &mut [Box<dyn Work>],
     stats: &WriterStats,
     seen_version: &mut Option<i64>,
@@ -334,7 +331,7 @@ fn commit_group(
         // Some errors (disk full, I/O) make SQLite roll back the whole
         // transaction. Running on would commit the rest on their own while
         // every caller is told nothing was recorded: stop here instead.
-        if conn.is_autocommit() {
+        if conn.sqlite().is_autocommit() {
             return Err(StoreError::TransactionLost);
         }
     }
@@ -386,7 +383,7 @@ mod tests {
             for i in 0..50 {
                 let w = writer.clone();
                 waits.push(tokio::spawn(async move {
-                    w.write(move |c: &Connection| {
+                    w.write(move |c: &Db| {
                         c.execute("INSERT INTO t VALUES (?1)", [i])
                             .map_err(|_| TestError::Store)?;
                         if i % 10 == 0 {
@@ -418,7 +415,7 @@ mod tests {
         let generation_in_a_job = |w: &Writer| {
             let (w, probe) = (w.clone(), w.clone());
             async move {
-                w.write_keeping_copies(move |c: &Connection| {
+                w.write_keeping_copies(move |c: &Db| {
                     c.execute("INSERT INTO t VALUES (1)", [])
                         .map_err(|_| TestError::Store)?;
                     Ok::<_, TestError>(probe.generation())
@@ -447,12 +444,12 @@ mod tests {
     #[test]
     fn a_panicking_write_is_rolled_back_and_the_writer_lives_on() {
         let (_dir, writer) = writer();
-        let r: Result<(), TestError> = writer.write_blocking(|c: &Connection| {
+        let r: Result<(), TestError> = writer.write_blocking(|c: &Db| {
             c.execute("INSERT INTO t VALUES (1)", []).ok();
             panic!("boom")
         });
         assert!(matches!(r, Err(TestError::Store)));
-        let n: Result<i64, TestError> = writer.write_blocking(|c: &Connection| {
+        let n: Result<i64, TestError> = writer.write_blocking(|c: &Db| {
             c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
                 .map_err(|_| TestError::Store)
         });
@@ -464,7 +461,7 @@ mod tests {
     struct Fatal;
 
     impl Work for Fatal {
-        fn run(&mut self, _: &Connection) -> bool {
+        fn run(&mut self, _: &Db) -> bool {
             false
         }
         fn complete(self: Box<Self>, _: Result<(), &StoreError>) {
@@ -482,7 +479,7 @@ mod tests {
             assert!(std::time::Instant::now() < deadline, "not seen");
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        let r: Result<(), TestError> = writer.write_blocking(|_: &Connection| Ok(()));
+        let r: Result<(), TestError> = writer.write_blocking(|_: &Db| Ok(()));
         assert!(matches!(r, Err(TestError::Store)), "refused, not hung");
     }
 
@@ -493,7 +490,7 @@ mod tests {
         assert!(!writer.wedged_longer_than(limit));
         let slow = writer.clone();
         let job = std::thread::spawn(move || {
-            slow.write_blocking(|_: &Connection| {
+            slow.write_blocking(|_: &Db| {
                 std::thread::sleep(std::time::Duration::from_millis(400));
                 Ok::<_, TestError>(())
             })

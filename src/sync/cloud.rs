@@ -14,8 +14,8 @@ use crate::licensing::pool::{self, Transition};
 use crate::store::events::Severity;
 use crate::store::satellites::{self, RemoteInstance, Satellite};
 use crate::store::sync::{self as ledger, Direction};
+use crate::store::Db;
 use crate::store::{accounts, licenses};
-use rusqlite::Connection;
 use serde::Serialize;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
@@ -46,7 +46,7 @@ pub struct AddedSatellite {
 }
 
 pub fn add_satellite(
-    c: &Connection,
+    c: &Db,
     node: &Node<'_>,
     name: &str,
     virtual_accounts: &[String],
@@ -140,7 +140,7 @@ pub struct SatelliteView {
     pub reports: i64,
 }
 
-fn view(c: &Connection, s: &Satellite) -> Result<SatelliteView, SyncError> {
+fn view(c: &Db, s: &Satellite) -> Result<SatelliteView, SyncError> {
     let (events, reports) = satellites::remote_counts(c, s.id)?;
     Ok(SatelliteView {
         name: s.name.clone(),
@@ -163,11 +163,11 @@ fn view(c: &Connection, s: &Satellite) -> Result<SatelliteView, SyncError> {
     })
 }
 
-pub fn list(c: &Connection) -> Result<Vec<SatelliteView>, SyncError> {
+pub fn list(c: &Db) -> Result<Vec<SatelliteView>, SyncError> {
     satellites::list(c)?.iter().map(|s| view(c, s)).collect()
 }
 
-fn find(c: &Connection, name: &str) -> Result<Satellite, SyncError> {
+fn find(c: &Db, name: &str) -> Result<Satellite, SyncError> {
     satellites::find_by_name(c, name)?
         .or(satellites::find_by_satellite_id(c, name)?)
         .ok_or_else(|| {
@@ -179,7 +179,7 @@ fn find(c: &Connection, name: &str) -> Result<Satellite, SyncError> {
 }
 
 /// Revokes a satellite: its bundles are refused from now on, with a reason.
-pub fn revoke(c: &Connection, node: &Node<'_>, name: &str) -> Result<SatelliteView, SyncError> {
+pub fn revoke(c: &Db, node: &Node<'_>, name: &str) -> Result<SatelliteView, SyncError> {
     require_cloud(node)?;
     let s = find(c, name)?;
     if let Some(at) = s.revoked_at {
@@ -219,7 +219,7 @@ pub struct Processed {
 /// the caller's transaction. A bundle processed before gets the very same
 /// answer bytes again.
 pub fn process(
-    c: &Connection,
+    c: &Db,
     node: &Node<'_>,
     opened: &Opened,
 ) -> Result<(Processed, Vec<Transition>), SyncError> {
@@ -349,7 +349,7 @@ pub(crate) fn satellite_pins<'a>(
 
 /// The same answer again, written again, for a bundle processed before.
 fn repeat(
-    c: &Connection,
+    c: &Db,
     node: &Node<'_>,
     sat: &Satellite,
     opened: &Opened,
@@ -395,7 +395,7 @@ fn repeat(
 }
 
 fn register(
-    c: &Connection,
+    c: &Db,
     node: &Node<'_>,
     sat: &Satellite,
     opened: &Opened,
@@ -448,7 +448,7 @@ fn register(
 /// Replaces the satellite's reported instances and demand, stores its new
 /// history, reports and events, and re-evaluates every pool touched.
 fn apply_usage(
-    c: &Connection,
+    c: &Db,
     node: &Node<'_>,
     sat: &Satellite,
     opened: &Opened,
@@ -592,7 +592,7 @@ fn apply_usage(
 /// The entitlement bundle for a satellite: its virtual accounts' licenses,
 /// the catalog additions, and the acknowledgement of `request_sha256`.
 fn answer(
-    c: &Connection,
+    c: &Db,
     node: &Node<'_>,
     sat: &Satellite,
     me: &str,

@@ -5,7 +5,7 @@
 use super::bundle::{self, BundleError, Header, Kind, Opened, Sealed};
 use super::{folder, Node, SyncError, Written, BUNDLE_LIFETIME};
 use crate::store::sync::{self as ledger, Direction, LedgerEntry};
-use rusqlite::Connection;
+use crate::store::Db;
 
 /// A bundle to seal: what it is, for whom, and what it carries.
 pub struct Outgoing {
@@ -45,7 +45,7 @@ impl Prepared {
     }
 
     /// Whether the ledger still ends where it ended when this was sealed.
-    pub fn still_current(&self, c: &Connection) -> Result<bool, SyncError> {
+    pub fn still_current(&self, c: &Db) -> Result<bool, SyncError> {
         let next = ledger::last_sequence(c, Direction::Sent, &self.to)?.unwrap_or(0) + 1;
         Ok(next == self.sequence && ledger::last_sent_sha256(c, &self.to)? == self.previous_sha256)
     }
@@ -55,18 +55,14 @@ impl Prepared {
 /// records it, all inside the caller's transaction (a failed write leaves
 /// no ledger line; a failed commit leaves a file the peer will refuse as a
 /// replay or accept as the same content).
-pub fn send(
-    c: &Connection,
-    node: &Node<'_>,
-    out: Outgoing,
-) -> Result<(Written, Sealed), SyncError> {
+pub fn send(c: &Db, node: &Node<'_>, out: Outgoing) -> Result<(Written, Sealed), SyncError> {
     let prepared = prepare(c, node, out)?;
     finish(c, node, prepared)
 }
 
 /// Seals the next bundle to `out.to` from what `c` reads (a read snapshot
 /// will do): the sealing, the heavy part, holds no write lock.
-pub fn prepare(c: &Connection, node: &Node<'_>, out: Outgoing) -> Result<Prepared, SyncError> {
+pub fn prepare(c: &Db, node: &Node<'_>, out: Outgoing) -> Result<Prepared, SyncError> {
     let sequence = ledger::last_sequence(c, Direction::Sent, &out.to)?.unwrap_or(0) + 1;
     let previous_sha256 = ledger::last_sent_sha256(c, &out.to)?;
     let header = Header {
@@ -109,11 +105,7 @@ pub fn prepare(c: &Connection, node: &Node<'_>, out: Outgoing) -> Result<Prepare
 /// Writes a prepared bundle to the export folder and records it, in the
 /// caller's write transaction; refused (nothing written) when another
 /// bundle to the same peer was recorded since it was prepared.
-pub fn finish(
-    c: &Connection,
-    node: &Node<'_>,
-    p: Prepared,
-) -> Result<(Written, Sealed), SyncError> {
+pub fn finish(c: &Db, node: &Node<'_>, p: Prepared) -> Result<(Written, Sealed), SyncError> {
     let sequence = p.sequence;
     if !p.still_current(c)? {
         folder::discard_part(&node.config.sync.export_dir, &p.name);
@@ -157,7 +149,7 @@ pub fn finish(
 
 /// Refuses a bundle whose sequence is not past the last one applied from
 /// its sender (a replay, or an older bundle carried after a newer one).
-pub fn check_sequence(c: &Connection, opened: &Opened) -> Result<(), SyncError> {
+pub fn check_sequence(c: &Db, opened: &Opened) -> Result<(), SyncError> {
     let m = &opened.manifest;
     if let Some(last) = ledger::last_sequence(c, Direction::Received, &m.from)? {
         if m.sequence <= last {
@@ -169,7 +161,7 @@ pub fn check_sequence(c: &Connection, opened: &Opened) -> Result<(), SyncError> 
 
 /// Records a received bundle as applied (with the answer given, if any).
 pub fn record_received(
-    c: &Connection,
+    c: &Db,
     opened: &Opened,
     now: i64,
     counts: &serde_json::Value,

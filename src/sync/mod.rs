@@ -51,12 +51,6 @@ impl From<StoreError> for SyncError {
     }
 }
 
-impl From<rusqlite::Error> for SyncError {
-    fn from(e: rusqlite::Error) -> Self {
-        SyncError::Service(e.into())
-    }
-}
-
 impl From<crate::pki::PkiError> for SyncError {
     fn from(e: crate::pki::PkiError) -> Self {
         SyncError::Service(e.into())
@@ -164,7 +158,7 @@ impl Keys {
 
 /// The catalog as the database has it now: built in, the config's file, and
 /// the additions that came by sync.
-pub fn current_catalog(c: &rusqlite::Connection, config: &Config) -> Result<Catalog, SyncError> {
+pub fn current_catalog(c: &crate::store::Db, config: &Config) -> Result<Catalog, SyncError> {
     let stored = crate::store::sync::catalog_entries(c)?;
     Catalog::load_with_stored(config.catalog.as_deref(), &stored)
         .map_err(|reason| Error::invalid("catalog", reason).into())
@@ -172,7 +166,7 @@ pub fn current_catalog(c: &rusqlite::Connection, config: &Config) -> Result<Cata
 
 /// One line in the event log about sync (no virtual account: it is the node's).
 pub(crate) fn record(
-    c: &rusqlite::Connection,
+    c: &crate::store::Db,
     now: i64,
     kind: &str,
     severity: crate::store::events::Severity,
@@ -210,7 +204,7 @@ fn trust_words(signer: &bundle::TrustedSigner) -> String {
 /// (`import`/`process` also check its sequence): `None` when there is no
 /// peer to check against yet; the text says why.
 pub fn acceptance(
-    c: &rusqlite::Connection,
+    c: &crate::store::Db,
     role: crate::config::Role,
     opened: &bundle::Opened,
     now: i64,

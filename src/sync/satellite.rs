@@ -13,8 +13,8 @@ use crate::licensing::pool::{self, Transition};
 use crate::licensing::rules::{self, EntitlementStatus};
 use crate::store::events::Severity;
 use crate::store::sync::{self as ledger, LicenseLine, Upstream};
+use crate::store::Db;
 use crate::store::{accounts, settings};
-use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -49,7 +49,7 @@ fn require_satellite(node: &Node<'_>) -> Result<(), SyncError> {
 /// request for the operator to carry to the cloud, and pins the cloud CA
 /// from the token. A later request replaces one never answered.
 pub fn request_registration(
-    c: &Connection,
+    c: &Db,
     node: &Node<'_>,
     token_text: &str,
 ) -> Result<Written, SyncError> {
@@ -104,7 +104,7 @@ pub fn request_registration(
     Ok(written)
 }
 
-fn registered(c: &Connection) -> Result<Upstream, SyncError> {
+fn registered(c: &Db) -> Result<Upstream, SyncError> {
     match ledger::upstream(c)? {
         Some(up) if up.registered_at.is_some() => Ok(up),
         Some(up) => Err(Error::Conflict(format!(
@@ -123,7 +123,7 @@ fn registered(c: &Connection) -> Result<Upstream, SyncError> {
 
 /// `export`: a usage bundle with every product instance and its demand, and
 /// the history, reports and events the cloud has not acknowledged yet.
-pub fn export_usage(c: &Connection, node: &Node<'_>) -> Result<Written, SyncError> {
+pub fn export_usage(c: &Db, node: &Node<'_>) -> Result<Written, SyncError> {
     let prepared = prepare_usage(c, node)?;
     finish_usage(c, node, prepared)
 }
@@ -138,7 +138,7 @@ pub struct PreparedUsage {
 /// Everything a usage export reads and seals, from `c` (a read snapshot
 /// will do: at a million product instances this takes seconds, and no
 /// write lock is held meanwhile).
-pub fn prepare_usage(c: &Connection, node: &Node<'_>) -> Result<PreparedUsage, SyncError> {
+pub fn prepare_usage(c: &Db, node: &Node<'_>) -> Result<PreparedUsage, SyncError> {
     require_satellite(node)?;
     let up = registered(c)?;
     let acked: Watermarks = settings::get(c, ACKED)?
@@ -263,7 +263,7 @@ pub fn prepare_usage(c: &Connection, node: &Node<'_>) -> Result<PreparedUsage, S
 }
 
 impl PreparedUsage {
-    pub fn still_current(&self, c: &Connection) -> Result<bool, SyncError> {
+    pub fn still_current(&self, c: &Db) -> Result<bool, SyncError> {
         self.bundle.still_current(c)
     }
 }
@@ -274,23 +274,20 @@ impl PreparedUsage {
 /// short write. Sealed again if another export to the cloud was recorded in
 /// between.
 pub fn export_usage_from_snapshot(
-    conn: &mut Connection,
+    conn: &mut Db,
     config: &crate::config::Config,
     keys: &super::Keys,
     now: i64,
     actor: Option<&str>,
-    also: impl Fn(&Connection) -> Result<(), SyncError>,
+    also: impl Fn(&Db) -> Result<(), SyncError>,
 ) -> Result<Written, SyncError> {
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let prepared = {
-            let snapshot = conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Deferred)
-                .map_err(SyncError::from)?;
-            let catalog = super::current_catalog(&snapshot, config)?;
-            prepare_usage(&snapshot, &keys.node(config, &catalog, now))?
-        };
+        let prepared = crate::store::snapshot(conn, |snapshot| {
+            let catalog = super::current_catalog(snapshot, config)?;
+            prepare_usage(snapshot, &keys.node(config, &catalog, now))
+        })?;
         let written = crate::store::transaction(conn, |c| {
             if attempts < 3 && !prepared.still_current(c)? {
                 return Ok(None);
@@ -314,7 +311,7 @@ pub fn export_usage_from_snapshot(
 /// milliseconds. Refused, with nothing written, if another bundle to the
 /// cloud was recorded since it was prepared.
 pub fn finish_usage(
-    c: &Connection,
+    c: &Db,
     node: &Node<'_>,
     prepared: PreparedUsage,
 ) -> Result<Written, SyncError> {
@@ -339,7 +336,7 @@ pub fn finish_usage(
     Ok(written)
 }
 
-fn instances_hostnames(c: &Connection) -> Result<Vec<String>, SyncError> {
+fn instances_hostnames(c: &Db) -> Result<Vec<String>, SyncError> {
     Ok(ledger::instance_usage(c)?
         .into_iter()
         .filter_map(|i| i.hostname)
@@ -418,7 +415,7 @@ pub(crate) fn cloud_pins(up: &ledger::Upstream) -> crate::sync::bundle::PeerPins
 /// pinned cloud and applies it, with its sequence number, in the caller's
 /// transaction.
 pub fn import(
-    c: &Connection,
+    c: &Db,
     node: &Node<'_>,
     opened: &Opened,
 ) -> Result<(Applied, Vec<Transition>), SyncError> {
@@ -528,7 +525,7 @@ pub fn import(
 /// gets exactly the licenses listed, and every pool they touch is
 /// re-evaluated (alerts follow where one went short).
 fn apply_entitlements(
-    c: &Connection,
+    c: &Db,
     node: &Node<'_>,
     entitlements: &Entitlements,
     additions: &CatalogAdditions,
@@ -678,7 +675,7 @@ pub struct SyncStatus {
     pub failures: u32,
 }
 
-pub fn status(c: &Connection, mode: &str, now: i64) -> Result<SyncStatus, SyncError> {
+pub fn status(c: &Db, mode: &str, now: i64) -> Result<SyncStatus, SyncError> {
     let up = ledger::upstream(c)?;
     let mut s = SyncStatus {
         mode: mode.to_string(),

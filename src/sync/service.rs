@@ -317,7 +317,7 @@ impl SyncService {
 
 /// The overdue level (30 or 60 days) reached and not yet announced for the
 /// current last sync: (cloud id, last sync, days).
-fn overdue(c: &rusqlite::Connection, now: i64) -> Result<Option<(String, i64, i64)>, SyncError> {
+fn overdue(c: &crate::store::Db, now: i64) -> Result<Option<(String, i64, i64)>, SyncError> {
     let Some(up) = crate::store::sync::upstream(c)? else {
         return Ok(None);
     };

@@ -59,7 +59,7 @@ fn open(bytes: &[u8], kind: Kind) -> Result<Opened, SyncError> {
 }
 
 /// The answer recorded for a processed bundle (the same bytes every time).
-fn recorded_answer(c: &rusqlite::Connection, sha256: &str) -> Result<Vec<u8>, SyncError> {
+fn recorded_answer(c: &crate::store::Db, sha256: &str) -> Result<Vec<u8>, SyncError> {
     ledger::received(c, sha256)?
         .and_then(|r| r.response)
         .ok_or_else(|| {
@@ -207,7 +207,7 @@ impl CloudEnd {
 /// The satellite that holds this identity certificate, if it may still
 /// sync: not revoked, certificate not expired.
 fn current_holder(
-    c: &rusqlite::Connection,
+    c: &crate::store::Db,
     fingerprint: &[u8; 32],
     now: i64,
 ) -> Result<satellites::Satellite, SyncError> {

@@ -27,9 +27,9 @@ use crate::config::{Config, SyncMode};
 use crate::error::Error;
 use crate::licensing::pool::Transition;
 use crate::store::sync as ledger;
+use crate::store::Db;
 use base64::Engine;
 use link::{CloudLink, Identity, LinkError};
-use rusqlite::Connection;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -80,9 +80,9 @@ fn cloud_url(config: &Config) -> Result<&str, SyncError> {
 
 /// [`guard::write`] for this module's error type.
 fn write<T>(
-    conn: &mut Connection,
+    conn: &mut Db,
     now: i64,
-    f: impl FnOnce(&Connection) -> Result<T, SyncError>,
+    f: impl FnOnce(&Db) -> Result<T, SyncError>,
 ) -> Result<T, SyncError> {
     guard::write(conn, now, f)
 }
@@ -139,7 +139,7 @@ struct RegisterAnswer {
 /// request bundle a carried registration uses, applies the entitlement
 /// answer, and keeps the upstream identity certificate for mutual TLS.
 pub fn register(
-    conn: &mut Connection,
+    conn: &mut Db,
     config: &Config,
     keys: &Keys,
     now: i64,
@@ -268,7 +268,7 @@ fn identity(config: &Config) -> Result<(String, Identity), SyncError> {
 /// cloud over mutual TLS, apply the entitlement bundle it answers with.
 /// The caller records the outcome (`LiveState`).
 pub fn exchange(
-    conn: &mut Connection,
+    conn: &mut Db,
     config: &Config,
     keys: &Keys,
     now: i64,
@@ -387,7 +387,7 @@ fn renew_if_due(
 /// next attempt (the schedule after a success, a jittered backoff after a
 /// failure).
 pub fn exchange_and_record(
-    conn: &mut Connection,
+    conn: &mut Db,
     config: &Config,
     keys: &Keys,
     now: i64,
@@ -411,7 +411,7 @@ pub fn exchange_and_record(
 /// `/metrics` lines for sync: the age of the last successful sync (the
 /// last entitlement bundle applied, live or carried) and the live failures
 /// since. Nothing on a cloud or an unregistered satellite.
-pub fn metrics_text(c: &Connection, now: i64) -> Result<String, SyncError> {
+pub fn metrics_text(c: &Db, now: i64) -> Result<String, SyncError> {
     let Some(up) = ledger::upstream(c)?.filter(|u| u.registered_at.is_some()) else {
         return Ok(String::new());
     };

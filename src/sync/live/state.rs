@@ -6,7 +6,7 @@ use crate::clock::rfc3339;
 use crate::config::CallHomeCategory;
 use crate::store::events::{self, NewEvent, Severity};
 use crate::store::settings;
-use rusqlite::Connection;
+use crate::store::Db;
 use serde::{Deserialize, Serialize};
 
 pub const STATE_KEY: &str = "sync.live";
@@ -42,13 +42,13 @@ fn random() -> u32 {
 }
 
 impl LiveState {
-    pub fn load(c: &Connection) -> crate::error::Result<Self> {
+    pub fn load(c: &Db) -> crate::error::Result<Self> {
         Ok(settings::get(c, STATE_KEY)?
             .and_then(|v| serde_json::from_str(&v).ok())
             .unwrap_or_default())
     }
 
-    fn save(&self, c: &Connection) -> crate::error::Result<()> {
+    fn save(&self, c: &Db) -> crate::error::Result<()> {
         settings::set(
             c,
             STATE_KEY,
@@ -57,7 +57,7 @@ impl LiveState {
     }
 
     /// Records a success; `next` is the next scheduled sync, if known.
-    pub fn succeeded(c: &Connection, now: i64, next: Option<i64>) -> crate::error::Result<()> {
+    pub fn succeeded(c: &Db, now: i64, next: Option<i64>) -> crate::error::Result<()> {
         let mut s = Self::load(c)?;
         if s.failures > 0 {
             events::record(
@@ -85,7 +85,7 @@ impl LiveState {
 
     /// Records a failure: an event, a Call Home `sync` alert at the first
     /// failure of a run of them, and the next attempt after a backoff.
-    pub fn failed(c: &Connection, now: i64, error: &str) -> crate::error::Result<Self> {
+    pub fn failed(c: &Db, now: i64, error: &str) -> crate::error::Result<Self> {
         let mut s = Self::load(c)?;
         s.failures = s.failures.saturating_add(1);
         s.last_attempt_at = Some(now);
@@ -130,7 +130,7 @@ impl LiveState {
     }
 
     /// Records when the schedule next runs (before any attempt was made).
-    pub fn scheduled(c: &Connection, next: i64) -> crate::error::Result<()> {
+    pub fn scheduled(c: &Db, next: i64) -> crate::error::Result<()> {
         let mut s = Self::load(c)?;
         if s.failures == 0 && s.next_attempt_at != Some(next) {
             s.next_attempt_at = Some(next);
