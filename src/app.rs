@@ -382,3 +382,9 @@ async fn store_thread_ended(store: &crate::store::Store) -> &'static str {
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
 }
+
+/// Called once every connection has closed after a clean stop: a database
+/// left whole lets the next start skip its full integrity check.
+pub fn record_clean_stop(database: &std::path::Path) {
+    crate::store::record_clean_stop(database);
+}

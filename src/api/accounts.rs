@@ -46,7 +46,7 @@ pub async fn licenses(
     let query: AccountQuery = body::json(&bytes)?;
     let page = Page::new(query.limit, query.offset)?;
     let now = api.now();
-    let catalog = api.catalog.get();
+    let catalog = api.catalog();
     let licenses = api
         .into_inner()
         .read(move |c| {
@@ -76,7 +76,7 @@ pub async fn alerts(
     let query: AccountQuery = body::json(&bytes)?;
     let page = Page::new(query.limit, query.offset)?;
     let now = api.now();
-    let catalog = api.catalog.get();
+    let catalog = api.catalog();
     let alerts = api
         .into_inner()
         .read(move |c| {
@@ -263,7 +263,9 @@ pub async fn token_create(
     let now = api.now();
     let created_by = caller.name.clone();
     let created = api
-        .write(move |c| ops::tokens::create(c, &caller, &account, &va, &terms, now))
+        .change(caller, move |c, caller| {
+            ops::tokens::create(c, caller, &account, &va, &terms, now)
+        })
         .await?;
     Ok(HttpResponse::Ok().json(CreatedToken {
         token_info: TokenInfo {
@@ -296,7 +298,9 @@ pub async fn token_revoke(
     let account = api.check_account(&account)?;
     let now = api.now();
     let prefix = api
-        .write(move |c| ops::tokens::revoke(c, &caller, &account, Some(&va), &token, now))
+        .change(caller, move |c, caller| {
+            ops::tokens::revoke(c, caller, &account, Some(&va), &token, now)
+        })
         .await?;
     Ok(HttpResponse::Ok().json(Revoked {
         token: prefix,
@@ -359,10 +363,10 @@ pub async fn transfer(
         }
     }
     let now = api.now();
-    let catalog = api.catalog.get();
-    let role = api.config.role;
-    let (transitions, licenses) = api
-        .write(move |c| {
+    let catalog = api.catalog();
+    let role = api.config().role;
+    let (licenses, _) = api
+        .change_pools(caller, move |c, caller| {
             let mut transitions = Vec::new();
             for item in &request.licenses {
                 let transfer = Transfer {
@@ -372,22 +376,21 @@ pub async fn transfer(
                     quantity: item.quantity,
                 };
                 transitions.extend(ops::licenses::transfer(
-                    c, &catalog, &caller, role, &account, &transfer, now,
+                    c, &catalog, caller, role, &account, &transfer, now,
                 )?);
             }
             let licenses = ops::licenses::summary(
                 c,
                 &catalog,
-                &caller,
+                caller,
                 &account,
                 std::slice::from_ref(&va),
                 Page::ALL,
                 now,
             )?;
-            Ok((transitions, licenses))
+            Ok((licenses, transitions))
         })
         .await?;
-    api.notify(&transitions);
     Ok(HttpResponse::Ok().json(Transferred {
         status: "SUCCESS",
         licenses,

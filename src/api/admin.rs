@@ -52,16 +52,16 @@ pub async fn user_add(
     let request: NewUserRequest = body::json(&bytes)?;
     let role = Role::parse(&request.role)?;
     let password = request.password;
-    let hash = web::block(move || ops::users::hash_new_password(&password))
-        .await
-        .map_err(|_| ApiError::from(crate::store::StoreError::WorkPanicked))??;
-    let account = api.config.account.clone();
+    let hash = api
+        .blocking(move || ops::users::hash_new_password(&password))
+        .await?;
+    let account = api.config().account.clone();
     let now = api.now();
     let user = api
-        .write(move |c| {
+        .change(caller, move |c, caller| {
             ops::users::add(
                 c,
-                &caller,
+                caller,
                 &account,
                 &NewUser {
                     username: &request.username,
@@ -85,7 +85,9 @@ pub async fn user_remove(
     let username = path.into_inner();
     let now = api.now();
     let user = api
-        .write(move |c| ops::users::remove(c, &caller, &username, now))
+        .change(caller, move |c, caller| {
+            ops::users::remove(c, caller, &username, now)
+        })
         .await?;
     Ok(HttpResponse::Ok().json(user))
 }
@@ -106,12 +108,14 @@ pub async fn user_password(
     caller.authorize(Action::Administer, None)?;
     let username = path.into_inner();
     let request: PasswordRequest = body::json(&bytes)?;
-    let hash = web::block(move || ops::users::hash_new_password(&request.password))
-        .await
-        .map_err(|_| ApiError::from(crate::store::StoreError::WorkPanicked))??;
+    let hash = api
+        .blocking(move || ops::users::hash_new_password(&request.password))
+        .await?;
     let now = api.now();
     let user = api
-        .write(move |c| ops::users::set_password(c, &caller, &username, &hash, now))
+        .change(caller, move |c, caller| {
+            ops::users::set_password(c, caller, &username, &hash, now)
+        })
         .await?;
     Ok(HttpResponse::Ok().json(user))
 }
@@ -153,13 +157,13 @@ pub async fn client_add(
     let bytes = body::read(payload).await?;
     let request: NewClientRequest = body::json(&bytes)?;
     let role = Role::parse(&request.role)?;
-    let account = api.config.account.clone();
+    let account = api.config().account.clone();
     let now = api.now();
     let created: CreatedClient = api
-        .write(move |c| {
+        .change(caller, move |c, caller| {
             ops::clients::add(
                 c,
-                &caller,
+                caller,
                 &account,
                 &request.name,
                 role,
@@ -180,7 +184,9 @@ pub async fn client_revoke(
     let key = path.into_inner();
     let now = api.now();
     let client = api
-        .write(move |c| ops::clients::revoke(c, &caller, &key, now))
+        .change(caller, move |c, caller| {
+            ops::clients::revoke(c, caller, &key, now)
+        })
         .await?;
     Ok(HttpResponse::Ok().json(client))
 }

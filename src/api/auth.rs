@@ -54,9 +54,9 @@ impl FromRequest for Authenticated {
             let caller = api
                 .read(move |c| login::authenticate(c, &token, now))
                 .await
-                .map_err(|e| match e.inner {
+                .map_err(|e| match e {
                     inner @ OpsError::Unauthenticated(_) => refuse(inner),
-                    _ => e,
+                    e => e.into(),
                 })?;
             Ok(Authenticated(caller))
         })

@@ -4,13 +4,12 @@ use super::accounts::PageQuery;
 use super::auth::Authenticated;
 use super::body;
 use super::error::{ApiError, ErrorBody};
+use super::wire::{Event, ProductInstance};
 use super::Api;
 use crate::licensing::reports::{self, EntitlementUsage, ReportSummary};
 use crate::ops::events::EventQuery;
 use crate::ops::instances::InstanceFilter;
 use crate::ops::{self, Page};
-use crate::store::audit::AuditedEvent;
-use crate::store::instances::InstanceView;
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 
@@ -28,7 +27,7 @@ pub struct InstanceQuery {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Instances {
-    pub product_instances: Vec<InstanceView>,
+    pub product_instances: Vec<ProductInstance>,
 }
 
 #[utoipa::path(get, path = "/api/v1/accounts/{account}/product-instances", tag = "product instances", params(("account" = String, Path, description = "The smart account"), InstanceQuery), responses((status = 200, description = "A page of product instances", body = Instances), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody)), security(("bearer" = [])))]
@@ -51,13 +50,15 @@ pub async fn instance_list(
         .into_inner()
         .read(move |c| ops::instances::list(c, &caller, &account, &filter, page, now))
         .await?;
-    Ok(HttpResponse::Ok().json(Instances { product_instances }))
+    Ok(HttpResponse::Ok().json(Instances {
+        product_instances: product_instances.into_iter().map(Into::into).collect(),
+    }))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct InstanceDetail {
     #[serde(flatten)]
-    pub instance: InstanceView,
+    pub instance: ProductInstance,
     pub entitlements: Vec<EntitlementUsage>,
 }
 
@@ -75,12 +76,12 @@ pub async fn instance_show(
         .read(move |c| ops::instances::show(c, &caller, &key, now))
         .await?;
     Ok(HttpResponse::Ok().json(InstanceDetail {
-        instance,
+        instance: instance.into(),
         entitlements,
     }))
 }
 
-#[utoipa::path(delete, path = "/api/v1/accounts/{account}/product-instances/{instance}", tag = "product instances", params(("account" = String, Path, description = "The smart account"), ("instance" = String, Path, description = "Instance id or UDI (PID:SN)")), responses((status = 200, description = "Removed: certificate revoked, licenses released", body = InstanceView), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody), (status = 404, description = "Not found or not reachable", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(delete, path = "/api/v1/accounts/{account}/product-instances/{instance}", tag = "product instances", params(("account" = String, Path, description = "The smart account"), ("instance" = String, Path, description = "Instance id or UDI (PID:SN)")), responses((status = 200, description = "Removed: certificate revoked, licenses released", body = ProductInstance), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody), (status = 404, description = "Not found or not reachable", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn instance_remove(
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,
@@ -89,12 +90,13 @@ pub async fn instance_remove(
     let (account, key) = path.into_inner();
     api.check_account(&account)?;
     let now = api.now();
-    let catalog = api.catalog.get();
-    let (removed, transitions) = api
-        .write(move |c| ops::instances::remove(c, &catalog, &caller, &key, now))
+    let catalog = api.catalog();
+    let (removed, _) = api
+        .change_pools(caller, move |c, caller| {
+            ops::instances::remove(c, &catalog, caller, &key, now)
+        })
         .await?;
-    api.notify(&transitions);
-    Ok(HttpResponse::Ok().json(removed))
+    Ok(HttpResponse::Ok().json(ProductInstance::from(removed)))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -103,7 +105,7 @@ pub struct MoveRequest {
     pub target_virtual_account: String,
 }
 
-#[utoipa::path(post, path = "/api/v1/accounts/{account}/product-instances/{instance}/move", tag = "product instances", params(("account" = String, Path, description = "The smart account"), ("instance" = String, Path, description = "Instance id or UDI (PID:SN)")), request_body = MoveRequest, responses((status = 200, description = "Moved with its usage", body = InstanceView), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody), (status = 404, description = "Not found or not reachable", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/accounts/{account}/product-instances/{instance}/move", tag = "product instances", params(("account" = String, Path, description = "The smart account"), ("instance" = String, Path, description = "Instance id or UDI (PID:SN)")), request_body = MoveRequest, responses((status = 200, description = "Moved with its usage", body = ProductInstance), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody), (status = 404, description = "Not found or not reachable", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn instance_move(
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,
@@ -115,13 +117,13 @@ pub async fn instance_move(
     let account = api.check_account(&account)?;
     let request: MoveRequest = body::json(&bytes)?;
     let now = api.now();
-    let catalog = api.catalog.get();
-    let (moved, transitions) = api
-        .write(move |c| {
+    let catalog = api.catalog();
+    let (moved, _) = api
+        .change_pools(caller, move |c, caller| {
             ops::instances::move_to(
                 c,
                 &catalog,
-                &caller,
+                caller,
                 &account,
                 &key,
                 &request.target_virtual_account,
@@ -129,8 +131,7 @@ pub async fn instance_move(
             )
         })
         .await?;
-    api.notify(&transitions);
-    Ok(HttpResponse::Ok().json(moved))
+    Ok(HttpResponse::Ok().json(ProductInstance::from(moved)))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -217,7 +218,7 @@ pub struct EventsQuery {
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Events {
-    pub events: Vec<AuditedEvent>,
+    pub events: Vec<Event>,
 }
 
 #[utoipa::path(get, path = "/api/v1/accounts/{account}/events", tag = "events", params(("account" = String, Path, description = "The smart account"), EventsQuery), responses((status = 200, description = "A page of events, newest first", body = Events), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody)), security(("bearer" = [])))]
@@ -249,7 +250,9 @@ pub async fn event_list(
             )
         })
         .await?;
-    Ok(HttpResponse::Ok().json(Events { events }))
+    Ok(HttpResponse::Ok().json(Events {
+        events: events.into_iter().map(Into::into).collect(),
+    }))
 }
 
 /// An optional RFC 3339 query parameter as a Unix time.

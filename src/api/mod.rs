@@ -12,102 +12,16 @@ mod inventory;
 mod oauth;
 mod openapi;
 mod sync;
+mod wire;
 
 pub use body::MAX_BODY;
 pub use error::ApiError;
 pub use openapi::document as openapi_document;
 
-use crate::clock::Clock;
-use crate::config::Config;
-use crate::licensing::catalog::SharedCatalog;
-use crate::licensing::pool::Transition;
-use crate::licensing::Notifier;
-use crate::ops::{login::Limiter, Caller, OpsError};
-use crate::store::Db;
-use crate::store::Store;
 use actix_web::web;
-use std::sync::Arc;
 
-/// What the API handlers reach.
-pub struct Api {
-    pub store: Store,
-    pub catalog: Arc<SharedCatalog>,
-    pub clock: Clock,
-    pub config: Arc<Config>,
-    pub notifier: Arc<Notifier>,
-    pub limiter: Limiter,
-}
-
-impl Api {
-    pub fn now(&self) -> i64 {
-        self.clock.unix()
-    }
-
-    /// A read on a blocking thread: a large listing never stalls the
-    /// async workers that serve other calls.
-    pub async fn read<T, F>(&self, f: F) -> Result<T, ApiError>
-    where
-        F: FnOnce(&Db) -> Result<T, OpsError> + Send + 'static,
-        T: Send + 'static,
-    {
-        let store = self.store.clone();
-        web::block(move || store.read(f))
-            .await
-            .map_err(|_| ApiError::from(crate::store::StoreError::WorkPanicked))?
-            .map_err(ApiError::from)
-    }
-
-    /// A change in one transaction on the writer (group commit).
-    pub async fn write<T, F>(&self, f: F) -> Result<T, ApiError>
-    where
-        F: FnOnce(&Db) -> Result<T, OpsError> + Send + 'static,
-        T: Send + 'static,
-    {
-        self.store.write(f).await.map_err(ApiError::from)
-    }
-
-    /// Writes a usage export as `satellite export` does. Sealed from a read
-    /// snapshot on a blocking thread; the writer (and the routers waiting
-    /// on it) is held only to record the bundle.
-    pub async fn export(&self, caller: Caller) -> Result<crate::sync::Written, ApiError> {
-        let (config, now) = (self.config.clone(), self.now());
-        let keys = {
-            let (caller, config) = (caller.clone(), config.clone());
-            web::block(move || crate::ops::sync::keys(&caller, &config, now))
-                .await
-                .map_err(|_| ApiError::from(crate::store::StoreError::WorkPanicked))??
-        };
-        let keys = Arc::new(keys);
-        let prepared = {
-            let (caller, config, keys) = (caller.clone(), config.clone(), keys.clone());
-            self.read(move |c| crate::ops::sync::prepare_export(c, &caller, &config, &keys, now))
-                .await?
-        };
-        self.write(move |c| {
-            crate::ops::sync::finish_export(c, &caller, &config, &keys, prepared, now)
-        })
-        .await
-    }
-
-    /// Compliance changes made through the API reach the log, syslog and
-    /// Call Home like those made by devices.
-    pub fn notify(&self, transitions: &[Transition]) {
-        self.notifier.compliance(transitions);
-    }
-
-    /// The smart account in a path must be this satellite's.
-    pub fn check_account(&self, account: &str) -> Result<String, ApiError> {
-        if account == self.config.account {
-            Ok(account.to_string())
-        } else {
-            Err(crate::error::Error::NotFound(format!(
-                "no smart account {account:?} here (this satellite serves {:?})",
-                self.config.account
-            ))
-            .into())
-        }
-    }
-}
+/// What the API handlers reach: the operations, shared with the portal.
+pub type Api = crate::ops::Service;
 
 /// Declares the routes once: `configure` mounts them and `ROUTES` lists
 /// them for the OpenAPI document and its completeness test.

@@ -107,15 +107,15 @@ pub async fn token(
     let verified = match checked {
         Ok(v) => v,
         Err(e) => {
-            if matches!(e.inner, OpsError::Unauthenticated(_)) {
+            if matches!(e, OpsError::Unauthenticated(_)) {
                 tracing::warn!(source = %source, who = %who, "failed API login");
             }
-            return Err(e);
+            return Err(e.into());
         }
     };
     api.limiter.succeeded(&source, &name);
     tracing::info!(source = %source, who = %verified.name, "API login");
-    let issued: Issued = api.write(move |c| login::issue(c, &verified, now)).await?;
+    let issued: Issued = api.record(move |c| login::issue(c, &verified, now)).await?;
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
         .json(issued))

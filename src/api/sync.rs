@@ -7,8 +7,8 @@ use super::Api;
 use crate::ops;
 use actix_web::{web, HttpResponse};
 
-fn blocked(_: actix_web::error::BlockingError) -> ApiError {
-    crate::store::StoreError::WorkPanicked.into()
+fn blocked(e: actix_web::error::BlockingError) -> ApiError {
+    ops::OpsError::from(e).into()
 }
 
 /// Writes a usage bundle into the export folder, as `satellite export`
@@ -58,17 +58,18 @@ pub async fn import(
         .await
         .map_err(blocked)??;
     let now = api.now();
-    let config = api.config.clone();
+    let config = api.config().clone();
     let keys = {
         let (caller, config) = (caller.clone(), config.clone());
         web::block(move || ops::sync::keys(&caller, &config, now))
             .await
             .map_err(blocked)??
     };
-    let (applied, transitions) = api
-        .write(move |c| ops::sync::import(c, &caller, &config, &keys, &opened, now))
+    let (applied, _) = api
+        .change_pools(caller, move |c, caller| {
+            ops::sync::import(c, caller, &config, &keys, &opened, now)
+        })
         .await?;
-    api.notify(&transitions);
     Ok(HttpResponse::Ok().json(applied))
 }
 
@@ -78,7 +79,7 @@ pub async fn status(
     Authenticated(caller): Authenticated,
 ) -> Result<HttpResponse, ApiError> {
     let now = api.now();
-    let config = api.config.clone();
+    let config = api.config().clone();
     let status = api
         .read(move |c| ops::sync::status(c, &caller, &config, now))
         .await?;
@@ -92,14 +93,9 @@ pub async fn now(
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,
 ) -> Result<HttpResponse, ApiError> {
-    let now = api.now();
-    let config = api.config.clone();
-    let database = api.store.path().to_path_buf();
-    let (synced, transitions) =
-        web::block(move || ops::sync::sync_now(&caller, &config, &database, now))
-            .await
-            .map_err(blocked)??;
-    api.notify(&transitions);
+    let (synced, _) = api
+        .on_own_connection(move |local| ops::sync::sync_now(local, &caller))
+        .await?;
     Ok(HttpResponse::Ok().json(synced))
 }
 
@@ -110,8 +106,8 @@ pub async fn backup(
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,
 ) -> Result<HttpResponse, ApiError> {
-    let config = api.config.clone();
-    let clock = api.clock.clone();
+    let config = api.config().clone();
+    let clock = api.clock().clone();
     let (bytes, name) = web::block(move || ops::backup::download(&caller, &config, &clock))
         .await
         .map_err(blocked)??;

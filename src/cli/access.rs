@@ -1,9 +1,10 @@
 //! `user` and `client`: who may use the admin listener. The command line
 //! runs as the local administrator through the same operations as the API.
 
-use super::commands::{open, print_json, show, write, CliError};
+use super::commands::{open, print_json, show, CliError};
 use super::table::Row;
 use super::{ClientCommand, Command, UserCommand};
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::ops::clients::ClientView;
 use crate::ops::users::{NewUser, UserView};
@@ -16,30 +17,6 @@ impl From<OpsError> for CliError {
             OpsError::Service(e) => CliError::Service(e),
             other => CliError::Other(other.to_string()),
         }
-    }
-}
-
-/// Runs an operation in one transaction, mapping the layers' errors.
-pub(super) fn change<T>(
-    conn: &mut crate::store::Db,
-    now: i64,
-    f: impl FnOnce(&crate::store::Db) -> Result<T, OpsError>,
-) -> Result<T, CliError> {
-    let mut failure = None;
-    let result = write(conn, now, |c| {
-        f(c).map_err(|e| match e {
-            OpsError::Service(e) => e,
-            other => {
-                let message = other.to_string();
-                failure = Some(other);
-                crate::error::Error::Conflict(message)
-            }
-        })
-    });
-    match (result, failure) {
-        (Ok(value), _) => Ok(value),
-        (Err(_), Some(other)) => Err(other.into()),
-        (Err(e), None) => Err(e),
     }
 }
 
@@ -82,7 +59,8 @@ fn prompt(text: &str) -> Result<String, CliError> {
     Ok(line.trim_end_matches(['\n', '\r']).to_string())
 }
 
-pub fn run(command: Command, config: &Config, now: i64) -> Result<(), CliError> {
+pub fn run(command: Command, config: &Config, clock: &Clock) -> Result<(), CliError> {
+    let now = clock.unix();
     let caller = Caller::local_admin();
     let account = &config.account;
     match command {
@@ -92,10 +70,10 @@ pub fn run(command: Command, config: &Config, now: i64) -> Result<(), CliError> 
             va,
             json,
         }) => {
-            let mut conn = open(config)?;
+            let mut conn = open(config, clock)?;
             let password = read_password()?;
             let hash = ops::users::hash_new_password(&password)?;
-            let user = change(&mut conn, now, |c| {
+            let user = conn.change(&caller, |c| {
                 ops::users::add(
                     c,
                     &caller,
@@ -116,15 +94,13 @@ pub fn run(command: Command, config: &Config, now: i64) -> Result<(), CliError> 
             Ok(())
         }
         Command::User(UserCommand::List { json }) => {
-            let conn = open(config)?;
-            let users = ops::users::list(&conn, &caller, Page::ALL)?;
+            let conn = open(config, clock)?;
+            let users = conn.read(|c| ops::users::list(c, &caller, Page::ALL))?;
             show(&users, json)
         }
         Command::User(UserCommand::Remove { name, json }) => {
-            let mut conn = open(config)?;
-            let user = change(&mut conn, now, |c| {
-                ops::users::remove(c, &caller, &name, now)
-            })?;
+            let mut conn = open(config, clock)?;
+            let user = conn.change(&caller, |c| ops::users::remove(c, &caller, &name, now))?;
             if json {
                 return print_json(&user);
             }
@@ -132,12 +108,12 @@ pub fn run(command: Command, config: &Config, now: i64) -> Result<(), CliError> 
             Ok(())
         }
         Command::User(UserCommand::Passwd { name, json }) => {
-            let mut conn = open(config)?;
+            let mut conn = open(config, clock)?;
             // Check the user exists before asking for a password.
-            ops::users::show(&conn, &caller, &name)?;
+            conn.read(|c| ops::users::show(c, &caller, &name))?;
             let password = read_password()?;
             let hash = ops::users::hash_new_password(&password)?;
-            let user = change(&mut conn, now, |c| {
+            let user = conn.change(&caller, |c| {
                 ops::users::set_password(c, &caller, &name, &hash, now)
             })?;
             if json {
@@ -155,8 +131,8 @@ pub fn run(command: Command, config: &Config, now: i64) -> Result<(), CliError> 
             va,
             json,
         }) => {
-            let mut conn = open(config)?;
-            let created = change(&mut conn, now, |c| {
+            let mut conn = open(config, clock)?;
+            let created = conn.change(&caller, |c| {
                 ops::clients::add(c, &caller, account, &name, role.into(), &va, now)
             })?;
             if json {
@@ -171,15 +147,14 @@ pub fn run(command: Command, config: &Config, now: i64) -> Result<(), CliError> 
             Ok(())
         }
         Command::Client(ClientCommand::List { json }) => {
-            let conn = open(config)?;
-            let clients = ops::clients::list(&conn, &caller, Page::ALL)?;
+            let conn = open(config, clock)?;
+            let clients = conn.read(|c| ops::clients::list(c, &caller, Page::ALL))?;
             show(&clients, json)
         }
         Command::Client(ClientCommand::Revoke { client, json }) => {
-            let mut conn = open(config)?;
-            let revoked = change(&mut conn, now, |c| {
-                ops::clients::revoke(c, &caller, &client, now)
-            })?;
+            let mut conn = open(config, clock)?;
+            let revoked =
+                conn.change(&caller, |c| ops::clients::revoke(c, &caller, &client, now))?;
             if json {
                 return print_json(&revoked);
             }
@@ -234,7 +209,7 @@ fn scope(vas: &[String]) -> String {
     }
 }
 
-impl Row for crate::store::audit::AuditedEvent {
+impl Row for crate::ops::views::AuditedEvent {
     const HEADERS: &'static [&'static str] = &[
         "Time",
         "Kind",

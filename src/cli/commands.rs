@@ -1,4 +1,3 @@
-use super::access::change;
 use super::{
     table, CatalogCommand, Cli, Command, InstanceCommand, LicenseCommand, ReportCommand,
     TokenCommand, VaCommand,
@@ -8,14 +7,10 @@ use crate::clock::Clock;
 use crate::config::{Config, ConfigError};
 use crate::domain::TokenTerms;
 use crate::error::Error;
+use crate::inventory;
 use crate::licensing::catalog::Catalog;
-use crate::licensing::pool::Transition;
 use crate::licensing::reports::{self, ReportKind};
-use crate::licensing::Notifier;
 use crate::ops::{self, Caller, Page};
-use crate::store;
-use crate::store::Db;
-use crate::{inventory, setup};
 use serde::Serialize;
 use std::path::Path;
 
@@ -34,12 +29,6 @@ pub enum CliError {
     Backup(#[from] crate::backup::BackupError),
     #[error("{0}")]
     Other(String),
-}
-
-impl From<store::StoreError> for CliError {
-    fn from(e: store::StoreError) -> Self {
-        CliError::Service(e.into())
-    }
 }
 
 /// `-c FILE`, else `$SATELLITE_CONFIG`, else `./satellite.yaml`, else
@@ -68,24 +57,10 @@ pub(super) fn print_json<T: Serialize>(value: &T) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Opens the database of an existing satellite; only `init` and `serve`
-/// create one, so a command in the wrong folder changes nothing.
-pub(super) fn open(config: &Config) -> Result<Db, CliError> {
-    Ok(setup::open_existing(config)?)
-}
-
-/// One transaction; it also records the time it ran as the latest the
-/// database has seen (a server refuses to start on a clock far behind it).
-pub(super) fn write<T, E>(
-    conn: &mut Db,
-    now: i64,
-    f: impl FnOnce(&Db) -> Result<T, E>,
-) -> Result<T, CliError>
-where
-    E: From<store::StoreError> + From<Error>,
-    CliError: From<E>,
-{
-    Ok(crate::clock::guard::write(conn, now, f)?)
+/// The operations on an existing satellite's database; only `init` and
+/// `serve` create one, so a command in the wrong folder changes nothing.
+pub(super) fn open(config: &Config, clock: &Clock) -> Result<ops::Local, CliError> {
+    Ok(ops::Local::open(config, clock)?)
 }
 
 pub fn run(cli: Cli) -> Result<(), CliError> {
@@ -123,8 +98,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             description,
             json,
         }) => {
-            let mut conn = open(&config)?;
-            let va = change(&mut conn, now, |c| {
+            let mut conn = open(&config, &clock)?;
+            let va = conn.change(&caller, |c| {
                 ops::accounts::create(c, &caller, &account, &name, &description, now)
             })?;
             if json {
@@ -135,8 +110,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             }
         }
         Command::Va(VaCommand::List { json }) => {
-            let conn = open(&config)?;
-            let vas = ops::accounts::list(&conn, &caller, &account, now)?;
+            let conn = open(&config, &clock)?;
+            let vas = conn.read(|c| ops::accounts::list(c, &caller, &account, now))?;
             show(&vas, json)
         }
         Command::Token(TokenCommand::Create {
@@ -147,14 +122,14 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             no_export_controlled,
             json,
         }) => {
-            let mut conn = open(&config)?;
+            let mut conn = open(&config, &clock)?;
             let terms = TokenTerms {
                 days,
                 max_uses,
                 description,
                 export_controlled: !no_export_controlled,
             };
-            let created = change(&mut conn, now, |c| {
+            let created = conn.change(&caller, |c| {
                 ops::tokens::create(c, &caller, &account, &va, &terms, now)
             })?;
             if json {
@@ -176,20 +151,15 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Token(TokenCommand::List { va, json }) => {
-            let conn = open(&config)?;
-            let list = ops::tokens::list(
-                &conn,
-                &caller,
-                &account,
-                va.as_deref(),
-                Page::UNBOUNDED,
-                now,
-            )?;
+            let conn = open(&config, &clock)?;
+            let list = conn.read(|c| {
+                ops::tokens::list(c, &caller, &account, va.as_deref(), Page::UNBOUNDED, now)
+            })?;
             show(&list, json)
         }
         Command::Token(TokenCommand::Revoke { token, json }) => {
-            let mut conn = open(&config)?;
-            let prefix = change(&mut conn, now, |c| {
+            let mut conn = open(&config, &clock)?;
+            let prefix = conn.change(&caller, |c| {
                 ops::tokens::revoke(c, &caller, &account, None, &token, now)
             })?;
             if json {
@@ -201,16 +171,18 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Instance(InstanceCommand::List { va, json }) => {
-            let conn = open(&config)?;
+            let conn = open(&config, &clock)?;
             let filter = ops::instances::InstanceFilter {
                 virtual_account: va,
                 ..Default::default()
             };
             if !json {
                 let mut list = Vec::new();
-                ops::instances::for_each(&conn, &caller, &account, &filter, now, |v| {
-                    list.push(v);
-                    Ok(true)
+                conn.read(|c| {
+                    ops::instances::for_each(c, &caller, &account, &filter, now, |v| {
+                        list.push(v);
+                        Ok(true)
+                    })
                 })?;
                 return show(&list, json);
             }
@@ -221,22 +193,24 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             let mut out = std::io::BufWriter::new(stdout.lock());
             let mut first = true;
             let mut failed = None;
-            ops::instances::for_each(&conn, &caller, &account, &filter, now, |v| {
-                let item = match serde_json::to_string_pretty(&v) {
-                    Ok(item) => item,
-                    Err(e) => {
+            conn.read(|c| {
+                ops::instances::for_each(c, &caller, &account, &filter, now, |v| {
+                    let item = match serde_json::to_string_pretty(&v) {
+                        Ok(item) => item,
+                        Err(e) => {
+                            failed = Some(CliError::Other(e.to_string()));
+                            return Ok(false);
+                        }
+                    };
+                    let sep = if first { "[\n" } else { ",\n" };
+                    first = false;
+                    let indented = item.replace('\n', "\n  ");
+                    if let Err(e) = write!(out, "{sep}  {indented}") {
                         failed = Some(CliError::Other(e.to_string()));
                         return Ok(false);
                     }
-                };
-                let sep = if first { "[\n" } else { ",\n" };
-                first = false;
-                let indented = item.replace('\n', "\n  ");
-                if let Err(e) = write!(out, "{sep}  {indented}") {
-                    failed = Some(CliError::Other(e.to_string()));
-                    return Ok(false);
-                }
-                Ok(true)
+                    Ok(true)
+                })
             })?;
             if let Some(e) = failed {
                 return Err(e);
@@ -247,8 +221,9 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 .map_err(|e| CliError::Other(e.to_string()))
         }
         Command::Instance(InstanceCommand::Show { instance, json }) => {
-            let conn = open(&config)?;
-            let (view, entitlements) = ops::instances::show(&conn, &caller, &instance, now)?;
+            let conn = open(&config, &clock)?;
+            let (view, entitlements) =
+                conn.read(|c| ops::instances::show(c, &caller, &instance, now))?;
             if json {
                 let mut value =
                     serde_json::to_value(&view).map_err(|e| CliError::Other(e.to_string()))?;
@@ -276,12 +251,11 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Instance(InstanceCommand::Remove { instance, json }) => {
-            let mut conn = open(&config)?;
+            let mut conn = open(&config, &clock)?;
             let catalog = catalog(&config)?;
-            let (view, transitions) = change(&mut conn, now, |c| {
+            let (view, _) = conn.change_pools(&caller, |c| {
                 ops::instances::remove(c, &catalog, &caller, &instance, now)
             })?;
-            notify(&config, &clock, &transitions);
             if json {
                 return print_json(&view);
             }
@@ -292,12 +266,11 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Instance(InstanceCommand::Move { instance, to, json }) => {
-            let mut conn = open(&config)?;
+            let mut conn = open(&config, &clock)?;
             let catalog = catalog(&config)?;
-            let (view, transitions) = change(&mut conn, now, |c| {
+            let (view, _) = conn.change_pools(&caller, |c| {
                 ops::instances::move_to(c, &catalog, &caller, &account, &instance, &to, now)
             })?;
-            notify(&config, &clock, &transitions);
             if json {
                 return print_json(&view);
             }
@@ -315,7 +288,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             end,
             json,
         }) => {
-            let mut conn = open(&config)?;
+            let mut conn = open(&config, &clock)?;
             let catalog = catalog(&config)?;
             let order = inventory::LicenseOrder {
                 virtual_account: &va,
@@ -327,11 +300,10 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                     .transpose()?,
                 end: end.as_deref().map(|d| parse_date("end", d)).transpose()?,
             };
-            let (id, transitions) = change(&mut conn, now, |c| {
+            let (id, _) = conn.change_pools(&caller, |c| {
                 ops::licenses::add(c, &catalog, &caller, config.role, &account, &order, now)
             })?;
-            notify(&config, &clock, &transitions);
-            let added = inventory::license(&conn, &account, &va, id, now)?;
+            let added = conn.read(|c| inventory::license(c, &account, &va, id, now))?;
             if let Some(end) = added.end_at.filter(|end| *end <= now) {
                 // Allowed (back-office records), but it makes nothing available.
                 eprintln!(
@@ -358,15 +330,10 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::License(LicenseCommand::List { va, json }) => {
-            let conn = open(&config)?;
-            let list = ops::licenses::list(
-                &conn,
-                &caller,
-                &account,
-                va.as_deref(),
-                Page::UNBOUNDED,
-                now,
-            )?;
+            let conn = open(&config, &clock)?;
+            let list = conn.read(|c| {
+                ops::licenses::list(c, &caller, &account, va.as_deref(), Page::UNBOUNDED, now)
+            })?;
             show(&list, json)
         }
         Command::License(LicenseCommand::Transfer {
@@ -376,7 +343,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             quantity,
             json,
         }) => {
-            let mut conn = open(&config)?;
+            let mut conn = open(&config, &clock)?;
             let catalog = catalog(&config)?;
             let transfer = inventory::Transfer {
                 from: &from,
@@ -384,12 +351,13 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 sku: &sku,
                 quantity,
             };
-            let transitions = change(&mut conn, now, |c| {
+            let ((), _) = conn.change_pools(&caller, |c| {
                 ops::licenses::transfer(c, &catalog, &caller, config.role, &account, &transfer, now)
+                    .map(|transitions| ((), transitions))
             })?;
-            notify(&config, &clock, &transitions);
-            let rows =
-                ops::accounts::compliance(&conn, &catalog, &caller, &account, Some(&from), now)?;
+            let rows = conn.read(|c| {
+                ops::accounts::compliance(c, &catalog, &caller, &account, Some(&from), now)
+            })?;
             if json {
                 return print_json(&serde_json::json!({
                     "from": from, "to": to, "sku": sku, "quantity": quantity,
@@ -411,17 +379,19 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             history: Some(days),
             json,
         } => {
-            let conn = open(&config)?;
+            let conn = open(&config, &clock)?;
             let catalog = catalog(&config)?;
-            let rows = ops::accounts::usage_history(
-                &conn,
-                &catalog,
-                &caller,
-                &account,
-                va.as_deref(),
-                days,
-                now,
-            )?;
+            let rows = conn.read(|c| {
+                ops::accounts::usage_history(
+                    c,
+                    &catalog,
+                    &caller,
+                    &account,
+                    va.as_deref(),
+                    days,
+                    now,
+                )
+            })?;
             show(&rows, json)
         }
         Command::Compliance {
@@ -429,10 +399,11 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             history: None,
             json,
         } => {
-            let conn = open(&config)?;
+            let conn = open(&config, &clock)?;
             let catalog = catalog(&config)?;
-            let rows =
-                ops::accounts::compliance(&conn, &catalog, &caller, &account, va.as_deref(), now)?;
+            let rows = conn.read(|c| {
+                ops::accounts::compliance(c, &catalog, &caller, &account, va.as_deref(), now)
+            })?;
             show(&rows, json)
         }
         Command::Report(ReportCommand::Generate { va, kind, json }) => {
@@ -440,9 +411,9 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 super::GeneratedKind::Manual => ReportKind::Manual,
                 super::GeneratedKind::Warning => ReportKind::ComplianceWarning,
             };
-            let mut conn = open(&config)?;
+            let mut conn = open(&config, &clock)?;
             let catalog = catalog(&config)?;
-            let id = change(&mut conn, now, |c| {
+            let id = conn.change(&caller, |c| {
                 ops::accounts::generate_report(
                     c,
                     &catalog,
@@ -453,7 +424,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                     now,
                 )
             })?;
-            let report = ops::reports::show(&conn, &caller, id)?;
+            let report = conn.read(|c| ops::reports::show(c, &caller, id))?;
             if json {
                 return print_json(&report);
             }
@@ -461,15 +432,16 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Report(ReportCommand::List { limit, json }) => {
-            let conn = open(&config)?;
+            let conn = open(&config, &clock)?;
             // Newest first from the operations layer; people read oldest first.
-            let mut list = ops::reports::list(&conn, &caller, Page { limit, offset: 0 })?;
+            let mut list =
+                conn.read(|c| ops::reports::list(c, &caller, Page { limit, offset: 0 }))?;
             list.reverse();
             show(&list, json)
         }
         Command::Report(ReportCommand::Show { id, format, json }) => {
-            let conn = open(&config)?;
-            let report = ops::reports::show(&conn, &caller, id)?;
+            let conn = open(&config, &clock)?;
+            let report = conn.read(|c| ops::reports::show(c, &caller, id))?;
             let format = if json {
                 reports::Format::Json
             } else {
@@ -490,10 +462,10 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         | Command::Sync { .. }
         | Command::Satellite(_)) => super::sync::run(command, &config, &clock),
         command @ (Command::User(_) | Command::Client(_)) => {
-            super::access::run(command, &config, now)
+            super::access::run(command, &config, &clock)
         }
         Command::Events { kind, limit, json } => {
-            let conn = open(&config)?;
+            let conn = open(&config, &clock)?;
             let query = ops::events::EventQuery {
                 kind: kind.as_deref(),
                 severity: None,
@@ -503,7 +475,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             };
             let page = Page { limit, offset: 0 };
             // Newest first from the log; people read them oldest first.
-            let mut list = ops::events::list(&conn, &caller, &query, page)?;
+            let mut list = conn.read(|c| ops::events::list(c, &caller, &query, page))?;
             list.reverse();
             show(&list, json)
         }
@@ -511,8 +483,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Restore { file, json } => super::backup::restore(&config, &clock, &file, json),
         Command::Catalog(CatalogCommand::List { json }) => {
             // With the cloud's additions when there is a satellite here.
-            let catalog = match crate::setup::open_existing(&config) {
-                Ok(conn) => crate::sync::current_catalog(&conn, &config)?,
+            let catalog = match ops::Local::open(&config, &clock) {
+                Ok(local) => local.read(|c| crate::sync::current_catalog(c, &config))?,
                 Err(_) => catalog(&config)?,
             };
             let rows: Vec<CatalogRow> = catalog
@@ -563,22 +535,6 @@ impl table::Row for CatalogRow {
 pub(super) fn catalog(config: &Config) -> Result<Catalog, CliError> {
     Catalog::load(config.catalog.as_deref())
         .map_err(|reason| Error::invalid("catalog", reason).into())
-}
-
-/// Compliance changes made from the command line reach the log and syslog
-/// too, and the Call Home alerts they queued are delivered now; what cannot
-/// go now stays queued for the server.
-pub(super) fn notify(config: &Config, clock: &Clock, transitions: &[Transition]) {
-    if transitions.is_empty() {
-        return;
-    }
-    let syslog = config
-        .log
-        .syslog
-        .as_deref()
-        .and_then(|url| crate::syslog::Syslog::connect(url, &config.name).ok());
-    Notifier::new(syslog, None, clock.clone()).compliance(transitions);
-    crate::alerts::deliver_waiting(config, clock.clone());
 }
 
 /// `YYYY-MM-DD` (midnight UTC) or RFC 3339.

@@ -6,7 +6,7 @@ use crate::app::Satellite;
 use crate::clock::Clock;
 use crate::config::{Config, Role, CONFIG_ENV, DEFAULT_FILE, SYSTEM_FILE};
 use crate::error::Error;
-use crate::{setup, store};
+use crate::setup;
 
 pub fn init(config: &Config, clock: &Clock) -> Result<(), CliError> {
     let (created, ca) = setup::ensure(config, clock)?;
@@ -38,7 +38,7 @@ pub fn init(config: &Config, clock: &Clock) -> Result<(), CliError> {
     if let Some(password) = created.admin_password {
         println!(
             "bootstrap admin credential (shown once, store it now): {} / {password}",
-            store::users::BOOTSTRAP_ADMIN
+            crate::ops::views::BOOTSTRAP_ADMIN
         );
     }
     println!(
@@ -49,17 +49,15 @@ pub fn init(config: &Config, clock: &Clock) -> Result<(), CliError> {
 }
 
 pub fn status(config: &Config, clock: &Clock, json: bool) -> Result<(), CliError> {
-    let conn = open(config)?;
+    let conn = open(config, clock)?;
     let ca = crate::pki::CertificateAuthority::load(&config.data_dir).map_err(Error::from)?;
-    let totals = crate::inventory::totals(&conn, &config.account, clock.unix())?;
-    let stats = crate::alerts::statistics(&conn, &config.call_home.profiles)?;
+    let totals = conn.read(|c| crate::inventory::totals(c, &config.account, clock.unix()))?;
+    let stats = conn.read(|c| crate::alerts::statistics(c, &config.call_home.profiles))?;
     let sync = match config.role {
-        Role::Satellite => serde_json::to_value(crate::sync::satellite::status(
-            &conn,
-            config.sync.mode.as_str(),
-            clock.unix(),
-        )?),
-        Role::Cloud => serde_json::to_value(crate::sync::cloud::list(&conn)?),
+        Role::Satellite => serde_json::to_value(conn.read(|c| {
+            crate::sync::satellite::status(c, config.sync.mode.as_str(), clock.unix())
+        })?),
+        Role::Cloud => serde_json::to_value(conn.read(crate::sync::cloud::list)?),
     }
     .map_err(|e| CliError::Other(e.to_string()))?;
     let report = serde_json::json!({
@@ -187,7 +185,7 @@ pub fn serve(config: Config, clock: Clock) -> Result<(), CliError> {
     if let Some(password) = &satellite.created.admin_password {
         println!(
             "bootstrap admin credential (shown once, store it now): {} / {password}",
-            store::users::BOOTSTRAP_ADMIN
+            crate::ops::views::BOOTSTRAP_ADMIN
         );
     }
     for warning in &satellite.created.warnings {
@@ -273,7 +271,7 @@ pub fn serve(config: Config, clock: Clock) -> Result<(), CliError> {
     })?;
     // Every connection is closing: a database left whole lets the next
     // start skip its full integrity check.
-    store::record_clean_stop(&config_db);
+    crate::app::record_clean_stop(&config_db);
     tracing::info!("stopped");
     Ok(())
 }

@@ -1,13 +1,13 @@
 //! Sync commands: `export`, `import`, `bundle show`, `upstream register`, `sync`,
 //! and on the cloud `satellite add|list|revoke` and `process`.
 
-use super::commands::{notify, open, print_json, write, CliError};
+use super::commands::{open, print_json, CliError};
 use super::{BundleCommand, Command, SatelliteCommand, UpstreamCommand};
 use crate::clock::Clock;
 use crate::config::{Config, SyncMode};
 use crate::ops;
 use crate::sync::bundle::{self, Limits, Opened};
-use crate::sync::{self, cloud, counts_line, live, satellite, Keys, SyncError};
+use crate::sync::{self, counts_line, Keys, SyncError};
 use std::path::Path;
 
 pub fn run(command: Command, config: &Config, clock: &Clock) -> Result<(), CliError> {
@@ -16,22 +16,8 @@ pub fn run(command: Command, config: &Config, clock: &Clock) -> Result<(), CliEr
     let caller = ops::Caller::local_admin();
     match command {
         Command::Export { json } => {
-            let mut conn = open(config)?;
-            let keys = Keys::load(config, now)?;
-            // Sealed from a read snapshot: the write lock is held only to
-            // record it, so routers are not kept waiting.
-            let written = satellite::export_usage_from_snapshot(
-                &mut conn,
-                config,
-                &keys,
-                now,
-                Some(&caller.name),
-                |c| {
-                    crate::clock::guard::advance(c, now)
-                        .map(|_| ())
-                        .map_err(SyncError::from)
-                },
-            )?;
+            let mut conn = open(config, clock)?;
+            let written = ops::sync::export_local(&mut conn, &caller)?;
             if json {
                 return print_json(&written);
             }
@@ -45,12 +31,11 @@ pub fn run(command: Command, config: &Config, clock: &Clock) -> Result<(), CliEr
         }
         Command::Import { file, json } => {
             let opened = read(&file)?;
-            let mut conn = open(config)?;
+            let mut conn = open(config, clock)?;
             let keys = Keys::load(config, now)?;
-            let (applied, transitions) = write(&mut conn, now, |c| {
+            let (applied, _) = conn.change_pools(&caller, |c| {
                 ops::sync::import(c, &caller, config, &keys, &opened, now)
             })?;
-            notify(config, clock, &transitions);
             if json {
                 return print_json(&applied);
             }
@@ -76,12 +61,11 @@ pub fn run(command: Command, config: &Config, clock: &Clock) -> Result<(), CliEr
         }
         Command::Process { file, json } => {
             let opened = read(&file)?;
-            let mut conn = open(config)?;
+            let mut conn = open(config, clock)?;
             let keys = Keys::load(config, now)?;
-            let (processed, transitions) = write(&mut conn, now, |c| {
+            let (processed, _) = conn.change_pools(&caller, |c| {
                 ops::sync::process(c, &caller, config, &keys, &opened, now)
             })?;
-            notify(config, clock, &transitions);
             if json {
                 return print_json(&processed);
             }
@@ -101,7 +85,7 @@ pub fn run(command: Command, config: &Config, clock: &Clock) -> Result<(), CliEr
             );
             Ok(())
         }
-        Command::Bundle(BundleCommand::RotateSigner { json }) => rotate_signer(config, now, json),
+        Command::Bundle(BundleCommand::RotateSigner { json }) => rotate_signer(config, clock, json),
         Command::Bundle(BundleCommand::Show { file, json }) => {
             let opened = read(&file)?;
             let mut summary = summarize(&opened)?;
@@ -164,10 +148,8 @@ pub fn run(command: Command, config: &Config, clock: &Clock) -> Result<(), CliEr
         Command::Upstream(UpstreamCommand::Register { token, json })
             if config.sync.mode == SyncMode::Connected =>
         {
-            let mut conn = open(config)?;
-            let keys = Keys::load(config, now)?;
-            let (registered, transitions) = live::register(&mut conn, config, &keys, now, &token)?;
-            notify(config, clock, &transitions);
+            let mut conn = open(config, clock)?;
+            let (registered, _) = ops::sync::register_live(&mut conn, &caller, &token)?;
             if json {
                 return print_json(&registered);
             }
@@ -187,11 +169,8 @@ pub fn run(command: Command, config: &Config, clock: &Clock) -> Result<(), CliEr
             Ok(())
         }
         Command::Sync { json } => {
-            let mut conn = open(config)?;
-            let keys = Keys::load(config, now)?;
-            let (synced, transitions) =
-                live::exchange_and_record(&mut conn, config, &keys, now, None)?;
-            notify(config, clock, &transitions);
+            let mut conn = open(config, clock)?;
+            let (synced, _) = ops::sync::sync_now(&mut conn, &caller)?;
             if json {
                 return print_json(&synced);
             }
@@ -216,9 +195,9 @@ pub fn run(command: Command, config: &Config, clock: &Clock) -> Result<(), CliEr
             Ok(())
         }
         Command::Upstream(UpstreamCommand::Register { token, json }) => {
-            let mut conn = open(config)?;
+            let mut conn = open(config, clock)?;
             let keys = Keys::load(config, now)?;
-            let written = write(&mut conn, now, |c| {
+            let written = conn.change(&caller, |c| {
                 ops::sync::request_registration(c, &caller, config, &keys, &token, now)
             })?;
             if json {
@@ -237,14 +216,14 @@ pub fn run(command: Command, config: &Config, clock: &Clock) -> Result<(), CliEr
             days,
             json,
         }) => {
-            let mut conn = open(config)?;
+            let mut conn = open(config, clock)?;
             let keys = Keys::load(config, now)?;
             let request = ops::sync::NewSatellite {
                 name: &name,
                 virtual_accounts: &va,
                 days,
             };
-            let added = write(&mut conn, now, |c| {
+            let added = conn.change(&caller, |c| {
                 ops::sync::add_satellite(c, &caller, config, &keys, &request, now)
             })?;
             if json {
@@ -261,14 +240,14 @@ pub fn run(command: Command, config: &Config, clock: &Clock) -> Result<(), CliEr
             Ok(())
         }
         Command::Satellite(SatelliteCommand::List { json }) => {
-            let conn = open(config)?;
-            let list = cloud::list(&conn)?;
+            let conn = open(config, clock)?;
+            let list = conn.read(|c| ops::sync::satellites(c, &caller))?;
             super::commands::show(&list, json)
         }
         Command::Satellite(SatelliteCommand::Revoke { name, json }) => {
-            let mut conn = open(config)?;
+            let mut conn = open(config, clock)?;
             let keys = Keys::load(config, now)?;
-            let revoked = write(&mut conn, now, |c| {
+            let revoked = conn.change(&caller, |c| {
                 ops::sync::revoke_satellite(c, &caller, config, &keys, &name, now)
             })?;
             if json {
@@ -292,13 +271,15 @@ fn read(path: &Path) -> Result<Opened, CliError> {
 /// The node's verdict on a bundle, or why none could be given.
 /// `bundle rotate-signer`: with the server stopped (it holds the signer in
 /// memory and would go on signing with the retired key).
-fn rotate_signer(config: &Config, now: i64, json: bool) -> Result<(), CliError> {
+fn rotate_signer(config: &Config, clock: &Clock, json: bool) -> Result<(), CliError> {
+    let now = clock.unix();
+    let caller = ops::Caller::local_admin();
     let _lock = crate::serve_lock::acquire(&config.data_dir).map_err(|e| {
         CliError::Other(format!(
             "{e}; the signer is rotated with the server stopped"
         ))
     })?;
-    let mut conn = open(config)?;
+    let mut conn = open(config, clock)?;
     let ca = crate::pki::CertificateAuthority::load(&config.data_dir).map_err(SyncError::from)?;
     let old = crate::pki::signer::BundleSigner::load(&config.data_dir).map_err(SyncError::from)?;
     let new = crate::pki::signer::BundleSigner::rotate(&config.data_dir, &ca, &config.name, now)
@@ -310,13 +291,13 @@ fn rotate_signer(config: &Config, now: i64, json: bool) -> Result<(), CliError> 
             .unwrap_or_default()
     };
     let (retired, current) = (fingerprint(&old), fingerprint(&new));
-    write(&mut conn, now, |c| {
+    conn.change(&caller, |c| {
         ops::audited(c, &ops::Caller::local_admin(), |c| {
             sync::record(
                 c,
                 now,
                 "sync",
-                crate::store::events::Severity::Info,
+                ops::views::Severity::Info,
                 &config.name,
                 format!(
                     "bundle signer rotated from {retired} to {current}; peers move their pin at \
@@ -442,7 +423,7 @@ fn summarize(opened: &Opened) -> Result<serde_json::Value, CliError> {
     }))
 }
 
-impl super::table::Row for cloud::SatelliteView {
+impl super::table::Row for sync::cloud::SatelliteView {
     const HEADERS: &'static [&'static str] = &[
         "Satellite",
         "Status",

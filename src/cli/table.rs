@@ -4,11 +4,11 @@
 use crate::alerts::Statistics;
 use crate::licensing::compliance::ComplianceRow;
 use crate::licensing::reports::{ReportSummary, UsageDay};
-use crate::store::accounts::VirtualAccount;
-use crate::store::events::Event;
-use crate::store::instances::InstanceView;
-use crate::store::licenses::License;
-use crate::store::tokens::TokenInfo;
+use crate::ops::views::Event;
+use crate::ops::views::InstanceView;
+use crate::ops::views::License;
+use crate::ops::views::TokenInfo;
+use crate::ops::views::VirtualAccount;
 
 /// A type a listing prints as one table row.
 pub trait Row {

@@ -201,14 +201,13 @@ pub async fn serve(
     )?;
 
     let admin_state = state.clone();
-    let api = web::Data::new(crate::api::Api {
-        store: state.store.clone(),
-        catalog: state.catalog.clone(),
-        clock: state.device.clock().clone(),
-        config: state.config.clone(),
-        notifier: state.notifier.clone(),
-        limiter: Default::default(),
-    });
+    let api = web::Data::new(crate::ops::Service::new(
+        state.store.clone(),
+        state.catalog.clone(),
+        state.device.clock().clone(),
+        state.config.clone(),
+        state.notifier.clone(),
+    ));
     let flash = web::Data::new(crate::portal::Flash::default());
     let (admin_guard, admin_counter) = (protection.admin.clone(), protection.admin.clone());
     let admin = listener::server(

@@ -14,14 +14,28 @@ pub mod instances;
 pub mod licenses;
 pub mod login;
 pub mod reports;
+mod service;
 pub mod sync;
 pub mod tokens;
 pub mod users;
 
 pub use access::{Action, Caller, Role};
+pub(crate) use service::audited;
+pub use service::{Local, Service};
+
+/// What the operations hand back to read: the store's rows as people see
+/// them, named here so that the front ends reach them through this layer.
+pub mod views {
+    pub use crate::store::accounts::VirtualAccount;
+    pub use crate::store::audit::AuditedEvent;
+    pub use crate::store::events::{Event, Severity};
+    pub use crate::store::instances::InstanceView;
+    pub use crate::store::licenses::License;
+    pub use crate::store::tokens::{TokenInfo, ACTIVE as TOKEN_ACTIVE};
+    pub use crate::store::users::BOOTSTRAP_ADMIN;
+}
 
 use crate::error::Error;
-use crate::store::Db;
 use crate::store::StoreError;
 
 /// What an operation can refuse with, on top of the service's own refusals.
@@ -54,18 +68,6 @@ impl From<StoreError> for OpsError {
 }
 
 pub type Result<T, E = OpsError> = std::result::Result<T, E>;
-
-/// Runs a change and stamps the events it wrote with who made it.
-pub(crate) fn audited<T>(
-    c: &Db,
-    caller: &Caller,
-    change: impl FnOnce(&Db) -> Result<T>,
-) -> Result<T> {
-    let before = crate::store::audit::last_event_id(c)?;
-    let value = change(c)?;
-    crate::store::audit::stamp_since(c, before, &caller.name)?;
-    Ok(value)
-}
 
 /// A page request: `limit` -1 (Cisco's "all") becomes the bound.
 #[derive(Debug, Clone, Copy)]

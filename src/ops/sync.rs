@@ -2,7 +2,7 @@
 //! the cloud), apply an entitlement bundle brought back, the sync status.
 //! Administrators only: a bundle speaks for the whole satellite.
 
-use super::{audited, Action, Caller, Result};
+use super::{audited, Action, Caller, Local, Result};
 use crate::config::Config;
 use crate::error::Error;
 use crate::licensing::pool::Transition;
@@ -113,15 +113,54 @@ pub fn status(c: &Db, caller: &Caller, config: &Config, now: i64) -> Result<Sync
 /// sync` does: on its own connection, since the network call must not hold
 /// the writer. Blocking.
 pub fn sync_now(
+    local: &mut Local,
     caller: &Caller,
-    config: &Config,
-    database: &std::path::Path,
-    now: i64,
 ) -> Result<(crate::sync::live::Synced, Vec<Transition>)> {
     caller.authorize(Action::Administer, None)?;
-    let keys = Keys::load(config, now).map_err(service)?;
-    let mut conn = crate::store::connect(database).map_err(Error::from)?;
-    crate::sync::live::exchange_and_record(&mut conn, config, &keys, now, None).map_err(service)
+    let (config, now) = (local.config().clone(), local.now());
+    let keys = Keys::load(&config, now).map_err(service)?;
+    let (synced, transitions) =
+        crate::sync::live::exchange_and_record(local.db_mut(), &config, &keys, now, None)
+            .map_err(service)?;
+    local.announce(&transitions);
+    Ok((synced, transitions))
+}
+
+/// `upstream register` in connected mode: registers with the cloud over
+/// the network and applies its first entitlement bundle.
+pub fn register_live(
+    local: &mut Local,
+    caller: &Caller,
+    token: &str,
+) -> Result<(crate::sync::live::Registered, Vec<Transition>)> {
+    caller.authorize(Action::Administer, None)?;
+    let (config, now) = (local.config().clone(), local.now());
+    let keys = Keys::load(&config, now).map_err(service)?;
+    let (registered, transitions) =
+        crate::sync::live::register(local.db_mut(), &config, &keys, now, token).map_err(service)?;
+    local.announce(&transitions);
+    Ok((registered, transitions))
+}
+
+/// `satellite export`: the usage bundle sealed from a read snapshot; the
+/// write lock is held only to record it, so routers are not kept waiting.
+pub fn export_local(local: &mut Local, caller: &Caller) -> Result<Written> {
+    caller.authorize(Action::Administer, None)?;
+    let (config, now) = (local.config().clone(), local.now());
+    let keys = Keys::load(&config, now).map_err(service)?;
+    satellite::export_usage_from_snapshot(
+        local.db_mut(),
+        &config,
+        &keys,
+        now,
+        Some(&caller.name),
+        |c| {
+            crate::clock::guard::advance(c, now)
+                .map(|_| ())
+                .map_err(SyncError::from)
+        },
+    )
+    .map_err(service)
 }
 
 /// The largest bundle an upload may carry.

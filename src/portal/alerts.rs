@@ -4,20 +4,23 @@
 use super::error::PortalError;
 use super::layout::{self, when, Section};
 use super::session::Operator;
-use crate::api::Api;
+use crate::ops::Service;
 use crate::ops::{self, Page};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use maud::html;
 
-pub async fn page(api: web::Data<Api>, operator: Operator) -> Result<HttpResponse, PortalError> {
+pub async fn page(
+    service: web::Data<Service>,
+    operator: Operator,
+) -> Result<HttpResponse, PortalError> {
     let (caller, catalog, account, now) = (
         operator.caller.clone(),
-        api.catalog.get(),
-        api.config.account.clone(),
-        api.now(),
+        service.catalog(),
+        service.config().account.clone(),
+        service.now(),
     );
-    let alerts = api
+    let alerts = service
         .read(move |c| ops::alerts::list(c, &catalog, &caller, &account, &[], Page::ALL, now))
         .await?;
     let content = html! {

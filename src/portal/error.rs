@@ -26,18 +26,6 @@ impl<E: Into<OpsError>> From<E> for PortalError {
     }
 }
 
-impl From<crate::api::ApiError> for PortalError {
-    fn from(e: crate::api::ApiError) -> Self {
-        Self::Ops(e.inner)
-    }
-}
-
-impl From<actix_web::error::BlockingError> for PortalError {
-    fn from(_: actix_web::error::BlockingError) -> Self {
-        crate::store::StoreError::WorkPanicked.into()
-    }
-}
-
 /// The status an operations refusal reads as, in the portal as in the API.
 pub fn status_of(e: &OpsError) -> StatusCode {
     match e {

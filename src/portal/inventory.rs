@@ -7,12 +7,12 @@ use super::chart::{self, Point};
 use super::error::{status_of, PortalError};
 use super::layout::{self, csrf, select, when, Notice, Section};
 use super::session::Operator;
-use crate::api::Api;
 use crate::domain::token::{DEFAULT_DAYS, MAX_DAYS, MIN_DAYS};
 use crate::domain::TokenTerms;
 use crate::licensing::rules::PoolStatus;
 use crate::ops::events::EventQuery;
 use crate::ops::instances::InstanceFilter;
+use crate::ops::Service;
 use crate::ops::{self, OpsError, Page};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
@@ -98,15 +98,15 @@ fn day_start(field: &str, text: &str) -> Result<i64, OpsError> {
 
 /// What a tab shows, read in one go on a blocking thread.
 enum Content {
-    General(Vec<crate::store::tokens::TokenInfo>),
+    General(Vec<crate::ops::views::TokenInfo>),
     Licenses {
         pools: Vec<ops::licenses::LicenseSummary>,
-        licenses: Vec<crate::store::licenses::License>,
+        licenses: Vec<crate::ops::views::License>,
         history: Vec<crate::licensing::reports::UsageDay>,
         days: u32,
     },
-    Instances(Vec<crate::store::instances::InstanceView>),
-    Events(Vec<crate::store::audit::AuditedEvent>),
+    Instances(Vec<crate::ops::views::InstanceView>),
+    Events(Vec<crate::ops::views::AuditedEvent>),
 }
 
 struct Loaded {
@@ -117,17 +117,17 @@ struct Loaded {
 }
 
 async fn load(
-    api: &Api,
+    service: &Service,
     operator: &Operator,
     tab: Tab,
     view: &View,
 ) -> Result<Loaded, PortalError> {
     let caller = operator.caller.clone();
-    let account = api.config.account.clone();
-    let catalog = api.catalog.get();
-    let now = api.now();
+    let account = service.config().account.clone();
+    let catalog = service.catalog();
+    let now = service.now();
     let view = view.clone();
-    let loaded = api
+    let loaded = service
         .read(move |c| {
             let virtual_accounts: Vec<String> = ops::accounts::list(c, &caller, &account, now)?
                 .into_iter()
@@ -252,7 +252,7 @@ async fn load(
 
 /// Renders a tab, with the notice of the form that led here (if any).
 async fn render(
-    api: &Api,
+    service: &Service,
     operator: &Operator,
     tab: Tab,
     view: View,
@@ -260,7 +260,7 @@ async fn render(
     status: StatusCode,
 ) -> Result<HttpResponse, PortalError> {
     let notice = notice.or_else(|| operator.take_notice());
-    let (loaded, view, notice, status) = match load(api, operator, tab, &view).await {
+    let (loaded, view, notice, status) = match load(service, operator, tab, &view).await {
         Ok(loaded) => (loaded, view, notice, status),
         // A bad filter, or a virtual account out of reach: the same tab
         // without the filters, else of the operator's first virtual
@@ -271,10 +271,10 @@ async fn render(
                 va: view.va.clone(),
                 ..View::default()
             };
-            let (loaded, shown) = match load(api, operator, tab, &unfiltered).await {
+            let (loaded, shown) = match load(service, operator, tab, &unfiltered).await {
                 Ok(loaded) => (loaded, unfiltered),
                 Err(_) => (
-                    load(api, operator, tab, &View::default()).await?,
+                    load(service, operator, tab, &View::default()).await?,
                     View::default(),
                 ),
             };
@@ -292,7 +292,7 @@ async fn render(
             html! { p { "Your account reaches no virtual account. Ask an administrator to give you one." } }
         }
         (Some(va), Some(content)) => {
-            let cloud = api.config.role == crate::config::Role::Cloud;
+            let cloud = service.config().role == crate::config::Role::Cloud;
             tab_content(
                 operator,
                 va,
@@ -358,7 +358,7 @@ fn transfer_form(
     operator: &Operator,
     va: &str,
     vas: &[String],
-    licenses: &[crate::store::licenses::License],
+    licenses: &[crate::ops::views::License],
 ) -> Markup {
     let targets: Vec<(String, String)> = vas
         .iter()
@@ -439,7 +439,7 @@ fn tab_content(
     }
 }
 
-fn general(operator: &Operator, va: &str, tokens: &[crate::store::tokens::TokenInfo]) -> Markup {
+fn general(operator: &Operator, va: &str, tokens: &[crate::ops::views::TokenInfo]) -> Markup {
     let operate = operator.can_operate(va);
     html! {
         h2 { "Product Instance Registration Tokens" }
@@ -464,7 +464,7 @@ fn general(operator: &Operator, va: &str, tokens: &[crate::store::tokens::TokenI
                             td { span class=(format!("status {}", t.status.to_lowercase())) { (t.status) } }
                             @if operate {
                                 td {
-                                    @if t.status == crate::store::tokens::ACTIVE {
+                                    @if t.status == crate::ops::views::TOKEN_ACTIVE {
                                         form.inline method="post" action="/portal/inventory/tokens/revoke" {
                                             (csrf(operator))
                                             input type="hidden" name="va" value=(va);
@@ -505,7 +505,7 @@ fn general(operator: &Operator, va: &str, tokens: &[crate::store::tokens::TokenI
 fn licenses_tab(
     va: &str,
     pools: &[ops::licenses::LicenseSummary],
-    licenses: &[crate::store::licenses::License],
+    licenses: &[crate::ops::views::License],
     history: &[crate::licensing::reports::UsageDay],
     days: u32,
     cloud: bool,
@@ -626,7 +626,7 @@ fn instances_tab(
     va: &str,
     vas: &[String],
     view: &View,
-    instances: &[crate::store::instances::InstanceView],
+    instances: &[crate::ops::views::InstanceView],
 ) -> Markup {
     let operate = operator.can_operate(va);
     let q = View::nonempty(&view.q);
@@ -701,7 +701,7 @@ fn instances_tab(
     }
 }
 
-fn events_tab(va: &str, view: &View, events: &[crate::store::audit::AuditedEvent]) -> Markup {
+fn events_tab(va: &str, view: &View, events: &[crate::ops::views::AuditedEvent]) -> Markup {
     let kind = View::nonempty(&view.kind);
     let (from, to) = (View::nonempty(&view.from), View::nonempty(&view.to));
     let mut kinds = vec![(String::new(), "any".to_string())];
@@ -754,9 +754,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         cfg.route(
             path,
             web::get().to(
-                move |api: web::Data<Api>, operator: Operator, view: web::Query<View>| async move {
+                move |service: web::Data<Service>, operator: Operator, view: web::Query<View>| async move {
                     render(
-                        &api,
+                        &service,
                         &operator,
                         tab,
                         view.into_inner(),
@@ -793,7 +793,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 /// Shows a tab after a form: its notice, and the refusal's status if refused.
 async fn after(
-    api: &Api,
+    service: &Service,
     operator: &Operator,
     tab: Tab,
     va: &str,
@@ -807,7 +807,7 @@ async fn after(
             super::error::log(&e);
             let notice = Notice::error(e.to_string());
             render(
-                api,
+                service,
                 operator,
                 tab,
                 View::of_va(va),
@@ -846,7 +846,7 @@ fn number(field: &str, text: &str) -> Result<Option<u32>, PortalError> {
 }
 
 async fn create_token(
-    api: web::Data<Api>,
+    service: web::Data<Service>,
     operator: Operator,
     form: web::Form<NewToken>,
 ) -> Result<HttpResponse, PortalError> {
@@ -863,10 +863,10 @@ async fn create_token(
         terms
             .check()
             .map_err(|reason| crate::error::Error::invalid("token", reason))?;
-        let (caller, account, now) = (operator.caller.clone(), api.config.account.clone(), api.now());
+        let (caller, account, now) = (operator.caller.clone(), service.config().account.clone(), service.now());
         let va = form.va.clone();
-        let created = api
-            .write(move |c| ops::tokens::create(c, &caller, &account, &va, &terms, now))
+        let created = service
+            .change(caller, move |c, caller| ops::tokens::create(c, caller, &account, &va, &terms, now))
             .await?;
         tracing::info!(who = %operator.caller.name, virtual_account = %created.virtual_account, "registration token created in the portal");
         Ok(Notice {
@@ -881,7 +881,7 @@ async fn create_token(
         })
     }
     .await;
-    after(&api, &operator, Tab::General, &va, outcome).await
+    after(&service, &operator, Tab::General, &va, outcome).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -893,7 +893,7 @@ pub struct RevokeToken {
 }
 
 async fn revoke_token(
-    api: web::Data<Api>,
+    service: web::Data<Service>,
     operator: Operator,
     form: web::Form<RevokeToken>,
 ) -> Result<HttpResponse, PortalError> {
@@ -901,12 +901,14 @@ async fn revoke_token(
     let form = form.into_inner();
     let (caller, account, now) = (
         operator.caller.clone(),
-        api.config.account.clone(),
-        api.now(),
+        service.config().account.clone(),
+        service.now(),
     );
     let (va, token) = (form.va.clone(), form.token.clone());
-    let outcome = api
-        .write(move |c| ops::tokens::revoke(c, &caller, &account, Some(&va), &token, now))
+    let outcome = service
+        .change(caller, move |c, caller| {
+            ops::tokens::revoke(c, caller, &account, Some(&va), &token, now)
+        })
         .await
         .map(|revoked| {
             Notice::ok(format!(
@@ -914,7 +916,7 @@ async fn revoke_token(
             ))
         })
         .map_err(PortalError::from);
-    after(&api, &operator, Tab::General, &form.va, outcome).await
+    after(&service, &operator, Tab::General, &form.va, outcome).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -928,32 +930,31 @@ pub struct InstanceAction {
 }
 
 async fn remove_instance(
-    api: web::Data<Api>,
+    service: web::Data<Service>,
     operator: Operator,
     form: web::Form<InstanceAction>,
 ) -> Result<HttpResponse, PortalError> {
     operator.check_csrf(&form.csrf)?;
     let form = form.into_inner();
-    let (caller, catalog, now) = (operator.caller.clone(), api.catalog.get(), api.now());
+    let (caller, catalog, now) = (operator.caller.clone(), service.catalog(), service.now());
     let key = form.instance.clone();
-    let outcome = api
-        .write(move |c| ops::instances::remove(c, &catalog, &caller, &key, now))
+    let outcome = service
+        .change_pools(caller, move |c, caller| {
+            ops::instances::remove(c, &catalog, caller, &key, now)
+        })
         .await;
     let outcome = match outcome {
-        Ok((removed, transitions)) => {
-            api.notify(&transitions);
-            Ok(Notice::ok(format!(
-                "Product instance {} removed; its licenses are released.",
-                removed.udi
-            )))
-        }
+        Ok((removed, _)) => Ok(Notice::ok(format!(
+            "Product instance {} removed; its licenses are released.",
+            removed.udi
+        ))),
         Err(e) => Err(e.into()),
     };
-    after(&api, &operator, Tab::Instances, &form.va, outcome).await
+    after(&service, &operator, Tab::Instances, &form.va, outcome).await
 }
 
 async fn move_instance(
-    api: web::Data<Api>,
+    service: web::Data<Service>,
     operator: Operator,
     form: web::Form<InstanceAction>,
 ) -> Result<HttpResponse, PortalError> {
@@ -962,25 +963,24 @@ async fn move_instance(
     let to = form.to.clone().unwrap_or_default();
     let (caller, catalog, account, now) = (
         operator.caller.clone(),
-        api.catalog.get(),
-        api.config.account.clone(),
-        api.now(),
+        service.catalog(),
+        service.config().account.clone(),
+        service.now(),
     );
     let key = form.instance.clone();
-    let outcome = api
-        .write(move |c| ops::instances::move_to(c, &catalog, &caller, &account, &key, &to, now))
+    let outcome = service
+        .change_pools(caller, move |c, caller| {
+            ops::instances::move_to(c, &catalog, caller, &account, &key, &to, now)
+        })
         .await;
     let outcome = match outcome {
-        Ok((moved, transitions)) => {
-            api.notify(&transitions);
-            Ok(Notice::ok(format!(
-                "Product instance {} moved to {} with its license usage.",
-                moved.udi, moved.virtual_account
-            )))
-        }
+        Ok((moved, _)) => Ok(Notice::ok(format!(
+            "Product instance {} moved to {} with its license usage.",
+            moved.udi, moved.virtual_account
+        ))),
         Err(e) => Err(e.into()),
     };
-    after(&api, &operator, Tab::Instances, &form.va, outcome).await
+    after(&service, &operator, Tab::Instances, &form.va, outcome).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -997,7 +997,7 @@ struct TransferForm {
 }
 
 async fn transfer_licenses(
-    api: web::Data<Api>,
+    service: web::Data<Service>,
     operator: Operator,
     form: web::Form<TransferForm>,
 ) -> Result<HttpResponse, PortalError> {
@@ -1009,24 +1009,24 @@ async fn transfer_licenses(
         })?;
         let (caller, catalog, account, role, now) = (
             operator.caller.clone(),
-            api.catalog.get(),
-            api.config.account.clone(),
-            api.config.role,
-            api.now(),
+            service.catalog(),
+            service.config().account.clone(),
+            service.config().role,
+            service.now(),
         );
         let (from, to, sku) = (form.va.clone(), form.to.clone(), form.sku.clone());
-        let transitions = api
-            .write(move |c| {
+        let ((), transitions) = service
+            .change_pools(caller, move |c, caller| {
                 let transfer = crate::inventory::Transfer {
                     from: &from,
                     to: &to,
                     sku: &sku,
                     quantity: i64::from(quantity),
                 };
-                ops::licenses::transfer(c, &catalog, &caller, role, &account, &transfer, now)
+                ops::licenses::transfer(c, &catalog, caller, role, &account, &transfer, now)
+                    .map(|transitions| ((), transitions))
             })
             .await?;
-        api.notify(&transitions);
         let short: Vec<String> = transitions
             .iter()
             .filter(|t| t.shortfall() > 0)
@@ -1052,7 +1052,7 @@ async fn transfer_licenses(
         )))
     }
     .await;
-    after(&api, &operator, Tab::Licenses, &form.va, outcome).await
+    after(&service, &operator, Tab::Licenses, &form.va, outcome).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -1066,7 +1066,7 @@ struct NewVirtualAccount {
 }
 
 async fn create_virtual_account(
-    api: web::Data<Api>,
+    service: web::Data<Service>,
     operator: Operator,
     form: web::Form<NewVirtualAccount>,
 ) -> Result<HttpResponse, PortalError> {
@@ -1074,15 +1074,17 @@ async fn create_virtual_account(
     let form = form.into_inner();
     let (caller, account, now) = (
         operator.caller.clone(),
-        api.config.account.clone(),
-        api.now(),
+        service.config().account.clone(),
+        service.now(),
     );
     let (name, description) = (
         form.name.trim().to_string(),
         form.description.trim().to_string(),
     );
-    let outcome = api
-        .write(move |c| ops::accounts::create(c, &caller, &account, &name, &description, now))
+    let outcome = service
+        .change(caller, move |c, caller| {
+            ops::accounts::create(c, caller, &account, &name, &description, now)
+        })
         .await
         .map(|va| Notice::ok(format!("Virtual account {} created.", va.name)))
         .map_err(PortalError::from);
@@ -1090,7 +1092,7 @@ async fn create_virtual_account(
         Ok(_) => form.name.trim().to_string(),
         Err(_) => String::new(),
     };
-    after(&api, &operator, Tab::General, &shown, outcome).await
+    after(&service, &operator, Tab::General, &shown, outcome).await
 }
 
 #[cfg(test)]

@@ -4,8 +4,8 @@
 use super::error::{status_of, PortalError};
 use super::layout::{self, csrf, select, when, Notice, Section};
 use super::session::Operator;
-use crate::api::Api;
 use crate::licensing::reports::{self, Format, ReportKind};
+use crate::ops::Service;
 use crate::ops::{self, OpsError, Page};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
@@ -13,7 +13,7 @@ use maud::html;
 use serde::Deserialize;
 
 async fn render_list(
-    api: &Api,
+    service: &Service,
     operator: &Operator,
     notice: Option<Notice>,
     status: StatusCode,
@@ -21,10 +21,10 @@ async fn render_list(
     let notice = notice.or_else(|| operator.take_notice());
     let (caller, account, now) = (
         operator.caller.clone(),
-        api.config.account.clone(),
-        api.now(),
+        service.config().account.clone(),
+        service.now(),
     );
-    let (list, vas) = api
+    let (list, vas) = service
         .read(move |c| {
             Ok((
                 ops::reports::list(c, &caller, Page::ALL)?,
@@ -94,24 +94,31 @@ async fn render_list(
     ))
 }
 
-pub async fn list(api: web::Data<Api>, operator: Operator) -> Result<HttpResponse, PortalError> {
-    render_list(&api, &operator, None, StatusCode::OK).await
+pub async fn list(
+    service: web::Data<Service>,
+    operator: Operator,
+) -> Result<HttpResponse, PortalError> {
+    render_list(&service, &operator, None, StatusCode::OK).await
 }
 
-async fn load(api: &Api, operator: &Operator, id: i64) -> Result<reports::Report, PortalError> {
+async fn load(
+    service: &Service,
+    operator: &Operator,
+    id: i64,
+) -> Result<reports::Report, PortalError> {
     let caller = operator.caller.clone();
-    Ok(api
+    Ok(service
         .read(move |c| ops::reports::show(c, &caller, id))
         .await?)
 }
 
 pub async fn show(
-    api: web::Data<Api>,
+    service: web::Data<Service>,
     operator: Operator,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, PortalError> {
     let id = id.into_inner();
-    let report = load(&api, &operator, id).await?;
+    let report = load(&service, &operator, id).await?;
     let title = format!("{} #{}", report.kind.as_str(), report.id);
     let content = html! {
         p {
@@ -127,12 +134,12 @@ pub async fn show(
 }
 
 pub async fn csv(
-    api: web::Data<Api>,
+    service: web::Data<Service>,
     operator: Operator,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, PortalError> {
     let id = id.into_inner();
-    let report = load(&api, &operator, id).await?;
+    let report = load(&service, &operator, id).await?;
     Ok(HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")
         .insert_header((
@@ -153,7 +160,7 @@ pub struct Generate {
 }
 
 pub async fn generate(
-    api: web::Data<Api>,
+    service: web::Data<Service>,
     operator: Operator,
     form: web::Form<Generate>,
 ) -> Result<HttpResponse, PortalError> {
@@ -169,26 +176,27 @@ pub async fn generate(
     };
     let (caller, catalog, account, now) = (
         operator.caller.clone(),
-        api.catalog.get(),
-        api.config.account.clone(),
-        api.now(),
+        service.catalog(),
+        service.config().account.clone(),
+        service.now(),
     );
     let va = (!form.va.is_empty()).then_some(form.va);
     let outcome = match kind {
-        Ok(kind) => api
-            .write(move |c| {
-                ops::accounts::generate_report(
-                    c,
-                    &catalog,
-                    &caller,
-                    kind,
-                    &account,
-                    va.as_deref(),
-                    now,
-                )
-            })
-            .await
-            .map_err(|e| e.inner),
+        Ok(kind) => {
+            service
+                .change(caller, move |c, caller| {
+                    ops::accounts::generate_report(
+                        c,
+                        &catalog,
+                        caller,
+                        kind,
+                        &account,
+                        va.as_deref(),
+                        now,
+                    )
+                })
+                .await
+        }
         Err(e) => Err(e),
     };
     match outcome {
@@ -200,7 +208,7 @@ pub async fn generate(
         Err(e) => {
             super::error::log(&e);
             let notice = Notice::error(e.to_string());
-            render_list(&api, &operator, Some(notice), status_of(&e)).await
+            render_list(&service, &operator, Some(notice), status_of(&e)).await
         }
     }
 }

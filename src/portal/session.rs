@@ -7,7 +7,7 @@
 use super::error::PortalError;
 use super::flash::Flash;
 use super::layout::{self, Notice};
-use crate::api::Api;
+use crate::ops::Service;
 use crate::ops::{login, Action, Caller, OpsError};
 use actix_web::cookie::{time::Duration, Cookie, SameSite};
 use actix_web::dev::Payload;
@@ -111,7 +111,7 @@ impl FromRequest for Operator {
     type Future = Pin<Box<dyn Future<Output = Result<Self, PortalError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let api = req.app_data::<web::Data<Api>>().cloned();
+        let service = req.app_data::<web::Data<Service>>().cloned();
         let flash = req.app_data::<web::Data<Flash>>().cloned();
         let secret = req
             .cookie(COOKIE)
@@ -120,17 +120,17 @@ impl FromRequest for Operator {
         let site = from_this_site(req);
         Box::pin(async move {
             site?;
-            let (Some(api), Some(secret)) = (api, secret) else {
+            let (Some(service), Some(secret)) = (service, secret) else {
                 return Err(PortalError::LoggedOut);
             };
             let flash =
                 flash.ok_or_else(|| PortalError::Refused("the portal is not configured".into()))?;
-            let now = api.now();
+            let now = service.now();
             let lookup = secret.clone();
-            let caller = api
+            let caller = service
                 .read(move |c| login::session_caller(c, &lookup, now))
                 .await
-                .map_err(|e| match e.inner {
+                .map_err(|e| match e {
                     OpsError::Unauthenticated(_) => PortalError::LoggedOut,
                     other => PortalError::Ops(other),
                 })?;
@@ -195,7 +195,7 @@ pub struct LoginForm {
 }
 
 pub async fn login(
-    api: web::Data<Api>,
+    service: web::Data<Service>,
     req: HttpRequest,
     form: web::Form<LoginForm>,
 ) -> Result<HttpResponse, PortalError> {
@@ -224,8 +224,8 @@ pub async fn login(
         .peer_addr()
         .map(|a| a.ip().to_string())
         .unwrap_or_else(|| "unknown".into());
-    let now = api.now();
-    if let Err(e) = api.limiter.attempt(&source, &form.username, now) {
+    let now = service.now();
+    if let Err(e) = service.limiter.attempt(&source, &form.username, now) {
         super::error::log(&e);
         let mut response = login_page(StatusCode::TOO_MANY_REQUESTS, Some(&e.to_string()))?;
         if let OpsError::TooManyAttempts { retry_after, .. } = e {
@@ -238,12 +238,12 @@ pub async fn login(
         return Ok(response);
     }
     let username = form.username.clone();
-    let checked = api
+    let checked = service
         .read(move |c| login::check_password(c, &form.username, &form.password))
         .await;
     let verified = match checked {
         Ok(v) => v,
-        Err(e) if matches!(e.inner, OpsError::Unauthenticated(_)) => {
+        Err(OpsError::Unauthenticated(_)) => {
             tracing::warn!(source = %source, user = %username, "failed portal login");
             return login_page(
                 StatusCode::UNAUTHORIZED,
@@ -252,10 +252,10 @@ pub async fn login(
         }
         Err(e) => return Err(e.into()),
     };
-    api.limiter.succeeded(&source, &username);
+    service.limiter.succeeded(&source, &username);
     tracing::info!(source = %source, who = %verified.name, "portal login");
-    let secret = api
-        .write(move |c| login::open_session(c, &verified, now))
+    let secret = service
+        .record(move |c| login::open_session(c, &verified, now))
         .await?;
     let mut response = HttpResponse::SeeOther()
         .insert_header(("Location", super::HOME_PATH))
@@ -279,13 +279,15 @@ pub struct CsrfForm {
 }
 
 pub async fn logout(
-    api: web::Data<Api>,
+    service: web::Data<Service>,
     operator: Operator,
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, PortalError> {
     operator.check_csrf(&form.csrf)?;
     let secret = operator.secret.clone();
-    api.write(move |c| login::close_session(c, &secret)).await?;
+    service
+        .record(move |c| login::close_session(c, &secret))
+        .await?;
     tracing::info!(who = %operator.caller.name, "portal logout");
     let mut response = HttpResponse::SeeOther()
         .insert_header(("Location", super::LOGIN_PATH))

@@ -6,8 +6,8 @@
 use super::error::{status_of, PortalError};
 use super::layout::{self, csrf, when, Notice, Section};
 use super::session::{CsrfForm, Operator};
-use crate::api::Api;
 use crate::config::Role;
+use crate::ops::Service;
 use crate::ops::{self, OpsError};
 use actix_multipart::Multipart;
 use actix_web::http::StatusCode;
@@ -34,7 +34,7 @@ fn export_name(path: Option<&str>) -> Option<&str> {
 /// A form's end: the page with its notice when it was done (redirected,
 /// so a reload repeats nothing), the page again with the refusal when not.
 async fn settle(
-    api: &Api,
+    service: &Service,
     operator: &Operator,
     outcome: Result<Notice, PortalError>,
 ) -> Result<HttpResponse, PortalError> {
@@ -42,24 +42,28 @@ async fn settle(
         Ok(notice) => Ok(operator.redirect("/portal/sync", notice)),
         Err(PortalError::Ops(e)) => {
             let (notice, status) = refused(e)?;
-            render(api, operator, Some(notice), status).await
+            render(service, operator, Some(notice), status).await
         }
         Err(e) => Err(e),
     }
 }
 
 async fn render(
-    api: &Api,
+    service: &Service,
     operator: &Operator,
     notice: Option<Notice>,
     status: StatusCode,
 ) -> Result<HttpResponse, PortalError> {
     let notice = notice.or_else(|| operator.take_notice());
-    if api.config.role == Role::Cloud {
-        return render_cloud(api, operator, notice, status).await;
+    if service.config().role == Role::Cloud {
+        return render_cloud(service, operator, notice, status).await;
     }
-    let (caller, config, now) = (operator.caller.clone(), api.config.clone(), api.now());
-    let sync = api
+    let (caller, config, now) = (
+        operator.caller.clone(),
+        service.config().clone(),
+        service.now(),
+    );
+    let sync = service
         .read(move |c| ops::sync::status(c, &caller, &config, now))
         .await?;
     let connected = sync.mode == "connected";
@@ -138,13 +142,15 @@ async fn render(
 /// The cloud's side of the exchange: its satellites, and a satellite's
 /// carried bundle processed into the answer to carry back.
 async fn render_cloud(
-    api: &Api,
+    service: &Service,
     operator: &Operator,
     notice: Option<Notice>,
     status: StatusCode,
 ) -> Result<HttpResponse, PortalError> {
     let caller = operator.caller.clone();
-    let satellites = api.read(move |c| ops::sync::satellites(c, &caller)).await?;
+    let satellites = service
+        .read(move |c| ops::sync::satellites(c, &caller))
+        .await?;
     let content = html! {
         h2 { "Satellites" }
         @if satellites.is_empty() {
@@ -194,17 +200,20 @@ async fn render_cloud(
     ))
 }
 
-pub async fn page(api: web::Data<Api>, operator: Operator) -> Result<HttpResponse, PortalError> {
-    render(&api, &operator, None, StatusCode::OK).await
+pub async fn page(
+    service: web::Data<Service>,
+    operator: Operator,
+) -> Result<HttpResponse, PortalError> {
+    render(&service, &operator, None, StatusCode::OK).await
 }
 
 pub async fn export(
-    api: web::Data<Api>,
+    service: web::Data<Service>,
     operator: Operator,
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, PortalError> {
     operator.check_csrf(&form.csrf)?;
-    match exported(&api, &operator).await {
+    match exported(&service, &operator).await {
         Ok((name, bytes)) => Ok(HttpResponse::Ok()
             .content_type("application/zip")
             .insert_header((
@@ -214,32 +223,39 @@ pub async fn export(
             .body(bytes)),
         Err(PortalError::Ops(e)) => {
             let (notice, status) = refused(e)?;
-            render(&api, &operator, Some(notice), status).await
+            render(&service, &operator, Some(notice), status).await
         }
         Err(e) => Err(e),
     }
 }
 
 /// The bundle keys, loaded off the async workers (made on first use).
-async fn keys(api: &Api, operator: &Operator) -> Result<crate::sync::Keys, PortalError> {
-    let (caller, config, now) = (operator.caller.clone(), api.config.clone(), api.now());
+async fn keys(service: &Service, operator: &Operator) -> Result<crate::sync::Keys, PortalError> {
+    let (caller, config, now) = (
+        operator.caller.clone(),
+        service.config().clone(),
+        service.now(),
+    );
     Ok(web::block(move || ops::sync::keys(&caller, &config, now)).await??)
 }
 
 /// An uploaded bundle, read and opened, with the keys to apply it.
 async fn received(
-    api: &Api,
+    service: &Service,
     operator: &Operator,
     form: Multipart,
 ) -> Result<(crate::sync::bundle::Opened, crate::sync::Keys), PortalError> {
     operator.caller.authorize(ops::Action::Administer, None)?;
     let bytes = upload(operator, form).await?;
     let opened = web::block(move || ops::sync::open(&bytes)).await??;
-    Ok((opened, keys(api, operator).await?))
+    Ok((opened, keys(service, operator).await?))
 }
 
-async fn exported(api: &Api, operator: &Operator) -> Result<(String, Vec<u8>), PortalError> {
-    let written = api.export(operator.caller.clone()).await?;
+async fn exported(
+    service: &Service,
+    operator: &Operator,
+) -> Result<(String, Vec<u8>), PortalError> {
+    let written = service.export(operator.caller.clone()).await?;
     let path = std::path::PathBuf::from(&written.path);
     let name = path
         .file_name()
@@ -303,18 +319,17 @@ async fn upload(operator: &Operator, mut form: Multipart) -> Result<Vec<u8>, Por
 }
 
 pub async fn import(
-    api: web::Data<Api>,
+    service: web::Data<Service>,
     operator: Operator,
     form: Multipart,
 ) -> Result<HttpResponse, PortalError> {
     let outcome = async {
-        let (opened, keys) = received(&api, &operator, form).await?;
-        let (config, now) = (api.config.clone(), api.now());
+        let (opened, keys) = received(&service, &operator, form).await?;
+        let (config, now) = (service.config().clone(), service.now());
         let caller = operator.caller.clone();
-        let (applied, transitions) = api
-            .write(move |c| ops::sync::import(c, &caller, &config, &keys, &opened, now))
+        let (applied, _) = service
+            .change_pools(caller, move |c, caller| ops::sync::import(c, caller, &config, &keys, &opened, now))
             .await?;
-        api.notify(&transitions);
         tracing::info!(who = %operator.caller.name, sequence = applied.sequence, "bundle imported from the portal");
         Ok::<_, PortalError>(if applied.already_applied {
             Notice::ok(format!(
@@ -331,49 +346,46 @@ pub async fn import(
         })
     }
     .await;
-    settle(&api, &operator, outcome).await
+    settle(&service, &operator, outcome).await
 }
 
 pub async fn now(
-    api: web::Data<Api>,
+    service: web::Data<Service>,
     operator: Operator,
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, PortalError> {
     operator.check_csrf(&form.csrf)?;
-    let (caller, config, now) = (operator.caller.clone(), api.config.clone(), api.now());
-    let database = api.store.path().to_path_buf();
-    let outcome = web::block(move || ops::sync::sync_now(&caller, &config, &database, now)).await?;
+    let caller = operator.caller.clone();
+    let outcome = service
+        .on_own_connection(move |local| ops::sync::sync_now(local, &caller))
+        .await;
     let outcome = match outcome {
-        Ok((synced, transitions)) => {
-            api.notify(&transitions);
-            Ok(Notice::ok(format!(
-                "Synced with {} in {} ms: sent usage sequence {}, received sequence {} ({}).",
-                synced.cloud_url,
-                synced.millis,
-                synced.sent.sequence,
-                synced.received.sequence,
-                crate::sync::counts_line(&synced.received.counts)
-            )))
-        }
+        Ok((synced, _)) => Ok(Notice::ok(format!(
+            "Synced with {} in {} ms: sent usage sequence {}, received sequence {} ({}).",
+            synced.cloud_url,
+            synced.millis,
+            synced.sent.sequence,
+            synced.received.sequence,
+            crate::sync::counts_line(&synced.received.counts)
+        ))),
         Err(e) => Err(PortalError::Ops(e)),
     };
-    settle(&api, &operator, outcome).await
+    settle(&service, &operator, outcome).await
 }
 
 /// At the cloud: process an uploaded bundle; the notice links the answer.
 pub async fn process(
-    api: web::Data<Api>,
+    service: web::Data<Service>,
     operator: Operator,
     form: Multipart,
 ) -> Result<HttpResponse, PortalError> {
     let outcome = async {
-        let (opened, keys) = received(&api, &operator, form).await?;
-        let (config, now) = (api.config.clone(), api.now());
+        let (opened, keys) = received(&service, &operator, form).await?;
+        let (config, now) = (service.config().clone(), service.now());
         let caller = operator.caller.clone();
-        let (processed, transitions) = api
-            .write(move |c| ops::sync::process(c, &caller, &config, &keys, &opened, now))
+        let (processed, _) = service
+            .change_pools(caller, move |c, caller| ops::sync::process(c, caller, &config, &keys, &opened, now))
             .await?;
-        api.notify(&transitions);
         let name = std::path::Path::new(&processed.path)
             .file_name()
             .and_then(|n| n.to_str())
@@ -399,18 +411,18 @@ pub async fn process(
         secret: None,
         link: Some((format!("/portal/sync/files/{name}"), name)),
     });
-    settle(&api, &operator, outcome).await
+    settle(&service, &operator, outcome).await
 }
 
 /// A bundle from this node's export folder, as a download.
 pub async fn file(
-    api: web::Data<Api>,
+    service: web::Data<Service>,
     operator: Operator,
     name: web::Path<String>,
 ) -> Result<HttpResponse, PortalError> {
     let (caller, config, name) = (
         operator.caller.clone(),
-        api.config.clone(),
+        service.config().clone(),
         name.into_inner(),
     );
     let shown = name.clone();

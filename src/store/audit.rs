@@ -22,7 +22,7 @@ pub fn stamp_since(c: &Db, after: i64, actor: &str) -> Result<()> {
 }
 
 /// An event with the name of whoever caused it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct AuditedEvent {
     pub id: i64,
     pub at: String,

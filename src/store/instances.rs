@@ -31,7 +31,7 @@ pub struct Instance {
 }
 
 /// What listings print and scripts read.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct InstanceView {
     pub instance_id: String,
     pub udi: String,

@@ -1251,3 +1251,77 @@ fn an_operator_does_the_round_in_a_real_browser() {
     });
     drop(driver);
 }
+
+#[test]
+fn the_same_change_through_the_cli_the_api_and_the_portal_is_recorded_as_its_operators() {
+    let (server, token) = Server::cloud_with_lab("5");
+    server.cli_ok(&["va", "create", "Lab2"]);
+    let by_cli = register(&server, "FOCACTOR001", &token);
+    let by_api = register(&server, "FOCACTOR002", &token);
+    let by_portal = register(&server, "FOCACTOR003", &token);
+
+    server.cli_ok(&["instance", "move", &by_cli.instance_id, "--to", "Lab2"]);
+    let api = crate::api::Api::new(&server);
+    let bearer = crate::api::bearer(&server, &api, "ops-script", "admin", &[]);
+    let (status, body) = api.call(
+        "POST",
+        &format!(
+            "/api/v1/accounts/Test%20Corp/product-instances/{}/move",
+            by_api.instance_id
+        ),
+        Some(&bearer),
+        Some(&json!({"targetVirtualAccount": "Lab2"})),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (mut portal, csrf) = admin(&server);
+    let moved = portal.post(
+        "/portal/inventory/instances/move",
+        &[
+            ("csrf", &csrf),
+            ("va", "Lab"),
+            ("instance", &by_portal.instance_id),
+            ("to", "Lab2"),
+        ],
+    );
+    assert!(moved.body.contains("moved to Lab2"), "{}", moved.body);
+
+    let events: Value =
+        serde_json::from_str(&server.cli_ok(&["events", "--json", "--limit", "1000"]))
+            .expect("json");
+    let moved_event = |sn: &str| {
+        events
+            .as_array()
+            .expect("list")
+            .iter()
+            .find(|e| {
+                e["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains(&format!("SN:{sn}")) && m.contains("moved from"))
+            })
+            .unwrap_or_else(|| panic!("no move event for {sn} in {events}"))
+            .clone()
+    };
+    let shell_user = std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "local".into());
+    let expected = [
+        ("FOCACTOR001", format!("cli:{shell_user}")),
+        ("FOCACTOR002", "client:ops-script".to_string()),
+        ("FOCACTOR003", "user:admin".to_string()),
+    ];
+    let mut shapes = Vec::new();
+    for (sn, actor) in &expected {
+        let event = moved_event(sn);
+        assert_eq!(event["actor"], json!(actor), "{event}");
+        shapes.push((
+            event["kind"].clone(),
+            event["severity"].clone(),
+            event["virtual_account"].clone(),
+            event["message"].as_str().unwrap_or("").replace(sn, "SN"),
+        ));
+    }
+    assert!(
+        shapes.windows(2).all(|w| w[0] == w[1]),
+        "the three front ends recorded different events: {shapes:?}"
+    );
+}
