@@ -1,6 +1,6 @@
 //! Virtual accounts and the compliance view, within the caller's reach.
 
-use super::{audited, Action, Caller, Result};
+use super::{Action, Caller, Result};
 use crate::inventory;
 use crate::licensing::catalog::Catalog;
 use crate::licensing::compliance::ComplianceRow;
@@ -17,15 +17,13 @@ pub fn create(
     now: i64,
 ) -> Result<VirtualAccount> {
     caller.authorize(Action::Administer, None)?;
-    audited(c, caller, |c| {
-        Ok(inventory::create_virtual_account(
-            c,
-            account,
-            name,
-            description,
-            now,
-        )?)
-    })
+    Ok(inventory::create_virtual_account(
+        c,
+        account,
+        name,
+        description,
+        now,
+    )?)
 }
 
 pub fn list(c: &Db, caller: &Caller, account: &str, now: i64) -> Result<Vec<VirtualAccount>> {
@@ -63,16 +61,14 @@ pub fn generate_report(
         None => caller.authorize(Action::Administer, None)?,
     }
     inventory::check_virtual_account(c, account, virtual_account, now)?;
-    audited(c, caller, |c| {
-        Ok(reports::generate(
-            c,
-            catalog,
-            kind,
-            account,
-            virtual_account,
-            now,
-        )?)
-    })
+    Ok(reports::generate(
+        c,
+        catalog,
+        kind,
+        account,
+        virtual_account,
+        now,
+    )?)
 }
 
 /// The daily usage of the last `days` days (the trend charts).

@@ -2,7 +2,7 @@
 //! Admin only. The secret is shown once, at creation.
 
 use super::users::check_scope;
-use super::{audited, Action, Caller, OpsError, Page, Result, Role};
+use super::{Action, Caller, OpsError, Page, Result, Role};
 use crate::clock::rfc3339;
 use crate::domain::check_name;
 use crate::error::Error;
@@ -74,34 +74,32 @@ pub fn add(
     let vas = check_scope(c, account, role, virtual_accounts, now)?;
     let client_id = format!("sat-{}", random(12)?);
     let client_secret = random(32)?;
-    audited(c, caller, |c| {
-        clients::insert(
-            c,
-            &NewClient {
-                name,
-                client_id: &client_id,
-                secret_hash: &secret_hash(&client_secret),
-                role: role.as_str(),
-                virtual_accounts: &vas,
-            },
-            now,
-        )?;
-        record(
-            c,
-            now,
+    clients::insert(
+        c,
+        &NewClient {
             name,
-            format!(
-                "API client {name:?} ({client_id}) added with role {}",
-                role.as_str()
-            ),
-        )?;
-        Ok(CreatedClient {
-            client_id: client_id.clone(),
-            client_secret: client_secret.clone(),
-            name: name.to_string(),
-            role: role.as_str().to_string(),
-            virtual_accounts: vas.clone(),
-        })
+            client_id: &client_id,
+            secret_hash: &secret_hash(&client_secret),
+            role: role.as_str(),
+            virtual_accounts: &vas,
+        },
+        now,
+    )?;
+    record(
+        c,
+        now,
+        name,
+        format!(
+            "API client {name:?} ({client_id}) added with role {}",
+            role.as_str()
+        ),
+    )?;
+    Ok(CreatedClient {
+        client_id: client_id.clone(),
+        client_secret: client_secret.clone(),
+        name: name.to_string(),
+        role: role.as_str().to_string(),
+        virtual_accounts: vas.clone(),
     })
 }
 
@@ -137,19 +135,17 @@ pub fn revoke(c: &Db, caller: &Caller, key: &str, now: i64) -> Result<ClientView
         ))
         .into()
     })?;
-    audited(c, caller, |c| {
-        clients::revoke(c, client.id, now)?;
-        record(
-            c,
-            now,
-            &client.name,
-            format!(
-                "API client {:?} ({}) revoked; its tokens ended",
-                client.name, client.client_id
-            ),
-        )?;
-        let revoked = clients::find_by_id(c, client.id)?
-            .ok_or_else(|| Error::NotFound("the client vanished".into()))?;
-        Ok(ClientView::from(revoked))
-    })
+    clients::revoke(c, client.id, now)?;
+    record(
+        c,
+        now,
+        &client.name,
+        format!(
+            "API client {:?} ({}) revoked; its tokens ended",
+            client.name, client.client_id
+        ),
+    )?;
+    let revoked = clients::find_by_id(c, client.id)?
+        .ok_or_else(|| Error::NotFound("the client vanished".into()))?;
+    Ok(ClientView::from(revoked))
 }

@@ -1,6 +1,6 @@
 //! Product instances: paged listing with filters, show, remove, move.
 
-use super::{audited, Action, Caller, Page, Result};
+use super::{Action, Caller, Page, Result};
 use crate::error::Error;
 use crate::inventory;
 use crate::licensing::catalog::Catalog;
@@ -120,10 +120,8 @@ pub fn remove(
 ) -> Result<(InstanceView, Vec<Transition>)> {
     let (view, _) = reachable(c, caller, key, now)?;
     caller.authorize(Action::Operate, Some(&view.virtual_account))?;
-    audited(c, caller, |c| {
-        let (removed, transitions) = inventory::remove_instance(c, catalog, key, now)?;
-        Ok((removed.view(now), transitions))
-    })
+    let (removed, transitions) = inventory::remove_instance(c, catalog, key, now)?;
+    Ok((removed.view(now), transitions))
 }
 
 pub fn move_to(
@@ -138,8 +136,6 @@ pub fn move_to(
     let (view, _) = reachable(c, caller, key, now)?;
     caller.authorize(Action::Operate, Some(&view.virtual_account))?;
     caller.authorize(Action::Operate, Some(to))?;
-    audited(c, caller, |c| {
-        let (moved, transitions) = inventory::move_instance(c, catalog, account, key, to, now)?;
-        Ok((moved.view(now), transitions))
-    })
+    let (moved, transitions) = inventory::move_instance(c, catalog, account, key, to, now)?;
+    Ok((moved.view(now), transitions))
 }

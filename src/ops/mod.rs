@@ -20,7 +20,6 @@ pub mod tokens;
 pub mod users;
 
 pub use access::{Action, Caller, Role};
-pub(crate) use service::audited;
 pub use service::{Local, Service};
 
 /// What the operations hand back to read: the store's rows as people see

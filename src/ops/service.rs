@@ -18,11 +18,7 @@ use crate::store::{Db, Store, StoreError};
 use std::sync::Arc;
 
 /// Runs a change and stamps the events it wrote with who made it.
-pub(crate) fn audited<T>(
-    c: &Db,
-    caller: &Caller,
-    change: impl FnOnce(&Db) -> Result<T>,
-) -> Result<T> {
+fn audited<T>(c: &Db, caller: &Caller, change: impl FnOnce(&Db) -> Result<T>) -> Result<T> {
     let before = crate::store::audit::last_event_id(c)?;
     let value = change(c)?;
     crate::store::audit::stamp_since(c, before, &caller.name)?;

@@ -1,6 +1,6 @@
 //! Registration tokens: list, create, revoke within the caller's reach.
 
-use super::{audited, Action, Caller, Page, Result};
+use super::{Action, Caller, Page, Result};
 use crate::domain::TokenTerms;
 use crate::error::Error;
 use crate::inventory::{self, CreatedToken};
@@ -30,15 +30,13 @@ pub fn create(
     now: i64,
 ) -> Result<CreatedToken> {
     caller.authorize(Action::Operate, Some(virtual_account))?;
-    audited(c, caller, |c| {
-        Ok(inventory::create_token(
-            c,
-            account,
-            virtual_account,
-            terms,
-            now,
-        )?)
-    })
+    Ok(inventory::create_token(
+        c,
+        account,
+        virtual_account,
+        terms,
+        now,
+    )?)
 }
 
 /// Revokes a token (whole secret or prefix). The caller must reach the
@@ -56,9 +54,7 @@ pub fn revoke(
     if virtual_account.is_none() && caller.scope().is_none() {
         // An admin reaches every token: the inventory's own refusals
         // (prefix too short, unknown token) say best what is wrong.
-        return audited(c, caller, |c| {
-            Ok(inventory::revoke_token(c, account, token, now)?)
-        });
+        return Ok(inventory::revoke_token(c, account, token, now)?);
     }
     let prefix: String = token
         .trim()
@@ -79,7 +75,5 @@ pub fn revoke(
         .into());
     };
     caller.authorize(Action::Operate, Some(&found.virtual_account))?;
-    audited(c, caller, |c| {
-        Ok(inventory::revoke_token(c, account, token, now)?)
-    })
+    Ok(inventory::revoke_token(c, account, token, now)?)
 }

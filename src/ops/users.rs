@@ -1,6 +1,6 @@
 //! Users: people who log in with a password. Admin only.
 
-use super::{audited, Action, Caller, OpsError, Page, Result, Role};
+use super::{Action, Caller, OpsError, Page, Result, Role};
 use crate::clock::rfc3339;
 use crate::domain::check_name;
 use crate::error::Error;
@@ -101,28 +101,26 @@ pub fn add(
     caller.authorize(Action::Administer, None)?;
     check_name("user name", user.username).map_err(|r| Error::invalid("username", r))?;
     let vas = check_scope(c, account, user.role, user.virtual_accounts, now)?;
-    audited(c, caller, |c| {
-        users::insert(
-            c,
+    users::insert(
+        c,
+        user.username,
+        user.password_hash,
+        user.role.as_str(),
+        &vas,
+        now,
+    )?;
+    record(
+        c,
+        now,
+        user.username,
+        format!(
+            "user {:?} added with role {}{}",
             user.username,
-            user.password_hash,
             user.role.as_str(),
-            &vas,
-            now,
-        )?;
-        record(
-            c,
-            now,
-            user.username,
-            format!(
-                "user {:?} added with role {}{}",
-                user.username,
-                user.role.as_str(),
-                scope_text(&vas)
-            ),
-        )?;
-        found(c, user.username)
-    })
+            scope_text(&vas)
+        ),
+    )?;
+    found(c, user.username)
 }
 
 fn scope_text(vas: &[String]) -> String {
@@ -181,11 +179,9 @@ pub fn remove(c: &Db, caller: &Caller, username: &str, now: i64) -> Result<UserV
         ))
         .into());
     }
-    audited(c, caller, |c| {
-        users::delete(c, username)?;
-        record(c, now, username, format!("user {username:?} removed"))?;
-        Ok(user)
-    })
+    users::delete(c, username)?;
+    record(c, now, username, format!("user {username:?} removed"))?;
+    Ok(user)
 }
 
 /// Sets a new password (hashed by `hash_new_password`) and ends the
@@ -199,14 +195,12 @@ pub fn set_password(
 ) -> Result<UserView> {
     caller.authorize(Action::Administer, None)?;
     let (user, _) = users::find_with_hash(c, username)?.ok_or_else(|| not_found(username))?;
-    audited(c, caller, |c| {
-        users::set_password(c, user.id, password_hash)?;
-        record(
-            c,
-            now,
-            username,
-            format!("password of user {username:?} changed; its sessions ended"),
-        )?;
-        Ok(UserView::from(user))
-    })
+    users::set_password(c, user.id, password_hash)?;
+    record(
+        c,
+        now,
+        username,
+        format!("password of user {username:?} changed; its sessions ended"),
+    )?;
+    Ok(UserView::from(user))
 }
