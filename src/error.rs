@@ -4,7 +4,7 @@
 
 use crate::domain::TokenProblem;
 use crate::pki::PkiError;
-use crate::store::StoreError;
+use crate::store::error::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

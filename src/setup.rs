@@ -185,7 +185,15 @@ pub fn ensure(config: &Config, clock: &Clock) -> Result<(Created, CertificateAut
             }
             let account_id = accounts::ensure_account(tx, &config.account, now)?;
             accounts::ensure_virtual_account(tx, account_id, DEFAULT_VIRTUAL_ACCOUNT, now)?;
-            let password = users::create_bootstrap_admin(tx, now)?;
+            // Hashed only on the first start: argon2 is slow on purpose.
+            let password = match users::exist(tx)? {
+                true => None,
+                false => {
+                    let (password, hash) = crate::ops::password::bootstrap()?;
+                    users::create_bootstrap_admin(tx, &hash, now)?;
+                    Some(password)
+                }
+            };
             crate::clock::guard::advance(tx, now)?;
             if created.database {
                 events::record(

@@ -26,12 +26,12 @@ pub struct AccountQuery {
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Licenses {
-    pub licenses: Vec<ops::licenses::LicenseSummary>,
+    pub licenses: Vec<super::wire::LicenseSummary>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Alerts {
-    pub alerts: Vec<ops::alerts::Alert>,
+    pub alerts: Vec<super::wire::Alert>,
 }
 
 #[utoipa::path(post, path = "/api/v1/accounts/{account}/licenses", tag = "licenses", params(("account" = String, Path, description = "The smart account")), request_body = AccountQuery, responses((status = 200, description = "License pools", body = Licenses), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody)), security(("bearer" = [])))]
@@ -61,7 +61,9 @@ pub async fn licenses(
             )
         })
         .await?;
-    Ok(HttpResponse::Ok().json(Licenses { licenses }))
+    Ok(HttpResponse::Ok().json(Licenses {
+        licenses: licenses.into_iter().map(Into::into).collect(),
+    }))
 }
 
 #[utoipa::path(post, path = "/api/v1/accounts/{account}/alerts", tag = "licenses", params(("account" = String, Path, description = "The smart account")), request_body = AccountQuery, responses((status = 200, description = "Alerts", body = Alerts), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody)), security(("bearer" = [])))]
@@ -91,7 +93,9 @@ pub async fn alerts(
             )
         })
         .await?;
-    Ok(HttpResponse::Ok().json(Alerts { alerts }))
+    Ok(HttpResponse::Ok().json(Alerts {
+        alerts: alerts.into_iter().map(Into::into).collect(),
+    }))
 }
 
 /// `?limit&offset` on listings.
@@ -332,7 +336,7 @@ pub struct Transferred {
     pub status: &'static str,
     /// The source's pools after the transfer (a shortfall is allowed, and
     /// reported here, in the event log and by a warning report).
-    pub licenses: Vec<ops::licenses::LicenseSummary>,
+    pub licenses: Vec<super::wire::LicenseSummary>,
 }
 
 #[utoipa::path(post, path = "/api/v1/accounts/{account}/virtual-accounts/{va}/licenses/transfer", tag = "licenses", params(("account" = String, Path, description = "The smart account"), ("va" = String, Path, description = "The virtual account")), request_body = TransferRequest, responses((status = 200, description = "Transferred; the source pools after it", body = Transferred), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody)), security(("bearer" = [])))]
@@ -393,7 +397,7 @@ pub async fn transfer(
         .await?;
     Ok(HttpResponse::Ok().json(Transferred {
         status: "SUCCESS",
-        licenses,
+        licenses: licenses.into_iter().map(Into::into).collect(),
     }))
 }
 

@@ -4,16 +4,16 @@ use super::accounts::PageQuery;
 use super::auth::Authenticated;
 use super::body;
 use super::error::{ApiError, ErrorBody};
+use super::wire::{Client, CreatedClient, User};
 use super::Api;
-use crate::ops::clients::{ClientView, CreatedClient};
-use crate::ops::users::{NewUser, UserView};
+use crate::ops::users::NewUser;
 use crate::ops::{self, Action, Page, Role};
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Users {
-    pub users: Vec<UserView>,
+    pub users: Vec<User>,
 }
 
 #[utoipa::path(get, path = "/api/v1/users", tag = "access", params(PageQuery), responses((status = 200, description = "Users", body = Users), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody)), security(("bearer" = [])))]
@@ -27,7 +27,9 @@ pub async fn user_list(
         .into_inner()
         .read(move |c| ops::users::list(c, &caller, page))
         .await?;
-    Ok(HttpResponse::Ok().json(Users { users }))
+    Ok(HttpResponse::Ok().json(Users {
+        users: users.into_iter().map(Into::into).collect(),
+    }))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -40,7 +42,7 @@ pub struct NewUserRequest {
     pub virtual_accounts: Vec<String>,
 }
 
-#[utoipa::path(post, path = "/api/v1/users", tag = "access", request_body = NewUserRequest, responses((status = 201, description = "Added", body = UserView), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody), (status = 409, description = "The name is taken", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/users", tag = "access", request_body = NewUserRequest, responses((status = 201, description = "Added", body = User), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody), (status = 409, description = "The name is taken", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn user_add(
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,
@@ -73,10 +75,10 @@ pub async fn user_add(
             )
         })
         .await?;
-    Ok(HttpResponse::Created().json(user))
+    Ok(HttpResponse::Created().json(User::from(user)))
 }
 
-#[utoipa::path(delete, path = "/api/v1/users/{username}", tag = "access", params(("username" = String, Path, description = "User name")), responses((status = 200, description = "Removed", body = UserView), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody), (status = 404, description = "Not found or not reachable", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(delete, path = "/api/v1/users/{username}", tag = "access", params(("username" = String, Path, description = "User name")), responses((status = 200, description = "Removed", body = User), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody), (status = 404, description = "Not found or not reachable", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn user_remove(
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,
@@ -89,7 +91,7 @@ pub async fn user_remove(
             ops::users::remove(c, caller, &username, now)
         })
         .await?;
-    Ok(HttpResponse::Ok().json(user))
+    Ok(HttpResponse::Ok().json(User::from(user)))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -97,7 +99,7 @@ pub struct PasswordRequest {
     pub password: String,
 }
 
-#[utoipa::path(put, path = "/api/v1/users/{username}/password", tag = "access", params(("username" = String, Path, description = "User name")), request_body = PasswordRequest, responses((status = 200, description = "Changed; the user's sessions ended", body = UserView), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody), (status = 404, description = "Not found or not reachable", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(put, path = "/api/v1/users/{username}/password", tag = "access", params(("username" = String, Path, description = "User name")), request_body = PasswordRequest, responses((status = 200, description = "Changed; the user's sessions ended", body = User), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody), (status = 404, description = "Not found or not reachable", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn user_password(
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,
@@ -117,12 +119,12 @@ pub async fn user_password(
             ops::users::set_password(c, caller, &username, &hash, now)
         })
         .await?;
-    Ok(HttpResponse::Ok().json(user))
+    Ok(HttpResponse::Ok().json(User::from(user)))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Clients {
-    pub clients: Vec<ClientView>,
+    pub clients: Vec<Client>,
 }
 
 #[utoipa::path(get, path = "/api/v1/clients", tag = "access", params(PageQuery), responses((status = 200, description = "API clients", body = Clients), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody)), security(("bearer" = [])))]
@@ -136,7 +138,9 @@ pub async fn client_list(
         .into_inner()
         .read(move |c| ops::clients::list(c, &caller, page))
         .await?;
-    Ok(HttpResponse::Ok().json(Clients { clients }))
+    Ok(HttpResponse::Ok().json(Clients {
+        clients: clients.into_iter().map(Into::into).collect(),
+    }))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -159,7 +163,7 @@ pub async fn client_add(
     let role = Role::parse(&request.role)?;
     let account = api.config().account.clone();
     let now = api.now();
-    let created: CreatedClient = api
+    let created = api
         .change(caller, move |c, caller| {
             ops::clients::add(
                 c,
@@ -172,10 +176,10 @@ pub async fn client_add(
             )
         })
         .await?;
-    Ok(HttpResponse::Created().json(created))
+    Ok(HttpResponse::Created().json(CreatedClient::from(created)))
 }
 
-#[utoipa::path(delete, path = "/api/v1/clients/{client}", tag = "access", params(("client" = String, Path, description = "Client name or client id")), responses((status = 200, description = "Revoked; its tokens ended", body = ClientView), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody), (status = 404, description = "Not found or not reachable", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(delete, path = "/api/v1/clients/{client}", tag = "access", params(("client" = String, Path, description = "Client name or client id")), responses((status = 200, description = "Revoked; its tokens ended", body = Client), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody), (status = 404, description = "Not found or not reachable", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn client_revoke(
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,
@@ -188,5 +192,5 @@ pub async fn client_revoke(
             ops::clients::revoke(c, caller, &key, now)
         })
         .await?;
-    Ok(HttpResponse::Ok().json(client))
+    Ok(HttpResponse::Ok().json(Client::from(client)))
 }

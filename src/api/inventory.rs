@@ -4,9 +4,10 @@ use super::accounts::PageQuery;
 use super::auth::Authenticated;
 use super::body;
 use super::error::{ApiError, ErrorBody};
+use super::wire::{EntitlementUsage, ReportSummary};
 use super::wire::{Event, ProductInstance};
 use super::Api;
-use crate::licensing::reports::{self, EntitlementUsage, ReportSummary};
+use crate::licensing::reports;
 use crate::ops::events::EventQuery;
 use crate::ops::instances::InstanceFilter;
 use crate::ops::{self, Page};
@@ -77,7 +78,7 @@ pub async fn instance_show(
         .await?;
     Ok(HttpResponse::Ok().json(InstanceDetail {
         instance: instance.into(),
-        entitlements,
+        entitlements: entitlements.into_iter().map(Into::into).collect(),
     }))
 }
 
@@ -152,7 +153,9 @@ pub async fn report_list(
         .into_inner()
         .read(move |c| ops::reports::list(c, &caller, page))
         .await?;
-    Ok(HttpResponse::Ok().json(Reports { reports }))
+    Ok(HttpResponse::Ok().json(Reports {
+        reports: reports.into_iter().map(Into::into).collect(),
+    }))
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema, utoipa::IntoParams)]

@@ -3,8 +3,9 @@
 
 use super::body;
 use super::error::{ApiError, ErrorBody};
+use super::wire::AccessToken;
 use super::Api;
-use crate::ops::login::{self, Issued};
+use crate::ops::login;
 use crate::ops::OpsError;
 use actix_web::{web, HttpRequest, HttpResponse};
 use base64::Engine;
@@ -76,7 +77,7 @@ fn credentials(req: &HttpRequest, body: TokenRequest) -> Result<Credentials, Api
     }
 }
 
-#[utoipa::path(post, path = "/backend/oauth/token", tag = "auth", request_body(content = TokenRequest, description = "JSON or application/x-www-form-urlencoded"), responses((status = 200, description = "A bearer token", body = Issued), (status = 400, description = "Malformed request", body = ErrorBody), (status = 401, description = "Unknown credentials", body = ErrorBody), (status = 429, description = "Too many failed logins from this source", body = ErrorBody)))]
+#[utoipa::path(post, path = "/backend/oauth/token", tag = "auth", request_body(content = TokenRequest, description = "JSON or application/x-www-form-urlencoded"), responses((status = 200, description = "A bearer token", body = AccessToken), (status = 400, description = "Malformed request", body = ErrorBody), (status = 401, description = "Unknown credentials", body = ErrorBody), (status = 429, description = "Too many failed logins from this source", body = ErrorBody)))]
 pub async fn token(
     api: web::Data<Api>,
     req: HttpRequest,
@@ -115,8 +116,8 @@ pub async fn token(
     };
     api.limiter.succeeded(&source, &name);
     tracing::info!(source = %source, who = %verified.name, "API login");
-    let issued: Issued = api.record(move |c| login::issue(c, &verified, now)).await?;
+    let issued = api.record(move |c| login::issue(c, &verified, now)).await?;
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
-        .json(issued))
+        .json(AccessToken::from(issued)))
 }

@@ -46,7 +46,7 @@ pub async fn export(
 }
 
 /// Applies an uploaded bundle (the zip as the request body).
-#[utoipa::path(post, path = "/api/v1/sync/import", tag = "sync", request_body(content = Vec<u8>, content_type = "application/zip"), responses((status = 200, description = "Applied (or already applied)", body = crate::sync::Applied), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody), (status = 413, description = "Over the bundle size limit", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/sync/import", tag = "sync", request_body(content = Vec<u8>, content_type = "application/zip"), responses((status = 200, description = "Applied (or already applied)", body = super::wire::AppliedBundle), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody), (status = 413, description = "Over the bundle size limit", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn import(
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,
@@ -70,10 +70,10 @@ pub async fn import(
             ops::sync::import(c, caller, &config, &keys, &opened, now)
         })
         .await?;
-    Ok(HttpResponse::Ok().json(applied))
+    Ok(HttpResponse::Ok().json(super::wire::AppliedBundle::from(applied)))
 }
 
-#[utoipa::path(get, path = "/api/v1/sync/status", tag = "sync", responses((status = 200, description = "Sync status", body = crate::sync::satellite::SyncStatus), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/sync/status", tag = "sync", responses((status = 200, description = "Sync status", body = super::wire::SyncStatus), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn status(
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,
@@ -83,12 +83,12 @@ pub async fn status(
     let status = api
         .read(move |c| ops::sync::status(c, &caller, &config, now))
         .await?;
-    Ok(HttpResponse::Ok().json(status))
+    Ok(HttpResponse::Ok().json(super::wire::SyncStatus::from(status)))
 }
 
 /// One live exchange with the cloud now, as `satellite sync` does
 /// (connected mode; 409 in disconnected mode or when the cloud cannot be reached).
-#[utoipa::path(post, path = "/api/v1/sync/now", tag = "sync", responses((status = 200, description = "What was sent and received", body = crate::sync::live::Synced), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody), (status = 409, description = "Disconnected mode, or the cloud could not be reached", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/sync/now", tag = "sync", responses((status = 200, description = "What was sent and received", body = super::wire::Synced), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody), (status = 409, description = "Disconnected mode, or the cloud could not be reached", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn now(
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,
@@ -96,7 +96,7 @@ pub async fn now(
     let (synced, _) = api
         .on_own_connection(move |local| ops::sync::sync_now(local, &caller))
         .await?;
-    Ok(HttpResponse::Ok().json(synced))
+    Ok(HttpResponse::Ok().json(super::wire::Synced::from(synced)))
 }
 
 /// A consistent backup of the satellite (database, keys and certificates),

@@ -1,7 +1,8 @@
 //! `user` and `client`: who may use the admin listener. The command line
 //! runs as the local administrator through the same operations as the API.
 
-use super::commands::{open, print_json, show, CliError};
+use super::error::CliError;
+use super::output::{print_json, show};
 use super::table::Row;
 use super::{ClientCommand, Command, UserCommand};
 use crate::clock::Clock;
@@ -70,7 +71,7 @@ pub fn run(command: Command, config: &Config, clock: &Clock) -> Result<(), CliEr
             va,
             json,
         }) => {
-            let mut conn = open(config, clock)?;
+            let mut conn = ops::Local::open(config, clock)?;
             let password = read_password()?;
             let hash = ops::users::hash_new_password(&password)?;
             let user = conn.change(&caller, |c| {
@@ -94,12 +95,12 @@ pub fn run(command: Command, config: &Config, clock: &Clock) -> Result<(), CliEr
             Ok(())
         }
         Command::User(UserCommand::List { json }) => {
-            let conn = open(config, clock)?;
+            let conn = ops::Local::open(config, clock)?;
             let users = conn.read(|c| ops::users::list(c, &caller, Page::ALL))?;
             show(&users, json)
         }
         Command::User(UserCommand::Remove { name, json }) => {
-            let mut conn = open(config, clock)?;
+            let mut conn = ops::Local::open(config, clock)?;
             let user = conn.change(&caller, |c| ops::users::remove(c, &caller, &name, now))?;
             if json {
                 return print_json(&user);
@@ -108,7 +109,7 @@ pub fn run(command: Command, config: &Config, clock: &Clock) -> Result<(), CliEr
             Ok(())
         }
         Command::User(UserCommand::Passwd { name, json }) => {
-            let mut conn = open(config, clock)?;
+            let mut conn = ops::Local::open(config, clock)?;
             // Check the user exists before asking for a password.
             conn.read(|c| ops::users::show(c, &caller, &name))?;
             let password = read_password()?;
@@ -131,7 +132,7 @@ pub fn run(command: Command, config: &Config, clock: &Clock) -> Result<(), CliEr
             va,
             json,
         }) => {
-            let mut conn = open(config, clock)?;
+            let mut conn = ops::Local::open(config, clock)?;
             let created = conn.change(&caller, |c| {
                 ops::clients::add(c, &caller, account, &name, role.into(), &va, now)
             })?;
@@ -147,12 +148,12 @@ pub fn run(command: Command, config: &Config, clock: &Clock) -> Result<(), CliEr
             Ok(())
         }
         Command::Client(ClientCommand::List { json }) => {
-            let conn = open(config, clock)?;
+            let conn = ops::Local::open(config, clock)?;
             let clients = conn.read(|c| ops::clients::list(c, &caller, Page::ALL))?;
             show(&clients, json)
         }
         Command::Client(ClientCommand::Revoke { client, json }) => {
-            let mut conn = open(config, clock)?;
+            let mut conn = ops::Local::open(config, clock)?;
             let revoked =
                 conn.change(&caller, |c| ops::clients::revoke(c, &caller, &client, now))?;
             if json {

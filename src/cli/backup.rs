@@ -1,6 +1,7 @@
 //! `backup FILE` and `restore FILE`.
 
-use super::commands::{print_json, CliError};
+use super::error::CliError;
+use super::output::print_json;
 use crate::clock::Clock;
 use crate::config::Config;
 use std::path::Path;

@@ -1,10 +1,11 @@
+use super::error::CliError;
+use super::output::{print_json, show};
 use super::{
     table, CatalogCommand, Cli, Command, InstanceCommand, LicenseCommand, ReportCommand,
     TokenCommand, VaCommand,
 };
-use crate::app::StartError;
 use crate::clock::Clock;
-use crate::config::{Config, ConfigError};
+use crate::config::Config;
 use crate::domain::TokenTerms;
 use crate::error::Error;
 use crate::inventory;
@@ -14,23 +15,6 @@ use crate::ops::{self, Caller, Page};
 use serde::Serialize;
 use std::path::Path;
 
-/// Everything a command can fail with, printed as one line.
-#[derive(Debug, thiserror::Error)]
-pub enum CliError {
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    #[error(transparent)]
-    Service(#[from] Error),
-    #[error(transparent)]
-    Start(#[from] StartError),
-    #[error(transparent)]
-    Sync(#[from] crate::sync::SyncError),
-    #[error(transparent)]
-    Backup(#[from] crate::backup::BackupError),
-    #[error("{0}")]
-    Other(String),
-}
-
 /// `-c FILE`, else `$SATELLITE_CONFIG`, else `./satellite.yaml`, else
 /// `/etc/satellite/satellite.yaml`, else the embedded defaults (with which
 /// only `init` and `serve` can do anything: they create the satellite).
@@ -39,28 +23,6 @@ fn load_config(path: Option<&Path>) -> Result<Config, CliError> {
         Some(path) => Ok(Config::load(&path)?),
         None => Ok(Config::embedded(Path::new("."))?),
     }
-}
-
-/// A listing: JSON for scripts, a table for people.
-pub(super) fn show<T: Serialize + table::Row>(items: &[T], json: bool) -> Result<(), CliError> {
-    if json {
-        print_json(&items)
-    } else {
-        table::print(items);
-        Ok(())
-    }
-}
-
-pub(super) fn print_json<T: Serialize>(value: &T) -> Result<(), CliError> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| CliError::Other(e.to_string()))?;
-    println!("{text}");
-    Ok(())
-}
-
-/// The operations on an existing satellite's database; only `init` and
-/// `serve` create one, so a command in the wrong folder changes nothing.
-pub(super) fn open(config: &Config, clock: &Clock) -> Result<ops::Local, CliError> {
-    Ok(ops::Local::open(config, clock)?)
 }
 
 pub fn run(cli: Cli) -> Result<(), CliError> {
@@ -98,7 +60,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             description,
             json,
         }) => {
-            let mut conn = open(&config, &clock)?;
+            let mut conn = ops::Local::open(&config, &clock)?;
             let va = conn.change(&caller, |c| {
                 ops::accounts::create(c, &caller, &account, &name, &description, now)
             })?;
@@ -110,7 +72,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             }
         }
         Command::Va(VaCommand::List { json }) => {
-            let conn = open(&config, &clock)?;
+            let conn = ops::Local::open(&config, &clock)?;
             let vas = conn.read(|c| ops::accounts::list(c, &caller, &account, now))?;
             show(&vas, json)
         }
@@ -122,7 +84,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             no_export_controlled,
             json,
         }) => {
-            let mut conn = open(&config, &clock)?;
+            let mut conn = ops::Local::open(&config, &clock)?;
             let terms = TokenTerms {
                 days,
                 max_uses,
@@ -151,14 +113,14 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Token(TokenCommand::List { va, json }) => {
-            let conn = open(&config, &clock)?;
+            let conn = ops::Local::open(&config, &clock)?;
             let list = conn.read(|c| {
                 ops::tokens::list(c, &caller, &account, va.as_deref(), Page::UNBOUNDED, now)
             })?;
             show(&list, json)
         }
         Command::Token(TokenCommand::Revoke { token, json }) => {
-            let mut conn = open(&config, &clock)?;
+            let mut conn = ops::Local::open(&config, &clock)?;
             let prefix = conn.change(&caller, |c| {
                 ops::tokens::revoke(c, &caller, &account, None, &token, now)
             })?;
@@ -171,7 +133,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Instance(InstanceCommand::List { va, json }) => {
-            let conn = open(&config, &clock)?;
+            let conn = ops::Local::open(&config, &clock)?;
             let filter = ops::instances::InstanceFilter {
                 virtual_account: va,
                 ..Default::default()
@@ -221,7 +183,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 .map_err(|e| CliError::Other(e.to_string()))
         }
         Command::Instance(InstanceCommand::Show { instance, json }) => {
-            let conn = open(&config, &clock)?;
+            let conn = ops::Local::open(&config, &clock)?;
             let (view, entitlements) =
                 conn.read(|c| ops::instances::show(c, &caller, &instance, now))?;
             if json {
@@ -251,7 +213,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Instance(InstanceCommand::Remove { instance, json }) => {
-            let mut conn = open(&config, &clock)?;
+            let mut conn = ops::Local::open(&config, &clock)?;
             let catalog = catalog(&config)?;
             let (view, _) = conn.change_pools(&caller, |c| {
                 ops::instances::remove(c, &catalog, &caller, &instance, now)
@@ -266,7 +228,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Instance(InstanceCommand::Move { instance, to, json }) => {
-            let mut conn = open(&config, &clock)?;
+            let mut conn = ops::Local::open(&config, &clock)?;
             let catalog = catalog(&config)?;
             let (view, _) = conn.change_pools(&caller, |c| {
                 ops::instances::move_to(c, &catalog, &caller, &account, &instance, &to, now)
@@ -288,7 +250,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             end,
             json,
         }) => {
-            let mut conn = open(&config, &clock)?;
+            let mut conn = ops::Local::open(&config, &clock)?;
             let catalog = catalog(&config)?;
             let order = inventory::LicenseOrder {
                 virtual_account: &va,
@@ -330,7 +292,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::License(LicenseCommand::List { va, json }) => {
-            let conn = open(&config, &clock)?;
+            let conn = ops::Local::open(&config, &clock)?;
             let list = conn.read(|c| {
                 ops::licenses::list(c, &caller, &account, va.as_deref(), Page::UNBOUNDED, now)
             })?;
@@ -343,7 +305,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             quantity,
             json,
         }) => {
-            let mut conn = open(&config, &clock)?;
+            let mut conn = ops::Local::open(&config, &clock)?;
             let catalog = catalog(&config)?;
             let transfer = inventory::Transfer {
                 from: &from,
@@ -379,7 +341,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             history: Some(days),
             json,
         } => {
-            let conn = open(&config, &clock)?;
+            let conn = ops::Local::open(&config, &clock)?;
             let catalog = catalog(&config)?;
             let rows = conn.read(|c| {
                 ops::accounts::usage_history(
@@ -399,7 +361,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             history: None,
             json,
         } => {
-            let conn = open(&config, &clock)?;
+            let conn = ops::Local::open(&config, &clock)?;
             let catalog = catalog(&config)?;
             let rows = conn.read(|c| {
                 ops::accounts::compliance(c, &catalog, &caller, &account, va.as_deref(), now)
@@ -411,7 +373,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 super::GeneratedKind::Manual => ReportKind::Manual,
                 super::GeneratedKind::Warning => ReportKind::ComplianceWarning,
             };
-            let mut conn = open(&config, &clock)?;
+            let mut conn = ops::Local::open(&config, &clock)?;
             let catalog = catalog(&config)?;
             let id = conn.change(&caller, |c| {
                 ops::accounts::generate_report(
@@ -432,7 +394,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Report(ReportCommand::List { limit, json }) => {
-            let conn = open(&config, &clock)?;
+            let conn = ops::Local::open(&config, &clock)?;
             // Newest first from the operations layer; people read oldest first.
             let mut list =
                 conn.read(|c| ops::reports::list(c, &caller, Page { limit, offset: 0 }))?;
@@ -440,7 +402,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             show(&list, json)
         }
         Command::Report(ReportCommand::Show { id, format, json }) => {
-            let conn = open(&config, &clock)?;
+            let conn = ops::Local::open(&config, &clock)?;
             let report = conn.read(|c| ops::reports::show(c, &caller, id))?;
             let format = if json {
                 reports::Format::Json
@@ -465,7 +427,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             super::access::run(command, &config, &clock)
         }
         Command::Events { kind, limit, json } => {
-            let conn = open(&config, &clock)?;
+            let conn = ops::Local::open(&config, &clock)?;
             let query = ops::events::EventQuery {
                 kind: kind.as_deref(),
                 severity: None,

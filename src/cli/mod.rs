@@ -4,11 +4,14 @@
 mod access;
 mod backup;
 mod commands;
+mod error;
+mod output;
 mod server;
 mod sync;
 mod table;
 
 pub use commands::run;
+pub use error::CliError;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

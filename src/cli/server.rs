@@ -1,6 +1,7 @@
 //! `serve`, `init` and `status`: the satellite itself rather than its inventory.
 
-use super::commands::{open, print_json, CliError};
+use super::error::CliError;
+use super::output::print_json;
 use super::table;
 use crate::app::Satellite;
 use crate::clock::Clock;
@@ -49,17 +50,18 @@ pub fn init(config: &Config, clock: &Clock) -> Result<(), CliError> {
 }
 
 pub fn status(config: &Config, clock: &Clock, json: bool) -> Result<(), CliError> {
-    let conn = open(config, clock)?;
+    let conn = crate::ops::Local::open(config, clock)?;
     let ca = crate::pki::CertificateAuthority::load(&config.data_dir).map_err(Error::from)?;
     let totals = conn.read(|c| crate::inventory::totals(c, &config.account, clock.unix()))?;
     let stats = conn.read(|c| crate::alerts::statistics(c, &config.call_home.profiles))?;
-    let sync = match config.role {
-        Role::Satellite => serde_json::to_value(conn.read(|c| {
-            crate::sync::satellite::status(c, config.sync.mode.as_str(), clock.unix())
-        })?),
-        Role::Cloud => serde_json::to_value(conn.read(crate::sync::cloud::list)?),
-    }
-    .map_err(|e| CliError::Other(e.to_string()))?;
+    let sync =
+        match config.role {
+            Role::Satellite => serde_json::to_value(conn.read(|c| {
+                crate::sync::status::status(c, config.sync.mode.as_str(), clock.unix())
+            })?),
+            Role::Cloud => serde_json::to_value(conn.read(crate::sync::cloud::list)?),
+        }
+        .map_err(|e| CliError::Other(e.to_string()))?;
     let report = serde_json::json!({
         "name": config.name,
         "role": config.role,

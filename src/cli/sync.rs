@@ -1,7 +1,8 @@
 //! Sync commands: `export`, `import`, `bundle show`, `upstream register`, `sync`,
 //! and on the cloud `satellite add|list|revoke` and `process`.
 
-use super::commands::{open, print_json, CliError};
+use super::error::CliError;
+use super::output::print_json;
 use super::{BundleCommand, Command, SatelliteCommand, UpstreamCommand};
 use crate::clock::Clock;
 use crate::config::{Config, SyncMode};
@@ -16,7 +17,7 @@ pub fn run(command: Command, config: &Config, clock: &Clock) -> Result<(), CliEr
     let caller = ops::Caller::local_admin();
     match command {
         Command::Export { json } => {
-            let mut conn = open(config, clock)?;
+            let mut conn = ops::Local::open(config, clock)?;
             let written = ops::sync::export_local(&mut conn, &caller)?;
             if json {
                 return print_json(&written);
@@ -31,7 +32,7 @@ pub fn run(command: Command, config: &Config, clock: &Clock) -> Result<(), CliEr
         }
         Command::Import { file, json } => {
             let opened = read(&file)?;
-            let mut conn = open(config, clock)?;
+            let mut conn = ops::Local::open(config, clock)?;
             let keys = Keys::load(config, now)?;
             let (applied, _) = conn.change_pools(&caller, |c| {
                 ops::sync::import(c, &caller, config, &keys, &opened, now)
@@ -61,7 +62,7 @@ pub fn run(command: Command, config: &Config, clock: &Clock) -> Result<(), CliEr
         }
         Command::Process { file, json } => {
             let opened = read(&file)?;
-            let mut conn = open(config, clock)?;
+            let mut conn = ops::Local::open(config, clock)?;
             let keys = Keys::load(config, now)?;
             let (processed, _) = conn.change_pools(&caller, |c| {
                 ops::sync::process(c, &caller, config, &keys, &opened, now)
@@ -148,7 +149,7 @@ pub fn run(command: Command, config: &Config, clock: &Clock) -> Result<(), CliEr
         Command::Upstream(UpstreamCommand::Register { token, json })
             if config.sync.mode == SyncMode::Connected =>
         {
-            let mut conn = open(config, clock)?;
+            let mut conn = ops::Local::open(config, clock)?;
             let (registered, _) = ops::sync::register_live(&mut conn, &caller, &token)?;
             if json {
                 return print_json(&registered);
@@ -169,7 +170,7 @@ pub fn run(command: Command, config: &Config, clock: &Clock) -> Result<(), CliEr
             Ok(())
         }
         Command::Sync { json } => {
-            let mut conn = open(config, clock)?;
+            let mut conn = ops::Local::open(config, clock)?;
             let (synced, _) = ops::sync::sync_now(&mut conn, &caller)?;
             if json {
                 return print_json(&synced);
@@ -195,7 +196,7 @@ pub fn run(command: Command, config: &Config, clock: &Clock) -> Result<(), CliEr
             Ok(())
         }
         Command::Upstream(UpstreamCommand::Register { token, json }) => {
-            let mut conn = open(config, clock)?;
+            let mut conn = ops::Local::open(config, clock)?;
             let keys = Keys::load(config, now)?;
             let written = conn.change(&caller, |c| {
                 ops::sync::request_registration(c, &caller, config, &keys, &token, now)
@@ -216,7 +217,7 @@ pub fn run(command: Command, config: &Config, clock: &Clock) -> Result<(), CliEr
             days,
             json,
         }) => {
-            let mut conn = open(config, clock)?;
+            let mut conn = ops::Local::open(config, clock)?;
             let keys = Keys::load(config, now)?;
             let request = ops::sync::NewSatellite {
                 name: &name,
@@ -240,12 +241,12 @@ pub fn run(command: Command, config: &Config, clock: &Clock) -> Result<(), CliEr
             Ok(())
         }
         Command::Satellite(SatelliteCommand::List { json }) => {
-            let conn = open(config, clock)?;
+            let conn = ops::Local::open(config, clock)?;
             let list = conn.read(|c| ops::sync::satellites(c, &caller))?;
-            super::commands::show(&list, json)
+            super::output::show(&list, json)
         }
         Command::Satellite(SatelliteCommand::Revoke { name, json }) => {
-            let mut conn = open(config, clock)?;
+            let mut conn = ops::Local::open(config, clock)?;
             let keys = Keys::load(config, now)?;
             let revoked = conn.change(&caller, |c| {
                 ops::sync::revoke_satellite(c, &caller, config, &keys, &name, now)
@@ -279,7 +280,7 @@ fn rotate_signer(config: &Config, clock: &Clock, json: bool) -> Result<(), CliEr
             "{e}; the signer is rotated with the server stopped"
         ))
     })?;
-    let mut conn = open(config, clock)?;
+    let mut conn = ops::Local::open(config, clock)?;
     let ca = crate::pki::CertificateAuthority::load(&config.data_dir).map_err(SyncError::from)?;
     let old = crate::pki::signer::BundleSigner::load(&config.data_dir).map_err(SyncError::from)?;
     let new = crate::pki::signer::BundleSigner::rotate(&config.data_dir, &ca, &config.name, now)

@@ -2,11 +2,11 @@
 //! used and what is short.
 
 use super::catalog::Catalog;
-use super::pool;
 use super::rules;
+use super::rules::PoolStatus;
 use crate::error::Result;
 use crate::store::Db;
-use crate::store::{accounts, usage};
+use crate::store::{accounts, licenses, usage};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize)]
@@ -37,7 +37,7 @@ pub fn rows(
     let mut rows = Vec::new();
     for (va_id, va_name) in vas {
         for tag in usage::pools_of(c, va_id)? {
-            let state = pool::state(c, catalog, va_id, &tag, now)?;
+            let state = state(c, catalog, va_id, &tag, now)?;
             if state.in_use == 0 && state.available == 0 {
                 continue;
             }
@@ -67,4 +67,22 @@ pub fn all_accounts(c: &Db, catalog: &Catalog, now: i64) -> Result<Vec<Complianc
         rows.extend(self::rows(c, catalog, &account, None, now)?);
     }
     Ok(rows)
+}
+
+/// The current state of one pool.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolState {
+    pub in_use: i64,
+    pub available: i64,
+    pub status: PoolStatus,
+}
+
+pub fn state(c: &Db, catalog: &Catalog, va_id: i64, tag: &str, now: i64) -> Result<PoolState> {
+    let available = licenses::available(c, va_id, tag, now)?;
+    let (in_use, _) = usage::in_use(c, va_id, tag)?;
+    Ok(PoolState {
+        in_use,
+        available,
+        status: rules::pool_status(catalog.is_tracking(tag), in_use, available),
+    })
 }

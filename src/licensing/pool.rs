@@ -39,23 +39,7 @@ impl Transition {
     }
 }
 
-/// The current state of one pool.
-#[derive(Debug, Clone, Copy)]
-pub struct PoolState {
-    pub in_use: i64,
-    pub available: i64,
-    pub status: PoolStatus,
-}
-
-pub fn state(c: &Db, catalog: &Catalog, va_id: i64, tag: &str, now: i64) -> Result<PoolState> {
-    let available = licenses::available(c, va_id, tag, now)?;
-    let (in_use, _) = usage::in_use(c, va_id, tag)?;
-    Ok(PoolState {
-        in_use,
-        available,
-        status: rules::pool_status(catalog.is_tracking(tag), in_use, available),
-    })
-}
+pub use super::compliance::{state, PoolState};
 
 /// Each pool's demand, recorded status and availability, kept by the writer
 /// thread between device messages, so deciding an ENTITLEMENT reads no pool

@@ -39,7 +39,7 @@ pub struct InstanceUsage {
     pub entitlements: Vec<EntitlementUsage>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EntitlementUsage {
     pub tag: String,
     pub count: i64,
@@ -93,7 +93,7 @@ pub struct Report {
 /// every month and carried upstream.
 pub const REPORT_INSTANCES: usize = 1_000;
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct ReportSummary {
     pub id: i64,
     pub kind: String,
@@ -407,7 +407,7 @@ pub fn snapshot_usage(c: &Db, catalog: &Catalog, account: &str, now: i64) -> Res
     let mut n = 0;
     for (va_id, _) in accounts::ids(c, account)? {
         for tag in usage::pools_of(c, va_id)? {
-            let state = super::pool::state(c, catalog, va_id, &tag, now)?;
+            let state = compliance::state(c, catalog, va_id, &tag, now)?;
             crate::store::reports::snapshot(c, &day, va_id, &tag, state.in_use, state.available)?;
             n += 1;
         }

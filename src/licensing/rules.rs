@@ -1,7 +1,6 @@
 //! The entitlement rules of DESIGN §5 and §6 as plain functions.
 
 use crate::store::instances::{Instance, InstanceView};
-use serde::Serialize;
 
 pub const DAY: i64 = 86_400;
 /// After each successful ENTITLEMENT/RENEW the device comes back within 30 days…
@@ -16,74 +15,7 @@ pub fn grace_end(deadline: i64) -> i64 {
     deadline.saturating_add(GRACE_PERIOD)
 }
 
-/// Status of one entitlement of one product instance, in the device API's words.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum EntitlementStatus {
-    Authorized,
-    OutOfCompliance,
-    Invalid,
-    AuthorizationExpired,
-}
-
-impl EntitlementStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Authorized => "AUTHORIZED",
-            Self::OutOfCompliance => "OUT_OF_COMPLIANCE",
-            Self::Invalid => "INVALID",
-            Self::AuthorizationExpired => "AUTHORIZATION_EXPIRED",
-        }
-    }
-
-    /// Reads a stored word back; `None` for a word this version never writes.
-    pub fn parse(text: &str) -> Option<Self> {
-        [
-            Self::Authorized,
-            Self::OutOfCompliance,
-            Self::Invalid,
-            Self::AuthorizationExpired,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == text)
-    }
-}
-
-/// Status of one product instance (DESIGN §5), in the device API's words.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum InstanceStatus {
-    /// Registered, never authorized yet.
-    Registered,
-    Authorized,
-    OutOfCompliance,
-    Invalid,
-    /// Silent past its communication deadline: in the grace period.
-    AuthorizationExpired,
-    /// Silent past the grace period too; still counted until removed.
-    GracePeriodExpired,
-}
-
-impl InstanceStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Registered => "REGISTERED",
-            Self::Authorized => "AUTHORIZED",
-            Self::OutOfCompliance => "OUT_OF_COMPLIANCE",
-            Self::Invalid => "INVALID",
-            Self::AuthorizationExpired => "AUTHORIZATION_EXPIRED",
-            Self::GracePeriodExpired => "GRACE_PERIOD_EXPIRED",
-        }
-    }
-}
-
-impl std::fmt::Display for InstanceStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-pub use crate::domain::PoolStatus;
+pub use crate::domain::{EntitlementStatus, InstanceStatus, PoolStatus};
 
 /// Demand ≤ available, or a tracking tag (counted, never short).
 pub fn pool_status(tracking: bool, in_use: i64, available: i64) -> PoolStatus {

@@ -12,7 +12,7 @@ use serde::Serialize;
 /// Events this recent are alerts.
 pub const RECENT_DAYS: i64 = 30;
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Alert {
     pub message_type: String,

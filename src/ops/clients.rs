@@ -13,7 +13,7 @@ use base64::Engine;
 use serde::Serialize;
 
 /// `client add --json`: the contract's fields.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct CreatedClient {
     pub client_id: String,
     pub client_secret: String,
@@ -22,7 +22,7 @@ pub struct CreatedClient {
     pub virtual_accounts: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct ClientView {
     pub name: String,
     pub client_id: String,

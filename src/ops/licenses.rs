@@ -11,7 +11,7 @@ use serde::Serialize;
 
 /// One license pool (virtual account and entitlement tag), as
 /// `POST /api/v1/accounts/{account}/licenses` returns it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LicenseSummary {
     pub license: String,
@@ -26,7 +26,7 @@ pub struct LicenseSummary {
     pub license_details: Vec<LicenseDetail>,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LicenseDetail {
     /// `PERPETUAL` or `TERM`.

@@ -26,7 +26,7 @@ pub const MAX_SOURCE_FAILURES: u32 = 50;
 pub const WINDOW_SECONDS: i64 = 300;
 
 /// `/backend/oauth/token`'s answer.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Issued {
     pub access_token: String,
     pub token_type: &'static str,
@@ -128,14 +128,14 @@ pub fn check_password(c: &Db, username: &str, password: &str) -> Result<Verified
     let Some((user, hash)) = found else {
         // Spend the same time as a real check, so timing does not tell
         // which user names exist.
-        let _ = users::verify_password(password, dummy_hash());
+        let _ = super::password::verify(password, dummy_hash());
         return Err(refused());
     };
-    if !users::verify_password(password, &hash) {
+    if !super::password::verify(password, &hash) {
         return Err(refused());
     }
-    let rehash = if users::needs_rehash(&hash) {
-        Some(users::hash_password(password)?)
+    let rehash = if super::password::needs_rehash(&hash) {
+        Some(super::password::hash(password)?)
     } else {
         None
     };
@@ -149,7 +149,7 @@ pub fn check_password(c: &Db, username: &str, password: &str) -> Result<Verified
 /// An argon2id hash of nothing anyone knows, for unknown user names.
 fn dummy_hash() -> &'static str {
     static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    DUMMY.get_or_init(|| users::hash_password("no user has this password").unwrap_or_default())
+    DUMMY.get_or_init(|| super::password::hash("no user has this password").unwrap_or_default())
 }
 
 /// Checks a client's credentials (fast: the secret is random, a hash of it

@@ -13,6 +13,7 @@ pub mod events;
 pub mod instances;
 pub mod licenses;
 pub mod login;
+pub mod password;
 pub mod reports;
 mod service;
 pub mod sync;
@@ -25,6 +26,7 @@ pub use service::{Local, Service};
 /// What the operations hand back to read: the store's rows as people see
 /// them, named here so that the front ends reach them through this layer.
 pub mod views {
+    pub use crate::licensing::reports::{EntitlementUsage, ReportSummary};
     pub use crate::store::accounts::VirtualAccount;
     pub use crate::store::audit::AuditedEvent;
     pub use crate::store::events::{Event, Severity};
@@ -32,6 +34,13 @@ pub mod views {
     pub use crate::store::licenses::License;
     pub use crate::store::tokens::{TokenInfo, ACTIVE as TOKEN_ACTIVE};
     pub use crate::store::users::BOOTSTRAP_ADMIN;
+
+    /// What the sync operations answer.
+    pub mod sync {
+        pub use crate::sync::live::Synced;
+        pub use crate::sync::status::SyncStatus;
+        pub use crate::sync::{Applied, Written};
+    }
 }
 
 use crate::error::Error;

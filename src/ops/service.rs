@@ -229,7 +229,7 @@ impl Local {
     /// A change in one transaction, recorded as the caller's.
     pub fn change<T>(&mut self, caller: &Caller, f: impl FnOnce(&Db) -> Result<T>) -> Result<T> {
         let now = self.now();
-        crate::clock::guard::write(&mut self.db, now, |c| audited(c, caller, f))
+        crate::clock::guard::write(self.db_for(caller), now, f)
     }
 
     /// [`Local::change`] for a change that can move license pools; the
@@ -246,8 +246,10 @@ impl Local {
     }
 
     /// The connection itself, for the operations that hold more than one
-    /// transaction (a live exchange: snapshot, network, record).
-    pub(in crate::ops) fn db_mut(&mut self) -> &mut Db {
+    /// transaction (a live exchange: snapshot, network, record); what they
+    /// write is recorded as the caller's.
+    pub(in crate::ops) fn db_for(&mut self, caller: &Caller) -> &mut Db {
+        self.db.act_for(&caller.name);
         &mut self.db
     }
 

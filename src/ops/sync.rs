@@ -8,7 +8,8 @@ use crate::error::Error;
 use crate::licensing::pool::Transition;
 use crate::store::Db;
 use crate::sync::bundle::{self, Limits};
-use crate::sync::satellite::{self, SyncStatus};
+use crate::sync::satellite;
+use crate::sync::status::{self as sync_status, SyncStatus};
 use crate::sync::{self as sync_mod, Applied, Keys, SyncError, Written};
 
 /// A refused bundle is a bad request naming the rule; anything else is
@@ -102,7 +103,7 @@ pub fn import(
 pub fn status(c: &Db, caller: &Caller, config: &Config, now: i64) -> Result<SyncStatus> {
     caller.authorize(Action::Administer, None)?;
     let mode = format!("{:?}", config.sync.mode).to_lowercase();
-    satellite::status(c, &mode, now).map_err(service)
+    sync_status::status(c, &mode, now).map_err(service)
 }
 
 /// One live exchange with the cloud now (connected mode), as `satellite
@@ -116,7 +117,7 @@ pub fn sync_now(
     let (config, now) = (local.config().clone(), local.now());
     let keys = Keys::load(&config, now).map_err(service)?;
     let (synced, transitions) =
-        crate::sync::live::exchange_and_record(local.db_mut(), &config, &keys, now, None)
+        crate::sync::live::exchange_and_record(local.db_for(caller), &config, &keys, now, None)
             .map_err(service)?;
     local.announce(&transitions);
     Ok((synced, transitions))
@@ -133,7 +134,8 @@ pub fn register_live(
     let (config, now) = (local.config().clone(), local.now());
     let keys = Keys::load(&config, now).map_err(service)?;
     let (registered, transitions) =
-        crate::sync::live::register(local.db_mut(), &config, &keys, now, token).map_err(service)?;
+        crate::sync::live::register(local.db_for(caller), &config, &keys, now, token)
+            .map_err(service)?;
     local.announce(&transitions);
     Ok((registered, transitions))
 }
@@ -145,7 +147,7 @@ pub fn export_local(local: &mut Local, caller: &Caller) -> Result<Written> {
     let (config, now) = (local.config().clone(), local.now());
     let keys = Keys::load(&config, now).map_err(service)?;
     satellite::export_usage_from_snapshot(
-        local.db_mut(),
+        local.db_for(caller),
         &config,
         &keys,
         now,

@@ -13,7 +13,7 @@ use serde::Serialize;
 pub const MIN_PASSWORD: usize = 12;
 
 /// A user as listings show it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct UserView {
     pub username: String,
     pub role: String,
@@ -42,7 +42,7 @@ pub fn hash_new_password(password: &str) -> Result<String> {
         )
         .into());
     }
-    Ok(users::hash_password(password)?)
+    Ok(super::password::hash(password)?)
 }
 
 /// Checks role and scope together: an admin has no list of virtual

@@ -3,9 +3,39 @@
 //! it once. A reload then repeats nothing, and a new token's secret is
 //! shown once without ever travelling in a cookie or an address.
 
-use super::layout::Notice;
 use std::collections::HashMap;
 use std::sync::Mutex;
+
+/// The outcome of a form, shown at the top of the page it led to.
+#[derive(Debug, Clone)]
+pub struct Notice {
+    pub ok: bool,
+    pub text: String,
+    /// Shown in a `<code>` after the text (e.g. a new token).
+    pub secret: Option<String>,
+    /// A download the outcome offers: (href, label).
+    pub link: Option<(String, String)>,
+}
+
+impl Notice {
+    pub fn ok(text: impl Into<String>) -> Self {
+        Self {
+            ok: true,
+            text: text.into(),
+            secret: None,
+            link: None,
+        }
+    }
+
+    pub fn error(text: impl Into<String>) -> Self {
+        Self {
+            ok: false,
+            text: text.into(),
+            secret: None,
+            link: None,
+        }
+    }
+}
 
 /// How long a notice waits for its page.
 const KEEP_SECONDS: i64 = 300;

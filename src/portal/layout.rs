@@ -2,7 +2,8 @@
 //! signed-in user, notices. HTML is built with `maud`, which escapes every
 //! value it is given, so text from devices and operators cannot become markup.
 
-use super::session::Operator;
+pub use super::flash::Notice;
+use super::operator::Operator;
 use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
 use maud::{html, Markup, DOCTYPE};
@@ -14,37 +15,6 @@ pub enum Section {
     Reports,
     Synchronization,
     Alerts,
-}
-
-/// The outcome of a form, shown at the top of the page it led to.
-#[derive(Debug, Clone)]
-pub struct Notice {
-    pub ok: bool,
-    pub text: String,
-    /// Shown in a `<code>` after the text (e.g. a new token).
-    pub secret: Option<String>,
-    /// A download the outcome offers: (href, label).
-    pub link: Option<(String, String)>,
-}
-
-impl Notice {
-    pub fn ok(text: impl Into<String>) -> Self {
-        Self {
-            ok: true,
-            text: text.into(),
-            secret: None,
-            link: None,
-        }
-    }
-
-    pub fn error(text: impl Into<String>) -> Self {
-        Self {
-            ok: false,
-            text: text.into(),
-            secret: None,
-            link: None,
-        }
-    }
 }
 
 pub fn html(status: StatusCode, body: Markup) -> HttpResponse {

@@ -10,6 +10,7 @@ mod error;
 mod flash;
 mod inventory;
 mod layout;
+mod operator;
 mod reports;
 mod session;
 mod sync;

@@ -7,8 +7,9 @@
 use super::error::PortalError;
 use super::flash::Flash;
 use super::layout::{self, Notice};
+pub use super::operator::Operator;
 use crate::ops::Service;
-use crate::ops::{login, Action, Caller, OpsError};
+use crate::ops::{login, OpsError};
 use actix_web::cookie::{time::Duration, Cookie, SameSite};
 use actix_web::dev::Payload;
 use actix_web::http::{Method, StatusCode};
@@ -21,16 +22,6 @@ use std::pin::Pin;
 pub const COOKIE: &str = "satellite_session";
 /// A nonce for the login form alone (there is no session to bind it to yet).
 const LOGIN_COOKIE: &str = "satellite_login";
-
-/// A logged-in user of the portal.
-pub struct Operator {
-    pub caller: Caller,
-    secret: String,
-    /// The CSRF token every form of this session carries.
-    pub csrf: String,
-    flash: web::Data<Flash>,
-    now: i64,
-}
 
 fn csrf_of(secret: &str) -> String {
     let mut hasher = crate::pki::Sha256::new();
@@ -53,17 +44,6 @@ impl Operator {
                 "the form was not sent from this session (missing or stale CSRF token); reload the page and try again".into(),
             ))
         }
-    }
-
-    /// Whether buttons that change this virtual account are shown.
-    pub fn can_operate(&self, virtual_account: &str) -> bool {
-        self.caller
-            .authorize(Action::Operate, Some(virtual_account))
-            .is_ok()
-    }
-
-    pub fn is_admin(&self) -> bool {
-        self.caller.authorize(Action::Administer, None).is_ok()
     }
 
     /// After a form that succeeded: to the page it changed, which shows

@@ -35,19 +35,7 @@ pub fn date(t: OffsetDateTime) -> String {
     )
 }
 
-/// `2014-04-24 18:24:34`, the statistics' Last-sent column.
-pub fn stat_time(t: OffsetDateTime) -> String {
-    let t = times::utc(t);
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
-}
+pub use super::times::stat_time;
 
 fn rfc3339(t: OffsetDateTime) -> String {
     crate::clock::rfc3339(t.unix_timestamp())

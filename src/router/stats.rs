@@ -125,7 +125,7 @@ pub fn render(stats: &Stats) -> String {
         let c = stats.get(kind);
         let last = c
             .last_sent
-            .map(super::show::stat_time)
+            .map(super::times::stat_time)
             .unwrap_or_else(|| "-".into());
         out.push_str(&format!(
             "{:<16} {:>8} {:>8} {:>8} {:>8}  {last}\n",

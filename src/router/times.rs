@@ -34,6 +34,20 @@ pub fn utc(t: OffsetDateTime) -> OffsetDateTime {
     t.checked_to_offset(UtcOffset::UTC).unwrap_or(t)
 }
 
+/// `2014-04-24 18:24:34`, the statistics' Last-sent column.
+pub fn stat_time(t: OffsetDateTime) -> String {
+    let t = utc(t);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

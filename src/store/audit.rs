@@ -8,12 +8,12 @@ use rusqlite::params;
 use serde::Serialize;
 
 /// The newest event id, to stamp what an operation writes after it.
-pub fn last_event_id(c: &Db) -> Result<i64> {
+pub fn last_event_id(c: &Db) -> std::result::Result<i64, super::StoreError> {
     Ok(c.query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0))?)
 }
 
 /// Stamps the events written after `after` with who made the change.
-pub fn stamp_since(c: &Db, after: i64, actor: &str) -> Result<()> {
+pub fn stamp_since(c: &Db, after: i64, actor: &str) -> std::result::Result<(), super::StoreError> {
     c.execute(
         "UPDATE events SET actor = ?2 WHERE id > ?1 AND actor IS NULL",
         params![after, actor],

@@ -12,11 +12,25 @@ use rusqlite::{CachedStatement, Connection, Params, Row, Statement};
 /// thread, a reader in the pool, or a one-shot command.
 pub struct Db {
     conn: Connection,
+    /// Who the transactions on this connection act for: the events they
+    /// write carry the name (a one-shot command's connection is one caller's).
+    actor: Option<String>,
 }
 
 impl Db {
     pub(in crate::store) fn new(conn: Connection) -> Self {
-        Self { conn }
+        Self { conn, actor: None }
+    }
+
+    /// Stamps the events that later transactions on this connection write
+    /// with `actor` (`cli:alice`): for operations that span several
+    /// transactions, such as a live exchange with the network in between.
+    pub fn act_for(&mut self, actor: &str) {
+        self.actor = Some(actor.to_string());
+    }
+
+    pub(in crate::store) fn actor(&self) -> Option<&str> {
+        self.actor.as_deref()
     }
 
     /// A fresh database in memory with the whole schema, for unit tests.
@@ -24,7 +38,7 @@ impl Db {
     pub(in crate::store) fn migrated_in_memory() -> Self {
         let mut conn = Connection::open_in_memory().expect("in-memory database");
         super::migrations::apply(&mut conn).expect("migrations");
-        Self { conn }
+        Self { conn, actor: None }
     }
 
     pub(in crate::store) fn sqlite(&self) -> &Connection {

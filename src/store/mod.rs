@@ -6,6 +6,7 @@
 //! runs: WAL mode and a busy timeout make that safe.
 
 mod db;
+pub mod error;
 mod migrations;
 mod writer;
 
@@ -31,46 +32,13 @@ pub mod usage;
 pub mod users;
 
 pub use db::Db;
+pub use error::StoreError;
 pub use writer::{Writer, WriterStats};
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    #[error("cannot open the database {path}: {source}")]
-    Open {
-        path: PathBuf,
-        source: rusqlite::Error,
-    },
-    #[error("database migration {version} ({name}) failed: {source}")]
-    Migration {
-        version: i64,
-        name: &'static str,
-        source: rusqlite::Error,
-    },
-    #[error(
-        "the database was written by a newer version of satellite (schema {found}, this build knows {known})"
-    )]
-    TooNew { found: i64, known: i64 },
-    #[error("the database writer is not running")]
-    WriterGone,
-    #[error("too many writes are waiting; try again shortly")]
-    Overloaded,
-    #[error("a database write failed unexpectedly")]
-    WorkPanicked,
-    #[error("the database rolled back a group of writes (disk full or I/O error?)")]
-    TransactionLost,
-    #[error(
-        "the database {path} is damaged ({detail}); stop here and restore the last backup with \
-         `satellite restore FILE` (the damaged file is kept beside it)"
-    )]
-    Damaged { path: PathBuf, detail: String },
-}
 
 /// Beside the database: what the file looked like when the server last
 /// stopped cleanly (size, modification time, inode), written only once no
@@ -218,7 +186,14 @@ where
 {
     let tx = rusqlite::Transaction::new_unchecked(db.sqlite(), TransactionBehavior::Immediate)
         .map_err(StoreError::from)?;
+    let stamp = match db.actor() {
+        Some(_) => Some(audit::last_event_id(db)?),
+        None => None,
+    };
     let value = f(db)?;
+    if let (Some(after), Some(actor)) = (stamp, db.actor()) {
+        audit::stamp_since(db, after, actor)?;
+    }
     tx.commit().map_err(StoreError::from)?;
     Ok(value)
 }

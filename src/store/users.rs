@@ -1,14 +1,9 @@
-//! Operators of the admin listener: people with a password. Passwords are
-//! stored as argon2id in PHC format; hashes written by earlier versions
-//! (salted PBKDF2) are still accepted and replaced at the next login.
+//! Operators of the admin listener: people with a password, kept as the
+//! hash `ops::password` made (the store never sees a password).
 
 use super::optional;
 use super::Db;
 use crate::error::{Error, Result};
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
-use base64::engine::general_purpose::STANDARD_NO_PAD as B64;
-use base64::Engine;
 use rusqlite::params;
 
 pub const BOOTSTRAP_ADMIN: &str = "admin";
@@ -23,82 +18,18 @@ pub struct User {
     pub created_at: i64,
 }
 
-/// argon2id with the crate's default (OWASP) parameters, in PHC format.
-pub fn hash_password(password: &str) -> Result<String> {
-    let mut salt = [0u8; 16];
-    crate::pki::fill_random(&mut salt)?;
-    let salt = SaltString::encode_b64(&salt)
-        .map_err(|e| Error::invalid("password", format!("cannot salt the hash: {e}")))?;
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| Error::invalid("password", format!("cannot hash it: {e}")))
+/// Whether any user exists (none: the bootstrap admin is due).
+pub fn exist(conn: &Db) -> Result<bool> {
+    Ok(conn.query_row("SELECT EXISTS (SELECT 1 FROM users)", [], |r| r.get(0))?)
 }
 
-/// Whether a stored hash is in an older format that should be replaced.
-pub fn needs_rehash(stored: &str) -> bool {
-    !stored.starts_with("$argon2id$")
-}
-
-/// Checks a password against a stored hash (argon2id PHC, or the legacy
-/// PBKDF2 form); both comparisons run in constant time.
-pub fn verify_password(password: &str, stored: &str) -> bool {
-    if stored.starts_with('$') {
-        return PasswordHash::new(stored)
-            .map(|hash| {
-                Argon2::default()
-                    .verify_password(password.as_bytes(), &hash)
-                    .is_ok()
-            })
-            .unwrap_or(false);
-    }
-    verify_pbkdf2(password, stored)
-}
-
-fn verify_pbkdf2(password: &str, stored: &str) -> bool {
-    let mut parts = stored.split('$');
-    let (Some("pbkdf2-sha256"), Some(iter), Some(salt), Some(hash), None) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
-        return false;
-    };
-    let (Ok(iter), Ok(salt), Ok(expected)) =
-        (iter.parse::<usize>(), B64.decode(salt), B64.decode(hash))
-    else {
-        return false;
-    };
-    let mut actual = vec![0u8; expected.len()];
-    openssl::pkcs5::pbkdf2_hmac(
-        password.as_bytes(),
-        &salt,
-        iter,
-        openssl::hash::MessageDigest::sha256(),
-        &mut actual,
-    )
-    .is_ok()
-        && !expected.is_empty()
-        && crate::pki::same_secret(&actual, &expected)
-}
-
-/// Creates the bootstrap admin when there is no user at all; returns its
-/// password, which is shown once and stored nowhere in clear.
-pub fn create_bootstrap_admin(conn: &Db, now: i64) -> Result<Option<String>> {
-    let users: i64 = conn.query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))?;
-    if users > 0 {
-        return Ok(None);
-    }
-    let mut secret = [0u8; 18];
-    crate::pki::fill_random(&mut secret)?;
-    let password = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
+/// Creates the bootstrap admin with `password_hash`.
+pub fn create_bootstrap_admin(conn: &Db, password_hash: &str, now: i64) -> Result<()> {
     conn.execute(
         "INSERT INTO users (username, password_hash, role, created_at) VALUES (?1, ?2, 'admin', ?3)",
-        params![BOOTSTRAP_ADMIN, hash_password(&password)?, now],
+        params![BOOTSTRAP_ADMIN, password_hash, now],
     )?;
-    Ok(Some(password))
+    Ok(())
 }
 
 pub fn insert(
@@ -230,41 +161,4 @@ pub fn upgrade_hash(c: &Db, id: i64, password_hash: &str) -> Result<()> {
         params![id, password_hash],
     )?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn password_round_trip() {
-        let stored = hash_password("s3cret").expect("hash");
-        assert!(stored.starts_with("$argon2id$"), "{stored}");
-        assert!(verify_password("s3cret", &stored));
-        assert!(!verify_password("s3cret!", &stored));
-        assert!(!verify_password("s3cret", "garbage"));
-        assert!(!needs_rehash(&stored));
-    }
-
-    #[test]
-    fn legacy_pbkdf2_hashes_still_verify() {
-        let salt = [7u8; 16];
-        let mut hash = [0u8; 32];
-        openssl::pkcs5::pbkdf2_hmac(
-            b"old",
-            &salt,
-            1000,
-            openssl::hash::MessageDigest::sha256(),
-            &mut hash,
-        )
-        .expect("pbkdf2");
-        let stored = format!(
-            "pbkdf2-sha256$1000${}${}",
-            B64.encode(salt),
-            B64.encode(hash)
-        );
-        assert!(verify_password("old", &stored));
-        assert!(!verify_password("new", &stored));
-        assert!(needs_rehash(&stored));
-    }
 }

@@ -17,6 +17,7 @@ pub mod live;
 pub mod payload;
 pub mod satellite;
 pub mod service;
+pub mod status;
 pub mod token;
 
 use crate::clock::rfc3339;
@@ -75,7 +76,7 @@ pub struct Node<'a> {
 }
 
 /// A bundle written to the export folder.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Written {
     pub path: String,
     pub kind: String,
@@ -101,7 +102,7 @@ pub fn counts_line(counts: &serde_json::Value) -> String {
 }
 
 /// What applying a bundle did.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Applied {
     pub kind: String,
     pub from: String,

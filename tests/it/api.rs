@@ -934,7 +934,7 @@ fn the_openapi_document_lists_exactly_the_served_routes() {
         "NewToken",
         "CreatedToken",
         "TokenRequest",
-        "Issued",
+        "AccessToken",
         "ErrorBody",
     ] {
         assert!(schemas.contains_key(name), "no schema {name}");

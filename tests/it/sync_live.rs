@@ -349,6 +349,18 @@ fn a_connected_satellite_behind_a_proxy_syncs_licenses_and_usage_and_hides_hostn
     assert_eq!(synced["received"]["kind"], "entitlements", "{synced}");
     assert_eq!(synced["received"]["counts"]["licenses"], 1, "{synced}");
     assert_eq!(entitlement(&router, "e2", 3)["status"], "AUTHORIZED");
+    // The exchange spans transactions with the network between them; what
+    // it recorded is still the operator's.
+    let events = json_of(&sat.cli_ok(&["events", "--json", "--limit", "1000"]));
+    let by_operator = |kind: &str| {
+        events.as_array().expect("events").iter().any(|e| {
+            e["kind"] == kind && e["actor"].as_str().is_some_and(|a| a.starts_with("cli:"))
+        })
+    };
+    assert!(
+        by_operator("sync"),
+        "no sync event carries the operator: {events}"
+    );
 
     // Usage appears at the cloud, and the cloud lists the satellite.
     assert_eq!(cloud.in_use(), 3);

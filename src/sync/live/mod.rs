@@ -51,7 +51,7 @@ pub struct Registered {
 }
 
 /// What one live exchange sent and received.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Synced {
     pub cloud_url: String,
     pub sent: Written,

@@ -1,0 +1,98 @@
+//! The states the licensing rules decide and the store records, in the
+//! words of the device API and Cisco's listings (DESIGN §5).
+
+use serde::Serialize;
+
+/// Status of one entitlement of one product instance, in the device API's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum EntitlementStatus {
+    Authorized,
+    OutOfCompliance,
+    Invalid,
+    AuthorizationExpired,
+}
+
+impl EntitlementStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Authorized => "AUTHORIZED",
+            Self::OutOfCompliance => "OUT_OF_COMPLIANCE",
+            Self::Invalid => "INVALID",
+            Self::AuthorizationExpired => "AUTHORIZATION_EXPIRED",
+        }
+    }
+
+    /// Reads a stored word back; `None` for a word this version never writes.
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            Self::Authorized,
+            Self::OutOfCompliance,
+            Self::Invalid,
+            Self::AuthorizationExpired,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+}
+
+/// Status of one product instance (DESIGN §5), in the device API's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum InstanceStatus {
+    /// Registered, never authorized yet.
+    Registered,
+    Authorized,
+    OutOfCompliance,
+    Invalid,
+    /// Silent past its communication deadline: in the grace period.
+    AuthorizationExpired,
+    /// Silent past the grace period too; still counted until removed.
+    GracePeriodExpired,
+}
+
+impl InstanceStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Registered => "REGISTERED",
+            Self::Authorized => "AUTHORIZED",
+            Self::OutOfCompliance => "OUT_OF_COMPLIANCE",
+            Self::Invalid => "INVALID",
+            Self::AuthorizationExpired => "AUTHORIZATION_EXPIRED",
+            Self::GracePeriodExpired => "GRACE_PERIOD_EXPIRED",
+        }
+    }
+}
+
+impl std::fmt::Display for InstanceStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A pool's compliance, as the store records it and the rules decide it
+/// (and as Cisco's license listing spells it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum PoolStatus {
+    #[serde(rename = "In Compliance")]
+    InCompliance,
+    #[serde(rename = "Out of Compliance")]
+    OutOfCompliance,
+}
+
+impl PoolStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InCompliance => "In Compliance",
+            Self::OutOfCompliance => "Out of Compliance",
+        }
+    }
+
+    pub fn parse(text: &str) -> Self {
+        if text == Self::OutOfCompliance.as_str() {
+            Self::OutOfCompliance
+        } else {
+            Self::InCompliance
+        }
+    }
+}
