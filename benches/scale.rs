@@ -31,7 +31,7 @@ use satellite::config::{Config, Role};
 use satellite::domain::{TokenSecret, TokenTerms};
 use satellite::licensing::catalog::SharedCatalog;
 use satellite::licensing::jobs::Jobs;
-use satellite::licensing::Notifier;
+use satellite::notify::Notifier;
 use satellite::ops::{self, Page};
 use satellite::store::{self, accounts, tokens, Db, Store};
 use satellite::sync::bundle::{self, Limits};

@@ -7,14 +7,14 @@ use crate::device::DeviceService;
 use crate::http::{self, tls, AppState, Listeners, TlsConfigs};
 use crate::licensing::catalog::{Catalog, SharedCatalog};
 use crate::licensing::jobs::Jobs;
-use crate::licensing::Notifier;
 use crate::metrics::Metrics;
+use crate::notify::syslog::Syslog;
+use crate::notify::Notifier;
 use crate::pki::CertificateAuthority;
 use crate::setup::{self, Created};
 use crate::store::Store;
 use crate::sync::service::SyncService;
 use crate::sync::Keys;
-use crate::syslog::Syslog;
 use std::future::Future;
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -116,7 +116,7 @@ impl Satellite {
                 .map_err(|reason| crate::error::Error::invalid("catalog", reason))
         })?;
         let call_home =
-            crate::alerts::CallHome::start(&config, clock.clone()).map_err(StartError::Serve)?;
+            crate::notify::CallHome::start(&config, clock.clone()).map_err(StartError::Serve)?;
         let call_home = Some(call_home);
         Ok(Self {
             catalog: Arc::new(catalog),

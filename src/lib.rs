@@ -4,11 +4,9 @@
 //! types; `store` owns SQLite; `pki` owns certificates; `http` is a thin layer
 //! that maps requests to those and errors to responses once.
 
-pub mod alerts;
 pub mod api;
 pub mod app;
 pub mod backup;
-pub mod callhome;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -21,6 +19,7 @@ pub mod licensing;
 pub mod logging;
 pub mod memory;
 pub mod metrics;
+pub mod notify;
 pub mod ops;
 pub mod pki;
 pub mod portal;
@@ -29,4 +28,3 @@ pub mod serve_lock;
 pub mod setup;
 pub mod store;
 pub mod sync;
-pub mod syslog;

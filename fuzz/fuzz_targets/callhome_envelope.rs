@@ -2,6 +2,6 @@
 #![no_main]
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     if let Ok(xml) = std::str::from_utf8(data) {
-        let _ = satellite::callhome::unwrap_envelope(xml);
+        let _ = satellite::notify::callhome::unwrap_envelope(xml);
     }
 });

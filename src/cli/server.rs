@@ -53,7 +53,7 @@ pub fn status(config: &Config, clock: &Clock, json: bool) -> Result<(), CliError
     let conn = crate::ops::Local::open(config, clock)?;
     let ca = crate::pki::CertificateAuthority::load(&config.data_dir).map_err(Error::from)?;
     let totals = conn.read(|c| crate::inventory::totals(c, &config.account, clock.unix()))?;
-    let stats = conn.read(|c| crate::alerts::statistics(c, &config.call_home.profiles))?;
+    let stats = conn.read(|c| crate::notify::statistics(c, &config.call_home.profiles))?;
     let sync =
         match config.role {
             Role::Satellite => serde_json::to_value(conn.read(|c| {

@@ -1,9 +1,9 @@
 //! Plain aligned tables for people; `--json` is for scripts. Each listed
 //! type says once what its columns are.
 
-use crate::alerts::Statistics;
 use crate::licensing::compliance::ComplianceRow;
 use crate::licensing::reports::{ReportSummary, UsageDay};
+use crate::notify::Statistics;
 use crate::ops::views::Event;
 use crate::ops::views::InstanceView;
 use crate::ops::views::License;

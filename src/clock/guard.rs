@@ -121,7 +121,7 @@ impl ClockGuard {
                 return Ok::<_, Error>(Tick::Advanced(advance(c, now)?));
             }
             if !already {
-                crate::alerts::Alert::new(
+                crate::notify::Alert::new(
                     crate::config::CallHomeCategory::System,
                     "CLOCK",
                     "Major",

@@ -4,9 +4,9 @@
 
 use super::error::{error_body, status_and_code};
 use super::AppState;
-use crate::callhome;
 use crate::device::wire::{Message, MAX_BODY};
 use crate::device::PeerCertificate;
+use crate::notify::callhome;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;

@@ -28,7 +28,7 @@ use tracing::Instrument;
 pub struct AppState {
     pub store: Store,
     pub config: Arc<crate::config::Config>,
-    pub notifier: Arc<crate::licensing::Notifier>,
+    pub notifier: Arc<crate::notify::Notifier>,
     pub catalog: Arc<crate::licensing::catalog::SharedCatalog>,
     pub device: DeviceService,
     pub metrics: Arc<Metrics>,
@@ -194,7 +194,7 @@ pub async fn serve(
                     crate::metrics::REQUEST_STARTED.scope(std::time::Instant::now(), srv.call(req).instrument(span))
                 })
                 .route("/SmartTransport", web::post().to(device::smart_transport))
-                .route(crate::callhome::PATH, web::post().to(device::call_home))
+                .route(crate::notify::callhome::PATH, web::post().to(device::call_home))
                 .configure(sync_live::routes)
                 .default_service(web::to(error::not_found))
         },

@@ -2,12 +2,13 @@
 //! Record on `reports.schedule`, and the daily usage snapshot.
 
 use super::catalog::SharedCatalog;
+use super::pool;
 use super::reports::{self, ReportKind};
-use super::{pool, Notifier};
-use crate::alerts::Alert;
 use crate::clock::Clock;
 use crate::config::CallHomeCategory;
 use crate::error::{Error, Result};
+use crate::notify::Alert;
+use crate::notify::Notifier;
 use crate::store::events::{NewEvent, Severity};
 use crate::store::Db;
 use crate::store::{deadlines, events, instances, licenses, messages, names, settings, Store};

@@ -5,9 +5,9 @@
 use super::catalog::Catalog;
 use super::reports::{self, ReportKind};
 use super::rules::{self, PoolStatus};
-use crate::alerts::Alert;
 use crate::config::CallHomeCategory;
 use crate::error::Result;
+use crate::notify::Alert;
 use crate::store::events::{NewEvent, Severity};
 use crate::store::usage::PoolRow;
 use crate::store::Db;

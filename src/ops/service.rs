@@ -13,7 +13,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::licensing::catalog::{Catalog, SharedCatalog};
 use crate::licensing::pool::Transition;
-use crate::licensing::Notifier;
+use crate::notify::Notifier;
 use crate::store::{Db, Store, StoreError};
 use std::sync::Arc;
 
@@ -257,14 +257,12 @@ impl Local {
         if self.quiet || transitions.is_empty() {
             return;
         }
-        let syslog = self
-            .config
-            .log
-            .syslog
-            .as_deref()
-            .and_then(|url| crate::syslog::Syslog::connect(url, &self.config.name).ok());
+        let syslog =
+            self.config.log.syslog.as_deref().and_then(|url| {
+                crate::notify::syslog::Syslog::connect(url, &self.config.name).ok()
+            });
         Notifier::new(syslog, None, self.clock.clone()).compliance(transitions);
-        crate::alerts::deliver_waiting(&self.config, self.clock.clone());
+        crate::notify::deliver_waiting(&self.config, self.clock.clone());
     }
 }
 

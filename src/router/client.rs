@@ -5,8 +5,8 @@
 
 use super::identity;
 use super::state::{Endpoint, TransportKind, Udi};
-use crate::callhome;
 use crate::clock::Clock;
+use crate::notify::callhome;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde_json::Value;
 use std::io::Read;

@@ -177,7 +177,9 @@ pub fn check_url(url: &str) -> Result<DeviceUrl, String> {
     let (path, transport) = match path {
         "" => (None, None),
         p if p.eq_ignore_ascii_case(state::SMART_PATH) => (None, Some(TransportKind::Smart)),
-        p if p.eq_ignore_ascii_case(crate::callhome::PATH) => (None, Some(TransportKind::Callhome)),
+        p if p.eq_ignore_ascii_case(crate::notify::callhome::PATH) => {
+            (None, Some(TransportKind::Callhome))
+        }
         p => (Some(p.to_string()), None),
     };
     Ok(DeviceUrl {

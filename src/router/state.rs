@@ -72,7 +72,7 @@ impl TransportKind {
     pub fn standard_path(self) -> &'static str {
         match self {
             TransportKind::Smart => SMART_PATH,
-            TransportKind::Callhome => crate::callhome::PATH,
+            TransportKind::Callhome => crate::notify::callhome::PATH,
         }
     }
 }

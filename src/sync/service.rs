@@ -8,7 +8,7 @@ use super::live::{self, LiveState};
 use super::{cloud, current_catalog, satellite, Keys, SyncError};
 use crate::clock::Clock;
 use crate::config::{Config, Role, SyncMode};
-use crate::licensing::Notifier;
+use crate::notify::Notifier;
 use crate::store::{settings, Store};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -175,7 +175,7 @@ impl SyncService {
             let Some((cloud_id, last, days)) = overdue(c, now)? else {
                 return Ok(());
             };
-            crate::alerts::sync_overdue(c, Some(last), last + days * 86_400, now)?;
+            crate::notify::sync_overdue(c, Some(last), last + days * 86_400, now)?;
             crate::store::events::record(
                 c,
                 now,

@@ -177,7 +177,7 @@ fn a_shortfall_is_posted_to_an_http_profile() {
         .recv_timeout(Duration::from_secs(10))
         .expect("an alert");
     let inner: Value =
-        serde_json::from_str(&satellite::callhome::unwrap(&body).expect("AML envelope"))
+        serde_json::from_str(&satellite::notify::callhome::unwrap(&body).expect("AML envelope"))
             .expect("json");
     assert_eq!(inner["message_type"], "COMPLIANCE");
     assert!(

@@ -256,7 +256,7 @@ fn refused_entitlements_change_nothing_and_retries_count_once() {
 fn call_home_errors_come_back_in_the_envelope() {
     let server = Server::start();
     let agent = crate::client::agent(&server.ca_path(), None);
-    let url = format!("{}{}", server.device_url, satellite::callhome::PATH);
+    let url = format!("{}{}", server.device_url, satellite::notify::callhome::PATH);
     let before = server.snapshot();
     for body in ["<not-xml", "<?xml version=\"1.0\"?><a/>", ""] {
         let response = match agent
@@ -272,13 +272,13 @@ fn call_home_errors_come_back_in_the_envelope() {
         };
         assert_eq!(response.status(), 400);
         let xml = response.into_string().expect("body");
-        let inner = satellite::callhome::unwrap(&xml).expect("an answer in the envelope");
+        let inner = satellite::notify::callhome::unwrap(&xml).expect("an answer in the envelope");
         let answer: Value = serde_json::from_str(&inner).expect("json inside");
         assert_eq!(error_code(&answer), "invalid_request", "{inner}");
     }
     // A real message inside an envelope gets a real answer in one.
     let inner = json!({"type": "REGISTRATION", "message_id": "ch", "udi": {"pid": "P", "sn": "S"}, "idtoken": "nope-nope-nope-nope", "csr": csr(&p256())});
-    let envelope = satellite::callhome::wrap(
+    let envelope = satellite::notify::callhome::wrap(
         &inner.to_string(),
         &url,
         "M1",
@@ -291,7 +291,8 @@ fn call_home_errors_come_back_in_the_envelope() {
     };
     assert_eq!(response.status(), 401);
     let answer: Value = serde_json::from_str(
-        &satellite::callhome::unwrap(&response.into_string().expect("body")).expect("envelope"),
+        &satellite::notify::callhome::unwrap(&response.into_string().expect("body"))
+            .expect("envelope"),
     )
     .expect("json");
     assert_eq!(error_code(&answer), "token_unknown");

@@ -1006,7 +1006,9 @@ fn parsers_survive_mutated_input() {
         ),
         (
             "callhome_envelope",
-            Box::new(move |d: &[u8]| satellite::callhome::unwrap_envelope(&text(d)).is_ok()),
+            Box::new(move |d: &[u8]| {
+                satellite::notify::callhome::unwrap_envelope(&text(d)).is_ok()
+            }),
         ),
         (
             "csr",

@@ -8,7 +8,7 @@
 use crate::clock::Clock;
 use crate::config::{Config, Role};
 use crate::error::Error;
-use crate::licensing::Notifier;
+use crate::notify::Notifier;
 use crate::pki::CertificateAuthority;
 use crate::store::satellites;
 use crate::store::sync as ledger;

@@ -1,9 +1,9 @@
 //! The record of live sync attempts: what `satellite status` and `/metrics`
 //! show, and what spaces out retries while the cloud is unreachable.
 
-use crate::alerts::Alert;
 use crate::clock::rfc3339;
 use crate::config::CallHomeCategory;
+use crate::notify::Alert;
 use crate::store::events::{self, NewEvent, Severity};
 use crate::store::settings;
 use crate::store::Db;

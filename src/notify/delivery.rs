@@ -1,29 +1,21 @@
-//! Call Home alerts (DESIGN §10): compliance shortfalls, registration
-//! problems, sync trouble and the server's start and stop, delivered to the
-//! configured profiles by e-mail or HTTP POST, as short text, full text or
-//! the AML XML envelope.
-//!
-//! Every alert is first written to the outbox (`store::outbox`), in the
-//! transaction of the change that caused it where there is one, and is
-//! delivered from there: by the server's delivery thread, or by the command
-//! that caused it right after its commit. A kill -9 therefore loses none,
-//! and a profile whose target is down gets it later. What happens to each
-//! message is counted per profile and message type (Success, Failed,
-//! Dropped, Last-sent); Inqueue is what still waits in the outbox.
+//! Delivery from the outbox: the server's thread, and the one pass a
+//! command makes after its commit. What happens to each message is
+//! counted per profile and message type.
 
+use super::mail::{mail, send_mail};
+use super::render::render;
+use super::transport::{redact, Failure};
+use super::Alert;
 use crate::clock::Clock;
-use crate::config::{CallHomeCategory, CallHomeFormat, CallHomeProfile, CallHomeTransport, Config};
+use crate::config::{CallHomeCategory, CallHomeProfile, CallHomeTransport, Config};
 use crate::error::Result;
 use crate::store::Db;
 use crate::store::{self, outbox};
-use serde::Serialize;
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use time::OffsetDateTime;
 
 /// How long the server waits for one HTTP or SMTP exchange.
 const TIMEOUT: Duration = Duration::from_secs(15);
@@ -36,108 +28,6 @@ const BATCH: u32 = 50;
 /// An alert no attempt could deliver for this long is given up (seconds):
 /// the outbox must not grow without end while a target stays down.
 const GIVE_UP_AFTER: i64 = 7 * 86_400;
-
-#[derive(Debug, Clone)]
-pub struct Alert {
-    pub category: CallHomeCategory,
-    /// e.g. `COMPLIANCE`
-    pub message_type: String,
-    /// `Major` or `Minor`, as the REST alerts say.
-    pub severity: &'static str,
-    /// One line.
-    pub summary: String,
-    /// What a full-text message attaches (the relevant `show` output).
-    pub detail: String,
-    pub at: OffsetDateTime,
-}
-
-impl Alert {
-    pub fn new(
-        category: CallHomeCategory,
-        message_type: &str,
-        severity: &'static str,
-        summary: String,
-        detail: String,
-        now: i64,
-    ) -> Self {
-        Self {
-            category,
-            message_type: message_type.to_string(),
-            severity,
-            summary,
-            detail,
-            at: OffsetDateTime::from_unix_timestamp(now).unwrap_or(OffsetDateTime::UNIX_EPOCH),
-        }
-    }
-
-    /// Writes the alert to the outbox, in the caller's transaction.
-    pub fn enqueue(&self, c: &Db) -> Result<i64> {
-        outbox::enqueue(
-            c,
-            &outbox::NewAlert {
-                category: category_name(self.category),
-                message_type: &self.message_type,
-                severity: self.severity,
-                summary: &self.summary,
-                detail: &self.detail,
-            },
-            self.at.unix_timestamp(),
-        )
-    }
-
-    fn from_waiting(w: &outbox::Waiting) -> Self {
-        let category = match w.category.as_str() {
-            "registration" => CallHomeCategory::Registration,
-            "sync" => CallHomeCategory::Sync,
-            "system" => CallHomeCategory::System,
-            _ => CallHomeCategory::Compliance,
-        };
-        let severity = if w.severity == "Major" {
-            "Major"
-        } else {
-            "Minor"
-        };
-        Self::new(
-            category,
-            &w.message_type,
-            severity,
-            w.summary.clone(),
-            w.detail.clone(),
-            w.created_at,
-        )
-    }
-}
-
-pub fn category_name(category: CallHomeCategory) -> &'static str {
-    match category {
-        CallHomeCategory::Compliance => "compliance",
-        CallHomeCategory::Registration => "registration",
-        CallHomeCategory::Sync => "sync",
-        CallHomeCategory::System => "system",
-    }
-}
-
-/// The sync code calls this when no successful sync happened for too long
-/// (connected: since the last live sync; disconnected: since the last
-/// imported entitlement bundle). Written in the caller's transaction.
-pub fn sync_overdue(c: &Db, last_sync: Option<i64>, due: i64, now: i64) -> Result<i64> {
-    let last = last_sync.map_or_else(|| "never".to_string(), crate::clock::rfc3339);
-    Alert::new(
-        CallHomeCategory::Sync,
-        "SYNC",
-        "Major",
-        format!(
-            "synchronization with the cloud is overdue since {}; last successful sync: {last}",
-            crate::clock::rfc3339(due)
-        ),
-        format!(
-            "show sync status\nLast successful sync: {last}\nDue: {}\nCheck sync.cloud_url and the network (connected mode) or carry a usage bundle to the cloud and import its answer (disconnected mode).\n",
-            crate::clock::rfc3339(due)
-        ),
-        now,
-    )
-    .enqueue(c)
-}
 
 /// The server's Call Home: a delivery thread that sends what waits in the
 /// outbox as soon as it is woken, and every second in any case.
@@ -223,14 +113,6 @@ struct Delivery {
     database: PathBuf,
     clock: Clock,
     timeout: Duration,
-}
-
-/// Why one profile did not get an alert.
-enum Failure {
-    /// The profile's configuration makes it undeliverable (Dropped).
-    Config(String),
-    /// The target or the network failed (Failed; retried later).
-    Transport(String),
 }
 
 impl Delivery {
@@ -426,7 +308,7 @@ fn deliver(
                 .url
                 .as_deref()
                 .ok_or_else(|| Failure::Config("the profile has no url".into()))?;
-            let (content_type, body) = render(profile.format, delivery, alert, url);
+            let (content_type, body) = render(profile.format, &delivery.name, alert, url);
             ureq::AgentBuilder::new()
                 .timeout(delivery.timeout)
                 .build()
@@ -450,7 +332,7 @@ fn deliver(
                 .smtp
                 .as_deref()
                 .ok_or_else(|| Failure::Config("call_home.smtp is not set".into()))?;
-            let (content_type, body) = render(profile.format, delivery, alert, relay);
+            let (content_type, body) = render(profile.format, &delivery.name, alert, relay);
             let mail = mail(&delivery.from, &profile.to, &subject, content_type, body)
                 .map_err(Failure::Config)?;
             send_mail(relay, mail, delivery.timeout)
@@ -458,190 +340,10 @@ fn deliver(
     }
 }
 
-/// The mail itself: an address that does not parse is the configuration's fault.
-fn mail(
-    from: &str,
-    to: &[String],
-    subject: &str,
-    content_type: &str,
-    body: String,
-) -> std::result::Result<lettre::Message, String> {
-    use lettre::message::header::ContentType;
-    let mut message = lettre::Message::builder()
-        .from(
-            from.parse()
-                .map_err(|e| format!("call_home.from {from:?}: {e}"))?,
-        )
-        .subject(subject);
-    for address in to {
-        message = message.to(address
-            .parse()
-            .map_err(|e| format!("address {address:?}: {e}"))?);
-    }
-    let content_type = ContentType::parse(content_type).map_err(|e| e.to_string())?;
-    message
-        .header(content_type)
-        .body(body)
-        .map_err(|e| e.to_string())
-}
-
-fn send_mail(
-    relay: &str,
-    message: lettre::Message,
-    timeout: Duration,
-) -> std::result::Result<(), Failure> {
-    use lettre::{SmtpTransport, Transport};
-    let config = |reason: String| Failure::Config(reason);
-    let (scheme, rest) = relay
-        .split_once("://")
-        .ok_or_else(|| config("call_home.smtp is not a URL".into()))?;
-    let (host, port) = match rest.trim_end_matches('/').rsplit_once(':') {
-        Some((host, port)) => (
-            host,
-            port.parse::<u16>()
-                .map_err(|_| config(format!("call_home.smtp: bad port {port:?}")))?,
-        ),
-        None => (
-            rest.trim_end_matches('/'),
-            if scheme == "smtps" { 465 } else { 25 },
-        ),
-    };
-    let mailer = if scheme == "smtps" {
-        SmtpTransport::relay(host)
-            .map_err(|e| config(e.to_string()))?
-            .port(port)
-    } else {
-        // A relay on the site's LAN, as Call Home is usually set up.
-        SmtpTransport::builder_dangerous(host).port(port)
-    }
-    .timeout(Some(timeout))
-    .build();
-    mailer
-        .send(&message)
-        .map(|_| ())
-        .map_err(|e| Failure::Transport(format!("SMTP {}: {e}", redact(relay))))
-}
-
-/// The message body in the profile's format, and its content type.
-fn render(
-    format: CallHomeFormat,
-    delivery: &Delivery,
-    alert: &Alert,
-    to: &str,
-) -> (&'static str, String) {
-    let time = alert
-        .at
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
-    match format {
-        CallHomeFormat::ShortText => (
-            "text/plain; charset=utf-8",
-            format!(
-                "{time} {} {} {}: {}",
-                delivery.name, alert.severity, alert.message_type, alert.summary
-            ),
-        ),
-        CallHomeFormat::FullText => (
-            "text/plain; charset=utf-8",
-            format!(
-                "Call Home message from satellite {}\nTime: {time}\nCategory: {:?}\nMessage Type: {}\nSeverity: {}\nSummary: {}\n\n{}\n",
-                delivery.name, alert.category, alert.message_type, alert.severity, alert.summary, alert.detail
-            ),
-        ),
-        CallHomeFormat::Xml => {
-            #[derive(Serialize)]
-            struct Payload<'a> {
-                r#type: &'static str,
-                satellite: &'a str,
-                time: &'a str,
-                category: String,
-                message_type: &'a str,
-                severity: &'a str,
-                summary: &'a str,
-                detail: &'a str,
-            }
-            let payload = serde_json::to_string(&Payload {
-                r#type: "ALERT",
-                satellite: &delivery.name,
-                time: &time,
-                category: category_name(alert.category).to_string(),
-                message_type: &alert.message_type,
-                severity: alert.severity,
-                summary: &alert.summary,
-                detail: &alert.detail,
-            })
-            .unwrap_or_default();
-            let id = uuid::Uuid::new_v4().to_string();
-            (
-                crate::callhome::CONTENT_TYPE,
-                crate::callhome::wrap(&payload, to, &id, &delivery.name, alert.at),
-            )
-        }
-    }
-}
-
-/// A row of `show call-home statistics`, as `satellite status` prints it.
-#[derive(Debug, Clone, Serialize)]
-pub struct Statistics {
-    pub profile: String,
-    pub message_type: String,
-    pub success: i64,
-    pub failed: i64,
-    pub inqueue: i64,
-    pub dropped: i64,
-    pub last_sent: Option<String>,
-}
-
-/// The counts so far, and per configured profile what still waits for it
-/// in the outbox (Inqueue).
-pub fn statistics(c: &Db, profiles: &[CallHomeProfile]) -> Result<Vec<Statistics>> {
-    let mut rows: BTreeMap<(String, String), Statistics> = BTreeMap::new();
-    let blank = |profile: &str, message_type: &str| Statistics {
-        profile: profile.to_string(),
-        message_type: message_type.to_string(),
-        success: 0,
-        failed: 0,
-        inqueue: 0,
-        dropped: 0,
-        last_sent: None,
-    };
-    for (profile, message_type, success, failed, dropped, last_sent) in outbox::counted(c)? {
-        let mut row = blank(&profile, &message_type);
-        row.success = success;
-        row.failed = failed;
-        row.dropped = dropped;
-        row.last_sent = last_sent.map(crate::clock::rfc3339);
-        rows.insert((profile, message_type), row);
-    }
-    for waiting in outbox::all(c)? {
-        let category = Alert::from_waiting(&waiting).category;
-        for profile in profiles.iter().filter(|p| {
-            (p.categories.is_empty() || p.categories.contains(&category))
-                && !waiting.done.contains(&p.name)
-        }) {
-            rows.entry((profile.name.clone(), waiting.message_type.clone()))
-                .or_insert_with(|| blank(&profile.name, &waiting.message_type))
-                .inqueue += 1;
-        }
-    }
-    Ok(rows.into_values().collect())
-}
-
-/// A URL fit for a log line: any `user:password@` taken out.
-fn redact(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => {
-            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-            let host = authority.rsplit('@').next().unwrap_or(authority);
-            format!("{scheme}://{host}{path}")
-        }
-        None => url.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::notify::{statistics, sync_overdue};
 
     fn setup(yaml: &str) -> (tempfile::TempDir, Config, Db) {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -738,9 +440,12 @@ mod tests {
     #[test]
     fn credentials_never_reach_a_log_line() {
         assert_eq!(
-            super::redact("https://ops:s3cret@noc.example/alerts"),
+            super::super::transport::redact("https://ops:s3cret@noc.example/alerts"),
             "https://noc.example/alerts"
         );
-        assert_eq!(super::redact("smtp://relay:25"), "smtp://relay:25");
+        assert_eq!(
+            super::super::transport::redact("smtp://relay:25"),
+            "smtp://relay:25"
+        );
     }
 }
