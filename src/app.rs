@@ -1,6 +1,5 @@
 //! Wiring: from a validated configuration to a running server.
 
-use crate::clock::guard::ClockGuard;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::device::DeviceService;
@@ -15,6 +14,7 @@ use crate::setup::{self, Created};
 use crate::store::Store;
 use crate::sync::service::SyncService;
 use crate::sync::Keys;
+use crate::time_guard::ClockGuard;
 use std::future::Future;
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -4,8 +4,6 @@
 //! all ask this clock, so tests (and operators rehearsing a scenario) can move
 //! time without touching the system clock.
 
-pub mod guard;
-
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use time::OffsetDateTime;

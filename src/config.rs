@@ -652,10 +652,8 @@ impl Config {
         {
             *path = resolve(base, path);
         }
-        if let Some(catalog) = &self.catalog {
-            crate::licensing::catalog::Catalog::load(Some(catalog))
-                .map_err(|reason| ("catalog", reason))?;
-        }
+        // The catalog's contents are checked where it is loaded (before
+        // anything starts); here only that the file can be read.
         for (key, file) in [
             ("catalog", &self.catalog),
             ("device.tls_cert", &self.device.tls_cert),

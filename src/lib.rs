@@ -28,3 +28,4 @@ pub mod serve_lock;
 pub mod setup;
 pub mod store;
 pub mod sync;
+pub mod time_guard;

@@ -91,7 +91,7 @@ pub fn check_clock(config: &Config, clock: &Clock) -> Result<()> {
     }
     // Not migrated yet: a refused start leaves the database as it was.
     let mut conn = store::connect(&db)?;
-    store::transaction(&mut conn, |tx| crate::clock::guard::check_start(tx, clock))
+    store::transaction(&mut conn, |tx| crate::time_guard::check_start(tx, clock))
 }
 
 pub fn ensure(config: &Config, clock: &Clock) -> Result<(Created, CertificateAuthority)> {
@@ -189,12 +189,12 @@ pub fn ensure(config: &Config, clock: &Clock) -> Result<(Created, CertificateAut
             let password = match users::exist(tx)? {
                 true => None,
                 false => {
-                    let (password, hash) = crate::ops::password::bootstrap()?;
+                    let (password, hash) = crate::pki::password::bootstrap()?;
                     users::create_bootstrap_admin(tx, &hash, now)?;
                     Some(password)
                 }
             };
-            crate::clock::guard::advance(tx, now)?;
+            crate::time_guard::advance(tx, now)?;
             if created.database {
                 events::record(
                     tx,

@@ -2,8 +2,8 @@
 //! the status mapped once: service errors as the device API maps them,
 //! access errors here.
 
+use crate::error::http::{error_body, log_and_body, status_and_code, with_retry_after};
 use crate::error::Error;
-use crate::http::error::{error_body, log_and_body, status_and_code, with_retry_after};
 use crate::ops::OpsError;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};

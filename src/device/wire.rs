@@ -51,11 +51,7 @@ pub enum RenewKind {
 /// The largest count one message may ask for.
 pub const MAX_COUNT: u32 = 1_000_000;
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
-pub struct EntitlementRequest {
-    pub tag: String,
-    pub count: u32,
-}
+pub use crate::domain::EntitlementRequest;
 
 /// One device message. Which optional fields are required depends on `type`.
 #[derive(Debug, Deserialize)]

@@ -4,9 +4,16 @@ pub mod status;
 pub mod token;
 pub mod udi;
 
-pub use status::{EntitlementStatus, InstanceStatus, PoolStatus};
+pub use status::{EntitlementStatus, InstanceStatus, PoolStatus, Transition};
 pub use token::{TokenProblem, TokenSecret, TokenTerms};
 pub use udi::Udi;
+
+/// What a product instance asks for of one entitlement tag.
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+pub struct EntitlementRequest {
+    pub tag: String,
+    pub count: u32,
+}
 
 /// The virtual account every smart account has.
 pub const DEFAULT_VIRTUAL_ACCOUNT: &str = "Default";

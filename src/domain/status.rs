@@ -96,3 +96,27 @@ impl PoolStatus {
         }
     }
 }
+
+/// A pool whose compliance changed, or whose shortfall got deeper.
+#[derive(Debug, Clone)]
+pub struct Transition {
+    pub virtual_account: String,
+    pub tag: String,
+    pub in_use: i64,
+    pub available: i64,
+    pub to: PoolStatus,
+    /// The shortfall announced before (0 when the pool was in compliance):
+    /// above 0 with `to` out of compliance, the shortfall got deeper.
+    pub previous_shortfall: i64,
+}
+
+impl Transition {
+    pub fn shortfall(&self) -> i64 {
+        (self.in_use - self.available).max(0)
+    }
+
+    /// Already short before, and now shorter still.
+    pub fn deeper(&self) -> bool {
+        self.to == PoolStatus::OutOfCompliance && self.previous_shortfall > 0
+    }
+}

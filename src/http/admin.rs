@@ -1,8 +1,8 @@
 //! The admin listener: health, readiness and metrics. The REST API and the
 //! portal mount here too.
 
-use super::error::json_error;
 use super::AppState;
+use crate::error::http::json_error;
 use crate::licensing::compliance;
 use crate::metrics::{InstanceGauge, PoolGauge};
 use actix_web::http::StatusCode;

@@ -2,10 +2,10 @@
 //! transport (`POST /Transportgateway/services/DeviceRequestHandler`, the
 //! same JSON messages inside an AML SOAP envelope).
 
-use super::error::{error_body, status_and_code};
 use super::AppState;
 use crate::device::wire::{Message, MAX_BODY};
 use crate::device::PeerCertificate;
+use crate::error::http::{error_body, status_and_code};
 use crate::notify::callhome;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -75,7 +75,7 @@ async fn answer(state: &AppState, req: &HttpRequest, body: &[u8]) -> (StatusCode
                 .metrics
                 .count_device_message("UNKNOWN", "invalid_request");
             let (status, _) = status_and_code(&e);
-            return (status, super::error::log_and_body(&e));
+            return (status, crate::error::http::log_and_body(&e));
         }
     };
     let peer = req.conn_data::<PeerCertificate>().copied();
@@ -102,7 +102,7 @@ async fn answer(state: &AppState, req: &HttpRequest, body: &[u8]) -> (StatusCode
         Err(e) => {
             let (status, code) = status_and_code(&e);
             state.metrics.count_device_message(message_type, code);
-            (status, super::error::log_and_body(&e))
+            (status, crate::error::http::log_and_body(&e))
         }
     }
 }
@@ -119,7 +119,7 @@ pub async fn smart_transport(
             (refusal.status, error_body(refusal.code, &refusal.message))
         }
     };
-    super::error::with_retry_after(HttpResponse::build(status), status)
+    crate::error::http::with_retry_after(HttpResponse::build(status), status)
         .content_type("application/json")
         .body(body)
 }
@@ -171,7 +171,7 @@ pub async fn call_home(
         "satellite",
         state.device.clock().now(),
     );
-    super::error::with_retry_after(HttpResponse::build(status), status)
+    crate::error::http::with_retry_after(HttpResponse::build(status), status)
         .content_type(callhome::CONTENT_TYPE)
         .body(xml)
 }

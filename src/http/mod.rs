@@ -3,7 +3,7 @@
 
 mod admin;
 mod device;
-pub mod error;
+
 pub mod handshake;
 pub mod limits;
 mod listener;
@@ -11,6 +11,7 @@ mod sync_live;
 pub mod tls;
 
 use crate::device::{DeviceService, PeerCertificate};
+use crate::error::http as error;
 use crate::metrics::Metrics;
 use crate::store::Store;
 use actix_web::dev::{Extensions, Service, ServiceRequest};

@@ -4,9 +4,9 @@
 //! certificate. The bundle rules are the sync layer's; this only moves
 //! bytes and maps refusals to JSON errors.
 
-use super::error::{error_body, log_and_body};
 use super::AppState;
 use crate::device::PeerCertificate;
+use crate::error::http::{error_body, log_and_body};
 use crate::sync::bundle::Limits;
 use crate::sync::live::link::{CA_PATH, IDENTITY_PATH, REGISTER_PATH, USAGE_PATH};
 use crate::sync::SyncError;
@@ -23,7 +23,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 fn refusal(e: &SyncError) -> HttpResponse {
     let (status, body) = match e {
-        SyncError::Service(e) => (super::error::status_and_code(e).0, log_and_body(e)),
+        SyncError::Service(e) => (crate::error::http::status_and_code(e).0, log_and_body(e)),
         SyncError::Refused(b) => {
             tracing::info!(error = %b, "live sync bundle refused");
             (

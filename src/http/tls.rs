@@ -8,7 +8,6 @@
 use crate::clock::Clock;
 use crate::setup::ServerIdentity;
 use rustls::client::danger::HandshakeSignatureValid;
-use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
@@ -32,9 +31,7 @@ pub enum TlsError {
 /// Sessions kept for resumption: a returning router skips the full handshake.
 const SESSION_CACHE: usize = 16 * 1024;
 
-pub fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
+pub use crate::pki::tls_provider as provider;
 
 fn load_identity(
     identity: &ServerIdentity,

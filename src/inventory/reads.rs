@@ -39,7 +39,7 @@ pub const EVENT_KINDS: &[&str] = &[
     "satellite",
     "user",
     "client",
-    crate::clock::guard::EVENT_KIND,
+    crate::time_guard::EVENT_KIND,
 ];
 
 /// Refuses an unknown virtual account by name (none given: nothing to check).

@@ -8,7 +8,7 @@ pub mod pool;
 pub mod reports;
 pub mod rules;
 
-use crate::device::wire::EntitlementRequest;
+use crate::domain::EntitlementRequest;
 use crate::error::Result;
 use crate::store::instances::{self, Instance};
 use crate::store::usage;

@@ -5,8 +5,7 @@ use super::syslog::{Severity, Syslog};
 use super::{Alert, CallHome};
 use crate::clock::Clock;
 use crate::config::CallHomeCategory;
-use crate::domain::PoolStatus;
-use crate::licensing::pool::Transition;
+use crate::domain::{PoolStatus, Transition};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 /// Tells the operator about compliance changes, after they are committed:

@@ -128,14 +128,14 @@ pub fn check_password(c: &Db, username: &str, password: &str) -> Result<Verified
     let Some((user, hash)) = found else {
         // Spend the same time as a real check, so timing does not tell
         // which user names exist.
-        let _ = super::password::verify(password, dummy_hash());
+        let _ = crate::pki::password::verify(password, dummy_hash());
         return Err(refused());
     };
-    if !super::password::verify(password, &hash) {
+    if !crate::pki::password::verify(password, &hash) {
         return Err(refused());
     }
-    let rehash = if super::password::needs_rehash(&hash) {
-        Some(super::password::hash(password)?)
+    let rehash = if crate::pki::password::needs_rehash(&hash) {
+        Some(crate::pki::password::hash(password).map_err(Error::from)?)
     } else {
         None
     };
@@ -149,7 +149,8 @@ pub fn check_password(c: &Db, username: &str, password: &str) -> Result<Verified
 /// An argon2id hash of nothing anyone knows, for unknown user names.
 fn dummy_hash() -> &'static str {
     static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    DUMMY.get_or_init(|| super::password::hash("no user has this password").unwrap_or_default())
+    DUMMY
+        .get_or_init(|| crate::pki::password::hash("no user has this password").unwrap_or_default())
 }
 
 /// Checks a client's credentials (fast: the secret is random, a hash of it

@@ -13,7 +13,7 @@ pub mod events;
 pub mod instances;
 pub mod licenses;
 pub mod login;
-pub mod password;
+
 pub mod reports;
 mod service;
 pub mod sync;

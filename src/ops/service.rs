@@ -229,7 +229,7 @@ impl Local {
     /// A change in one transaction, recorded as the caller's.
     pub fn change<T>(&mut self, caller: &Caller, f: impl FnOnce(&Db) -> Result<T>) -> Result<T> {
         let now = self.now();
-        crate::clock::guard::write(self.db_for(caller), now, f)
+        crate::time_guard::write(self.db_for(caller), now, f)
     }
 
     /// [`Local::change`] for a change that can move license pools; the

@@ -153,7 +153,7 @@ pub fn export_local(local: &mut Local, caller: &Caller) -> Result<Written> {
         now,
         Some(&caller.name),
         |c| {
-            crate::clock::guard::advance(c, now)
+            crate::time_guard::advance(c, now)
                 .map(|_| ())
                 .map_err(SyncError::from)
         },

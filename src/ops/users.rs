@@ -42,7 +42,7 @@ pub fn hash_new_password(password: &str) -> Result<String> {
         )
         .into());
     }
-    Ok(super::password::hash(password)?)
+    Ok(crate::pki::password::hash(password).map_err(Error::from)?)
 }
 
 /// Checks role and scope together: an admin has no list of virtual

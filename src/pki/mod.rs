@@ -6,6 +6,7 @@
 pub(crate) mod csr;
 pub mod files;
 mod issue;
+pub mod password;
 pub mod purpose;
 pub mod signer;
 
@@ -43,6 +44,8 @@ pub enum PkiError {
     },
     #[error("{path}: {reason}")]
     BadFile { path: PathBuf, reason: String },
+    #[error("cannot hash the password: {0}")]
+    Password(String),
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> PkiError + '_ {
@@ -50,6 +53,11 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> PkiError + '_ {
         path: path.to_path_buf(),
         source,
     }
+}
+
+/// The one TLS crypto provider, for the listeners and the cloud link alike.
+pub fn tls_provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {
+    std::sync::Arc::new(rustls::crypto::ring::default_provider())
 }
 
 /// SHA-256 over data given in pieces.

@@ -3,7 +3,7 @@
 //! instead (`Notice`); this is for what has no page to go back to.
 
 use super::layout;
-use crate::http::error::status_and_code;
+use crate::error::http::status_and_code;
 use crate::ops::OpsError;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};

@@ -90,7 +90,7 @@ impl CloudLink {
                 .add(cert)
                 .map_err(|e| local("the pinned cloud CA", e))?;
         }
-        let builder = rustls::ClientConfig::builder_with_provider(crate::http::tls::provider())
+        let builder = rustls::ClientConfig::builder_with_provider(crate::pki::tls_provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| local("TLS", e))?
             .with_root_certificates(roots);
@@ -114,7 +114,7 @@ impl CloudLink {
     /// cloud's CA certificate, which is then checked against the pin before
     /// anything secret is sent.
     fn unpinned(cloud_url: &str, proxy: Option<&str>) -> Result<Self, LinkError> {
-        let provider = crate::http::tls::provider();
+        let provider = crate::pki::tls_provider();
         let tls = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| local("TLS", e))?

@@ -22,12 +22,12 @@ pub use state::{LiveState, STATE_KEY};
 use super::bundle::{self, Limits};
 use super::token::SatelliteToken;
 use super::{current_catalog, satellite, Applied, Keys, SyncError, Written};
-use crate::clock::guard;
 use crate::config::{Config, SyncMode};
 use crate::error::Error;
 use crate::licensing::pool::Transition;
 use crate::store::sync as ledger;
 use crate::store::Db;
+use crate::time_guard;
 use base64::Engine;
 use link::{CloudLink, Identity, LinkError};
 use serde::Serialize;
@@ -78,13 +78,13 @@ fn cloud_url(config: &Config) -> Result<&str, SyncError> {
     })
 }
 
-/// [`guard::write`] for this module's error type.
+/// [`time_guard::write`] for this module's error type.
 fn write<T>(
     conn: &mut Db,
     now: i64,
     f: impl FnOnce(&Db) -> Result<T, SyncError>,
 ) -> Result<T, SyncError> {
-    guard::write(conn, now, f)
+    time_guard::write(conn, now, f)
 }
 
 fn file_error(path: &Path, e: impl std::fmt::Display) -> SyncError {
@@ -289,7 +289,7 @@ pub fn exchange(
     }
     let id = renew_if_due(config, &url, &ca_pem, id, now)?;
     let sent = satellite::export_usage_from_snapshot(conn, config, keys, now, None, |c| {
-        crate::clock::guard::advance(c, now)
+        crate::time_guard::advance(c, now)
             .map(|_| ())
             .map_err(SyncError::from)
     })?;

@@ -6,7 +6,7 @@
 //! running server whose clock falls behind logs it, records an event and
 //! keeps its own clock from going back (so no expiry is extended).
 
-use super::{rfc3339, Clock};
+use crate::clock::{rfc3339, Clock};
 use crate::error::{Error, Result};
 use crate::store::events::{self, NewEvent, Severity};
 use crate::store::Db;

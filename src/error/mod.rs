@@ -1,6 +1,8 @@
 //! The service layer's error: what the licensing operations can refuse with.
 //! The HTTP layer maps it to a status and a JSON code in one place
-//! (`http::error`); the CLI prints its message.
+//! (`http`, below); the CLI prints its message.
+
+pub mod http;
 
 use crate::domain::TokenProblem;
 use crate::pki::PkiError;

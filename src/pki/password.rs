@@ -3,22 +3,22 @@
 //! login. Hashing is slow on purpose: callers run it off the database
 //! writer and the async workers.
 
-use crate::error::{Error, Result};
+use super::PkiError;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use base64::engine::general_purpose::STANDARD_NO_PAD as B64;
 use base64::Engine;
 
 /// argon2id with the crate's default (OWASP) parameters, in PHC format.
-pub fn hash(password: &str) -> Result<String> {
+pub fn hash(password: &str) -> Result<String, PkiError> {
     let mut salt = [0u8; 16];
     crate::pki::fill_random(&mut salt)?;
     let salt = SaltString::encode_b64(&salt)
-        .map_err(|e| Error::invalid("password", format!("cannot salt the hash: {e}")))?;
+        .map_err(|e| PkiError::Password(format!("cannot salt it: {e}")))?;
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(|e| Error::invalid("password", format!("cannot hash it: {e}")))
+        .map_err(|e| PkiError::Password(e.to_string()))
 }
 
 /// Whether a stored hash is in an older format that should be replaced.
@@ -71,7 +71,7 @@ fn verify_pbkdf2(password: &str, stored: &str) -> bool {
 }
 
 /// A fresh random password for the bootstrap admin (shown once) and its hash.
-pub fn bootstrap() -> Result<(String, String)> {
+pub fn bootstrap() -> Result<(String, String), PkiError> {
     let mut secret = [0u8; 18];
     crate::pki::fill_random(&mut secret)?;
     let password = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
