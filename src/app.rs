@@ -115,6 +115,11 @@ impl Satellite {
             SharedCatalog::load(c, config.catalog.as_deref())
                 .map_err(|reason| crate::error::Error::invalid("catalog", reason))
         })?;
+        if config.role == crate::config::Role::Cloud {
+            for shared in store.read(crate::sync::cloud::shared_warnings)? {
+                tracing::warn!("{shared}");
+            }
+        }
         let call_home =
             crate::notify::CallHome::start(&config, clock.clone()).map_err(StartError::Serve)?;
         let call_home = Some(call_home);

@@ -11,7 +11,7 @@ use crate::domain::{check_name, TokenSecret, TokenTerms, Udi};
 use crate::error::{Error, Result};
 use crate::licensing::catalog::Catalog;
 use crate::licensing::pool::{self, Transition};
-use crate::licensing::rules;
+use crate::licensing::{rules, serving};
 use crate::store::events::{NewEvent, Severity};
 use crate::store::instances::Instance;
 use crate::store::Db;
@@ -61,6 +61,7 @@ pub fn create_token(
 ) -> Result<CreatedToken> {
     terms.check().map_err(|r| Error::invalid("token", r))?;
     let va = accounts::require(c, account, virtual_account, now)?;
+    serving::check_served_here(c, va.id, &va.name, "a registration token")?;
     let secret = TokenSecret::generate()?;
     tokens::insert(c, va.id, &secret, terms, now)?;
     let expires_at = now + i64::from(terms.days) * 86_400;
@@ -258,6 +259,12 @@ pub fn move_instance(
             "the instance is already in {to:?}"
         )));
     }
+    serving::check_served_here(
+        c,
+        target.id,
+        &target.name,
+        "moving a product instance into it",
+    )?;
     let transitions = move_usage(c, catalog, &instance, target.id, &target.name, now)?;
     let udi = instance.udi().to_string();
     events::record(

@@ -432,3 +432,46 @@ pub async fn backend_token_revoke(
 ) -> Result<HttpResponse, ApiError> {
     token_revoke(api, caller, path).await
 }
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServeRequest {
+    /// A satellite's name, or `cloud`.
+    pub served_by: String,
+}
+
+/// At the cloud: makes one satellite, or the cloud itself, the one node
+/// serving a virtual account (`satellite va serve`).
+#[utoipa::path(post, path = "/api/v1/accounts/{account}/virtual-accounts/{va}/serve", tag = "satellites", params(("account" = String, Path, description = "The smart account"), ("va" = String, Path, description = "The virtual account")), request_body = ServeRequest, responses((status = 200, description = "The serving node changed", body = super::wire::Served), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody), (status = 404, description = "No such virtual account or satellite", body = ErrorBody), (status = 409, description = "Already served so, routers registered here are in it, or not a cloud", body = ErrorBody)), security(("bearer" = [])))]
+pub async fn serve(
+    api: web::Data<Api>,
+    Authenticated(caller): Authenticated,
+    path: web::Path<(String, String)>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let bytes = body::read(payload).await?;
+    let (account, va) = path.into_inner();
+    api.check_account(&account)?;
+    let request: ServeRequest = body::json(&bytes)?;
+    let now = api.now();
+    let config = api.config().clone();
+    let keys = {
+        let (caller, config) = (caller.clone(), config.clone());
+        api.blocking(move || ops::sync::keys(&caller, &config, now))
+            .await?
+    };
+    let served = api
+        .change(caller, move |c, caller| {
+            ops::sync::serve_virtual_account(
+                c,
+                caller,
+                &config,
+                &keys,
+                &va,
+                &request.served_by,
+                now,
+            )
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(super::wire::Served::from(served)))
+}

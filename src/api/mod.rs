@@ -53,6 +53,7 @@ routes! {
     (POST, "/backend/api/v1/accounts/{account}/virtual-accounts/{va}/tokens", accounts::backend_token_create),
     (DELETE, "/backend/api/v1/accounts/{account}/virtual-accounts/{va}/tokens/{token}", accounts::backend_token_revoke),
     (POST, "/api/v1/accounts/{account}/virtual-accounts/{va}/licenses/transfer", accounts::transfer),
+    (POST, "/api/v1/accounts/{account}/virtual-accounts/{va}/serve", accounts::serve),
     (GET, "/api/v1/accounts/{account}/product-instances", inventory::instance_list),
     (GET, "/api/v1/accounts/{account}/product-instances/{instance}", inventory::instance_show),
     (DELETE, "/api/v1/accounts/{account}/product-instances/{instance}", inventory::instance_remove),

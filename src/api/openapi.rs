@@ -39,6 +39,7 @@ impl Modify for BearerScheme {
         accounts::backend_token_create,
         accounts::backend_token_revoke,
         accounts::transfer,
+        accounts::serve,
         inventory::instance_list,
         inventory::instance_show,
         inventory::instance_remove,

@@ -426,3 +426,23 @@ impl From<sync::SyncStatus> for SyncStatus {
         }
     }
 }
+
+/// Which node serves a virtual account, after a change of serving node.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Served {
+    pub virtual_account: String,
+    /// A satellite's name, or `cloud`.
+    pub served_by: String,
+    /// The nodes that served it before.
+    pub previously: Vec<String>,
+}
+
+impl From<sync::Served> for Served {
+    fn from(s: sync::Served) -> Self {
+        Self {
+            virtual_account: s.virtual_account,
+            served_by: s.served_by,
+            previously: s.previously,
+        }
+    }
+}

@@ -71,6 +71,23 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 Ok(())
             }
         }
+        Command::Va(VaCommand::Serve { name, by, json }) => {
+            let mut conn = ops::Local::open(&config, &clock)?;
+            let keys = crate::sync::Keys::load(&config, now)?;
+            let served = conn.change(&caller, |c| {
+                ops::sync::serve_virtual_account(c, &caller, &config, &keys, &name, &by, now)
+            })?;
+            if json {
+                return print_json(&served);
+            }
+            println!(
+                "virtual account {:?} is now served by {} (before: {})",
+                served.virtual_account,
+                served.served_by,
+                served.previously.join(", ")
+            );
+            Ok(())
+        }
         Command::Va(VaCommand::List { json }) => {
             let conn = ops::Local::open(&config, &clock)?;
             let vas = conn.read(|c| ops::accounts::list(c, &caller, &account, now))?;

@@ -401,6 +401,26 @@ pub enum VaCommand {
         #[arg(long)]
         json: bool,
     },
+    /// At the cloud: make one satellite, or the cloud itself, the one node
+    /// that serves a virtual account (its routers register there, and it
+    /// hands out the account's licenses).
+    #[command(
+        after_help = "A virtual account is served by exactly one node. The satellite that gives it\n\
+                      up gets no licenses for it from its next sync; the one that takes it gets\n\
+                      them at its next sync. Routers registered at the cloud in it must be moved\n\
+                      or removed first.\n\n\
+                      Examples:\n  satellite va serve Edge --by site-a\n  satellite va serve Edge --by cloud"
+    )]
+    Serve {
+        /// The virtual account.
+        name: String,
+        /// A satellite's name, or `cloud`.
+        #[arg(long, value_name = "NODE")]
+        by: String,
+        /// Print JSON for scripts instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

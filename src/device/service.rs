@@ -109,6 +109,14 @@ impl DeviceService {
             let Some(stored) = tokens::find(c, &token)? else {
                 return Err(Error::Token(TokenProblem::Unknown));
             };
+            // At the cloud, a token made before its virtual account went
+            // to a satellite registers nothing there any more.
+            crate::licensing::serving::check_served_here(
+                c,
+                stored.virtual_account_id,
+                &stored.virtual_account,
+                "registering a router",
+            )?;
             let sender = Sender {
                 udi_key: &udi_key,
                 message_type: message.message_type.as_str(),

@@ -7,6 +7,7 @@ pub mod jobs;
 pub mod pool;
 pub mod reports;
 pub mod rules;
+pub mod serving;
 
 use crate::domain::EntitlementRequest;
 use crate::error::Result;

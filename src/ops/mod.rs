@@ -37,6 +37,7 @@ pub mod views {
 
     /// What the sync operations answer.
     pub mod sync {
+        pub use crate::sync::cloud::Served;
         pub use crate::sync::live::Synced;
         pub use crate::sync::status::SyncStatus;
         pub use crate::sync::{Applied, Written};

@@ -207,6 +207,22 @@ pub fn add_satellite(
     })
 }
 
+/// At the cloud: makes one satellite, or the cloud (`cloud`), the one node
+/// serving a virtual account.
+pub fn serve_virtual_account(
+    c: &Db,
+    caller: &Caller,
+    config: &Config,
+    keys: &Keys,
+    virtual_account: &str,
+    by: &str,
+    now: i64,
+) -> Result<crate::sync::cloud::Served> {
+    on_node(c, caller, config, keys, now, |c, node| {
+        crate::sync::cloud::serve_virtual_account(c, node, virtual_account, by)
+    })
+}
+
 /// At a disconnected satellite: the registration request to carry to the
 /// cloud, for a satellite token.
 pub fn request_registration(

@@ -489,6 +489,16 @@ ALTER TABLE satellites ADD COLUMN signer_sha256 TEXT;
 ALTER TABLE satellites ADD COLUMN retired_signer_sha256 TEXT;
 "#,
     },
+    Migration {
+        version: 12,
+        name: "a virtual account has one serving node",
+        sql: r#"
+-- Who serves a virtual account is asked at every registration, token and
+-- move at the cloud. A database where two satellites already share one is
+-- named at start and at each of their syncs (`satellite va serve`).
+CREATE INDEX satellite_virtual_accounts_by_va ON satellite_virtual_accounts (virtual_account_id);
+"#,
+    },
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {

@@ -114,6 +114,54 @@ pub fn virtual_account_ids(c: &Db, satellite_row: i64) -> Result<Vec<(i64, Strin
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// The satellites (not revoked) that serve a virtual account: none when
+/// the cloud serves it itself; more than one only in a database from
+/// before a virtual account had one serving node.
+pub fn serving(c: &Db, virtual_account_id: i64) -> Result<Vec<String>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT s.name FROM satellite_virtual_accounts sv
+         JOIN satellites s ON s.id = sv.satellite_id
+         WHERE sv.virtual_account_id = ?1 AND s.revoked_at IS NULL ORDER BY s.name",
+    )?;
+    let rows = stmt.query_map([virtual_account_id], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Virtual accounts that more than one satellite (not revoked) serves,
+/// with those satellites' names.
+pub fn shared_virtual_accounts(c: &Db) -> Result<Vec<(String, Vec<String>)>> {
+    let mut stmt = c.prepare(
+        "SELECT va.name, group_concat(s.name, char(10)) FROM satellite_virtual_accounts sv
+         JOIN satellites s ON s.id = sv.satellite_id
+         JOIN virtual_accounts va ON va.id = sv.virtual_account_id
+         WHERE s.revoked_at IS NULL
+         GROUP BY va.id HAVING COUNT(*) > 1 ORDER BY va.name",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        let names: String = r.get(1)?;
+        let mut names: Vec<String> = names.split('\n').map(str::to_string).collect();
+        names.sort();
+        Ok((r.get(0)?, names))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Makes `satellite_row` (none: the cloud itself) the one node serving a
+/// virtual account.
+pub fn reassign(c: &Db, virtual_account_id: i64, satellite_row: Option<i64>) -> Result<()> {
+    c.execute(
+        "DELETE FROM satellite_virtual_accounts WHERE virtual_account_id = ?1",
+        [virtual_account_id],
+    )?;
+    if let Some(satellite_row) = satellite_row {
+        c.execute(
+            "INSERT INTO satellite_virtual_accounts (satellite_id, virtual_account_id) VALUES (?1, ?2)",
+            params![satellite_row, virtual_account_id],
+        )?;
+    }
+    Ok(())
+}
+
 /// Pins the satellite's bundle signer CA at its first, token-proved contact.
 pub fn register(c: &Db, satellite_row: i64, signer_ca_sha256: &str, now: i64) -> Result<()> {
     c.execute(

@@ -15,7 +15,7 @@ use crate::store::events::Severity;
 use crate::store::satellites::{self, RemoteInstance, Satellite};
 use crate::store::sync::{self as ledger, Direction};
 use crate::store::Db;
-use crate::store::{accounts, licenses};
+use crate::store::{accounts, instances, licenses};
 use serde::Serialize;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
@@ -78,6 +78,7 @@ pub fn add_satellite(
     let mut va_names = BTreeSet::new();
     for va in virtual_accounts {
         let found = accounts::require(c, &node.config.account, va, node.now)?;
+        check_can_take_over(c, node, &found, name)?;
         va_ids.push(found.id);
         va_names.insert(found.name);
     }
@@ -120,6 +121,166 @@ pub fn add_satellite(
         virtual_accounts: va_names,
         token_expires_at: stamp(expires),
     })
+}
+
+/// A virtual account may go to a satellite only when no other satellite
+/// serves it and no router registered here is in it (this cloud issued
+/// their certificates; they would keep asking here).
+fn check_can_take_over(
+    c: &Db,
+    node: &Node<'_>,
+    va: &accounts::VirtualAccount,
+    satellite: &str,
+) -> Result<(), SyncError> {
+    if let Some(other) = satellites::serving(c, va.id)?
+        .into_iter()
+        .find(|s| s != satellite)
+    {
+        return Err(Error::Conflict(format!(
+            "virtual account {:?} is served by satellite {other:?}; a virtual account has one \
+             serving node: move it with `satellite va serve {} --by {satellite}`",
+            va.name, va.name
+        ))
+        .into());
+    }
+    check_no_direct_instances(c, node, va, satellite)
+}
+
+/// Routers registered here keep asking here (this cloud issued their
+/// certificates): their virtual account stays with the cloud until they
+/// are moved out or removed.
+fn check_no_direct_instances(
+    c: &Db,
+    node: &Node<'_>,
+    va: &accounts::VirtualAccount,
+    satellite: &str,
+) -> Result<(), SyncError> {
+    let direct = instances::count(c, &node.config.account, Some(&va.name))?;
+    if direct > 0 {
+        return Err(Error::Conflict(format!(
+            "{direct} product instances registered at this cloud are in virtual account {:?}; \
+             move them to another virtual account (`satellite instance move`) or remove them \
+             before satellite {satellite:?} serves it",
+            va.name
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// Which node serves a virtual account after `va serve`, and which before.
+#[derive(Debug, Clone, Serialize)]
+pub struct Served {
+    pub virtual_account: String,
+    /// A satellite's name, or `cloud`.
+    pub served_by: String,
+    /// The nodes that served it before (`cloud`, or satellites' names).
+    pub previously: Vec<String>,
+}
+
+/// `va serve VA --by NODE`: makes one satellite, or the cloud itself
+/// (`cloud`), the one node serving a virtual account. The satellite that
+/// gave it up gets no licenses for it from its next sync, and what it
+/// reports there stops counting; the one that took it gets its licenses at
+/// its next sync.
+pub fn serve_virtual_account(
+    c: &Db,
+    node: &Node<'_>,
+    virtual_account: &str,
+    by: &str,
+) -> Result<Served, SyncError> {
+    require_cloud(node)?;
+    let va = accounts::require(c, &node.config.account, virtual_account, node.now)?;
+    let before = satellites::serving(c, va.id)?;
+    let target = match by {
+        CLOUD => None,
+        name => {
+            let found = satellites::find_by_name(c, name)?.ok_or_else(|| {
+                Error::NotFound(format!(
+                    "no satellite named {name:?}; see `satellite satellite list`, or `--by cloud`"
+                ))
+            })?;
+            if found.revoked_at.is_some() {
+                return Err(Error::Conflict(format!(
+                    "satellite {name:?} is revoked and serves nothing"
+                ))
+                .into());
+            }
+            Some(found)
+        }
+    };
+    let already = match &target {
+        None => before.is_empty(),
+        Some(t) => before == [t.name.clone()],
+    };
+    if already {
+        return Err(Error::Conflict(format!(
+            "virtual account {:?} is already served by {by}",
+            va.name
+        ))
+        .into());
+    }
+    if let Some(t) = &target {
+        check_no_direct_instances(c, node, &va, &t.name)?;
+    }
+    satellites::reassign(c, va.id, target.as_ref().map(|t| t.id))?;
+    let previously = if before.is_empty() {
+        vec![CLOUD.to_string()]
+    } else {
+        before
+    };
+    record(
+        c,
+        node.now,
+        "satellite",
+        Severity::Info,
+        by,
+        format!(
+            "virtual account {:?} is now served by {} (before: {}); licenses reach the new \
+             node at its next sync",
+            va.name,
+            describe(by),
+            previously
+                .iter()
+                .map(|n| describe(n))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    )?;
+    Ok(Served {
+        virtual_account: va.name,
+        served_by: by.to_string(),
+        previously,
+    })
+}
+
+/// What `--by` names the cloud itself.
+pub const CLOUD: &str = "cloud";
+
+fn describe(node: &str) -> String {
+    if node == CLOUD {
+        "the cloud".to_string()
+    } else {
+        format!("satellite {node:?}")
+    }
+}
+
+/// Virtual accounts that more than one satellite serves (a database from
+/// before the one-serving-node rule), as lines an operator can act on.
+pub fn shared_warnings(c: &Db) -> crate::error::Result<Vec<String>> {
+    Ok(satellites::shared_virtual_accounts(c)?
+        .into_iter()
+        .map(|(va, names)| shared_message(&va, &names))
+        .collect())
+}
+
+fn shared_message(va: &str, satellites: &[String]) -> String {
+    format!(
+        "virtual account {va:?} is served by {} satellites ({}): each hands out its whole pool; \
+         keep one with `satellite va serve {va} --by NAME`",
+        satellites.len(),
+        satellites.join(", ")
+    )
 }
 
 /// A satellite as `satellite list` shows it.
@@ -511,12 +672,27 @@ fn apply_usage(
             &sat.name,
             format!(
                 "satellite {:?} reported {outside} product instances in virtual accounts it does not serve \
-                 (it serves {}); their usage is not counted here: move them back, or add those \
-                 virtual accounts to a satellite",
+                 (it serves {}); their usage is not counted here: move them back, or have it serve \
+                 them with `satellite va serve VA --by NAME`",
                 sat.name,
                 served.keys().cloned().collect::<Vec<_>>().join(", ")
             ),
         )?;
+    }
+    // A database from before one serving node per virtual account: said at
+    // every sync of a satellite that shares one, never silently.
+    for (va, &va_id) in &served {
+        let serving = satellites::serving(c, va_id)?;
+        if serving.len() > 1 {
+            record(
+                c,
+                node.now,
+                "satellite",
+                Severity::Major,
+                &sat.name,
+                shared_message(va, &serving),
+            )?;
+        }
     }
     let reported = load.len();
     let touched = load.finish(sat.id)?;

@@ -572,3 +572,109 @@ fn a_satellite_keeps_the_smart_account_it_was_initialized_with() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("belongs to smart account"), "{err}");
 }
+
+fn refused(node: &Server, args: &[&str]) -> String {
+    let out = node.cli(args);
+    assert!(!out.status.success(), "satellite {args:?} was accepted");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn license_quantity(node: &Server, va: &str) -> i64 {
+    json_of(&node.cli_ok(&["license", "list", "--json"]))
+        .as_array()
+        .expect("licenses")
+        .iter()
+        .filter(|l| l["virtual_account"] == va)
+        .map(|l| l["quantity"].as_i64().unwrap_or(0))
+        .sum()
+}
+
+/// DESIGN §2: a virtual account is served by one node. The cloud refuses,
+/// naming the satellite, a second satellite, tokens, registrations and
+/// moves into it; `va serve` moves it, audited, and each side sees the
+/// move at its next sync.
+#[test]
+fn a_virtual_account_has_one_serving_node_and_moves_by_one_command() {
+    let cloud = cloud();
+    let a = satellite_named("site-a");
+    let b = satellite_named("site-b");
+    register_satellite(&cloud, &a, "site-a", "Lab");
+
+    let second = refused(&cloud, &["satellite", "add", "site-b", "--va", "Lab"]);
+    assert!(second.contains("\"site-a\""), "{second}");
+    let token = refused(&cloud, &["token", "create", "--va", "Lab"]);
+    assert!(
+        token.contains("\"site-a\"") && token.contains("va serve Lab --by cloud"),
+        "{token}"
+    );
+
+    // A router at the cloud in Lab2 keeps Lab2 at the cloud, and cannot be
+    // moved into Lab.
+    let early_token = cloud.token("Lab2", &[]);
+    let direct = register(&cloud, "FOCDIRECT1", &early_token);
+    let blocked = refused(&cloud, &["satellite", "add", "site-b", "--va", "Lab2"]);
+    assert!(
+        blocked.contains("1 product instances registered at this cloud"),
+        "{blocked}"
+    );
+    let moved = refused(
+        &cloud,
+        &["instance", "move", &direct.instance_id, "--to", "Lab"],
+    );
+    assert!(moved.contains("\"site-a\""), "{moved}");
+    cloud.cli_ok(&["instance", "remove", &direct.instance_id]);
+    register_satellite(&cloud, &b, "site-b", "Lab2");
+
+    // A token made before its virtual account went to a satellite
+    // registers nothing at the cloud any more.
+    let (status, answer) = cloud.device().post(&crate::client::registration(
+        "reg-late",
+        "FOCLATE1",
+        &early_token,
+        &crate::client::csr(&crate::client::p256()),
+    ));
+    assert_eq!(status, 409, "{answer}");
+    assert!(
+        answer.to_string().contains("site-b"),
+        "the refusal names the satellite: {answer}"
+    );
+
+    // Lab moves from site-a to site-b: one command, audited.
+    let served = json_of(&cloud.cli_ok(&["va", "serve", "Lab", "--by", "site-b", "--json"]));
+    assert_eq!(served["served_by"], "site-b", "{served}");
+    assert_eq!(served["previously"], json!(["site-a"]), "{served}");
+    let again = refused(&cloud, &["va", "serve", "Lab", "--by", "site-b"]);
+    assert!(again.contains("already served"), "{again}");
+    let events = json_of(&cloud.cli_ok(&["events", "--json", "--limit", "1000"]));
+    assert!(
+        events.as_array().expect("events").iter().any(|e| {
+            e["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("now served by satellite \"site-b\""))
+                && e["actor"].as_str().is_some_and(|a| a.starts_with("cli:"))
+        }),
+        "{events}"
+    );
+    let sats = json_of(&cloud.cli_ok(&["satellite", "list", "--json"]));
+    let serves = |name: &str| {
+        sats.as_array()
+            .and_then(|s| s.iter().find(|s| s["name"] == name))
+            .map(|s| s["virtual_accounts"].clone())
+            .expect("listed")
+    };
+    assert_eq!(serves("site-a"), json!([]), "{sats}");
+    assert_eq!(serves("site-b"), json!(["Lab", "Lab2"]), "{sats}");
+
+    // Each side sees it at its next sync: site-a gives up Lab's licenses,
+    // site-b receives them.
+    assert_eq!(license_quantity(&a, "Lab"), 5);
+    round_trip(&cloud, &a);
+    assert_eq!(license_quantity(&a, "Lab"), 0);
+    round_trip(&cloud, &b);
+    assert_eq!(license_quantity(&b, "Lab"), 5);
+
+    // Back to the cloud: its tokens work there again.
+    cloud.cli_ok(&["va", "serve", "Lab", "--by", "cloud"]);
+    let token = cloud.token("Lab", &[]);
+    register(&cloud, "FOCBACK1", &token);
+}

@@ -243,8 +243,18 @@ impl Cloud {
             .unwrap_or_else(|| panic!("{name} not listed: {list}"))
     }
 
+    /// A satellite token for `name`, serving Lab.
     pub(crate) fn token_for(&self, name: &str) -> String {
-        let added = json_of(&self.cli_ok(&["satellite", "add", name, "--va", "Lab", "--json"]));
+        self.token_serving(name, "Lab")
+    }
+
+    /// A satellite token for `name`, serving `va` (made when missing): a
+    /// virtual account has one serving node.
+    pub(crate) fn token_serving(&self, name: &str, va: &str) -> String {
+        if va != "Lab" {
+            self.cli_ok(&["va", "create", va]);
+        }
+        let added = json_of(&self.cli_ok(&["satellite", "add", name, "--va", va, "--json"]));
         added["token"].as_str().expect("token").to_string()
     }
 }
@@ -697,7 +707,9 @@ fn the_cloud_answers_a_repeated_usage_bundle_the_same_and_only_to_its_satellite(
     assert_eq!(status, 403);
     assert!(String::from_utf8_lossy(&body).contains("certificate_required"));
     let router_key = crate::client::p256();
-    let cloud_token = json_of(&cloud.cli_ok(&["token", "create", "--va", "Lab", "--json"]));
+    // (Lab is site-a's: the router registers into a VA the cloud serves.)
+    cloud.cli_ok(&["va", "create", "Direct"]);
+    let cloud_token = json_of(&cloud.cli_ok(&["token", "create", "--va", "Direct", "--json"]));
     let (status, registered) = crate::client::Device::new(&cloud.url(), &cloud_ca, None).post(
         &crate::client::registration(
             "r1",
@@ -934,7 +946,7 @@ fn another_satellites_upstream_key_cannot_sign_and_a_rotated_cloud_signer_moves_
         "upstream",
         "register",
         "--token",
-        &cloud.token_for("site-b"),
+        &cloud.token_serving("site-b", "Edge"),
     ]);
     // site-a carries its bundles on a stick.
     let site_a = Server::start_with(&BASE_CONFIG.replace("name: test-satellite", "name: site-a"));
