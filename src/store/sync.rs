@@ -146,6 +146,53 @@ pub fn acknowledge(c: &Db, peer: &str, sha256: &str, now: i64) -> Result<()> {
     Ok(())
 }
 
+/// A bundle this node sent, as the ledger has it.
+#[derive(Debug, Clone)]
+pub struct SentBundle {
+    pub sequence: u64,
+    pub kind: String,
+    pub sha256: String,
+    pub created_at: i64,
+    pub file_name: Option<String>,
+    /// The counts it carried (JSON).
+    pub summary: String,
+}
+
+/// The last bundle sent to `peer`, when it is a usage bundle that `peer`
+/// has not acknowledged: a live retry sends it again rather than a new one.
+pub fn pending_usage(c: &Db, peer: &str) -> Result<Option<SentBundle>> {
+    Ok(optional(c.query_row(
+        "SELECT sequence, kind, sha256, created_at, file_name, summary FROM sync_bundles
+         WHERE direction = 'sent' AND peer = ?1
+           AND sequence = (SELECT MAX(sequence) FROM sync_bundles WHERE direction = 'sent' AND peer = ?1)
+           AND kind = 'usage' AND acknowledged_at IS NULL",
+        [peer],
+        |r| {
+            let sequence: i64 = r.get(0)?;
+            Ok(SentBundle {
+                sequence: u64::try_from(sequence).unwrap_or(0),
+                kind: r.get(1)?,
+                sha256: r.get(2)?,
+                created_at: r.get(3)?,
+                file_name: r.get(4)?,
+                summary: r.get(5)?,
+            })
+        },
+    ))?)
+}
+
+/// The files of acknowledged bundles sent to `peer`, past the newest `keep`.
+pub fn acknowledged_files(c: &Db, peer: &str, keep: u32) -> Result<Vec<String>> {
+    let mut stmt = c.prepare(
+        "SELECT file_name FROM sync_bundles
+         WHERE direction = 'sent' AND peer = ?1 AND acknowledged_at IS NOT NULL
+           AND file_name IS NOT NULL
+         ORDER BY sequence DESC LIMIT -1 OFFSET ?2",
+    )?;
+    let rows = stmt.query_map(params![peer, keep], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 /// Per direction: the last bundle (sequence, kind, recorded_at, file name).
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct LedgerSummary {

@@ -466,14 +466,24 @@ pub fn process(
         "sync",
         Severity::Info,
         &sat.name,
-        format!(
-            "{} bundle {} from satellite {:?} processed; answer {} written to {}",
-            m.kind.as_str(),
-            m.sequence,
-            sat.name,
-            written.sequence,
-            written.path
-        ),
+        if node.carried {
+            format!(
+                "{} bundle {} from satellite {:?} processed; answer {} written to {}",
+                m.kind.as_str(),
+                m.sequence,
+                sat.name,
+                written.sequence,
+                written.path
+            )
+        } else {
+            format!(
+                "{} bundle {} from satellite {:?} processed; answer {} sent live",
+                m.kind.as_str(),
+                m.sequence,
+                sat.name,
+                written.sequence
+            )
+        },
     )?;
     Ok((
         Processed {
@@ -526,11 +536,17 @@ fn repeat(
         &sat.name,
         answered.manifest.sequence,
     );
-    let path = super::folder::write_atomically(&node.config.sync.export_dir, &name, &response)?;
+    let path = if node.carried {
+        super::folder::write_atomically(&node.config.sync.export_dir, &name, &response)?
+            .display()
+            .to_string()
+    } else {
+        String::new()
+    };
     satellites::touch(c, sat.id, node.now)?;
     Ok((
         Processed {
-            path: path.display().to_string(),
+            path: path.clone(),
             satellite: sat.name.clone(),
             request: Applied {
                 kind,
@@ -541,7 +557,7 @@ fn repeat(
                 counts: json!({}),
             },
             answer: Written {
-                path: path.display().to_string(),
+                path,
                 kind: answered.manifest.kind.as_str().into(),
                 from: answered.manifest.from.clone(),
                 to: answered.manifest.to.clone(),

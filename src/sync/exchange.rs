@@ -85,7 +85,9 @@ pub fn prepare(c: &Db, node: &Node<'_>, out: Outgoing) -> Result<Prepared, SyncE
     );
     // Written (and synced) here, before any write lock is taken; the
     // record only renames it into view.
-    folder::write_part(&node.config.sync.export_dir, &name, &sealed.bytes)?;
+    if node.carried {
+        folder::write_part(&node.config.sync.export_dir, &name, &sealed.bytes)?;
+    }
     Ok(Prepared {
         name,
         kind: out.kind,
@@ -108,7 +110,9 @@ pub fn prepare(c: &Db, node: &Node<'_>, out: Outgoing) -> Result<Prepared, SyncE
 pub fn finish(c: &Db, node: &Node<'_>, p: Prepared) -> Result<(Written, Sealed), SyncError> {
     let sequence = p.sequence;
     if !p.still_current(c)? {
-        folder::discard_part(&node.config.sync.export_dir, &p.name);
+        if node.carried {
+            folder::discard_part(&node.config.sync.export_dir, &p.name);
+        }
         return Err(crate::error::Error::Conflict(format!(
             "another bundle to {} was written while this one was being sealed; run it again",
             p.to_label
@@ -116,7 +120,13 @@ pub fn finish(c: &Db, node: &Node<'_>, p: Prepared) -> Result<(Written, Sealed),
         .into());
     }
     let name = p.name;
-    let path = folder::publish(&node.config.sync.export_dir, &name)?;
+    let path = if node.carried {
+        folder::publish(&node.config.sync.export_dir, &name)?
+            .display()
+            .to_string()
+    } else {
+        String::new()
+    };
     ledger::record(
         c,
         &LedgerEntry {
@@ -128,14 +138,14 @@ pub fn finish(c: &Db, node: &Node<'_>, p: Prepared) -> Result<(Written, Sealed),
             in_reply_to: p.in_reply_to,
             created_at: p.created_at,
             recorded_at: node.now,
-            file_name: Some(name),
+            file_name: node.carried.then_some(name),
             summary: p.counts.to_string(),
             watermarks: p.watermarks,
             response: None,
         },
     )?;
     let written = Written {
-        path: path.display().to_string(),
+        path,
         kind: p.kind.as_str().to_string(),
         from: p.from,
         to: p.to,

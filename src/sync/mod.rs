@@ -73,6 +73,10 @@ pub struct Node<'a> {
     /// SHA-256 of this node's CA certificate: what a satellite token pins.
     pub ca_sha256: &'a str,
     pub now: i64,
+    /// Bundles this node writes go to the export folder, to be carried;
+    /// false on the live link, where an answer travels in the HTTP response
+    /// and is kept in the ledger (a file there would only pile up).
+    pub carried: bool,
 }
 
 /// A bundle written to the export folder.
@@ -153,6 +157,15 @@ impl Keys {
             signer: &self.signer,
             ca_sha256: &self.ca_sha256,
             now,
+            carried: true,
+        }
+    }
+
+    /// [`Keys::node`] answering on the live link: no files.
+    pub fn live_node<'a>(&'a self, config: &'a Config, catalog: &'a Catalog, now: i64) -> Node<'a> {
+        Node {
+            carried: false,
+            ..self.node(config, catalog, now)
         }
     }
 }

@@ -1010,3 +1010,93 @@ fn another_satellites_upstream_key_cannot_sign_and_a_rotated_cloud_signer_moves_
     assert_forgery_refused(&site_a, "import", &stale, "retired bundle signer");
     site_a.cli_ok(&["import", arg(&next)]);
 }
+
+fn zips_in(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.path().extension().is_some_and(|x| x == "zip"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// A day of hourly syncs (moved clock) with the cloud down half of it, in
+/// two six-hour outages: retries resend the pending bundle under its
+/// sequence, a recovery delivers it and then what changed since, and the
+/// export folders hold a bounded few files, not one per attempt.
+#[test]
+fn a_day_of_hourly_syncs_through_outages_spends_no_sequence_and_piles_up_no_files() {
+    let mut cloud = Cloud::start();
+    cloud.add_license(100);
+    let proxy = Proxy::start();
+    // No scheduled sync within the day: the test makes every attempt.
+    let sat = connected_satellite(&cloud, &proxy, ", schedule: '0 0 0 1 1 *'");
+    sat.cli_ok(&[
+        "upstream",
+        "register",
+        "--token",
+        &cloud.token_for("site-a"),
+    ]);
+    let router = register(&sat, "FOCDAY1", &sat.token("Lab", &[]));
+    let hour = time::Duration::hours(1);
+    let mut down = false;
+    let mut failures = 0;
+    for h in 0..24u32 {
+        sat.clock.advance(hour);
+        cloud.clock.advance(hour);
+        let outage = (6..12).contains(&h) || (18..24).contains(&h);
+        if outage && !down {
+            cloud.stop();
+            down = true;
+        } else if !outage && down {
+            cloud.resume();
+            down = false;
+        }
+        entitlement(&router, &format!("e{h}"), 1 + h % 5);
+        let before = status(&sat)["sequence_sent"].as_u64();
+        let out = sat.cli(&["sync", "--json"]);
+        if outage {
+            assert!(
+                !out.status.success(),
+                "hour {h}: synced with the cloud down"
+            );
+            failures += 1;
+            if failures > 1 && !(h == 6 || h == 18) {
+                assert_eq!(
+                    status(&sat)["sequence_sent"].as_u64(),
+                    before,
+                    "hour {h}: a retry spent a sequence number"
+                );
+            }
+        } else {
+            assert!(
+                out.status.success(),
+                "hour {h}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    cloud.resume();
+    let synced = sync_json(&sat);
+    assert_eq!(
+        cloud.in_use(),
+        i64::from(1 + 23 % 5),
+        "the last demand reached the cloud after the outage: {synced}"
+    );
+    let kept = zips_in(&sat.dir.path().join("export"));
+    assert!(
+        kept <= satellite::sync::live::KEEP_ACKNOWLEDGED as usize + 1,
+        "{kept} bundles left in the satellite's export folder"
+    );
+    assert_eq!(
+        zips_in(&cloud.dir.path().join("export")),
+        0,
+        "the cloud writes no files for live answers"
+    );
+    eprintln!(
+        "after 24 hourly attempts (12 failed): {kept} files in the satellite's export/, \
+         0 in the cloud's; last sequence sent {}",
+        synced["sent"]["sequence"]
+    );
+}

@@ -111,7 +111,7 @@ impl CloudEnd {
         let now = self.clock.unix();
         let (answer, certificate) = self.store.writer().write_blocking(move |c| {
             let catalog = current_catalog(c, &config)?;
-            let (processed, _) = cloud::process(c, &keys.node(&config, &catalog, now), &opened)?;
+            let (processed, _) = cloud::process(c, &keys.live_node(&config, &catalog, now), &opened)?;
             let Some(sat) = satellites::find_by_satellite_id(c, &opened.manifest.from)? else {
                 return Err(refuse(Rule::UntrustedSigner, "unknown satellite"));
             };
@@ -196,7 +196,7 @@ impl CloudEnd {
                 ));
             }
             let catalog = current_catalog(c, &config)?;
-            let (_, transitions) = cloud::process(c, &keys.node(&config, &catalog, now), &opened)?;
+            let (_, transitions) = cloud::process(c, &keys.live_node(&config, &catalog, now), &opened)?;
             Ok((recorded_answer(c, &opened.sha256)?, transitions))
         })?;
         self.notifier.compliance(&transitions);

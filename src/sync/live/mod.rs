@@ -288,18 +288,30 @@ pub fn exchange(
         ));
     }
     let id = renew_if_due(config, &url, &ca_pem, id, now)?;
-    let sent = satellite::export_usage_from_snapshot(conn, config, keys, now, None, |c| {
-        crate::time_guard::advance(c, now)
-            .map(|_| ())
-            .map_err(SyncError::from)
-    })?;
     let link = CloudLink::pinned(&url, config.sync.proxy.as_deref(), &ca_pem, Some(&id))?;
-    let answer = link.post_bundle(link::USAGE_PATH, &read_bundle(&sent.path)?)?;
-    let opened = bundle::open(answer, &Limits::default())?;
-    let (received, transitions) = write(conn, now, |c| {
-        let catalog = current_catalog(c, config)?;
-        satellite::import(c, &keys.node(config, &catalog, now), &opened)
-    })?;
+    // A bundle the cloud has not acknowledged goes again, the same bytes
+    // under the same sequence, until it is: a cloud that is down costs no
+    // sequence numbers and leaves no pile of files. Once it is through,
+    // what changed since it was sealed follows in a fresh one.
+    let (sent, received, transitions) = match pending(conn, config, now)? {
+        Some((pending, bytes)) => {
+            let (_, mut transitions) = send(conn, config, keys, now, &link, &bytes)?;
+            tracing::info!(
+                sequence = pending.sequence,
+                "pending usage bundle delivered; sending what changed since"
+            );
+            let (fresh, bytes) = seal_usage(conn, config, keys, now)?;
+            let (received, more) = send(conn, config, keys, now, &link, &bytes)?;
+            transitions.extend(more);
+            (fresh, received, transitions)
+        }
+        None => {
+            let (sent, bytes) = seal_usage(conn, config, keys, now)?;
+            let (received, transitions) = send(conn, config, keys, now, &link, &bytes)?;
+            (sent, received, transitions)
+        }
+    };
+    prune_acknowledged(conn, config, &sent.to);
     Ok((
         Synced {
             cloud_url: url,
@@ -309,6 +321,103 @@ pub fn exchange(
         },
         transitions,
     ))
+}
+
+/// Seals a usage bundle from a read snapshot and records it.
+fn seal_usage(
+    conn: &mut Db,
+    config: &Config,
+    keys: &Keys,
+    now: i64,
+) -> Result<(Written, Vec<u8>), SyncError> {
+    let sent = satellite::export_usage_from_snapshot(conn, config, keys, now, None, |c| {
+        crate::time_guard::advance(c, now)
+            .map(|_| ())
+            .map_err(SyncError::from)
+    })?;
+    let bytes = read_bundle(&sent.path)?;
+    Ok((sent, bytes))
+}
+
+/// Carries a usage bundle to the cloud and applies its answer.
+fn send(
+    conn: &mut Db,
+    config: &Config,
+    keys: &Keys,
+    now: i64,
+    link: &CloudLink,
+    bytes: &[u8],
+) -> Result<(Applied, Vec<Transition>), SyncError> {
+    let answer = link.post_bundle(link::USAGE_PATH, bytes)?;
+    let opened = bundle::open(answer, &Limits::default())?;
+    write(conn, now, |c| {
+        let catalog = current_catalog(c, config)?;
+        satellite::import(c, &keys.node(config, &catalog, now), &opened)
+    })
+}
+
+/// Acknowledged bundles a connected satellite keeps in its export folder
+/// (the newest ones; the cloud holds them all).
+pub const KEEP_ACKNOWLEDGED: u32 = 5;
+
+/// The usage bundle sent before and not acknowledged yet, read back from
+/// the export folder: `None` when there is none, when its file was moved
+/// away or changed, or when it is within a day of expiring (a fresh one is
+/// sealed instead).
+fn pending(conn: &Db, config: &Config, now: i64) -> Result<Option<(Written, Vec<u8>)>, SyncError> {
+    let Some(up) = ledger::upstream(conn)? else {
+        return Ok(None);
+    };
+    let Some(sent) = ledger::pending_usage(conn, &up.cloud_id)? else {
+        return Ok(None);
+    };
+    if sent.created_at + super::BUNDLE_LIFETIME - 86_400 <= now {
+        return Ok(None);
+    }
+    let Some(name) = sent.file_name else {
+        return Ok(None);
+    };
+    let path = config.sync.export_dir.join(name);
+    let Ok(bytes) = bundle::read_file(&path, &Limits::default()) else {
+        return Ok(None);
+    };
+    if crate::pki::sha256_hex(&bytes) != sent.sha256 {
+        return Ok(None);
+    }
+    let written = Written {
+        path: path.display().to_string(),
+        kind: sent.kind,
+        from: up.satellite_id,
+        to: up.cloud_id,
+        sequence: sent.sequence,
+        sha256: sent.sha256,
+        bytes: bytes.len(),
+        counts: serde_json::from_str(&sent.summary).unwrap_or_default(),
+    };
+    Ok(Some((written, bytes)))
+}
+
+/// Removes from the export folder the files of bundles the cloud has
+/// acknowledged, past the newest [`KEEP_ACKNOWLEDGED`]. Best effort: a file
+/// already gone, or one that cannot be removed, is left to the next time.
+fn prune_acknowledged(conn: &Db, config: &Config, cloud_id: &str) {
+    let files = match ledger::acknowledged_files(conn, cloud_id, KEEP_ACKNOWLEDGED) {
+        Ok(files) => files,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list acknowledged bundles to prune");
+            return;
+        }
+    };
+    for name in files {
+        let path = config.sync.export_dir.join(&name);
+        match std::fs::remove_file(&path) {
+            Ok(()) => tracing::debug!(file = %path.display(), "acknowledged bundle pruned"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "cannot prune an acknowledged bundle")
+            }
+        }
+    }
 }
 
 /// The identity certificate is renewed when less than this is left of it
