@@ -90,9 +90,29 @@ pub fn run(command: Command, config: &Config, clock: &Clock) -> Result<(), CliEr
         Command::Bundle(BundleCommand::Show { file, json }) => {
             let opened = read(&file)?;
             let mut summary = summarize(&opened)?;
-            let (accepted, trust) = trust_here(&opened, config, now);
+            let verdict = match ops::Local::open(config, clock) {
+                Ok(mut local) => Some(ops::sync::rehearse(&mut local, &caller, &opened)?),
+                Err(_) => None,
+            };
+            let accepted = verdict.as_ref().and_then(|v| v.accepted);
+            let trust = verdict.as_ref().map_or_else(
+                || "not checked: there is no satellite here to check it against".to_string(),
+                |v| v.words.clone(),
+            );
+            let name = |id: &str, known: Option<&Option<String>>| {
+                known.cloned().flatten().unwrap_or_else(|| id.to_string())
+            };
+            let from = name(
+                &opened.manifest.from,
+                verdict.as_ref().map(|v| &v.from_name),
+            );
+            let to = name(&opened.manifest.to, verdict.as_ref().map(|v| &v.to_name));
             summary["accepted_here"] = serde_json::json!(accepted);
+            summary["already_applied"] =
+                serde_json::json!(verdict.as_ref().is_some_and(|v| v.already_applied));
             summary["trust"] = serde_json::json!(trust);
+            summary["from_name"] = serde_json::json!(from);
+            summary["to_name"] = serde_json::json!(to);
             // The same decision as import/process, so scripts can test it.
             let verdict = match accepted {
                 Some(false) => Err(CliError::Other(trust.clone())),
@@ -115,8 +135,8 @@ pub fn run(command: Command, config: &Config, clock: &Clock) -> Result<(), CliEr
             );
             println!("  Here: {trust}");
             println!("  Kind: {}", m.kind.as_str());
-            println!("  From: {}", m.from);
-            println!("  To: {}", m.to);
+            println!("  From: {from}");
+            println!("  To: {to}");
             println!("  Sequence: {}", m.sequence);
             println!("  Created: {}", m.created_at);
             println!("  Expires: {}", m.expires_at);
@@ -320,16 +340,6 @@ fn rotate_signer(config: &Config, clock: &Clock, json: bool) -> Result<(), CliEr
         crate::pki::signer::ROLLOVER_SIGNATURE_FILE
     );
     Ok(())
-}
-
-fn trust_here(opened: &Opened, config: &Config, now: i64) -> (Option<bool>, String) {
-    match crate::setup::open_existing(config) {
-        Ok(conn) => sync::acceptance(&conn, config.role, opened, now),
-        Err(_) => (
-            None,
-            "not checked: there is no satellite here to check it against".into(),
-        ),
-    }
 }
 
 /// Most pools `bundle show` adds up: a hostile bundle of endless distinct

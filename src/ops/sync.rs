@@ -161,6 +161,19 @@ pub fn export_local(local: &mut Local, caller: &Caller) -> Result<Written> {
     .map_err(service)
 }
 
+/// `bundle show`'s verdict: what `import` (satellite) or `process` (cloud)
+/// would do with the bundle, by running them and rolling back.
+pub fn rehearse(
+    local: &mut Local,
+    caller: &Caller,
+    opened: &bundle::Opened,
+) -> Result<crate::sync::Verdict> {
+    caller.authorize(Action::Administer, None)?;
+    let (config, now) = (local.config().clone(), local.now());
+    let keys = Keys::load(&config, now).map_err(service)?;
+    crate::sync::rehearse(local.db_for(caller), &config, &keys, opened, now).map_err(service)
+}
+
 /// The largest bundle an upload may carry.
 pub fn max_upload() -> u64 {
     Limits::default().max_bundle_bytes

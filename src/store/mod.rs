@@ -198,6 +198,18 @@ where
     Ok(value)
 }
 
+/// Runs `f` in a transaction that is always rolled back: what a change
+/// would do, without doing it.
+pub fn rehearse<T, E>(db: &mut Db, f: impl FnOnce(&Db) -> Result<T, E>) -> Result<T, E>
+where
+    E: From<StoreError>,
+{
+    let _rolled_back =
+        rusqlite::Transaction::new_unchecked(db.sqlite(), TransactionBehavior::Immediate)
+            .map_err(StoreError::from)?;
+    f(db)
+}
+
 /// Runs `f` on one read snapshot: all it reads is as of one moment, and it
 /// holds no write lock (a long export beside the server's writer).
 pub fn snapshot<T, E>(db: &Db, f: impl FnOnce(&Db) -> Result<T, E>) -> Result<T, E>

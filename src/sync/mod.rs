@@ -202,74 +202,110 @@ pub(crate) fn record(
 }
 
 /// How a trusted signer was recognised, as `bundle show` says it.
-fn trust_words(signer: &bundle::TrustedSigner) -> String {
-    match &signer.trust {
-        bundle::SignerTrust::Pinned => "its pinned bundle signer".into(),
-        bundle::SignerTrust::FirstContact => {
-            "its bundle signer, seen here for the first time: importing pins it".into()
-        }
-        bundle::SignerTrust::RolledOver { retired_sha256 } => format!(
-            "a new bundle signer its pinned one {retired_sha256} vouched for: importing moves the pin"
-        ),
-    }
+/// What this node would do with a bundle, as `bundle show` tells it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    /// `Some(true)`: `import`/`process` would take it; `Some(false)`: they
+    /// would refuse it; `None`: not for this node to take (its own
+    /// outgoing bundle).
+    pub accepted: Option<bool>,
+    /// Taken before: taking it again changes nothing.
+    pub already_applied: bool,
+    /// The decision in words (the refusal's rule and reason).
+    pub words: String,
+    /// Sender and recipient by name, where this node knows them.
+    pub from_name: Option<String>,
+    pub to_name: Option<String>,
 }
 
-/// Whether this node would accept a bundle's signer, recipient and dates
-/// (`import`/`process` also check its sequence): `None` when there is no
-/// peer to check against yet; the text says why.
-pub fn acceptance(
-    c: &crate::store::Db,
-    role: crate::config::Role,
+/// `import` (satellite) or `process` (cloud) itself, run in a transaction
+/// that is rolled back and writing no file: the verdict is theirs, replays,
+/// revoked satellites and sequence gaps included.
+pub fn rehearse(
+    db: &mut crate::store::Db,
+    config: &Config,
+    keys: &Keys,
     opened: &bundle::Opened,
     now: i64,
-) -> (Option<bool>, String) {
-    let m = &opened.manifest;
-    let verdict = match role {
-        crate::config::Role::Satellite => match crate::store::sync::upstream(c) {
-            Ok(Some(up)) => opened
-                .check_signer(&satellite::cloud_pins(&up), now)
-                .and_then(|signer| {
-                    opened.check_addressed(&up.satellite_id, now)?;
-                    Ok(format!(
-                        "signed by this satellite's cloud ({}) and addressed here",
-                        trust_words(&signer)
-                    ))
-                }),
-            _ => return (None, "not checked: this satellite has no cloud yet".into()),
-        },
-        crate::config::Role::Cloud => {
-            match crate::store::satellites::find_by_satellite_id(c, &m.from) {
-                Ok(Some(sat)) => match &sat.signer_ca_sha256 {
-                    Some(pinned) => {
-                        let peer = format!("satellite {:?}", sat.name);
-                        opened
-                            .check_signer(&cloud::satellite_pins(&sat, &peer, pinned), now)
-                            .and_then(|signer| {
-                                let me = crate::store::sync::node_id(c).unwrap_or_default();
-                                opened.check_addressed(&me, now)?;
-                                Ok(format!(
-                                    "signed by satellite {:?} ({}) and addressed here",
-                                    sat.name,
-                                    trust_words(&signer)
-                                ))
-                            })
-                    }
-                    None => Ok(format!(
-                    "from satellite {:?}, not registered yet (its token is checked on `process`)",
-                    sat.name
-                )),
-                },
-                _ => {
-                    return (
-                        Some(false),
-                        format!("NOT accepted: no satellite {} is registered here", m.from),
-                    )
-                }
+) -> Result<Verdict, SyncError> {
+    crate::store::rehearse(db, |c| {
+        let m = &opened.manifest;
+        // A satellite sends under the id its cloud gave it.
+        let me = match crate::store::sync::upstream(c)? {
+            Some(up) if config.role == crate::config::Role::Satellite => up.satellite_id,
+            _ => crate::store::sync::node_id(c)?,
+        };
+        let from_name = name_of(c, config, &me, &m.from)?;
+        let to_name = name_of(c, config, &me, &m.to)?;
+        if m.from == me {
+            let peer = to_name.clone().unwrap_or_else(|| m.to.clone());
+            return Ok(Verdict {
+                accepted: None,
+                already_applied: false,
+                words: format!("outgoing: for {peer}"),
+                from_name,
+                to_name,
+            });
+        }
+        let catalog = current_catalog(c, config)?;
+        let node = keys.live_node(config, &catalog, now);
+        let outcome = match config.role {
+            crate::config::Role::Satellite => {
+                satellite::import(c, &node, opened).map(|(a, _)| a.already_applied)
             }
+            crate::config::Role::Cloud => {
+                cloud::process(c, &node, opened).map(|(p, _)| p.request.already_applied)
+            }
+        };
+        let (accepted, already_applied, words) = match outcome {
+            Ok(true) => (
+                true,
+                true,
+                "already applied here: taking it again changes nothing".to_string(),
+            ),
+            Ok(false) => (
+                true,
+                false,
+                match config.role {
+                    crate::config::Role::Satellite => "accepted: `import` would apply it".into(),
+                    crate::config::Role::Cloud => {
+                        "accepted: `process` would apply it and answer".into()
+                    }
+                },
+            ),
+            Err(e) => (false, false, format!("NOT accepted: {e}")),
+        };
+        Ok(Verdict {
+            accepted: Some(accepted),
+            already_applied,
+            words,
+            from_name,
+            to_name,
+        })
+    })
+}
+
+/// A node id as a person reads it: `site-a (0f3c…)`; `None` when unknown here.
+fn name_of(
+    c: &crate::store::Db,
+    config: &Config,
+    me: &str,
+    id: &str,
+) -> Result<Option<String>, SyncError> {
+    let name = if id == me {
+        Some(config.name.clone())
+    } else {
+        match config.role {
+            crate::config::Role::Cloud => {
+                crate::store::satellites::find_by_satellite_id(c, id)?.map(|s| s.name)
+            }
+            crate::config::Role::Satellite => crate::store::sync::upstream(c)?
+                .filter(|u| u.cloud_id == id)
+                .map(|u| match u.cloud_account {
+                    Some(account) => format!("the cloud of {account}"),
+                    None => "the cloud".to_string(),
+                }),
         }
     };
-    match verdict {
-        Ok(why) => (Some(true), why),
-        Err(e) => (Some(false), format!("NOT accepted: {e}")),
-    }
+    Ok(name.map(|n| format!("{n} ({id})")))
 }

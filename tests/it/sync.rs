@@ -202,12 +202,12 @@ fn the_usb_round_trip_brings_licenses_to_routers_and_usage_to_the_cloud() {
 
     // The signature is checkable with nothing but openssl.
     assert_openssl_verifies(&usage);
-    // Shown where it would not be applied (its own sender): the summary,
-    // and a non-zero exit as `import` would give.
+    // Its own outgoing bundle: said to be outgoing, for whom, and the summary.
     let out = a.cli(&["bundle", "show", arg(&usage), "--json"]);
     assert!(
-        !out.status.success(),
-        "a satellite's own bundle is not for it"
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
     let shown = json_of(&String::from_utf8_lossy(&out.stdout));
     assert_eq!(shown["manifest"]["kind"], "usage");
@@ -216,15 +216,54 @@ fn the_usb_round_trip_brings_licenses_to_routers_and_usage_to_the_cloud() {
         (Some("usage"), Some(3))
     );
     assert_eq!(shown["counts"]["instances.json"], 1, "{shown}");
-    // It says whether the node it runs on would take the bundle.
-    assert_eq!(
-        shown["accepted_here"], false,
-        "a satellite's own bundle: {shown}"
+    assert_eq!(shown["accepted_here"], Value::Null, "{shown}");
+    assert!(
+        shown["trust"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("outgoing: for the cloud")),
+        "{shown}"
     );
+    assert!(
+        shown["from_name"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("site-a (")),
+        "{shown}"
+    );
+    // The verdict is import's and process's own: processed before, taken
+    // again as a no-op.
     let at_cloud = json_of(&cloud.cli_ok(&["bundle", "show", arg(&usage), "--json"]));
     assert_eq!(at_cloud["accepted_here"], true, "{at_cloud}");
+    assert_eq!(at_cloud["already_applied"], true, "{at_cloud}");
+    assert!(
+        at_cloud["from_name"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("site-a (")),
+        "{at_cloud}"
+    );
     let answer_shown = json_of(&a.cli_ok(&["bundle", "show", arg(&answer), "--json"]));
     assert_eq!(answer_shown["accepted_here"], true, "{answer_shown}");
+    // An answer never imported, overtaken by a newer one, is a replay:
+    // `import` refuses it, and so does `show`, with a non-zero exit.
+    let skipped = path_of(&a.cli_ok(&["export", "--json"]));
+    let stale = path_of(&cloud.cli_ok(&["process", arg(&skipped), "--json"]));
+    let (_, newer) = round_trip(&cloud, &a);
+    for (command, file) in [("import", &stale), ("show", &stale)] {
+        let args: Vec<&str> = if command == "import" {
+            vec!["import", arg(file)]
+        } else {
+            vec!["bundle", "show", arg(file)]
+        };
+        let out = a.cli(&args);
+        assert!(!out.status.success(), "{command} took a replay");
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(said.contains("sequence"), "{command}: {said}");
+    }
+    let newer_shown = json_of(&a.cli_ok(&["bundle", "show", arg(&newer), "--json"]));
+    assert_eq!(newer_shown["already_applied"], true, "{newer_shown}");
     // Per virtual account: the usage a usage bundle reports, the licenses an
     // entitlement bundle gives.
     let has = |rows: &Value, name_key: &str, value_key: &str| {
@@ -473,6 +512,17 @@ fn a_revoked_satellite_is_refused_with_a_reason_and_nothing_changes_at_the_cloud
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains("revoked"), "{stderr}");
+    // `bundle show` says the same, exits non-zero, and changes nothing either.
+    let shown = cloud.cli(&["bundle", "show", arg(&usage), "--json"]);
+    assert!(!shown.status.success());
+    let shown = json_of(&String::from_utf8_lossy(&shown.stdout));
+    assert_eq!(shown["accepted_here"], false, "{shown}");
+    assert!(
+        shown["trust"]
+            .as_str()
+            .is_some_and(|t| t.contains("revoked")),
+        "{shown}"
+    );
     assert_eq!(before, cloud.snapshot());
     // A satellite cannot process, and the cloud cannot import.
     let wrong = a.cli(&["process", arg(&usage)]);
