@@ -4,6 +4,7 @@
 use super::auth::Authenticated;
 use super::body;
 use super::error::{ApiError, ErrorBody};
+use super::paging;
 use super::Api;
 use crate::domain::token::DEFAULT_DAYS;
 use crate::domain::TokenTerms;
@@ -36,6 +37,7 @@ pub struct Alerts {
 
 #[utoipa::path(post, path = "/api/v1/accounts/{account}/licenses", tag = "licenses", params(("account" = String, Path, description = "The smart account")), request_body = AccountQuery, responses((status = 200, description = "License pools", body = Licenses), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn licenses(
+    req: actix_web::HttpRequest,
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,
     path: web::Path<String>,
@@ -47,7 +49,7 @@ pub async fn licenses(
     let page = Page::new(query.limit, query.offset)?;
     let now = api.now();
     let catalog = api.catalog();
-    let licenses = api
+    let mut licenses = api
         .into_inner()
         .read(move |c| {
             ops::licenses::summary(
@@ -56,18 +58,20 @@ pub async fn licenses(
                 &caller,
                 &account,
                 &query.virtual_accounts,
-                page,
+                paging::probe(page),
                 now,
             )
         })
         .await?;
-    Ok(HttpResponse::Ok().json(Licenses {
+    let next_offset = paging::cut(page, &mut licenses);
+    Ok(paging::ok(&req, next_offset).json(Licenses {
         licenses: licenses.into_iter().map(Into::into).collect(),
     }))
 }
 
 #[utoipa::path(post, path = "/api/v1/accounts/{account}/alerts", tag = "licenses", params(("account" = String, Path, description = "The smart account")), request_body = AccountQuery, responses((status = 200, description = "Alerts", body = Alerts), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn alerts(
+    req: actix_web::HttpRequest,
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,
     path: web::Path<String>,
@@ -79,7 +83,7 @@ pub async fn alerts(
     let page = Page::new(query.limit, query.offset)?;
     let now = api.now();
     let catalog = api.catalog();
-    let alerts = api
+    let mut alerts = api
         .into_inner()
         .read(move |c| {
             ops::alerts::list(
@@ -88,12 +92,13 @@ pub async fn alerts(
                 &caller,
                 &account,
                 &query.virtual_accounts,
-                page,
+                paging::probe(page),
                 now,
             )
         })
         .await?;
-    Ok(HttpResponse::Ok().json(Alerts {
+    let next_offset = paging::cut(page, &mut alerts);
+    Ok(paging::ok(&req, next_offset).json(Alerts {
         alerts: alerts.into_iter().map(Into::into).collect(),
     }))
 }

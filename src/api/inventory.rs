@@ -4,6 +4,7 @@ use super::accounts::PageQuery;
 use super::auth::Authenticated;
 use super::body;
 use super::error::{ApiError, ErrorBody};
+use super::paging;
 use super::wire::{EntitlementUsage, ReportSummary};
 use super::wire::{Event, ProductInstance};
 use super::Api;
@@ -29,10 +30,13 @@ pub struct InstanceQuery {
 #[serde(rename_all = "camelCase")]
 pub struct Instances {
     pub product_instances: Vec<ProductInstance>,
+    /// The offset of the next page when this one was cut (more follow).
+    pub next_offset: Option<u32>,
 }
 
 #[utoipa::path(get, path = "/api/v1/accounts/{account}/product-instances", tag = "product instances", params(("account" = String, Path, description = "The smart account"), InstanceQuery), responses((status = 200, description = "A page of product instances", body = Instances), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn instance_list(
+    req: actix_web::HttpRequest,
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,
     path: web::Path<String>,
@@ -47,12 +51,16 @@ pub async fn instance_list(
         search: query.search,
     };
     let now = api.now();
-    let product_instances = api
+    let mut product_instances = api
         .into_inner()
-        .read(move |c| ops::instances::list(c, &caller, &account, &filter, page, now))
+        .read(move |c| {
+            ops::instances::list(c, &caller, &account, &filter, paging::probe(page), now)
+        })
         .await?;
-    Ok(HttpResponse::Ok().json(Instances {
+    let next_offset = paging::cut(page, &mut product_instances);
+    Ok(paging::ok(&req, next_offset).json(Instances {
         product_instances: product_instances.into_iter().map(Into::into).collect(),
+        next_offset,
     }))
 }
 
@@ -138,10 +146,13 @@ pub async fn instance_move(
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Reports {
     pub reports: Vec<ReportSummary>,
+    /// The offset of the next page when this one was cut (more follow).
+    pub next_offset: Option<u32>,
 }
 
 #[utoipa::path(get, path = "/api/v1/accounts/{account}/reports", tag = "reports", params(("account" = String, Path, description = "The smart account"), PageQuery), responses((status = 200, description = "Stored reports, newest first", body = Reports), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn report_list(
+    req: actix_web::HttpRequest,
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,
     path: web::Path<String>,
@@ -149,12 +160,14 @@ pub async fn report_list(
 ) -> Result<HttpResponse, ApiError> {
     api.check_account(&path)?;
     let page = Page::new(query.limit, query.offset)?;
-    let reports = api
+    let mut reports = api
         .into_inner()
-        .read(move |c| ops::reports::list(c, &caller, page))
+        .read(move |c| ops::reports::list(c, &caller, paging::probe(page)))
         .await?;
-    Ok(HttpResponse::Ok().json(Reports {
+    let next_offset = paging::cut(page, &mut reports);
+    Ok(paging::ok(&req, next_offset).json(Reports {
         reports: reports.into_iter().map(Into::into).collect(),
+        next_offset,
     }))
 }
 
@@ -222,10 +235,13 @@ pub struct EventsQuery {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Events {
     pub events: Vec<Event>,
+    /// The offset of the next page when this one was cut (more follow).
+    pub next_offset: Option<u32>,
 }
 
 #[utoipa::path(get, path = "/api/v1/accounts/{account}/events", tag = "events", params(("account" = String, Path, description = "The smart account"), EventsQuery), responses((status = 200, description = "A page of events, newest first", body = Events), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn event_list(
+    req: actix_web::HttpRequest,
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,
     path: web::Path<String>,
@@ -236,7 +252,7 @@ pub async fn event_list(
     let page = Page::new(query.limit, query.offset)?;
     let since = rfc3339_param("since", query.since.as_deref())?;
     let until = rfc3339_param("until", query.until.as_deref())?;
-    let events = api
+    let mut events = api
         .into_inner()
         .read(move |c| {
             ops::events::list(
@@ -249,12 +265,14 @@ pub async fn event_list(
                     until,
                     virtual_account: query.virtual_account.as_deref(),
                 },
-                page,
+                paging::probe(page),
             )
         })
         .await?;
-    Ok(HttpResponse::Ok().json(Events {
+    let next_offset = paging::cut(page, &mut events);
+    Ok(paging::ok(&req, next_offset).json(Events {
         events: events.into_iter().map(Into::into).collect(),
+        next_offset,
     }))
 }
 

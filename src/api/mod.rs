@@ -11,6 +11,7 @@ mod error;
 mod inventory;
 mod oauth;
 mod openapi;
+mod paging;
 mod sync;
 mod wire;
 

@@ -134,6 +134,16 @@ pub fn sent_watermarks(c: &Db, peer: &str, sha256: &str) -> Result<Option<Option
     ))?)
 }
 
+/// The file name a sent bundle was written under, by its hash.
+pub fn sent_file_name(c: &Db, peer: &str, sha256: &str) -> Result<Option<String>> {
+    Ok(optional(c.query_row(
+        "SELECT file_name FROM sync_bundles WHERE direction = 'sent' AND peer = ?1 AND sha256 = ?2",
+        params![peer, sha256],
+        |r| r.get(0),
+    ))?
+    .flatten())
+}
+
 /// Marks a sent bundle and every earlier one to the same peer acknowledged.
 pub fn acknowledge(c: &Db, peer: &str, sha256: &str, now: i64) -> Result<()> {
     c.execute(

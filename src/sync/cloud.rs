@@ -529,19 +529,28 @@ fn repeat(
     response: Vec<u8>,
 ) -> Result<(Processed, Vec<Transition>), SyncError> {
     let answered = super::bundle::open(response.clone(), &super::bundle::Limits::default())?;
-    let name = super::folder::bundle_file_name(
-        node.now,
-        answered.manifest.kind.as_str(),
-        &node.config.name,
-        &sat.name,
-        answered.manifest.sequence,
-    );
-    let path = if node.carried {
-        super::folder::write_atomically(&node.config.sync.export_dir, &name, &response)?
+    // The file written the first time, if it is still there as it was;
+    // else the same bytes again, under the same name where it is known.
+    let first_name = ledger::sent_file_name(c, &sat.satellite_id, &answered.sha256)?;
+    let still_there = first_name.as_ref().and_then(|name| {
+        let path = node.config.sync.export_dir.join(name);
+        (std::fs::read(&path).ok()? == response).then_some(path)
+    });
+    let name = first_name.unwrap_or_else(|| {
+        super::folder::bundle_file_name(
+            node.now,
+            answered.manifest.kind.as_str(),
+            &node.config.name,
+            &sat.name,
+            answered.manifest.sequence,
+        )
+    });
+    let path = match still_there {
+        _ if !node.carried => String::new(),
+        Some(path) => path.display().to_string(),
+        None => super::folder::write_atomically(&node.config.sync.export_dir, &name, &response)?
             .display()
-            .to_string()
-    } else {
-        String::new()
+            .to_string(),
     };
     satellites::touch(c, sat.id, node.now)?;
     Ok((

@@ -60,6 +60,21 @@ impl Api {
         )
     }
 
+    /// A GET with its `X-Next-Offset` and `Link` headers.
+    pub fn get_paged(&self, path: &str, bearer: &str) -> (Value, Option<String>, Option<String>) {
+        let response = self
+            .agent
+            .get(&format!("{}{path}", self.base))
+            .set("Authorization", &format!("Bearer {bearer}"))
+            .call()
+            .expect("listing");
+        let next = response.header("X-Next-Offset").map(str::to_string);
+        let link = response.header("Link").map(str::to_string);
+        let body = serde_json::from_str(&response.into_string().unwrap_or_default())
+            .unwrap_or(Value::Null);
+        (body, next, link)
+    }
+
     pub fn form(&self, path: &str, fields: &[(&str, &str)]) -> (u16, Value) {
         let result = self
             .agent
@@ -1060,4 +1075,49 @@ fn an_administrator_downloads_a_backup_and_a_viewer_cannot() {
         !names.contains(&"serve.lock"),
         "the running server's lock is not part of a backup: {names:?}"
     );
+}
+
+/// `limit: -1` ("all") is at most 1,000 at once: a cut page says so (a
+/// `next_offset`, `X-Next-Offset` and a `Link` to the next page) and the
+/// pages join up with nothing lost.
+#[test]
+fn a_listing_that_is_cut_says_where_the_next_page_starts() {
+    let (server, token) = Server::cloud_with_lab("5");
+    for sn in ["FOCPAGE1", "FOCPAGE2", "FOCPAGE3"] {
+        register(&server, sn, &token);
+    }
+    let api = Api::new(&server);
+    let admin = bearer(&server, &api, "pager", "admin", &[]);
+    let base = "/api/v1/accounts/Test%20Corp/product-instances";
+    let (first, next, link) = api.get_paged(&format!("{base}?limit=2&virtualAccount=Lab"), &admin);
+    assert_eq!(
+        first["productInstances"].as_array().map(Vec::len),
+        Some(2),
+        "{first}"
+    );
+    assert_eq!(first["nextOffset"], 2, "{first}");
+    assert_eq!(next.as_deref(), Some("2"));
+    let link = link.expect("a Link header");
+    assert!(
+        link.contains("offset=2") && link.contains("limit=2") && link.ends_with("rel=\"next\""),
+        "{link}"
+    );
+    let (second, next, link) = api.get_paged(
+        &format!("{base}?limit=2&virtualAccount=Lab&offset=2"),
+        &admin,
+    );
+    assert_eq!(
+        second["productInstances"].as_array().map(Vec::len),
+        Some(1),
+        "{second}"
+    );
+    assert_eq!(second["nextOffset"], Value::Null, "{second}");
+    assert_eq!((next, link), (None, None));
+    let (all, next, _) = api.get_paged(&format!("{base}?limit=-1"), &admin);
+    assert_eq!(
+        all["productInstances"].as_array().map(Vec::len),
+        Some(3),
+        "{all}"
+    );
+    assert_eq!(next, None);
 }

@@ -196,6 +196,10 @@ fn the_usb_round_trip_brings_licenses_to_routers_and_usage_to_the_cloud() {
     // The cloud answers a usage bundle it processed before with the same bytes.
     let repeated = path_of(&cloud.cli_ok(&["process", arg(&usage), "--json"]));
     assert_eq!(
+        repeated, answer,
+        "the file written the first time is given back"
+    );
+    assert_eq!(
         std::fs::read(&repeated).expect("repeated answer"),
         std::fs::read(&answer).expect("first answer")
     );
