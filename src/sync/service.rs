@@ -21,9 +21,11 @@ const LIVE_LAST_RUN: &str = "sync.live.last_run";
 const OVERDUE_ANNOUNCED: &str = "sync.overdue.announced";
 /// Days without a successful sync before the `sync` alerts go out.
 pub const OVERDUE_DAYS: [i64; 2] = [30, 60];
-/// A file that is not a zip yet and was written this recently may still be
-/// on its way (a slow stick): it gets more time before it is rejected.
-const STILL_ARRIVING: Duration = Duration::from_secs(30);
+/// A file that is not a whole zip yet (no end of central directory) and
+/// was written to this recently may still be on its way: a copy from a slow
+/// stick, or one an operator paused. It waits, and is read again each time
+/// it settles; only a file that has not changed for this long is rejected.
+pub const STALLED: Duration = Duration::from_secs(10 * 60);
 
 pub struct SyncService {
     pub store: Store,
@@ -213,7 +215,7 @@ impl SyncService {
                 .and_then(|m| m.modified())
                 .ok()
                 .and_then(|t| SystemTime::now().duration_since(t).ok())
-                .is_some_and(|age| age < STILL_ARRIVING);
+                .is_some_and(|age| age < STALLED);
             if e.rule == Rule::NotABundle && recent {
                 return Outcome::Waiting;
             }

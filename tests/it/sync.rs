@@ -492,6 +492,16 @@ fn the_running_server_applies_what_is_dropped_into_the_import_folder() {
     std::fs::write(&arriving, &bytes[..bytes.len() / 3]).expect("first part");
     std::thread::sleep(Duration::from_secs(4));
     assert!(arriving.exists(), "a file still being copied was taken");
+    // A copy that stalled for a minute (a paused copy, a slow stick) is
+    // still waited for: only ten minutes without a change reject it.
+    std::fs::File::options()
+        .write(true)
+        .open(&arriving)
+        .and_then(|f| f.set_modified(std::time::SystemTime::now() - Duration::from_secs(60)))
+        .expect("date the stalled copy");
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(arriving.exists(), "a stalled copy was rejected");
+    assert!(!import.join("rejected/answer.zip").exists());
     let mut file = std::fs::OpenOptions::new()
         .append(true)
         .open(&arriving)
