@@ -498,12 +498,13 @@ fn the_cloud_stopped_during_scheduled_syncs_is_caught_up_with_nothing_lost() {
         status(&sat)["failures"].as_u64().unwrap_or(0) >= 1
     });
     let s = status(&sat);
+    let last_error = s["last_error"].as_str().unwrap_or("");
+    assert!(last_error.contains("cannot reach the cloud"), "{s}");
+    // The hop that failed, named once: the cloud, behind the proxy.
+    assert_eq!(last_error.matches("/sync/usage").count(), 1, "{last_error}");
     assert!(
-        s["last_error"]
-            .as_str()
-            .unwrap_or("")
-            .contains("cannot reach the cloud"),
-        "{s}"
+        last_error.contains("through the proxy http://"),
+        "{last_error}"
     );
     assert!(s["next_attempt"].is_string(), "{s}");
     let metrics = sat.metrics();
@@ -1099,4 +1100,27 @@ fn a_day_of_hourly_syncs_through_outages_spends_no_sequence_and_piles_up_no_file
          0 in the cloud's; last sequence sent {}",
         synced["sent"]["sequence"]
     );
+}
+
+/// An outage names the hop that failed, once: here the proxy itself.
+#[test]
+fn a_dead_proxy_is_named_as_the_hop_that_failed() {
+    let cloud = Cloud::start();
+    let sat = Server::start_with(&format!(
+        "{BASE_CONFIG}{}",
+        sync_block("connected", &cloud.url(), "http://127.0.0.1:9", "")
+    ));
+    let out = sat.cli(&[
+        "upstream",
+        "register",
+        "--token",
+        &cloud.token_for("site-a"),
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot reach the proxy http://127.0.0.1:9 (on the way to https://"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches(&cloud.url()).count(), 1, "{stderr}");
 }

@@ -25,8 +25,10 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
     /// Nothing usable came back: connection, proxy, TLS, timeout. Retried.
-    #[error("cannot reach the cloud at {url}: {reason}")]
-    Unreachable { url: String, reason: String },
+    /// `hop` names the leg that failed: the proxy, or the cloud (through
+    /// the proxy when there is one).
+    #[error("cannot reach {hop}: {reason}")]
+    Unreachable { hop: String, reason: String },
     /// The cloud answered with an error.
     #[error("the cloud refused ({code}): {message}")]
     Refused {
@@ -69,6 +71,8 @@ pub struct Identity {
 pub struct CloudLink {
     base: String,
     agent: ureq::Agent,
+    /// `sync.proxy` without credentials, to name it in errors.
+    proxy: Option<String>,
 }
 
 fn local(what: &str, e: impl std::fmt::Display) -> LinkError {
@@ -141,6 +145,7 @@ impl CloudLink {
         Ok(Self {
             base: cloud_url.trim_end_matches('/').to_string(),
             agent: builder.build(),
+            proxy: proxy.map(without_credentials),
         })
     }
 
@@ -215,7 +220,7 @@ impl CloudLink {
                 .read_to_end(&mut body)
                 .map(|_| body)
                 .map_err(|e| LinkError::Unreachable {
-                    url: url.to_string(),
+                    hop: self.cloud_hop(url),
                     reason: format!("reading the answer: {e}"),
                 })
         };
@@ -225,11 +230,46 @@ impl CloudLink {
                 let body = read(r).unwrap_or_default();
                 Err(refused(status, &body))
             }
-            Err(ureq::Error::Transport(t)) => Err(LinkError::Unreachable {
-                url: url.to_string(),
-                reason: one_line(&t.to_string()),
-            }),
+            Err(ureq::Error::Transport(t)) => Err(self.unreachable(url, &t)),
         }
+    }
+
+    /// A transport failure, naming the hop once: the proxy itself, or the
+    /// cloud (through the proxy, which could not reach it, when there is one).
+    fn unreachable(&self, url: &str, t: &ureq::Transport) -> LinkError {
+        use ureq::ErrorKind;
+        let reason = match t.message() {
+            Some(message) => format!("{}: {}", t.kind(), one_line(message)),
+            None => t.kind().to_string(),
+        };
+        let hop = match (&self.proxy, t.kind()) {
+            (Some(proxy), ErrorKind::ConnectionFailed | ErrorKind::Dns) => {
+                format!("the proxy {proxy} (on the way to {url})")
+            }
+            (Some(proxy), ErrorKind::ProxyUnauthorized) => {
+                format!("the cloud through the proxy {proxy}, which refused our credentials")
+            }
+            _ => self.cloud_hop(url),
+        };
+        LinkError::Unreachable { hop, reason }
+    }
+
+    fn cloud_hop(&self, url: &str) -> String {
+        match &self.proxy {
+            Some(proxy) => format!("the cloud at {url} through the proxy {proxy}"),
+            None => format!("the cloud at {url}"),
+        }
+    }
+}
+
+/// A proxy URL fit for a log line: any `user:password@` taken out.
+fn without_credentials(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((_, host)) => format!("{scheme}://{host}"),
+            None => url.to_string(),
+        },
+        None => url.rsplit('@').next().unwrap_or(url).to_string(),
     }
 }
 
