@@ -816,7 +816,7 @@ fn a_satellite_registered_by_carried_files_goes_connected_without_losing_anythin
     let proxy = Proxy::start();
     let sat = Server::start_with(BASE_CONFIG);
     let token = cloud.token_for("site-u");
-    // The USB way first.
+    // The USB way first (the token is valid 30 days).
     let request = json_of(&sat.cli_ok(&["upstream", "register", "--token", &token, "--json"]));
     let answer =
         json_of(&cloud.cli_ok(&["process", request["path"].as_str().expect("path"), "--json"]));
@@ -829,9 +829,14 @@ fn a_satellite_registered_by_carried_files_goes_connected_without_losing_anythin
     sat.cli_ok(&["import", answer["path"].as_str().expect("path")]);
     assert_eq!(cloud.in_use(), 2);
 
-    // Connected from now on: the same token gets the identity for live sync.
+    // Connected from now on, long after the satellite token expired: no
+    // token, no second registration; the first `sync` gets the upstream
+    // identity, proved by the bundle signer the cloud pinned.
     let out = sat.cli(&["sync"]);
     assert!(!out.status.success(), "not connected yet");
+    let days = time::Duration::days(31);
+    sat.clock.advance(days);
+    cloud.clock.advance(days);
     std::fs::write(
         &sat.config_path,
         format!(
@@ -840,13 +845,14 @@ fn a_satellite_registered_by_carried_files_goes_connected_without_losing_anythin
         ),
     )
     .expect("config");
-    let registered = json_of(&sat.cli_ok(&["upstream", "register", "--token", &token, "--json"]));
-    assert_eq!(registered["request"]["kind"], "usage", "{registered}");
+    let first = sync_json(&sat);
+    assert_eq!(first["sent"]["kind"], "usage", "{first}");
     assert_eq!(
-        registered["request"]["sequence"].as_u64(),
+        first["sent"]["sequence"].as_u64(),
         carried["sequence"].as_u64().map(|s| s + 1),
-        "{registered}"
+        "{first}"
     );
+    assert!(sat.data_dir().join("upstream.pem").exists());
     let two = register(&sat, "FOCU2", &sat.token("Lab", &[]));
     entitlement(&two, "e1", 3);
     let synced = sync_json(&sat);

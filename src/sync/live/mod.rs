@@ -145,29 +145,91 @@ pub fn register(
     now: i64,
     token_text: &str,
 ) -> Result<(Registered, Vec<Transition>), SyncError> {
-    let url = cloud_url(config)?.to_string();
     let token = SatelliteToken::parse(token_text).map_err(|r| Error::invalid("token", r))?;
+    let pins = Pins {
+        satellite_id: token.satellite_id.clone(),
+        cloud_id: token.cloud_id.clone(),
+        cloud_ca_sha256: token.cloud_ca_sha256.clone(),
+    };
+    enroll(conn, config, keys, now, &pins, Some(&token))
+}
+
+/// Who this satellite is and which cloud CA it trusts: from a satellite
+/// token, or from its registration by carried files.
+struct Pins {
+    satellite_id: String,
+    cloud_id: String,
+    cloud_ca_sha256: String,
+}
+
+/// A satellite registered by carried files going connected: no token (it
+/// may long have expired); a usage bundle signed by the bundle signer the
+/// cloud pinned then proves it, and the cloud CA it pinned then is checked.
+pub fn go_connected(
+    conn: &mut Db,
+    config: &Config,
+    keys: &Keys,
+    now: i64,
+) -> Result<(Registered, Vec<Transition>), SyncError> {
+    let up = ledger::upstream(conn)?
+        .filter(|u| u.registered_at.is_some())
+        .ok_or_else(|| {
+            Error::Conflict(
+                "this satellite is not registered with a cloud yet: `satellite upstream register \
+                 --token T`"
+                    .into(),
+            )
+        })?;
+    let pins = Pins {
+        satellite_id: up.satellite_id,
+        cloud_id: up.cloud_id,
+        cloud_ca_sha256: up.cloud_ca_sha256,
+    };
+    enroll(conn, config, keys, now, &pins, None)
+}
+
+/// Gets the upstream identity for live sync and applies the cloud's first
+/// live answer: a registration request (with the token) for a new
+/// satellite, a usage bundle for one registered by carried files.
+fn enroll(
+    conn: &mut Db,
+    config: &Config,
+    keys: &Keys,
+    now: i64,
+    pins: &Pins,
+    token: Option<&SatelliteToken>,
+) -> Result<(Registered, Vec<Transition>), SyncError> {
+    let url = cloud_url(config)?.to_string();
     let proxy = config.sync.proxy.as_deref();
     // Nothing secret leaves before the cloud proved it holds the pinned CA.
-    let ca_pem = CloudLink::fetch_pinned_ca(&url, proxy, &token.cloud_ca_sha256)?;
+    let ca_pem = CloudLink::fetch_pinned_ca(&url, proxy, &pins.cloud_ca_sha256)?;
     let key = crate::pki::new_p256_key()?;
-    let csr = new_csr(&key, &token.satellite_id)?;
-    let request = write(conn, now, |c| {
-        let catalog = current_catalog(c, config)?;
-        let node = keys.node(config, &catalog, now);
-        match ledger::upstream(c)?.filter(|u| u.registered_at.is_some()) {
+    let csr = new_csr(&key, &pins.satellite_id)?;
+    let request =
+        write(conn, now, |c| {
+            let catalog = current_catalog(c, config)?;
+            let node = keys.node(config, &catalog, now);
+            match (ledger::upstream(c)?.filter(|u| u.registered_at.is_some()), token) {
             // Registered before by carried files and going connected now:
             // a usage bundle signed by the signer the cloud pinned then
             // proves this satellite (and continues the sequence).
-            Some(up) if up.satellite_id == token.satellite_id => satellite::export_usage(c, &node),
-            Some(up) => Err(Error::Conflict(format!(
+            (Some(up), _) if up.satellite_id == pins.satellite_id => {
+                satellite::export_usage(c, &node)
+            }
+            (Some(up), _) => Err(Error::Conflict(format!(
                 "this satellite is registered with cloud {} as {}; the token is for satellite {}",
-                up.cloud_id, up.satellite_id, token.satellite_id
+                up.cloud_id, up.satellite_id, pins.satellite_id
             ))
             .into()),
-            None => satellite::request_registration(c, &node, &token.encode()),
+            (None, Some(token)) => satellite::request_registration(c, &node, &token.encode()),
+            (None, None) => Err(Error::Conflict(
+                "this satellite is not registered with a cloud yet: `satellite upstream register \
+                 --token T`"
+                    .into(),
+            )
+            .into()),
         }
-    })?;
+        })?;
     let link = CloudLink::pinned(&url, proxy, &ca_pem, None)?;
     let body = serde_json::json!({
         "csr": csr,
@@ -207,8 +269,8 @@ pub fn register(
     })?;
     Ok((
         Registered {
-            satellite_id: token.satellite_id,
-            cloud_id: token.cloud_id,
+            satellite_id: pins.satellite_id.clone(),
+            cloud_id: pins.cloud_id.clone(),
             cloud_url: url,
             request,
             answer: applied,
@@ -244,6 +306,14 @@ fn check_identity(
     Ok(())
 }
 
+/// None of the upstream identity's files exists (one missing alone is
+/// damage to report, not a satellite to enrol).
+fn identity_files_exist(config: &Config) -> bool {
+    [CLOUD_CA_FILE, IDENTITY_CERT_FILE, IDENTITY_KEY_FILE]
+        .iter()
+        .any(|name| data_file(config, name).exists())
+}
+
 fn identity(config: &Config) -> Result<(String, Identity), SyncError> {
     let read = |name: &str| {
         let path = data_file(config, name);
@@ -275,7 +345,29 @@ pub fn exchange(
 ) -> Result<(Synced, Vec<Transition>), SyncError> {
     let started = std::time::Instant::now();
     let url = cloud_url(config)?.to_string();
-    let (ca_pem, id) = identity(config)?;
+    let registered_by_files = ledger::upstream(conn)?.is_some_and(|u| u.registered_at.is_some());
+    let (ca_pem, id) = match identity(config) {
+        Ok(found) => found,
+        // Registered by carried files, connected now: the first exchange
+        // gets the upstream identity on the way (no token needed).
+        Err(_) if registered_by_files && !identity_files_exist(config) => {
+            let (registered, transitions) = go_connected(conn, config, keys, now)?;
+            tracing::info!(
+                satellite = %registered.satellite_id,
+                "registered by carried files, connected now: upstream identity certificate received"
+            );
+            return Ok((
+                Synced {
+                    cloud_url: registered.cloud_url,
+                    sent: registered.request,
+                    received: registered.answer,
+                    millis: started.elapsed().as_millis(),
+                },
+                transitions,
+            ));
+        }
+        Err(missing) => return Err(missing),
+    };
     let pinned = ledger::upstream(conn)?.map(|u| u.cloud_ca_sha256);
     let ca_sha = openssl::x509::X509::from_pem(ca_pem.as_bytes())
         .and_then(|c| c.to_der())
