@@ -81,7 +81,7 @@ pub async fn status(
     let now = api.now();
     let config = api.config().clone();
     let status = api
-        .read(move |c| ops::sync::status(c, &caller, &config, now))
+        .read(move |c| ops::sync::status(c, &caller, &config, true, now))
         .await?;
     Ok(HttpResponse::Ok().json(super::wire::SyncStatus::from(status)))
 }

@@ -380,8 +380,17 @@ impl From<sync::Synced> for Synced {
 /// What this node knows of its sync with its peer.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SyncStatus {
-    /// `connected` or `disconnected`.
+    /// `connected` or `disconnected`: what the running server does.
     pub mode: String,
+    pub cloud_url: Option<String>,
+    /// Without credentials.
+    pub proxy: Option<String>,
+    pub server_running: bool,
+    /// Settings the config file changed since the server started (they
+    /// apply at its restart).
+    pub config_differs: Vec<String>,
+    /// Disconnected mode: when the next usage bundle is written (RFC 3339).
+    pub next_export: Option<String>,
     pub registered: bool,
     pub satellite_id: Option<String>,
     pub cloud_id: Option<String>,
@@ -408,6 +417,11 @@ impl From<sync::SyncStatus> for SyncStatus {
     fn from(s: sync::SyncStatus) -> Self {
         Self {
             mode: s.mode,
+            cloud_url: s.cloud_url,
+            proxy: s.proxy,
+            server_running: s.server_running,
+            config_differs: s.config_differs,
+            next_export: s.next_export,
             registered: s.registered,
             satellite_id: s.satellite_id,
             cloud_id: s.cloud_id,

@@ -54,7 +54,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Serve => super::server::serve(config, clock),
         Command::Init => super::server::init(&config, &clock),
-        Command::Status { json } => super::server::status(&config, &clock, json),
+        Command::Status { json } => super::server::status(&config, &clock, &caller, json),
         Command::Va(VaCommand::Create {
             name,
             description,

@@ -49,15 +49,21 @@ pub fn init(config: &Config, clock: &Clock) -> Result<(), CliError> {
     Ok(())
 }
 
-pub fn status(config: &Config, clock: &Clock, json: bool) -> Result<(), CliError> {
+pub fn status(
+    config: &Config,
+    clock: &Clock,
+    caller: &crate::ops::Caller,
+    json: bool,
+) -> Result<(), CliError> {
     let conn = crate::ops::Local::open(config, clock)?;
+    let server_running = crate::serve_lock::ensure_free(&config.data_dir).is_err();
     let ca = crate::pki::CertificateAuthority::load(&config.data_dir).map_err(Error::from)?;
     let totals = conn.read(|c| crate::inventory::totals(c, &config.account, clock.unix()))?;
     let stats = conn.read(|c| crate::notify::statistics(c, &config.call_home.profiles))?;
     let sync =
         match config.role {
             Role::Satellite => serde_json::to_value(conn.read(|c| {
-                crate::sync::status::status(c, config.sync.mode.as_str(), clock.unix())
+                crate::ops::sync::status(c, caller, config, server_running, clock.unix())
             })?),
             Role::Cloud => serde_json::to_value(conn.read(crate::sync::cloud::list)?),
         }
@@ -123,7 +129,24 @@ fn print_sync(config: &Config, sync: &serde_json::Value) {
     };
     match config.role {
         Role::Satellite => {
-            println!("\nSync ({} mode):", text(&sync["mode"]));
+            let whose = if sync["server_running"] == true {
+                "as the running server does it"
+            } else {
+                "no server running; as the config file says"
+            };
+            println!("\nSync ({} mode, {whose}):", text(&sync["mode"]));
+            for differs in sync["config_differs"].as_array().into_iter().flatten() {
+                println!(
+                    "  changed in the file, applies at the next restart: {}",
+                    text(differs)
+                );
+            }
+            if sync["mode"] == "connected" {
+                println!("  cloud URL:         {}", text(&sync["cloud_url"]));
+                if !sync["proxy"].is_null() {
+                    println!("  proxy:             {}", text(&sync["proxy"]));
+                }
+            }
             if sync["cloud_id"].is_null() {
                 println!("  not registered with a cloud: `satellite upstream register --token T`");
                 return;
@@ -158,6 +181,9 @@ fn print_sync(config: &Config, sync: &serde_json::Value) {
                     text(&sync["last_acknowledged"])
                 ),
                 None => println!("  usage acknowledged: never"),
+            }
+            if !sync["next_export"].is_null() {
+                println!("  next export:       {}", text(&sync["next_export"]));
             }
             println!("  last success:      {}", text(&sync["last_success"]));
             if !sync["next_attempt"].is_null() {

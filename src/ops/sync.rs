@@ -100,10 +100,17 @@ pub fn import(
     })
 }
 
-pub fn status(c: &Db, caller: &Caller, config: &Config, now: i64) -> Result<SyncStatus> {
+/// Sync as it stands; `server_running`: a server serves this data dir now
+/// (its recorded settings are shown, and where the file differs).
+pub fn status(
+    c: &Db,
+    caller: &Caller,
+    config: &Config,
+    server_running: bool,
+    now: i64,
+) -> Result<SyncStatus> {
     caller.authorize(Action::Administer, None)?;
-    let mode = format!("{:?}", config.sync.mode).to_lowercase();
-    sync_status::status(c, &mode, now).map_err(service)
+    sync_status::status(c, config, server_running, now).map_err(service)
 }
 
 /// One live exchange with the cloud now (connected mode), as `satellite

@@ -64,7 +64,7 @@ async fn render(
         service.now(),
     );
     let sync = service
-        .read(move |c| ops::sync::status(c, &caller, &config, now))
+        .read(move |c| ops::sync::status(c, &caller, &config, true, now))
         .await?;
     let connected = sync.mode == "connected";
     let row = |label: &str, value: Option<String>| {

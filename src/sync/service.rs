@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-const EXPORT_LAST_RUN: &str = "sync.export.last_run";
+pub(crate) const EXPORT_LAST_RUN: &str = "sync.export.last_run";
 const LIVE_LAST_RUN: &str = "sync.live.last_run";
 /// The overdue level already announced for the current last sync.
 const OVERDUE_ANNOUNCED: &str = "sync.overdue.announced";
@@ -55,6 +55,16 @@ impl SyncService {
         std::thread::Builder::new()
             .name("sync".into())
             .spawn(move || {
+                // What `status` shows as the server's sync, whatever the
+                // file says later.
+                let config = self.config.clone();
+                if let Err(e) = self
+                    .store
+                    .writer()
+                    .write_blocking(move |c| super::status::record_running(c, &config))
+                {
+                    tracing::warn!(error = %e, "cannot record the sync settings the server runs with");
+                }
                 let mut settled = Settled::default();
                 while !stop.load(Ordering::Relaxed) {
                     self.tick(&mut settled);

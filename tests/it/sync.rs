@@ -611,6 +611,15 @@ fn a_disconnected_satellite_writes_its_usage_bundle_on_the_export_schedule() {
     // Let the sync thread mark its start, then move past the 1st at 03:00.
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(usage_files(), 0);
+    // Status says when the running server writes the next one.
+    let sync = json_of(&a.cli_ok(&["status", "--json"]))["sync"].clone();
+    assert_eq!(sync["mode"], "disconnected", "{sync}");
+    assert!(
+        sync["next_export"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("-01T03:00:00Z")),
+        "{sync}"
+    );
     a.clock.advance(time::Duration::days(32));
     wait_for("the scheduled usage export", || usage_files() == 1);
     // The file is written inside the transaction that records it: wait for the commit.

@@ -549,6 +549,30 @@ fn switching_modes_continues_the_sequence_and_loses_nothing() {
     let disconnected = yaml.replace(&connected_line, "sync: { mode: disconnected }\n");
     assert_ne!(yaml, disconnected);
     std::fs::write(&sat.config_path, &disconnected).expect("config");
+    // Status shows what the running server does, and that the file differs.
+    let s = status(&sat);
+    assert_eq!(s["server_running"], true, "{s}");
+    assert_eq!(s["mode"], "connected", "{s}");
+    assert_eq!(s["cloud_url"], cloud.url(), "{s}");
+    let shown_proxy = s["proxy"].as_str().unwrap_or("");
+    assert!(
+        proxy
+            .url
+            .ends_with(shown_proxy.trim_start_matches("http://"))
+            && !shown_proxy.contains('@'),
+        "the proxy, without its credentials: {s}"
+    );
+    assert!(
+        s["config_differs"][0]
+            .as_str()
+            .is_some_and(|d| d.starts_with("sync.mode: the server runs \"connected\"")),
+        "{s}"
+    );
+    let human = sat.cli_ok(&["status"]);
+    assert!(
+        human.contains("applies at the next restart: sync.mode"),
+        "{human}"
+    );
     let out = sat.cli(&["sync"]);
     assert!(!out.status.success(), "sync refuses in disconnected mode");
     let two = register(&sat, "FOCM2", &sat.token("Lab", &[]));

@@ -263,7 +263,7 @@ impl CloudLink {
 }
 
 /// A proxy URL fit for a log line: any `user:password@` taken out.
-fn without_credentials(url: &str) -> String {
+pub fn without_credentials(url: &str) -> String {
     match url.split_once("://") {
         Some((scheme, rest)) => match rest.rsplit_once('@') {
             Some((_, host)) => format!("{scheme}://{host}"),

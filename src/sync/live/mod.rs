@@ -15,6 +15,7 @@
 
 pub mod cloud_end;
 pub mod link;
+pub use link::without_credentials;
 mod state;
 
 pub use state::{LiveState, STATE_KEY};
