@@ -11,7 +11,9 @@ use crate::notify::Alert;
 use crate::notify::Notifier;
 use crate::store::events::{NewEvent, Severity};
 use crate::store::Db;
-use crate::store::{deadlines, events, instances, licenses, messages, names, settings, Store};
+use crate::store::{
+    deadlines, events, instances, licenses, messages, names, pools, settings, Store,
+};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -92,9 +94,14 @@ impl Jobs {
                     transitions.extend(pool::evaluate(c, &catalog, va_id, &va_name, &[tag], now)?);
                 }
                 outcome.expiry_alerts = alert_expiries(c, last, now)?;
-                if crate::config::fires_between(&schedule, last, now) {
-                    settings::set(c, PERIODIC_DUE, &now.to_string())?;
-                }
+            }
+            // Deeper shortfalls held back within the window, announced now.
+            for (va_id, tag) in pools::held_until(c, now - pool::COALESCE_SECONDS)? {
+                let va_name = names::virtual_account(c, va_id)?;
+                transitions.extend(pool::evaluate(c, &catalog, va_id, &va_name, &[tag], now)?);
+            }
+            if now > last && crate::config::fires_between(&schedule, last, now) {
+                settings::set(c, PERIODIC_DUE, &now.to_string())?;
             }
             // A clock set back never replays a window already handled.
             settings::set(c, LAST_RUN, &now.max(last).to_string())?;

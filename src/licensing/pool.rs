@@ -100,13 +100,26 @@ impl Pools<'_> {
         self.state.pools.clear();
     }
 
-    fn recorded(&mut self, va_id: i64, tag: &str, status: &str, shortfall: i64) {
+    fn recorded(&mut self, va_id: i64, tag: &str, status: &str, shortfall: i64, now: i64) {
         if let Some(cached) = self.state.pools.get_mut(&(va_id, tag.to_string())) {
             cached.row.status = status.to_string();
             cached.row.shortfall = shortfall;
+            cached.row.announced_at = Some(now);
+            cached.row.held = false;
+        }
+    }
+
+    fn held(&mut self, va_id: i64, tag: &str, held: bool) {
+        if let Some(cached) = self.state.pools.get_mut(&(va_id, tag.to_string())) {
+            cached.row.held = held;
         }
     }
 }
+
+/// A shortfall that deepens again within this many seconds of the last
+/// announcement waits for the window's end: a burst of registrations into
+/// a short pool is one warning (event, report, alert), not one per device.
+pub const COALESCE_SECONDS: i64 = 300;
 
 /// Re-evaluates the given pools of one virtual account. Each change of
 /// status, and each shortfall that got deeper, is an event; when any pool
@@ -169,14 +182,35 @@ pub fn evaluate_with_states(
             (PoolStatus::InCompliance, _) => shortfall,
         };
         if stored == current.status && announced == peak {
+            // What was held is no deeper any more: nothing to announce.
+            if row.held {
+                pools::hold(c, va_id, tag, false)?;
+                if let Some(cache) = cache.as_deref_mut() {
+                    cache.held(va_id, tag, false);
+                }
+            }
             continue;
-        }
-        pools::record(c, va_id, tag, current.status.as_str(), peak)?;
-        if let Some(cache) = cache.as_deref_mut() {
-            cache.recorded(va_id, tag, current.status.as_str(), peak);
         }
         let deeper =
             stored == PoolStatus::OutOfCompliance && announced > 0 && shortfall > announced;
+        // Deeper again soon after the last announcement: held, and
+        // announced once when the window ends (here, or by the jobs).
+        let recent = row
+            .announced_at
+            .is_some_and(|at| now.saturating_sub(at) < COALESCE_SECONDS);
+        if deeper && stored == current.status && recent {
+            if !row.held {
+                pools::hold(c, va_id, tag, true)?;
+                if let Some(cache) = cache.as_deref_mut() {
+                    cache.held(va_id, tag, true);
+                }
+            }
+            continue;
+        }
+        pools::record(c, va_id, tag, current.status.as_str(), peak, now)?;
+        if let Some(cache) = cache.as_deref_mut() {
+            cache.recorded(va_id, tag, current.status.as_str(), peak, now);
+        }
         if stored != current.status || deeper {
             transitions.push(Transition {
                 virtual_account: va_name.to_string(),

@@ -499,6 +499,19 @@ ALTER TABLE satellites ADD COLUMN retired_signer_sha256 TEXT;
 CREATE INDEX satellite_virtual_accounts_by_va ON satellite_virtual_accounts (virtual_account_id);
 "#,
     },
+    Migration {
+        version: 13,
+        name: "a pool's deeper shortfalls are announced at most once per window",
+        sql: r#"
+-- A burst of registrations into a short pool deepened its shortfall once
+-- per device, each with an event, a Compliance Warning Report and an alert.
+-- Now a deeper shortfall within the window after an announcement is held
+-- (held = 1) and announced once when the window ends.
+ALTER TABLE pools ADD COLUMN announced_at INTEGER;
+ALTER TABLE pools ADD COLUMN held INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX pools_held ON pools (announced_at) WHERE held = 1;
+"#,
+    },
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {

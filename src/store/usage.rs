@@ -117,18 +117,25 @@ pub struct PoolRow {
     pub in_use: i64,
     pub status: String,
     pub shortfall: i64,
+    /// When its status or shortfall was last announced.
+    pub announced_at: Option<i64>,
+    /// A deeper shortfall waits to be announced (coalesced).
+    pub held: bool,
 }
 
 pub fn pool(c: &Db, virtual_account_id: i64, tag: &str) -> Result<PoolRow> {
     Ok(crate::store::optional(
         c.prepare_cached(
-            "SELECT in_use, status, shortfall FROM pools WHERE virtual_account_id = ?1 AND tag = ?2",
+            "SELECT in_use, status, shortfall, announced_at, held FROM pools
+             WHERE virtual_account_id = ?1 AND tag = ?2",
         )?
         .query_row(params![virtual_account_id, tag], |r| {
             Ok(PoolRow {
                 in_use: r.get(0)?,
                 status: r.get(1)?,
                 shortfall: r.get(2)?,
+                announced_at: r.get(3)?,
+                held: r.get(4)?,
             })
         }),
     )?
@@ -136,6 +143,8 @@ pub fn pool(c: &Db, virtual_account_id: i64, tag: &str) -> Result<PoolRow> {
         in_use: 0,
         status: PoolStatus::InCompliance.as_str().to_string(),
         shortfall: 0,
+        announced_at: None,
+        held: false,
     }))
 }
 

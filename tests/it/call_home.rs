@@ -277,6 +277,11 @@ fn a_deeper_shortfall_alerts_again() {
     ask("e2", 2);
     ask("e3", 3);
     ask("e4", 4);
+    // Within five minutes of the last announcement it waits for the
+    // window's end, then is announced once.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(warning_reports(&server).len(), 1, "held within the window");
+    server.clock.advance(time::Duration::minutes(5));
     let second = next_matching(&received, 10, |m| m.contains("COMPLIANCE"));
     assert!(
         second.contains("further out of compliance in virtual account Default (short 3, was 2)"),
@@ -298,6 +303,19 @@ fn a_deeper_shortfall_alerts_again() {
         messages[1].contains("short 3 (was short 2)"),
         "{messages:?}"
     );
+    // A burst that deepens it step by step is one warning, not one per step.
+    for (n, count) in [5u32, 6, 7, 8].into_iter().enumerate() {
+        ask(&format!("burst{n}"), count);
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(warning_reports(&server).len(), 2, "held within the window");
+    server.clock.advance(time::Duration::minutes(5));
+    let third = next_matching(&received, 10, |m| m.contains("COMPLIANCE"));
+    assert!(
+        third.contains("further out of compliance in virtual account Default (short 7, was 3)"),
+        "{third}"
+    );
+    assert_eq!(warning_reports(&server).len(), 3);
     // Nothing else was queued: no message for the shrink or the return.
     assert!(received.recv_timeout(Duration::from_millis(1500)).is_err());
 }
@@ -451,12 +469,18 @@ fn an_alert_queued_while_nobody_could_deliver_it_arrives_after_start() {
         &format!("127.0.0.1:{port}/alerts"),
     );
     std::fs::write(&config_path, config).expect("write config");
+    // A shortfall deepened within five minutes of the last announcement is
+    // announced when that window ends: the server runs ten minutes later.
+    let later = (time::OffsetDateTime::now_utc() + time::Duration::minutes(10))
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("time");
     let serve = || {
         Process(
             std::process::Command::new(env!("CARGO_BIN_EXE_satellite"))
                 .arg("-c")
                 .arg(&config_path)
                 .arg("serve")
+                .env(satellite::clock::NOW_ENV, &later)
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())
                 .spawn()
