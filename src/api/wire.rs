@@ -29,6 +29,9 @@ pub struct ProductInstance {
     pub deadline: Option<String>,
     /// On the cloud: the satellite the instance came through (none: direct).
     pub satellite: Option<String>,
+    /// On the cloud, for a satellite's instance: the status its satellite
+    /// last reported (`status` is the cloud's evaluation of its pools).
+    pub satellite_status: Option<String>,
 }
 
 impl From<InstanceView> for ProductInstance {
@@ -46,6 +49,7 @@ impl From<InstanceView> for ProductInstance {
             next_communication: v.next_communication,
             deadline: v.deadline,
             satellite: v.satellite,
+            satellite_status: v.satellite_status,
         }
     }
 }

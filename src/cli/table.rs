@@ -49,13 +49,18 @@ impl Row for VirtualAccount {
         "Virtual Account",
         "Product Instances",
         "Active Tokens",
+        "Served By",
         "Description",
     ];
     fn cells(&self) -> Vec<String> {
         vec![
             self.name.clone(),
-            self.product_instances.to_string(),
+            match self.satellite_instances {
+                0 => self.product_instances.to_string(),
+                remote => format!("{} ({remote} via satellites)", self.product_instances),
+            },
             self.active_tokens.to_string(),
+            self.served_by.clone().unwrap_or_else(|| "this node".into()),
             self.description.clone(),
         ]
     }

@@ -195,6 +195,7 @@ fn remote_instances(c: &Db, va: Option<&str>) -> Result<Vec<InstanceView>> {
                 next_communication: None,
                 deadline: None,
                 satellite: Some(r.satellite),
+                satellite_status: Some(r.reported_status),
             }
         })
         .collect())
@@ -323,9 +324,12 @@ pub struct Totals {
 }
 
 pub fn totals(c: &Db, account: &str, now: i64) -> Result<Totals> {
+    let vas = accounts::list(c, account, now)?;
     Ok(Totals {
-        virtual_accounts: accounts::list(c, account, now)?.len(),
-        product_instances: usize::try_from(instances::count(c, account, None)?).unwrap_or(0),
+        virtual_accounts: vas.len(),
+        // At a cloud, with what its satellites report.
+        product_instances: usize::try_from(vas.iter().map(|va| va.product_instances).sum::<i64>())
+            .unwrap_or(0),
         active_tokens: tokens::list(c, account, None, now)?
             .iter()
             .filter(|t| t.status == "ACTIVE")
@@ -385,6 +389,7 @@ fn remote_detail(c: &Db, key: &str) -> Result<(InstanceView, Vec<EntitlementUsag
         next_communication: None,
         deadline: None,
         satellite: Some(r.satellite),
+        satellite_status: Some(r.reported_status.clone()),
     };
     let entitlements = usage
         .into_iter()

@@ -14,8 +14,13 @@ pub struct VirtualAccount {
     pub name: String,
     pub description: String,
     pub created_at: String,
+    /// Registered here, plus (at a cloud) reported by its satellites.
     pub product_instances: i64,
+    /// Of those, reported by satellites (at a cloud).
+    pub satellite_instances: i64,
     pub active_tokens: i64,
+    /// At a cloud: the satellite that serves it (none: this node does).
+    pub served_by: Option<String>,
 }
 
 /// Creates the account if it is missing; returns its id.
@@ -75,7 +80,10 @@ pub fn create_virtual_account(
 const SELECT: &str = "SELECT va.id, a.name, va.name, va.description, va.created_at,
         (SELECT COUNT(*) FROM product_instances p WHERE p.virtual_account_id = va.id),
         (SELECT COUNT(*) FROM registration_tokens t WHERE t.virtual_account_id = va.id
-            AND t.revoked_at IS NULL AND t.expires_at > :now)
+            AND t.revoked_at IS NULL AND t.expires_at > :now),
+        (SELECT COUNT(*) FROM remote_instances r WHERE r.virtual_account_id = va.id),
+        (SELECT s.name FROM satellite_virtual_accounts sv JOIN satellites s ON s.id = sv.satellite_id
+            WHERE sv.virtual_account_id = va.id AND s.revoked_at IS NULL ORDER BY s.name LIMIT 1)
      FROM virtual_accounts va JOIN accounts a ON a.id = va.account_id";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<VirtualAccount> {
@@ -85,8 +93,10 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<VirtualAccount> {
         name: r.get(2)?,
         description: r.get(3)?,
         created_at: crate::clock::rfc3339(r.get(4)?),
-        product_instances: r.get(5)?,
+        product_instances: r.get::<_, i64>(5)? + r.get::<_, i64>(7)?,
+        satellite_instances: r.get(7)?,
         active_tokens: r.get(6)?,
+        served_by: r.get(8)?,
     })
 }
 

@@ -46,6 +46,9 @@ pub struct InstanceView {
     pub deadline: Option<String>,
     /// On the cloud: the satellite the instance came through (none: direct).
     pub satellite: Option<String>,
+    /// On the cloud, for a satellite's instance: the status its satellite
+    /// last reported (`status` is the cloud's own evaluation).
+    pub satellite_status: Option<String>,
 }
 
 impl Instance {
@@ -71,6 +74,7 @@ impl Instance {
             next_communication: self.next_communication.map(rfc3339),
             deadline: self.deadline.map(rfc3339),
             satellite: None,
+            satellite_status: None,
         }
     }
 }

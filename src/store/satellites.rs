@@ -445,25 +445,42 @@ pub struct RemoteInstanceRow {
     pub pid: String,
     pub sn: String,
     pub hostname: Option<String>,
+    /// The cloud's evaluation: OUT_OF_COMPLIANCE while any pool it uses is
+    /// short here, as for a router registered at the cloud.
     pub status: String,
+    /// What its satellite last told it.
+    pub reported_status: String,
     pub registered_at: i64,
     pub last_contact_at: i64,
 }
 
+/// The cloud's status for a satellite's instance (column 9 of the remote
+/// selects): while its satellite reports it authorized or short, any pool
+/// it uses that is short at the cloud makes it OUT_OF_COMPLIANCE; what else
+/// the satellite reports (expired, grace period over) stands.
+const CLOUD_STATUS: &str = "CASE WHEN r.status IN ('AUTHORIZED', 'OUT_OF_COMPLIANCE') THEN
+           CASE WHEN EXISTS (SELECT 1 FROM remote_usage u JOIN pools q
+                  ON q.virtual_account_id = u.virtual_account_id AND q.tag = u.tag
+                WHERE u.satellite_id = r.satellite_id AND u.instance_id = r.instance_id
+                  AND q.status = 'Out of Compliance')
+             THEN 'OUT_OF_COMPLIANCE' ELSE 'AUTHORIZED' END
+         ELSE r.status END";
+
 pub fn remote_instances(c: &Db, virtual_account: Option<&str>) -> Result<Vec<RemoteInstanceRow>> {
-    let mut stmt = c.prepare_cached(
+    let sql = format!(
         "SELECT s.name, r.instance_id, va.name, r.pid, r.sn, r.hostname, r.status, r.registered_at,
-                r.last_contact_at
+                r.last_contact_at, {CLOUD_STATUS}
          FROM remote_instances r JOIN satellites s ON s.id = r.satellite_id
          JOIN virtual_accounts va ON va.id = r.virtual_account_id
          WHERE (?1 IS NULL OR va.name = ?1)
-         ORDER BY va.name, r.pid, r.sn",
-    )?;
+         ORDER BY va.name, r.pid, r.sn"
+    );
+    let mut stmt = c.prepare_cached(&sql)?;
     let rows = stmt.query_map([virtual_account], remote_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// A remote-instance row from its first nine selected columns.
+/// A remote-instance row from its first ten selected columns.
 fn remote_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RemoteInstanceRow> {
     Ok(RemoteInstanceRow {
         satellite: r.get(0)?,
@@ -472,7 +489,8 @@ fn remote_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RemoteInstanceRow> {
         pid: r.get(3)?,
         sn: r.get(4)?,
         hostname: r.get(5)?,
-        status: r.get(6)?,
+        reported_status: r.get(6)?,
+        status: r.get(9)?,
         registered_at: r.get(7)?,
         last_contact_at: r.get(8)?,
     })
@@ -584,13 +602,15 @@ pub fn find_remote(
 ) -> Result<Option<RemoteWithUsage>> {
     let (pid, sn) = udi.unwrap_or(("", ""));
     let found = optional(c.query_row(
-        "SELECT s.name, r.instance_id, va.name, r.pid, r.sn, r.hostname, r.status, r.registered_at,
-                r.last_contact_at, r.satellite_id
+        &format!(
+            "SELECT s.name, r.instance_id, va.name, r.pid, r.sn, r.hostname, r.status, r.registered_at,
+                r.last_contact_at, {CLOUD_STATUS}, r.satellite_id
          FROM remote_instances r JOIN satellites s ON s.id = r.satellite_id
          JOIN virtual_accounts va ON va.id = r.virtual_account_id
-         WHERE r.instance_id = ?1 OR (r.pid = ?2 AND r.sn = ?3) LIMIT 1",
+         WHERE r.instance_id = ?1 OR (r.pid = ?2 AND r.sn = ?3) LIMIT 1"
+        ),
         params![instance_id, pid, sn],
-        |r| Ok((remote_row(r)?, r.get::<_, i64>(9)?)),
+        |r| Ok((remote_row(r)?, r.get::<_, i64>(10)?)),
     ))?;
     let Some((row, satellite_row)) = found else {
         return Ok(None);

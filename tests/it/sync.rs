@@ -163,6 +163,31 @@ fn the_usb_round_trip_brings_licenses_to_routers_and_usage_to_the_cloud() {
         "--quantity",
         "4",
     ]);
+    // At the cloud, site-a's router is judged by the cloud's pools (Lab is
+    // short now), beside what site-a last told it; counts include it.
+    let instances = json_of(&cloud.cli_ok(&["instance", "list", "--json"]));
+    let via_a = instances
+        .as_array()
+        .and_then(|l| l.iter().find(|i| i["sn"] == "FOCA1"))
+        .expect("site-a's router at the cloud");
+    assert_eq!(via_a["status"], "OUT_OF_COMPLIANCE", "{via_a}");
+    assert_eq!(via_a["satellite_status"], "AUTHORIZED", "{via_a}");
+    let vas = json_of(&cloud.cli_ok(&["va", "list", "--json"]));
+    let lab = vas
+        .as_array()
+        .and_then(|l| l.iter().find(|v| v["name"] == "Lab"))
+        .expect("Lab");
+    assert_eq!(
+        (
+            lab["product_instances"].as_i64(),
+            lab["satellite_instances"].as_i64()
+        ),
+        (Some(1), Some(1)),
+        "{lab}"
+    );
+    assert_eq!(lab["served_by"], "site-a", "{lab}");
+    let cloud_status = json_of(&cloud.cli_ok(&["status", "--json"]));
+    assert_eq!(cloud_status["product_instances"], 2, "{cloud_status}");
     let (usage, answer) = round_trip(&cloud, &a);
     let row = a.compliance("Lab", ESS);
     assert_eq!(
