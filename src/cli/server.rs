@@ -59,7 +59,9 @@ pub fn status(
     let server_running = crate::serve_lock::ensure_free(&config.data_dir).is_err();
     let ca = crate::pki::CertificateAuthority::load(&config.data_dir).map_err(Error::from)?;
     let totals = conn.read(|c| crate::inventory::totals(c, &config.account, clock.unix()))?;
-    let stats = conn.read(|c| crate::notify::statistics(c, &config.call_home.profiles))?;
+    let stats = conn.read(|c| {
+        crate::ops::alerts::call_home_statistics(c, caller, &config.call_home.profiles)
+    })?;
     let sync =
         match config.role {
             Role::Satellite => serde_json::to_value(conn.read(|c| {

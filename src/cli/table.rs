@@ -3,7 +3,7 @@
 
 use crate::licensing::compliance::ComplianceRow;
 use crate::licensing::reports::{ReportSummary, UsageDay};
-use crate::notify::Statistics;
+use crate::ops::views::CallHomeStatistics as Statistics;
 use crate::ops::views::Event;
 use crate::ops::views::InstanceView;
 use crate::ops::views::License;

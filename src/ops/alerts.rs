@@ -132,3 +132,14 @@ fn message_type(kind: &str) -> String {
             .join(" "),
     }
 }
+
+/// `show call-home statistics`: per profile and message type, what was
+/// delivered, failed, dropped, and what still waits.
+pub fn call_home_statistics(
+    c: &Db,
+    caller: &Caller,
+    profiles: &[crate::config::CallHomeProfile],
+) -> Result<Vec<crate::notify::Statistics>> {
+    caller.authorize(super::Action::Read, None)?;
+    Ok(crate::notify::statistics(c, profiles)?)
+}

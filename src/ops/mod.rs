@@ -27,6 +27,7 @@ pub use service::{Local, Service};
 /// them, named here so that the front ends reach them through this layer.
 pub mod views {
     pub use crate::licensing::reports::{EntitlementUsage, ReportSummary};
+    pub use crate::notify::Statistics as CallHomeStatistics;
     pub use crate::store::accounts::VirtualAccount;
     pub use crate::store::audit::AuditedEvent;
     pub use crate::store::events::{Event, Severity};
