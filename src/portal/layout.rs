@@ -3,7 +3,7 @@
 //! value it is given, so text from devices and operators cannot become markup.
 
 pub use super::flash::Notice;
-use super::operator::Operator;
+use super::operator::{Node, Operator};
 use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
 use maud::{html, Markup, DOCTYPE};
@@ -23,12 +23,15 @@ pub fn html(status: StatusCode, body: Markup) -> HttpResponse {
         .body(body.into_string())
 }
 
-fn head(title: &str) -> Markup {
+fn head(title: &str, node: Option<&Node>) -> Markup {
     html! {
         head {
             meta charset="utf-8";
             meta name="viewport" content="width=device-width, initial-scale=1";
-            title { (title) " · Satellite" }
+            @match node {
+                Some(node) => title { (title) " · " (node.name) " (" (node.role) ")" },
+                None => title { (title) " · Satellite" },
+            }
             link rel="stylesheet" href=(super::STYLESHEET_PATH);
             link rel="icon" type="image/svg+xml" href=(super::ICON_PATH);
         }
@@ -51,11 +54,14 @@ pub fn page(
     html! {
         (DOCTYPE)
         html lang="en" {
-            (head(title))
+            (head(title, Some(&operator.node)))
             body {
                 a.skip href="#main" { "Skip to content" }
                 header.top {
-                    span.brand { "Satellite" }
+                    span.brand title=(format!("smart account {}", operator.node.account)) {
+                        (operator.node.name)
+                        span.role { " · " (operator.node.role) " · " (operator.node.account) }
+                    }
                     nav aria-label="Sections" {
                         ul {
                             (item(Section::Inventory, "/portal/inventory", "Inventory"))
@@ -101,7 +107,7 @@ pub fn login(nonce: &str, message: Option<&str>) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
-            (head("Log in"))
+            (head("Log in", None))
             body.login {
                 main #main {
                     h1 { "Satellite" }
@@ -129,7 +135,7 @@ pub fn bare(status: StatusCode, title: &str, message: &str) -> HttpResponse {
         html! {
             (DOCTYPE)
             html lang="en" {
-                (head(title))
+                (head(title, None))
                 body {
                     main #main {
                         h1 { (title) }

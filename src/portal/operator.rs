@@ -13,6 +13,30 @@ pub struct Operator {
     pub csrf: String,
     pub(super) flash: web::Data<Flash>,
     pub(super) now: i64,
+    /// Which node this is, for the header and title: an operator with a
+    /// cloud and a satellite open side by side tells them apart.
+    pub node: Node,
+}
+
+/// The node's name, role and smart account.
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub name: String,
+    pub role: &'static str,
+    pub account: String,
+}
+
+impl Node {
+    pub fn of(config: &crate::config::Config) -> Self {
+        Self {
+            name: config.name.clone(),
+            role: match config.role {
+                crate::config::Role::Cloud => "cloud",
+                crate::config::Role::Satellite => "satellite",
+            },
+            account: config.account.clone(),
+        }
+    }
 }
 
 impl Operator {

@@ -120,6 +120,7 @@ impl FromRequest for Operator {
                 secret,
                 flash,
                 now,
+                node: super::operator::Node::of(service.config()),
             })
         })
     }

@@ -430,9 +430,34 @@ fn a_form_without_its_csrf_token_or_from_another_site_is_refused_and_changes_not
         "{}",
         general.body
     );
-    let revoked = portal.post(
+    // It asks first, saying what revoking does (no JavaScript: a box to tick).
+    assert!(
+        general.body.contains("it registers no more routers"),
+        "{}",
+        general.body
+    );
+    let unconfirmed = portal.post(
         "/portal/inventory/tokens/revoke",
         &[("csrf", &csrf), ("va", "Default"), ("token", &prefix)],
+    );
+    assert_eq!(unconfirmed.status, 400, "{}", unconfirmed.body);
+    assert!(
+        unconfirmed.body.contains("Nothing was changed"),
+        "{}",
+        unconfirmed.body
+    );
+    assert!(portal
+        .get("/portal/inventory?va=Default")
+        .body
+        .contains(">Revoke</button>"));
+    let revoked = portal.post(
+        "/portal/inventory/tokens/revoke",
+        &[
+            ("csrf", &csrf),
+            ("va", "Default"),
+            ("token", &prefix),
+            ("confirm", "yes"),
+        ],
     );
     assert!(revoked.status < 400, "{}", revoked.body);
     let after = portal.get("/portal/inventory?va=Default");
@@ -741,12 +766,22 @@ fn instances_are_found_moved_and_removed_and_events_filtered_by_kind_and_day() {
         .get("/portal/inventory/instances?va=Lab2")
         .body
         .contains("FOCMOVE0001"));
+    let unconfirmed = portal.post(
+        "/portal/inventory/instances/remove",
+        &[
+            ("csrf", &csrf),
+            ("va", "Lab2"),
+            ("instance", &router.instance_id),
+        ],
+    );
+    assert_eq!(unconfirmed.status, 400, "{}", unconfirmed.body);
     let removed = portal.post(
         "/portal/inventory/instances/remove",
         &[
             ("csrf", &csrf),
             ("va", "Lab2"),
             ("instance", &router.instance_id),
+            ("confirm", "yes"),
         ],
     );
     assert_eq!(removed.status, 200, "{}", removed.body);
@@ -760,6 +795,7 @@ fn instances_are_found_moved_and_removed_and_events_filtered_by_kind_and_day() {
             ("csrf", &csrf),
             ("va", "Lab2"),
             ("instance", &router.instance_id),
+            ("confirm", "yes"),
         ],
     );
     assert_eq!(unknown.status, 404, "{}", unknown.body);
@@ -920,6 +956,45 @@ fn an_admin_creates_a_virtual_account_and_transfers_licenses_into_it_at_the_clou
         ],
     );
     assert_eq!(zero.status, 400, "{}", zero.body);
+
+    // A transfer that would leave the source short asks first.
+    let router = crate::client::register(&server, "FOCSHORT01", &server.token("Lab", &[]));
+    let (status, _) = router.client.post(&json!({
+        "type": "ENTITLEMENT", "message_id": "e1",
+        "entitlements": [{"tag": ESS, "count": 3}]
+    }));
+    assert_eq!(status, 200);
+    let transfer = |short_ok: Option<&'static str>| {
+        let mut fields = vec![
+            ("csrf", csrf.as_str()),
+            ("va", "Lab"),
+            ("sku", ESS),
+            ("quantity", "1"),
+            ("to", "Europe"),
+        ];
+        if let Some(ok) = short_ok {
+            fields.push(("short_ok", ok));
+        }
+        fields
+    };
+    let asked = portal.post("/portal/inventory/licenses/transfer", &transfer(None));
+    assert!(asked.status >= 400, "{}", asked.body);
+    assert!(
+        asked.body.contains("would leave Lab short"),
+        "{}",
+        asked.body
+    );
+    assert_eq!(
+        server.compliance("Lab", ESS)["available"],
+        3,
+        "nothing moved"
+    );
+    let done = portal.post(
+        "/portal/inventory/licenses/transfer",
+        &transfer(Some("yes")),
+    );
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert_eq!(server.compliance("Lab", ESS)["available"], 2);
 
     // A satellite's licenses are its cloud's: no transfer form there.
     let sat = Server::start();
@@ -1237,6 +1312,45 @@ fn an_operator_does_the_round_in_a_real_browser() {
         press("#reports tbody tr th a").await;
         shot("report").await;
         assert!(text("pre.report").await.contains("FOCBROWSER01"));
+
+        // The header names the node, its role and smart account.
+        let brand = text(".brand").await;
+        assert!(
+            brand.contains("test-satellite") && brand.contains("satellite") && brand.contains("Test Corp"),
+            "{brand}"
+        );
+        let report_page = browser.current_url().await.expect("url").path().to_string();
+
+        // Every page is usable on a phone (360 px) and a laptop (1366 px):
+        // the page never scrolls sideways (a wide table scrolls in its box).
+        for (width, height) in [(360u32, 780u32), (1366, 900)] {
+            browser.set_window_size(width, height).await.expect("window size");
+            for page in [
+                "/portal/inventory?va=Lab",
+                "/portal/inventory/licenses?va=Lab",
+                "/portal/inventory/instances?va=Lab",
+                "/portal/inventory/events?va=Lab",
+                "/portal/reports",
+                report_page.as_str(),
+                "/portal/sync",
+                "/portal/alerts",
+            ] {
+                browser.goto(&format!("{base}{page}")).await.expect("goto");
+                find("main").await;
+                let sizes = browser
+                    .execute(
+                        "return [document.documentElement.scrollWidth, document.documentElement.clientWidth];",
+                        vec![],
+                    )
+                    .await
+                    .expect("measure");
+                let (scroll, client) = (sizes[0].as_i64(), sizes[1].as_i64());
+                assert!(
+                    scroll <= client,
+                    "{page} at {width} px scrolls sideways: {scroll:?} > {client:?}"
+                );
+            }
+        }
 
         // Log out: the inventory asks for a login again.
         press("form.logout button").await;

@@ -113,6 +113,22 @@ pub struct RevokeToken {
     csrf: String,
     va: String,
     token: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+/// A destructive form acts only when its confirmation box was ticked (the
+/// browser insists; this is for anything else that posts it).
+fn confirmed(confirm: &str, consequence: &str) -> Result<(), PortalError> {
+    if confirm == "yes" {
+        Ok(())
+    } else {
+        Err(OpsError::from(crate::error::Error::invalid(
+            "confirm",
+            format!("Nothing was changed: tick the box to confirm that {consequence}."),
+        ))
+        .into())
+    }
 }
 
 pub(super) async fn revoke_token(
@@ -122,6 +138,12 @@ pub(super) async fn revoke_token(
 ) -> Result<HttpResponse, PortalError> {
     operator.check_csrf(&form.csrf)?;
     let form = form.into_inner();
+    if let Err(refused) = confirmed(
+        &form.confirm,
+        "the token registers no more routers (those it registered stay)",
+    ) {
+        return after(&service, &operator, Tab::General, &form.va, Err(refused)).await;
+    }
     let (caller, account, now) = (
         operator.caller.clone(),
         service.config().account.clone(),
@@ -150,6 +172,8 @@ pub struct InstanceAction {
     instance: String,
     #[serde(default)]
     to: Option<String>,
+    #[serde(default)]
+    confirm: String,
 }
 
 pub(super) async fn remove_instance(
@@ -159,6 +183,12 @@ pub(super) async fn remove_instance(
 ) -> Result<HttpResponse, PortalError> {
     operator.check_csrf(&form.csrf)?;
     let form = form.into_inner();
+    if let Err(refused) = confirmed(
+        &form.confirm,
+        "the instance's certificate is revoked and its licenses released",
+    ) {
+        return after(&service, &operator, Tab::Instances, &form.va, Err(refused)).await;
+    }
     let (caller, catalog, now) = (operator.caller.clone(), service.catalog(), service.now());
     let key = form.instance.clone();
     let outcome = service
@@ -217,6 +247,9 @@ pub(super) struct TransferForm {
     quantity: String,
     #[serde(default)]
     to: String,
+    /// Ticked: a transfer that leaves the source short goes ahead.
+    #[serde(default)]
+    short_ok: String,
 }
 
 pub(super) async fn transfer_licenses(
@@ -238,6 +271,7 @@ pub(super) async fn transfer_licenses(
             service.now(),
         );
         let (from, to, sku) = (form.va.clone(), form.to.clone(), form.sku.clone());
+        let short_ok = form.short_ok == "yes";
         let ((), transitions) = service
             .change_pools(caller, move |c, caller| {
                 let transfer = crate::inventory::Transfer {
@@ -246,8 +280,24 @@ pub(super) async fn transfer_licenses(
                     sku: &sku,
                     quantity: i64::from(quantity),
                 };
-                ops::licenses::transfer(c, &catalog, caller, role, &account, &transfer, now)
-                    .map(|transitions| ((), transitions))
+                let transitions =
+                    ops::licenses::transfer(c, &catalog, caller, role, &account, &transfer, now)?;
+                // Checked on the result, in the transaction: refused, it
+                // is rolled back whole.
+                let short: Vec<String> = transitions
+                    .iter()
+                    .filter(|t| t.virtual_account == from && t.shortfall() > 0)
+                    .map(|t| format!("{} by {}", t.tag, t.shortfall()))
+                    .collect();
+                if !short.is_empty() && !short_ok {
+                    return Err(crate::error::Error::Conflict(format!(
+                        "Nothing was transferred: it would leave {from} short of {} and its \
+                         routers out of compliance. Tick the box to transfer anyway.",
+                        short.join(", ")
+                    ))
+                    .into());
+                }
+                Ok(((), transitions))
             })
             .await?;
         let short: Vec<String> = transitions

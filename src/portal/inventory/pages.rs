@@ -75,6 +75,10 @@ pub(super) fn transfer_form(
                 input #transfer-quantity type="number" name="quantity" min="1" value="1" required;
                 label for="transfer-to" { "To" }
                 (select("to", "transfer-to", &targets, ""))
+                label.check {
+                    input type="checkbox" name="short_ok" value="yes";
+                    "even if it leaves " (va) " short (its routers go out of compliance)"
+                }
                 button type="submit" { "Transfer" }
             }
         }
@@ -161,6 +165,10 @@ pub(super) fn general(
                                             (csrf(operator))
                                             input type="hidden" name="va" value=(va);
                                             input type="hidden" name="token" value=(t.token_prefix);
+                                            label.check {
+                                                input type="checkbox" name="confirm" value="yes" required;
+                                                "it registers no more routers (those it registered stay)"
+                                            }
                                             button.danger type="submit" aria-label=(format!("Revoke token {}…", t.token_prefix)) { "Revoke" }
                                         }
                                     }
@@ -382,6 +390,10 @@ pub(super) fn instances_tab(
                                                 (csrf(operator))
                                                 input type="hidden" name="va" value=(va);
                                                 input type="hidden" name="instance" value=(i.instance_id);
+                                                label.check {
+                                                    input type="checkbox" name="confirm" value="yes" required;
+                                                    "its certificate is revoked and its licenses released"
+                                                }
                                                 button.danger type="submit" { "Remove" }
                                             }
                                         }
