@@ -96,10 +96,15 @@ pub async fn user_remove(
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct PasswordRequest {
+    /// At least 12 characters.
     pub password: String,
+    /// Required when users change their own password (admins need not give
+    /// it for others').
+    #[serde(default, alias = "currentPassword")]
+    pub current_password: Option<String>,
 }
 
-#[utoipa::path(put, path = "/api/v1/users/{username}/password", tag = "access", params(("username" = String, Path, description = "User name")), request_body = PasswordRequest, responses((status = 200, description = "Changed; the user's sessions ended", body = User), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody), (status = 404, description = "Not found or not reachable", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(put, path = "/api/v1/users/{username}/password", tag = "access", params(("username" = String, Path, description = "User name")), request_body = PasswordRequest, responses((status = 200, description = "Changed; the user's sessions ended (users may change their own, giving `current_password`)", body = User), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody), (status = 404, description = "Not found or not reachable", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn user_password(
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,
@@ -107,9 +112,24 @@ pub async fn user_password(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let bytes = body::read(payload).await?;
-    caller.authorize(Action::Administer, None)?;
     let username = path.into_inner();
+    // Anyone may change their own password (giving the current one); only
+    // admins change others'.
+    if !ops::users::is_self(&caller, &username) {
+        caller.authorize(Action::Administer, None)?;
+    }
     let request: PasswordRequest = body::json(&bytes)?;
+    {
+        let (caller, username, current) = (
+            caller.clone(),
+            username.clone(),
+            request.current_password.clone(),
+        );
+        api.read(move |c| {
+            ops::users::check_current_password(c, &caller, &username, current.as_deref())
+        })
+        .await?;
+    }
     let hash = api
         .blocking(move || ops::users::hash_new_password(&request.password))
         .await?;

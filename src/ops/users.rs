@@ -193,7 +193,9 @@ pub fn set_password(
     password_hash: &str,
     now: i64,
 ) -> Result<UserView> {
-    caller.authorize(Action::Administer, None)?;
+    if !is_self(caller, username) {
+        caller.authorize(Action::Administer, None)?;
+    }
     let (user, _) = users::find_with_hash(c, username)?.ok_or_else(|| not_found(username))?;
     users::set_password(c, user.id, password_hash)?;
     record(
@@ -203,4 +205,36 @@ pub fn set_password(
         format!("password of user {username:?} changed; its sessions ended"),
     )?;
     Ok(UserView::from(user))
+}
+
+/// Whether the caller is the user `username` (a person changing their own
+/// password; an API client never is).
+pub fn is_self(caller: &Caller, username: &str) -> bool {
+    caller.name.strip_prefix("user:") == Some(username)
+}
+
+/// Before a user changes their own password: the current one, checked as a
+/// login checks it (slow on purpose: run it off the writer).
+pub fn check_current_password(
+    c: &Db,
+    caller: &Caller,
+    username: &str,
+    current: Option<&str>,
+) -> Result<()> {
+    if !is_self(caller, username) {
+        return Ok(());
+    }
+    let current = current.filter(|p| !p.is_empty()).ok_or_else(|| {
+        Error::invalid(
+            "current_password",
+            "give your current password to change it",
+        )
+    })?;
+    super::login::check_password(c, username, current).map_err(|_| {
+        OpsError::from(Error::invalid(
+            "current_password",
+            "that is not your current password",
+        ))
+    })?;
+    Ok(())
 }

@@ -15,6 +15,8 @@ pub enum Section {
     Reports,
     Synchronization,
     Alerts,
+    /// The signed-in user's own settings (their password).
+    Account,
 }
 
 pub fn html(status: StatusCode, body: Markup) -> HttpResponse {
@@ -74,6 +76,7 @@ pub fn page(
                     }
                     form.logout method="post" action="/portal/logout" {
                         span.who { (operator.caller.name.trim_start_matches("user:")) " (" (operator.caller.role.as_str()) ")" }
+                        a href="/portal/password" aria-current=[(section == Section::Account).then_some("page")] { "Password" }
                         input type="hidden" name="csrf" value=(operator.csrf);
                         button type="submit" { "Log out" }
                     }
@@ -126,6 +129,27 @@ pub fn login(nonce: &str, message: Option<&str>) -> Markup {
             }
         }
     }
+}
+
+/// A page that says something went through and where to go next, for
+/// when there is no session left to show a page in (a changed password).
+pub fn done(title: &str, message: &str, next: (&str, &str)) -> HttpResponse {
+    html(
+        StatusCode::OK,
+        html! {
+            (DOCTYPE)
+            html lang="en" {
+                (head(title, None))
+                body.login {
+                    main #main {
+                        h1 { (title) }
+                        div.notice.ok role="status" { p { (message) } }
+                        p { a href=(next.0) { (next.1) } }
+                    }
+                }
+            }
+        },
+    )
 }
 
 /// A page with nothing but a message (refusals that have no form to go back to).

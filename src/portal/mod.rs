@@ -4,6 +4,7 @@
 //! Pages are thin faces over the operations layer, with the same roles,
 //! virtual-account scopes and login limiter as the REST API.
 
+mod account;
 mod alerts;
 mod chart;
 mod error;
@@ -136,6 +137,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/sync/process", back_to("/portal/sync"))
             .route("/sync/files/{name}", web::get().to(sync::file))
             .route("/alerts", web::get().to(alerts::page))
+            .route("/password", web::get().to(account::page))
+            .route("/password", web::post().to(account::change))
             .default_service(web::to(|| async {
                 layout::bare(
                     StatusCode::NOT_FOUND,

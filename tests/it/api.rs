@@ -1121,3 +1121,55 @@ fn a_listing_that_is_cut_says_where_the_next_page_starts() {
     );
     assert_eq!(next, None);
 }
+
+/// Anyone changes their own password (giving the current one); only admins
+/// change others'. A changed password ends the user's sessions.
+#[test]
+fn a_user_changes_their_own_password_and_no_one_elses() {
+    let server = Server::start();
+    server.cli_ok(&["va", "create", "A"]);
+    server.user("alice", "viewer", &["A"], "correct horse battery");
+    server.user("bob", "viewer", &["A"], "battery staple horse");
+    let api = Api::new(&server);
+    let login = |user: &str, password: &str| {
+        api.call(
+            "POST",
+            "/backend/oauth/token",
+            None,
+            Some(&json!({"grant_type": "password", "username": user, "password": password})),
+        )
+    };
+    let (status, body) = login("alice", "correct horse battery");
+    assert_eq!(status, 200, "{body}");
+    let alice = body["access_token"].as_str().expect("token").to_string();
+    let own = "/api/v1/users/alice/password";
+    let new = "a new and longer secret";
+    let (status, body) = api.call("PUT", own, Some(&alice), Some(&json!({"password": new})));
+    assert_eq!(status, 400, "the current password is asked for: {body}");
+    assert_eq!(body["error"]["field"], "current_password", "{body}");
+    let (status, body) = api.call(
+        "PUT",
+        own,
+        Some(&alice),
+        Some(&json!({"password": new, "current_password": "not it at all"})),
+    );
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = api.call(
+        "PUT",
+        "/api/v1/users/bob/password",
+        Some(&alice),
+        Some(&json!({"password": new, "current_password": "correct horse battery"})),
+    );
+    assert_eq!(status, 403, "not someone else's: {body}");
+    let (status, body) = api.call(
+        "PUT",
+        own,
+        Some(&alice),
+        Some(&json!({"password": new, "current_password": "correct horse battery"})),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(login("alice", "correct horse battery").0, 401);
+    assert_eq!(login("alice", new).0, 200);
+    let (status, _) = api.call("GET", "/api/v1/sync/status", Some(&alice), None);
+    assert_eq!(status, 401, "the old session ended");
+}

@@ -1439,3 +1439,60 @@ fn the_same_change_through_the_cli_the_api_and_the_portal_is_recorded_as_its_ope
         "the three front ends recorded different events: {shapes:?}"
     );
 }
+
+/// A user changes their own password in the portal: the current one first,
+/// the new one twice; every session of theirs ends.
+#[test]
+fn a_user_changes_their_own_password_in_the_portal() {
+    let server = Server::start();
+    server.user("carol", "viewer", &["Default"], "correct horse battery");
+    let (mut portal, csrf) = Portal::logged_in(&server, "carol", "correct horse battery");
+    let page = portal.get("/portal/password");
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("Current password"), "{}", page.body);
+    let wrong = portal.post(
+        "/portal/password",
+        &[
+            ("csrf", &csrf),
+            ("current", "not my password"),
+            ("new", "a new and longer secret"),
+            ("repeat", "a new and longer secret"),
+        ],
+    );
+    assert_eq!(wrong.status, 400, "{}", wrong.body);
+    assert!(
+        wrong.body.contains("not your current password"),
+        "{}",
+        wrong.body
+    );
+    let differ = portal.post(
+        "/portal/password",
+        &[
+            ("csrf", &csrf),
+            ("current", "correct horse battery"),
+            ("new", "a new and longer secret"),
+            ("repeat", "a new and longer secreT"),
+        ],
+    );
+    assert_eq!(differ.status, 400, "{}", differ.body);
+    let changed = portal.post(
+        "/portal/password",
+        &[
+            ("csrf", &csrf),
+            ("current", "correct horse battery"),
+            ("new", "a new and longer secret"),
+            ("repeat", "a new and longer secret"),
+        ],
+    );
+    assert_eq!(changed.status, 200, "{}", changed.body);
+    assert!(
+        changed.body.contains("Password changed"),
+        "{}",
+        changed.body
+    );
+    let after = portal.get("/portal/inventory");
+    assert_eq!(after.status, 303, "the session ended: {}", after.body);
+    let mut again = Portal::new(&server);
+    assert_ne!(again.login("carol", "correct horse battery").status, 303);
+    Portal::logged_in(&server, "carol", "a new and longer secret");
+}
