@@ -52,6 +52,16 @@ pub enum InstanceStatus {
 }
 
 impl InstanceStatus {
+    /// Every status, in the order listings offer them as filters.
+    pub const ALL: [InstanceStatus; 6] = [
+        Self::Authorized,
+        Self::OutOfCompliance,
+        Self::Invalid,
+        Self::AuthorizationExpired,
+        Self::GracePeriodExpired,
+        Self::Registered,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Registered => "REGISTERED",

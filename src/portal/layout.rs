@@ -11,6 +11,7 @@ use maud::{html, Markup, DOCTYPE};
 /// The portal's sections, for the navigation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Section {
+    Overview,
     Inventory,
     Reports,
     Synchronization,
@@ -66,6 +67,7 @@ pub fn page(
                     }
                     nav aria-label="Sections" {
                         ul {
+                            (item(Section::Overview, "/portal/overview", "Overview"))
                             (item(Section::Inventory, "/portal/inventory", "Inventory"))
                             (item(Section::Reports, "/portal/reports", "Reports"))
                             @if operator.is_admin() {
@@ -164,7 +166,7 @@ pub fn bare(status: StatusCode, title: &str, message: &str) -> HttpResponse {
                     main #main {
                         h1 { (title) }
                         div.notice.error role="alert" { p { (message) } }
-                        p { a href=(super::HOME_PATH) { "Back to the inventory" } }
+                        p { a href=(super::HOME_PATH) { "Back to the overview" } }
                     }
                 }
             }

@@ -12,6 +12,7 @@ mod flash;
 mod inventory;
 mod layout;
 mod operator;
+mod overview;
 mod reports;
 mod session;
 mod sync;
@@ -24,7 +25,7 @@ use actix_web::middleware::DefaultHeaders;
 use actix_web::{web, HttpResponse};
 
 pub const LOGIN_PATH: &str = "/portal/login";
-pub const HOME_PATH: &str = "/portal/inventory";
+pub const HOME_PATH: &str = "/portal/overview";
 const STYLESHEET_PATH: &str = "/portal/assets/portal.css";
 const STYLESHEET: &str = include_str!("assets/portal.css");
 const ICON_PATH: &str = "/portal/assets/favicon.svg";
@@ -136,6 +137,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/sync/process", web::post().to(sync::process))
             .route("/sync/process", back_to("/portal/sync"))
             .route("/sync/files/{name}", web::get().to(sync::file))
+            .route("/overview", web::get().to(overview::page))
             .route("/alerts", web::get().to(alerts::page))
             .route("/password", web::get().to(account::page))
             .route("/password", web::post().to(account::change))

@@ -466,6 +466,18 @@ const CLOUD_STATUS: &str = "CASE WHEN r.status IN ('AUTHORIZED', 'OUT_OF_COMPLIA
              THEN 'OUT_OF_COMPLIANCE' ELSE 'AUTHORIZED' END
          ELSE r.status END";
 
+/// Satellites' instances counted by virtual account and the cloud's status.
+pub fn remote_status_counts(c: &Db) -> Result<Vec<(String, String, i64)>> {
+    let sql = format!(
+        "SELECT va.name, {CLOUD_STATUS} AS status, COUNT(*)
+         FROM remote_instances r JOIN virtual_accounts va ON va.id = r.virtual_account_id
+         GROUP BY va.name, status"
+    );
+    let mut stmt = c.prepare_cached(&sql)?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 pub fn remote_instances(c: &Db, virtual_account: Option<&str>) -> Result<Vec<RemoteInstanceRow>> {
     let sql = format!(
         "SELECT s.name, r.instance_id, va.name, r.pid, r.sn, r.hostname, r.status, r.registered_at,

@@ -266,7 +266,7 @@ fn sessions_use_strict_cookies_and_every_page_a_strict_policy_with_nothing_from_
     let mut portal = Portal::new(&server);
     assert_eq!(
         portal.get("/").location.as_deref(),
-        Some("/portal/inventory")
+        Some("/portal/overview")
     );
     let first = portal.get("/portal/inventory");
     assert_eq!(first.status, 303);
@@ -495,7 +495,7 @@ fn a_reload_after_a_form_repeats_nothing() {
         ("/portal/inventory/tokens", "/portal/inventory"),
         ("/portal/inventory/licenses/transfer", "/portal/inventory"),
         ("/portal/sync/import", "/portal/sync"),
-        ("/portal/logout", "/portal/inventory"),
+        ("/portal/logout", "/portal/overview"),
     ] {
         let answer = portal.get(form);
         assert_eq!(answer.status, 303, "{form}");
@@ -1217,6 +1217,10 @@ fn an_operator_does_the_round_in_a_real_browser() {
             .await
             .expect("type");
         wait_gone(&login_page).await;
+        // The landing page is the overview across virtual accounts.
+        find("#overview").await;
+        assert!(path().await.ends_with("/portal/overview"));
+        follow("Inventory").await;
         find("nav.tabs").await;
         assert!(path().await.ends_with("/portal/inventory"));
 
@@ -1326,6 +1330,8 @@ fn an_operator_does_the_round_in_a_real_browser() {
         for (width, height) in [(360u32, 780u32), (1366, 900)] {
             browser.set_window_size(width, height).await.expect("window size");
             for page in [
+                "/portal/overview",
+                "/portal/overview?q=FOCBROWSER",
                 "/portal/inventory?va=Lab",
                 "/portal/inventory/licenses?va=Lab",
                 "/portal/inventory/instances?va=Lab",
@@ -1495,4 +1501,57 @@ fn a_user_changes_their_own_password_in_the_portal() {
     let mut again = Portal::new(&server);
     assert_ne!(again.login("carol", "correct horse battery").status, 303);
     Portal::logged_in(&server, "carol", "a new and longer secret");
+}
+
+/// The landing page shows every virtual account the operator may see, with
+/// compliance, instances by status and alerts, and finds instances across
+/// them; a viewer of one sees only that one.
+#[test]
+fn the_overview_shows_every_reachable_virtual_account_and_searches_across_them() {
+    let (server, token) = Server::cloud_with_lab("2");
+    server.cli_ok(&["va", "create", "Edge"]);
+    let router = register(&server, "FOCOVER001", &token);
+    let (status, _) = router.client.post(&json!({
+        "type": "ENTITLEMENT", "message_id": "e1",
+        "entitlements": [{"tag": ESS, "count": 3}]
+    }));
+    assert_eq!(status, 200);
+    let (mut portal, _) = admin(&server);
+    let home = portal.get("/portal/");
+    assert_eq!(home.status, 303, "{}", home.body);
+    let overview = portal.get("/portal/overview");
+    assert_eq!(overview.status, 200, "{}", overview.body);
+    for expected in [
+        "id=\"overview\"",
+        ">Lab</a>",
+        ">Edge</a>",
+        "Out of Compliance",
+        "ESS-AC-10G-RTU-1 short 1",
+        "Out of compliance</span> 1",
+    ] {
+        assert!(
+            overview.body.contains(expected),
+            "{expected}: {}",
+            overview.body
+        );
+    }
+    let found = portal.get("/portal/overview?q=OVER001");
+    assert!(found.body.contains("id=\"found\""), "{}", found.body);
+    assert!(found.body.contains("FOCOVER001"), "{}", found.body);
+    let none = portal.get("/portal/overview?status=INVALID");
+    assert!(
+        none.body.contains("No product instance matches"),
+        "{}",
+        none.body
+    );
+    let bad = portal.get("/portal/overview?status=NOPE");
+    assert_eq!(bad.status, 400, "{}", bad.body);
+
+    server.user("edgy", "viewer", &["Edge"], "correct horse battery");
+    let (mut viewer, _) = Portal::logged_in(&server, "edgy", "correct horse battery");
+    let theirs = viewer.get("/portal/overview");
+    assert!(theirs.body.contains(">Edge</a>"), "{}", theirs.body);
+    assert!(!theirs.body.contains(">Lab</a>"), "{}", theirs.body);
+    let search = viewer.get("/portal/overview?q=OVER001");
+    assert!(!search.body.contains("FOCOVER001"), "{}", search.body);
 }

@@ -60,7 +60,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     ];
     for (path, post) in forms {
         cfg.route(path, post)
-            .route(path, super::back_to(super::HOME_PATH));
+            .route(path, super::back_to(Tab::General.path()));
     }
 }
 

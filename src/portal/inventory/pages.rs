@@ -287,14 +287,7 @@ pub(super) fn licenses_tab(
     }
 }
 
-pub(super) const STATUSES: &[&str] = &[
-    "AUTHORIZED",
-    "OUT_OF_COMPLIANCE",
-    "INVALID",
-    "AUTHORIZATION_EXPIRED",
-    "GRACE_PERIOD_EXPIRED",
-    "REGISTERED",
-];
+pub(super) const STATUSES: [crate::domain::InstanceStatus; 6] = crate::domain::InstanceStatus::ALL;
 
 pub(super) fn paging(
     tab: Tab,
@@ -338,7 +331,11 @@ pub(super) fn instances_tab(
     let q = View::nonempty(&view.q);
     let status = View::nonempty(&view.status);
     let mut statuses = vec![(String::new(), "any".to_string())];
-    statuses.extend(STATUSES.iter().map(|s| (s.to_string(), s.to_string())));
+    statuses.extend(
+        STATUSES
+            .iter()
+            .map(|s| (s.as_str().to_string(), s.as_str().to_string())),
+    );
     let targets: Vec<(String, String)> = vas
         .iter()
         .filter(|v| v.as_str() != va && operator.can_operate(v))
