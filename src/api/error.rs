@@ -84,3 +84,22 @@ impl ResponseError for ApiError {
         response.content_type("application/json").body(body)
     }
 }
+
+/// A known path asked with a method it does not serve.
+pub fn method_not_allowed(req: &actix_web::HttpRequest, allowed: &str) -> actix_web::HttpResponse {
+    let mut response = crate::error::http::json_error(
+        actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        &format!(
+            "{} {} is not served; this path answers {allowed}",
+            req.method(),
+            req.path()
+        ),
+    );
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(allowed) {
+        response
+            .headers_mut()
+            .insert(actix_web::http::header::ALLOW, value);
+    }
+    response
+}

@@ -31,9 +31,25 @@ macro_rules! routes {
         /// Every API route as (method, path).
         pub const ROUTES: &[(&str, &str)] = &[$((stringify!($method), $path)),*];
 
-        /// Mounts the API on an admin `App`.
+        /// Mounts the API on an admin `App`. A known path asked with a
+        /// method it does not serve answers 405 with `Allow`, not 404.
         pub fn configure(cfg: &mut web::ServiceConfig) {
             $(cfg.route($path, routes!(@method $method).to($handler));)*
+            let mut seen = std::collections::BTreeSet::new();
+            for (_, path) in ROUTES {
+                if seen.insert(*path) {
+                    let allowed = ROUTES
+                        .iter()
+                        .filter(|(_, p)| p == path)
+                        .map(|(m, _)| *m)
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    cfg.route(path, web::route().to(move |req: actix_web::HttpRequest| {
+                        let allowed = allowed.clone();
+                        async move { error::method_not_allowed(&req, &allowed) }
+                    }));
+                }
+            }
         }
     };
     (@method GET) => { web::get() };

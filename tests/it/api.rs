@@ -1173,3 +1173,32 @@ fn a_user_changes_their_own_password_and_no_one_elses() {
     let (status, _) = api.call("GET", "/api/v1/sync/status", Some(&alice), None);
     assert_eq!(status, 401, "the old session ended");
 }
+
+/// A served path asked with another method answers 405 with `Allow`; an
+/// unknown path 404.
+#[test]
+fn a_wrong_method_is_405_with_allow_and_an_unknown_path_404() {
+    let server = Server::start();
+    let agent = client::agent(&server.ca_path(), None);
+    let call = |method: &str, path: &str| match agent
+        .request(method, &format!("{}{path}", server.admin_url))
+        .call()
+    {
+        Ok(r) => (r.status(), r.header("Allow").map(str::to_string)),
+        Err(ureq::Error::Status(code, r)) => (code, r.header("Allow").map(str::to_string)),
+        Err(e) => panic!("transport error: {e}"),
+    };
+    assert_eq!(
+        call("DELETE", "/api/v1/openapi.json"),
+        (405, Some("GET".to_string()))
+    );
+    let (status, allow) = call(
+        "PATCH",
+        "/api/v1/accounts/Test%20Corp/virtual-accounts/Default/tokens",
+    );
+    assert_eq!(status, 405);
+    assert_eq!(allow.as_deref(), Some("GET, POST"));
+    assert_eq!(call("GET", "/api/v1/nothing-here").0, 404);
+    // The methods that are served still are.
+    assert_eq!(call("GET", "/api/v1/openapi.json").0, 200);
+}
