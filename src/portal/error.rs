@@ -13,6 +13,9 @@ pub enum PortalError {
     /// No session, or one that ended: the login page.
     #[error("log in to continue")]
     LoggedOut,
+    /// No session on a page asked for by address: log in, then back to it.
+    #[error("log in first")]
+    LoginFirst(String),
     /// A form without its CSRF token, or a request from another site.
     #[error("{0}")]
     Refused(String),
@@ -51,7 +54,9 @@ pub fn log(e: &OpsError) {
 impl ResponseError for PortalError {
     fn status_code(&self) -> StatusCode {
         match self {
-            Self::LoggedOut | Self::Ops(OpsError::Unauthenticated(_)) => StatusCode::SEE_OTHER,
+            Self::LoggedOut | Self::LoginFirst(_) | Self::Ops(OpsError::Unauthenticated(_)) => {
+                StatusCode::SEE_OTHER
+            }
             Self::Refused(_) => StatusCode::FORBIDDEN,
             Self::Ops(e) => status_of(e),
         }
@@ -61,6 +66,16 @@ impl ResponseError for PortalError {
         match self {
             Self::LoggedOut | Self::Ops(OpsError::Unauthenticated(_)) => HttpResponse::SeeOther()
                 .insert_header(("Location", super::LOGIN_PATH))
+                .finish(),
+            Self::LoginFirst(next) => HttpResponse::SeeOther()
+                .insert_header((
+                    "Location",
+                    format!(
+                        "{}?{}",
+                        super::LOGIN_PATH,
+                        serde_urlencoded::to_string([("next", next)]).unwrap_or_default()
+                    ),
+                ))
                 .finish(),
             Self::Refused(reason) => {
                 tracing::warn!(reason = %reason, "portal request refused");

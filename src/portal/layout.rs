@@ -108,7 +108,7 @@ fn notice_box(notice: &Notice) -> Markup {
 }
 
 /// The login form.
-pub fn login(nonce: &str, message: Option<&str>) -> Markup {
+pub fn login(nonce: &str, message: Option<&str>, next: Option<&str>) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -121,6 +121,9 @@ pub fn login(nonce: &str, message: Option<&str>) -> Markup {
                     }
                     form method="post" action=(super::LOGIN_PATH) {
                         input type="hidden" name="nonce" value=(nonce);
+                        @if let Some(next) = next {
+                            input type="hidden" name="next" value=(next);
+                        }
                         label for="username" { "User name" }
                         input #username type="text" name="username" autocomplete="username" required autofocus;
                         label for="password" { "Password" }

@@ -98,10 +98,18 @@ impl FromRequest for Operator {
             .map(|c| c.value().to_string())
             .filter(|s| !s.is_empty() && s.len() <= 128);
         let site = from_this_site(req);
+        // A page asked for by address comes back after the login.
+        let next = (req.method() == Method::GET)
+            .then(|| req.uri().path_and_query().map(|p| p.as_str().to_string()))
+            .flatten()
+            .filter(|p| safe_next(p));
         Box::pin(async move {
             site?;
             let (Some(service), Some(secret)) = (service, secret) else {
-                return Err(PortalError::LoggedOut);
+                return Err(match next {
+                    Some(next) => PortalError::LoginFirst(next),
+                    None => PortalError::LoggedOut,
+                });
             };
             let flash =
                 flash.ok_or_else(|| PortalError::Refused("the portal is not configured".into()))?;
@@ -152,17 +160,38 @@ fn nonce() -> Result<String, PortalError> {
     Ok(hex::encode(bytes))
 }
 
-fn login_page(status: StatusCode, message: Option<&str>) -> Result<HttpResponse, PortalError> {
+/// Where a login may lead: a portal page of this server, nothing else (no
+/// other host, no scheme, not the login itself).
+fn safe_next(path: &str) -> bool {
+    path.starts_with("/portal/")
+        && !path.starts_with(super::LOGIN_PATH)
+        && !path.contains("//")
+        && !path.contains('\\')
+        && path.len() <= 512
+}
+
+fn login_page(
+    status: StatusCode,
+    message: Option<&str>,
+    next: Option<&str>,
+) -> Result<HttpResponse, PortalError> {
     let nonce = nonce()?;
-    let mut response = layout::html(status, layout::login(&nonce, message));
+    let next = next.filter(|n| safe_next(n));
+    let mut response = layout::html(status, layout::login(&nonce, message, next));
     response
         .add_cookie(&login_cookie(&nonce, Duration::minutes(30)))
         .map_err(|e| PortalError::Refused(e.to_string()))?;
     Ok(response)
 }
 
-pub async fn login_form() -> Result<HttpResponse, PortalError> {
-    login_page(StatusCode::OK, None)
+#[derive(Debug, Default, Deserialize)]
+pub struct Next {
+    #[serde(default)]
+    next: Option<String>,
+}
+
+pub async fn login_form(next: web::Query<Next>) -> Result<HttpResponse, PortalError> {
+    login_page(StatusCode::OK, None, next.next.as_deref())
 }
 
 #[derive(Debug, Deserialize)]
@@ -173,6 +202,9 @@ pub struct LoginForm {
     password: String,
     #[serde(default)]
     nonce: String,
+    /// The page to go back to after the login.
+    #[serde(default)]
+    next: Option<String>,
 }
 
 pub async fn login(
@@ -187,18 +219,21 @@ pub async fn login(
         return login_page(
             StatusCode::FORBIDDEN,
             Some("The login form expired or did not come from this page. Try again."),
+            form.next.as_deref(),
         );
     }
     if form.username.is_empty() || form.password.is_empty() {
         return login_page(
             StatusCode::BAD_REQUEST,
             Some("Give a user name and a password."),
+            form.next.as_deref(),
         );
     }
     if form.username.len() > 256 || form.password.len() > 1024 {
         return login_page(
             StatusCode::BAD_REQUEST,
             Some("The user name or password is too long."),
+            form.next.as_deref(),
         );
     }
     let source = req
@@ -208,7 +243,11 @@ pub async fn login(
     let now = service.now();
     if let Err(e) = service.limiter.attempt(&source, &form.username, now) {
         super::error::log(&e);
-        let mut response = login_page(StatusCode::TOO_MANY_REQUESTS, Some(&e.to_string()))?;
+        let mut response = login_page(
+            StatusCode::TOO_MANY_REQUESTS,
+            Some(&e.to_string()),
+            form.next.as_deref(),
+        )?;
         if let OpsError::TooManyAttempts { retry_after, .. } = e {
             if let Ok(value) = retry_after.to_string().parse() {
                 response
@@ -219,6 +258,11 @@ pub async fn login(
         return Ok(response);
     }
     let username = form.username.clone();
+    let next = form
+        .next
+        .clone()
+        .filter(|n| safe_next(n))
+        .unwrap_or_else(|| super::HOME_PATH.to_string());
     let checked = service
         .read(move |c| login::check_password(c, &form.username, &form.password))
         .await;
@@ -229,6 +273,7 @@ pub async fn login(
             return login_page(
                 StatusCode::UNAUTHORIZED,
                 Some("The user name or password is not right."),
+                Some(&next),
             );
         }
         Err(e) => return Err(e.into()),
@@ -239,7 +284,7 @@ pub async fn login(
         .record(move |c| login::open_session(c, &verified, now))
         .await?;
     let mut response = HttpResponse::SeeOther()
-        .insert_header(("Location", super::HOME_PATH))
+        .insert_header(("Location", next))
         .finish();
     let cookies = [
         session_cookie(&secret, Duration::seconds(login::SESSION_SECONDS)),

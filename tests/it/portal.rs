@@ -268,9 +268,13 @@ fn sessions_use_strict_cookies_and_every_page_a_strict_policy_with_nothing_from_
         portal.get("/").location.as_deref(),
         Some("/portal/overview")
     );
+    // A page asked for by address comes back after the login.
     let first = portal.get("/portal/inventory");
     assert_eq!(first.status, 303);
-    assert_eq!(first.location.as_deref(), Some("/portal/login"));
+    assert_eq!(
+        first.location.as_deref(),
+        Some("/portal/login?next=%2Fportal%2Finventory")
+    );
 
     let password = server.admin_password.clone().expect("password");
     let answer = portal.login("admin", &password);
@@ -1554,4 +1558,67 @@ fn the_overview_shows_every_reachable_virtual_account_and_searches_across_them()
     assert!(!theirs.body.contains(">Lab</a>"), "{}", theirs.body);
     let search = viewer.get("/portal/overview?q=OVER001");
     assert!(!search.body.contains("FOCOVER001"), "{}", search.body);
+}
+
+/// A deep link survives the login; a `next` that leads anywhere but a
+/// portal page of this server is ignored.
+#[test]
+fn a_deep_link_leads_back_to_its_page_after_the_login() {
+    let server = Server::start();
+    let password = server.admin_password.clone().expect("password");
+    let mut portal = Portal::new(&server);
+    let asked = portal.get("/portal/reports?limit=5");
+    assert_eq!(
+        asked.location.as_deref(),
+        Some("/portal/login?next=%2Fportal%2Freports%3Flimit%3D5")
+    );
+    let form = portal.get(asked.location.as_deref().expect("location"));
+    assert!(
+        form.body
+            .contains("name=\"next\" value=\"/portal/reports?limit=5\""),
+        "{}",
+        form.body
+    );
+    let nonce = hidden(&form.body, "nonce");
+    let answer = portal.send(
+        "POST",
+        "/portal/login",
+        Some(&[
+            ("username", "admin"),
+            ("password", &password),
+            ("nonce", &nonce),
+            ("next", "/portal/reports?limit=5"),
+        ]),
+        &[],
+    );
+    assert_eq!(answer.status, 303, "{}", answer.body);
+    assert_eq!(answer.location.as_deref(), Some("/portal/reports?limit=5"));
+    for evil in [
+        "//evil.example/",
+        "https://evil.example/portal/",
+        "/portal/..//evil",
+    ] {
+        let mut other = Portal::new(&server);
+        let form = other.get(&format!(
+            "/portal/login?{}",
+            serde_urlencoded::to_string([("next", evil)]).expect("query")
+        ));
+        let nonce = hidden(&form.body, "nonce");
+        let answer = other.send(
+            "POST",
+            "/portal/login",
+            Some(&[
+                ("username", "admin"),
+                ("password", &password),
+                ("nonce", &nonce),
+                ("next", evil),
+            ]),
+            &[],
+        );
+        assert_eq!(
+            answer.location.as_deref(),
+            Some("/portal/overview"),
+            "{evil}"
+        );
+    }
 }
