@@ -126,7 +126,7 @@ pub async fn user_password(
             request.current_password.clone(),
         );
         api.read(move |c| {
-            ops::users::check_current_password(c, &caller, &username, current.as_deref())
+            ops::login::check_current_password(c, &caller, &username, current.as_deref())
         })
         .await?;
     }

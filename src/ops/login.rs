@@ -268,6 +268,32 @@ fn caller_of(c: &Db, kind: Kind, token: &str, now: i64) -> Result<Caller> {
     })
 }
 
+/// Before a user changes their own password: the current one, checked as a
+/// login checks it (slow on purpose: run it off the writer).
+pub fn check_current_password(
+    c: &Db,
+    caller: &Caller,
+    username: &str,
+    current: Option<&str>,
+) -> Result<()> {
+    if !super::users::is_self(caller, username) {
+        return Ok(());
+    }
+    let current = current.filter(|p| !p.is_empty()).ok_or_else(|| {
+        Error::invalid(
+            "current_password",
+            "give your current password to change it",
+        )
+    })?;
+    check_password(c, username, current).map_err(|_| {
+        OpsError::from(Error::invalid(
+            "current_password",
+            "that is not your current password",
+        ))
+    })?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -212,29 +212,3 @@ pub fn set_password(
 pub fn is_self(caller: &Caller, username: &str) -> bool {
     caller.name.strip_prefix("user:") == Some(username)
 }
-
-/// Before a user changes their own password: the current one, checked as a
-/// login checks it (slow on purpose: run it off the writer).
-pub fn check_current_password(
-    c: &Db,
-    caller: &Caller,
-    username: &str,
-    current: Option<&str>,
-) -> Result<()> {
-    if !is_self(caller, username) {
-        return Ok(());
-    }
-    let current = current.filter(|p| !p.is_empty()).ok_or_else(|| {
-        Error::invalid(
-            "current_password",
-            "give your current password to change it",
-        )
-    })?;
-    super::login::check_password(c, username, current).map_err(|_| {
-        OpsError::from(Error::invalid(
-            "current_password",
-            "that is not your current password",
-        ))
-    })?;
-    Ok(())
-}

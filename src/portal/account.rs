@@ -84,7 +84,7 @@ pub async fn change(
             form.current.clone(),
         );
         service
-            .read(move |c| ops::users::check_current_password(c, &caller, &name, Some(&current)))
+            .read(move |c| ops::login::check_current_password(c, &caller, &name, Some(&current)))
             .await?;
         let new = form.new.clone();
         let hash = service

@@ -5,6 +5,7 @@
 use super::bundle::{self, Limits, Rule};
 use super::folder::{self, Settled};
 use super::live::{self, LiveState};
+use super::status::EXPORT_LAST_RUN;
 use super::{cloud, current_catalog, satellite, Keys, SyncError};
 use crate::clock::Clock;
 use crate::config::{Config, Role, SyncMode};
@@ -15,7 +16,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-pub(crate) const EXPORT_LAST_RUN: &str = "sync.export.last_run";
 const LIVE_LAST_RUN: &str = "sync.live.last_run";
 /// The overdue level already announced for the current last sync.
 const OVERDUE_ANNOUNCED: &str = "sync.overdue.announced";

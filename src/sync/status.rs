@@ -8,6 +8,9 @@ use crate::store::sync as ledger;
 use crate::store::{settings, Db};
 use serde::{Deserialize, Serialize};
 
+/// When the export schedule last ran (the sync service keeps it).
+pub(crate) const EXPORT_LAST_RUN: &str = "sync.export.last_run";
+
 /// Where a running server records the sync settings it runs with.
 const RUNNING_KEY: &str = "server.sync";
 
@@ -192,7 +195,7 @@ fn next_export(c: &Db, schedule: &str, now: i64) -> Result<Option<String>, SyncE
     let Ok(schedule) = schedule.parse::<cron::Schedule>() else {
         return Ok(None);
     };
-    let last: i64 = settings::get(c, super::service::EXPORT_LAST_RUN)?
+    let last: i64 = settings::get(c, EXPORT_LAST_RUN)?
         .and_then(|v| v.parse().ok())
         .unwrap_or(now);
     Ok(chrono::Utc
