@@ -193,10 +193,10 @@ pub fn csrf(operator: &Operator) -> Markup {
     html! { input type="hidden" name="csrf" value=(operator.csrf); }
 }
 
-/// A time as the portal prints it: RFC 3339 without the seconds' noise.
+/// A time as the portal prints it, with its zone: `2026-12-06 19:40:48 UTC`.
 pub fn when(rfc3339: &str) -> String {
-    rfc3339
-        .replacen('T', " ", 1)
-        .trim_end_matches('Z')
-        .to_string()
+    match rfc3339.strip_suffix('Z') {
+        Some(utc) => format!("{} UTC", utc.replacen('T', " ", 1)),
+        None => rfc3339.replacen('T', " ", 1),
+    }
 }
