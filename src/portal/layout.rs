@@ -200,3 +200,13 @@ pub fn when(rfc3339: &str) -> String {
         None => rfc3339.replacen('T', " ", 1),
     }
 }
+
+/// A status in words, as the pools' are.
+pub fn status_words(status: &str) -> String {
+    let lower = status.replace('_', " ").to_lowercase();
+    let mut chars = lower.chars();
+    chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}

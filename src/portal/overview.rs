@@ -4,7 +4,7 @@
 //! product instances across all of them.
 
 use super::error::PortalError;
-use super::layout::{self, select, when, Section};
+use super::layout::{self, select, status_words, when, Section};
 use super::session::Operator;
 use crate::ops::instances::InstanceFilter;
 use crate::ops::{self, Action, Page, Service};
@@ -183,16 +183,6 @@ pub async fn page(
         StatusCode::OK,
         layout::page(&operator, Section::Overview, "Overview", None, content),
     ))
-}
-
-/// A status in words, as the pools' are.
-fn status_words(status: &str) -> String {
-    let lower = status.replace('_', " ").to_lowercase();
-    let mut chars = lower.chars();
-    chars
-        .next()
-        .map(|first| first.to_uppercase().chain(chars).collect())
-        .unwrap_or_default()
 }
 
 fn results(found: &[crate::ops::views::InstanceView]) -> Markup {

@@ -5,7 +5,7 @@ use crate::domain::token::{DEFAULT_DAYS, MAX_DAYS, MIN_DAYS};
 use crate::licensing::rules::PoolStatus;
 use crate::ops::{self};
 use crate::portal::chart::{self, Point};
-use crate::portal::layout::{csrf, select, when};
+use crate::portal::layout::{csrf, select, status_words, when};
 use crate::portal::session::Operator;
 use maud::{html, Markup};
 use std::collections::BTreeMap;
@@ -157,7 +157,7 @@ pub(super) fn general(
                             td { (when(&t.expires_at)) }
                             td.num { (t.uses) @if let Some(max) = t.max_uses { " of " (max) } }
                             td { (if t.export_controlled { "Allowed" } else { "Not Allowed" }) }
-                            td { span class=(format!("status {}", t.status.to_lowercase())) { (t.status) } }
+                            td { span class=(format!("status {}", t.status.to_lowercase())) { (status_words(t.status)) } }
                             @if operate {
                                 td {
                                     @if t.status == crate::ops::views::TOKEN_ACTIVE {
@@ -365,7 +365,7 @@ pub(super) fn instances_tab(
                         tr {
                             th scope="row" { code { (i.udi) } }
                             td { (i.hostname.as_deref().unwrap_or("—")) }
-                            td { span class=(format!("status {}", i.status.to_lowercase())) { (i.status) } }
+                            td { span class=(format!("status {}", i.status.to_lowercase())) { (status_words(&i.status)) } }
                             td { (when(&i.registered_at)) }
                             td { (when(&i.last_contact_at)) }
                             @if operate {
