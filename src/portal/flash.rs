@@ -27,10 +27,18 @@ impl Notice {
         }
     }
 
+    /// A refusal as a sentence: the service's messages start in lower
+    /// case (they are built to follow a field name or a command).
     pub fn error(text: impl Into<String>) -> Self {
+        let text = text.into();
+        let mut chars = text.chars();
+        let text = match chars.next() {
+            Some(first) => first.to_uppercase().chain(chars).collect(),
+            None => text,
+        };
         Self {
             ok: false,
-            text: text.into(),
+            text,
             secret: None,
             link: None,
         }
