@@ -711,7 +711,7 @@ impl Drop for SmallDisk {
 #[test]
 fn a_full_disk_answers_503_and_recovers_by_itself() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let Some(_disk) = SmallDisk::mount(&dir.path().join("data"), "4m") else {
+    let Some(_disk) = SmallDisk::mount(&dir.path().join("data"), "8m") else {
         eprintln!("SKIPPED: cannot mount a tmpfs here (needs root); .ci/run runs as root");
         return;
     };
@@ -823,10 +823,27 @@ fn a_full_disk_answers_503_and_recovers_by_itself() {
     // readiness probe's own write may take its 2 s allowance once).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while ready(&server) != 200 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "not ready again after space returned"
-        );
+        if std::time::Instant::now() >= deadline {
+            let body = match crate::client::agent(&server.ca, None)
+                .get(&format!("{}/readyz", server.admin_url))
+                .call()
+            {
+                Ok(r) => r.into_string().unwrap_or_default(),
+                Err(ureq::Error::Status(_, r)) => r.into_string().unwrap_or_default(),
+                Err(e) => e.to_string(),
+            };
+            let sizes: Vec<(String, u64)> = std::fs::read_dir(dir.path().join("data"))
+                .map(|d| {
+                    d.flatten()
+                        .map(|e| {
+                            let len = e.metadata().map(|m| m.len()).unwrap_or(0);
+                            (e.file_name().to_string_lossy().into_owned(), len)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            panic!("not ready again after space returned: {body}; data dir: {sizes:?}");
+        }
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
     eprintln!(
