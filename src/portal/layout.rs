@@ -210,3 +210,30 @@ pub fn status_words(status: &str) -> String {
         .map(|first| first.to_uppercase().chain(chars).collect())
         .unwrap_or_default()
 }
+
+/// A product-instance status filter's choices: `any` first, then every
+/// status, its code as the value and its words as the label.
+pub fn status_choices(any: &str) -> Vec<(String, String)> {
+    std::iter::once((String::new(), any.to_string()))
+        .chain(
+            crate::domain::InstanceStatus::ALL
+                .iter()
+                .map(|s| (s.as_str().to_string(), status_words(s.as_str()))),
+        )
+        .collect()
+}
+
+/// Refuses a status filter that names no status, listing the ones there are.
+pub fn check_status(status: &str) -> Result<(), crate::error::Error> {
+    let all = crate::domain::InstanceStatus::ALL;
+    if all.iter().any(|s| s.as_str() == status) {
+        return Ok(());
+    }
+    Err(crate::error::Error::invalid(
+        "status",
+        format!(
+            "{status:?} is not a status; use one of {}",
+            all.map(|s| s.as_str()).join(", ")
+        ),
+    ))
+}

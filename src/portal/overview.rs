@@ -16,9 +16,6 @@ use serde::Deserialize;
 /// Instances a search shows at most.
 const SEARCH_ROWS: u32 = 50;
 
-/// The words an instance status filter takes.
-const STATUSES: [crate::domain::InstanceStatus; 6] = crate::domain::InstanceStatus::ALL;
-
 #[derive(Debug, Default, Deserialize)]
 pub struct Search {
     #[serde(default)]
@@ -48,16 +45,7 @@ pub async fn page(
         .filter(|s| !s.is_empty())
         .map(str::to_string);
     if let Some(status) = &status_filter {
-        if !STATUSES.iter().any(|s| s.as_str() == status) {
-            return Err(crate::error::Error::invalid(
-                "status",
-                format!(
-                    "{status:?} is not a status; choose one of {}",
-                    STATUSES.map(|s| s.as_str()).join(", ")
-                ),
-            )
-            .into());
-        }
+        layout::check_status(status)?;
     }
     let query = Some(search.q.trim())
         .filter(|q| !q.is_empty())
@@ -92,12 +80,7 @@ pub async fn page(
             Ok::<_, ops::OpsError>((vas, found, sync))
         })
         .await?;
-    let mut statuses = vec![(String::new(), "any status".to_string())];
-    statuses.extend(
-        STATUSES
-            .iter()
-            .map(|s| (s.as_str().to_string(), s.as_str().to_string())),
-    );
+    let statuses = layout::status_choices("any status");
     let content = html! {
         @if let Some(sync) = &sync {
             p #sync-state {

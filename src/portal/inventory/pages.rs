@@ -287,8 +287,6 @@ pub(super) fn licenses_tab(
     }
 }
 
-pub(super) const STATUSES: [crate::domain::InstanceStatus; 6] = crate::domain::InstanceStatus::ALL;
-
 pub(super) fn paging(
     tab: Tab,
     view: &View,
@@ -330,12 +328,7 @@ pub(super) fn instances_tab(
     let operate = operator.can_operate(va);
     let q = View::nonempty(&view.q);
     let status = View::nonempty(&view.status);
-    let mut statuses = vec![(String::new(), "any".to_string())];
-    statuses.extend(
-        STATUSES
-            .iter()
-            .map(|s| (s.as_str().to_string(), s.as_str().to_string())),
-    );
+    let statuses = crate::portal::layout::status_choices("any");
     let targets: Vec<(String, String)> = vas
         .iter()
         .filter(|v| v.as_str() != va && operator.can_operate(v))

@@ -99,16 +99,7 @@ pub(super) async fn load(
                 }
                 Tab::Instances => Content::Instances({
                     if let Some(status) = View::nonempty(&view.status) {
-                        if !STATUSES.iter().any(|s| s.as_str() == status) {
-                            return Err(crate::error::Error::invalid(
-                                "status",
-                                format!(
-                                    "{status:?} is not a status; use one of {}",
-                                    STATUSES.map(|s| s.as_str()).join(", ")
-                                ),
-                            )
-                            .into());
-                        }
+                        crate::portal::layout::check_status(status)?;
                     }
                     ops::instances::list(
                         c,
