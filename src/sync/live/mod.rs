@@ -307,9 +307,9 @@ fn check_identity(
     Ok(())
 }
 
-/// None of the upstream identity's files exists (one missing alone is
-/// damage to report, not a satellite to enrol).
-fn identity_files_exist(config: &Config) -> bool {
+/// Whether any of the upstream identity's files exists: one missing alone
+/// is damage to report, not a satellite to enrol.
+fn any_identity_file(config: &Config) -> bool {
     [CLOUD_CA_FILE, IDENTITY_CERT_FILE, IDENTITY_KEY_FILE]
         .iter()
         .any(|name| data_file(config, name).exists())
@@ -346,12 +346,14 @@ pub fn exchange(
 ) -> Result<(Synced, Vec<Transition>), SyncError> {
     let started = std::time::Instant::now();
     let url = cloud_url(config)?.to_string();
-    let registered_by_files = ledger::upstream(conn)?.is_some_and(|u| u.registered_at.is_some());
     let (ca_pem, id) = match identity(config) {
         Ok(found) => found,
         // Registered by carried files, connected now: the first exchange
         // gets the upstream identity on the way (no token needed).
-        Err(_) if registered_by_files && !identity_files_exist(config) => {
+        Err(_)
+            if !any_identity_file(config)
+                && ledger::upstream(conn)?.is_some_and(|u| u.registered_at.is_some()) =>
+        {
             let (registered, transitions) = go_connected(conn, config, keys, now)?;
             tracing::info!(
                 satellite = %registered.satellite_id,
