@@ -771,6 +771,58 @@ fn a_virtual_account_has_one_serving_node_and_moves_by_one_command() {
     round_trip(&cloud, &b);
     assert_eq!(license_quantity(&b, "Lab"), 5);
 
+    // Bad requests change nothing and say what was wrong.
+    let nobody = refused(&cloud, &["va", "serve", "Lab", "--by", "nosuch"]);
+    assert!(nobody.contains("no satellite named \"nosuch\""), "{nobody}");
+    let no_va = refused(&cloud, &["va", "serve", "Nope", "--by", "site-a"]);
+    assert!(no_va.contains("\"Nope\" does not exist"), "{no_va}");
+    let at_site = refused(&a, &["va", "serve", "Lab", "--by", "cloud"]);
+    assert!(at_site.contains("cloud"), "{at_site}");
+    // The same move through the API, and its refusals.
+    let api = crate::api::Api::new(&cloud);
+    let admin = crate::api::bearer(&cloud, &api, "mover", "admin", &[]);
+    let path = "/api/v1/accounts/Test%20Corp/virtual-accounts/Lab/serve";
+    let (status, body) = api.call(
+        "POST",
+        path,
+        Some(&admin),
+        Some(&json!({"servedBy": "nosuch"})),
+    );
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("not_found")),
+        "{body}"
+    );
+    let (status, body) = api.call("POST", path, Some(&admin), Some(&json!({"served_by": 7})));
+    assert_eq!(status, 400, "{body}");
+    let viewer = crate::api::bearer(&cloud, &api, "watcher", "viewer", &["Lab"]);
+    let (status, body) = api.call(
+        "POST",
+        path,
+        Some(&viewer),
+        Some(&json!({"servedBy": "cloud"})),
+    );
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = api.call(
+        "POST",
+        path,
+        Some(&admin),
+        Some(&json!({"servedBy": "site-a"})),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["previously"], json!(["site-b"]), "{body}");
+    let (status, body) = api.call(
+        "POST",
+        path,
+        Some(&admin),
+        Some(&json!({"servedBy": "site-a"})),
+    );
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("conflict")),
+        "{body}"
+    );
+
     // Back to the cloud: its tokens work there again.
     cloud.cli_ok(&["va", "serve", "Lab", "--by", "cloud"]);
     let token = cloud.token("Lab", &[]);
