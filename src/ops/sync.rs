@@ -153,18 +153,11 @@ pub fn export_local(local: &mut Local, caller: &Caller) -> Result<Written> {
     caller.authorize(Action::Administer, None)?;
     let (config, now) = (local.config().clone(), local.now());
     let keys = Keys::load(&config, now).map_err(service)?;
-    satellite::export_usage_from_snapshot(
-        local.db_for(caller),
-        &config,
-        &keys,
-        now,
-        Some(&caller.name),
-        |c| {
-            crate::time_guard::advance(c, now)
-                .map(|_| ())
-                .map_err(SyncError::from)
-        },
-    )
+    satellite::export_usage_from_snapshot(local.db_for(caller), &config, &keys, now, |c| {
+        crate::time_guard::advance(c, now)
+            .map(|_| ())
+            .map_err(SyncError::from)
+    })
     .map_err(service)
 }
 

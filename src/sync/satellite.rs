@@ -278,7 +278,6 @@ pub fn export_usage_from_snapshot(
     config: &crate::config::Config,
     keys: &super::Keys,
     now: i64,
-    actor: Option<&str>,
     also: impl Fn(&Db) -> Result<(), SyncError>,
 ) -> Result<Written, SyncError> {
     let mut attempts = 0;
@@ -293,11 +292,8 @@ pub fn export_usage_from_snapshot(
                 return Ok(None);
             }
             let catalog = super::current_catalog(c, config)?;
-            let before = crate::store::audit::last_event_id(c)?;
+            // The caller's connection stamps what it writes (`Db::act_for`).
             let written = finish_usage(c, &keys.node(config, &catalog, now), prepared)?;
-            if let Some(actor) = actor {
-                crate::store::audit::stamp_since(c, before, actor)?;
-            }
             also(c)?;
             Ok::<_, SyncError>(Some(written))
         })?;

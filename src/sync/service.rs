@@ -315,11 +315,10 @@ impl SyncService {
         // Sealed from a read snapshot on a connection of its own; the
         // writer (and the routers behind it) waits only for the record.
         let mut conn = crate::store::connect(self.store.path())?;
-        let written =
-            satellite::export_usage_from_snapshot(&mut conn, &config, &keys, now, None, |c| {
-                settings::set(c, EXPORT_LAST_RUN, &mark).map_err(SyncError::from)
-            })
-            .map(Some)?;
+        let written = satellite::export_usage_from_snapshot(&mut conn, &config, &keys, now, |c| {
+            settings::set(c, EXPORT_LAST_RUN, &mark).map_err(SyncError::from)
+        })
+        .map(Some)?;
         if let Some(w) = &written {
             tracing::info!(path = %w.path, sequence = w.sequence, "scheduled usage export written; carry it to the cloud");
         }

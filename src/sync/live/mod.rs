@@ -425,7 +425,7 @@ fn seal_usage(
     keys: &Keys,
     now: i64,
 ) -> Result<(Written, Vec<u8>), SyncError> {
-    let sent = satellite::export_usage_from_snapshot(conn, config, keys, now, None, |c| {
+    let sent = satellite::export_usage_from_snapshot(conn, config, keys, now, |c| {
         crate::time_guard::advance(c, now)
             .map(|_| ())
             .map_err(SyncError::from)
