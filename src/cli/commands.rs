@@ -115,7 +115,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 return print_json(&created);
             }
             println!("{}", created.token);
-            println!(
+            eprintln!(
                 "\nregistration token for virtual account {:?}, expires {}{}",
                 created.virtual_account,
                 created.expires_at,
@@ -124,7 +124,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                     .map(|n| format!(", at most {n} uses"))
                     .unwrap_or_default()
             );
-            println!(
+            eprintln!(
                 "the token is shown only now; on a router: license smart register idtoken <token>"
             );
             Ok(())

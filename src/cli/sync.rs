@@ -23,7 +23,7 @@ pub fn run(command: Command, config: &Config, clock: &Clock) -> Result<(), CliEr
                 return print_json(&written);
             }
             println!("{}", written.path);
-            println!(
+            eprintln!(
                 "usage bundle {} for the cloud: {}; carry it to the cloud and run `satellite process FILE` there",
                 written.sequence,
                 counts_line(&written.counts)
@@ -71,7 +71,7 @@ pub fn run(command: Command, config: &Config, clock: &Clock) -> Result<(), CliEr
                 return print_json(&processed);
             }
             println!("{}", processed.path);
-            println!(
+            eprintln!(
                 "{} bundle {} from satellite {:?} {}; answer {} ({}) written: carry it back and run `satellite import FILE` on the satellite",
                 processed.request.kind,
                 processed.request.sequence,
@@ -225,7 +225,7 @@ pub fn run(command: Command, config: &Config, clock: &Clock) -> Result<(), CliEr
                 return print_json(&written);
             }
             println!("{}", written.path);
-            println!(
+            eprintln!(
                 "registration request for the cloud; carry it there, run `satellite process FILE`, \
                  and bring the answer back to `satellite import FILE`"
             );
@@ -251,7 +251,7 @@ pub fn run(command: Command, config: &Config, clock: &Clock) -> Result<(), CliEr
                 return print_json(&added);
             }
             println!("{}", added.token);
-            println!(
+            eprintln!(
                 "\nsatellite token for {:?} (serves {}), valid until {}; shown only now.\n\
                  On the satellite: satellite upstream register --token <token>",
                 added.name,

@@ -19,3 +19,4 @@ mod router;
 mod storage;
 mod sync;
 mod sync_live;
+mod walkthrough;

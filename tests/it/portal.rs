@@ -14,27 +14,32 @@ use std::time::Duration;
 
 /// A browser-like HTTPS client of the portal: keeps cookies, follows no
 /// redirect (tests look at each answer).
-struct Portal {
+pub(crate) struct Portal {
     agent: ureq::Agent,
     base: String,
     cookies: BTreeMap<String, String>,
 }
 
-struct Answer {
-    status: u16,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
     /// The page a form's 303 led to (the form succeeded).
     after_redirect: bool,
     location: Option<String>,
     set_cookies: Vec<String>,
     csp: Option<String>,
-    body: String,
+    pub(crate) body: String,
 }
 
 impl Portal {
     fn new(server: &Server) -> Self {
+        Self::at(&server.admin_url, &server.ca_path())
+    }
+
+    /// A client of the portal at `base` that trusts the CA in `ca`.
+    pub(crate) fn at(base: &str, ca: &Path) -> Self {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut roots = rustls::RootCertStore::empty();
-        let pem = std::fs::read(server.ca_path()).expect("ca");
+        let pem = std::fs::read(ca).expect("ca");
         for cert in rustls_pemfile_certs(&pem) {
             roots.add(cert).expect("add ca");
         }
@@ -49,7 +54,7 @@ impl Portal {
                 .redirects(0)
                 .timeout(Duration::from_secs(30))
                 .build(),
-            base: server.admin_url.clone(),
+            base: base.to_string(),
             cookies: BTreeMap::new(),
         }
     }
@@ -173,7 +178,7 @@ impl Portal {
         (status, bytes)
     }
 
-    fn get(&mut self, path: &str) -> Answer {
+    pub(crate) fn get(&mut self, path: &str) -> Answer {
         self.send("GET", path, None, &[])
     }
 
@@ -198,7 +203,7 @@ impl Portal {
         }
     }
 
-    fn login(&mut self, user: &str, password: &str) -> Answer {
+    pub(crate) fn login(&mut self, user: &str, password: &str) -> Answer {
         let form = self.get("/portal/login");
         let nonce = hidden(&form.body, "nonce");
         self.send(
