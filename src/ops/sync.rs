@@ -123,8 +123,9 @@ pub fn sync_now(
     caller.authorize(Action::Administer, None)?;
     let (config, now) = (local.config().clone(), local.now());
     let keys = Keys::load(&config, now).map_err(service)?;
+    let next = crate::sync::live::next_scheduled(&config, now);
     let (synced, transitions) =
-        crate::sync::live::exchange_and_record(local.db_for(caller), &config, &keys, now, None)
+        crate::sync::live::exchange_and_record(local.db_for(caller), &config, &keys, now, next)
             .map_err(service)?;
     local.announce(&transitions);
     Ok((synced, transitions))

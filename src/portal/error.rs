@@ -83,7 +83,8 @@ impl ResponseError for PortalError {
             }
             Self::Ops(e) => {
                 log(e);
-                let mut response = layout::bare(self.status_code(), "Refused", &e.to_string());
+                let text = super::flash::for_the_web(&e.to_string());
+                let mut response = layout::bare(self.status_code(), "Refused", &text);
                 if let OpsError::TooManyAttempts { retry_after, .. } = e {
                     if let Ok(value) = retry_after.to_string().parse() {
                         response

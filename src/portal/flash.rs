@@ -30,7 +30,7 @@ impl Notice {
     /// A refusal as a sentence: the service's messages start in lower
     /// case (they are built to follow a field name or a command).
     pub fn error(text: impl Into<String>) -> Self {
-        let text = text.into();
+        let text = for_the_web(&text.into());
         let mut chars = text.chars();
         let text = match chars.next() {
             Some(first) => first.to_uppercase().chain(chars).collect(),
@@ -43,6 +43,23 @@ impl Notice {
             link: None,
         }
     }
+}
+
+/// A refusal without the pointers to CLI listings the service adds for the
+/// command line ("no report 7; see `satellite report list`"): in the portal
+/// the listing is a click away.
+pub fn for_the_web(text: &str) -> String {
+    let mut text = text.to_string();
+    for marker in ["; see `satellite ", ", see `satellite "] {
+        while let Some(start) = text.find(marker) {
+            let after = start + marker.len();
+            let end = text[after..]
+                .find('`')
+                .map_or(text.len(), |i| after + i + 1);
+            text.replace_range(start..end, "");
+        }
+    }
+    text
 }
 
 /// How long a notice waits for its page.

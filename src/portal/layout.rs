@@ -16,6 +16,8 @@ pub enum Section {
     Reports,
     Synchronization,
     Alerts,
+    /// Users, API clients and backups (admins).
+    Administration,
     /// The signed-in user's own settings (their password).
     Account,
 }
@@ -74,6 +76,9 @@ pub fn page(
                                 (item(Section::Synchronization, "/portal/sync", "Synchronization"))
                             }
                             (item(Section::Alerts, "/portal/alerts", "Alerts"))
+                            @if operator.is_admin() {
+                                (item(Section::Administration, "/portal/admin", "Administration"))
+                            }
                         }
                     }
                     form.logout method="post" action="/portal/logout" {

@@ -5,6 +5,7 @@
 //! virtual-account scopes and login limiter as the REST API.
 
 mod account;
+mod admin;
 mod alerts;
 mod chart;
 mod error;
@@ -137,10 +138,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/sync/process", web::post().to(sync::process))
             .route("/sync/process", back_to("/portal/sync"))
             .route("/sync/files/{name}", web::get().to(sync::file))
+            .route("/sync/satellites", web::post().to(sync::add_satellite))
+            .route("/sync/satellites", back_to("/portal/sync"))
+            .route(
+                "/sync/satellites/revoke",
+                web::post().to(sync::revoke_satellite),
+            )
+            .route("/sync/satellites/revoke", back_to("/portal/sync"))
             .route("/overview", web::get().to(overview::page))
             .route("/alerts", web::get().to(alerts::page))
             .route("/password", web::get().to(account::page))
             .route("/password", web::post().to(account::change))
+            .configure(admin::routes)
             .default_service(web::to(|| async {
                 layout::bare(
                     StatusCode::NOT_FOUND,

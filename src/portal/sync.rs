@@ -105,10 +105,10 @@ async fn render(
         }
         section.actions {
             h2 { "Export usage" }
-            p { "Writes a signed usage bundle to the export folder and downloads it, to carry to the cloud." }
+            p { "Writes a signed usage bundle to the export folder, to download and carry to the cloud." }
             form method="post" action="/portal/sync/export" {
                 (csrf(operator))
-                button type="submit" { "Download Usage Export" }
+                button type="submit" { "Write Usage Export" }
             }
             h2 { "Import from the cloud" }
             p { "The cloud's answer to an export (an entitlement bundle). It is verified before anything is written; a refusal says which rule failed." }
@@ -154,13 +154,13 @@ async fn render_cloud(
     let content = html! {
         h2 { "Satellites" }
         @if satellites.is_empty() {
-            p.empty { "No satellites yet: add one with `satellite satellite add NAME --va V`." }
+            p.empty { "No satellites yet: add one below." }
         } @else {
             table #satellites {
                 thead { tr {
                     th scope="col" { "Name" } th scope="col" { "Status" } th scope="col" { "Virtual Accounts" }
                     th scope="col" { "Last Contact" } th scope="col" { "Received" } th scope="col" { "Sent" }
-                    th scope="col" { "Product Instances" }
+                    th scope="col" { "Product Instances" } th scope="col" { "Actions" }
                 } }
                 tbody {
                     @for s in &satellites {
@@ -172,9 +172,35 @@ async fn render_cloud(
                             td.num { (s.sequence_received.map(|n| n.to_string()).unwrap_or_default()) }
                             td.num { (s.sequence_sent.map(|n| n.to_string()).unwrap_or_default()) }
                             td.num { (s.product_instances) }
+                            td {
+                                @if s.status != "REVOKED" {
+                                    form.inline method="post" action="/portal/sync/satellites/revoke" {
+                                        (csrf(operator))
+                                        input type="hidden" name="name" value=(s.name);
+                                        label.check {
+                                            input type="checkbox" name="confirm" value="yes" required;
+                                            "its bundles are refused from now on"
+                                        }
+                                        button.danger type="submit" aria-label=(format!("Revoke satellite {}", s.name)) { "Revoke" }
+                                    }
+                                }
+                            }
                         }
                     }
                 }
+            }
+        }
+        details.transfer {
+            summary { "Add a Satellite" }
+            form.stacked #add-satellite method="post" action="/portal/sync/satellites" {
+                (csrf(operator))
+                label for="satellite-name" { "Name (the satellite's " code { "name:" } ")" }
+                input #satellite-name name="name" required maxlength="64" autocomplete="off";
+                label for="satellite-vas" { "Virtual accounts it serves (comma-separated)" }
+                input #satellite-vas name="virtual_accounts" required placeholder="Branch";
+                label for="satellite-days" { "Days its token is valid" }
+                input #satellite-days type="number" name="days" min="1" max="365" value=(crate::sync::cloud::TOKEN_DAYS) required;
+                button type="submit" { "Add Satellite" }
             }
         }
         section.actions {
@@ -207,26 +233,36 @@ pub async fn page(
     render(&service, &operator, None, StatusCode::OK).await
 }
 
+/// Writes a usage export and shows the page again with a link to it: a
+/// download in answer to the form would leave the page showing the state
+/// from before the export.
 pub async fn export(
     service: web::Data<Service>,
     operator: Operator,
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, PortalError> {
     operator.check_csrf(&form.csrf)?;
-    match exported(&service, &operator).await {
-        Ok((name, bytes)) => Ok(HttpResponse::Ok()
-            .content_type("application/zip")
-            .insert_header((
-                "Content-Disposition",
-                format!("attachment; filename=\"{name}\""),
-            ))
-            .body(bytes)),
-        Err(PortalError::Ops(e)) => {
-            let (notice, status) = refused(e)?;
-            render(&service, &operator, Some(notice), status).await
-        }
-        Err(e) => Err(e),
+    let outcome = async {
+        let written = service.export(operator.caller.clone()).await?;
+        let name = std::path::Path::new(&written.path)
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
+        tracing::info!(who = %operator.caller.name, file = %name, "usage export written from the portal");
+        Ok::<_, PortalError>(Notice {
+            ok: true,
+            text: format!(
+                "Wrote usage bundle {} ({}). Download it and carry it to the cloud:",
+                written.sequence,
+                crate::sync::counts_line(&written.counts)
+            ),
+            secret: None,
+            link: Some((format!("/portal/sync/files/{name}"), name)),
+        })
     }
+    .await;
+    settle(&service, &operator, outcome).await
 }
 
 /// The bundle keys, loaded off the async workers (made on first use).
@@ -249,29 +285,6 @@ async fn received(
     let bytes = upload(operator, form).await?;
     let opened = web::block(move || ops::sync::open(&bytes)).await??;
     Ok((opened, keys(service, operator).await?))
-}
-
-async fn exported(
-    service: &Service,
-    operator: &Operator,
-) -> Result<(String, Vec<u8>), PortalError> {
-    let written = service.export(operator.caller.clone()).await?;
-    let path = std::path::PathBuf::from(&written.path);
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("usage.zip")
-        .to_string();
-    let bytes = web::block(move || std::fs::read(&path))
-        .await?
-        .map_err(|e| {
-            crate::error::Error::Conflict(format!(
-                "the bundle was written to {} but cannot be read back: {e}",
-                written.path
-            ))
-        })?;
-    tracing::info!(who = %operator.caller.name, file = %name, "usage export downloaded from the portal");
-    Ok((name, bytes))
 }
 
 /// Reads the upload: the CSRF field first (the form puts it first), then the
@@ -434,4 +447,101 @@ pub async fn file(
             format!("attachment; filename=\"{shown}\""),
         ))
         .body(bytes))
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct SatelliteForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    virtual_accounts: String,
+    #[serde(default)]
+    days: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+/// At the cloud: a new satellite and its token, shown once.
+pub async fn add_satellite(
+    service: web::Data<Service>,
+    operator: Operator,
+    form: web::Form<SatelliteForm>,
+) -> Result<HttpResponse, PortalError> {
+    operator.check_csrf(&form.csrf)?;
+    let form = form.into_inner();
+    let outcome = async {
+        let days = match form.days.trim() {
+            "" => crate::sync::cloud::TOKEN_DAYS,
+            text => text.parse().map_err(|_| {
+                crate::error::Error::invalid("days", format!("{text:?} is not a whole number"))
+            })?,
+        };
+        let keys = keys(&service, &operator).await?;
+        let (config, now) = (service.config().clone(), service.now());
+        let name = form.name.trim().to_string();
+        let vas: Vec<String> = form
+            .virtual_accounts
+            .split(',')
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+            .collect();
+        let added = service
+            .change(operator.caller.clone(), move |c, caller| {
+                let request = ops::sync::NewSatellite {
+                    name: &name,
+                    virtual_accounts: &vas,
+                    days,
+                };
+                ops::sync::add_satellite(c, caller, &config, &keys, &request, now)
+            })
+            .await?;
+        Ok::<_, PortalError>(Notice {
+            ok: true,
+            text: format!(
+                "Satellite {} added, serving {}. Its token is valid until {}; copy it now (it is not shown again) and register the satellite with it.",
+                added.name,
+                added.virtual_accounts.join(", "),
+                when(&added.token_expires_at)
+            ),
+            secret: Some(added.token),
+            link: None,
+        })
+    }
+    .await;
+    settle(&service, &operator, outcome).await
+}
+
+/// At the cloud: a satellite's bundles are refused from now on.
+pub async fn revoke_satellite(
+    service: web::Data<Service>,
+    operator: Operator,
+    form: web::Form<SatelliteForm>,
+) -> Result<HttpResponse, PortalError> {
+    operator.check_csrf(&form.csrf)?;
+    let form = form.into_inner();
+    let outcome = async {
+        if form.confirm != "yes" {
+            return Err(OpsError::from(crate::error::Error::invalid(
+                "confirm",
+                "Nothing was changed: tick the box to confirm that the satellite's bundles are refused from now on.",
+            ))
+            .into());
+        }
+        let keys = keys(&service, &operator).await?;
+        let (config, now, name) = (service.config().clone(), service.now(), form.name.clone());
+        let revoked = service
+            .change(operator.caller.clone(), move |c, caller| {
+                ops::sync::revoke_satellite(c, caller, &config, &keys, &name, now)
+            })
+            .await?;
+        Ok::<_, PortalError>(Notice::ok(format!(
+            "Satellite {} revoked: its bundles are refused from now on.",
+            revoked.name
+        )))
+    }
+    .await;
+    settle(&service, &operator, outcome).await
 }

@@ -237,6 +237,15 @@ fn rustls_pemfile_certs(pem: &[u8]) -> Vec<rustls::pki_types::CertificateDer<'st
         .expect("ca pem")
 }
 
+/// Where the notice's link leads.
+fn notice_link(html: &str) -> String {
+    html.split("id=\"notice-link\" href=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no link in the notice: {html}"))
+        .to_string()
+}
+
 /// The value of the first hidden input called `name`.
 fn hidden(html: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
@@ -665,15 +674,10 @@ fn the_usb_exchange_runs_through_both_portals() {
         !status.body.contains("/portal/sync/now"),
         "no live sync when disconnected"
     );
-    let export = at_sat.send(
-        "POST",
-        "/portal/sync/export",
-        Some(&[("csrf", &sat_csrf)]),
-        &[],
-    );
-    assert_eq!(export.status, 200);
-    let usage = sat.dir.path().join("usage-from-portal.zip");
-    // The download is the file the export folder got.
+    // The export is written, then the page shows it (not the state before).
+    let export = at_sat.post("/portal/sync/export", &[("csrf", &sat_csrf)]);
+    assert_eq!(export.status, 200, "{}", export.body);
+    assert!(export.after_redirect, "post/redirect/get");
     let written = std::fs::read_dir(sat.dir.path().join("export"))
         .expect("export dir")
         .filter_map(Result::ok)
@@ -681,19 +685,32 @@ fn the_usb_exchange_runs_through_both_portals() {
         .filter(|p| p.to_string_lossy().contains("-usage-"))
         .max()
         .expect("a usage bundle in export/");
-    std::fs::copy(&written, &usage).expect("copy");
+    let name = written
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("name")
+        .to_string();
+    assert!(
+        export
+            .body
+            .contains(&format!("/portal/sync/files/{name}\" download")),
+        "the page lists the new export as the last one: {}",
+        export.body
+    );
+    let link = notice_link(&export.body);
+    assert_eq!(link, format!("/portal/sync/files/{name}"));
+    let (status, bytes) = at_sat.download(&link);
+    assert_eq!(status, 200);
+    // The download is the file the export folder got.
+    assert_eq!(bytes, std::fs::read(&written).expect("read"));
+    let usage = sat.dir.path().join("usage-from-portal.zip");
+    std::fs::write(&usage, bytes).expect("write usage");
 
     let sats = at_cloud.get("/portal/sync");
     assert!(sats.body.contains("portal-site"), "{}", sats.body);
     let processed = at_cloud.upload("/portal/sync/process", &cloud_csrf, &usage);
     assert_eq!(processed.status, 200, "{}", processed.body);
-    let link = processed
-        .body
-        .split("id=\"notice-link\" href=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap_or_else(|| panic!("no answer link in {}", processed.body))
-        .to_string();
+    let link = notice_link(&processed.body);
     let (status, bytes) = at_cloud.download(&link);
     assert_eq!(status, 200);
     let answer = sat.dir.path().join("answer-from-portal.zip");
@@ -891,6 +908,13 @@ fn sync_now_runs_a_live_exchange_from_the_portal_in_connected_mode() {
         "the cloud's license arrived"
     );
     assert!(synced.body.contains("Last live sync"), "{}", synced.body);
+    // The next attempt stays the schedule's, not "never" after a manual sync.
+    assert!(
+        synced.body.contains("Next attempt</th><td>")
+            && !synced.body.contains("Next attempt</th><td>never"),
+        "{}",
+        synced.body
+    );
 }
 
 /// The seed's other portal chores: a new virtual account (a license pool)
@@ -1349,6 +1373,8 @@ fn an_operator_does_the_round_in_a_real_browser() {
                 report_page.as_str(),
                 "/portal/sync",
                 "/portal/alerts",
+                "/portal/admin",
+                "/portal/password",
             ] {
                 browser.goto(&format!("{base}{page}")).await.expect("goto");
                 find("main").await;
@@ -1626,4 +1652,272 @@ fn a_deep_link_leads_back_to_its_page_after_the_login() {
             "{evil}"
         );
     }
+}
+
+/// The text between `<code class="secret" id="new-secret">` and `</code>`.
+fn new_secret(html: &str) -> String {
+    html.split("id=\"new-secret\">")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .unwrap_or_else(|| panic!("no secret in the notice: {html}"))
+        .to_string()
+}
+
+/// Users, API clients and backups without the CLI, with the API's roles.
+#[test]
+fn an_admin_manages_users_clients_and_backups_in_the_portal() {
+    let server = Server::start();
+    let (mut portal, csrf) = admin(&server);
+    let page = portal.get("/portal/admin");
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body.contains("href=\"/portal/admin\""),
+        "in the navigation"
+    );
+
+    // A user: a refusal names the field and adds nobody; then added.
+    let refused = portal.post(
+        "/portal/admin/users",
+        &[
+            ("csrf", &csrf),
+            ("username", "bob"),
+            ("role", "viewer"),
+            ("virtual_accounts", ""),
+            ("password", "a long enough password"),
+        ],
+    );
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(refused.body.contains("virtual account"), "{}", refused.body);
+    let added = portal.post(
+        "/portal/admin/users",
+        &[
+            ("csrf", &csrf),
+            ("username", "bob"),
+            ("role", "viewer"),
+            ("virtual_accounts", "Default"),
+            ("password", "a long enough password"),
+        ],
+    );
+    assert!(added.after_redirect, "{}", added.body);
+    assert!(added.body.contains("User bob added"), "{}", added.body);
+    let users: Value =
+        serde_json::from_str(&server.cli_ok(&["user", "list", "--json"])).expect("json");
+    assert!(users.to_string().contains("\"bob\""), "{users}");
+    let events = server.cli_ok(&["events", "--json"]);
+    assert!(
+        events.contains("user:admin"),
+        "the change is the admin's: {events}"
+    );
+
+    // Its password, set by the admin: bob logs in with the new one.
+    let set = portal.post(
+        "/portal/admin/users/password",
+        &[
+            ("csrf", &csrf),
+            ("username", "bob"),
+            ("password", "another long password"),
+        ],
+    );
+    assert!(set.after_redirect, "{}", set.body);
+    let mut as_bob = Portal::new(&server);
+    assert_eq!(as_bob.login("bob", "another long password").status, 303);
+    // A viewer sees no Administration and may not use it.
+    let overview = as_bob.get("/portal/overview");
+    assert!(
+        !overview.body.contains("href=\"/portal/admin\""),
+        "{}",
+        overview.body
+    );
+    assert_eq!(as_bob.get("/portal/admin").status, 403);
+    let bob_csrf = hidden(&overview.body, "csrf");
+    let sneaky = as_bob.post(
+        "/portal/admin/clients",
+        &[("csrf", &bob_csrf), ("name", "sneaky"), ("role", "admin")],
+    );
+    assert_eq!(sneaky.status, 403, "{}", sneaky.body);
+    assert_eq!(
+        as_bob
+            .send(
+                "POST",
+                "/portal/admin/backup",
+                Some(&[("csrf", &bob_csrf)]),
+                &[]
+            )
+            .status,
+        403
+    );
+
+    // Removing asks for the box first.
+    let unconfirmed = portal.post(
+        "/portal/admin/users/remove",
+        &[("csrf", &csrf), ("username", "bob")],
+    );
+    assert_eq!(unconfirmed.status, 400, "{}", unconfirmed.body);
+    assert!(server
+        .cli_ok(&["user", "list", "--json"])
+        .contains("\"bob\""));
+    let removed = portal.post(
+        "/portal/admin/users/remove",
+        &[("csrf", &csrf), ("username", "bob"), ("confirm", "yes")],
+    );
+    assert!(
+        removed.body.contains("User bob removed"),
+        "{}",
+        removed.body
+    );
+    assert!(!server
+        .cli_ok(&["user", "list", "--json"])
+        .contains("\"bob\""));
+
+    // An API client: its secret is shown once and works; revoked, it does not.
+    let added = portal.post(
+        "/portal/admin/clients",
+        &[
+            ("csrf", &csrf),
+            ("name", "nagios"),
+            ("role", "viewer"),
+            ("virtual_accounts", "Default"),
+        ],
+    );
+    assert!(added.after_redirect, "{}", added.body);
+    let secret = new_secret(&added.body);
+    let clients: Value =
+        serde_json::from_str(&server.cli_ok(&["client", "list", "--json"])).expect("json");
+    let client_id = clients
+        .as_array()
+        .and_then(|a| a.iter().find(|c| c["name"] == "nagios"))
+        .and_then(|c| c["client_id"].as_str())
+        .expect("nagios listed")
+        .to_string();
+    let api = crate::api::Api::new(&server);
+    let bearer = api.login(&client_id, &secret);
+    assert_eq!(
+        api.call(
+            "GET",
+            "/api/v1/accounts/Test%20Corp/events",
+            Some(&bearer),
+            None
+        )
+        .0,
+        200
+    );
+    assert!(
+        !portal.get("/portal/admin").body.contains(&secret),
+        "shown once"
+    );
+    let revoked = portal.post(
+        "/portal/admin/clients/revoke",
+        &[("csrf", &csrf), ("client", &client_id), ("confirm", "yes")],
+    );
+    assert!(
+        revoked.body.contains("API client nagios revoked"),
+        "{}",
+        revoked.body
+    );
+    assert_eq!(
+        api.call(
+            "GET",
+            "/api/v1/accounts/Test%20Corp/events",
+            Some(&bearer),
+            None
+        )
+        .0,
+        401
+    );
+
+    // A backup, as `satellite backup` writes it.
+    let (status, bytes) = {
+        let answer = portal.send(
+            "POST",
+            "/portal/admin/backup",
+            Some(&[("csrf", &csrf)]),
+            &[],
+        );
+        (answer.status, answer.body)
+    };
+    assert_eq!(status, 200);
+    assert!(bytes.starts_with("PK"), "a zip");
+}
+
+/// The cloud's jobs without the CLI: licenses bought, satellites added and revoked.
+#[test]
+fn an_admin_adds_licenses_and_satellites_at_the_cloud_in_the_portal() {
+    let cloud = cloud();
+    let (mut portal, csrf) = admin(&cloud);
+    let tab = portal.get("/portal/inventory/licenses?va=Lab2");
+    assert!(tab.body.contains("id=\"add-license\""), "{}", tab.body);
+    let bad = portal.post(
+        "/portal/inventory/licenses/add",
+        &[
+            ("csrf", &csrf),
+            ("va", "Lab2"),
+            ("sku", ESS),
+            ("quantity", "3"),
+            ("start", "tomorrow"),
+        ],
+    );
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert!(bad.body.contains("YYYY-MM-DD"), "{}", bad.body);
+    let added = portal.post(
+        "/portal/inventory/licenses/add",
+        &[
+            ("csrf", &csrf),
+            ("va", "Lab2"),
+            ("sku", ESS),
+            ("quantity", "3"),
+            ("start", ""),
+            ("end", ""),
+        ],
+    );
+    assert!(added.after_redirect, "{}", added.body);
+    assert_eq!(cloud.compliance("Lab2", ESS)["available"], 3);
+
+    let page = portal.get("/portal/sync");
+    assert!(page.body.contains("id=\"add-satellite\""), "{}", page.body);
+    let added = portal.post(
+        "/portal/sync/satellites",
+        &[
+            ("csrf", &csrf),
+            ("name", "site-web"),
+            ("virtual_accounts", "Lab2"),
+            ("days", "30"),
+        ],
+    );
+    assert!(added.after_redirect, "{}", added.body);
+    let token = new_secret(&added.body);
+    // The token registers a real satellite.
+    let sat = Server::start();
+    let request = sat.cli_ok(&["upstream", "register", "--token", &token]);
+    assert!(request.trim().ends_with(".zip"), "{request}");
+    let listed = cloud.cli_ok(&["satellite", "list", "--json"]);
+    assert!(listed.contains("site-web"), "{listed}");
+
+    let unconfirmed = portal.post(
+        "/portal/sync/satellites/revoke",
+        &[("csrf", &csrf), ("name", "site-web")],
+    );
+    assert_eq!(unconfirmed.status, 400, "{}", unconfirmed.body);
+    let revoked = portal.post(
+        "/portal/sync/satellites/revoke",
+        &[("csrf", &csrf), ("name", "site-web"), ("confirm", "yes")],
+    );
+    assert!(
+        revoked.body.contains("Satellite site-web revoked"),
+        "{}",
+        revoked.body
+    );
+    assert!(cloud
+        .cli_ok(&["satellite", "list", "--json"])
+        .contains("REVOKED"));
+    // A refusal shows no pointer to a CLI listing.
+    let unknown = portal.post(
+        "/portal/sync/satellites/revoke",
+        &[("csrf", &csrf), ("name", "nowhere"), ("confirm", "yes")],
+    );
+    assert_eq!(unknown.status, 404, "{}", unknown.body);
+    assert!(
+        !unknown.body.contains("satellite satellite list"),
+        "{}",
+        unknown.body
+    );
 }

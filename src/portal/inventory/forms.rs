@@ -329,6 +329,69 @@ pub(super) async fn transfer_licenses(
 }
 
 #[derive(Debug, Deserialize)]
+pub(super) struct NewLicenses {
+    #[serde(default)]
+    csrf: String,
+    va: String,
+    #[serde(default)]
+    sku: String,
+    #[serde(default)]
+    quantity: String,
+    #[serde(default)]
+    start: String,
+    #[serde(default)]
+    end: String,
+}
+
+/// At the cloud: licenses bought, as `satellite license add` adds them.
+pub(super) async fn add_licenses(
+    service: web::Data<Service>,
+    operator: Operator,
+    form: web::Form<NewLicenses>,
+) -> Result<HttpResponse, PortalError> {
+    operator.check_csrf(&form.csrf)?;
+    let form = form.into_inner();
+    let outcome = async {
+        let quantity = number("quantity", &form.quantity)?.ok_or_else(|| {
+            crate::error::Error::invalid("quantity", "give how many licenses were bought")
+        })?;
+        let day = |field: &str, text: &str| -> Result<Option<i64>, OpsError> {
+            match text.trim() {
+                "" => Ok(None),
+                text => day_start(field, text).map(Some),
+            }
+        };
+        let (start, end) = (day("start", &form.start)?, day("end", &form.end)?);
+        let (caller, catalog, account, role, now) = (
+            operator.caller.clone(),
+            service.catalog(),
+            service.config().account.clone(),
+            service.config().role,
+            service.now(),
+        );
+        let (va, sku) = (form.va.clone(), form.sku.clone());
+        service
+            .change_pools(caller, move |c, caller| {
+                let order = crate::inventory::LicenseOrder {
+                    virtual_account: &va,
+                    sku: &sku,
+                    quantity: i64::from(quantity),
+                    start,
+                    end,
+                };
+                ops::licenses::add(c, &catalog, caller, role, &account, &order, now)
+            })
+            .await?;
+        Ok(Notice::ok(format!(
+            "{quantity} × {} added to {}.",
+            form.sku, form.va
+        )))
+    }
+    .await;
+    after(&service, &operator, Tab::Licenses, &form.va, outcome).await
+}
+
+#[derive(Debug, Deserialize)]
 pub(super) struct NewVirtualAccount {
     #[serde(default)]
     csrf: String,

@@ -15,8 +15,8 @@ use crate::portal::session::Operator;
 use actix_web::http::StatusCode;
 use actix_web::web;
 use forms::{
-    create_token, create_virtual_account, move_instance, remove_instance, revoke_token,
-    transfer_licenses,
+    add_licenses, create_token, create_virtual_account, move_instance, remove_instance,
+    revoke_token, transfer_licenses,
 };
 use view::render;
 
@@ -41,7 +41,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             ),
         );
     }
-    let forms: [(&str, actix_web::Route); 6] = [
+    let forms: [(&str, actix_web::Route); 7] = [
+        ("/inventory/licenses/add", web::post().to(add_licenses)),
         ("/inventory/tokens", web::post().to(create_token)),
         ("/inventory/tokens/revoke", web::post().to(revoke_token)),
         (

@@ -41,6 +41,31 @@ pub(super) fn new_virtual_account(operator: &Operator, tab: Tab) -> Markup {
     }
 }
 
+/// At the cloud: licenses bought for this virtual account (admins).
+pub(super) fn add_license_form(operator: &Operator, va: &str, skus: &[(String, String)]) -> Markup {
+    if !operator.is_admin() || va.is_empty() {
+        return html! {};
+    }
+    html! {
+        details.transfer {
+            summary { "Add Licenses" }
+            form.filters #add-license method="post" action="/portal/inventory/licenses/add" {
+                (csrf(operator))
+                input type="hidden" name="va" value=(va);
+                label for="license-sku" { "SKU" }
+                (select("sku", "license-sku", skus, ""))
+                label for="license-quantity" { "Quantity" }
+                input #license-quantity type="number" name="quantity" min="1" value="1" required;
+                label for="license-start" { "Start (optional)" }
+                input #license-start type="date" name="start";
+                label for="license-end" { "End (optional; a term SKU ends after its years)" }
+                input #license-end type="date" name="end";
+                button type="submit" { "Add Licenses" }
+            }
+        }
+    }
+}
+
 /// At the cloud: licenses move between virtual accounts of the account.
 pub(super) fn transfer_form(
     operator: &Operator,
@@ -122,9 +147,13 @@ pub(super) fn tab_content(
             licenses,
             history,
             days,
+            skus,
         } => html! {
             (licenses_tab(va, pools, licenses, history, *days, cloud))
-            @if cloud { (transfer_form(operator, va, vas, licenses)) }
+            @if cloud {
+                (add_license_form(operator, va, skus))
+                (transfer_form(operator, va, vas, licenses))
+            }
         },
         Content::Instances(instances) => instances_tab(operator, va, vas, view, instances),
         Content::Events(events) => events_tab(va, view, events),
@@ -250,7 +279,7 @@ pub(super) fn licenses_tab(
         h3 { "Purchased licenses" }
         @if licenses.is_empty() {
             p.empty {
-                @if cloud { "None yet: add what was bought with `satellite license add`." }
+                @if cloud { "None yet: add what was bought (Add Licenses, below)." }
                 @else { "None: licenses arrive from the cloud by synchronization." }
             }
         } @else {

@@ -87,6 +87,8 @@ pub(super) enum Content {
         licenses: Vec<crate::ops::views::License>,
         history: Vec<crate::licensing::reports::UsageDay>,
         days: u32,
+        /// The catalog's SKUs, for the cloud's license form.
+        skus: Vec<(String, String)>,
     },
     Instances(Vec<crate::ops::views::InstanceView>),
     Events(Vec<crate::ops::views::AuditedEvent>),

@@ -95,6 +95,10 @@ pub(super) async fn load(
                             now,
                         )?,
                         days,
+                        skus: catalog
+                            .skus()
+                            .map(|s| (s.sku.clone(), format!("{} ({})", s.sku, s.tag)))
+                            .collect(),
                     }
                 }
                 Tab::Instances => Content::Instances({

@@ -612,6 +612,16 @@ pub fn exchange_and_record(
     result
 }
 
+/// When `sync.schedule` next fires after `after`: what a manual exchange
+/// records as the next attempt, so the status it leaves is the scheduler's.
+pub fn next_scheduled(config: &Config, after: i64) -> Option<i64> {
+    let schedule: cron::Schedule = config.sync.schedule.parse().ok()?;
+    chrono::TimeZone::timestamp_opt(&chrono::Utc, after, 0)
+        .single()
+        .and_then(|t| schedule.after(&t).next())
+        .map(|t| t.timestamp())
+}
+
 /// `/metrics` lines for sync: the age of the last successful sync (the
 /// last entitlement bundle applied, live or carried) and the live failures
 /// since. Nothing on a cloud or an unregistered satellite.
