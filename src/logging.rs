@@ -33,8 +33,16 @@ pub fn init(config: &Config, quiet: bool) {
     } else {
         config.log.level.as_str()
     };
+    // actix-http logs a client's malformed request (a NUL in a header, a
+    // connection dropped mid-request) as ERROR: the client's fault, answered
+    // 400, nothing an operator can act on. RUST_LOG brings it back.
+    let quiet_client_faults =
+        |filter: tracing_subscriber::EnvFilter| match "actix_http::h1::dispatcher=off".parse() {
+            Ok(directive) => filter.add_directive(directive),
+            Err(_) => filter,
+        };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level).map(quiet_client_faults))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -10,7 +10,7 @@ use crate::domain::token::DEFAULT_DAYS;
 use crate::domain::TokenTerms;
 use crate::inventory::Transfer;
 use crate::ops::{self, Page};
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 /// `{"limit": -1 | n, "offset", "virtualAccounts": [...]}`
@@ -37,13 +37,13 @@ pub struct Alerts {
 
 #[utoipa::path(post, path = "/api/v1/accounts/{account}/licenses", tag = "licenses", params(("account" = String, Path, description = "The smart account")), request_body = AccountQuery, responses((status = 200, description = "License pools", body = Licenses), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn licenses(
-    req: actix_web::HttpRequest,
+    req: HttpRequest,
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,
     path: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let bytes = body::read(payload).await?;
+    let bytes = body::read_json(&req, payload).await?;
     let account = api.check_account(&path)?;
     let query: AccountQuery = body::json(&bytes)?;
     let page = Page::new(query.limit, query.offset)?;
@@ -71,13 +71,13 @@ pub async fn licenses(
 
 #[utoipa::path(post, path = "/api/v1/accounts/{account}/alerts", tag = "licenses", params(("account" = String, Path, description = "The smart account")), request_body = AccountQuery, responses((status = 200, description = "Alerts", body = Alerts), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn alerts(
-    req: actix_web::HttpRequest,
+    req: HttpRequest,
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,
     path: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let bytes = body::read(payload).await?;
+    let bytes = body::read_json(&req, payload).await?;
     let account = api.check_account(&path)?;
     let query: AccountQuery = body::json(&bytes)?;
     let page = Page::new(query.limit, query.offset)?;
@@ -106,6 +106,7 @@ pub async fn alerts(
 /// `?limit&offset` on listings.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct PageQuery {
     pub limit: Option<i64>,
     pub offset: Option<i64>,
@@ -198,7 +199,7 @@ impl NewToken {
         let days = match self.expires_after_days {
             None => i64::from(DEFAULT_DAYS),
             Some(Days::Number(n)) => n,
-            Some(Days::Text(text)) => text.trim().parse().map_err(|_| {
+            Some(Days::Text(text)) => text.parse().map_err(|_| {
                 ApiError::invalid(
                     "expiresAfterDays",
                     format!("{text:?} is not a number of days (1-365)"),
@@ -262,9 +263,10 @@ pub async fn token_create(
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,
     path: web::Path<(String, String)>,
+    req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let bytes = body::read(payload).await?;
+    let bytes = body::read_json(&req, payload).await?;
     let (account, va) = path.into_inner();
     let account = api.check_account(&account)?;
     let terms = body::json::<NewToken>(&bytes)?.terms()?;
@@ -297,7 +299,7 @@ pub struct Revoked {
     pub status: &'static str,
 }
 
-#[utoipa::path(delete, path = "/api/v1/accounts/{account}/virtual-accounts/{va}/tokens/{token}", tag = "tokens", params(("account" = String, Path, description = "The smart account"), ("va" = String, Path, description = "The virtual account"), ("token" = String, Path, description = "The token, or the prefix listings show")), responses((status = 200, description = "Revoked", body = Revoked), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody), (status = 404, description = "Not found or not reachable", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(delete, path = "/api/v1/accounts/{account}/virtual-accounts/{va}/tokens/{token}", tag = "tokens", params(("account" = String, Path, description = "The smart account"), ("va" = String, Path, description = "The virtual account"), ("token" = String, Path, description = "The token, or the prefix listings show")), responses((status = 200, description = "Revoked", body = Revoked), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody), (status = 404, description = "Not found or not reachable", body = ErrorBody), (status = 409, description = "The token is already revoked", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn token_revoke(
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,
@@ -344,14 +346,15 @@ pub struct Transferred {
     pub licenses: Vec<super::wire::LicenseSummary>,
 }
 
-#[utoipa::path(post, path = "/api/v1/accounts/{account}/virtual-accounts/{va}/licenses/transfer", tag = "licenses", params(("account" = String, Path, description = "The smart account"), ("va" = String, Path, description = "The virtual account")), request_body = TransferRequest, responses((status = 200, description = "Transferred; the source pools after it", body = Transferred), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/accounts/{account}/virtual-accounts/{va}/licenses/transfer", tag = "licenses", params(("account" = String, Path, description = "The smart account"), ("va" = String, Path, description = "The virtual account")), request_body = TransferRequest, responses((status = 200, description = "Transferred; the source pools after it", body = Transferred), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody), (status = 409, description = "Refused here: a satellite's licenses are its cloud's, or the source holds too few", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn transfer(
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,
     path: web::Path<(String, String)>,
+    req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let bytes = body::read(payload).await?;
+    let bytes = body::read_json(&req, payload).await?;
     let (account, va) = path.into_inner();
     let account = api.check_account(&account)?;
     let request: TransferRequest = body::json(&bytes)?;
@@ -423,13 +426,14 @@ pub async fn backend_token_create(
     api: web::Data<Api>,
     caller: Authenticated,
     path: web::Path<(String, String)>,
+    req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    token_create(api, caller, path, payload).await
+    token_create(api, caller, path, req, payload).await
 }
 
 /// The automation path of Cisco's manager: the same call as `token_revoke`.
-#[utoipa::path(delete, path = "/backend/api/v1/accounts/{account}/virtual-accounts/{va}/tokens/{token}", tag = "tokens", params(("account" = String, Path, description = "The smart account"), ("va" = String, Path, description = "The virtual account"), ("token" = String, Path, description = "The token, or the prefix listings show")), responses((status = 200, description = "Revoked", body = Revoked), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody), (status = 404, description = "Not found or not reachable", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(delete, path = "/backend/api/v1/accounts/{account}/virtual-accounts/{va}/tokens/{token}", tag = "tokens", params(("account" = String, Path, description = "The smart account"), ("va" = String, Path, description = "The virtual account"), ("token" = String, Path, description = "The token, or the prefix listings show")), responses((status = 200, description = "Revoked", body = Revoked), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody), (status = 404, description = "Not found or not reachable", body = ErrorBody), (status = 409, description = "The token is already revoked", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn backend_token_revoke(
     api: web::Data<Api>,
     caller: Authenticated,
@@ -452,9 +456,10 @@ pub async fn serve(
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,
     path: web::Path<(String, String)>,
+    req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let bytes = body::read(payload).await?;
+    let bytes = body::read_json(&req, payload).await?;
     let (account, va) = path.into_inner();
     api.check_account(&account)?;
     let request: ServeRequest = body::json(&bytes)?;

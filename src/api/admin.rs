@@ -8,7 +8,7 @@ use super::wire::{Client, CreatedClient, User};
 use super::Api;
 use crate::ops::users::NewUser;
 use crate::ops::{self, Action, Page, Role};
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -42,13 +42,14 @@ pub struct NewUserRequest {
     pub virtual_accounts: Vec<String>,
 }
 
-#[utoipa::path(post, path = "/api/v1/users", tag = "access", request_body = NewUserRequest, responses((status = 201, description = "Added", body = User), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody), (status = 409, description = "The name is taken", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/users", tag = "access", request_body = NewUserRequest, responses((status = 201, description = "Added", body = User), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody), (status = 409, description = "The name is taken", body = ErrorBody), (status = 404, description = "A virtual account it names does not exist", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn user_add(
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,
+    req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let bytes = body::read(payload).await?;
+    let bytes = body::read_json(&req, payload).await?;
     // Refuse before spending a password hash on a caller who may not.
     caller.authorize(Action::Administer, None)?;
     let request: NewUserRequest = body::json(&bytes)?;
@@ -109,9 +110,10 @@ pub async fn user_password(
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,
     path: web::Path<String>,
+    req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let bytes = body::read(payload).await?;
+    let bytes = body::read_json(&req, payload).await?;
     let username = path.into_inner();
     // Anyone may change their own password (giving the current one); only
     // admins change others'.
@@ -172,13 +174,14 @@ pub struct NewClientRequest {
     pub virtual_accounts: Vec<String>,
 }
 
-#[utoipa::path(post, path = "/api/v1/clients", tag = "access", request_body = NewClientRequest, responses((status = 201, description = "Added; the secret is shown once", body = CreatedClient), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody), (status = 409, description = "The name is taken", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/clients", tag = "access", request_body = NewClientRequest, responses((status = 201, description = "Added; the secret is shown once", body = CreatedClient), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody), (status = 409, description = "The name is taken", body = ErrorBody), (status = 404, description = "A virtual account it names does not exist", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn client_add(
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,
+    req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let bytes = body::read(payload).await?;
+    let bytes = body::read_json(&req, payload).await?;
     let request: NewClientRequest = body::json(&bytes)?;
     let role = Role::parse(&request.role)?;
     let account = api.config().account.clone();

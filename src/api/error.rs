@@ -55,6 +55,7 @@ impl ResponseError for ApiError {
             OpsError::Forbidden(_) => StatusCode::FORBIDDEN,
             OpsError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             OpsError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            OpsError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             OpsError::Service(e) => status_and_code(e).0,
         }
     }
@@ -72,6 +73,7 @@ impl ResponseError for ApiError {
                 error_body("forbidden", m)
             }
             OpsError::TooLarge(m) => error_body("payload_too_large", m),
+            OpsError::UnsupportedMediaType(m) => error_body("unsupported_media_type", m),
             e @ OpsError::TooManyAttempts { .. } => error_body("too_many_requests", &e.to_string()),
         };
         let mut response = with_retry_after(HttpResponse::build(status), status);

@@ -12,11 +12,12 @@ use crate::licensing::reports;
 use crate::ops::events::EventQuery;
 use crate::ops::instances::InstanceFilter;
 use crate::ops::{self, Page};
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 #[serde(rename_all = "camelCase")]
 pub struct InstanceQuery {
     pub virtual_account: Option<String>,
@@ -119,9 +120,10 @@ pub async fn instance_move(
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,
     path: web::Path<(String, String)>,
+    req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let bytes = body::read(payload).await?;
+    let bytes = body::read_json(&req, payload).await?;
     let (account, key) = path.into_inner();
     let account = api.check_account(&account)?;
     let request: MoveRequest = body::json(&bytes)?;
@@ -173,6 +175,7 @@ pub async fn report_list(
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct ReportQuery {
     /// `json` (default), `csv` or `text`.
     pub format: Option<String>,
@@ -219,6 +222,7 @@ pub async fn report_show(
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 #[serde(rename_all = "camelCase")]
 pub struct EventsQuery {
     pub kind: Option<String>,

@@ -83,7 +83,11 @@ pub async fn token(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let bytes = body::read(payload).await?;
+    body::check_content_type(
+        &req,
+        &["application/json", "application/x-www-form-urlencoded"],
+    )?;
+    let bytes = body::read_limited(payload, body::MAX_BODY as u64).await?;
     let source = req
         .peer_addr()
         .map(|a| a.ip().to_string())

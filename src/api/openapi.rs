@@ -4,6 +4,7 @@
 
 use super::{accounts, admin, inventory, oauth, sync};
 use actix_web::HttpResponse;
+use serde_json::{json, Value};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -64,6 +65,261 @@ impl Modify for BearerScheme {
 )]
 pub struct Document;
 
+/// Request fields whose values the handlers check beyond their Rust type:
+/// (schema, property, what is accepted). Merged into the generated schema,
+/// so the document states what the server enforces; a test checks every
+/// entry still names a property of the document.
+const FIELD_RULES: &[(&str, &str, &str)] = &[
+    ("AccountQuery", "limit", LIMIT),
+    ("AccountQuery", "offset", OFFSET),
+    ("NewUserRequest", "username", NAME),
+    ("NewUserRequest", "role", ROLE),
+    ("NewUserRequest", "password", PASSWORD),
+    ("NewClientRequest", "name", NAME),
+    ("NewClientRequest", "role", ROLE),
+    ("PasswordRequest", "password", PASSWORD),
+    (
+        "NewToken",
+        "maxUses",
+        r#"{"minimum": 1, "maximum": 4294967295, "format": "int64"}"#,
+    ),
+    (
+        "NewToken",
+        "expiresAfterDays",
+        r#"{"oneOf": [{"type": "integer", "minimum": 1, "maximum": 365},
+                      {"type": "string", "pattern": "^(36[0-5]|3[0-5][0-9]|[12][0-9]{2}|[1-9][0-9]?)$"},
+                      {"type": "null"}]}"#,
+    ),
+    (
+        "NewToken",
+        "description",
+        r#"{"maxLength": 512, "pattern": "^[^\\x00-\\x1f\\x7f-\\x9f\\u202a-\\u202e\\u2066-\\u2069]*$"}"#,
+    ),
+    (
+        "TransferItem",
+        "quantity",
+        r#"{"minimum": 1, "maximum": 1000000}"#,
+    ),
+    (
+        "NewToken",
+        "exportControlled",
+        r#"{"enum": ["Allowed", "Not Allowed", null]}"#,
+    ),
+    (
+        "TransferRequest",
+        "licenses",
+        r#"{"minItems": 1, "maxItems": 100}"#,
+    ),
+    (
+        "TransferItem",
+        "licenseType",
+        r#"{"enum": ["PERPETUAL", "TERM", null]}"#,
+    ),
+    (
+        "TokenRequest",
+        "grant_type",
+        r#"{"enum": ["client_credentials", "password", null]}"#,
+    ),
+];
+
+/// Rules across a schema's fields, merged into the schema itself.
+const SCHEMA_RULES: &[(&str, &str)] = &[
+    ("NewUserRequest", SCOPE),
+    ("NewClientRequest", SCOPE),
+    (
+        "TokenRequest",
+        r#"{"oneOf": [
+            {"properties": {"grant_type": {"enum": ["client_credentials", null]},
+                            "client_id": {"type": "string", "minLength": 1},
+                            "client_secret": {"type": "string", "minLength": 1}},
+             "required": ["client_id", "client_secret"]},
+            {"properties": {"grant_type": {"const": "password"},
+                            "username": {"type": "string", "minLength": 1},
+                            "password": {"type": "string", "minLength": 1}},
+             "required": ["grant_type", "username", "password"]}],
+          "description": "Client credentials (or `Authorization: Basic` with them instead of the two fields), or a user's name and password with grant_type password."}"#,
+    ),
+];
+
+/// An admin reaches every virtual account and is given none; the other
+/// roles are given at least one.
+const SCOPE: &str = r#"{"oneOf": [
+    {"properties": {"role": {"const": "admin"}, "virtualAccounts": {"maxItems": 0}}},
+    {"properties": {"role": {"enum": ["va-admin", "viewer"]}, "virtualAccounts": {"minItems": 1}},
+     "required": ["virtualAccounts"]}]}"#;
+
+/// Query parameters checked beyond their type, wherever they appear.
+const PARAMETER_RULES: &[(&str, &str)] = &[
+    ("limit", LIMIT),
+    ("offset", OFFSET),
+    ("since", DATE_TIME),
+    ("until", DATE_TIME),
+    ("severity", r#"{"enum": ["info", "minor", "major", null]}"#),
+    ("format", r#"{"enum": ["json", "csv", "text", null]}"#),
+];
+
+/// `-1` is "all" (at most `MAX_PAGE`, with the next offset to go on).
+const LIMIT: &str =
+    r#"{"anyOf": [{"const": -1}, {"minimum": 1, "maximum": 1000}, {"type": "null"}]}"#;
+const OFFSET: &str = r#"{"minimum": 0, "maximum": 4294967295}"#;
+const DATE_TIME: &str = r#"{"format": "date-time"}"#;
+/// `domain::check_name`: 1 to 64 characters, no `/` or control character,
+/// no leading or trailing space.
+const NAME: &str = r#"{"minLength": 1, "maxLength": 64, "pattern": "^[^\\s/\\x00-\\x1f\\x7f-\\x9f](?:[^/\\x00-\\x1f\\x7f-\\x9f]{0,62}[^\\s/\\x00-\\x1f\\x7f-\\x9f])?$"}"#;
+const ROLE: &str = r#"{"enum": ["admin", "va-admin", "viewer"]}"#;
+const PASSWORD: &str = r#"{"minLength": 12}"#;
+
+/// Operations whose body may be left out: every field has a default
+/// (Cisco's clients post these with or without one).
+const OPTIONAL_BODIES: &[&str] = &["licenses", "alerts", "token_create", "backend_token_create"];
+
+/// Answers every operation of a kind can give, stated once here rather
+/// than on each handler: how authentication, unknown accounts and bodies
+/// are refused.
+fn add_common_answers(path: &str, operation: &mut Value) {
+    let error = |description: &str| json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}});
+    let has_body = operation.get("requestBody").is_some();
+    let secured = operation.get("security").is_some();
+    let Some(responses) = operation
+        .get_mut("responses")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    if secured {
+        if path.starts_with("/backend/api/") {
+            // Cisco's manager answers 403 to a missing or bad token there.
+            responses.remove("401");
+            responses.insert(
+                "403".into(),
+                error("No valid bearer token (403, as Cisco's manager answers), or the role or virtual accounts do not reach this"),
+            );
+        } else {
+            responses
+                .entry("401")
+                .or_insert_with(|| error("No valid bearer token"));
+        }
+    }
+    if path.contains("{account}") {
+        responses.entry("404").or_insert_with(|| {
+            error(
+                "No such smart account or virtual account here, or an object it names is not found",
+            )
+        });
+    }
+    if has_body {
+        responses.entry("413").or_insert_with(|| {
+            error("The body is over its limit (64 KiB; a bundle upload, the bundle limit)")
+        });
+        responses
+            .entry("415")
+            .or_insert_with(|| error("The Content-Type is not one this operation reads"));
+    }
+}
+
+/// Merges `rule` (a JSON object) into `schema`.
+fn merge(schema: &mut Value, rule: &str) {
+    let Ok(Value::Object(rule)) = serde_json::from_str::<Value>(rule) else {
+        return;
+    };
+    if let Some(schema) = schema.as_object_mut() {
+        schema.extend(rule);
+    }
+}
+
+/// The generated document made exact: the rules above applied, and
+/// binary bodies described as bytes rather than arrays of numbers.
+fn exact(mut doc: Value) -> Value {
+    for (schema, rule) in SCHEMA_RULES {
+        if let Some(target) = doc.pointer_mut(&format!("/components/schemas/{schema}")) {
+            merge(target, rule);
+        }
+    }
+    for (schema, property, rule) in FIELD_RULES {
+        if let Some(target) = doc.pointer_mut(&format!(
+            "/components/schemas/{schema}/properties/{property}"
+        )) {
+            merge(target, rule);
+        }
+    }
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return doc;
+    };
+    for (path, item) in paths.iter_mut() {
+        let Some(item) = item.as_object_mut() else {
+            continue;
+        };
+        for operation in item.values_mut() {
+            add_common_answers(path, operation);
+            let id = operation
+                .get("operationId")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            if OPTIONAL_BODIES.contains(&id.as_str()) {
+                if let Some(body) = operation.get_mut("requestBody") {
+                    body["required"] = json!(false);
+                }
+            }
+            for parameter in operation
+                .get_mut("parameters")
+                .and_then(Value::as_array_mut)
+                .into_iter()
+                .flatten()
+            {
+                let name = parameter
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                for (_, rule) in PARAMETER_RULES.iter().filter(|(n, _)| *n == name) {
+                    if let Some(schema) = parameter.get_mut("schema") {
+                        merge(schema, rule);
+                    }
+                }
+                if name == "kind" {
+                    let mut kinds: Vec<Value> = crate::inventory::EVENT_KINDS
+                        .iter()
+                        .map(|k| json!(k))
+                        .collect();
+                    kinds.push(Value::Null);
+                    if let Some(schema) = parameter.get_mut("schema") {
+                        merge(schema, &json!({"enum": kinds}).to_string());
+                    }
+                }
+            }
+            for body in ["requestBody", "responses"] {
+                binary_as_bytes(operation.get_mut(body));
+            }
+        }
+    }
+    doc
+}
+
+/// `application/zip` content: a string of bytes, not an array of numbers.
+fn binary_as_bytes(node: Option<&mut Value>) {
+    match node {
+        Some(Value::Object(map)) => {
+            for (key, value) in map.iter_mut() {
+                if key == "application/zip" {
+                    value["schema"] =
+                        json!({"type": "string", "contentMediaType": "application/zip"});
+                } else {
+                    binary_as_bytes(Some(value));
+                }
+            }
+        }
+        Some(Value::Array(items)) => items.iter_mut().for_each(|v| binary_as_bytes(Some(v))),
+        _ => {}
+    }
+}
+
+/// The document as served (built once).
+pub fn served() -> &'static Value {
+    static DOCUMENT: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    DOCUMENT.get_or_init(|| exact(serde_json::to_value(Document::openapi()).unwrap_or_default()))
+}
+
 /// The document itself (no credentials needed: it holds no data).
 #[utoipa::path(
     get,
@@ -72,5 +328,75 @@ pub struct Document;
     responses((status = 200, description = "This OpenAPI 3.1 document", body = serde_json::Value))
 )]
 pub async fn document() -> HttpResponse {
-    HttpResponse::Ok().json(Document::openapi())
+    HttpResponse::Ok().json(served())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_rule_names_something_in_the_document() {
+        let generated = serde_json::to_value(Document::openapi()).expect("document");
+        for (schema, property, _) in FIELD_RULES {
+            assert!(
+                generated
+                    .pointer(&format!(
+                        "/components/schemas/{schema}/properties/{property}"
+                    ))
+                    .is_some(),
+                "{schema}.{property} is not in the document"
+            );
+        }
+        for (schema, _) in SCHEMA_RULES {
+            assert!(
+                generated
+                    .pointer(&format!("/components/schemas/{schema}"))
+                    .is_some(),
+                "no schema {schema}"
+            );
+        }
+        for rule in FIELD_RULES
+            .iter()
+            .map(|r| r.2)
+            .chain(SCHEMA_RULES.iter().map(|r| r.1))
+        {
+            assert!(
+                serde_json::from_str::<Value>(rule).is_ok_and(|v| v.is_object()),
+                "{rule}"
+            );
+        }
+        let text = generated.to_string();
+        for (name, _) in PARAMETER_RULES {
+            assert!(
+                text.contains(&format!("\"name\":\"{name}\"")),
+                "no parameter {name}"
+            );
+        }
+        for id in OPTIONAL_BODIES {
+            assert!(
+                text.contains(&format!("\"operationId\":\"{id}\"")),
+                "no operation {id}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_served_document_states_the_rules_and_common_answers() {
+        let doc = served();
+        let limit = doc
+            .pointer("/components/schemas/AccountQuery/properties/limit/anyOf")
+            .expect("limit rule");
+        assert!(limit.to_string().contains("1000"));
+        let backend = &doc["paths"]
+            ["/backend/api/v1/accounts/{account}/virtual-accounts/{va}/tokens"]["get"]["responses"];
+        assert!(backend.get("401").is_none() && backend.get("403").is_some());
+        let users = &doc["paths"]["/api/v1/users"]["post"]["responses"];
+        assert!(users.get("415").is_some() && users.get("413").is_some());
+        assert_eq!(
+            doc["paths"]["/api/v1/sync/import"]["post"]["requestBody"]["content"]
+                ["application/zip"]["schema"]["type"],
+            "string"
+        );
+    }
 }

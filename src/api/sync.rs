@@ -5,7 +5,7 @@ use super::auth::Authenticated;
 use super::error::{ApiError, ErrorBody};
 use super::Api;
 use crate::ops;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 
 fn blocked(e: actix_web::error::BlockingError) -> ApiError {
     ops::OpsError::from(e).into()
@@ -13,7 +13,7 @@ fn blocked(e: actix_web::error::BlockingError) -> ApiError {
 
 /// Writes a usage bundle into the export folder, as `satellite export`
 /// does, and sends it back as the download.
-#[utoipa::path(post, path = "/api/v1/sync/export", tag = "sync", responses((status = 200, description = "The usage bundle written to the export folder", content_type = "application/zip", body = Vec<u8>), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/sync/export", tag = "sync", responses((status = 200, description = "The usage bundle written to the export folder", content_type = "application/zip", body = Vec<u8>), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody), (status = 409, description = "Not registered with a cloud, or the bundle could not be written", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn export(
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,
@@ -50,9 +50,11 @@ pub async fn export(
 pub async fn import(
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,
+    req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     caller.authorize(ops::Action::Administer, None)?;
+    super::body::check_content_type(&req, &["application/zip", "application/octet-stream"])?;
     let bytes = super::body::read_limited(payload, ops::sync::max_upload()).await?;
     let opened = web::block(move || ops::sync::open(&bytes))
         .await

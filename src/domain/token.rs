@@ -31,7 +31,7 @@ impl TokenTerms {
         if self.max_uses == Some(0) {
             return Err("max uses must be at least 1 (leave it out for no limit)".into());
         }
-        if self.description.len() > 512 {
+        if self.description.chars().count() > 512 {
             return Err("the description is longer than 512 characters".into());
         }
         // Bidirectional overrides would make a description read as

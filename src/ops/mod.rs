@@ -67,6 +67,9 @@ pub enum OpsError {
     /// A request body over its limit.
     #[error("{0}")]
     TooLarge(String),
+    /// A request body of a type the operation does not read.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     #[error(transparent)]
     Service(#[from] Error),
 }
@@ -108,7 +111,11 @@ impl Page {
             None => 0,
             Some(n) if (0..=i64::from(u32::MAX)).contains(&n) => n as u32,
             Some(n) => {
-                return Err(Error::invalid("offset", format!("{n} must be 0 or more")).into())
+                return Err(Error::invalid(
+                    "offset",
+                    format!("{n} is out of range: give 0 to {}", u32::MAX),
+                )
+                .into())
             }
         };
         Ok(Self { limit, offset })

@@ -58,7 +58,7 @@ pub(crate) fn check_scope(
         if !virtual_accounts.is_empty() {
             return Err(Error::invalid(
                 "va",
-                "an admin reaches every virtual account; leave --va out",
+                "an admin reaches every virtual account: give it none",
             )
             .into());
         }
@@ -67,10 +67,7 @@ pub(crate) fn check_scope(
     if virtual_accounts.is_empty() {
         return Err(Error::invalid(
             "va",
-            format!(
-                "a {} needs at least one virtual account (--va NAME)",
-                role.as_str()
-            ),
+            format!("a {} needs at least one virtual account", role.as_str()),
         )
         .into());
     }

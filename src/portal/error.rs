@@ -36,6 +36,7 @@ pub fn status_of(e: &OpsError) -> StatusCode {
         OpsError::Forbidden(_) => StatusCode::FORBIDDEN,
         OpsError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
         OpsError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        OpsError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         OpsError::Service(e) => status_and_code(e).0,
     }
 }

@@ -1202,3 +1202,53 @@ fn a_wrong_method_is_405_with_allow_and_an_unknown_path_404() {
     // The methods that are served still are.
     assert_eq!(call("GET", "/api/v1/openapi.json").0, 200);
 }
+
+/// What the document says a body and a query are is what the server reads:
+/// a JSON object under a JSON (or no) content type, and only the parameters
+/// it lists.
+#[test]
+fn bodies_of_another_type_and_unknown_parameters_are_refused_and_change_nothing() {
+    let server = Server::start();
+    let api = Api::new(&server);
+    let admin = bearer(&server, &api, "strict", "admin", &[]);
+    let tokens = "/api/v1/accounts/Test%20Corp/virtual-accounts/Default/tokens";
+    let before = server.snapshot();
+
+    let text = api
+        .agent
+        .post(&format!("{}{tokens}", api.base))
+        .set("Authorization", &format!("Bearer {admin}"))
+        .set("Content-Type", "text/plain")
+        .send_string("{}");
+    let Err(ureq::Error::Status(status, response)) = text else {
+        panic!("a text/plain body was accepted");
+    };
+    assert_eq!(status, 415);
+    let body: Value =
+        serde_json::from_str(&response.into_string().unwrap_or_default()).expect("a JSON refusal");
+    assert_eq!(body["error"]["code"], "unsupported_media_type");
+
+    let (status, body) = api.call("POST", tokens, Some(&admin), Some(&json!([null, null])));
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["field"], "body");
+
+    let (status, body) = api.call(
+        "GET",
+        &format!("{tokens}?limit=5&colour=blue"),
+        Some(&admin),
+        None,
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("colour"), "names it: {body}");
+    assert_eq!(server.snapshot(), before, "nothing created");
+
+    // A whole number written as a float is that number, as JSON Schema has it.
+    let (status, body) = api.call(
+        "POST",
+        tokens,
+        Some(&admin),
+        Some(&json!({"expiresAfterDays": 7.0})),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["tokenInfo"]["expiresAfterDays"], 7);
+}
