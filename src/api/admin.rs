@@ -96,16 +96,17 @@ pub async fn user_remove(
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct PasswordRequest {
     /// At least 12 characters.
     pub password: String,
     /// Required when users change their own password (admins need not give
-    /// it for others').
-    #[serde(default, alias = "currentPassword")]
+    /// it for others'). `current_password` is read too (its first spelling).
+    #[serde(default, alias = "current_password")]
     pub current_password: Option<String>,
 }
 
-#[utoipa::path(put, path = "/api/v1/users/{username}/password", tag = "access", params(("username" = String, Path, description = "User name")), request_body = PasswordRequest, responses((status = 200, description = "Changed; the user's sessions ended (users may change their own, giving `current_password`)", body = User), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody), (status = 404, description = "Not found or not reachable", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(put, path = "/api/v1/users/{username}/password", tag = "access", params(("username" = String, Path, description = "User name")), request_body = PasswordRequest, responses((status = 200, description = "Changed; the user's sessions ended (users may change their own, giving `currentPassword`)", body = User), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody), (status = 404, description = "Not found or not reachable", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn user_password(
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,

@@ -146,6 +146,7 @@ pub async fn instance_move(
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct Reports {
     pub reports: Vec<ReportSummary>,
     /// The offset of the next page when this one was cut (more follow).
@@ -237,6 +238,7 @@ pub struct EventsQuery {
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct Events {
     pub events: Vec<Event>,
     /// The offset of the next page when this one was cut (more follow).

@@ -381,6 +381,33 @@ mod tests {
         }
     }
 
+    /// One naming: camelCase, except the OAuth names of RFC 6749.
+    #[test]
+    fn every_field_is_camel_case_but_the_oauth_names() {
+        const OAUTH: &[&str] = &[
+            "access_token",
+            "token_type",
+            "expires_in",
+            "grant_type",
+            "client_id",
+            "client_secret",
+        ];
+        let doc = served();
+        let schemas = doc["components"]["schemas"].as_object().expect("schemas");
+        for (schema, body) in schemas {
+            for property in body["properties"]
+                .as_object()
+                .into_iter()
+                .flat_map(|p| p.keys())
+            {
+                assert!(
+                    !property.contains('_') || OAUTH.contains(&property.as_str()),
+                    "{schema}.{property} is not camelCase"
+                );
+            }
+        }
+    }
+
     #[test]
     fn the_served_document_states_the_rules_and_common_answers() {
         let doc = served();

@@ -1,6 +1,9 @@
 //! The REST API's own response types for what the store keeps as rows:
 //! the public contract (and its OpenAPI schema) is declared here, so a
-//! column renamed in the store changes nothing a script reads.
+//! column renamed in the store changes nothing a script reads. Field
+//! names are camelCase, as in Cisco's shapes the API follows; only the
+//! OAuth names of RFC 6749 (`access_token`, `client_id`, ...) keep theirs.
+//! (The CLI's `--json` is snake_case: that is its own contract.)
 
 use crate::ops::views::{self as reports, sync, AuditedEvent, InstanceView};
 use crate::ops::{alerts, clients, licenses, login, users};
@@ -8,6 +11,7 @@ use serde::Serialize;
 
 /// A product instance (a router) as listings return it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct ProductInstance {
     /// The instance id given at registration (32 hex digits).
     pub instance_id: String,
@@ -56,6 +60,7 @@ impl From<InstanceView> for ProductInstance {
 
 /// One entry of the event log, with who caused it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct Event {
     pub id: i64,
     /// RFC 3339.
@@ -190,6 +195,7 @@ impl From<reports::EntitlementUsage> for EntitlementUsage {
 
 /// A stored report, as listings show it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct ReportSummary {
     pub id: i64,
     /// `periodic`, `manual` or `warning`.
@@ -214,6 +220,7 @@ impl From<reports::ReportSummary> for ReportSummary {
 
 /// A user as listings show it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct User {
     pub username: String,
     /// `admin`, `operator` or `viewer`.
@@ -237,8 +244,11 @@ impl From<users::UserView> for User {
 
 /// An API client as listings show it (never its secret).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct Client {
     pub name: String,
+    /// RFC 6749's name, as the token request spells it.
+    #[serde(rename = "client_id")]
     pub client_id: String,
     /// `admin`, `operator` or `viewer`.
     pub role: String,
@@ -265,8 +275,12 @@ impl From<clients::ClientView> for Client {
 
 /// A client just added: the secret is shown this once.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct CreatedClient {
+    /// RFC 6749's names, as the token request spells them.
+    #[serde(rename = "client_id")]
     pub client_id: String,
+    #[serde(rename = "client_secret")]
     pub client_secret: String,
     pub name: String,
     pub role: String,
@@ -337,6 +351,7 @@ impl From<sync::Written> for WrittenBundle {
 
 /// What applying a bundle did.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct AppliedBundle {
     pub kind: String,
     pub from: String,
@@ -363,6 +378,7 @@ impl From<sync::Applied> for AppliedBundle {
 
 /// What one live exchange sent and received.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct Synced {
     pub cloud_url: String,
     pub sent: WrittenBundle,
@@ -383,6 +399,7 @@ impl From<sync::Synced> for Synced {
 
 /// What this node knows of its sync with its peer.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct SyncStatus {
     /// `connected` or `disconnected`: what the running server does.
     pub mode: String,
@@ -447,6 +464,7 @@ impl From<sync::SyncStatus> for SyncStatus {
 
 /// Which node serves a virtual account, after a change of serving node.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct Served {
     pub virtual_account: String,
     /// A satellite's name, or `cloud`.

@@ -280,14 +280,11 @@ pub fn check_current_password(
         return Ok(());
     }
     let current = current.filter(|p| !p.is_empty()).ok_or_else(|| {
-        Error::invalid(
-            "current_password",
-            "give your current password to change it",
-        )
+        Error::invalid("currentPassword", "give your current password to change it")
     })?;
     check_password(c, username, current).map_err(|_| {
         OpsError::from(Error::invalid(
-            "current_password",
+            "currentPassword",
             "that is not your current password",
         ))
     })?;

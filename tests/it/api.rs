@@ -864,10 +864,10 @@ fn an_export_downloaded_through_the_api_imports_at_the_cloud() {
     };
     let (status, applied) = upload(&bytes, &admin);
     assert_eq!(status, 200, "{applied}");
-    assert_eq!(applied["already_applied"], false, "{applied}");
+    assert_eq!(applied["alreadyApplied"], false, "{applied}");
     let (status, again) = upload(&bytes, &admin);
     assert_eq!(status, 200, "{again}");
-    assert_eq!(again["already_applied"], true, "{again}");
+    assert_eq!(again["alreadyApplied"], true, "{again}");
     let (status, refused) = upload(b"not a zip", &admin);
     assert_eq!(status, 400, "{refused}");
     assert_eq!(refused["error"]["field"], "bundle", "{refused}");
@@ -1146,7 +1146,7 @@ fn a_user_changes_their_own_password_and_no_one_elses() {
     let new = "a new and longer secret";
     let (status, body) = api.call("PUT", own, Some(&alice), Some(&json!({"password": new})));
     assert_eq!(status, 400, "the current password is asked for: {body}");
-    assert_eq!(body["error"]["field"], "current_password", "{body}");
+    assert_eq!(body["error"]["field"], "currentPassword", "{body}");
     let (status, body) = api.call(
         "PUT",
         own,
