@@ -2,7 +2,7 @@
 //! are not about one virtual account. The same operations and roles as
 //! `/api/v1/users`, `/api/v1/clients` and `/api/v1/backup`: admins only.
 
-use super::error::{status_of, PortalError};
+use super::error::{confirmed, status_of, PortalError};
 use super::layout::{self, csrf, select, when, Notice, Section};
 use super::session::{CsrfForm, Operator};
 use crate::ops::users::NewUser;
@@ -40,15 +40,6 @@ fn role_choices() -> Vec<(String, String)> {
     ]
     .map(|(v, l)| (v.to_string(), l.to_string()))
     .to_vec()
-}
-
-/// "Lab, Branch" → ["Lab", "Branch"]: a form's list of virtual accounts.
-fn virtual_accounts(text: &str) -> Vec<String> {
-    text.split(',')
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .map(str::to_string)
-        .collect()
 }
 
 async fn render(
@@ -242,18 +233,6 @@ async fn settle(
     }
 }
 
-/// A destructive form acts only when its confirmation box was ticked.
-fn confirmed(confirm: &str, consequence: &str) -> Result<(), PortalError> {
-    if confirm == "yes" {
-        return Ok(());
-    }
-    Err(OpsError::from(crate::error::Error::invalid(
-        "confirm",
-        format!("Nothing was changed: tick the box to confirm that {consequence}."),
-    ))
-    .into())
-}
-
 #[derive(Debug, Deserialize)]
 pub struct UserForm {
     #[serde(default)]
@@ -288,7 +267,7 @@ async fn add_user(
         let (account, now) = (service.config().account.clone(), service.now());
         let (username, vas) = (
             form.username.trim().to_string(),
-            virtual_accounts(&form.virtual_accounts),
+            layout::names(&form.virtual_accounts),
         );
         let user = service
             .change(operator.caller.clone(), move |c, caller| {
@@ -404,7 +383,7 @@ async fn add_client(
         let (account, now) = (service.config().account.clone(), service.now());
         let (name, vas) = (
             form.name.trim().to_string(),
-            virtual_accounts(&form.virtual_accounts),
+            layout::names(&form.virtual_accounts),
         );
         let created = service
             .change(operator.caller.clone(), move |c, caller| {

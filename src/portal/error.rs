@@ -98,3 +98,16 @@ impl ResponseError for PortalError {
         }
     }
 }
+
+/// A destructive form acts only when its confirmation box was ticked (the
+/// browser insists; this is for anything else that posts it).
+pub fn confirmed(confirm: &str, consequence: &str) -> Result<(), PortalError> {
+    if confirm == "yes" {
+        return Ok(());
+    }
+    Err(OpsError::from(crate::error::Error::invalid(
+        "confirm",
+        format!("Nothing was changed: tick the box to confirm that {consequence}."),
+    ))
+    .into())
+}

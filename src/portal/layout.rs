@@ -242,3 +242,12 @@ pub fn check_status(status: &str) -> Result<(), crate::error::Error> {
         ),
     ))
 }
+
+/// "Lab, Branch" → ["Lab", "Branch"]: a form's comma-separated names.
+pub fn names(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+        .collect()
+}

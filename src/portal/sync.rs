@@ -481,13 +481,7 @@ pub async fn add_satellite(
         let keys = keys(&service, &operator).await?;
         let (config, now) = (service.config().clone(), service.now());
         let name = form.name.trim().to_string();
-        let vas: Vec<String> = form
-            .virtual_accounts
-            .split(',')
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .map(str::to_string)
-            .collect();
+        let vas = layout::names(&form.virtual_accounts);
         let added = service
             .change(operator.caller.clone(), move |c, caller| {
                 let request = ops::sync::NewSatellite {
@@ -523,13 +517,10 @@ pub async fn revoke_satellite(
     operator.check_csrf(&form.csrf)?;
     let form = form.into_inner();
     let outcome = async {
-        if form.confirm != "yes" {
-            return Err(OpsError::from(crate::error::Error::invalid(
-                "confirm",
-                "Nothing was changed: tick the box to confirm that the satellite's bundles are refused from now on.",
-            ))
-            .into());
-        }
+        super::error::confirmed(
+            &form.confirm,
+            "the satellite's bundles are refused from now on",
+        )?;
         let keys = keys(&service, &operator).await?;
         let (config, now, name) = (service.config().clone(), service.now(), form.name.clone());
         let revoked = service

@@ -8,7 +8,7 @@ use crate::domain::token::DEFAULT_DAYS;
 use crate::domain::TokenTerms;
 use crate::ops::Service;
 use crate::ops::{self, OpsError};
-use crate::portal::error::{status_of, PortalError};
+use crate::portal::error::{confirmed, status_of, PortalError};
 use crate::portal::layout::{when, Notice};
 use crate::portal::session::Operator;
 use actix_web::{web, HttpResponse};
@@ -115,20 +115,6 @@ pub struct RevokeToken {
     token: String,
     #[serde(default)]
     confirm: String,
-}
-
-/// A destructive form acts only when its confirmation box was ticked (the
-/// browser insists; this is for anything else that posts it).
-fn confirmed(confirm: &str, consequence: &str) -> Result<(), PortalError> {
-    if confirm == "yes" {
-        Ok(())
-    } else {
-        Err(OpsError::from(crate::error::Error::invalid(
-            "confirm",
-            format!("Nothing was changed: tick the box to confirm that {consequence}."),
-        ))
-        .into())
-    }
 }
 
 pub(super) async fn revoke_token(
