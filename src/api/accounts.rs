@@ -319,6 +319,9 @@ pub async fn token_revoke(
     }))
 }
 
+/// The most licenses one transfer call moves.
+pub const MAX_TRANSFER_ITEMS: usize = 100;
+
 /// `{"licenses":[{"license","licenseType","quantity","targetVirtualAccount"}]}`
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -358,10 +361,10 @@ pub async fn transfer(
     let (account, va) = path.into_inner();
     let account = api.check_account(&account)?;
     let request: TransferRequest = body::json(&bytes)?;
-    if request.licenses.is_empty() || request.licenses.len() > 100 {
+    if request.licenses.is_empty() || request.licenses.len() > MAX_TRANSFER_ITEMS {
         return Err(ApiError::invalid(
             "licenses",
-            "give 1 to 100 licenses to transfer",
+            format!("give 1 to {MAX_TRANSFER_ITEMS} licenses to transfer"),
         ));
     }
     for (i, item) in request.licenses.iter().enumerate() {

@@ -66,69 +66,78 @@ impl Modify for BearerScheme {
 pub struct Document;
 
 /// Request fields whose values the handlers check beyond their Rust type:
-/// (schema, property, what is accepted). Merged into the generated schema,
-/// so the document states what the server enforces; a test checks every
-/// entry still names a property of the document.
-const FIELD_RULES: &[(&str, &str, &str)] = &[
-    ("AccountQuery", "limit", LIMIT),
-    ("AccountQuery", "offset", OFFSET),
-    ("NewUserRequest", "username", NAME),
-    ("NewUserRequest", "role", ROLE),
-    ("NewUserRequest", "password", PASSWORD),
-    ("NewClientRequest", "name", NAME),
-    ("NewClientRequest", "role", ROLE),
-    ("PasswordRequest", "password", PASSWORD),
-    (
-        "NewToken",
-        "maxUses",
-        r#"{"minimum": 1, "maximum": 4294967295, "format": "int64"}"#,
-    ),
-    (
-        "NewToken",
-        "expiresAfterDays",
-        r#"{"oneOf": [{"type": "integer", "minimum": 1, "maximum": 365},
-                      {"type": "string", "pattern": "^(36[0-5]|3[0-5][0-9]|[12][0-9]{2}|[1-9][0-9]?)$"},
-                      {"type": "null"}]}"#,
-    ),
-    (
-        "NewToken",
-        "description",
-        r#"{"maxLength": 512, "pattern": "^[^\\x00-\\x1f\\x7f-\\x9f\\u202a-\\u202e\\u2066-\\u2069]*$"}"#,
-    ),
-    (
-        "TransferItem",
-        "quantity",
-        r#"{"minimum": 1, "maximum": 1000000}"#,
-    ),
-    (
-        "NewToken",
-        "exportControlled",
-        r#"{"enum": ["Allowed", "Not Allowed", null]}"#,
-    ),
-    (
-        "TransferRequest",
-        "licenses",
-        r#"{"minItems": 1, "maxItems": 100}"#,
-    ),
-    (
-        "TransferItem",
-        "licenseType",
-        r#"{"enum": ["PERPETUAL", "TERM", null]}"#,
-    ),
-    (
-        "TokenRequest",
-        "grant_type",
-        r#"{"enum": ["client_credentials", "password", null]}"#,
-    ),
-];
+/// (schema, property, what is accepted), built from the constants the
+/// checks use. Merged into the generated schema, so the document states
+/// what the server enforces; a test checks every entry still names a
+/// property of the document.
+fn field_rules() -> Vec<(&'static str, &'static str, Value)> {
+    use crate::domain::token::{MAX_DAYS, MAX_DESCRIPTION, MIN_DAYS};
+    let role = json!({"enum": ["admin", "va-admin", "viewer"]});
+    let password = json!({"minLength": crate::ops::users::MIN_PASSWORD});
+    let days = json!({"oneOf": [
+        {"type": "integer", "minimum": MIN_DAYS, "maximum": MAX_DAYS},
+        // The same days as text ("365"), as Cisco's clients send them.
+        {"type": "string", "pattern": "^(36[0-5]|3[0-5][0-9]|[12][0-9]{2}|[1-9][0-9]?)$"},
+        {"type": "null"}]});
+    vec![
+        ("AccountQuery", "limit", limit()),
+        ("AccountQuery", "offset", offset()),
+        ("NewUserRequest", "username", name()),
+        ("NewUserRequest", "role", role.clone()),
+        ("NewUserRequest", "password", password.clone()),
+        ("NewClientRequest", "name", name()),
+        ("NewClientRequest", "role", role),
+        ("PasswordRequest", "password", password),
+        (
+            "NewToken",
+            "maxUses",
+            json!({"minimum": 1, "maximum": u32::MAX, "format": "int64"}),
+        ),
+        ("NewToken", "expiresAfterDays", days),
+        (
+            "NewToken",
+            "description",
+            json!({"maxLength": MAX_DESCRIPTION,
+                   "pattern": "^[^\\x00-\\x1f\\x7f-\\x9f\\u202a-\\u202e\\u2066-\\u2069]*$"}),
+        ),
+        (
+            "NewToken",
+            "exportControlled",
+            json!({"enum": ["Allowed", "Not Allowed", null]}),
+        ),
+        (
+            "TransferRequest",
+            "licenses",
+            json!({"minItems": 1, "maxItems": accounts::MAX_TRANSFER_ITEMS}),
+        ),
+        (
+            "TransferItem",
+            "quantity",
+            json!({"minimum": 1, "maximum": crate::inventory::MAX_LICENSE_QUANTITY}),
+        ),
+        (
+            "TransferItem",
+            "licenseType",
+            json!({"enum": ["PERPETUAL", "TERM", null]}),
+        ),
+        (
+            "TokenRequest",
+            "grant_type",
+            json!({"enum": ["client_credentials", "password", null]}),
+        ),
+    ]
+}
 
 /// Rules across a schema's fields, merged into the schema itself.
-const SCHEMA_RULES: &[(&str, &str)] = &[
-    ("NewUserRequest", SCOPE),
-    ("NewClientRequest", SCOPE),
-    (
-        "TokenRequest",
-        r#"{"oneOf": [
+fn schema_rules() -> Vec<(&'static str, Value)> {
+    // An admin reaches every virtual account and is given none; the other
+    // roles are given at least one.
+    let scope = json!({"oneOf": [
+        {"properties": {"role": {"const": "admin"}, "virtualAccounts": {"maxItems": 0}}},
+        {"properties": {"role": {"enum": ["va-admin", "viewer"]}, "virtualAccounts": {"minItems": 1}},
+         "required": ["virtualAccounts"]}]});
+    let grants = json!({
+        "oneOf": [
             {"properties": {"grant_type": {"enum": ["client_credentials", null]},
                             "client_id": {"type": "string", "minLength": 1},
                             "client_secret": {"type": "string", "minLength": 1}},
@@ -137,37 +146,55 @@ const SCHEMA_RULES: &[(&str, &str)] = &[
                             "username": {"type": "string", "minLength": 1},
                             "password": {"type": "string", "minLength": 1}},
              "required": ["grant_type", "username", "password"]}],
-          "description": "Client credentials (or `Authorization: Basic` with them instead of the two fields), or a user's name and password with grant_type password."}"#,
-    ),
-];
-
-/// An admin reaches every virtual account and is given none; the other
-/// roles are given at least one.
-const SCOPE: &str = r#"{"oneOf": [
-    {"properties": {"role": {"const": "admin"}, "virtualAccounts": {"maxItems": 0}}},
-    {"properties": {"role": {"enum": ["va-admin", "viewer"]}, "virtualAccounts": {"minItems": 1}},
-     "required": ["virtualAccounts"]}]}"#;
+        "description": "Client credentials (or `Authorization: Basic` with them instead of the \
+            two fields), or a user's name and password with grant_type password."});
+    vec![
+        ("NewUserRequest", scope.clone()),
+        ("NewClientRequest", scope),
+        ("TokenRequest", grants),
+    ]
+}
 
 /// Query parameters checked beyond their type, wherever they appear.
-const PARAMETER_RULES: &[(&str, &str)] = &[
-    ("limit", LIMIT),
-    ("offset", OFFSET),
-    ("since", DATE_TIME),
-    ("until", DATE_TIME),
-    ("severity", r#"{"enum": ["info", "minor", "major", null]}"#),
-    ("format", r#"{"enum": ["json", "csv", "text", null]}"#),
-];
+fn parameter_rules() -> Vec<(&'static str, Value)> {
+    let mut kinds: Vec<Value> = crate::inventory::EVENT_KINDS
+        .iter()
+        .map(|k| json!(k))
+        .collect();
+    kinds.push(Value::Null);
+    vec![
+        ("limit", limit()),
+        ("offset", offset()),
+        ("since", json!({"format": "date-time"})),
+        ("until", json!({"format": "date-time"})),
+        (
+            "severity",
+            json!({"enum": ["info", "minor", "major", null]}),
+        ),
+        ("kind", json!({"enum": kinds})),
+        ("format", json!({"enum": ["json", "csv", "text", null]})),
+    ]
+}
 
 /// `-1` is "all" (at most `MAX_PAGE`, with the next offset to go on).
-const LIMIT: &str =
-    r#"{"anyOf": [{"const": -1}, {"minimum": 1, "maximum": 1000}, {"type": "null"}]}"#;
-const OFFSET: &str = r#"{"minimum": 0, "maximum": 4294967295}"#;
-const DATE_TIME: &str = r#"{"format": "date-time"}"#;
-/// `domain::check_name`: 1 to 64 characters, no `/` or control character,
-/// no leading or trailing space.
-const NAME: &str = r#"{"minLength": 1, "maxLength": 64, "pattern": "^[^\\s/\\x00-\\x1f\\x7f-\\x9f](?:[^/\\x00-\\x1f\\x7f-\\x9f]{0,62}[^\\s/\\x00-\\x1f\\x7f-\\x9f])?$"}"#;
-const ROLE: &str = r#"{"enum": ["admin", "va-admin", "viewer"]}"#;
-const PASSWORD: &str = r#"{"minLength": 12}"#;
+fn limit() -> Value {
+    let max = crate::ops::MAX_PAGE;
+    json!({"anyOf": [{"const": -1}, {"minimum": 1, "maximum": max}, {"type": "null"}]})
+}
+
+fn offset() -> Value {
+    json!({"minimum": 0, "maximum": u32::MAX})
+}
+
+/// `domain::check_name`: 1 to `MAX_NAME` characters, no `/` or control
+/// character, no leading or trailing space.
+fn name() -> Value {
+    let inner = crate::domain::MAX_NAME - 2;
+    let edge = "[^\\s/\\x00-\\x1f\\x7f-\\x9f]";
+    let middle = "[^/\\x00-\\x1f\\x7f-\\x9f]";
+    json!({"minLength": 1, "maxLength": crate::domain::MAX_NAME,
+           "pattern": format!("^{edge}(?:{middle}{{0,{inner}}}{edge})?$")})
+}
 
 /// Operations whose body may be left out: every field has a default
 /// (Cisco's clients post these with or without one).
@@ -218,30 +245,28 @@ fn add_common_answers(path: &str, operation: &mut Value) {
 }
 
 /// Merges `rule` (a JSON object) into `schema`.
-fn merge(schema: &mut Value, rule: &str) {
-    let Ok(Value::Object(rule)) = serde_json::from_str::<Value>(rule) else {
-        return;
-    };
-    if let Some(schema) = schema.as_object_mut() {
-        schema.extend(rule);
+fn merge(schema: &mut Value, rule: &Value) {
+    if let (Some(schema), Some(rule)) = (schema.as_object_mut(), rule.as_object()) {
+        schema.extend(rule.clone());
     }
 }
 
 /// The generated document made exact: the rules above applied, and
 /// binary bodies described as bytes rather than arrays of numbers.
 fn exact(mut doc: Value) -> Value {
-    for (schema, rule) in SCHEMA_RULES {
+    for (schema, rule) in schema_rules() {
         if let Some(target) = doc.pointer_mut(&format!("/components/schemas/{schema}")) {
-            merge(target, rule);
+            merge(target, &rule);
         }
     }
-    for (schema, property, rule) in FIELD_RULES {
+    for (schema, property, rule) in field_rules() {
         if let Some(target) = doc.pointer_mut(&format!(
             "/components/schemas/{schema}/properties/{property}"
         )) {
-            merge(target, rule);
+            merge(target, &rule);
         }
     }
+    let parameters = parameter_rules();
     let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
         return doc;
     };
@@ -272,19 +297,9 @@ fn exact(mut doc: Value) -> Value {
                     .and_then(Value::as_str)
                     .unwrap_or_default()
                     .to_string();
-                for (_, rule) in PARAMETER_RULES.iter().filter(|(n, _)| *n == name) {
+                for (_, rule) in parameters.iter().filter(|(n, _)| *n == name) {
                     if let Some(schema) = parameter.get_mut("schema") {
                         merge(schema, rule);
-                    }
-                }
-                if name == "kind" {
-                    let mut kinds: Vec<Value> = crate::inventory::EVENT_KINDS
-                        .iter()
-                        .map(|k| json!(k))
-                        .collect();
-                    kinds.push(Value::Null);
-                    if let Some(schema) = parameter.get_mut("schema") {
-                        merge(schema, &json!({"enum": kinds}).to_string());
                     }
                 }
             }
@@ -338,7 +353,7 @@ mod tests {
     #[test]
     fn every_rule_names_something_in_the_document() {
         let generated = serde_json::to_value(Document::openapi()).expect("document");
-        for (schema, property, _) in FIELD_RULES {
+        for (schema, property, _) in field_rules() {
             assert!(
                 generated
                     .pointer(&format!(
@@ -348,7 +363,7 @@ mod tests {
                 "{schema}.{property} is not in the document"
             );
         }
-        for (schema, _) in SCHEMA_RULES {
+        for (schema, _) in schema_rules() {
             assert!(
                 generated
                     .pointer(&format!("/components/schemas/{schema}"))
@@ -356,18 +371,11 @@ mod tests {
                 "no schema {schema}"
             );
         }
-        for rule in FIELD_RULES
-            .iter()
-            .map(|r| r.2)
-            .chain(SCHEMA_RULES.iter().map(|r| r.1))
-        {
-            assert!(
-                serde_json::from_str::<Value>(rule).is_ok_and(|v| v.is_object()),
-                "{rule}"
-            );
+        for (_, _, rule) in field_rules() {
+            assert!(rule.is_object(), "{rule}");
         }
         let text = generated.to_string();
-        for (name, _) in PARAMETER_RULES {
+        for (name, _) in parameter_rules() {
             assert!(
                 text.contains(&format!("\"name\":\"{name}\"")),
                 "no parameter {name}"

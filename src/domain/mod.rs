@@ -19,6 +19,9 @@ pub struct EntitlementRequest {
 pub const DEFAULT_VIRTUAL_ACCOUNT: &str = "Default";
 
 /// Validates a name an operator gives an account or virtual account.
+/// The longest name (of a user, client, virtual account, satellite).
+pub const MAX_NAME: usize = 64;
+
 pub fn check_name(what: &str, name: &str) -> Result<(), String> {
     let trimmed = name.trim();
     if trimmed.is_empty() {
@@ -27,8 +30,10 @@ pub fn check_name(what: &str, name: &str) -> Result<(), String> {
     if trimmed != name {
         return Err(format!("{what} {name:?} has leading or trailing spaces"));
     }
-    if name.chars().count() > 64 {
-        return Err(format!("{what} {name:?} is longer than 64 characters"));
+    if name.chars().count() > MAX_NAME {
+        return Err(format!(
+            "{what} {name:?} is longer than {MAX_NAME} characters"
+        ));
     }
     if name.chars().any(|c| c.is_control() || c == '/') {
         return Err(format!(

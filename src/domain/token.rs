@@ -6,6 +6,8 @@ use base64::Engine;
 pub const DEFAULT_DAYS: u32 = 30;
 pub const MIN_DAYS: u32 = 1;
 pub const MAX_DAYS: u32 = 365;
+/// The longest token description, in characters.
+pub const MAX_DESCRIPTION: usize = 512;
 /// Characters of the secret kept in clear to find the token and to show it.
 pub const PREFIX_LEN: usize = 10;
 /// Length of a generated secret: 48 random bytes in unpadded base64url.
@@ -31,8 +33,10 @@ impl TokenTerms {
         if self.max_uses == Some(0) {
             return Err("max uses must be at least 1 (leave it out for no limit)".into());
         }
-        if self.description.chars().count() > 512 {
-            return Err("the description is longer than 512 characters".into());
+        if self.description.chars().count() > MAX_DESCRIPTION {
+            return Err(format!(
+                "the description is longer than {MAX_DESCRIPTION} characters"
+            ));
         }
         // Bidirectional overrides would make a description read as
         // something else ("gnp.exe" shown as "exe.png").
