@@ -36,8 +36,14 @@ pub fn check_content_type(req: &HttpRequest, accepted: &[&str]) -> Result<(), Ap
     if accepted.contains(&declared.as_str()) || json {
         return Ok(());
     }
+    // `curl -d` declares a form unless told otherwise: say how.
+    let hint = if accepted == ["application/json"] {
+        " (with curl: -H 'Content-Type: application/json')"
+    } else {
+        ""
+    };
     Err(OpsError::UnsupportedMediaType(format!(
-        "Content-Type {declared} is not read here: send {}",
+        "Content-Type {declared} is not read here: send {}{hint}",
         accepted.join(" or ")
     ))
     .into())

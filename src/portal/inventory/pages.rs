@@ -467,7 +467,7 @@ pub(super) fn events_tab(
                     @for e in events {
                         tr {
                             td { (when(&e.at)) }
-                            td { (e.kind) }
+                            td { (e.kind.replace('_', " ")) }
                             td { span class=(format!("severity {}", e.severity)) { (e.severity) } }
                             td { (e.message) }
                             td { (e.actor.as_deref().unwrap_or("—")) }
