@@ -418,6 +418,12 @@ pub fn transfer_license(
     if quantity <= 0 {
         return Err(Error::invalid("quantity", "must be at least 1"));
     }
+    if quantity > MAX_LICENSE_QUANTITY {
+        return Err(Error::invalid(
+            "quantity",
+            format!("{quantity} is more than one transfer moves ({MAX_LICENSE_QUANTITY})"),
+        ));
+    }
     let source = accounts::require(c, account, from, now)?;
     let target = accounts::require(c, account, to, now)?;
     if source.id == target.id {

@@ -199,12 +199,17 @@ impl NewToken {
         let days = match self.expires_after_days {
             None => i64::from(DEFAULT_DAYS),
             Some(Days::Number(n)) => n,
-            Some(Days::Text(text)) => text.parse().map_err(|_| {
-                ApiError::invalid(
-                    "expiresAfterDays",
-                    format!("{text:?} is not a number of days (1-365)"),
-                )
-            })?,
+            // Digits only, as Cisco's clients write them ("365"): not "+30".
+            Some(Days::Text(text)) => text
+                .parse()
+                .ok()
+                .filter(|_| text.bytes().all(|b| b.is_ascii_digit()) && !text.starts_with('0'))
+                .ok_or_else(|| {
+                    ApiError::invalid(
+                        "expiresAfterDays",
+                        format!("{text:?} is not a number of days (1-365)"),
+                    )
+                })?,
         };
         let days = u32::try_from(days)
             .map_err(|_| ApiError::invalid("expiresAfterDays", format!("{days} is not 1-365")))?;

@@ -79,7 +79,7 @@ pub async fn user_add(
     Ok(HttpResponse::Created().json(User::from(user)))
 }
 
-#[utoipa::path(delete, path = "/api/v1/users/{username}", tag = "access", params(("username" = String, Path, description = "User name")), responses((status = 200, description = "Removed", body = User), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody), (status = 404, description = "Not found or not reachable", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(delete, path = "/api/v1/users/{username}", tag = "access", params(("username" = String, Path, description = "User name")), responses((status = 200, description = "Removed", body = User), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody), (status = 404, description = "Not found or not reachable", body = ErrorBody), (status = 409, description = "The last admin cannot be removed", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn user_remove(
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,

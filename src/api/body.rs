@@ -19,9 +19,13 @@ pub async fn read_json(req: &HttpRequest, payload: web::Payload) -> Result<Vec<u
     read_limited(payload, MAX_BODY as u64).await
 }
 
-/// The declared media type, without parameters, in lower case.
+/// The declared media type, without parameters, in lower case (one that
+/// is not text at all reads as itself: refused, not taken for none).
 fn content_type(req: &HttpRequest) -> Option<String> {
-    let value = req.headers().get("Content-Type")?.to_str().ok()?;
+    let value = req.headers().get("Content-Type")?;
+    let Ok(value) = value.to_str() else {
+        return Some(String::from_utf8_lossy(value.as_bytes()).into_owned());
+    };
     let essence = value.split(';').next().unwrap_or_default().trim();
     Some(essence.to_ascii_lowercase())
 }

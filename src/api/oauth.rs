@@ -45,11 +45,14 @@ fn basic(req: &HttpRequest) -> Option<(String, String)> {
     Some((id.to_string(), secret.to_string()))
 }
 
+/// The longest client id, secret, user name or password read, in characters.
+pub const MAX_CREDENTIAL: usize = 1024;
+
 fn credentials(req: &HttpRequest, body: TokenRequest) -> Result<Credentials, ApiError> {
     let grant = body.grant_type.as_deref().unwrap_or("client_credentials");
     let need = |field: &str, value: Option<String>| {
         value
-            .filter(|v| !v.is_empty() && v.len() <= 1024)
+            .filter(|v| !v.is_empty() && v.chars().count() <= MAX_CREDENTIAL)
             .ok_or_else(|| {
                 ApiError::invalid(field, format!("{field} is required for grant_type {grant}"))
             })

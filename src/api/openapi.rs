@@ -136,15 +136,16 @@ fn schema_rules() -> Vec<(&'static str, Value)> {
         {"properties": {"role": {"const": "admin"}, "virtualAccounts": {"maxItems": 0}}},
         {"properties": {"role": {"enum": ["va-admin", "viewer"]}, "virtualAccounts": {"minItems": 1}},
          "required": ["virtualAccounts"]}]});
+    let credential = json!({"type": "string", "minLength": 1, "maxLength": oauth::MAX_CREDENTIAL});
     let grants = json!({
         "oneOf": [
             {"properties": {"grant_type": {"enum": ["client_credentials", null]},
-                            "client_id": {"type": "string", "minLength": 1},
-                            "client_secret": {"type": "string", "minLength": 1}},
+                            "client_id": credential,
+                            "client_secret": credential},
              "required": ["client_id", "client_secret"]},
             {"properties": {"grant_type": {"const": "password"},
-                            "username": {"type": "string", "minLength": 1},
-                            "password": {"type": "string", "minLength": 1}},
+                            "username": credential,
+                            "password": credential},
              "required": ["grant_type", "username", "password"]}],
         "description": "Client credentials (or `Authorization: Basic` with them instead of the \
             two fields), or a user's name and password with grant_type password."});

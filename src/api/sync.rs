@@ -46,7 +46,7 @@ pub async fn export(
 }
 
 /// Applies an uploaded bundle (the zip as the request body).
-#[utoipa::path(post, path = "/api/v1/sync/import", tag = "sync", request_body(content = Vec<u8>, content_type = "application/zip"), responses((status = 200, description = "Applied (or already applied)", body = super::wire::AppliedBundle), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody), (status = 413, description = "Over the bundle size limit", body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/sync/import", tag = "sync", request_body(content = Vec<u8>, content_type = "application/zip"), responses((status = 200, description = "Applied (or already applied)", body = super::wire::AppliedBundle), (status = 400, description = "Malformed request; the error names the field", body = ErrorBody), (status = 401, description = "No valid bearer token", body = ErrorBody), (status = 403, description = "The role or virtual accounts do not reach this", body = ErrorBody), (status = 413, description = "Over the bundle size limit", body = ErrorBody), (status = 409, description = "Refused by the state: not registered, not a bundle for this node, a revoked or unknown peer, a sequence gap", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn import(
     api: web::Data<Api>,
     Authenticated(caller): Authenticated,

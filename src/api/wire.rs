@@ -223,7 +223,7 @@ impl From<reports::ReportSummary> for ReportSummary {
 #[serde(rename_all = "camelCase")]
 pub struct User {
     pub username: String,
-    /// `admin`, `operator` or `viewer`.
+    /// `admin`, `va-admin` or `viewer`.
     pub role: String,
     /// The virtual accounts it reaches; empty: all.
     pub virtual_accounts: Vec<String>,
@@ -250,7 +250,7 @@ pub struct Client {
     /// RFC 6749's name, as the token request spells it.
     #[serde(rename = "client_id")]
     pub client_id: String,
-    /// `admin`, `operator` or `viewer`.
+    /// `admin`, `va-admin` or `viewer`.
     pub role: String,
     /// The virtual accounts it reaches; empty: all.
     pub virtual_accounts: Vec<String>,

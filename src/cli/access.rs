@@ -141,7 +141,7 @@ pub fn run(command: Command, config: &Config, clock: &Clock) -> Result<(), CliEr
             }
             println!("client_id:     {}", created.client_id);
             println!("client_secret: {}", created.client_secret);
-            println!(
+            eprintln!(
                 "\nthe secret is shown only now; get a token with POST /backend/oauth/token \
                  {{\"grant_type\":\"client_credentials\",\"client_id\",\"client_secret\"}}"
             );

@@ -63,8 +63,11 @@ async fn render(
             ))
         })
         .await?;
+    // One's own password is changed on the Password page, with the
+    // current one (as the API asks for it).
     let user_names: Vec<(String, String)> = users
         .iter()
+        .filter(|u| !ops::users::is_self(&operator.caller, &u.username))
         .map(|u| (u.username.clone(), u.username.clone()))
         .collect();
     let content = html! {
@@ -147,7 +150,7 @@ async fn render(
                             td { (when(&k.created_at)) }
                             td { (layout::status_words(k.status)) }
                             td {
-                                @if k.status == "active" {
+                                @if k.status == "ACTIVE" {
                                     form.inline method="post" action="/portal/admin/clients/revoke" {
                                         (csrf(operator))
                                         input type="hidden" name="client" value=(k.client_id);
@@ -330,6 +333,13 @@ async fn set_password(
     let form = form.into_inner();
     let outcome = async {
         operator.caller.authorize(Action::Administer, None)?;
+        if ops::users::is_self(&operator.caller, &form.username) {
+            return Err(OpsError::from(crate::error::Error::invalid(
+                "username",
+                "change your own password on the Password page, with your current one",
+            ))
+            .into());
+        }
         let password = form.password.clone();
         let hash = service
             .blocking(move || ops::users::hash_new_password(&password))
@@ -346,13 +356,7 @@ async fn set_password(
         )))
     }
     .await;
-    // Changing one's own password here ends this session too.
-    match outcome {
-        Ok(_) if ops::users::is_self(&operator.caller, &form.username) => {
-            Err(PortalError::LoggedOut)
-        }
-        outcome => settle(&service, &operator, outcome).await,
-    }
+    settle(&service, &operator, outcome).await
 }
 
 #[derive(Debug, Deserialize)]

@@ -49,17 +49,16 @@ impl Notice {
 /// command line ("no report 7; see `satellite report list`"): in the portal
 /// the listing is a click away.
 pub fn for_the_web(text: &str) -> String {
-    let mut text = text.to_string();
     for marker in ["; see `satellite ", ", see `satellite "] {
-        while let Some(start) = text.find(marker) {
-            let after = start + marker.len();
-            let end = text[after..]
-                .find('`')
-                .map_or(text.len(), |i| after + i + 1);
-            text.replace_range(start..end, "");
+        if let Some(start) = text.rfind(marker) {
+            let hint = &text[start + marker.len()..];
+            // Only a pointer that ends the message, and holds no other quote.
+            if hint.ends_with('`') && hint.matches('`').count() == 1 {
+                return text[..start].to_string();
+            }
         }
     }
-    text
+    text.to_string()
 }
 
 /// How long a notice waits for its page.

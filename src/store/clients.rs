@@ -33,7 +33,7 @@ pub fn insert(c: &Db, client: &NewClient<'_>, now: i64) -> Result<i64> {
     )?;
     if exists {
         return Err(Error::Conflict(format!(
-            "an API client {:?} exists already; pick another name or revoke it first",
+            "an API client {:?} exists (or existed: names of revoked clients stay taken); pick another name",
             client.name
         )));
     }

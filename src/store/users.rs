@@ -42,7 +42,7 @@ pub fn insert(
 ) -> Result<i64> {
     if find(c, username)?.is_some() {
         return Err(Error::Conflict(format!(
-            "a user {username:?} exists already; pick another name or `satellite user passwd {username}`"
+            "a user {username:?} exists already; pick another name"
         )));
     }
     c.execute(

@@ -64,7 +64,7 @@ pub fn add_satellite(
     if virtual_accounts.is_empty() {
         return Err(Error::invalid(
             "va",
-            "name at least one virtual account the satellite serves (--va V)",
+            "name at least one virtual account the satellite serves",
         )
         .into());
     }

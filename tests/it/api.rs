@@ -1242,6 +1242,17 @@ fn bodies_of_another_type_and_unknown_parameters_are_refused_and_change_nothing(
     assert!(body.to_string().contains("colour"), "names it: {body}");
     assert_eq!(server.snapshot(), before, "nothing created");
 
+    // Days as text are digits, as Cisco's clients send them ("365").
+    let (status, body) = api.call(
+        "POST",
+        tokens,
+        Some(&admin),
+        Some(&json!({"expiresAfterDays": "+30"})),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["field"], "expiresAfterDays");
+    assert_eq!(server.snapshot(), before, "nothing created");
+
     // A whole number written as a float is that number, as JSON Schema has it.
     let (status, body) = api.call(
         "POST",

@@ -1801,10 +1801,24 @@ fn an_admin_manages_users_clients_and_backups_in_the_portal() {
         .0,
         200
     );
+    let page = portal.get("/portal/admin");
+    assert!(!page.body.contains(&secret), "shown once");
     assert!(
-        !portal.get("/portal/admin").body.contains(&secret),
-        "shown once"
+        page.body.contains("Revoke API client nagios"),
+        "{}",
+        page.body
     );
+    // One's own password is not set here, without the current one.
+    let own = portal.post(
+        "/portal/admin/users/password",
+        &[
+            ("csrf", &csrf),
+            ("username", "admin"),
+            ("password", "a new long password"),
+        ],
+    );
+    assert_eq!(own.status, 400, "{}", own.body);
+    assert!(own.body.contains("Password page"), "{}", own.body);
     let revoked = portal.post(
         "/portal/admin/clients/revoke",
         &[("csrf", &csrf), ("client", &client_id), ("confirm", "yes")],

@@ -37,16 +37,33 @@ fn shell_blocks(markdown: &str) -> Vec<String> {
     blocks
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
+/// Free ports for the tour's four, below the ephemeral range: the other
+/// tests of this binary bind port 0 and connect out from that range, so
+/// they cannot take one between its choice and the tour's `serve`. All
+/// four are held until all are chosen (no two alike).
+fn free_ports() -> Vec<u16> {
+    use std::hash::{BuildHasher, Hasher};
+    let mut seed = std::collections::hash_map::RandomState::new().build_hasher();
+    seed.write_u32(std::process::id());
+    let mut next = seed.finish();
+    let mut held = Vec::new();
+    while held.len() < DOC_PORTS.len() {
+        next = next.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        let port = 20_000 + (next >> 33) as u16 % 10_000;
+        if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            held.push(listener);
+        }
+    }
+    held.iter()
+        .map(|l| l.local_addr().expect("addr").port())
+        .collect()
 }
 
+/// The tour's addresses with this run's ports: whole `127.0.0.1:PORT`
+/// tokens, so no port is taken for a piece of another.
 fn with_ports(text: &str, ports: &[(u16, u16)]) -> String {
     ports.iter().fold(text.to_string(), |text, (doc, free)| {
-        text.replace(&format!(":{doc}"), &format!(":{free}"))
+        text.replace(&format!("127.0.0.1:{doc}"), &format!("127.0.0.1:{free}"))
     })
 }
 
@@ -59,7 +76,7 @@ start_server() {
   local pid=$!
   echo "$pid" >> "$HOME/.servers"
   for _ in $(seq 1 600); do
-    grep -q 'satellite::cli::server: listening' "$log" && return 0
+    grep -q 'serving smart account' "$log" && return 0
     if ! kill -0 "$pid" 2>/dev/null; then
       echo "satellite serve in $PWD stopped:"; cat "$log"; return 1
     fi
@@ -78,6 +95,20 @@ impl Drop for Servers {
         let pids = std::fs::read_to_string(self.0.join(".servers")).unwrap_or_default();
         for pid in pids.split_whitespace() {
             let _ = Command::new("kill").arg(pid).status();
+        }
+        // Gone before their folder is removed.
+        for pid in pids.split_whitespace() {
+            for _ in 0..100 {
+                let alive = Command::new("kill")
+                    .args(["-0", pid])
+                    .stderr(std::process::Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success());
+                if !alive {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
         }
     }
 }
@@ -121,7 +152,7 @@ fn the_getting_started_tour_runs_as_written() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let home = tempfile::tempdir().expect("home");
     let _servers = Servers(home.path().to_path_buf());
-    let ports: Vec<(u16, u16)> = DOC_PORTS.iter().map(|&p| (p, free_port())).collect();
+    let ports: Vec<(u16, u16)> = DOC_PORTS.iter().copied().zip(free_ports()).collect();
     let repository = home.path().join("src/satellite");
     std::fs::create_dir_all(&repository).expect("repository");
     std::fs::write(
@@ -174,7 +205,7 @@ fn the_getting_started_tour_runs_as_written() {
         .unwrap_or_else(|| panic!("no bootstrap password in the serve output:\n{log}"))
         .trim()
         .to_string();
-    let admin_port = ports[1].1;
+    let admin_port = ports[1].1; // the satellite's 8443
     let mut portal = Portal::at(
         &format!("https://127.0.0.1:{admin_port}"),
         &home.path().join("satellite/data/ca.pem"),
