@@ -8,7 +8,7 @@ use super::identity;
 use super::show::date;
 use super::state::{Attempt, PendingIdentity, Registration, State};
 use super::stats::MsgType;
-use super::timers;
+use super::times;
 use super::wire::{self, Message};
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -211,9 +211,9 @@ impl<'a> Agent<'a> {
             instance_id: answer.instance_id.clone(),
             account: answer.account.clone(),
             virtual_account: answer.virtual_account.clone(),
-            initial: timers::on_device_clock(answer.initial(), server_now, self.now),
-            next_renewal: timers::on_device_clock(answer.next_renewal(), server_now, self.now),
-            expires: timers::on_device_clock(answer.expires(), server_now, self.now),
+            initial: times::on_device_clock(answer.initial(), server_now, self.now),
+            next_renewal: times::on_device_clock(answer.next_renewal(), server_now, self.now),
+            expires: times::on_device_clock(answer.expires(), server_now, self.now),
             last_renewal: None,
             export_controlled: answer.export_controlled,
         });
@@ -267,10 +267,10 @@ impl<'a> Agent<'a> {
             Ok((mut auth, answer_id)) => {
                 let a = &mut auth.authorization;
                 let server_now = a.authorized_at;
-                a.authorized_at = timers::on_device_clock(a.authorized_at, server_now, self.now);
+                a.authorized_at = times::on_device_clock(a.authorized_at, server_now, self.now);
                 a.next_communication =
-                    timers::on_device_clock(a.next_communication, server_now, self.now);
-                a.deadline = timers::on_device_clock(a.deadline, server_now, self.now);
+                    times::on_device_clock(a.next_communication, server_now, self.now);
+                a.deadline = times::on_device_clock(a.deadline, server_now, self.now);
                 self.lines.push(format!(
                     "%SMART_LIC-6-AUTH_RENEW_SUCCESS: Authorization with the Smart Licensing server: State={} on {}",
                     super::show::words(&auth.authorization.status),
@@ -344,8 +344,8 @@ impl<'a> Agent<'a> {
             Ok((answer, answer_id)) => {
                 let server_now = id_answer_time(&answer);
                 let next_renewal =
-                    timers::on_device_clock(answer.next_renewal(), server_now, self.now);
-                let expires = timers::on_device_clock(answer.expires(), server_now, self.now);
+                    times::on_device_clock(answer.next_renewal(), server_now, self.now);
+                let expires = times::on_device_clock(answer.expires(), server_now, self.now);
                 self.state.key_pem = key;
                 self.state.pending_identity = None;
                 if let Some(reg) = self.state.registration.as_mut() {
@@ -463,7 +463,7 @@ impl<'a> Agent<'a> {
 fn id_answer_time(answer: &wire::IdAnswer) -> OffsetDateTime {
     answer
         .next_renewal()
-        .checked_sub(timers::RENEW_ID_AFTER)
+        .checked_sub(times::RENEW_ID_AFTER)
         .unwrap_or(answer.next_renewal())
 }
 

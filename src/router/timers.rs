@@ -18,31 +18,6 @@ use time::{Duration, OffsetDateTime};
 /// next one (a command the operator types is never held back).
 pub const RETRY_INTERVAL: Duration = Duration::hours(1);
 
-/// The identity renewal period the server's answers are built on (DESIGN §5).
-pub const RENEW_ID_AFTER: Duration = Duration::days(180);
-
-/// Clocks closer than this agree: the server's times are kept as they are.
-const SKEW_TOLERANCE: Duration = Duration::minutes(1);
-
-/// A router's timers run on its own clock; the server's answer gives the
-/// periods. When the two clocks disagree, the server time `t` (from an
-/// answer whose "now" was `server_now`) is moved onto the router's clock,
-/// so a router whose clock is ahead neither renews again at once nor shows
-/// an authorization it just received as expired.
-pub fn on_device_clock(
-    t: OffsetDateTime,
-    server_now: OffsetDateTime,
-    now: OffsetDateTime,
-) -> OffsetDateTime {
-    let skew = now - server_now;
-    if skew.abs() <= SKEW_TOLERANCE {
-        return t;
-    }
-    t.checked_add(skew)
-        .filter(|moved| super::times::check(*moved).is_ok())
-        .unwrap_or(t)
-}
-
 /// Charges the evaluation period while unregistered and in use.
 pub fn settle(state: &mut State, now: OffsetDateTime) {
     state.eval.account(now);
@@ -172,25 +147,6 @@ mod tests {
         assert!(collection_due(&s, t0 + Duration::hours(24)));
         s.fcm.last_check = Some(t0 + Duration::hours(30));
         assert!(!collection_due(&s, t0 + Duration::hours(50)));
-    }
-
-    #[test]
-    fn server_times_move_onto_the_router_clock_only_when_the_clocks_disagree() {
-        let server_now = datetime!(2030-01-01 0:00 UTC);
-        let deadline = server_now + Duration::days(90);
-        let close = server_now + Duration::seconds(30);
-        assert_eq!(on_device_clock(deadline, server_now, close), deadline);
-        let ahead = server_now + Duration::days(366);
-        assert_eq!(
-            on_device_clock(deadline, server_now, ahead),
-            ahead + Duration::days(90)
-        );
-        let edge = datetime!(8999-12-01 0:00 UTC);
-        assert_eq!(
-            on_device_clock(deadline, server_now, edge),
-            deadline,
-            "never past the supported years"
-        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Range checks on times that come from outside the emulator: server
-//! answers, the state file, `SATELLITE_NOW`.
+//! Times that come from outside the emulator (server answers, the state
+//! file, `SATELLITE_NOW`): range checks, and the server's times moved onto
+//! the router's own clock.
 //!
 //! The `time` crate panics when a conversion or an addition leaves its
 //! years ±9999. Keeping every stored time within 2000..=8999 leaves
@@ -7,7 +8,7 @@
 //! UTC conversions of `show`, and no real certificate or authorization
 //! dates from outside it.
 
-use time::{OffsetDateTime, UtcOffset};
+use time::{Duration, OffsetDateTime, UtcOffset};
 
 pub const EARLIEST_YEAR: i32 = 2000;
 pub const LATEST_YEAR: i32 = 8999;
@@ -48,6 +49,31 @@ pub fn stat_time(t: OffsetDateTime) -> String {
     )
 }
 
+/// The identity renewal period the server's answers are built on (DESIGN §5).
+pub const RENEW_ID_AFTER: Duration = Duration::days(180);
+
+/// Clocks closer than this agree: the server's times are kept as they are.
+const SKEW_TOLERANCE: Duration = Duration::minutes(1);
+
+/// A router's timers run on its own clock; the server's answer gives the
+/// periods. When the two clocks disagree, the server time `t` (from an
+/// answer whose "now" was `server_now`) is moved onto the router's clock,
+/// so a router whose clock is ahead neither renews again at once nor shows
+/// an authorization it just received as expired.
+pub fn on_device_clock(
+    t: OffsetDateTime,
+    server_now: OffsetDateTime,
+    now: OffsetDateTime,
+) -> OffsetDateTime {
+    let skew = now - server_now;
+    if skew.abs() <= SKEW_TOLERANCE {
+        return t;
+    }
+    t.checked_add(skew)
+        .filter(|moved| check(*moved).is_ok())
+        .unwrap_or(t)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,6 +98,25 @@ mod tests {
         assert_eq!(
             utc(datetime!(2030-01-01 1:00 +1)),
             datetime!(2030-01-01 0:00 UTC)
+        );
+    }
+
+    #[test]
+    fn server_times_move_onto_the_router_clock_only_when_the_clocks_disagree() {
+        let server_now = datetime!(2030-01-01 0:00 UTC);
+        let deadline = server_now + Duration::days(90);
+        let close = server_now + Duration::seconds(30);
+        assert_eq!(on_device_clock(deadline, server_now, close), deadline);
+        let ahead = server_now + Duration::days(366);
+        assert_eq!(
+            on_device_clock(deadline, server_now, ahead),
+            ahead + Duration::days(90)
+        );
+        let edge = datetime!(8999-12-01 0:00 UTC);
+        assert_eq!(
+            on_device_clock(deadline, server_now, edge),
+            deadline,
+            "never past the supported years"
         );
     }
 }
