@@ -1,9 +1,9 @@
 //! Smart accounts and their virtual accounts.
 
 use super::optional;
+use super::sql::params;
 use super::Db;
 use crate::error::{Error, Result};
-use rusqlite::{named_params, params};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize)]
@@ -80,20 +80,20 @@ pub fn create_virtual_account(
 const SELECT: &str = "SELECT va.id, a.name, va.name, va.description, va.created_at,
         (SELECT COUNT(*) FROM product_instances p WHERE p.virtual_account_id = va.id),
         (SELECT COUNT(*) FROM registration_tokens t WHERE t.virtual_account_id = va.id
-            AND t.revoked_at IS NULL AND t.expires_at > :now),
+            AND t.revoked_at IS NULL AND t.expires_at > ?1),
         (SELECT COUNT(*) FROM remote_instances r WHERE r.virtual_account_id = va.id),
         (SELECT s.name FROM satellite_virtual_accounts sv JOIN satellites s ON s.id = sv.satellite_id
             WHERE sv.virtual_account_id = va.id AND s.revoked_at IS NULL ORDER BY s.name LIMIT 1)
      FROM virtual_accounts va JOIN accounts a ON a.id = va.account_id";
 
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<VirtualAccount> {
+fn row(r: &super::sql::Row<'_>) -> super::sql::SqlResult<VirtualAccount> {
     Ok(VirtualAccount {
         id: r.get(0)?,
         account: r.get(1)?,
         name: r.get(2)?,
         description: r.get(3)?,
         created_at: crate::clock::rfc3339(r.get(4)?),
-        product_instances: r.get::<_, i64>(5)? + r.get::<_, i64>(7)?,
+        product_instances: r.get::<i64>(5)? + r.get::<i64>(7)?,
         satellite_instances: r.get(7)?,
         active_tokens: r.get(6)?,
         served_by: r.get(8)?,
@@ -101,10 +101,11 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<VirtualAccount> {
 }
 
 pub fn find(conn: &Db, account: &str, name: &str, now: i64) -> Result<Option<VirtualAccount>> {
-    let sql = format!("{SELECT} WHERE a.name = :account AND va.name = :name");
+    // ?1 is `now`, in SELECT.
+    let sql = format!("{SELECT} WHERE a.name = ?2 AND va.name = ?3");
     Ok(optional(conn.query_row(
         &sql,
-        named_params! {":account": account, ":name": name, ":now": now},
+        params![now, account, name],
         row,
     ))?)
 }
@@ -139,17 +140,17 @@ pub fn require_id(conn: &Db, account: &str, name: &str) -> Result<(i64, String)>
 }
 
 pub fn list(conn: &Db, account: &str, now: i64) -> Result<Vec<VirtualAccount>> {
-    let sql = format!("{SELECT} WHERE a.name = :account ORDER BY va.name");
+    let sql = format!("{SELECT} WHERE a.name = ?2 ORDER BY va.name");
     let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(named_params! {":account": account, ":now": now}, row)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    let rows = stmt.query_map(params![now, account], row)?;
+    Ok(rows.collect::<super::sql::SqlResult<_>>()?)
 }
 
 /// Every smart account's name (a cloud holds several).
 pub fn names(conn: &Db) -> Result<Vec<String>> {
     let mut stmt = conn.prepare_cached("SELECT name FROM accounts ORDER BY name")?;
-    let rows = stmt.query_map([], |r| r.get(0))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    let rows = stmt.query_map((), |r| r.get(0))?;
+    Ok(rows.collect::<super::sql::SqlResult<_>>()?)
 }
 
 /// (id, name) of every virtual account of the account.
@@ -159,5 +160,5 @@ pub fn ids(conn: &Db, account: &str) -> Result<Vec<(i64, String)>> {
          WHERE a.name = ?1 ORDER BY va.name",
     )?;
     let rows = stmt.query_map([account], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(rows.collect::<super::sql::SqlResult<_>>()?)
 }

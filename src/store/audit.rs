@@ -1,15 +1,15 @@
 //! Who made a change: the operations layer stamps the events an operation
 //! wrote with the caller's name, and the API lists the log with it.
 
+use super::sql::params;
 use super::Db;
 use crate::clock::rfc3339;
 use crate::error::Result;
-use rusqlite::params;
 use serde::Serialize;
 
 /// The newest event id, to stamp what an operation writes after it.
 pub fn last_event_id(c: &Db) -> std::result::Result<i64, super::StoreError> {
-    Ok(c.query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0))?)
+    Ok(c.query_row("SELECT COALESCE(MAX(id), 0) FROM events", (), |r| r.get(0))?)
 }
 
 /// Stamps the events written after `after` with who made the change.
@@ -86,5 +86,5 @@ pub fn events(
             })
         },
     )?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(rows.collect::<super::sql::SqlResult<_>>()?)
 }

@@ -1,8 +1,8 @@
 //! What backup, restore and the start-up check need from the database.
 
+use super::sql::params;
 use super::Db;
 use super::StoreError;
-use rusqlite::params;
 use std::path::Path;
 
 /// Writes a consistent copy of the whole database to `dest` (which must not
@@ -22,8 +22,8 @@ pub fn copy_to(c: &Db, dest: &Path) -> Result<(), StoreError> {
 
 /// `PRAGMA quick_check`: the problems found, empty when the database is sound.
 pub fn quick_check(c: &Db) -> Result<Vec<String>, StoreError> {
-    let mut stmt = c.prepare("PRAGMA quick_check(20)")?;
-    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    let mut stmt = c.prepare_cached("PRAGMA quick_check(20)")?;
+    let rows = stmt.query_map((), |r| r.get::<String>(0))?;
     let mut problems = Vec::new();
     for row in rows {
         let row = row?;
@@ -48,14 +48,14 @@ pub struct PeerSequences {
 
 /// The sync sequence numbers per peer (the ledger's high-water marks).
 pub fn sequences(c: &Db) -> Result<Vec<PeerSequences>, StoreError> {
-    let mut stmt = c.prepare(
+    let mut stmt = c.prepare_cached(
         "SELECT peer,
                 MAX(CASE WHEN direction = 'sent' THEN sequence END),
                 MAX(CASE WHEN direction = 'sent' AND acknowledged_at IS NOT NULL THEN sequence END),
                 MAX(CASE WHEN direction = 'received' THEN sequence END)
          FROM sync_bundles GROUP BY peer ORDER BY peer",
     )?;
-    let rows = stmt.query_map([], |r| {
+    let rows = stmt.query_map((), |r| {
         Ok(PeerSequences {
             peer: r.get(0)?,
             sent: r.get(1)?,

@@ -2,10 +2,10 @@
 //! a presented certificate finds its instance (and its revocation) at once.
 
 use super::optional;
+use super::sql::params;
 use super::Db;
 use crate::error::Result;
 use crate::pki::IssuedCertificate;
-use rusqlite::params;
 
 #[derive(Debug, Clone)]
 pub struct CertificateRecord {

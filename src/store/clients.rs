@@ -2,9 +2,9 @@
 //! random and high-entropy, so a SHA-256 of it is kept, not the secret.
 
 use super::optional;
+use super::sql::params;
 use super::Db;
 use crate::error::{Error, Result};
-use rusqlite::params;
 
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -56,12 +56,12 @@ fn virtual_accounts_of(c: &Db, id: i64) -> Result<Vec<String>> {
         "SELECT virtual_account FROM api_client_virtual_accounts WHERE client_id = ?1 ORDER BY 1",
     )?;
     let rows = stmt.query_map([id], |r| r.get(0))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(rows.collect::<super::sql::SqlResult<_>>()?)
 }
 
 const COLUMNS: &str = "id, name, client_id, role, created_at, revoked_at";
 
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Client> {
+fn row(r: &super::sql::Row<'_>) -> super::sql::SqlResult<Client> {
     Ok(Client {
         id: r.get(0)?,
         name: r.get(1)?,
@@ -78,7 +78,7 @@ pub fn find_by_client_id(c: &Db, client_id: &str) -> Result<Option<(Client, Vec<
     let found = optional(c.query_row(
         &format!("SELECT {COLUMNS}, secret_hash FROM api_clients WHERE client_id = ?1"),
         [client_id],
-        |r| Ok((row(r)?, r.get::<_, Vec<u8>>(6)?)),
+        |r| Ok((row(r)?, r.get::<Vec<u8>>(6)?)),
     ))?;
     match found {
         Some((mut client, hash)) => {
@@ -122,7 +122,7 @@ pub fn list(c: &Db, limit: u32, offset: u32) -> Result<Vec<Client>> {
         "SELECT {COLUMNS} FROM api_clients ORDER BY name LIMIT ?1 OFFSET ?2"
     ))?;
     let rows = stmt.query_map(params![limit, offset], row)?;
-    let mut clients: Vec<Client> = rows.collect::<rusqlite::Result<_>>()?;
+    let mut clients: Vec<Client> = rows.collect::<super::sql::SqlResult<_>>()?;
     for client in &mut clients {
         client.virtual_accounts = virtual_accounts_of(c, client.id)?;
     }

@@ -3,10 +3,13 @@
 //! Operations receive a `&Db` for their unit of work and call the store's
 //! query functions with it; they never see the engine behind it. Only the
 //! store's own modules reach the SQL methods below (`pub(in crate::store)`),
-//! so a second backend changes this file and the store's modules, nothing
-//! above them.
+//! and they speak `sql`'s engine-free types (parameters, rows, errors): a
+//! second engine implements these methods and `Statement`, and the store's
+//! modules stay as they are. Opening, transactions, migrations and backups
+//! are the engine's own (store/mod.rs, writer.rs, migrations.rs, backup.rs).
 
-use rusqlite::{CachedStatement, Connection, Params, Row, Statement};
+use super::sql::{Bind, Params, Row, SqlError, SqlResult};
+use rusqlite::Connection;
 
 /// One database connection, owned by whoever runs work on it: the writer
 /// thread, a reader in the pool, or a one-shot command.
@@ -49,40 +52,29 @@ impl Db {
         &mut self.conn
     }
 
-    pub(in crate::store) fn prepare_cached(
-        &self,
-        sql: &str,
-    ) -> rusqlite::Result<CachedStatement<'_>> {
-        self.conn.prepare_cached(sql)
+    /// A statement, prepared once per connection and kept for reuse.
+    pub(in crate::store) fn prepare_cached(&self, sql: &str) -> SqlResult<Statement<'_>> {
+        Ok(Statement {
+            inner: self.conn.prepare_cached(sql)?,
+        })
     }
 
-    pub(in crate::store) fn prepare(&self, sql: &str) -> rusqlite::Result<Statement<'_>> {
-        self.conn.prepare(sql)
+    pub(in crate::store) fn execute<P: Params>(&self, sql: &str, params: P) -> SqlResult<usize> {
+        self.prepare_cached(sql)?.execute(params)
     }
 
-    pub(in crate::store) fn execute<P: Params>(
-        &self,
-        sql: &str,
-        params: P,
-    ) -> rusqlite::Result<usize> {
-        self.conn.execute(sql, params)
+    /// Several statements without parameters (schema work, temp tables).
+    pub(in crate::store) fn execute_batch(&self, sql: &str) -> SqlResult<()> {
+        Ok(self.conn.execute_batch(sql)?)
     }
 
-    pub(in crate::store) fn execute_batch(&self, sql: &str) -> rusqlite::Result<()> {
-        self.conn.execute_batch(sql)
-    }
-
-    pub(in crate::store) fn query_row<T, P, F>(
-        &self,
-        sql: &str,
-        params: P,
-        f: F,
-    ) -> rusqlite::Result<T>
+    /// The one row a query returns (`SqlError::NoRows` if none).
+    pub(in crate::store) fn query_row<T, P, F>(&self, sql: &str, params: P, f: F) -> SqlResult<T>
     where
         P: Params,
-        F: FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+        F: FnOnce(&Row<'_>) -> SqlResult<T>,
     {
-        self.conn.query_row(sql, params, f)
+        self.prepare_cached(sql)?.query_row(params, f)
     }
 
     pub(in crate::store) fn last_insert_rowid(&self) -> i64 {
@@ -90,10 +82,79 @@ impl Db {
     }
 }
 
+/// A prepared statement of this connection.
+pub(in crate::store) struct Statement<'c> {
+    inner: rusqlite::CachedStatement<'c>,
+}
+
+fn binds<P: Params>(params: &P) -> impl Iterator<Item = Bind<'_>> {
+    params.each().map(Bind)
+}
+
+impl Statement<'_> {
+    pub(in crate::store) fn execute<P: Params>(&mut self, params: P) -> SqlResult<usize> {
+        Ok(self
+            .inner
+            .execute(rusqlite::params_from_iter(binds(&params)))?)
+    }
+
+    pub(in crate::store) fn query_row<T, P, F>(&mut self, params: P, f: F) -> SqlResult<T>
+    where
+        P: Params,
+        F: FnOnce(&Row<'_>) -> SqlResult<T>,
+    {
+        let mut rows = self
+            .inner
+            .query(rusqlite::params_from_iter(binds(&params)))?;
+        match rows.next()? {
+            Some(row) => f(&Row { inner: row }),
+            None => Err(SqlError::NoRows),
+        }
+    }
+
+    /// Every row, each read by `f`.
+    pub(in crate::store) fn query_map<T, P, F>(
+        &mut self,
+        params: P,
+        mut f: F,
+    ) -> SqlResult<std::vec::IntoIter<SqlResult<T>>>
+    where
+        P: Params,
+        F: FnMut(&Row<'_>) -> SqlResult<T>,
+    {
+        let mut rows = self
+            .inner
+            .query(rusqlite::params_from_iter(binds(&params)))?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(f(&Row { inner: row }));
+        }
+        Ok(out.into_iter())
+    }
+
+    /// Rows one at a time, for as long as `f` answers true (streams: a
+    /// large result is never held whole).
+    pub(in crate::store) fn for_each<P, F>(&mut self, params: P, mut f: F) -> SqlResult<()>
+    where
+        P: Params,
+        F: FnMut(&Row<'_>) -> SqlResult<bool>,
+    {
+        let mut rows = self
+            .inner
+            .query(rusqlite::params_from_iter(binds(&params)))?;
+        while let Some(row) = rows.next()? {
+            if !f(&Row { inner: row })? {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The store's functions answer in the service's error type; an engine
 /// error is a store error there.
-impl From<rusqlite::Error> for crate::error::Error {
-    fn from(e: rusqlite::Error) -> Self {
+impl From<SqlError> for crate::error::Error {
+    fn from(e: SqlError) -> Self {
         Self::Store(super::StoreError::from(e))
     }
 }

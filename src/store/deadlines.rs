@@ -2,9 +2,9 @@
 //! certificates (authorization deadlines are `instances::deadline_passed_between`).
 //! The clock-driven jobs ask each window once, so each expiry is announced once.
 
+use super::sql::params;
 use super::Db;
 use crate::error::Result;
-use rusqlite::params;
 
 /// Unrevoked registration tokens that expired in `(after, now]`:
 /// (token prefix, virtual account, description).
@@ -17,7 +17,7 @@ pub fn tokens_expired(c: &Db, after: i64, now: i64) -> Result<Vec<(String, Strin
     let rows = stmt.query_map(params![after, now], |r| {
         Ok((r.get(0)?, r.get(1)?, r.get(2)?))
     })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(rows.collect::<super::sql::SqlResult<_>>()?)
 }
 
 /// Identity certificates still held by an instance (not revoked) that
@@ -32,5 +32,5 @@ pub fn certificates_expired(c: &Db, after: i64, now: i64) -> Result<Vec<(String,
     let rows = stmt.query_map(params![after, now], |r| {
         Ok((r.get(0)?, r.get(1)?, r.get(2)?))
     })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(rows.collect::<super::sql::SqlResult<_>>()?)
 }

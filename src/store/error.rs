@@ -6,6 +6,8 @@ use std::path::PathBuf;
 pub enum StoreError {
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("database error: {0}")]
+    Query(super::sql::SqlError),
     #[error("cannot open the database {path}: {source}")]
     Open {
         path: PathBuf,
@@ -34,4 +36,13 @@ pub enum StoreError {
          `satellite restore FILE` (the damaged file is kept beside it)"
     )]
     Damaged { path: PathBuf, detail: String },
+}
+
+impl From<super::sql::SqlError> for StoreError {
+    fn from(e: super::sql::SqlError) -> Self {
+        match e {
+            super::sql::SqlError::Sqlite(e) => Self::Sqlite(e),
+            e => Self::Query(e),
+        }
+    }
 }

@@ -1,9 +1,9 @@
 //! The event log: registrations, deregistrations, token and compliance changes.
 
+use super::sql::params;
 use super::Db;
 use crate::clock::rfc3339;
 use crate::error::Result;
-use rusqlite::params;
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -76,5 +76,5 @@ pub fn list(conn: &Db, kind: Option<&str>, limit: u32) -> Result<Vec<Event>> {
             message: r.get(6)?,
         })
     })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(rows.collect::<super::sql::SqlResult<_>>()?)
 }

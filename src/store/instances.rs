@@ -1,11 +1,11 @@
 //! Product instances: registered devices.
 
 use super::optional;
+use super::sql::params;
 use super::Db;
 use crate::clock::rfc3339;
 use crate::domain::Udi;
 use crate::error::Result;
-use rusqlite::params;
 use serde::Serialize;
 
 #[derive(Debug, Clone)]
@@ -90,7 +90,7 @@ const SELECT: &str =
      JOIN virtual_accounts va ON va.id = p.virtual_account_id
      JOIN accounts a ON a.id = va.account_id";
 
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Instance> {
+fn row(r: &super::sql::Row<'_>) -> super::sql::SqlResult<Instance> {
     Ok(Instance {
         id: r.get(0)?,
         instance_id: r.get(1)?,
@@ -214,7 +214,7 @@ pub fn page(
         .query_map(params![account, virtual_account], |r| {
             Ok((r.get(0)?, r.get(1)?))
         })?
-        .collect::<rusqlite::Result<_>>()?;
+        .collect::<super::sql::SqlResult<_>>()?;
     let mut skip = offset;
     let mut left = limit;
     for (va_id, va_name) in vas {
@@ -249,20 +249,24 @@ pub fn page(
         };
         let mut stmt = conn.prepare_cached(&sql)?;
         let bound = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
-        let mut rows = match from {
-            None => stmt.query(params![va_id, bound(left), bound(skip)])?,
-            Some((pid, sn)) => stmt.query(params![va_id, bound(left), bound(skip), pid, sn])?,
-        };
-        skip = 0;
-        while let Some(r) = rows.next()? {
+        let (page, skipped) = (bound(left), bound(skip));
+        let mut stopped = false;
+        let mut take = |r: &super::sql::Row<'_>| -> super::sql::SqlResult<bool> {
             left -= 1;
             if !each(row(r)?) {
-                return Ok(());
+                stopped = true;
+                return Ok(false);
             }
-            if left == 0 {
-                break;
-            }
+            Ok(left > 0)
+        };
+        match from {
+            None => stmt.for_each(params![va_id, page, skipped], &mut take)?,
+            Some((pid, sn)) => stmt.for_each(params![va_id, page, skipped, pid, sn], &mut take)?,
+        };
+        if stopped {
+            return Ok(());
         }
+        skip = 0;
     }
     Ok(())
 }
@@ -389,12 +393,12 @@ pub fn deadline_passed_after(
                 hostname: r.get(2)?,
                 virtual_account: r.get(3)?,
                 last_contact_at: r.get(4)?,
-                lapsed_at: r.get::<_, i64>(5)? + offset,
+                lapsed_at: r.get::<i64>(5)? + offset,
                 row_id: r.get(6)?,
             })
         },
     )?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(rows.collect::<super::sql::SqlResult<_>>()?)
 }
 
 pub fn move_to(c: &Db, id: i64, virtual_account_id: i64) -> Result<()> {

@@ -1,9 +1,9 @@
 //! Licenses held by virtual accounts: perpetual or term, with a quantity.
 
+use super::sql::params;
 use super::Db;
 use crate::clock::rfc3339;
 use crate::error::{Error, Result};
-use rusqlite::params;
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize)]
@@ -124,7 +124,7 @@ pub fn list(
             active: r.get(8)?,
         })
     })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(rows.collect::<super::sql::SqlResult<_>>()?)
 }
 
 /// Moves `quantity` units of `sku` from one virtual account to another,
@@ -147,7 +147,7 @@ pub fn transfer(
         .query_map(params![from_va, sku, now], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
         })?
-        .collect::<rusqlite::Result<_>>()?;
+        .collect::<super::sql::SqlResult<_>>()?;
     let held: i64 = rows.iter().map(|r| r.2).sum();
     if held < quantity {
         return Err(Error::invalid(
@@ -195,5 +195,5 @@ pub fn pools_changing_between(c: &Db, after: i64, until: i64) -> Result<Vec<(i64
          WHERE (end_at > ?1 AND end_at <= ?2) OR (start_at > ?1 AND start_at <= ?2)",
     )?;
     let rows = stmt.query_map(params![after, until], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(rows.collect::<super::sql::SqlResult<_>>()?)
 }

@@ -2,9 +2,9 @@
 //! message gets the first answer and changes nothing twice.
 
 use super::optional;
+use super::sql::params;
 use super::Db;
 use crate::error::{Error, Result};
-use rusqlite::params;
 
 /// Who sent a message, as far as a retry must match it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

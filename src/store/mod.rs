@@ -8,6 +8,7 @@
 mod db;
 pub mod error;
 mod migrations;
+pub(crate) mod sql;
 mod writer;
 
 pub mod accounts;
@@ -230,7 +231,7 @@ where
 /// and, beside a writer that is rarely idle, mostly misses the gaps between
 /// its commits (CLI writes waited seconds under load).
 pub fn ready_for_commands(conn: &Db) -> Result<(), StoreError> {
-    conn.query_row("SELECT randomblob(1)", [], |_| Ok(()))?;
+    conn.query_row("SELECT randomblob(1)", (), |_| Ok(()))?;
     conn.sqlite().busy_handler(Some(command_busy))?;
     Ok(())
 }
@@ -258,7 +259,7 @@ impl Store {
         // the daily jobs. Busy (a CLI reading) leaves it as it is.
         let sqlite = conn.sqlite();
         sqlite.busy_timeout(Duration::from_millis(200))?;
-        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", (), |_| Ok(())) {
             tracing::warn!(error = %e, "could not empty the WAL at start; it is checkpointed as the server runs");
         }
         // Checkpoints copy the WAL into the database file and fsync it: on
@@ -353,7 +354,7 @@ impl Store {
     /// Checks that the database answers; used by `/readyz`.
     pub fn ping(&self) -> Result<(), StoreError> {
         self.read(|conn| {
-            conn.query_row("SELECT 1", [], |_| Ok(()))
+            conn.query_row("SELECT 1", (), |_| Ok(()))
                 .map_err(StoreError::from)
         })
     }
@@ -396,8 +397,8 @@ fn start_checkpoints(
                 let mut copied_before = None;
                 for _ in 0..MAX_PASSES {
                     // (busy, frames in the WAL, frames copied so far)
-                    let pass = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-                        Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+                    let pass = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", (), |r| {
+                        Ok((r.get::<i64>(1)?, r.get::<i64>(2)?))
                     });
                     let (frames, copied) = match pass {
                         Ok(counts) => counts,
@@ -473,14 +474,7 @@ fn command_busy(attempts: i32) -> bool {
     true
 }
 
-/// Short helper for optional single-row queries.
-pub(crate) fn optional<T>(result: rusqlite::Result<T>) -> rusqlite::Result<Option<T>> {
-    match result {
-        Ok(value) => Ok(Some(value)),
-        Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
-        Err(e) => Err(e),
-    }
-}
+pub(crate) use sql::optional;
 
 /// Small named values the server keeps between runs (job bookkeeping).
 pub mod settings {
@@ -516,7 +510,7 @@ mod tests {
 
     fn wal_frames(path: &Path) -> i64 {
         let conn = connect(path).expect("connect");
-        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))
+        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", (), |r| r.get(1))
             .expect("checkpoint")
     }
 
@@ -543,9 +537,9 @@ mod tests {
                 .writer()
                 .write_blocking(|c: &Db| {
                     for _ in 0..1000 {
-                        c.execute("INSERT INTO blobs VALUES (zeroblob(4000))", [])?;
+                        c.execute("INSERT INTO blobs VALUES (zeroblob(4000))", ())?;
                     }
-                    c.execute("DELETE FROM blobs", [])?;
+                    c.execute("DELETE FROM blobs", ())?;
                     Ok::<_, StoreError>(())
                 })
                 .expect("write");
@@ -564,7 +558,7 @@ mod tests {
         store
             .writer()
             .write_blocking(|c: &Db| {
-                c.execute("INSERT INTO blobs VALUES (zeroblob(10))", [])
+                c.execute("INSERT INTO blobs VALUES (zeroblob(10))", ())
                     .map(|_| ())
                     .map_err(StoreError::from)
             })

@@ -6,8 +6,8 @@ use crate::error::Result;
 /// Every smart account's name.
 pub fn account_names(c: &Db) -> Result<Vec<String>> {
     let mut stmt = c.prepare_cached("SELECT name FROM accounts ORDER BY name")?;
-    let rows = stmt.query_map([], |r| r.get(0))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    let rows = stmt.query_map((), |r| r.get(0))?;
+    Ok(rows.collect::<super::sql::SqlResult<_>>()?)
 }
 
 /// The name of a virtual account.
@@ -29,5 +29,5 @@ pub fn account_of(c: &Db, virtual_account_id: i64) -> Result<String> {
 /// How many certificates this satellite's CA has signed.
 pub fn issued_certificates(c: &Db) -> Result<i64> {
     Ok(c.prepare_cached("SELECT COUNT(*) FROM certificates")?
-        .query_row([], |r| r.get(0))?)
+        .query_row((), |r| r.get(0))?)
 }

@@ -5,9 +5,9 @@
 //! delivers next (the server's delivery thread, or the command that caused
 //! it) finds it here. A lease keeps two deliverers off the same alert.
 
+use super::sql::params;
 use super::Db;
 use crate::error::Result;
-use rusqlite::params;
 
 /// An alert as written by the change that caused it.
 pub struct NewAlert<'a> {
@@ -49,7 +49,7 @@ pub fn enqueue(c: &Db, alert: &NewAlert<'_>, now: i64) -> Result<i64> {
     Ok(c.last_insert_rowid())
 }
 
-fn waiting_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Waiting> {
+fn waiting_row(r: &super::sql::Row<'_>) -> super::sql::SqlResult<Waiting> {
     let done: String = r.get(7)?;
     Ok(Waiting {
         id: r.get(0)?,
@@ -74,7 +74,7 @@ pub fn due(c: &Db, now: i64, ignore_backoff: bool, limit: u32) -> Result<Vec<Wai
          WHERE lease_until <= ?1 AND (?2 OR next_attempt_at <= ?1) ORDER BY id LIMIT ?3"
     ))?;
     let rows = stmt.query_map(params![now, ignore_backoff, limit], waiting_row)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(rows.collect::<super::sql::SqlResult<_>>()?)
 }
 
 /// Every alert still waiting (for the Inqueue statistic).
@@ -82,8 +82,8 @@ pub fn all(c: &Db) -> Result<Vec<Waiting>> {
     let mut stmt = c.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM call_home_outbox ORDER BY id"
     ))?;
-    let rows = stmt.query_map([], waiting_row)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    let rows = stmt.query_map((), waiting_row)?;
+    Ok(rows.collect::<super::sql::SqlResult<_>>()?)
 }
 
 /// Takes an alert for delivery until `until`; false when another deliverer holds it.
@@ -117,7 +117,7 @@ pub fn retry_later(c: &Db, id: i64, done: &[String], next_attempt_at: i64) -> Re
 pub fn oldest(c: &Db) -> Result<Option<i64>> {
     Ok(
         c.prepare_cached("SELECT MIN(created_at) FROM call_home_outbox")?
-            .query_row([], |r| r.get(0))?,
+            .query_row((), |r| r.get(0))?,
     )
 }
 
@@ -128,7 +128,7 @@ pub fn give_up_before(c: &Db, before: i64) -> Result<Vec<(String, String)>> {
         "DELETE FROM call_home_outbox WHERE created_at < ?1 RETURNING message_type, summary",
     )?;
     let rows = stmt.query_map([before], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(rows.collect::<super::sql::SqlResult<_>>()?)
 }
 
 /// What one delivery attempt to one profile came to.
@@ -168,7 +168,7 @@ pub fn counted(c: &Db) -> Result<Vec<Counted>> {
         "SELECT profile, message_type, success, failed, dropped, last_sent
          FROM call_home_stats ORDER BY profile, message_type",
     )?;
-    let rows = stmt.query_map([], |r| {
+    let rows = stmt.query_map((), |r| {
         Ok((
             r.get(0)?,
             r.get(1)?,
@@ -178,7 +178,7 @@ pub fn counted(c: &Db) -> Result<Vec<Counted>> {
             r.get(5)?,
         ))
     })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(rows.collect::<super::sql::SqlResult<_>>()?)
 }
 
 #[cfg(test)]

@@ -1,10 +1,10 @@
 //! The compliance each pool was last announced with: its status and how deep
 //! its shortfall was, so a shortfall that gets deeper is announced again.
 
+use super::sql::params;
 use super::Db;
 use crate::domain::PoolStatus;
 use crate::error::Result;
-use rusqlite::params;
 
 /// (status, shortfall) last recorded for a pool; a pool never evaluated is
 /// in compliance.
@@ -55,5 +55,5 @@ pub fn held_until(c: &Db, cutoff: i64) -> Result<Vec<(i64, String)>> {
         "SELECT virtual_account_id, tag FROM pools WHERE held = 1 AND announced_at <= ?1",
     )?;
     let rows = stmt.query_map([cutoff], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(rows.collect::<super::sql::SqlResult<_>>()?)
 }

@@ -1,9 +1,9 @@
 //! Stored reports (Periodic Record, Manual Record, Compliance Warning
 //! Report) and the daily usage snapshots behind the usage trends.
 
+use super::sql::params;
 use super::Db;
 use crate::error::Result;
-use rusqlite::params;
 
 /// A stored report's listing line: (id, kind, created at, virtual account, summary).
 pub type Listed = (i64, String, i64, Option<String>, String);
@@ -37,7 +37,7 @@ pub fn list(c: &Db, limit: u32) -> Result<Vec<Listed>> {
     let rows = stmt.query_map([limit], |r| {
         Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
     })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(rows.collect::<super::sql::SqlResult<_>>()?)
 }
 
 /// A report's stored body (JSON), if there is such a report.
@@ -93,5 +93,5 @@ pub fn history(
     let rows = stmt.query_map(params![account, virtual_account, since], |r| {
         Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
     })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(rows.collect::<super::sql::SqlResult<_>>()?)
 }

@@ -2,9 +2,9 @@
 //! reported (their product instances, demand, events, reports, history).
 
 use super::optional;
+use super::sql::params;
 use super::Db;
 use crate::error::Result;
-use rusqlite::params;
 
 #[derive(Debug, Clone)]
 pub struct Satellite {
@@ -65,7 +65,7 @@ const SELECT: &str = "SELECT s.id, s.satellite_id, s.name, s.token_hash, s.token
             WHERE sv.satellite_id = s.id ORDER BY va.name))
      FROM satellites s";
 
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Satellite> {
+fn row(r: &super::sql::Row<'_>) -> super::sql::SqlResult<Satellite> {
     let vas: Option<String> = r.get(12)?;
     Ok(Satellite {
         id: r.get(0)?,
@@ -98,9 +98,9 @@ pub fn find_by_name(c: &Db, name: &str) -> Result<Option<Satellite>> {
 
 pub fn list(c: &Db) -> Result<Vec<Satellite>> {
     let sql = format!("{SELECT} ORDER BY s.name");
-    let mut stmt = c.prepare(&sql)?;
-    let rows = stmt.query_map([], row)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    let mut stmt = c.prepare_cached(&sql)?;
+    let rows = stmt.query_map((), row)?;
+    Ok(rows.collect::<super::sql::SqlResult<_>>()?)
 }
 
 /// Virtual account ids a satellite serves.
@@ -111,7 +111,7 @@ pub fn virtual_account_ids(c: &Db, satellite_row: i64) -> Result<Vec<(i64, Strin
          WHERE sv.satellite_id = ?1 ORDER BY va.name",
     )?;
     let rows = stmt.query_map([satellite_row], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(rows.collect::<super::sql::SqlResult<_>>()?)
 }
 
 /// The satellites (not revoked) that serve a virtual account: none when
@@ -124,26 +124,26 @@ pub fn serving(c: &Db, virtual_account_id: i64) -> Result<Vec<String>> {
          WHERE sv.virtual_account_id = ?1 AND s.revoked_at IS NULL ORDER BY s.name",
     )?;
     let rows = stmt.query_map([virtual_account_id], |r| r.get(0))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(rows.collect::<super::sql::SqlResult<_>>()?)
 }
 
 /// Virtual accounts that more than one satellite (not revoked) serves,
 /// with those satellites' names.
 pub fn shared_virtual_accounts(c: &Db) -> Result<Vec<(String, Vec<String>)>> {
-    let mut stmt = c.prepare(
+    let mut stmt = c.prepare_cached(
         "SELECT va.name, group_concat(s.name, char(10)) FROM satellite_virtual_accounts sv
          JOIN satellites s ON s.id = sv.satellite_id
          JOIN virtual_accounts va ON va.id = sv.virtual_account_id
          WHERE s.revoked_at IS NULL
          GROUP BY va.id HAVING COUNT(*) > 1 ORDER BY va.name",
     )?;
-    let rows = stmt.query_map([], |r| {
+    let rows = stmt.query_map((), |r| {
         let names: String = r.get(1)?;
         let mut names: Vec<String> = names.split('\n').map(str::to_string).collect();
         names.sort();
         Ok((r.get(0)?, names))
     })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(rows.collect::<super::sql::SqlResult<_>>()?)
 }
 
 /// Makes `satellite_row` (none: the cloud itself) the one node serving a
@@ -228,8 +228,8 @@ pub struct RemoteInstance {
 /// rolled back with the caller's transaction.
 pub struct SnapshotLoad<'c> {
     c: &'c Db,
-    put_instance: rusqlite::CachedStatement<'c>,
-    put_usage: rusqlite::CachedStatement<'c>,
+    put_instance: super::db::Statement<'c>,
+    put_usage: super::db::Statement<'c>,
     rows: usize,
 }
 
@@ -275,12 +275,8 @@ impl<'c> SnapshotLoad<'c> {
     /// one instance) given twice is refused: `Conflict` names it.
     pub fn add(&mut self, i: &RemoteInstance) -> Result<()> {
         let twice = |what: String| {
-            move |e: rusqlite::Error| match e {
-                rusqlite::Error::SqliteFailure(f, _)
-                    if f.code == rusqlite::ErrorCode::ConstraintViolation =>
-                {
-                    crate::error::Error::Conflict(what)
-                }
+            move |e: super::sql::SqlError| match e {
+                super::sql::SqlError::Constraint(_) => crate::error::Error::Conflict(what),
                 other => other.into(),
             }
         };
@@ -349,11 +345,11 @@ impl<'c> SnapshotLoad<'c> {
                                AND r.count = n.count))
                  GROUP BY va, tag",
             )?;
-            let mut rows = stmt.query([satellite_row])?;
-            while let Some(r) = rows.next()? {
+            stmt.for_each([satellite_row], |r| {
                 let tag: String = r.get(1)?;
                 demand.add(r.get(0)?, &tag, r.get(2)?);
-            }
+                Ok(true)
+            })?;
         }
         c.execute(
             "DELETE FROM remote_usage AS r WHERE r.satellite_id = ?1 AND NOT EXISTS (
@@ -474,8 +470,8 @@ pub fn remote_status_counts(c: &Db) -> Result<Vec<(String, String, i64)>> {
          GROUP BY va.name, status"
     );
     let mut stmt = c.prepare_cached(&sql)?;
-    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    let rows = stmt.query_map((), |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    Ok(rows.collect::<super::sql::SqlResult<_>>()?)
 }
 
 pub fn remote_instances(c: &Db, virtual_account: Option<&str>) -> Result<Vec<RemoteInstanceRow>> {
@@ -489,11 +485,11 @@ pub fn remote_instances(c: &Db, virtual_account: Option<&str>) -> Result<Vec<Rem
     );
     let mut stmt = c.prepare_cached(&sql)?;
     let rows = stmt.query_map([virtual_account], remote_row)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(rows.collect::<super::sql::SqlResult<_>>()?)
 }
 
 /// A remote-instance row from its first ten selected columns.
-fn remote_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RemoteInstanceRow> {
+fn remote_row(r: &super::sql::Row<'_>) -> super::sql::SqlResult<RemoteInstanceRow> {
     Ok(RemoteInstanceRow {
         satellite: r.get(0)?,
         instance_id: r.get(1)?,
@@ -516,8 +512,8 @@ pub fn remote_demand(c: &Db) -> Result<Vec<(String, String, String, i64)>> {
          JOIN virtual_accounts va ON va.id = u.virtual_account_id
          GROUP BY va.name, u.tag, s.name ORDER BY va.name, u.tag, s.name",
     )?;
-    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    let rows = stmt.query_map((), |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+    Ok(rows.collect::<super::sql::SqlResult<_>>()?)
 }
 
 pub fn instance_count(c: &Db, satellite_row: i64) -> Result<i64> {
@@ -622,7 +618,7 @@ pub fn find_remote(
          WHERE r.instance_id = ?1 OR (r.pid = ?2 AND r.sn = ?3) LIMIT 1"
         ),
         params![instance_id, pid, sn],
-        |r| Ok((remote_row(r)?, r.get::<_, i64>(10)?)),
+        |r| Ok((remote_row(r)?, r.get::<i64>(10)?)),
     ))?;
     let Some((row, satellite_row)) = found else {
         return Ok(None);
@@ -634,7 +630,7 @@ pub fn find_remote(
         .query_map(params![satellite_row, row.instance_id], |r| {
             Ok((r.get(0)?, r.get(1)?))
         })?
-        .collect::<rusqlite::Result<_>>()?;
+        .collect::<super::sql::SqlResult<_>>()?;
     Ok(Some((row, usage)))
 }
 
@@ -744,7 +740,7 @@ mod tests {
         let err = replace_instances(&c, sat, &tag_twice).expect_err("tag twice");
         assert!(err.to_string().contains("lists T twice"), "{err}");
         let kept: i64 = c
-            .query_row("SELECT COUNT(*) FROM remote_instances", [], |r| r.get(0))
+            .query_row("SELECT COUNT(*) FROM remote_instances", (), |r| r.get(0))
             .expect("count");
         assert_eq!((kept, in_use(&c, 1, "T")), (0, 0));
     }

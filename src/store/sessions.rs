@@ -2,9 +2,9 @@
 //! each is stored; a token belongs to one user or one client and dies with it.
 
 use super::optional;
+use super::sql::params;
 use super::Db;
 use crate::error::Result;
-use rusqlite::params;
 
 /// Whom a live token stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,7 +59,7 @@ mod tests {
         let c = Db::migrated_in_memory();
         c.execute(
             "INSERT INTO api_clients (name, client_id, secret_hash, role, created_at) VALUES ('m', 'id', x'00', 'viewer', 0)",
-            [],
+            (),
         )
         .expect("client");
         let client = Holder::Client(c.last_insert_rowid());
@@ -67,7 +67,7 @@ mod tests {
         assert_eq!(find(&c, b"live", 99).expect("find"), Some(client));
         assert_eq!(find(&c, b"live", 100).expect("find"), None, "expired");
         assert_eq!(find(&c, b"other", 50).expect("find"), None);
-        c.execute("UPDATE api_clients SET revoked_at = 50", [])
+        c.execute("UPDATE api_clients SET revoked_at = 50", ())
             .expect("revoke");
         assert_eq!(find(&c, b"live", 60).expect("find"), None, "revoked");
     }

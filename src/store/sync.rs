@@ -3,9 +3,9 @@
 //! additions, and the reads a usage bundle is made of.
 
 use super::optional;
+use super::sql::params;
 use super::Db;
 use crate::error::Result;
-use rusqlite::params;
 
 const NODE_ID: &str = "sync.node_id";
 const CATALOG_VERSION: &str = "catalog.version";
@@ -193,14 +193,14 @@ pub fn pending_usage(c: &Db, peer: &str) -> Result<Option<SentBundle>> {
 
 /// The files of acknowledged bundles sent to `peer`, past the newest `keep`.
 pub fn acknowledged_files(c: &Db, peer: &str, keep: u32) -> Result<Vec<String>> {
-    let mut stmt = c.prepare(
+    let mut stmt = c.prepare_cached(
         "SELECT file_name FROM sync_bundles
          WHERE direction = 'sent' AND peer = ?1 AND acknowledged_at IS NOT NULL
            AND file_name IS NOT NULL
          ORDER BY sequence DESC LIMIT -1 OFFSET ?2",
     )?;
     let rows = stmt.query_map(params![peer, keep], |r| r.get(0))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(rows.collect::<super::sql::SqlResult<_>>()?)
 }
 
 /// Per direction: the last bundle (sequence, kind, recorded_at, file name).
@@ -219,7 +219,7 @@ pub struct LedgerSummary {
 pub fn summary(c: &Db, peer: &str) -> Result<LedgerSummary> {
     let mut s = LedgerSummary::default();
     type Last = (i64, String, i64, Option<String>);
-    let last = |direction: &str| -> rusqlite::Result<Option<Last>> {
+    let last = |direction: &str| -> super::sql::SqlResult<Option<Last>> {
         optional(c.query_row(
             "SELECT sequence, kind, recorded_at, file_name FROM sync_bundles
              WHERE direction = ?1 AND peer = ?2 ORDER BY sequence DESC LIMIT 1",
@@ -266,7 +266,7 @@ pub fn upstream(c: &Db) -> Result<Option<Upstream>> {
         "SELECT satellite_id, cloud_id, cloud_ca_sha256, requested_at, registered_at, cloud_account,
                 cloud_signer_sha256, retired_cloud_signer_sha256
          FROM upstream WHERE id = 1",
-        [],
+        (),
         |r| {
             Ok(Upstream {
                 satellite_id: r.get(0)?,
@@ -331,8 +331,8 @@ pub fn mark_registered(c: &Db, cloud_account: &str, now: i64) -> Result<()> {
 pub fn catalog_entries(c: &Db) -> Result<Vec<(String, String, String)>> {
     let mut stmt =
         c.prepare_cached("SELECT kind, name, body FROM catalog_entries ORDER BY kind DESC, name")?;
-    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    let rows = stmt.query_map((), |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    Ok(rows.collect::<super::sql::SqlResult<_>>()?)
 }
 
 /// Adds or replaces one catalog entry; returns whether anything changed.
@@ -382,7 +382,7 @@ pub fn replace_licenses(
         let mut stmt =
             c.prepare_cached("SELECT DISTINCT tag FROM licenses WHERE virtual_account_id = ?1")?;
         let rows = stmt.query_map([virtual_account_id], |r| r.get(0))?;
-        rows.collect::<rusqlite::Result<_>>()?
+        rows.collect::<super::sql::SqlResult<_>>()?
     };
     c.execute(
         "DELETE FROM licenses WHERE virtual_account_id = ?1",
@@ -437,9 +437,9 @@ pub fn instance_usage(c: &Db) -> Result<Vec<InstanceUsage>> {
          ORDER BY p.id",
     )?;
     let mut by_row: Vec<(i64, InstanceUsage)> = stmt
-        .query_map([], |r| {
+        .query_map((), |r| {
             Ok((
-                r.get::<_, i64>(0)?,
+                r.get::<i64>(0)?,
                 InstanceUsage {
                     instance_id: r.get(1)?,
                     virtual_account: r.get(2)?,
@@ -455,16 +455,12 @@ pub fn instance_usage(c: &Db) -> Result<Vec<InstanceUsage>> {
                 },
             ))
         })?
-        .collect::<rusqlite::Result<_>>()?;
+        .collect::<super::sql::SqlResult<_>>()?;
     let mut stmt = c.prepare_cached(
         "SELECT instance_id, tag, count FROM entitlement_usage ORDER BY instance_id, tag",
     )?;
-    let usage = stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, i64>(2)?,
-        ))
+    let usage = stmt.query_map((), |r| {
+        Ok((r.get::<i64>(0)?, r.get::<String>(1)?, r.get::<i64>(2)?))
     })?;
     for u in usage {
         let (row, tag, count) = u?;
@@ -503,7 +499,7 @@ pub fn events_after(c: &Db, after_id: i64) -> Result<Vec<EventRow>> {
             message: r.get(6)?,
         })
     })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(rows.collect::<super::sql::SqlResult<_>>()?)
 }
 
 /// A stored report as carried upstream.
@@ -532,7 +528,7 @@ pub fn reports_after(c: &Db, after_id: i64) -> Result<Vec<ReportRow>> {
             body: r.get(5)?,
         })
     })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(rows.collect::<super::sql::SqlResult<_>>()?)
 }
 
 /// A day of one pool's usage as carried upstream.
@@ -561,14 +557,14 @@ pub fn history_from(c: &Db, from_day: &str) -> Result<Vec<HistoryRow>> {
             available: r.get(4)?,
         })
     })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(rows.collect::<super::sql::SqlResult<_>>()?)
 }
 
 /// The highest ids of the logs right now (a usage bundle's watermarks).
 pub fn log_heads(c: &Db) -> Result<(i64, i64)> {
     Ok(c.query_row(
         "SELECT (SELECT COALESCE(MAX(id), 0) FROM events), (SELECT COALESCE(MAX(id), 0) FROM reports)",
-        [],
+        (),
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?)
 }

@@ -1,12 +1,12 @@
 //! Registration tokens. Only a hash of each secret is stored.
 
 use super::optional;
+use super::sql::params;
 use super::Db;
 use crate::clock::rfc3339;
 use crate::domain::token::TokenUse;
 use crate::domain::{TokenSecret, TokenTerms};
 use crate::error::{Error, Result};
-use rusqlite::params;
 use serde::Serialize;
 
 /// A token as listings show it: never the whole secret.
@@ -151,7 +151,7 @@ pub fn list(
             status: status(&state, now),
         })
     })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(rows.collect::<super::sql::SqlResult<_>>()?)
 }
 
 /// Revokes by the whole secret or by the prefix a listing shows.

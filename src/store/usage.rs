@@ -2,10 +2,10 @@
 //! `in_use` is maintained by triggers (migration 2), so every path that
 //! changes usage keeps it exact.
 
+use super::sql::params;
 use super::Db;
 use crate::domain::PoolStatus;
 use crate::error::Result;
-use rusqlite::params;
 
 /// The instance's current demand: (tag, count, status). The status is the
 /// pool's now, not the one answered at request time: when a later request
@@ -19,7 +19,7 @@ pub fn of_instance(c: &Db, instance_row_id: i64) -> Result<Vec<(String, i64, Str
          WHERE u.instance_id = ?1 ORDER BY u.tag",
     )?;
     let rows = stmt.query_map([instance_row_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(rows.collect::<super::sql::SqlResult<_>>()?)
 }
 
 /// One row of an instance's demand as stored.
@@ -43,7 +43,7 @@ pub fn counts_of(c: &Db, instance_row_id: i64) -> Result<Vec<Demand>> {
             virtual_account_id: r.get(2)?,
         })
     })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(rows.collect::<super::sql::SqlResult<_>>()?)
 }
 
 pub fn set(
@@ -155,5 +155,5 @@ pub fn pools_of(c: &Db, virtual_account_id: i64) -> Result<Vec<String>> {
          UNION SELECT tag FROM licenses WHERE virtual_account_id = ?1 ORDER BY 1",
     )?;
     let rows = stmt.query_map([virtual_account_id], |r| r.get(0))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(rows.collect::<super::sql::SqlResult<_>>()?)
 }

@@ -2,9 +2,9 @@
 //! hash `ops::password` made (the store never sees a password).
 
 use super::optional;
+use super::sql::params;
 use super::Db;
 use crate::error::{Error, Result};
-use rusqlite::params;
 
 pub const BOOTSTRAP_ADMIN: &str = "admin";
 
@@ -20,7 +20,7 @@ pub struct User {
 
 /// Whether any user exists (none: the bootstrap admin is due).
 pub fn exist(conn: &Db) -> Result<bool> {
-    Ok(conn.query_row("SELECT EXISTS (SELECT 1 FROM users)", [], |r| r.get(0))?)
+    Ok(conn.query_row("SELECT EXISTS (SELECT 1 FROM users)", (), |r| r.get(0))?)
 }
 
 /// Creates the bootstrap admin with `password_hash`.
@@ -64,7 +64,7 @@ fn virtual_accounts_of(c: &Db, id: i64) -> Result<Vec<String>> {
         "SELECT virtual_account FROM user_virtual_accounts WHERE user_id = ?1 ORDER BY 1",
     )?;
     let rows = stmt.query_map([id], |r| r.get(0))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(rows.collect::<super::sql::SqlResult<_>>()?)
 }
 
 /// The user and its password hash.
@@ -81,7 +81,7 @@ pub fn find_with_hash(c: &Db, username: &str) -> Result<Option<(User, String)>> 
                     virtual_accounts: Vec::new(),
                     created_at: r.get(3)?,
                 },
-                r.get::<_, String>(4)?,
+                r.get::<String>(4)?,
             ))
         },
     ))?;
@@ -124,7 +124,7 @@ pub fn list(c: &Db, limit: u32, offset: u32) -> Result<Vec<User>> {
             created_at: r.get(3)?,
         })
     })?;
-    let mut users: Vec<User> = rows.collect::<rusqlite::Result<_>>()?;
+    let mut users: Vec<User> = rows.collect::<super::sql::SqlResult<_>>()?;
     for user in &mut users {
         user.virtual_accounts = virtual_accounts_of(c, user.id)?;
     }
@@ -133,7 +133,7 @@ pub fn list(c: &Db, limit: u32, offset: u32) -> Result<Vec<User>> {
 
 pub fn count_admins(c: &Db) -> Result<i64> {
     Ok(
-        c.query_row("SELECT COUNT(*) FROM users WHERE role = 'admin'", [], |r| {
+        c.query_row("SELECT COUNT(*) FROM users WHERE role = 'admin'", (), |r| {
             r.get(0)
         })?,
     )

@@ -83,8 +83,8 @@ where
 
 /// Runs one cached statement: the savepoints around every job are parsed
 /// once, not once per write.
-fn statement(conn: &Db, sql: &str) -> rusqlite::Result<()> {
-    conn.prepare_cached(sql)?.execute([]).map(|_| ())
+fn statement(conn: &Db, sql: &str) -> super::sql::SqlResult<()> {
+    conn.prepare_cached(sql)?.execute(()).map(|_| ())
 }
 
 /// Counters for `/metrics`: commits and the writes they carried.
@@ -290,7 +290,7 @@ fn run(
             // PASSIVE: never waits for readers; the other thread copied
             // most of the log already, this copies the tail.
             let began = std::time::Instant::now();
-            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", (), |_| Ok(())) {
                 tracing::warn!(error = %e, "WAL checkpoint failed; it is tried again later");
             }
             stats
@@ -318,7 +318,7 @@ fn commit_group(
     // commits move the generation like any write that left copies stale.
     let version = conn
         .prepare_cached("PRAGMA data_version")
-        .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
+        .and_then(|mut s| s.query_row((), |r| r.get::<i64>(0)))
         .ok();
     if version.is_none() || version != *seen_version {
         stats.generation.fetch_add(1, Ordering::AcqRel);
@@ -404,7 +404,7 @@ mod tests {
         });
         let conn = super::super::connect(&dir.path().join("w.db")).expect("open");
         let n: i64 = conn
-            .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+            .query_row("SELECT COUNT(*) FROM t", (), |r| r.get(0))
             .expect("count");
         assert_eq!(n, 45, "refused writes must leave nothing behind");
     }
@@ -416,7 +416,7 @@ mod tests {
             let (w, probe) = (w.clone(), w.clone());
             async move {
                 w.write_keeping_copies(move |c: &Db| {
-                    c.execute("INSERT INTO t VALUES (1)", [])
+                    c.execute("INSERT INTO t VALUES (1)", ())
                         .map_err(|_| TestError::Store)?;
                     Ok::<_, TestError>(probe.generation())
                 })
@@ -431,7 +431,7 @@ mod tests {
             let again = generation_in_a_job(&writer).await.expect("write");
             assert_eq!(first, again, "a job keeping copies leaves them exact");
             let cli = super::super::connect(&dir.path().join("w.db")).expect("open");
-            cli.execute("INSERT INTO t VALUES (2)", [])
+            cli.execute("INSERT INTO t VALUES (2)", ())
                 .expect("cli write");
             let after = generation_in_a_job(&writer).await.expect("write");
             assert!(
@@ -445,12 +445,12 @@ mod tests {
     fn a_panicking_write_is_rolled_back_and_the_writer_lives_on() {
         let (_dir, writer) = writer();
         let r: Result<(), TestError> = writer.write_blocking(|c: &Db| {
-            c.execute("INSERT INTO t VALUES (1)", []).ok();
+            c.execute("INSERT INTO t VALUES (1)", ()).ok();
             panic!("boom")
         });
         assert!(matches!(r, Err(TestError::Store)));
         let n: Result<i64, TestError> = writer.write_blocking(|c: &Db| {
-            c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+            c.query_row("SELECT COUNT(*) FROM t", (), |r| r.get(0))
                 .map_err(|_| TestError::Store)
         });
         assert_eq!(n.expect("writer alive"), 0);
