@@ -37,11 +37,10 @@ pub fn insert(c: &Db, client: &NewClient<'_>, now: i64) -> Result<i64> {
             client.name
         )));
     }
-    c.execute(
-        "INSERT INTO api_clients (name, client_id, secret_hash, role, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![client.name, client.client_id, client.secret_hash, client.role, now],
+    let id = c.query_row(
+        "INSERT INTO api_clients (name, client_id, secret_hash, role, created_at) VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+        params![client.name, client.client_id, client.secret_hash, client.role, now], |r| r.get::<i64>(0)
     )?;
-    let id = c.last_insert_rowid();
     for va in client.virtual_accounts {
         c.execute(
             "INSERT OR IGNORE INTO api_client_virtual_accounts (client_id, virtual_account) VALUES (?1, ?2)",

@@ -76,10 +76,6 @@ impl Db {
     {
         self.prepare_cached(sql)?.query_row(params, f)
     }
-
-    pub(in crate::store) fn last_insert_rowid(&self) -> i64 {
-        self.conn.last_insert_rowid()
-    }
 }
 
 /// A prepared statement of this connection.

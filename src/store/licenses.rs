@@ -34,9 +34,9 @@ pub struct NewLicense<'a> {
 }
 
 pub fn insert(c: &Db, license: &NewLicense<'_>, now: i64) -> Result<i64> {
-    c.execute(
+    let id = c.query_row(
         "INSERT INTO licenses (virtual_account_id, sku, tag, quantity, license_type, start_at, end_at, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
         params![
             license.virtual_account_id,
             license.sku,
@@ -46,9 +46,9 @@ pub fn insert(c: &Db, license: &NewLicense<'_>, now: i64) -> Result<i64> {
             license.start_at,
             license.end_at,
             now
-        ],
+        ], |r| r.get::<i64>(0)
     )?;
-    Ok(c.last_insert_rowid())
+    Ok(id)
 }
 
 /// Adds to the virtual account's row of the same SKU and term (start, end,

@@ -34,19 +34,19 @@ pub struct Waiting {
 }
 
 pub fn enqueue(c: &Db, alert: &NewAlert<'_>, now: i64) -> Result<i64> {
-    c.prepare_cached(
+    let id = c.prepare_cached(
         "INSERT INTO call_home_outbox (created_at, category, message_type, severity, summary, detail, next_attempt_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?1)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?1) RETURNING id",
     )?
-    .execute(params![
+    .query_row(params![
         now,
         alert.category,
         alert.message_type,
         alert.severity,
         alert.summary,
         alert.detail
-    ])?;
-    Ok(c.last_insert_rowid())
+    ], |r| r.get::<i64>(0))?;
+    Ok(id)
 }
 
 fn waiting_row(r: &super::sql::Row<'_>) -> super::sql::SqlResult<Waiting> {

@@ -17,11 +17,10 @@ pub fn insert(
     now: i64,
     body: impl FnOnce(i64) -> Result<String>,
 ) -> Result<i64> {
-    c.prepare_cached(
-        "INSERT INTO reports (kind, created_at, virtual_account, summary, body) VALUES (?1, ?2, ?3, ?4, '')",
+    let id = c.prepare_cached(
+        "INSERT INTO reports (kind, created_at, virtual_account, summary, body) VALUES (?1, ?2, ?3, ?4, '') RETURNING id",
     )?
-    .execute(params![kind, now, virtual_account, summary])?;
-    let id = c.last_insert_rowid();
+    .query_row(params![kind, now, virtual_account, summary], |r| r.get::<i64>(0))?;
     let body = body(id)?;
     c.prepare_cached("UPDATE reports SET body = ?2 WHERE id = ?1")?
         .execute(params![id, body])?;

@@ -34,9 +34,9 @@ pub struct NewSatellite<'a> {
 }
 
 pub fn create(c: &Db, s: &NewSatellite<'_>, now: i64) -> Result<i64> {
-    c.execute(
+    let id = c.query_row(
         "INSERT INTO satellites (satellite_id, name, token_hash, token_expires_at, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
+         VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
         params![
             s.satellite_id,
             s.name,
@@ -44,8 +44,8 @@ pub fn create(c: &Db, s: &NewSatellite<'_>, now: i64) -> Result<i64> {
             s.token_expires_at,
             now
         ],
+        |r| r.get::<i64>(0),
     )?;
-    let id = c.last_insert_rowid();
     for va in s.virtual_account_ids {
         c.execute(
             "INSERT INTO satellite_virtual_accounts (satellite_id, virtual_account_id) VALUES (?1, ?2)

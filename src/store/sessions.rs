@@ -57,12 +57,12 @@ mod tests {
     #[test]
     fn tokens_expire_and_die_with_their_client() {
         let c = Db::migrated_in_memory();
-        c.execute(
-            "INSERT INTO api_clients (name, client_id, secret_hash, role, created_at) VALUES ('m', 'id', x'00', 'viewer', 0)",
-            (),
+        let client_row = c.query_row(
+            "INSERT INTO api_clients (name, client_id, secret_hash, role, created_at) VALUES ('m', 'id', x'00', 'viewer', 0) RETURNING id",
+            (), |r| r.get::<i64>(0)
         )
         .expect("client");
-        let client = Holder::Client(c.last_insert_rowid());
+        let client = Holder::Client(client_row);
         insert(&c, b"live", client, 10, 100).expect("insert");
         assert_eq!(find(&c, b"live", 99).expect("find"), Some(client));
         assert_eq!(find(&c, b"live", 100).expect("find"), None, "expired");

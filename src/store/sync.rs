@@ -59,10 +59,10 @@ pub struct LedgerEntry {
 }
 
 pub fn record(c: &Db, e: &LedgerEntry) -> Result<i64> {
-    c.execute(
+    let id = c.query_row(
         "INSERT INTO sync_bundles (direction, peer, kind, sequence, sha256, in_reply_to, created_at,
             recorded_at, file_name, summary, watermarks, response)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) RETURNING id",
         params![
             e.direction.as_str(),
             e.peer,
@@ -76,9 +76,9 @@ pub fn record(c: &Db, e: &LedgerEntry) -> Result<i64> {
             e.summary,
             e.watermarks,
             e.response
-        ],
+        ], |r| r.get::<i64>(0)
     )?;
-    Ok(c.last_insert_rowid())
+    Ok(id)
 }
 
 /// The highest sequence recorded with `peer` in one direction.

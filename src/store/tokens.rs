@@ -45,10 +45,10 @@ pub fn insert(
     let prefix = secret
         .prefix()
         .ok_or_else(|| Error::invalid("token", "generated secret too short"))?;
-    conn.execute(
+    let id = conn.query_row(
         "INSERT INTO registration_tokens
            (prefix, secret_hash, virtual_account_id, description, export_controlled, created_at, expires_at, max_uses)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
         params![
             prefix,
             secret.hash().as_slice(),
@@ -58,9 +58,9 @@ pub fn insert(
             now,
             now + i64::from(terms.days) * 86_400,
             terms.max_uses,
-        ],
+        ], |r| r.get::<i64>(0)
     )?;
-    Ok(conn.last_insert_rowid())
+    Ok(id)
 }
 
 pub fn find(conn: &Db, secret: &TokenSecret) -> Result<Option<StoredToken>> {

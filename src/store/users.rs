@@ -45,11 +45,10 @@ pub fn insert(
             "a user {username:?} exists already; pick another name"
         )));
     }
-    c.execute(
-        "INSERT INTO users (username, password_hash, role, created_at) VALUES (?1, ?2, ?3, ?4)",
-        params![username, password_hash, role, now],
+    let id = c.query_row(
+        "INSERT INTO users (username, password_hash, role, created_at) VALUES (?1, ?2, ?3, ?4) RETURNING id",
+        params![username, password_hash, role, now], |r| r.get::<i64>(0)
     )?;
-    let id = c.last_insert_rowid();
     for va in virtual_accounts {
         c.execute(
             "INSERT OR IGNORE INTO user_virtual_accounts (user_id, virtual_account) VALUES (?1, ?2)",
