@@ -38,6 +38,8 @@ pub enum BackupError {
     Service(#[from] crate::error::Error),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Move(#[from] store::to_postgres::MoveError),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BackupError + '_ {
@@ -394,6 +396,38 @@ fn parent(file: &Path) -> &Path {
     file.parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or_else(|| Path::new("."))
+}
+
+/// `satellite migrate --to-postgres URL`: the stopped satellite's database
+/// copied into an empty PostgreSQL database. The data dir keeps its keys
+/// and certificates and its own database (nothing here is removed).
+pub fn move_to_postgres(
+    config: &Config,
+    url: &str,
+    password_file: Option<&Path>,
+) -> Result<store::to_postgres::Copied, BackupError> {
+    ensure_stopped(config).map_err(|e| match e {
+        BackupError::Refused(m) => BackupError::Refused(m.replace("then restore", "then move it")),
+        e => e,
+    })?;
+    let password = match password_file {
+        Some(file) => {
+            let text = std::fs::read_to_string(file).map_err(io(file))?;
+            Some(text.trim_end_matches(['\r', '\n']).to_string())
+        }
+        None => None,
+    };
+    let db_path = config.data_dir.join(DATABASE);
+    if !db_path.exists() {
+        return Err(BackupError::Refused(format!(
+            "no database at {}: there is nothing to move (check -c and data_dir)",
+            db_path.display()
+        )));
+    }
+    let embedded = store::connect(&db_path)?;
+    let target = store::to_postgres::target(url);
+    let pg = store::to_postgres::connect(url, password.as_deref())?;
+    Ok(store::to_postgres::copy(&embedded, &pg, &target)?)
 }
 
 #[cfg(test)]

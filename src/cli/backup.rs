@@ -1,4 +1,4 @@
-//! `backup FILE` and `restore FILE`.
+//! `backup FILE`, `restore FILE` and `migrate --to-postgres URL`.
 
 use super::error::CliError;
 use super::output::print_json;
@@ -52,5 +52,29 @@ pub fn restore(config: &Config, clock: &Clock, file: &Path, json: bool) -> Resul
         println!("the replaced database is kept as {}", previous.display());
     }
     println!("start the satellite again (systemctl start satellite, or satellite serve)");
+    Ok(())
+}
+
+pub fn migrate(
+    config: &Config,
+    url: &str,
+    password_file: Option<&Path>,
+    json: bool,
+) -> Result<(), CliError> {
+    let copied = crate::backup::move_to_postgres(config, url, password_file)?;
+    let target = &copied.target;
+    if json {
+        return print_json(&serde_json::json!({
+            "target": target,
+            "rows": copied.rows(),
+            "tables": copied.tables.iter().map(|(t, n)| serde_json::json!({"table": t, "rows": n})).collect::<Vec<_>>(),
+        }));
+    }
+    println!(
+        "copied {} rows in {} tables into {target}",
+        copied.rows(),
+        copied.tables.len()
+    );
+    eprintln!("the data dir keeps the keys and certificates, and its own database untouched");
     Ok(())
 }

@@ -460,6 +460,11 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Backup { file, json } => super::backup::backup(&config, &clock, &file, json),
         Command::Restore { file, json } => super::backup::restore(&config, &clock, &file, json),
+        Command::Migrate {
+            to_postgres,
+            password_file,
+            json,
+        } => super::backup::migrate(&config, &to_postgres, password_file.as_deref(), json),
         Command::Catalog(CatalogCommand::List { json }) => {
             // With the cloud's additions when there is a satellite here.
             let catalog = match ops::Local::open(&config, &clock) {

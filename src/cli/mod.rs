@@ -169,6 +169,21 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Copy a stopped satellite's database into an empty PostgreSQL database (the keys stay in the data dir; serving from it is still to come).
+    #[command(
+        after_help = "Example:\n  systemctl stop satellite\n  satellite migrate --to-postgres postgresql://satellite@db1:5432/satellite --password-file /etc/satellite/db-password"
+    )]
+    Migrate {
+        /// The empty target database, as a libpq URL (postgresql://USER@HOST:PORT/DB); several hosts and target_session_attrs=read-write find the primary.
+        #[arg(long, value_name = "URL")]
+        to_postgres: String,
+        /// A file holding the database user's password (instead of one in the URL, which would show in `ps`).
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
+        /// Print JSON for scripts instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// The SKU catalog: the entitlement tag each SKU fills, its category and term.
     #[command(subcommand)]
     Catalog(CatalogCommand),

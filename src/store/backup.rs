@@ -14,8 +14,8 @@ pub fn copy_to(c: &Db, dest: &Path) -> Result<(), StoreError> {
     // Every page is read once: through the memory map they would all stay
     // resident in this process (a 213 MB database peaked at 526 MB), and a
     // big page cache would hold them again. Read through a small cache.
-    c.sqlite().pragma_update(None, "mmap_size", 0)?;
-    c.sqlite().pragma_update(None, "cache_size", -2048)?;
+    c.sqlite()?.pragma_update(None, "mmap_size", 0)?;
+    c.sqlite()?.pragma_update(None, "cache_size", -2048)?;
     c.execute("VACUUM INTO ?1", params![dest])?;
     Ok(())
 }

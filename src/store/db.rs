@@ -8,21 +8,37 @@
 //! modules stay as they are. Opening, transactions, migrations and backups
 //! are the engine's own (store/mod.rs, writer.rs, migrations.rs, backup.rs).
 
-use super::sql::{Bind, Params, Row, SqlError, SqlResult};
+use super::postgres::PgConn;
+use super::sql::{Bind, Params, Row, RowRef, SqlError, SqlResult, Value};
 use rusqlite::Connection;
 
 /// One database connection, owned by whoever runs work on it: the writer
 /// thread, a reader in the pool, or a one-shot command.
 pub struct Db {
-    conn: Connection,
+    engine: Engine,
     /// Who the transactions on this connection act for: the events they
     /// write carry the name (a one-shot command's connection is one caller's).
     actor: Option<String>,
 }
 
+enum Engine {
+    Sqlite(Connection),
+    Postgres(Box<PgConn>),
+}
+
 impl Db {
     pub(in crate::store) fn new(conn: Connection) -> Self {
-        Self { conn, actor: None }
+        Self {
+            engine: Engine::Sqlite(conn),
+            actor: None,
+        }
+    }
+
+    pub(in crate::store) fn postgres(conn: PgConn) -> Self {
+        Self {
+            engine: Engine::Postgres(Box::new(conn)),
+            actor: None,
+        }
     }
 
     /// Stamps the events that later transactions on this connection write
@@ -41,21 +57,33 @@ impl Db {
     pub(in crate::store) fn migrated_in_memory() -> Self {
         let mut conn = Connection::open_in_memory().expect("in-memory database");
         super::migrations::apply(&mut conn).expect("migrations");
-        Self { conn, actor: None }
+        Self::new(conn)
     }
 
-    pub(in crate::store) fn sqlite(&self) -> &Connection {
-        &self.conn
+    /// The SQLite connection, for what only that engine does (opening,
+    /// transactions, migrations, backups).
+    pub(in crate::store) fn sqlite(&self) -> SqlResult<&Connection> {
+        match &self.engine {
+            Engine::Sqlite(conn) => Ok(conn),
+            Engine::Postgres(_) => Err(SqlError::Engine("SQLite")),
+        }
     }
 
-    pub(in crate::store) fn sqlite_mut(&mut self) -> &mut Connection {
-        &mut self.conn
+    pub(in crate::store) fn sqlite_mut(&mut self) -> SqlResult<&mut Connection> {
+        match &mut self.engine {
+            Engine::Sqlite(conn) => Ok(conn),
+            Engine::Postgres(_) => Err(SqlError::Engine("SQLite")),
+        }
     }
 
     /// A statement, prepared once per connection and kept for reuse.
     pub(in crate::store) fn prepare_cached(&self, sql: &str) -> SqlResult<Statement<'_>> {
-        Ok(Statement {
-            inner: self.conn.prepare_cached(sql)?,
+        Ok(match &self.engine {
+            Engine::Sqlite(conn) => Statement::Sqlite(conn.prepare_cached(sql)?),
+            Engine::Postgres(conn) => Statement::Postgres {
+                conn,
+                statement: conn.prepare(sql)?,
+            },
         })
     }
 
@@ -65,7 +93,10 @@ impl Db {
 
     /// Several statements without parameters (schema work, temp tables).
     pub(in crate::store) fn execute_batch(&self, sql: &str) -> SqlResult<()> {
-        Ok(self.conn.execute_batch(sql)?)
+        match &self.engine {
+            Engine::Sqlite(conn) => Ok(conn.execute_batch(sql)?),
+            Engine::Postgres(conn) => conn.batch(sql),
+        }
     }
 
     /// The one row a query returns (`SqlError::NoRows` if none).
@@ -78,20 +109,88 @@ impl Db {
     }
 }
 
+/// What a transaction is for.
+pub(in crate::store) enum Begin {
+    /// Changes: SQLite takes the write lock at once (no deadlock upgrading
+    /// a read later).
+    Write,
+    /// Reads that see one moment and hold no write lock.
+    Read,
+}
+
+/// An open transaction: rolled back when dropped uncommitted (an error or
+/// a panic on the way), committed only by `commit`.
+pub(in crate::store) struct Transaction<'c> {
+    db: &'c Db,
+    open: bool,
+}
+
+impl Transaction<'_> {
+    pub(in crate::store) fn commit(mut self) -> SqlResult<()> {
+        self.open = false;
+        self.db.execute_batch("COMMIT")
+    }
+}
+
+impl Drop for Transaction<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            let _ = self.db.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+impl Db {
+    pub(in crate::store) fn begin(&self, kind: Begin) -> SqlResult<Transaction<'_>> {
+        let sql = match (&self.engine, kind) {
+            (Engine::Sqlite(_), Begin::Write) => "BEGIN IMMEDIATE",
+            (Engine::Sqlite(_), Begin::Read) => "BEGIN DEFERRED",
+            (Engine::Postgres(_), Begin::Write) => "BEGIN",
+            (Engine::Postgres(_), Begin::Read) => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        };
+        self.execute_batch(sql)?;
+        Ok(Transaction {
+            db: self,
+            open: true,
+        })
+    }
+
+    /// Whether a transaction is open (SQLite ends one by itself on a disk
+    /// full or I/O error: the writer must notice).
+    pub(in crate::store) fn in_transaction(&self) -> bool {
+        match &self.engine {
+            Engine::Sqlite(conn) => !conn.is_autocommit(),
+            Engine::Postgres(conn) => conn.in_transaction(),
+        }
+    }
+}
+
 /// A prepared statement of this connection.
-pub(in crate::store) struct Statement<'c> {
-    inner: rusqlite::CachedStatement<'c>,
+pub(in crate::store) enum Statement<'c> {
+    Sqlite(rusqlite::CachedStatement<'c>),
+    Postgres {
+        conn: &'c PgConn,
+        statement: postgres::Statement,
+    },
 }
 
 fn binds<P: Params>(params: &P) -> impl Iterator<Item = Bind<'_>> {
     params.each().map(Bind)
 }
 
+fn values<P: Params>(params: &P) -> Vec<Value<'_>> {
+    params.each().map(|p| p.value()).collect()
+}
+
 impl Statement<'_> {
     pub(in crate::store) fn execute<P: Params>(&mut self, params: P) -> SqlResult<usize> {
-        Ok(self
-            .inner
-            .execute(rusqlite::params_from_iter(binds(&params)))?)
+        match self {
+            Self::Sqlite(s) => Ok(s.execute(rusqlite::params_from_iter(binds(&params)))?),
+            Self::Postgres { conn, statement } => {
+                let n = conn.execute(statement, &values(&params))?;
+                Ok(usize::try_from(n).unwrap_or(usize::MAX))
+            }
+        }
     }
 
     pub(in crate::store) fn query_row<T, P, F>(&mut self, params: P, f: F) -> SqlResult<T>
@@ -99,13 +198,15 @@ impl Statement<'_> {
         P: Params,
         F: FnOnce(&Row<'_>) -> SqlResult<T>,
     {
-        let mut rows = self
-            .inner
-            .query(rusqlite::params_from_iter(binds(&params)))?;
-        match rows.next()? {
-            Some(row) => f(&Row { inner: row }),
-            None => Err(SqlError::NoRows),
-        }
+        let mut f = Some(f);
+        let mut found = None;
+        self.for_each(params, |row| {
+            if let Some(f) = f.take() {
+                found = Some(f(row)?);
+            }
+            Ok(false)
+        })?;
+        found.ok_or(SqlError::NoRows)
     }
 
     /// Every row, each read by `f`.
@@ -118,29 +219,40 @@ impl Statement<'_> {
         P: Params,
         F: FnMut(&Row<'_>) -> SqlResult<T>,
     {
-        let mut rows = self
-            .inner
-            .query(rusqlite::params_from_iter(binds(&params)))?;
         let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            out.push(f(&Row { inner: row }));
-        }
+        self.for_each(params, |row| {
+            out.push(f(row));
+            Ok(true)
+        })?;
         Ok(out.into_iter())
     }
 
-    /// Rows one at a time, for as long as `f` answers true (streams: a
-    /// large result is never held whole).
+    /// Rows one at a time, for as long as `f` answers true (SQLite
+    /// streams them; PostgreSQL's come in one answer).
     pub(in crate::store) fn for_each<P, F>(&mut self, params: P, mut f: F) -> SqlResult<()>
     where
         P: Params,
         F: FnMut(&Row<'_>) -> SqlResult<bool>,
     {
-        let mut rows = self
-            .inner
-            .query(rusqlite::params_from_iter(binds(&params)))?;
-        while let Some(row) = rows.next()? {
-            if !f(&Row { inner: row })? {
-                break;
+        match self {
+            Self::Sqlite(s) => {
+                let mut rows = s.query(rusqlite::params_from_iter(binds(&params)))?;
+                while let Some(row) = rows.next()? {
+                    if !f(&Row {
+                        inner: RowRef::Sqlite(row),
+                    })? {
+                        break;
+                    }
+                }
+            }
+            Self::Postgres { conn, statement } => {
+                for row in conn.query(statement, &values(&params))? {
+                    if !f(&Row {
+                        inner: RowRef::Postgres(&row),
+                    })? {
+                        break;
+                    }
+                }
             }
         }
         Ok(())

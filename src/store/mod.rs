@@ -8,6 +8,7 @@
 mod db;
 pub mod error;
 mod migrations;
+mod postgres;
 pub(crate) mod sql;
 mod writer;
 
@@ -28,6 +29,7 @@ pub mod reports;
 pub mod satellites;
 pub mod sessions;
 pub mod sync;
+pub mod to_postgres;
 pub mod tokens;
 pub mod usage;
 pub mod users;
@@ -36,7 +38,7 @@ pub use db::Db;
 pub use error::StoreError;
 pub use writer::{Writer, WriterStats};
 
-use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -175,7 +177,7 @@ pub fn open_and_migrate(path: &Path) -> Result<Db, StoreError> {
     if !existed {
         crate::pki::files::restrict(path).ok();
     }
-    migrations::apply(conn.sqlite_mut())?;
+    migrations::apply(conn.sqlite_mut()?)?;
     Ok(conn)
 }
 
@@ -185,8 +187,7 @@ pub fn transaction<T, E>(db: &mut Db, f: impl FnOnce(&Db) -> Result<T, E>) -> Re
 where
     E: From<StoreError>,
 {
-    let tx = rusqlite::Transaction::new_unchecked(db.sqlite(), TransactionBehavior::Immediate)
-        .map_err(StoreError::from)?;
+    let tx = db.begin(db::Begin::Write).map_err(StoreError::from)?;
     let stamp = match db.actor() {
         Some(_) => Some(audit::last_event_id(db)?),
         None => None,
@@ -205,9 +206,7 @@ pub fn rehearse<T, E>(db: &mut Db, f: impl FnOnce(&Db) -> Result<T, E>) -> Resul
 where
     E: From<StoreError>,
 {
-    let _rolled_back =
-        rusqlite::Transaction::new_unchecked(db.sqlite(), TransactionBehavior::Immediate)
-            .map_err(StoreError::from)?;
+    let _rolled_back = db.begin(db::Begin::Write).map_err(StoreError::from)?;
     f(db)
 }
 
@@ -217,9 +216,7 @@ pub fn snapshot<T, E>(db: &Db, f: impl FnOnce(&Db) -> Result<T, E>) -> Result<T,
 where
     E: From<StoreError>,
 {
-    let _snapshot =
-        rusqlite::Transaction::new_unchecked(db.sqlite(), TransactionBehavior::Deferred)
-            .map_err(StoreError::from)?;
+    let _snapshot = db.begin(db::Begin::Read).map_err(StoreError::from)?;
     f(db)
 }
 
@@ -232,7 +229,7 @@ where
 /// its commits (CLI writes waited seconds under load).
 pub fn ready_for_commands(conn: &Db) -> Result<(), StoreError> {
     conn.query_row("SELECT randomblob(1)", (), |_| Ok(()))?;
-    conn.sqlite().busy_handler(Some(command_busy))?;
+    conn.sqlite()?.busy_handler(Some(command_busy))?;
     Ok(())
 }
 
@@ -257,7 +254,7 @@ impl Store {
         // with `journal_size_limit`: that cuts the file at the commit after
         // the log starts over, and held such commits for 25-43 ms beside
         // the daily jobs. Busy (a CLI reading) leaves it as it is.
-        let sqlite = conn.sqlite();
+        let sqlite = conn.sqlite()?;
         sqlite.busy_timeout(Duration::from_millis(200))?;
         if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", (), |_| Ok(())) {
             tracing::warn!(error = %e, "could not empty the WAL at start; it is checkpointed as the server runs");

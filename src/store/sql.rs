@@ -130,9 +130,14 @@ pub(crate) use params;
 pub enum SqlError {
     #[error(transparent)]
     Sqlite(rusqlite::Error),
+    #[error("{0}")]
+    Postgres(postgres::Error),
     /// A row broke a UNIQUE, PRIMARY KEY or CHECK constraint.
     #[error("constraint violated: {0}")]
     Constraint(String),
+    /// Work only one engine does, asked of the other.
+    #[error("this needs the {0} engine")]
+    Engine(&'static str),
     /// A query that must return one row returned none.
     #[error("the query returned no rows")]
     NoRows,
@@ -155,6 +160,28 @@ impl From<rusqlite::Error> for SqlError {
     }
 }
 
+impl From<postgres::Error> for SqlError {
+    fn from(e: postgres::Error) -> Self {
+        use postgres::error::SqlState;
+        let constraint = e.code().is_some_and(|code| {
+            [
+                SqlState::UNIQUE_VIOLATION,
+                SqlState::CHECK_VIOLATION,
+                SqlState::NOT_NULL_VIOLATION,
+                SqlState::FOREIGN_KEY_VIOLATION,
+            ]
+            .contains(code)
+        });
+        if constraint {
+            return Self::Constraint(
+                e.as_db_error()
+                    .map_or_else(|| e.to_string(), |d| d.message().to_string()),
+            );
+        }
+        Self::Postgres(e)
+    }
+}
+
 pub type SqlResult<T> = Result<T, SqlError>;
 
 /// `Ok(None)` for a single-row query that found no row.
@@ -168,51 +195,124 @@ pub fn optional<T>(result: SqlResult<T>) -> SqlResult<Option<T>> {
 
 /// One row of a result, read column by column.
 pub struct Row<'a> {
-    pub(in crate::store) inner: &'a rusqlite::Row<'a>,
+    pub(in crate::store) inner: RowRef<'a>,
+}
+
+pub(in crate::store) enum RowRef<'a> {
+    Sqlite(&'a rusqlite::Row<'a>),
+    Postgres(&'a postgres::Row),
 }
 
 impl Row<'_> {
     pub fn get<T: Column>(&self, index: usize) -> SqlResult<T> {
-        T::from_sqlite(self.inner, index)
+        match self.inner {
+            RowRef::Sqlite(row) => T::from_sqlite(row, index),
+            RowRef::Postgres(row) => T::from_pg_opt(row, index)?.ok_or(SqlError::Column {
+                column: index,
+                reason: "NULL where a value was expected".into(),
+            }),
+        }
     }
 }
 
 /// A Rust type a column is read as.
 pub trait Column: Sized {
     fn from_sqlite(row: &rusqlite::Row<'_>, index: usize) -> SqlResult<Self>;
+    /// The column's value, `None` for NULL.
+    fn from_pg_opt(row: &postgres::Row, index: usize) -> SqlResult<Option<Self>>;
 }
 
-macro_rules! sqlite_columns {
+fn out_of_range(index: usize, value: impl std::fmt::Display) -> SqlError {
+    SqlError::Column {
+        column: index,
+        reason: format!("{value} is out of range for its type"),
+    }
+}
+
+macro_rules! integer_columns {
     ($($t:ty),*) => {$(
         impl Column for $t {
             fn from_sqlite(row: &rusqlite::Row<'_>, index: usize) -> SqlResult<Self> {
                 Ok(row.get(index)?)
             }
+            fn from_pg_opt(row: &postgres::Row, index: usize) -> SqlResult<Option<Self>> {
+                super::postgres::integer(row, index)?
+                    .map(|i| <$t>::try_from(i).map_err(|_| out_of_range(index, i)))
+                    .transpose()
+            }
         }
     )*};
 }
-sqlite_columns!(
-    i64,
-    i32,
-    u32,
-    u16,
-    u8,
-    u64,
-    usize,
-    bool,
-    f64,
-    String,
-    Vec<u8>
-);
+integer_columns!(i64, i32, u32, u16, u8, u64, usize);
+
+impl Column for bool {
+    fn from_sqlite(row: &rusqlite::Row<'_>, index: usize) -> SqlResult<Self> {
+        Ok(row.get(index)?)
+    }
+    fn from_pg_opt(row: &postgres::Row, index: usize) -> SqlResult<Option<Self>> {
+        Ok(super::postgres::integer(row, index)?.map(|i| i != 0))
+    }
+}
+
+impl Column for f64 {
+    fn from_sqlite(row: &rusqlite::Row<'_>, index: usize) -> SqlResult<Self> {
+        Ok(row.get(index)?)
+    }
+    fn from_pg_opt(row: &postgres::Row, index: usize) -> SqlResult<Option<Self>> {
+        match row.columns().get(index).map(|c| c.type_().clone()) {
+            Some(postgres::types::Type::FLOAT8) => pg(row, index),
+            _ => Ok(super::postgres::integer(row, index)?.map(|i| i as f64)),
+        }
+    }
+}
+
+impl Column for String {
+    fn from_sqlite(row: &rusqlite::Row<'_>, index: usize) -> SqlResult<Self> {
+        Ok(row.get(index)?)
+    }
+    fn from_pg_opt(row: &postgres::Row, index: usize) -> SqlResult<Option<Self>> {
+        pg(row, index)
+    }
+}
+
+impl Column for Vec<u8> {
+    fn from_sqlite(row: &rusqlite::Row<'_>, index: usize) -> SqlResult<Self> {
+        Ok(row.get(index)?)
+    }
+    fn from_pg_opt(row: &postgres::Row, index: usize) -> SqlResult<Option<Self>> {
+        pg(row, index)
+    }
+}
+
+/// A column the postgres crate reads as `T` itself.
+fn pg<T>(row: &postgres::Row, index: usize) -> SqlResult<Option<T>>
+where
+    for<'r> T: postgres::types::FromSql<'r>,
+{
+    row.try_get::<_, Option<T>>(index)
+        .map_err(|e| SqlError::Column {
+            column: index,
+            reason: e.to_string(),
+        })
+}
 
 impl<const N: usize> Column for [u8; N] {
     fn from_sqlite(row: &rusqlite::Row<'_>, index: usize) -> SqlResult<Self> {
         let bytes: Vec<u8> = row.get(index)?;
-        bytes.try_into().map_err(|b: Vec<u8>| SqlError::Column {
-            column: index,
-            reason: format!("{} bytes where {N} were expected", b.len()),
-        })
+        fixed(index, bytes)
     }
+    fn from_pg_opt(row: &postgres::Row, index: usize) -> SqlResult<Option<Self>> {
+        pg::<Vec<u8>>(row, index)?
+            .map(|b| fixed(index, b))
+            .transpose()
+    }
+}
+
+fn fixed<const N: usize>(index: usize, bytes: Vec<u8>) -> SqlResult<[u8; N]> {
+    bytes.try_into().map_err(|b: Vec<u8>| SqlError::Column {
+        column: index,
+        reason: format!("{} bytes where {N} were expected", b.len()),
+    })
 }
 
 impl<T: Column> Column for Option<T> {
@@ -221,6 +321,9 @@ impl<T: Column> Column for Option<T> {
             rusqlite::types::ValueRef::Null => Ok(None),
             _ => T::from_sqlite(row, index).map(Some),
         }
+    }
+    fn from_pg_opt(row: &postgres::Row, index: usize) -> SqlResult<Option<Self>> {
+        T::from_pg_opt(row, index).map(Some)
     }
 }
 

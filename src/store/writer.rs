@@ -331,7 +331,7 @@ fn commit_group(
         // Some errors (disk full, I/O) make SQLite roll back the whole
         // transaction. Running on would commit the rest on their own while
         // every caller is told nothing was recorded: stop here instead.
-        if conn.sqlite().is_autocommit() {
+        if !conn.in_transaction() {
             return Err(StoreError::TransactionLost);
         }
     }

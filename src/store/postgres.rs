@@ -1,0 +1,232 @@
+//! The PostgreSQL engine behind `Db`: a connection, its prepared
+//! statements, and the translation of the store's vocabulary (`?N`
+//! placeholders, `sql::Value` parameters, `sql::Column` reads).
+//!
+//! Integers are BIGINT throughout the schema, blobs BYTEA, text TEXT, so
+//! the store's SQLite types map one to one; a parameter is converted to
+//! whatever type PostgreSQL inferred for its placeholder.
+
+use super::sql::{SqlError, SqlResult, Value};
+use postgres::types::{IsNull, ToSql, Type};
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+/// One PostgreSQL session with its statement cache.
+pub struct PgConn {
+    client: RefCell<postgres::Client>,
+    statements: RefCell<HashMap<String, postgres::Statement>>,
+    /// A transaction begun here is open.
+    open: std::cell::Cell<bool>,
+}
+
+/// How long a dead peer goes unnoticed at most: TCP keepalives at these
+/// intervals end a session whose server (or network) is gone.
+const KEEPALIVE_IDLE: std::time::Duration = std::time::Duration::from_secs(2);
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl PgConn {
+    /// Connects to `url` (a libpq URL; several hosts and
+    /// `target_session_attrs=read-write` find the primary), with the
+    /// password given apart from the URL (it is never logged or shown).
+    pub fn connect(url: &str, password: Option<&str>) -> SqlResult<Self> {
+        let mut config: postgres::Config = url.parse().map_err(SqlError::from)?;
+        if let Some(password) = password {
+            config.password(password);
+        }
+        config
+            .connect_timeout(CONNECT_TIMEOUT)
+            .keepalives(true)
+            .keepalives_idle(KEEPALIVE_IDLE)
+            .application_name("satellite");
+        let client = config.connect(postgres::NoTls).map_err(SqlError::from)?;
+        Ok(Self {
+            client: RefCell::new(client),
+            statements: RefCell::new(HashMap::new()),
+            open: std::cell::Cell::new(false),
+        })
+    }
+
+    /// The prepared form of `sql` (store SQL, `?N` placeholders), prepared
+    /// once per session.
+    pub(in crate::store) fn prepare(&self, sql: &str) -> SqlResult<postgres::Statement> {
+        if let Some(statement) = self.statements.borrow().get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self
+            .client
+            .borrow_mut()
+            .prepare(&placeholders(sql))
+            .map_err(SqlError::from)?;
+        self.statements
+            .borrow_mut()
+            .insert(sql.to_string(), statement.clone());
+        Ok(statement)
+    }
+
+    pub(in crate::store) fn execute(
+        &self,
+        statement: &postgres::Statement,
+        values: &[Value<'_>],
+    ) -> SqlResult<u64> {
+        let binds: Vec<PgValue<'_>> = values.iter().copied().map(PgValue).collect();
+        let refs: Vec<&(dyn ToSql + Sync)> =
+            binds.iter().map(|b| b as &(dyn ToSql + Sync)).collect();
+        self.client
+            .borrow_mut()
+            .execute(statement, &refs)
+            .map_err(SqlError::from)
+    }
+
+    pub(in crate::store) fn query(
+        &self,
+        statement: &postgres::Statement,
+        values: &[Value<'_>],
+    ) -> SqlResult<Vec<postgres::Row>> {
+        let binds: Vec<PgValue<'_>> = values.iter().copied().map(PgValue).collect();
+        let refs: Vec<&(dyn ToSql + Sync)> =
+            binds.iter().map(|b| b as &(dyn ToSql + Sync)).collect();
+        self.client
+            .borrow_mut()
+            .query(statement, &refs)
+            .map_err(SqlError::from)
+    }
+
+    /// Whether a transaction this connection began is open.
+    pub(in crate::store) fn in_transaction(&self) -> bool {
+        self.open.get()
+    }
+
+    pub(in crate::store) fn batch(&self, sql: &str) -> SqlResult<()> {
+        self.client
+            .borrow_mut()
+            .batch_execute(sql)
+            .map_err(SqlError::from)?;
+        let first = sql.split_whitespace().next().unwrap_or_default();
+        if first.eq_ignore_ascii_case("BEGIN") {
+            self.open.set(true);
+        } else if first.eq_ignore_ascii_case("COMMIT") || first.eq_ignore_ascii_case("ROLLBACK") {
+            self.open.set(false);
+        }
+        Ok(())
+    }
+}
+
+/// `?N` → `$N` outside quoted text; a bare `?` takes the next number, as
+/// SQLite numbers them.
+pub(in crate::store) fn placeholders(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut chars = sql.chars().peekable();
+    let mut quote: Option<char> = None;
+    let mut highest = 0u32;
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some(q), c) if c == q => {
+                quote = None;
+                out.push(c);
+            }
+            (Some(_), c) => out.push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                out.push(c);
+            }
+            (None, '?') => {
+                let mut digits = String::new();
+                while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+                    digits.push(*d);
+                    chars.next();
+                }
+                let n = digits.parse::<u32>().unwrap_or(highest + 1);
+                highest = highest.max(n);
+                out.push('$');
+                out.push_str(&n.to_string());
+            }
+            (None, c) => out.push(c),
+        }
+    }
+    out
+}
+
+/// A parameter converted to the type PostgreSQL inferred for it.
+#[derive(Debug)]
+struct PgValue<'a>(Value<'a>);
+
+impl ToSql for PgValue<'_> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        match self.0 {
+            Value::Null => Ok(IsNull::Yes),
+            Value::Integer(i) => match *ty {
+                Type::INT8 => i.to_sql(ty, out),
+                Type::INT4 => i32::try_from(i)?.to_sql(ty, out),
+                Type::INT2 => i16::try_from(i)?.to_sql(ty, out),
+                Type::BOOL => (i != 0).to_sql(ty, out),
+                Type::FLOAT8 => (i as f64).to_sql(ty, out),
+                Type::TEXT | Type::VARCHAR => i.to_string().to_sql(ty, out),
+                _ => Err(format!("an integer cannot go into a {ty} parameter").into()),
+            },
+            Value::Real(f) => match *ty {
+                Type::FLOAT8 => f.to_sql(ty, out),
+                Type::FLOAT4 => (f as f32).to_sql(ty, out),
+                _ => Err(format!("a real cannot go into a {ty} parameter").into()),
+            },
+            Value::Text(s) => s.to_sql(ty, out),
+            Value::Blob(b) => b.to_sql(ty, out),
+        }
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    postgres::types::to_sql_checked!();
+}
+
+/// An integer column of any width (or a boolean, as SQLite keeps them).
+pub(in crate::store) fn integer(row: &postgres::Row, index: usize) -> SqlResult<Option<i64>> {
+    let column = row.columns().get(index).ok_or(SqlError::Column {
+        column: index,
+        reason: "no such column".into(),
+    })?;
+    let read = |e: postgres::Error| SqlError::Column {
+        column: index,
+        reason: e.to_string(),
+    };
+    Ok(match *column.type_() {
+        Type::INT8 => row.try_get::<_, Option<i64>>(index).map_err(read)?,
+        Type::INT4 => row
+            .try_get::<_, Option<i32>>(index)
+            .map_err(read)?
+            .map(i64::from),
+        Type::INT2 => row
+            .try_get::<_, Option<i16>>(index)
+            .map_err(read)?
+            .map(i64::from),
+        Type::BOOL => row
+            .try_get::<_, Option<bool>>(index)
+            .map_err(read)?
+            .map(i64::from),
+        ref other => {
+            return Err(SqlError::Column {
+                column: index,
+                reason: format!("a {other} column read as an integer"),
+            })
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_numbered_outside_quotes() {
+        assert_eq!(
+            placeholders("SELECT '?1', x FROM t WHERE a = ?1 AND b = ?12 AND c = ?"),
+            "SELECT '?1', x FROM t WHERE a = $1 AND b = $12 AND c = $13"
+        );
+        assert_eq!(placeholders("VALUES (?, ?)"), "VALUES ($1, $2)");
+    }
+}

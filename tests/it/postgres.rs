@@ -1,0 +1,177 @@
+//! A throwaway PostgreSQL cluster for the tests that need one: `initdb` and
+//! `pg_ctl` from the installed PostgreSQL (Debian's postgresql package, which
+//! `.ci/run` installs), in a temporary folder, on a free port, with password
+//! authentication over TCP. As root, the cluster runs as the `postgres` user
+//! (PostgreSQL refuses root). Without the binaries a test says SKIPPED,
+//! unless SATELLITE_REQUIRE_POSTGRES is set (as `.ci/run` does).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub const SUPERUSER_PASSWORD: &str = "throwaway cluster password";
+
+pub struct Cluster {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    pub port: u16,
+}
+
+fn postgres_bin() -> Option<PathBuf> {
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .find(|d| d.join("initdb").is_file() && d.join("pg_ctl").is_file());
+    on_path.or_else(|| {
+        let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .filter_map(Result::ok)
+            .map(|e| e.path().join("bin"))
+            .filter(|b| b.join("initdb").is_file())
+            .collect();
+        versions.sort();
+        versions.pop()
+    })
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// Runs a PostgreSQL program, as `postgres` when this is root.
+fn run(bin: &Path, program: &str, args: &[&str]) {
+    let exe = bin.join(program);
+    let mut command = if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(&exe);
+        c
+    } else {
+        Command::new(&exe)
+    };
+    let out = command.args(args).output().expect(program);
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Cluster {
+    /// A running cluster, or None (the test is skipped) without PostgreSQL.
+    pub fn start(test: &str) -> Option<Self> {
+        let Some(bin) = postgres_bin() else {
+            assert!(
+                std::env::var_os("SATELLITE_REQUIRE_POSTGRES").is_none(),
+                "{test}: PostgreSQL (initdb, pg_ctl) is required here but not installed"
+            );
+            eprintln!("{test}: SKIPPED (no PostgreSQL: apt-get install postgresql)");
+            return None;
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("satellite-pg")
+            .tempdir()
+            .expect("tempdir");
+        let data = dir.path().join("data");
+        let socket = dir.path().join("socket");
+        std::fs::create_dir(&socket).expect("socket dir");
+        let pwfile = dir.path().join("pwfile");
+        std::fs::write(&pwfile, SUPERUSER_PASSWORD).expect("pwfile");
+        if is_root() {
+            let status = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path())
+                .status()
+                .expect("chown");
+            assert!(status.success());
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("port")
+            .port();
+        let text = |p: &Path| p.to_string_lossy().into_owned();
+        run(
+            &bin,
+            "initdb",
+            &[
+                "-D",
+                &text(&data),
+                "-U",
+                "postgres",
+                "--pwfile",
+                &text(&pwfile),
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+        );
+        let options = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            text(&socket)
+        );
+        run(
+            &bin,
+            "pg_ctl",
+            &[
+                "-D",
+                &text(&data),
+                "-o",
+                &options,
+                "-l",
+                &text(&dir.path().join("log")),
+                "-w",
+                "start",
+            ],
+        );
+        Some(Self { dir, bin, port })
+    }
+
+    /// A superuser client of the cluster's `postgres` database.
+    pub fn client(&self, database: &str) -> postgres::Client {
+        postgres::Config::new()
+            .host("127.0.0.1")
+            .port(self.port)
+            .user("postgres")
+            .password(SUPERUSER_PASSWORD)
+            .dbname(database)
+            .connect(postgres::NoTls)
+            .expect("connect to the test cluster")
+    }
+
+    /// A new empty database owned by a new role with `password`; its URL
+    /// (without the password).
+    pub fn database(&self, name: &str, password: &str) -> String {
+        let mut admin = self.client("postgres");
+        let quoted = password.replace('\'', "''");
+        admin
+            .batch_execute(&format!("CREATE ROLE {name} LOGIN PASSWORD '{quoted}'"))
+            .expect("create role");
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name} OWNER {name}"))
+            .expect("create database");
+        format!("postgresql://{name}@127.0.0.1:{}/{name}", self.port)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let data = self.dir.path().join("data");
+        let exe = self.bin.join("pg_ctl");
+        let mut command = if is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&exe);
+            c
+        } else {
+            Command::new(&exe)
+        };
+        let _ = command
+            .arg("-D")
+            .arg(&data)
+            .args(["-m", "immediate", "stop"])
+            .output();
+    }
+}
