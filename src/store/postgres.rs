@@ -184,39 +184,6 @@ impl ToSql for PgValue<'_> {
     postgres::types::to_sql_checked!();
 }
 
-/// An integer column of any width (or a boolean, as SQLite keeps them).
-pub(in crate::store) fn integer(row: &postgres::Row, index: usize) -> SqlResult<Option<i64>> {
-    let column = row.columns().get(index).ok_or(SqlError::Column {
-        column: index,
-        reason: "no such column".into(),
-    })?;
-    let read = |e: postgres::Error| SqlError::Column {
-        column: index,
-        reason: e.to_string(),
-    };
-    Ok(match *column.type_() {
-        Type::INT8 => row.try_get::<_, Option<i64>>(index).map_err(read)?,
-        Type::INT4 => row
-            .try_get::<_, Option<i32>>(index)
-            .map_err(read)?
-            .map(i64::from),
-        Type::INT2 => row
-            .try_get::<_, Option<i16>>(index)
-            .map_err(read)?
-            .map(i64::from),
-        Type::BOOL => row
-            .try_get::<_, Option<bool>>(index)
-            .map_err(read)?
-            .map(i64::from),
-        ref other => {
-            return Err(SqlError::Column {
-                column: index,
-                reason: format!("a {other} column read as an integer"),
-            })
-        }
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -236,7 +236,7 @@ macro_rules! integer_columns {
                 Ok(row.get(index)?)
             }
             fn from_pg_opt(row: &postgres::Row, index: usize) -> SqlResult<Option<Self>> {
-                super::postgres::integer(row, index)?
+                pg_integer(row, index)?
                     .map(|i| <$t>::try_from(i).map_err(|_| out_of_range(index, i)))
                     .transpose()
             }
@@ -250,7 +250,7 @@ impl Column for bool {
         Ok(row.get(index)?)
     }
     fn from_pg_opt(row: &postgres::Row, index: usize) -> SqlResult<Option<Self>> {
-        Ok(super::postgres::integer(row, index)?.map(|i| i != 0))
+        Ok(pg_integer(row, index)?.map(|i| i != 0))
     }
 }
 
@@ -261,7 +261,7 @@ impl Column for f64 {
     fn from_pg_opt(row: &postgres::Row, index: usize) -> SqlResult<Option<Self>> {
         match row.columns().get(index).map(|c| c.type_().clone()) {
             Some(postgres::types::Type::FLOAT8) => pg(row, index),
-            _ => Ok(super::postgres::integer(row, index)?.map(|i| i as f64)),
+            _ => Ok(pg_integer(row, index)?.map(|i| i as f64)),
         }
     }
 }
@@ -282,6 +282,39 @@ impl Column for Vec<u8> {
     fn from_pg_opt(row: &postgres::Row, index: usize) -> SqlResult<Option<Self>> {
         pg(row, index)
     }
+}
+
+/// An integer column of any width (or a boolean, as SQLite keeps them).
+fn pg_integer(row: &postgres::Row, index: usize) -> SqlResult<Option<i64>> {
+    let column = row.columns().get(index).ok_or(SqlError::Column {
+        column: index,
+        reason: "no such column".into(),
+    })?;
+    let read = |e: postgres::Error| SqlError::Column {
+        column: index,
+        reason: e.to_string(),
+    };
+    Ok(match *column.type_() {
+        postgres::types::Type::INT8 => row.try_get::<_, Option<i64>>(index).map_err(read)?,
+        postgres::types::Type::INT4 => row
+            .try_get::<_, Option<i32>>(index)
+            .map_err(read)?
+            .map(i64::from),
+        postgres::types::Type::INT2 => row
+            .try_get::<_, Option<i16>>(index)
+            .map_err(read)?
+            .map(i64::from),
+        postgres::types::Type::BOOL => row
+            .try_get::<_, Option<bool>>(index)
+            .map_err(read)?
+            .map(i64::from),
+        ref other => {
+            return Err(SqlError::Column {
+                column: index,
+                reason: format!("a {other} column read as an integer"),
+            })
+        }
+    })
 }
 
 /// A column the postgres crate reads as `T` itself.
