@@ -121,8 +121,10 @@ pub fn copy(embedded: &Db, pg: &Db, target_name: &str) -> Result<Copied, MoveErr
         )?;
         if identity {
             pg.execute_batch(&format!(
-                "SELECT setval(pg_get_serial_sequence('{table}', 'id'), \
-                 COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)"
+                "SELECT setval(pg_get_serial_sequence('{}', 'id'), \
+                 COALESCE((SELECT MAX(id) FROM {}), 0) + 1, false)",
+                table.replace('\'', "''"),
+                identifier(table)
             ))?;
         }
     }
@@ -151,12 +153,13 @@ fn copy_table(embedded: &Db, pg: &Db, table: &str) -> SqlResult<u64> {
         .prepare_cached("SELECT name FROM pragma_table_info(?1) ORDER BY cid")?
         .query_map([table], |r| r.get(0))?
         .collect::<SqlResult<_>>()?;
-    let quoted: Vec<String> = columns.iter().map(|c| format!("\"{c}\"")).collect();
+    let quoted: Vec<String> = columns.iter().map(|c| identifier(c)).collect();
     let list = quoted.join(", ");
-    let select = format!("SELECT {list} FROM \"{table}\"");
+    let select = format!("SELECT {list} FROM {}", identifier(table));
     let marks: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
     let insert = format!(
-        "INSERT INTO \"{table}\" ({list}) VALUES ({})",
+        "INSERT INTO {} ({list}) VALUES ({})",
+        identifier(table),
         marks.join(", ")
     );
     let mut rows = 0u64;
@@ -177,6 +180,11 @@ fn copy_table(embedded: &Db, pg: &Db, table: &str) -> SqlResult<u64> {
         Some(e) => Err(e),
         None => Ok(rows),
     }
+}
+
+/// A table or column name as a quoted SQL identifier.
+fn identifier(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// Whatever a SQLite column holds, as it holds it.
@@ -217,5 +225,20 @@ impl Param for Stored {
             Self::Text(t) => Value::Text(t),
             Self::Blob(b) => Value::Blob(b),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_quoted_and_targets_never_show_credentials() {
+        assert_eq!(identifier("odd\"name"), "\"odd\"\"name\"");
+        let shown = target(
+            "postgresql://satellite:hunter2@db1:5433,db2/satellite?target_session_attrs=read-write",
+        );
+        assert_eq!(shown, "db1:5433,db2:5432/satellite");
+        assert!(!target("postgresql://u:hunter2@").contains("hunter2"));
     }
 }
