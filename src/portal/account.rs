@@ -105,15 +105,9 @@ pub async fn change(
             "Your password was changed and every session of yours ended.",
             ("/portal/login", "Log in with the new password"),
         )),
-        Err(OpsError::Unauthenticated(_)) => Err(PortalError::LoggedOut),
         Err(e) => {
-            super::error::log(&e);
-            let status = super::error::status_of(&e);
-            Ok(form_page(
-                &operator,
-                Some(&Notice::error(e.to_string())),
-                status,
-            ))
+            let (notice, status) = super::error::refused(e)?;
+            Ok(form_page(&operator, Some(&notice), status))
         }
     }
 }

@@ -2,7 +2,7 @@
 //! are not about one virtual account. The same operations and roles as
 //! `/api/v1/users`, `/api/v1/clients` and `/api/v1/backup`: admins only.
 
-use super::error::{confirmed, status_of, PortalError};
+use super::error::{confirmed, refused, PortalError};
 use super::layout::{self, csrf, select, when, Notice, Section};
 use super::session::{CsrfForm, Operator};
 use crate::ops::users::NewUser;
@@ -221,16 +221,9 @@ async fn settle(
 ) -> Result<HttpResponse, PortalError> {
     match outcome {
         Ok(notice) => Ok(operator.redirect(PAGE, notice)),
-        Err(PortalError::Ops(e)) if !matches!(e, OpsError::Unauthenticated(_)) => {
-            super::error::log(&e);
-            let status = status_of(&e);
-            render(
-                service,
-                operator,
-                Some(Notice::error(e.to_string())),
-                status,
-            )
-            .await
+        Err(PortalError::Ops(e)) => {
+            let (notice, status) = refused(e)?;
+            render(service, operator, Some(notice), status).await
         }
         Err(e) => Err(e),
     }

@@ -41,6 +41,17 @@ pub fn status_of(e: &OpsError) -> StatusCode {
     }
 }
 
+/// A refused form is shown again with the reason, at the refusal's
+/// status; an ended session goes to the login instead.
+pub fn refused(e: OpsError) -> Result<(super::flash::Notice, StatusCode), PortalError> {
+    if let OpsError::Unauthenticated(_) = e {
+        return Err(PortalError::LoggedOut);
+    }
+    log(&e);
+    let status = status_of(&e);
+    Ok((super::flash::Notice::error(e.to_string()), status))
+}
+
 /// Logs a refusal the way an operator wants to read it: server faults
 /// loud, a person's mistakes quiet.
 pub fn log(e: &OpsError) {

@@ -1,7 +1,7 @@
 //! Reports: the list, one report as text, its CSV download, and a Manual
 //! Record or Compliance Warning Report generated on demand.
 
-use super::error::{status_of, PortalError};
+use super::error::PortalError;
 use super::layout::{self, csrf, select, when, Notice, Section};
 use super::session::Operator;
 use crate::licensing::reports::{self, Format, ReportKind};
@@ -204,11 +204,9 @@ pub async fn generate(
             "/portal/reports",
             Notice::ok(format!("Report #{id} generated.")),
         )),
-        Err(OpsError::Unauthenticated(_)) => Err(PortalError::LoggedOut),
         Err(e) => {
-            super::error::log(&e);
-            let notice = Notice::error(e.to_string());
-            render_list(&service, &operator, Some(notice), status_of(&e)).await
+            let (notice, status) = super::error::refused(e)?;
+            render_list(&service, &operator, Some(notice), status).await
         }
     }
 }

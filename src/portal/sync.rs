@@ -3,7 +3,7 @@
 //! bundle is refused), and a live exchange now in connected mode.
 //! Administrators only, as in the API: a bundle speaks for the satellite.
 
-use super::error::{status_of, PortalError};
+use super::error::{refused, PortalError};
 use super::layout::{self, csrf, when, Notice, Section};
 use super::session::{CsrfForm, Operator};
 use crate::config::Role;
@@ -14,17 +14,6 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use futures_util::StreamExt;
 use maud::html;
-
-fn refused(e: OpsError) -> Result<(Notice, StatusCode), PortalError> {
-    match e {
-        OpsError::Unauthenticated(_) => Err(PortalError::LoggedOut),
-        e => {
-            super::error::log(&e);
-            let status = status_of(&e);
-            Ok((Notice::error(e.to_string()), status))
-        }
-    }
-}
 
 /// The file name of the last export, if it is one the portal serves.
 fn export_name(path: Option<&str>) -> Option<&str> {

@@ -8,7 +8,7 @@ use crate::domain::token::DEFAULT_DAYS;
 use crate::domain::TokenTerms;
 use crate::ops::Service;
 use crate::ops::{self, OpsError};
-use crate::portal::error::{confirmed, status_of, PortalError};
+use crate::portal::error::{confirmed, refused, PortalError};
 use crate::portal::layout::{when, Notice};
 use crate::portal::session::Operator;
 use actix_web::{web, HttpResponse};
@@ -26,16 +26,15 @@ pub(super) async fn after(
         Ok(notice) => Ok(operator.redirect(&tab_link(tab, va), notice)),
         // A refused form shows its page again, saying why (a reload only
         // asks again for what was refused).
-        Err(PortalError::Ops(e)) if !matches!(e, OpsError::Unauthenticated(_)) => {
-            crate::portal::error::log(&e);
-            let notice = Notice::error(e.to_string());
+        Err(PortalError::Ops(e)) => {
+            let (notice, status) = refused(e)?;
             render(
                 service,
                 operator,
                 tab,
                 View::of_va(va),
                 Some(notice),
-                status_of(&e),
+                status,
             )
             .await
         }
