@@ -86,15 +86,14 @@ async fn render(
                         td { @if u.virtual_accounts.is_empty() { "all" } @else { (u.virtual_accounts.join(", ")) } }
                         td { (when(&u.created_at)) }
                         td {
-                            form.inline method="post" action="/portal/admin/users/remove" {
-                                (csrf(operator))
-                                input type="hidden" name="username" value=(u.username);
-                                label.check {
-                                    input type="checkbox" name="confirm" value="yes" required;
-                                    "its sessions end and it can no longer log in"
-                                }
-                                button.danger type="submit" aria-label=(format!("Remove user {}", u.username)) { "Remove" }
-                            }
+                            (layout::confirmed_action(
+                                operator,
+                                "/portal/admin/users/remove",
+                                &[("username", &u.username)],
+                                "its sessions end and it can no longer log in",
+                                "Remove",
+                                Some(format!("Remove user {}", u.username)),
+                            ))
                         }
                     }
                 }
@@ -151,15 +150,14 @@ async fn render(
                             td { (layout::status_words(k.status)) }
                             td {
                                 @if k.status == "ACTIVE" {
-                                    form.inline method="post" action="/portal/admin/clients/revoke" {
-                                        (csrf(operator))
-                                        input type="hidden" name="client" value=(k.client_id);
-                                        label.check {
-                                            input type="checkbox" name="confirm" value="yes" required;
-                                            "its tokens stop working at once"
-                                        }
-                                        button.danger type="submit" aria-label=(format!("Revoke API client {}", k.name)) { "Revoke" }
-                                    }
+                                    (layout::confirmed_action(
+                                        operator,
+                                        "/portal/admin/clients/revoke",
+                                        &[("client", &k.client_id)],
+                                        "its tokens stop working at once",
+                                        "Revoke",
+                                        Some(format!("Revoke API client {}", k.name)),
+                                    ))
                                 }
                             }
                         }
@@ -442,13 +440,7 @@ async fn backup(
     match made {
         Ok((bytes, name)) => {
             tracing::info!(who = %operator.caller.name, file = %name, "backup downloaded from the portal");
-            Ok(HttpResponse::Ok()
-                .content_type("application/zip")
-                .insert_header((
-                    "Content-Disposition",
-                    format!("attachment; filename=\"{name}\""),
-                ))
-                .body(bytes))
+            Ok(layout::download("application/zip", &name, bytes))
         }
         Err(e) => settle(&service, &operator, Err(e.into())).await,
     }

@@ -193,6 +193,31 @@ pub fn select(name: &str, id: &str, options: &[(String, String)], current: &str)
     }
 }
 
+/// A destructive action's form: it acts only once its box, which states
+/// the consequence, is ticked (the handler checks `confirm` again).
+pub fn confirmed_action(
+    operator: &Operator,
+    action: &str,
+    hidden: &[(&str, &str)],
+    consequence: &str,
+    button: &str,
+    label: Option<String>,
+) -> Markup {
+    html! {
+        form.inline method="post" action=(action) {
+            (csrf(operator))
+            @for (name, value) in hidden {
+                input type="hidden" name=(name) value=(value);
+            }
+            label.check {
+                input type="checkbox" name="confirm" value="yes" required;
+                (consequence)
+            }
+            button.danger type="submit" aria-label=[label] { (button) }
+        }
+    }
+}
+
 /// The hidden CSRF field of a form.
 pub fn csrf(operator: &Operator) -> Markup {
     html! { input type="hidden" name="csrf" value=(operator.csrf); }
@@ -241,6 +266,32 @@ pub fn check_status(status: &str) -> Result<(), crate::error::Error> {
             all.map(|s| s.as_str()).join(", ")
         ),
     ))
+}
+
+/// A form's whole number; empty is none.
+pub fn number(field: &str, text: &str) -> Result<Option<u32>, crate::error::Error> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse()
+        .map(Some)
+        .map_err(|_| crate::error::Error::invalid(field, format!("{text:?} is not a whole number")))
+}
+
+/// A file to save, as a download.
+pub fn download(
+    content_type: &str,
+    name: &str,
+    body: impl actix_web::body::MessageBody + 'static,
+) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(content_type)
+        .insert_header((
+            "Content-Disposition",
+            format!("attachment; filename=\"{name}\""),
+        ))
+        .body(body)
 }
 
 /// "Lab, Branch" → ["Lab", "Branch"]: a form's comma-separated names.

@@ -140,13 +140,11 @@ pub async fn csv(
 ) -> Result<HttpResponse, PortalError> {
     let id = id.into_inner();
     let report = load(&service, &operator, id).await?;
-    Ok(HttpResponse::Ok()
-        .content_type("text/csv; charset=utf-8")
-        .insert_header((
-            "Content-Disposition",
-            format!("attachment; filename=\"report-{id}.csv\""),
-        ))
-        .body(reports::render(&report, Format::Csv)))
+    Ok(layout::download(
+        "text/csv; charset=utf-8",
+        &format!("report-{id}.csv"),
+        reports::render(&report, Format::Csv),
+    ))
 }
 
 #[derive(Debug, Deserialize)]

@@ -163,15 +163,14 @@ async fn render_cloud(
                             td.num { (s.product_instances) }
                             td {
                                 @if s.status != "REVOKED" {
-                                    form.inline method="post" action="/portal/sync/satellites/revoke" {
-                                        (csrf(operator))
-                                        input type="hidden" name="name" value=(s.name);
-                                        label.check {
-                                            input type="checkbox" name="confirm" value="yes" required;
-                                            "its bundles are refused from now on"
-                                        }
-                                        button.danger type="submit" aria-label=(format!("Revoke satellite {}", s.name)) { "Revoke" }
-                                    }
+                                    (layout::confirmed_action(
+                                        operator,
+                                        "/portal/sync/satellites/revoke",
+                                        &[("name", &s.name)],
+                                        "its bundles are refused from now on",
+                                        "Revoke",
+                                        Some(format!("Revoke satellite {}", s.name)),
+                                    ))
                                 }
                             }
                         }
@@ -429,13 +428,7 @@ pub async fn file(
     );
     let shown = name.clone();
     let bytes = web::block(move || ops::sync::exported_file(&caller, &config, &name)).await??;
-    Ok(HttpResponse::Ok()
-        .content_type("application/zip")
-        .insert_header((
-            "Content-Disposition",
-            format!("attachment; filename=\"{shown}\""),
-        ))
-        .body(bytes))
+    Ok(layout::download("application/zip", &shown, bytes))
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -461,12 +454,7 @@ pub async fn add_satellite(
     operator.check_csrf(&form.csrf)?;
     let form = form.into_inner();
     let outcome = async {
-        let days = match form.days.trim() {
-            "" => crate::sync::cloud::TOKEN_DAYS,
-            text => text.parse().map_err(|_| {
-                crate::error::Error::invalid("days", format!("{text:?} is not a whole number"))
-            })?,
-        };
+        let days = layout::number("days", &form.days)?.unwrap_or(crate::sync::cloud::TOKEN_DAYS);
         let keys = keys(&service, &operator).await?;
         let (config, now) = (service.config().clone(), service.now());
         let name = form.name.trim().to_string();

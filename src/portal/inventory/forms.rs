@@ -9,7 +9,7 @@ use crate::domain::TokenTerms;
 use crate::ops::Service;
 use crate::ops::{self, OpsError};
 use crate::portal::error::{confirmed, refused, PortalError};
-use crate::portal::layout::{when, Notice};
+use crate::portal::layout::{number, when, Notice};
 use crate::portal::session::Operator;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
@@ -55,16 +55,6 @@ pub struct NewToken {
     max_uses: String,
     #[serde(default)]
     export_controlled: Option<String>,
-}
-
-pub(super) fn number(field: &str, text: &str) -> Result<Option<u32>, PortalError> {
-    let text = text.trim();
-    if text.is_empty() {
-        return Ok(None);
-    }
-    text.parse().map(Some).map_err(|_| {
-        crate::error::Error::invalid(field, format!("{text:?} is not a whole number")).into()
-    })
 }
 
 pub(super) async fn create_token(

@@ -5,7 +5,7 @@ use crate::domain::token::{DEFAULT_DAYS, MAX_DAYS, MIN_DAYS};
 use crate::licensing::rules::PoolStatus;
 use crate::ops::{self};
 use crate::portal::chart::{self, Point};
-use crate::portal::layout::{csrf, select, status_words, when};
+use crate::portal::layout::{confirmed_action, csrf, select, status_words, when};
 use crate::portal::session::Operator;
 use maud::{html, Markup};
 use std::collections::BTreeMap;
@@ -190,16 +190,14 @@ pub(super) fn general(
                             @if operate {
                                 td {
                                     @if t.status == crate::ops::views::TOKEN_ACTIVE {
-                                        form.inline method="post" action="/portal/inventory/tokens/revoke" {
-                                            (csrf(operator))
-                                            input type="hidden" name="va" value=(va);
-                                            input type="hidden" name="token" value=(t.token_prefix);
-                                            label.check {
-                                                input type="checkbox" name="confirm" value="yes" required;
-                                                "it registers no more routers (those it registered stay)"
-                                            }
-                                            button.danger type="submit" aria-label=(format!("Revoke token {}…", t.token_prefix)) { "Revoke" }
-                                        }
+                                        (confirmed_action(
+                                            operator,
+                                            "/portal/inventory/tokens/revoke",
+                                            &[("va", va), ("token", &t.token_prefix)],
+                                            "it registers no more routers (those it registered stay)",
+                                            "Revoke",
+                                            Some(format!("Revoke token {}…", t.token_prefix)),
+                                        ))
                                     }
                                 }
                             }
@@ -405,16 +403,14 @@ pub(super) fn instances_tab(
                                                     button type="submit" { "Move" }
                                                 }
                                             }
-                                            form.inline method="post" action="/portal/inventory/instances/remove" {
-                                                (csrf(operator))
-                                                input type="hidden" name="va" value=(va);
-                                                input type="hidden" name="instance" value=(i.instance_id);
-                                                label.check {
-                                                    input type="checkbox" name="confirm" value="yes" required;
-                                                    "its certificate is revoked and its licenses released"
-                                                }
-                                                button.danger type="submit" { "Remove" }
-                                            }
+                                            (confirmed_action(
+                                                operator,
+                                                "/portal/inventory/instances/remove",
+                                                &[("va", va), ("instance", &i.instance_id)],
+                                                "its certificate is revoked and its licenses released",
+                                                "Remove",
+                                                None,
+                                            ))
                                         }
                                     } @else {
                                         "via " (i.satellite.as_deref().unwrap_or_default())
