@@ -332,17 +332,14 @@ END $$;
 CREATE TRIGGER usage_removed AFTER DELETE ON entitlement_usage
     FOR EACH ROW EXECUTE FUNCTION usage_removed();
 
+-- A changed row leaves its old pool and joins its new one: for a count
+-- changed in place (the same pool), the two add up to new - old.
 CREATE FUNCTION usage_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF OLD.virtual_account_id = NEW.virtual_account_id AND OLD.tag = NEW.tag THEN
-        UPDATE pools SET in_use = in_use + NEW.count - OLD.count
-        WHERE virtual_account_id = NEW.virtual_account_id AND tag = NEW.tag;
-    ELSE
-        UPDATE pools SET in_use = in_use - OLD.count
-        WHERE virtual_account_id = OLD.virtual_account_id AND tag = OLD.tag;
-        INSERT INTO pools (virtual_account_id, tag, in_use) VALUES (NEW.virtual_account_id, NEW.tag, NEW.count)
-        ON CONFLICT (virtual_account_id, tag) DO UPDATE SET in_use = pools.in_use + NEW.count;
-    END IF;
+    UPDATE pools SET in_use = in_use - OLD.count
+    WHERE virtual_account_id = OLD.virtual_account_id AND tag = OLD.tag;
+    INSERT INTO pools (virtual_account_id, tag, in_use) VALUES (NEW.virtual_account_id, NEW.tag, NEW.count)
+    ON CONFLICT (virtual_account_id, tag) DO UPDATE SET in_use = pools.in_use + NEW.count;
     RETURN NULL;
 END $$;
 CREATE TRIGGER usage_changed AFTER UPDATE OF count, virtual_account_id, tag ON entitlement_usage

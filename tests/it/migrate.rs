@@ -182,7 +182,43 @@ fn a_stopped_satellite_moves_into_postgres_row_for_row_and_refusals_write_nothin
         .expect("pool")
         .get(0);
     assert_eq!(in_use, 7, "usage not counted twice on its way in");
-    // New rows continue after the copied ids; the pools' trigger works.
+    // The triggers keep each pool the sum of its usage: a row added,
+    // changed in place, moved to another tag and removed.
+    let pool = |client: &mut postgres::Client, tag: &str| -> i64 {
+        client
+            .query_opt("SELECT in_use FROM pools WHERE tag = $1", &[&tag])
+            .expect("pool")
+            .map_or(0, |r| r.get(0))
+    };
+    client
+        .batch_execute(
+            "INSERT INTO entitlement_usage (instance_id, virtual_account_id, tag, count, requested_at)
+             SELECT instance_id, virtual_account_id, 'ADV-AC-10G-RTU-1', 2, 0
+               FROM entitlement_usage WHERE tag = 'ESS-AC-10G-RTU-1'",
+        )
+        .expect("usage added");
+    assert_eq!(pool(&mut client, "ADV-AC-10G-RTU-1"), 2);
+    client
+        .batch_execute("UPDATE entitlement_usage SET count = 5 WHERE tag = 'ADV-AC-10G-RTU-1'")
+        .expect("count changed");
+    assert_eq!(pool(&mut client, "ADV-AC-10G-RTU-1"), 5);
+    client
+        .batch_execute(
+            "UPDATE entitlement_usage SET tag = 'CHASSIS-X' WHERE tag = 'ADV-AC-10G-RTU-1'",
+        )
+        .expect("usage moved");
+    assert_eq!(pool(&mut client, "ADV-AC-10G-RTU-1"), 0);
+    assert_eq!(pool(&mut client, "CHASSIS-X"), 5);
+    client
+        .batch_execute("DELETE FROM entitlement_usage WHERE tag = 'CHASSIS-X'")
+        .expect("usage removed");
+    assert_eq!(pool(&mut client, "CHASSIS-X"), 0);
+    assert_eq!(
+        pool(&mut client, "ESS-AC-10G-RTU-1"),
+        7,
+        "the other pool untouched"
+    );
+    // New rows continue after the copied ids.
     let next: i64 = client
         .query_one(
             "INSERT INTO accounts (name, created_at) VALUES ('After', 0) RETURNING id",
