@@ -68,13 +68,7 @@ impl PgConn {
         statement: &postgres::Statement,
         values: &[Value<'_>],
     ) -> SqlResult<u64> {
-        let binds: Vec<PgValue<'_>> = values.iter().copied().map(PgValue).collect();
-        let refs: Vec<&(dyn ToSql + Sync)> =
-            binds.iter().map(|b| b as &(dyn ToSql + Sync)).collect();
-        self.client
-            .borrow_mut()
-            .execute(statement, &refs)
-            .map_err(SqlError::from)
+        self.call(values, |client, params| client.execute(statement, params))
     }
 
     pub(in crate::store) fn query(
@@ -82,13 +76,19 @@ impl PgConn {
         statement: &postgres::Statement,
         values: &[Value<'_>],
     ) -> SqlResult<Vec<postgres::Row>> {
+        self.call(values, |client, params| client.query(statement, params))
+    }
+
+    /// Runs `f` with `values` as the postgres crate takes parameters.
+    fn call<T>(
+        &self,
+        values: &[Value<'_>],
+        f: impl FnOnce(&mut postgres::Client, &[&(dyn ToSql + Sync)]) -> Result<T, postgres::Error>,
+    ) -> SqlResult<T> {
         let binds: Vec<PgValue<'_>> = values.iter().copied().map(PgValue).collect();
-        let refs: Vec<&(dyn ToSql + Sync)> =
+        let params: Vec<&(dyn ToSql + Sync)> =
             binds.iter().map(|b| b as &(dyn ToSql + Sync)).collect();
-        self.client
-            .borrow_mut()
-            .query(statement, &refs)
-            .map_err(SqlError::from)
+        f(&mut self.client.borrow_mut(), &params).map_err(SqlError::from)
     }
 
     /// Whether a transaction this connection began is open.
