@@ -840,12 +840,17 @@ pub fn check_cron(expr: &str) -> Result<cron::Schedule, String> {
 /// the injected clock, so a job missed while the server was down runs once
 /// when it comes back.
 pub fn fires_between(schedule: &cron::Schedule, after: i64, now: i64) -> bool {
+    next_fire(schedule, after).is_some_and(|next| next <= now)
+}
+
+/// When `schedule` next fires after `after` (Unix seconds, UTC).
+pub fn next_fire(schedule: &cron::Schedule, after: i64) -> Option<i64> {
     use chrono::TimeZone;
     chrono::Utc
         .timestamp_opt(after, 0)
         .single()
         .and_then(|t| schedule.after(&t).next())
-        .is_some_and(|next| next.timestamp() <= now)
+        .map(|next| next.timestamp())
 }
 
 fn check_url(url: &str, schemes: &[&str]) -> Result<(), String> {

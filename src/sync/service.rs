@@ -113,10 +113,7 @@ impl SyncService {
     }
 
     fn next_live(&self, after: i64) -> Option<i64> {
-        chrono::TimeZone::timestamp_opt(&chrono::Utc, after, 0)
-            .single()
-            .and_then(|t| self.live_schedule.after(&t).next())
-            .map(|t| t.timestamp())
+        crate::config::next_fire(&self.live_schedule, after)
     }
 
     /// Runs the live sync when `sync.schedule` comes due, or when the

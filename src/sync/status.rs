@@ -191,16 +191,11 @@ pub fn status(
 
 /// When the export schedule next fires after the last scheduled export (or now).
 fn next_export(c: &Db, schedule: &str, now: i64) -> Result<Option<String>, SyncError> {
-    use chrono::TimeZone;
     let Ok(schedule) = schedule.parse::<cron::Schedule>() else {
         return Ok(None);
     };
     let last: i64 = settings::get(c, EXPORT_LAST_RUN)?
         .and_then(|v| v.parse().ok())
         .unwrap_or(now);
-    Ok(chrono::Utc
-        .timestamp_opt(last, 0)
-        .single()
-        .and_then(|t| schedule.after(&t).next())
-        .map(|t| stamp(t.timestamp())))
+    Ok(crate::config::next_fire(&schedule, last).map(stamp))
 }

@@ -616,10 +616,7 @@ pub fn exchange_and_record(
 /// records as the next attempt, so the status it leaves is the scheduler's.
 pub fn next_scheduled(config: &Config, after: i64) -> Option<i64> {
     let schedule: cron::Schedule = config.sync.schedule.parse().ok()?;
-    chrono::TimeZone::timestamp_opt(&chrono::Utc, after, 0)
-        .single()
-        .and_then(|t| schedule.after(&t).next())
-        .map(|t| t.timestamp())
+    crate::config::next_fire(&schedule, after)
 }
 
 /// `/metrics` lines for sync: the age of the last successful sync (the
