@@ -161,4 +161,25 @@ mod tests {
         assert!(json::<Query>(b"[1, 2]").is_err());
         assert!(json::<Query>(b"{").is_err());
     }
+
+    #[test]
+    fn a_content_type_is_json_none_or_refused_even_unreadable() {
+        use actix_web::http::header::HeaderValue;
+        use actix_web::test::TestRequest;
+        let with = |value: HeaderValue| {
+            TestRequest::default()
+                .insert_header(("Content-Type", value))
+                .to_http_request()
+        };
+        let json = ["application/json"];
+        assert!(check_content_type(&TestRequest::default().to_http_request(), &json).is_ok());
+        let charset = with(HeaderValue::from_static("application/json; charset=utf-8"));
+        assert!(check_content_type(&charset, &json).is_ok());
+        let problem = with(HeaderValue::from_static("application/problem+json"));
+        assert!(check_content_type(&problem, &json).is_ok());
+        let text = with(HeaderValue::from_static("text/plain"));
+        assert!(check_content_type(&text, &json).is_err());
+        let unreadable = with(HeaderValue::from_bytes(b"application/j\xf6son").expect("value"));
+        assert!(check_content_type(&unreadable, &json).is_err());
+    }
 }

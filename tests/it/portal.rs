@@ -989,6 +989,24 @@ fn an_admin_creates_a_virtual_account_and_transfers_licenses_into_it_at_the_clou
         ],
     );
     assert_eq!(zero.status, 400, "{}", zero.body);
+    // More than one transfer moves (the API document's maximum).
+    let huge = portal.post(
+        "/portal/inventory/licenses/transfer",
+        &[
+            ("csrf", &csrf),
+            ("va", "Lab"),
+            ("sku", ESS),
+            ("quantity", "1000001"),
+            ("to", "Europe"),
+        ],
+    );
+    assert_eq!(huge.status, 400, "{}", huge.body);
+    assert!(
+        huge.body.contains("more than one transfer moves"),
+        "{}",
+        huge.body
+    );
+    assert_eq!(server.compliance("Lab", ESS)["available"], 3);
 
     // A transfer that would leave the source short asks first.
     let router = crate::client::register(&server, "FOCSHORT01", &server.token("Lab", &[]));
@@ -1769,6 +1787,16 @@ fn an_admin_manages_users_clients_and_backups_in_the_portal() {
         .cli_ok(&["user", "list", "--json"])
         .contains("\"bob\""));
 
+    // A role that does not exist adds nobody.
+    let bad_role = portal.post(
+        "/portal/admin/clients",
+        &[("csrf", &csrf), ("name", "root"), ("role", "root")],
+    );
+    assert_eq!(bad_role.status, 400, "{}", bad_role.body);
+    assert!(!server
+        .cli_ok(&["client", "list", "--json"])
+        .contains("\"root\""));
+
     // An API client: its secret is shown once and works; revoked, it does not.
     let added = portal.post(
         "/portal/admin/clients",
@@ -1888,6 +1916,24 @@ fn an_admin_adds_licenses_and_satellites_at_the_cloud_in_the_portal() {
 
     let page = portal.get("/portal/sync");
     assert!(page.body.contains("id=\"add-satellite\""), "{}", page.body);
+    let bad_days = portal.post(
+        "/portal/sync/satellites",
+        &[
+            ("csrf", &csrf),
+            ("name", "site-web"),
+            ("virtual_accounts", "Lab2"),
+            ("days", "many"),
+        ],
+    );
+    assert_eq!(bad_days.status, 400, "{}", bad_days.body);
+    assert!(
+        bad_days.body.contains("not a whole number"),
+        "{}",
+        bad_days.body
+    );
+    assert!(!cloud
+        .cli_ok(&["satellite", "list", "--json"])
+        .contains("site-web"));
     let added = portal.post(
         "/portal/sync/satellites",
         &[
