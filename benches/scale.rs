@@ -434,7 +434,7 @@ fn run(n: usize) -> Figures {
 
     // The daily jobs, through a writer as the server runs them.
     {
-        let store = Store::open(&sat_cfg.database_path()).expect("store");
+        let store = Store::open(&satellite::store::Location::of(&sat_cfg)).expect("store");
         let catalog = store
             .read(|c| {
                 SharedCatalog::load(c, None)

@@ -77,8 +77,8 @@ impl Satellite {
             ),
             None => None,
         };
-        let db = config.database_path();
-        if db.is_file() {
+        let location = crate::store::Location::of(&config);
+        if let Some(db) = location.embedded_file().filter(|db| db.is_file()) {
             if let Some(free) = crate::store::free_bytes(&config.data_dir)
                 .filter(|free| *free < crate::store::MIN_FREE_BYTES)
             {
@@ -87,7 +87,7 @@ impl Satellite {
                     free,
                 });
             }
-            crate::store::check_integrity_at_start(&db)?;
+            crate::store::check_integrity_at_start(db)?;
         }
         setup::check_clock(&config, &clock)?;
         // Operator-supplied certificates are loaded now: a key that does not
@@ -110,7 +110,7 @@ impl Satellite {
         let listeners = bind_listeners(&config)?;
         let (created, ca) = setup::ensure(&config, &clock)?;
         let lock = crate::serve_lock::acquire(&config.data_dir)?;
-        let store = Store::open(&config.database_path())?;
+        let store = Store::open(&location)?;
         let catalog = store.read(|c| {
             SharedCatalog::load(c, config.catalog.as_deref())
                 .map_err(|reason| crate::error::Error::invalid("catalog", reason))

@@ -172,6 +172,76 @@ pub struct Storage {
     pub password_file: Option<PathBuf>,
 }
 
+impl Storage {
+    /// The shape of the setting; whether the database answers is checked
+    /// when it is opened (`satellite serve`, any command).
+    fn validate(&mut self, base: &Path) -> Result<(), (&'static str, String)> {
+        match self.backend {
+            StorageBackend::Sqlite => {
+                if self.url.is_some() || self.password_file.is_some() {
+                    return Err((
+                        "storage.url",
+                        "`url` and `password_file` are for `backend: postgres`; SQLite keeps its \
+                         database in the data dir"
+                            .into(),
+                    ));
+                }
+            }
+            StorageBackend::Postgres => {
+                let Some(url) = &self.url else {
+                    return Err((
+                        "storage.url",
+                        "`backend: postgres` needs the database's URL, e.g. \
+                         postgresql://satellite@db1:5432,db2:5432/satellite?target_session_attrs=read-write"
+                            .into(),
+                    ));
+                };
+                let parsed: postgres::Config = url.parse().map_err(|e| {
+                    (
+                        "storage.url",
+                        format!("not a PostgreSQL URL ({e}); write postgresql://USER@HOST:PORT/DATABASE"),
+                    )
+                })?;
+                if parsed.get_password().is_some() {
+                    return Err((
+                        "storage.url",
+                        "the URL holds a password; put it in a file of its own (mode 0600) and \
+                         name that file in `storage.password_file`"
+                            .into(),
+                    ));
+                }
+                if parsed.get_user().is_none() {
+                    return Err((
+                        "storage.url",
+                        "name the database user in the URL: postgresql://USER@HOST/DATABASE".into(),
+                    ));
+                }
+                if let Some(file) = &mut self.password_file {
+                    *file = base.join(&*file);
+                    use std::os::unix::fs::PermissionsExt;
+                    let meta = std::fs::metadata(&*file).map_err(|e| {
+                        (
+                            "storage.password_file",
+                            format!("cannot read {}: {e}", file.display()),
+                        )
+                    })?;
+                    if meta.permissions().mode() & 0o077 != 0 {
+                        return Err((
+                            "storage.password_file",
+                            format!(
+                                "{} can be read by others (mode {:o}); `chmod 600` it",
+                                file.display(),
+                                meta.permissions().mode() & 0o777
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StorageBackend {
@@ -540,27 +610,7 @@ impl Config {
                     .into(),
             ));
         }
-        match self.storage.backend {
-            StorageBackend::Postgres => {
-                return Err((
-                    "storage.backend",
-                    "postgres is not available in this version, which stores in the embedded \
-                     SQLite database of the data dir: leave `storage` out, or write \
-                     `backend: sqlite`"
-                        .into(),
-                ))
-            }
-            StorageBackend::Sqlite => {
-                if self.storage.url.is_some() || self.storage.password_file.is_some() {
-                    return Err((
-                        "storage.url",
-                        "`url` and `password_file` are for `backend: postgres`; SQLite keeps its \
-                         database in the data dir"
-                            .into(),
-                    ));
-                }
-            }
-        }
+        self.storage.validate(base)?;
         if self.device.hostnames.is_empty() {
             return Err((
                 "device.hostnames",
@@ -966,15 +1016,42 @@ mod tests {
     }
 
     #[test]
-    fn storage_is_sqlite_and_postgres_is_refused_naming_the_key() {
+    fn storage_is_checked_for_shape_naming_the_key_and_the_fix() {
         let config = parse("storage: { backend: sqlite }").expect("sqlite");
         assert_eq!(config.storage.backend, StorageBackend::Sqlite);
-        let err =
-            parse("storage: { backend: postgres, url: 'postgresql://db/satellite' }").unwrap_err();
-        assert_eq!(err.key, "storage.backend");
-        assert!(err.reason.contains("sqlite"), "{err}");
         let err = parse("storage: { backend: mysql }").unwrap_err();
         assert_eq!(err.key, "storage.backend");
+        let refused = [
+            ("storage: { backend: postgres }", "needs the database's URL"),
+            ("storage: { backend: postgres, url: 'postgresql://satellite@db/s?sslmode=sideways' }", "not a PostgreSQL URL"),
+            ("storage: { backend: postgres, url: 'postgresql://satellite:hunter2@db/s' }", "password_file"),
+            ("storage: { backend: postgres, url: 'postgresql://db/s' }", "name the database user"),
+            ("storage: { backend: sqlite, url: 'postgresql://u@db/s' }", "for `backend: postgres`"),
+        ];
+        for (yaml, says) in refused {
+            let err = parse(yaml).unwrap_err();
+            assert_eq!(err.key, "storage.url", "{yaml}");
+            assert!(err.reason.contains(says), "{yaml}: {err}");
+            assert!(!err.to_string().contains("hunter2"), "{err}");
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let secret = dir.path().join("db-password");
+        std::fs::write(&secret, "s3cret\n").expect("write");
+        let yaml = "storage: { backend: postgres, url: 'postgresql://satellite@db1,db2/satellite?target_session_attrs=read-write', password_file: db-password }";
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let err = Config::parse(yaml, "t.yaml", dir.path()).unwrap_err();
+        assert_eq!(err.key, "storage.password_file");
+        assert!(err.reason.contains("chmod 600"), "{err}");
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let config = Config::parse(yaml, "t.yaml", dir.path()).expect("postgres");
+        assert_eq!(
+            config.storage.password_file.as_deref(),
+            Some(secret.as_path())
+        );
+        let err = Config::parse(&yaml.replace("db-password", "absent"), "t.yaml", dir.path())
+            .unwrap_err();
+        assert_eq!(err.key, "storage.password_file");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use crate::config::Config;
 use crate::domain::DEFAULT_VIRTUAL_ACCOUNT;
 use crate::error::{Error, Result};
 use crate::pki::{self, CertificateAuthority};
-use crate::store::{self, accounts, events, users};
+use crate::store::{self, accounts, events, users, Location};
 use std::path::PathBuf;
 
 /// What this run of init created (everything else already existed).
@@ -56,8 +56,8 @@ pub fn admin_identity(config: &Config) -> ServerIdentity {
 /// and `serve` comes here, so a command run in the wrong folder creates
 /// nothing and says where it looked.
 pub fn open_existing(config: &Config) -> Result<crate::store::Db> {
-    let db = config.database_path();
-    if !db.is_file() {
+    let location = Location::of(config);
+    if !location.exists()? {
         let source = if config.source.starts_with('<') {
             format!(
                 "no configuration file at {}, so the embedded defaults",
@@ -69,11 +69,10 @@ pub fn open_existing(config: &Config) -> Result<crate::store::Db> {
         return Err(Error::NotFound(format!(
             "no satellite here: {} does not exist ({source}); create one with `satellite init`, \
              or name an existing satellite's configuration with -c FILE or $SATELLITE_CONFIG",
-            db.display()
+            location.shown()
         )));
     }
-    let conn = store::open_and_migrate(&db)?;
-    store::ready_for_commands(&conn)?;
+    let conn = location.open_for_command()?;
     // OpenSSL 3 reads its configuration and seeds its generator on first
     // use, milliseconds that would otherwise pass inside the first write
     // transaction that makes a secret (a token, a client), with the
@@ -85,12 +84,12 @@ pub fn open_existing(config: &Config) -> Result<crate::store::Db> {
 /// Refuses to start on a clock more than a day behind the latest time the
 /// database has seen (a new database has seen none).
 pub fn check_clock(config: &Config, clock: &Clock) -> Result<()> {
-    let db = config.database_path();
-    if !db.is_file() {
+    let location = Location::of(config);
+    if !location.exists()? {
         return Ok(());
     }
     // Not migrated yet: a refused start leaves the database as it was.
-    let mut conn = store::connect(&db)?;
+    let mut conn = location.connect()?;
     store::transaction(&mut conn, |tx| crate::time_guard::check_start(tx, clock))
 }
 
@@ -102,9 +101,9 @@ pub fn ensure(config: &Config, clock: &Clock) -> Result<(Created, CertificateAut
         .create_dirs()
         .map_err(|e| Error::invalid(e.key, e.reason))?;
 
-    let db_path = config.database_path();
-    created.database = !db_path.exists();
-    let mut conn = store::open_and_migrate(&db_path)?;
+    let location = Location::of(config);
+    created.database = !location.exists()?;
+    let mut conn = location.open_and_migrate()?;
 
     let ca_cert = dir.join(pki::CA_CERT_FILE);
     let ca_key = dir.join(pki::CA_KEY_FILE);

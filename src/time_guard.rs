@@ -185,7 +185,8 @@ mod tests {
     #[test]
     fn a_clock_set_back_is_reported_once_and_held() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&dir.path().join("t.db")).expect("store");
+        let store =
+            Store::open(&crate::store::Location::Embedded(dir.path().join("t.db"))).expect("store");
         let clock = Clock::system();
         let guard = ClockGuard::new(store.clone(), clock.clone());
         let Tick::Advanced(seen) = guard.tick().expect("tick") else {

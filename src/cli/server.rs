@@ -19,7 +19,10 @@ pub fn init(config: &Config, clock: &Clock) -> Result<(), CliError> {
         println!("{dir} is already initialized; nothing was changed");
     }
     if created.database {
-        println!("created the database {}", config.database_path().display());
+        println!(
+            "created the database {}",
+            crate::store::Location::of(config).shown()
+        );
     }
     if created.ca {
         println!(
@@ -231,7 +234,8 @@ pub fn serve(config: Config, clock: Clock) -> Result<(), CliError> {
         .local_addr()
         .map_err(|e| CliError::Other(e.to_string()))?;
     let config = satellite.config.clone();
-    let config_db = config.database_path();
+    let location = crate::store::Location::of(&config);
+    let shown_database = location.shown();
     let ca_path = config.data_dir.join(crate::pki::CA_CERT_FILE);
     let under_cargo = std::env::var_os("CARGO_MANIFEST_DIR").is_some();
     let (sat, router) = if under_cargo {
@@ -272,7 +276,7 @@ pub fn serve(config: Config, clock: Clock) -> Result<(), CliError> {
             "  CA:         {}  (routers and clients trust this one file)",
             ca_path.display()
         );
-        println!("  database:   {}", config.database_path().display());
+        println!("  database:   {}", shown_database);
         println!("  config:     {}", config.source);
         println!();
         println!("Next, in another terminal:");
@@ -301,7 +305,9 @@ pub fn serve(config: Config, clock: Clock) -> Result<(), CliError> {
     })?;
     // Every connection is closing: a database left whole lets the next
     // start skip its full integrity check.
-    crate::app::record_clean_stop(&config_db);
+    if let Some(db) = location.embedded_file() {
+        crate::app::record_clean_stop(db);
+    }
     tracing::info!("stopped");
     Ok(())
 }

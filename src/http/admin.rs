@@ -39,7 +39,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     .await;
     // A page or two still fits in the WAL's allocated space on a full
     // disk; a router's registration does not.
-    let free = crate::store::free_bytes(state.store.path());
+    let free = (state.store.location().embedded_file()).and_then(crate::store::free_bytes);
     if let Some(free) = free.filter(|free| *free < crate::store::MIN_FREE_BYTES) {
         tracing::warn!(free, "not ready: the disk holding the database is full");
         return json_error(

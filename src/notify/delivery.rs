@@ -11,7 +11,6 @@ use crate::config::{CallHomeCategory, CallHomeProfile, CallHomeTransport, Config
 use crate::error::Result;
 use crate::store::Db;
 use crate::store::{self, outbox};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
@@ -96,7 +95,9 @@ impl CallHome {
 /// commit. Whatever cannot go now stays for the server.
 pub fn deliver_waiting(config: &Config, clock: Clock) {
     let delivery = Delivery::from_config(config, clock, COMMAND_TIMEOUT);
-    let passed = store::connect(&delivery.database)
+    let passed = delivery
+        .database
+        .connect()
         .map_err(crate::error::Error::from)
         .and_then(|mut conn| delivery.pass(&mut conn, false));
     if let Err(e) = passed {
@@ -110,7 +111,7 @@ struct Delivery {
     profiles: Vec<CallHomeProfile>,
     smtp: Option<String>,
     from: String,
-    database: PathBuf,
+    database: store::Location,
     clock: Clock,
     timeout: Duration,
 }
@@ -126,7 +127,7 @@ impl Delivery {
                 .from
                 .clone()
                 .unwrap_or_else(|| format!("satellite@{}", config.name)),
-            database: config.database_path(),
+            database: store::Location::of(config),
             clock,
             timeout,
         }
@@ -142,7 +143,7 @@ impl Delivery {
             let stopping = stop.load(Ordering::SeqCst);
             let passed = match conn.take() {
                 Some(c) => Ok(c),
-                None => store::connect(&self.database).map_err(crate::error::Error::from),
+                None => self.database.connect().map_err(crate::error::Error::from),
             }
             .and_then(|mut c| {
                 self.write_announced(&mut c, announced)?;

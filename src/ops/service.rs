@@ -181,11 +181,6 @@ impl Service {
             .into())
         }
     }
-
-    /// The database file (backups copy it).
-    pub fn database(&self) -> &std::path::Path {
-        self.store.path()
-    }
 }
 
 /// A one-shot command's operations: its own connection to an existing

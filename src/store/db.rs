@@ -8,7 +8,7 @@
 //! modules stay as they are. Opening, transactions, migrations and backups
 //! are the engine's own (store/mod.rs, writer.rs, migrations.rs, backup.rs).
 
-use super::postgres::PgConn;
+use super::postgres::{Mark, PgConn};
 use super::sql::{Bind, Params, Row, RowRef, SqlError, SqlResult, Value};
 use rusqlite::Connection;
 
@@ -116,6 +116,9 @@ pub(in crate::store) enum Begin {
     Write,
     /// Reads that see one moment and hold no write lock.
     Read,
+    /// Creating or changing the schema: the write lock, and nothing that
+    /// needs the schema to exist.
+    Schema,
 }
 
 /// An open transaction: rolled back when dropped uncommitted (an error or
@@ -142,17 +145,68 @@ impl Drop for Transaction<'_> {
 
 impl Db {
     pub(in crate::store) fn begin(&self, kind: Begin) -> SqlResult<Transaction<'_>> {
-        let sql = match (&self.engine, kind) {
-            (Engine::Sqlite(_), Begin::Write) => "BEGIN IMMEDIATE",
-            (Engine::Sqlite(_), Begin::Read) => "BEGIN DEFERRED",
-            (Engine::Postgres(_), Begin::Write) => "BEGIN",
-            (Engine::Postgres(_), Begin::Read) => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
-        };
-        self.execute_batch(sql)?;
+        match (&self.engine, kind) {
+            (Engine::Sqlite(_), Begin::Write | Begin::Schema) => {
+                self.execute_batch("BEGIN IMMEDIATE")?
+            }
+            (Engine::Sqlite(_), Begin::Read) => self.execute_batch("BEGIN DEFERRED")?,
+            (Engine::Postgres(conn), Begin::Write) => {
+                conn.begin_write(Mark::Raise)?;
+            }
+            (Engine::Postgres(conn), Begin::Schema) => {
+                conn.begin_write(Mark::None)?;
+            }
+            (Engine::Postgres(_), Begin::Read) => {
+                self.execute_batch("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?
+            }
+        }
         Ok(Transaction {
             db: self,
             open: true,
         })
+    }
+
+    /// Begins the writer's next group, with the write lock held, and
+    /// answers whether another connection (a CLI command) wrote since the
+    /// group before, judged by `seen` (which this updates): SQLite counts
+    /// commits by others in `data_version`; on PostgreSQL every other
+    /// write transaction raises a count in `settings` as it begins (under
+    /// the writers' lock). Unknown counts as written.
+    pub(in crate::store) fn begin_group(&self, seen: &mut Option<i64>) -> SqlResult<bool> {
+        let (now, others) = match &self.engine {
+            Engine::Sqlite(_) => {
+                self.control("BEGIN IMMEDIATE")?;
+                let version = self
+                    .prepare_cached("PRAGMA data_version")
+                    .and_then(|mut s| s.query_row((), |r| r.get::<i64>(0)))
+                    .ok();
+                (version, version.is_none() || version != *seen)
+            }
+            Engine::Postgres(conn) => {
+                let count = conn.begin_write(Mark::Read)?;
+                (Some(count), *seen != Some(count))
+            }
+        };
+        *seen = now;
+        Ok(others)
+    }
+
+    /// A transaction-control statement (savepoints, commit), prepared once
+    /// where the engine allows it: the writer runs several per write.
+    pub(in crate::store) fn control(&self, sql: &str) -> SqlResult<()> {
+        match &self.engine {
+            Engine::Sqlite(_) => self.prepare_cached(sql)?.execute(()).map(|_| ()),
+            Engine::Postgres(conn) => conn.batch(sql),
+        }
+    }
+
+    /// Whether the connection can no longer be used (PostgreSQL ended the
+    /// session); a pool drops it, the writer makes a new one.
+    pub(in crate::store) fn is_broken(&self) -> bool {
+        match &self.engine {
+            Engine::Sqlite(_) => false,
+            Engine::Postgres(conn) => conn.is_closed(),
+        }
     }
 
     /// Whether a transaction is open (SQLite ends one by itself on a disk

@@ -23,6 +23,10 @@ pub enum StoreError {
         "the database was written by a newer version of satellite (schema {found}, this build knows {known})"
     )]
     TooNew { found: i64, known: i64 },
+    #[error("cannot reach the database {target}: {reason}; check `storage.url`, that PostgreSQL runs and accepts this host, and the password in `storage.password_file`")]
+    Unreachable { target: String, reason: String },
+    #[error("the database {target} holds {tables} tables but no satellite schema; give the satellite an empty database of its own (createdb -O USER satellite)")]
+    NotOurs { target: String, tables: i64 },
     #[error("the database writer is not running")]
     WriterGone,
     #[error("too many writes are waiting; try again shortly")]

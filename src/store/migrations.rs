@@ -514,6 +514,67 @@ CREATE INDEX pools_held ON pools (announced_at) WHERE held = 1;
     },
 ];
 
+/// PostgreSQL's schema, whole, at the version it holds: each engine has its
+/// own DDL (identity columns, PL/pgSQL triggers), numbered as SQLite's.
+pub(in crate::store) const POSTGRES_SCHEMA: &str = include_str!("postgres_schema.sql");
+pub(in crate::store) const POSTGRES_SCHEMA_VERSION: i64 = 13;
+
+/// Brings a PostgreSQL database to the schema this build knows: creates it
+/// in an empty database, refuses one written by a newer build or one that
+/// holds something else. Under the write lock, so two nodes starting at
+/// once create it once.
+pub(in crate::store) fn apply_postgres(db: &super::Db, target: &str) -> Result<(), StoreError> {
+    let tx = db.begin(super::db::Begin::Schema)?;
+    let ours: bool = db.query_row(
+        "SELECT to_regclass('schema_migrations') IS NOT NULL",
+        (),
+        |r| r.get(0),
+    )?;
+    if !ours {
+        let tables: i64 = db.query_row(
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema()",
+            (),
+            |r| r.get(0),
+        )?;
+        if tables > 0 {
+            return Err(StoreError::NotOurs {
+                target: target.to_string(),
+                tables,
+            });
+        }
+        db.execute_batch(POSTGRES_SCHEMA)?;
+        // The same ledger as SQLite's: a database moved up by `migrate`
+        // and one created here read alike.
+        for m in MIGRATIONS
+            .iter()
+            .filter(|m| m.version <= POSTGRES_SCHEMA_VERSION)
+        {
+            db.execute(
+                "INSERT INTO schema_migrations (version, name) VALUES (?1, ?2)",
+                super::sql::params![m.version, m.name],
+            )?;
+        }
+        tx.commit()?;
+        tracing::info!(database = %target, version = POSTGRES_SCHEMA_VERSION, "created the satellite schema in PostgreSQL");
+        return Ok(());
+    }
+    let found: i64 = db.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+        (),
+        |r| r.get(0),
+    )?;
+    if found > POSTGRES_SCHEMA_VERSION {
+        return Err(StoreError::TooNew {
+            found,
+            known: POSTGRES_SCHEMA_VERSION,
+        });
+    }
+    // Versions below the first PostgreSQL schema never existed there; a
+    // later build adds its numbered steps here, as SQLite's list does.
+    tx.commit()?;
+    Ok(())
+}
+
 pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -7,6 +7,7 @@
 
 mod db;
 pub mod error;
+mod location;
 mod migrations;
 mod postgres;
 pub(crate) mod sql;
@@ -36,6 +37,7 @@ pub mod users;
 
 pub use db::Db;
 pub use error::StoreError;
+pub use location::{Location, PgTarget};
 pub use writer::{Writer, WriterStats};
 
 use rusqlite::{Connection, OpenFlags};
@@ -228,25 +230,63 @@ where
 /// and, beside a writer that is rarely idle, mostly misses the gaps between
 /// its commits (CLI writes waited seconds under load).
 pub fn ready_for_commands(conn: &Db) -> Result<(), StoreError> {
+    // PostgreSQL's writers wait on a lock of their own (see `Db::begin`).
+    let Ok(sqlite) = conn.sqlite() else {
+        return Ok(());
+    };
     conn.query_row("SELECT randomblob(1)", (), |_| Ok(()))?;
-    conn.sqlite()?.busy_handler(Some(command_busy))?;
+    sqlite.busy_handler(Some(command_busy))?;
     Ok(())
 }
 
 /// The server's handle on the database: a reader pool and the group-commit writer.
 #[derive(Clone)]
 pub struct Store {
-    path: Arc<PathBuf>,
+    location: Arc<Location>,
     readers: Arc<Mutex<Vec<Db>>>,
     writer: Writer,
-    /// Set when the checkpoint thread has ended.
+    /// Set when the checkpoint thread has ended (never, on PostgreSQL,
+    /// which checkpoints by itself).
     checkpoints_stopped: Arc<std::sync::atomic::AtomicBool>,
 }
 
 const MAX_IDLE_READERS: usize = 8;
 
 impl Store {
-    pub fn open(path: &Path) -> Result<Self, StoreError> {
+    pub fn open(location: &Location) -> Result<Self, StoreError> {
+        let checkpoints_stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let location = Arc::new(location.clone());
+        let writer = match &*location {
+            Location::Embedded(path) => {
+                Self::embedded_writer(path, &location, checkpoints_stopped.clone())?
+            }
+            Location::Postgres(_) => {
+                let conn = location.open_and_migrate()?;
+                // A connection lost (the primary failed over) is made again
+                // for the next group, to whichever node is primary then.
+                let again = Arc::downgrade(&location);
+                Writer::start_reconnecting(
+                    conn,
+                    Box::new(move || match again.upgrade() {
+                        Some(location) => location.connect(),
+                        None => Err(StoreError::WriterGone),
+                    }),
+                )?
+            }
+        };
+        Ok(Self {
+            location,
+            readers: Arc::new(Mutex::new(Vec::new())),
+            writer,
+            checkpoints_stopped,
+        })
+    }
+
+    fn embedded_writer(
+        path: &Path,
+        location: &Arc<Location>,
+        checkpoints_stopped: Arc<std::sync::atomic::AtomicBool>,
+    ) -> Result<Writer, StoreError> {
         let conn = open_and_migrate(path)?;
         // The WAL file keeps the size of the largest transaction it held
         // (a bulk import: gigabytes at a million instances). It is copied
@@ -276,20 +316,13 @@ impl Store {
         let checkpoints = connect(path)?;
         let finish = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let writer = Writer::start_with(conn, finish.clone())?;
-        let path = Arc::new(path.to_path_buf());
-        let checkpoints_stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
         start_checkpoints(
             checkpoints,
-            Arc::downgrade(&path),
+            Arc::downgrade(location),
             finish,
-            checkpoints_stopped.clone(),
-        )?;
-        Ok(Self {
-            path,
-            readers: Arc::new(Mutex::new(Vec::new())),
-            writer,
             checkpoints_stopped,
-        })
+        )?;
+        Ok(writer)
     }
 
     /// The thread that has ended, if the writer or the checkpoint thread
@@ -310,8 +343,8 @@ impl Store {
         }
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    pub fn location(&self) -> &Location {
+        &self.location
     }
 
     pub fn writer(&self) -> &Writer {
@@ -327,12 +360,15 @@ impl Store {
         let pooled = self.readers.lock().ok().and_then(|mut idle| idle.pop());
         let conn = match pooled {
             Some(conn) => conn,
-            None => connect(&self.path)?,
+            None => self.location.connect()?,
         };
         let result = f(&conn);
-        if let Ok(mut idle) = self.readers.lock() {
-            if idle.len() < MAX_IDLE_READERS {
-                idle.push(conn);
+        // A session the database ended (a failover) is not kept.
+        if !conn.is_broken() {
+            if let Ok(mut idle) = self.readers.lock() {
+                if idle.len() < MAX_IDLE_READERS {
+                    idle.push(conn);
+                }
             }
         }
         result
@@ -381,7 +417,7 @@ const MAX_PASSES: usize = 8;
 /// frames and stalled for 90 ms.)
 fn start_checkpoints(
     conn: Db,
-    alive: std::sync::Weak<PathBuf>,
+    alive: std::sync::Weak<Location>,
     finish: Arc<std::sync::atomic::AtomicBool>,
     stopped: Arc<std::sync::atomic::AtomicBool>,
 ) -> Result<(), StoreError> {
@@ -515,7 +551,7 @@ mod tests {
     fn the_wal_is_checkpointed_and_started_over_beside_a_writer_that_never_pauses() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("wal.db");
-        let store = Store::open(&path).expect("open");
+        let store = Store::open(&Location::Embedded(path.clone())).expect("open");
         store
             .writer()
             .write_blocking(|c: &Db| {

@@ -11,6 +11,23 @@ use postgres::types::{IsNull, ToSql, Type};
 use std::cell::RefCell;
 use std::collections::HashMap;
 
+/// The transaction-level advisory lock every write transaction takes
+/// first: writers run one at a time, as SQLite's do, so a command's
+/// read-then-write never interleaves with the server's (READ COMMITTED
+/// alone would let two of them read the same count).
+pub(in crate::store) const WRITERS_LOCK: i64 = 0x5a7e_0001;
+
+/// The `settings` key counting write transactions made beside the
+/// server's writer (CLI commands, the live sync's own connection).
+const OTHER_WRITES: &str = "store.other_writes";
+
+pub(in crate::store) enum Mark {
+    Read,
+    Raise,
+    /// The schema may not exist yet.
+    None,
+}
+
 /// One PostgreSQL session with its statement cache.
 pub struct PgConn {
     client: RefCell<postgres::Client>,
@@ -91,9 +108,49 @@ impl PgConn {
         f(&mut self.client.borrow_mut(), &params).map_err(SqlError::from)
     }
 
-    /// Whether a transaction this connection began is open.
+    /// Whether a transaction this connection began is open (a session the
+    /// server ended has none).
     pub(in crate::store) fn in_transaction(&self) -> bool {
-        self.open.get()
+        self.open.get() && !self.is_closed()
+    }
+
+    /// Whether the session has ended (the server went away, a failover):
+    /// nothing more can be done on it.
+    pub(in crate::store) fn is_closed(&self) -> bool {
+        self.client.borrow().is_closed()
+    }
+
+    /// Begins a write transaction and waits for the writers' lock (see
+    /// `WRITERS_LOCK`). `Mark` says what becomes of the count of writes
+    /// made beside the server's writer (see `Db::begin_group`): it is read
+    /// (the writer) or raised (everyone else). One round trip either way.
+    pub(in crate::store) fn begin_write(&self, mark: Mark) -> SqlResult<i64> {
+        let then = match mark {
+            Mark::Read => format!("SELECT value FROM settings WHERE key = '{OTHER_WRITES}'"),
+            Mark::None => String::new(),
+            Mark::Raise => format!(
+                "INSERT INTO settings (key, value) VALUES ('{OTHER_WRITES}', '1') \
+                 ON CONFLICT (key) DO UPDATE SET value = (settings.value::bigint + 1)::text \
+                 RETURNING value"
+            ),
+        };
+        let answers = self
+            .client
+            .borrow_mut()
+            .simple_query(&format!(
+                "BEGIN; SELECT pg_advisory_xact_lock({WRITERS_LOCK}); {then}"
+            ))
+            .map_err(SqlError::from)?;
+        self.open.set(true);
+        Ok(answers
+            .iter()
+            .filter_map(|m| match m {
+                postgres::SimpleQueryMessage::Row(row) => row.get(0),
+                _ => None,
+            })
+            .last()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0))
     }
 
     pub(in crate::store) fn batch(&self, sql: &str) -> SqlResult<()> {
@@ -101,10 +158,14 @@ impl PgConn {
             .borrow_mut()
             .batch_execute(sql)
             .map_err(SqlError::from)?;
-        let first = sql.split_whitespace().next().unwrap_or_default();
+        let mut words = sql.split_whitespace();
+        let first = words.next().unwrap_or_default();
+        let to_savepoint = words.next().is_some_and(|w| w.eq_ignore_ascii_case("TO"));
         if first.eq_ignore_ascii_case("BEGIN") {
             self.open.set(true);
-        } else if first.eq_ignore_ascii_case("COMMIT") || first.eq_ignore_ascii_case("ROLLBACK") {
+        } else if first.eq_ignore_ascii_case("COMMIT")
+            || (first.eq_ignore_ascii_case("ROLLBACK") && !to_savepoint)
+        {
             self.open.set(false);
         }
         Ok(())

@@ -130,7 +130,7 @@ pub(crate) use params;
 pub enum SqlError {
     #[error(transparent)]
     Sqlite(rusqlite::Error),
-    #[error("{0}")]
+    #[error("{}", postgres_message(.0))]
     Postgres(postgres::Error),
     /// A row broke a UNIQUE, PRIMARY KEY or CHECK constraint.
     #[error("constraint violated: {0}")]
@@ -179,6 +179,23 @@ impl From<postgres::Error> for SqlError {
             );
         }
         Self::Postgres(e)
+    }
+}
+
+/// The server's own words (and its detail and hint), or the client's with
+/// its cause: the postgres crate's Display says only "db error".
+fn postgres_message(e: &postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        let mut text = format!("{}: {}", db.severity(), db.message());
+        for extra in [db.detail(), db.hint()].into_iter().flatten() {
+            text.push_str("; ");
+            text.push_str(extra);
+        }
+        return text;
+    }
+    match std::error::Error::source(e) {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
     }
 }
 

@@ -7,9 +7,7 @@ use super::postgres::PgConn;
 use super::sql::{Column, Param, SqlError, SqlResult, Value};
 use super::{Db, StoreError};
 
-/// The schema version `postgres_schema.sql` holds.
-const SCHEMA_VERSION: i64 = 13;
-const SCHEMA: &str = include_str!("postgres_schema.sql");
+use super::migrations::{POSTGRES_SCHEMA as SCHEMA, POSTGRES_SCHEMA_VERSION as SCHEMA_VERSION};
 
 /// Rows copied, per table, in the order they were copied.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -97,7 +95,7 @@ pub fn copy(embedded: &Db, pg: &Db, target_name: &str) -> Result<Copied, MoveErr
         });
     }
     let names = table_names(embedded)?;
-    let tx = pg.begin(Begin::Write)?;
+    let tx = pg.begin(Begin::Schema)?;
     pg.execute_batch(SCHEMA)?;
     // Pools are copied as they are: the usage rows must not add to them
     // again on their way in.

@@ -84,7 +84,7 @@ where
 /// Runs one cached statement: the savepoints around every job are parsed
 /// once, not once per write.
 fn statement(conn: &Db, sql: &str) -> super::sql::SqlResult<()> {
-    conn.prepare_cached(sql)?.execute(()).map(|_| ())
+    conn.control(sql)
 }
 
 /// Counters for `/metrics`: commits and the writes they carried.
@@ -147,12 +147,30 @@ impl Writer {
     /// frames itself between two commits, so the next commit starts the
     /// log over instead of growing it.
     pub fn start_with(conn: Db, finish_checkpoint: Arc<AtomicBool>) -> Result<Self, StoreError> {
+        Self::spawn(conn, finish_checkpoint, None)
+    }
+
+    /// Starts a writer whose connection the database may end (PostgreSQL:
+    /// a failover, a restart): after a group that failed on an ended
+    /// session, `reconnect` makes the next one. The writes of that group
+    /// were refused with 503 and nothing told a caller otherwise; a router
+    /// sends its message again and, if the commit did land after all,
+    /// gets the answer recorded with it (device messages are idempotent).
+    pub fn start_reconnecting(conn: Db, reconnect: Reconnect) -> Result<Self, StoreError> {
+        Self::spawn(conn, Arc::new(AtomicBool::new(false)), Some(reconnect))
+    }
+
+    fn spawn(
+        conn: Db,
+        finish_checkpoint: Arc<AtomicBool>,
+        reconnect: Option<Reconnect>,
+    ) -> Result<Self, StoreError> {
         let (queue, jobs) = sync_channel::<Box<dyn Work>>(QUEUE_DEPTH);
         let stats = Arc::new(WriterStats::default());
         let thread_stats = stats.clone();
         std::thread::Builder::new()
             .name("db-writer".into())
-            .spawn(move || run(conn, jobs, &thread_stats, &finish_checkpoint))
+            .spawn(move || run(conn, jobs, &thread_stats, &finish_checkpoint, reconnect))
             .map_err(|_| StoreError::WriterGone)?;
         Ok(Self { queue, stats })
     }
@@ -246,11 +264,15 @@ impl Writer {
     }
 }
 
+/// Makes a new connection for the writer.
+pub type Reconnect = Box<dyn FnMut() -> Result<Db, StoreError> + Send>;
+
 fn run(
-    conn: Db,
+    mut conn: Db,
     jobs: Receiver<Box<dyn Work>>,
     stats: &WriterStats,
     finish_checkpoint: &AtomicBool,
+    mut reconnect: Option<Reconnect>,
 ) {
     let _end = EndMark(&stats.stopped);
     let mut group: Vec<Box<dyn Work>> = Vec::with_capacity(MAX_GROUP);
@@ -286,6 +308,21 @@ fn run(
         for job in group.drain(..) {
             job.complete(outcome.as_ref().map(|_| ()));
         }
+        if let Some(again) = reconnect.as_mut().filter(|_| conn.is_broken()) {
+            // Tried once per group: while the database is away, each
+            // group fails fast (503) and the next one tries again.
+            match again() {
+                Ok(fresh) => {
+                    tracing::warn!("the database ended the writer's session; reconnected");
+                    conn = fresh;
+                    // Whatever was written meanwhile is unknown here.
+                    seen_version = None;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "the database ended the writer's session and cannot be reached again yet")
+                }
+            }
+        }
         if finish_checkpoint.swap(false, Ordering::AcqRel) {
             // PASSIVE: never waits for readers; the other thread copied
             // most of the log already, this copies the tail.
@@ -311,19 +348,13 @@ fn commit_group(
     stats: &WriterStats,
     seen_version: &mut Option<i64>,
 ) -> Result<(), StoreError> {
-    statement(conn, "BEGIN IMMEDIATE")?;
-    let began = std::time::Instant::now();
     // Another connection (a CLI command) can commit only between two
     // groups, while this one holds no lock: asked once per group, its
     // commits move the generation like any write that left copies stale.
-    let version = conn
-        .prepare_cached("PRAGMA data_version")
-        .and_then(|mut s| s.query_row((), |r| r.get::<i64>(0)))
-        .ok();
-    if version.is_none() || version != *seen_version {
+    if conn.begin_group(seen_version)? {
         stats.generation.fetch_add(1, Ordering::AcqRel);
-        *seen_version = version;
     }
+    let began = std::time::Instant::now();
     for job in group.iter_mut() {
         if job.run(conn) {
             stats.generation.fetch_add(1, Ordering::AcqRel);

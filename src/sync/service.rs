@@ -125,7 +125,7 @@ impl SyncService {
             return Ok(None);
         }
         let now = self.clock.unix();
-        let mut conn = crate::store::connect(self.store.path())?;
+        let mut conn = self.store.location().connect()?;
         let registered =
             crate::store::sync::upstream(&conn)?.is_some_and(|u| u.registered_at.is_some());
         if !registered {
@@ -311,7 +311,7 @@ impl SyncService {
         }
         // Sealed from a read snapshot on a connection of its own; the
         // writer (and the routers behind it) waits only for the record.
-        let mut conn = crate::store::connect(self.store.path())?;
+        let mut conn = self.store.location().connect()?;
         let written = satellite::export_usage_from_snapshot(&mut conn, &config, &keys, now, |c| {
             settings::set(c, EXPORT_LAST_RUN, &mark).map_err(SyncError::from)
         })

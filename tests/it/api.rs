@@ -293,12 +293,7 @@ fn the_bootstrap_admin_logs_in_and_failed_logins_are_rate_limited() {
     // Stored as argon2id in PHC format.
     let hash: String = server
         .db()
-        .query_row(
-            "SELECT password_hash FROM users WHERE username = 'admin'",
-            [],
-            |r| r.get(0),
-        )
-        .expect("hash");
+        .one("SELECT password_hash FROM users WHERE username = 'admin'");
     assert!(hash.starts_with("$argon2id$"), "{hash}");
 
     // A hash written by an earlier version (PBKDF2) still logs in, and is
@@ -322,13 +317,9 @@ fn the_bootstrap_admin_logs_in_and_failed_logins_are_rate_limited() {
             b64.encode(derived)
         )
     };
-    server
-        .db()
-        .execute(
-            "INSERT INTO users (username, password_hash, role, created_at) VALUES ('old', ?1, 'admin', 0)",
-            [&legacy],
-        )
-        .expect("insert");
+    server.db().execute(&format!(
+        "INSERT INTO users (username, password_hash, role, created_at) VALUES ('old', '{legacy}', 'admin', 0)"
+    ));
     let old_logs_in = || {
         let (status, body) = api.form(
             "/backend/oauth/token",
@@ -343,12 +334,7 @@ fn the_bootstrap_admin_logs_in_and_failed_logins_are_rate_limited() {
     old_logs_in();
     let upgraded: String = server
         .db()
-        .query_row(
-            "SELECT password_hash FROM users WHERE username = 'old'",
-            [],
-            |r| r.get(0),
-        )
-        .expect("hash");
+        .one("SELECT password_hash FROM users WHERE username = 'old'");
     assert!(upgraded.starts_with("$argon2id$"), "{upgraded}");
 
     for _ in 0..5 {
@@ -411,18 +397,12 @@ fn users_from_the_cli_log_in_and_every_change_names_who_made_it() {
     );
     assert_eq!(status, 200, "{body}");
 
-    let actors: Vec<(String, Option<String>)> = {
-        let db = server.db();
-        let mut stmt = db
-            .prepare("SELECT kind, actor FROM events ORDER BY id")
-            .expect("prepare");
-        let rows = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .expect("query")
-            .collect::<Result<_, _>>()
-            .expect("rows");
-        rows
-    };
+    let actors: Vec<(String, Option<String>)> = server
+        .db()
+        .rows("SELECT kind, actor FROM events ORDER BY id")
+        .into_iter()
+        .map(|r| (r[0].clone().unwrap_or_default(), r[1].clone()))
+        .collect();
     assert!(
         actors.iter().any(|(kind, actor)| kind == "user"
             && actor.as_deref().is_some_and(|a| a.starts_with("cli:"))),
@@ -438,12 +418,7 @@ fn users_from_the_cli_log_in_and_every_change_names_who_made_it() {
     server.token("A", &[]);
     let last: Option<String> = server
         .db()
-        .query_row(
-            "SELECT actor FROM events WHERE kind = 'token' ORDER BY id DESC LIMIT 1",
-            [],
-            |r| r.get(0),
-        )
-        .expect("event");
+        .maybe("SELECT actor FROM events WHERE kind = 'token' ORDER BY id DESC LIMIT 1");
     assert!(
         last.as_deref().is_some_and(|a| a.starts_with("cli:")),
         "{last:?}"
@@ -670,12 +645,7 @@ fn a_viewer_of_one_virtual_account_sees_nothing_of_another() {
     let other_prefix: String = other_token.chars().take(10).collect();
     let other_report: i64 = server
         .db()
-        .query_row(
-            "SELECT MAX(id) FROM reports WHERE virtual_account = 'Other'",
-            [],
-            |r| r.get(0),
-        )
-        .expect("Other's report");
+        .one("SELECT MAX(id) FROM reports WHERE virtual_account = 'Other'");
 
     let api = Api::new(&server);
     let viewer = bearer(&server, &api, "lab-viewer", "viewer", &["Lab"]);
@@ -889,10 +859,7 @@ fn an_export_downloaded_through_the_api_imports_at_the_cloud() {
     std::fs::write(&carried, &zip).expect("write");
     let processed = json_of(cloud.cli_ok(&["process", carried.to_str().expect("utf8"), "--json"]));
     assert!(processed["path"].is_string(), "{processed}");
-    let remote: i64 = cloud
-        .db()
-        .query_row("SELECT COUNT(*) FROM remote_instances", [], |r| r.get(0))
-        .expect("count");
+    let remote: i64 = cloud.db().one("SELECT COUNT(*) FROM remote_instances");
     assert_eq!(remote, 1, "the cloud now knows the satellite's router");
 
     let (status, status_body) = api.call("GET", "/api/v1/sync/status", Some(&admin), None);

@@ -335,12 +335,10 @@ fn nodes_paired_with_signers_from_before_the_purpose_keep_exchanging() {
     )
     .expect("signer.key");
     site.db()
-        .execute("UPDATE upstream SET cloud_signer_sha256 = NULL", [])
-        .expect("unpin");
+        .execute("UPDATE upstream SET cloud_signer_sha256 = NULL");
     cloud
         .db()
-        .execute("UPDATE satellites SET signer_sha256 = NULL", [])
-        .expect("unpin");
+        .execute("UPDATE satellites SET signer_sha256 = NULL");
 
     // Both sides pin what they see next, and keep exchanging.
     let usage = path_of(&site.cli_ok(&["export", "--json"]));

@@ -38,14 +38,8 @@ fn twenty_concurrent_registrations_on_a_ten_use_token_admit_exactly_ten() {
         .count();
     assert_eq!((ok, exhausted), (10, 10), "{outcomes:?}");
     let db = server.db();
-    let uses: i64 = db
-        .query_row("SELECT uses FROM registration_tokens", [], |r| r.get(0))
-        .expect("uses");
-    let instances: i64 = db
-        .query_row("SELECT COUNT(*) FROM product_instances", [], |r| r.get(0))
-        .expect("count");
-    let certificates: i64 = db
-        .query_row("SELECT COUNT(*) FROM certificates", [], |r| r.get(0))
-        .expect("count");
+    let uses: i64 = db.one("SELECT uses FROM registration_tokens");
+    let instances: i64 = db.one("SELECT COUNT(*) FROM product_instances");
+    let certificates: i64 = db.one("SELECT COUNT(*) FROM certificates");
     assert_eq!((uses, instances, certificates), (10, 10, 10));
 }

@@ -1,7 +1,8 @@
 //! A real server on 127.0.0.1 with ephemeral ports, real TLS and a real
-//! SQLite file in a temporary folder; stopped cleanly on drop.
+//! database: a SQLite file in a temporary folder, or with
+//! `SATELLITE_TEST_BACKEND=postgres` a database of its own in a throwaway
+//! PostgreSQL cluster the run shares; stopped cleanly on drop.
 
-use rusqlite::Connection;
 use satellite::app::Satellite;
 use satellite::clock::Clock;
 use satellite::config::Config;
@@ -39,6 +40,7 @@ impl Server {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().expect("tempdir");
         let config_path = dir.path().join("satellite.yaml");
+        let yaml = with_test_storage(yaml, dir.path());
         std::fs::write(&config_path, yaml).expect("write config");
         let config = Config::load(&config_path).expect("config");
         let clock = Clock::system();
@@ -93,8 +95,9 @@ impl Server {
         self.data_dir().join("ca.pem")
     }
 
-    pub fn db(&self) -> Connection {
-        Connection::open(self.data_dir().join("satellite.db")).expect("db")
+    /// The server's database, as the tests read it.
+    pub fn db(&self) -> TestDb {
+        TestDb::of(&self.config_path)
     }
 
     /// Runs the real `satellite` binary against this server's config, at this server's time.
@@ -244,19 +247,15 @@ impl Server {
     /// two equal snapshots mean an operation changed nothing.
     pub fn snapshot_every_table(&self) -> Vec<String> {
         let db = self.db();
-        let tables: Vec<String> = db
-            .prepare(
-                "SELECT name FROM sqlite_master WHERE type = 'table'
-                 AND name NOT LIKE 'sqlite%' AND name <> 'usage_history' ORDER BY name",
-            )
-            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
-            .expect("tables");
         let mut rows = Vec::new();
-        for table in tables {
+        for table in db.tables() {
+            if table == "usage_history" {
+                continue;
+            }
             let filter = if table == "settings" {
                 " WHERE key NOT LIKE 'clock.%' AND key NOT LIKE 'jobs.%' \
                   AND key NOT LIKE 'sync.export.%' AND key NOT LIKE 'sync.live.%' \
-                  AND key NOT LIKE 'health.%'"
+                  AND key NOT LIKE 'health.%' AND key NOT LIKE 'store.%'"
             } else {
                 ""
             };
@@ -268,16 +267,170 @@ impl Server {
 }
 
 /// Appends every row `sql` returns, as `table: cell|cell|...`.
-fn dump_rows(db: &Connection, table: &str, sql: &str, rows: &mut Vec<String>) {
-    let mut stmt = db.prepare(sql).expect("prepare");
-    let n = stmt.column_count();
-    let mut q = stmt.query([]).expect("query");
-    while let Some(r) = q.next().expect("row") {
-        let cells: Vec<String> = (0..n)
-            .map(|i| format!("{:?}", r.get_ref(i).expect("cell")))
+fn dump_rows(db: &TestDb, table: &str, sql: &str, rows: &mut Vec<String>) {
+    for row in db.rows(sql) {
+        let cells: Vec<String> = row
+            .into_iter()
+            .map(|c| c.unwrap_or_else(|| "NULL".into()))
             .collect();
         rows.push(format!("{table}: {}", cells.join("|")));
     }
+}
+
+/// Which database the suite's servers use.
+pub fn on_postgres() -> bool {
+    std::env::var("SATELLITE_TEST_BACKEND").is_ok_and(|b| b == "postgres")
+}
+
+/// For a test of what only the embedded database has (its file, its WAL,
+/// SQLite's own failures): true, after saying so, when the suite runs on
+/// PostgreSQL.
+pub fn skipped_on_postgres(test: &str) -> bool {
+    if on_postgres() {
+        eprintln!("{test}: not run on PostgreSQL (it tests the embedded database's file)");
+    }
+    on_postgres()
+}
+
+/// `yaml` with a `storage:` of the suite's backend, unless it names one.
+fn with_test_storage(yaml: &str, dir: &Path) -> String {
+    if !on_postgres() || yaml.contains("storage:") {
+        return yaml.to_string();
+    }
+    let (url, password) = crate::postgres::shared_database();
+    let file = dir.join("db-password");
+    std::fs::write(&file, password).expect("password file");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    format!(
+        "{yaml}\nstorage: {{ backend: postgres, url: \"{url}\", password_file: db-password }}\n"
+    )
+}
+
+/// A satellite's database for the tests' own reads and writes, on either
+/// backend. Cells come back as text: the same rows print alike on both.
+pub enum TestDb {
+    Sqlite(rusqlite::Connection),
+    Postgres(std::cell::RefCell<postgres::Client>),
+}
+
+impl TestDb {
+    /// The database the configuration at `config` names.
+    pub fn of(config: &Path) -> Self {
+        let config = Config::load(config).expect("config");
+        match config.storage.backend {
+            satellite::config::StorageBackend::Sqlite => {
+                Self::Sqlite(rusqlite::Connection::open(config.database_path()).expect("db"))
+            }
+            satellite::config::StorageBackend::Postgres => {
+                let mut pg: postgres::Config = config
+                    .storage
+                    .url
+                    .as_deref()
+                    .expect("url")
+                    .parse()
+                    .expect("url parses");
+                if let Some(file) = &config.storage.password_file {
+                    pg.password(std::fs::read_to_string(file).expect("password"));
+                }
+                Self::Postgres(std::cell::RefCell::new(
+                    pg.connect(postgres::NoTls).expect("connect"),
+                ))
+            }
+        }
+    }
+
+    /// Every row `sql` returns, each cell as text (blobs in hex as
+    /// PostgreSQL writes them, `\x…`), None for NULL.
+    pub fn rows(&self, sql: &str) -> Vec<Vec<Option<String>>> {
+        match self {
+            Self::Sqlite(db) => {
+                use rusqlite::types::ValueRef;
+                let mut stmt = db.prepare(sql).expect("prepare");
+                let n = stmt.column_count();
+                let mut q = stmt.query([]).expect("query");
+                let mut out = Vec::new();
+                while let Some(r) = q.next().expect("row") {
+                    out.push(
+                        (0..n)
+                            .map(|i| match r.get_ref(i).expect("cell") {
+                                ValueRef::Null => None,
+                                ValueRef::Integer(v) => Some(v.to_string()),
+                                ValueRef::Real(v) => Some(v.to_string()),
+                                ValueRef::Text(t) => Some(String::from_utf8_lossy(t).into_owned()),
+                                ValueRef::Blob(b) => Some(format!("\\x{}", hex(b))),
+                            })
+                            .collect(),
+                    );
+                }
+                out
+            }
+            Self::Postgres(client) => client
+                .borrow_mut()
+                .simple_query(sql)
+                .expect("query")
+                .into_iter()
+                .filter_map(|m| match m {
+                    postgres::SimpleQueryMessage::Row(row) => Some(
+                        (0..row.len())
+                            .map(|i| row.get(i).map(str::to_string))
+                            .collect(),
+                    ),
+                    _ => None,
+                })
+                .collect(),
+        }
+    }
+
+    /// The first column of the one row `sql` returns, parsed; panics if
+    /// there is no row or the cell is NULL.
+    pub fn one<T: std::str::FromStr>(&self, sql: &str) -> T
+    where
+        T::Err: std::fmt::Debug,
+    {
+        self.maybe(sql)
+            .unwrap_or_else(|| panic!("no value from {sql}"))
+    }
+
+    /// `one`, with None for no row or NULL.
+    pub fn maybe<T: std::str::FromStr>(&self, sql: &str) -> Option<T>
+    where
+        T::Err: std::fmt::Debug,
+    {
+        let rows = self.rows(sql);
+        let cell = rows.into_iter().next()?.into_iter().next()??;
+        Some(cell.parse().expect("parse cell"))
+    }
+
+    /// Runs statements that return nothing.
+    pub fn execute(&self, sql: &str) {
+        match self {
+            Self::Sqlite(db) => db.execute_batch(sql).expect("execute"),
+            Self::Postgres(client) => client.borrow_mut().batch_execute(sql).expect("execute"),
+        }
+    }
+
+    /// The satellite's tables, by name.
+    pub fn tables(&self) -> Vec<String> {
+        let sql = match self {
+            Self::Sqlite(_) => {
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite%' \
+                 ORDER BY name"
+            }
+            Self::Postgres(_) => {
+                "SELECT table_name FROM information_schema.tables \
+                 WHERE table_schema = current_schema() ORDER BY table_name"
+            }
+        };
+        self.rows(sql)
+            .into_iter()
+            .filter_map(|r| r.into_iter().next().flatten())
+            .collect()
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 pub fn rfc3339_now(clock: &Clock) -> String {

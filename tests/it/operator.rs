@@ -227,10 +227,10 @@ fn serve_refuses_a_clock_more_than_a_day_behind_what_the_database_has_seen() {
 
 /// Polls `query` (a COUNT) until it reaches `want`; the server's clock
 /// guard ticks every five seconds.
-fn wait_for(db: &rusqlite::Connection, query: &str, want: i64) {
+fn wait_for(db: &crate::fixture::TestDb, query: &str, want: i64) {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let n: i64 = db.query_row(query, [], |r| r.get(0)).expect("query");
+        let n: i64 = db.one(query);
         if n >= want {
             return;
         }

@@ -159,6 +159,12 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl Cluster {
+    fn stop(&self) {
         let data = self.dir.path().join("data");
         let exe = self.bin.join("pg_ctl");
         let mut command = if is_root() {
@@ -174,4 +180,53 @@ impl Drop for Cluster {
             .args(["-m", "immediate", "stop"])
             .output();
     }
+}
+
+/// The cluster the whole run shares when the suite runs on PostgreSQL
+/// (`SATELLITE_TEST_BACKEND=postgres`): started by the first server that
+/// needs it, stopped and removed when the test process exits.
+static SHARED: std::sync::OnceLock<Cluster> = std::sync::OnceLock::new();
+/// The role every test database belongs to, and its password.
+const SHARED_ROLE: &str = "satellite";
+const SHARED_PASSWORD: &str = "test run's database password";
+
+extern "C" fn stop_shared() {
+    if let Some(cluster) = SHARED.get() {
+        cluster.stop();
+        let _ = std::fs::remove_dir_all(cluster.dir.path());
+    }
+}
+
+/// A new empty database of the shared cluster for one server: its URL and
+/// the password of its owner (for a password file).
+pub fn shared_database() -> (String, &'static str) {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let cluster = SHARED.get_or_init(|| {
+        let cluster = Cluster::start("the PostgreSQL backend")
+            .expect("SATELLITE_TEST_BACKEND=postgres needs PostgreSQL (initdb, pg_ctl)");
+        cluster
+            .client("postgres")
+            .batch_execute(&format!(
+                "CREATE ROLE {SHARED_ROLE} LOGIN PASSWORD '{SHARED_PASSWORD}'"
+            ))
+            .expect("create role");
+        // SAFETY: registers a plain function with the C runtime, which
+        // runs it once at process exit (the test harness exits with
+        // std::process::exit); it touches only the initialized static.
+        unsafe { libc::atexit(stop_shared) };
+        cluster
+    });
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = format!("t{}_{n}", std::process::id());
+    cluster
+        .client("postgres")
+        .batch_execute(&format!("CREATE DATABASE {name} OWNER {SHARED_ROLE}"))
+        .expect("create database");
+    (
+        format!(
+            "postgresql://{SHARED_ROLE}@127.0.0.1:{}/{name}",
+            cluster.port
+        ),
+        SHARED_PASSWORD,
+    )
 }

@@ -15,12 +15,7 @@ fn a_registration_answer_is_kept_without_copying_its_certificates_and_replays_wh
 
     let kept: String = server
         .db()
-        .query_row(
-            "SELECT response FROM device_messages WHERE message_id = 'compact-1'",
-            [],
-            |r| r.get(0),
-        )
-        .expect("answer kept");
+        .one("SELECT response FROM device_messages WHERE message_id = 'compact-1'");
     assert!(
         !kept.contains("BEGIN CERTIFICATE"),
         "the kept answer points at the certificate row and the CA: {kept}"
@@ -55,22 +50,21 @@ fn an_entitlement_repeating_its_demand_rewrites_no_usage_row() {
     let token = server.token("Default", &[]);
     let router = register(&server, "SN-SAME", &token);
     // Counts every write of a usage row the server makes from here on.
-    server
-        .db()
-        .execute_batch(
-            "CREATE TABLE usage_writes (n INTEGER);
-             CREATE TRIGGER count_usage_updates AFTER UPDATE ON entitlement_usage
-             BEGIN INSERT INTO usage_writes VALUES (1); END;
-             CREATE TRIGGER count_usage_inserts AFTER INSERT ON entitlement_usage
-             BEGIN INSERT INTO usage_writes VALUES (1); END;",
-        )
-        .expect("counting triggers");
-    let writes = || -> i64 {
-        server
-            .db()
-            .query_row("SELECT COUNT(*) FROM usage_writes", [], |r| r.get(0))
-            .expect("count")
+    let counting = if crate::fixture::on_postgres() {
+        "CREATE TABLE usage_writes (n INTEGER);
+         CREATE FUNCTION count_usage_write() RETURNS trigger LANGUAGE plpgsql AS
+         $$ BEGIN INSERT INTO usage_writes VALUES (1); RETURN NULL; END $$;
+         CREATE TRIGGER count_usage_writes AFTER INSERT OR UPDATE ON entitlement_usage
+         FOR EACH ROW EXECUTE FUNCTION count_usage_write();"
+    } else {
+        "CREATE TABLE usage_writes (n INTEGER);
+         CREATE TRIGGER count_usage_updates AFTER UPDATE ON entitlement_usage
+         BEGIN INSERT INTO usage_writes VALUES (1); END;
+         CREATE TRIGGER count_usage_inserts AFTER INSERT ON entitlement_usage
+         BEGIN INSERT INTO usage_writes VALUES (1); END;"
     };
+    server.db().execute(counting);
+    let writes = || -> i64 { server.db().one("SELECT COUNT(*) FROM usage_writes") };
     let ask = |id: &str, count: u32| {
         let (status, answer) = router
             .client
@@ -90,12 +84,7 @@ fn an_entitlement_repeating_its_demand_rewrites_no_usage_row() {
     assert_eq!(writes(), 2, "a changed demand is written");
     let in_use: i64 = server
         .db()
-        .query_row(
-            "SELECT in_use FROM pools WHERE tag = 'ESS-AC-10G-RTU-1'",
-            [],
-            |r| r.get(0),
-        )
-        .expect("pool");
+        .one("SELECT in_use FROM pools WHERE tag = 'ESS-AC-10G-RTU-1'");
     assert_eq!(in_use, 3);
 }
 
