@@ -196,7 +196,7 @@ impl Storage {
                             .into(),
                     ));
                 };
-                let parsed: postgres::Config = url.parse().map_err(|e| {
+                let parsed: tokio_postgres::Config = url.parse().map_err(|e| {
                     (
                         "storage.url",
                         format!("not a PostgreSQL URL ({e}); write postgresql://USER@HOST:PORT/DATABASE"),

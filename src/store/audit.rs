@@ -53,26 +53,36 @@ pub fn events(
     limit: u32,
     offset: u32,
 ) -> Result<Vec<AuditedEvent>> {
-    let scope = filter
-        .virtual_accounts
-        .map(|vas| serde_json::Value::from(vas.to_vec()).to_string());
-    let mut stmt = c.prepare_cached(
+    // The caller's virtual accounts, one placeholder each (a user's list
+    // is short); none means every event.
+    let scope = match filter.virtual_accounts {
+        None => String::new(),
+        Some([]) => " AND 0 = 1".to_string(),
+        Some(vas) => {
+            let marks: Vec<String> = (7..7 + vas.len()).map(|i| format!("?{i}")).collect();
+            format!(" AND virtual_account IN ({})", marks.join(", "))
+        }
+    };
+    let sql = format!(
         "SELECT id, at, kind, severity, virtual_account, subject, message, actor FROM events
-         WHERE (?1 IS NULL OR kind = ?1) AND (?2 IS NULL OR severity = ?2)
-           AND (?3 IS NULL OR at >= ?3) AND (?7 IS NULL OR at < ?7)
-           AND (?4 IS NULL OR virtual_account IN (SELECT value FROM json_each(?4)))
-         ORDER BY id DESC LIMIT ?5 OFFSET ?6",
-    )?;
+         WHERE (CAST(?1 AS TEXT) IS NULL OR kind = ?1) AND (CAST(?2 AS TEXT) IS NULL OR severity = ?2)
+           AND (CAST(?3 AS BIGINT) IS NULL OR at >= ?3) AND (CAST(?4 AS BIGINT) IS NULL OR at < ?4){scope}
+         ORDER BY id DESC LIMIT ?5 OFFSET ?6"
+    );
+    let mut stmt = c.prepare_cached(&sql)?;
+    let mut values: Vec<&dyn super::sql::Param> = vec![
+        &filter.kind,
+        &filter.severity,
+        &filter.since,
+        &filter.until,
+        &limit,
+        &offset,
+    ];
+    for va in filter.virtual_accounts.unwrap_or_default() {
+        values.push(va);
+    }
     let rows = stmt.query_map(
-        params![
-            filter.kind,
-            filter.severity,
-            filter.since,
-            scope,
-            limit,
-            offset,
-            filter.until
-        ],
+        values.as_slice(),
         |r| {
             Ok(AuditedEvent {
                 id: r.get(0)?,

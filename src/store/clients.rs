@@ -43,7 +43,7 @@ pub fn insert(c: &Db, client: &NewClient<'_>, now: i64) -> Result<i64> {
     )?;
     for va in client.virtual_accounts {
         c.execute(
-            "INSERT OR IGNORE INTO api_client_virtual_accounts (client_id, virtual_account) VALUES (?1, ?2)",
+            "INSERT INTO api_client_virtual_accounts (client_id, virtual_account) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
             params![id, va],
         )?;
     }

@@ -80,9 +80,10 @@ impl Db {
     pub(in crate::store) fn prepare_cached(&self, sql: &str) -> SqlResult<Statement<'_>> {
         Ok(match &self.engine {
             Engine::Sqlite(conn) => Statement::Sqlite(conn.prepare_cached(sql)?),
+            // Prepared at its first run, which knows the parameters' values.
             Engine::Postgres(conn) => Statement::Postgres {
                 conn,
-                statement: conn.prepare(sql)?,
+                sql: sql.to_string(),
             },
         })
     }
@@ -222,10 +223,7 @@ impl Db {
 /// A prepared statement of this connection.
 pub(in crate::store) enum Statement<'c> {
     Sqlite(rusqlite::CachedStatement<'c>),
-    Postgres {
-        conn: &'c PgConn,
-        statement: postgres::Statement,
-    },
+    Postgres { conn: &'c PgConn, sql: String },
 }
 
 fn binds<P: Params>(params: &P) -> impl Iterator<Item = Bind<'_>> {
@@ -240,8 +238,9 @@ impl Statement<'_> {
     pub(in crate::store) fn execute<P: Params>(&mut self, params: P) -> SqlResult<usize> {
         match self {
             Self::Sqlite(s) => Ok(s.execute(rusqlite::params_from_iter(binds(&params)))?),
-            Self::Postgres { conn, statement } => {
-                let n = conn.execute(statement, &values(&params))?;
+            Self::Postgres { conn, sql } => {
+                let values = values(&params);
+                let n = conn.execute(&conn.prepare(sql, &values)?, &values)?;
                 Ok(usize::try_from(n).unwrap_or(usize::MAX))
             }
         }
@@ -299,8 +298,9 @@ impl Statement<'_> {
                     }
                 }
             }
-            Self::Postgres { conn, statement } => {
-                for row in conn.query(statement, &values(&params))? {
+            Self::Postgres { conn, sql } => {
+                let values = values(&params);
+                for row in conn.query(&conn.prepare(sql, &values)?, &values)? {
                     if !f(&Row {
                         inner: RowRef::Postgres(&row),
                     })? {

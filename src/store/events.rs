@@ -62,7 +62,7 @@ pub fn record(conn: &Db, now: i64, event: NewEvent<'_>) -> Result<()> {
 pub fn list(conn: &Db, kind: Option<&str>, limit: u32) -> Result<Vec<Event>> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, at, kind, severity, virtual_account, subject, message FROM
-           (SELECT * FROM events WHERE (?1 IS NULL OR kind = ?1) ORDER BY id DESC LIMIT ?2)
+           (SELECT * FROM events WHERE (CAST(?1 AS TEXT) IS NULL OR kind = ?1) ORDER BY id DESC LIMIT ?2) newest
          ORDER BY id",
     )?;
     let rows = stmt.query_map(params![kind, limit], |r| {

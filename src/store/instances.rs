@@ -170,7 +170,7 @@ pub fn count(conn: &Db, account: &str, virtual_account: Option<&str>) -> Result<
             "SELECT COUNT(*) FROM product_instances p
              JOIN virtual_accounts va ON va.id = p.virtual_account_id
              JOIN accounts a ON a.id = va.account_id
-             WHERE a.name = ?1 AND (?2 IS NULL OR va.name = ?2)",
+             WHERE a.name = ?1 AND (CAST(?2 AS TEXT) IS NULL OR va.name = ?2)",
         )?
         .query_row(params![account, virtual_account], |r| r.get(0))?)
 }
@@ -209,7 +209,7 @@ pub fn page(
     let vas: Vec<(i64, String)> = conn
         .prepare_cached(
             "SELECT va.id, va.name FROM virtual_accounts va JOIN accounts a ON a.id = va.account_id
-             WHERE a.name = ?1 AND (?2 IS NULL OR va.name = ?2) ORDER BY va.name",
+             WHERE a.name = ?1 AND (CAST(?2 AS TEXT) IS NULL OR va.name = ?2) ORDER BY va.name",
         )?
         .query_map(params![account, virtual_account], |r| {
             Ok((r.get(0)?, r.get(1)?))

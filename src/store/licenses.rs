@@ -58,7 +58,7 @@ pub fn add_or_merge(c: &Db, license: &NewLicense<'_>, now: i64) -> Result<i64> {
     let existing: Option<i64> = super::optional(
         c.prepare_cached(
             "SELECT id FROM licenses WHERE virtual_account_id = ?1 AND sku = ?2 AND tag = ?3
-               AND start_at = ?4 AND end_at IS ?5 ORDER BY id LIMIT 1",
+               AND start_at = ?4 AND end_at IS NOT DISTINCT FROM ?5 ORDER BY id LIMIT 1",
         )?
         .query_row(
             params![
@@ -86,7 +86,7 @@ pub fn add_or_merge(c: &Db, license: &NewLicense<'_>, now: i64) -> Result<i64> {
 /// Units of `tag` the virtual account holds at time `t`.
 pub fn available(c: &Db, virtual_account_id: i64, tag: &str, t: i64) -> Result<i64> {
     Ok(c.prepare_cached(
-        "SELECT COALESCE(SUM(quantity), 0) FROM licenses
+        "SELECT CAST(COALESCE(SUM(quantity), 0) AS BIGINT) FROM licenses
          WHERE virtual_account_id = ?1 AND tag = ?2 AND start_at <= ?3 AND (end_at IS NULL OR end_at > ?3)",
     )?
     .query_row(params![virtual_account_id, tag, t], |r| r.get(0))?)
@@ -103,7 +103,7 @@ pub fn list(
                 l.start_at <= ?3 AND (l.end_at IS NULL OR l.end_at > ?3)
          FROM licenses l JOIN virtual_accounts va ON va.id = l.virtual_account_id
          JOIN accounts a ON a.id = va.account_id
-         WHERE a.name = ?1 AND (?2 IS NULL OR va.name = ?2)
+         WHERE a.name = ?1 AND (CAST(?2 AS TEXT) IS NULL OR va.name = ?2)
          ORDER BY va.name, l.tag, l.sku, l.start_at, l.id",
     )?;
     // `active` is the same term rule `available` counts by (DESIGN §6).

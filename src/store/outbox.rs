@@ -153,8 +153,9 @@ pub fn count(c: &Db, profile: &str, message_type: &str, outcome: Outcome, now: i
         "INSERT INTO call_home_stats (profile, message_type, success, failed, inqueue, dropped, last_sent)
          VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6)
          ON CONFLICT (profile, message_type) DO UPDATE SET
-           success = success + excluded.success, failed = failed + excluded.failed,
-           dropped = dropped + excluded.dropped, last_sent = excluded.last_sent",
+           success = call_home_stats.success + excluded.success,
+           failed = call_home_stats.failed + excluded.failed,
+           dropped = call_home_stats.dropped + excluded.dropped, last_sent = excluded.last_sent",
     )?
     .execute(params![profile, message_type, success, failed, dropped, now])?;
     Ok(())

@@ -7,7 +7,7 @@
 //! whatever type PostgreSQL inferred for its placeholder.
 
 use super::sql::{SqlError, SqlResult, Value};
-use postgres::types::{IsNull, ToSql, Type};
+use tokio_postgres::types::{IsNull, ToSql, Type};
 use std::cell::RefCell;
 use std::collections::HashMap;
 
@@ -28,25 +28,57 @@ pub(in crate::store) enum Mark {
     None,
 }
 
-/// One PostgreSQL session with its statement cache.
+/// One PostgreSQL session with its statement cache. Calls block the
+/// calling thread (as SQLite's do) while the store's I/O thread drives
+/// the socket.
 pub struct PgConn {
-    client: RefCell<postgres::Client>,
-    statements: RefCell<HashMap<String, postgres::Statement>>,
+    client: tokio_postgres::Client,
+    statements: RefCell<HashMap<String, tokio_postgres::Statement>>,
     /// A transaction begun here is open.
     open: std::cell::Cell<bool>,
 }
 
-/// How long a dead peer goes unnoticed at most: TCP keepalives at these
-/// intervals end a session whose server (or network) is gone.
+/// How long a dead peer goes unnoticed at most: TCP keepalives probe an
+/// idle session after 2 s, every second, and give up after 3 missed
+/// answers, so a session whose server (or network) is gone ends within
+/// about 5 s and the writer reconnects.
 const KEEPALIVE_IDLE: std::time::Duration = std::time::Duration::from_secs(2);
+const KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+const KEEPALIVE_RETRIES: u32 = 3;
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The runtime whose one thread drives every session's socket. A caller
+/// waits on its own thread (an actix worker's included: the wait is not
+/// tokio's, so it may run inside another runtime).
+fn io() -> SqlResult<&'static tokio::runtime::Handle> {
+    static IO: std::sync::OnceLock<Option<tokio::runtime::Handle>> = std::sync::OnceLock::new();
+    IO.get_or_init(|| {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .ok()?;
+        let handle = runtime.handle().clone();
+        std::thread::Builder::new()
+            .name("postgres-io".into())
+            .spawn(move || runtime.block_on(std::future::pending::<()>()))
+            .ok()?;
+        Some(handle)
+    })
+    .as_ref()
+    .ok_or(SqlError::Engine("PostgreSQL I/O thread"))
+}
+
+/// Waits for `work` on the I/O thread.
+fn wait<T>(work: impl std::future::Future<Output = T>) -> T {
+    futures_executor::block_on(work)
+}
 
 impl PgConn {
     /// Connects to `url` (a libpq URL; several hosts and
     /// `target_session_attrs=read-write` find the primary), with the
     /// password given apart from the URL (it is never logged or shown).
     pub fn connect(url: &str, password: Option<&str>) -> SqlResult<Self> {
-        let mut config: postgres::Config = url.parse().map_err(SqlError::from)?;
+        let mut config: tokio_postgres::Config = url.parse().map_err(SqlError::from)?;
         if let Some(password) = password {
             config.password(password);
         }
@@ -54,26 +86,66 @@ impl PgConn {
             .connect_timeout(CONNECT_TIMEOUT)
             .keepalives(true)
             .keepalives_idle(KEEPALIVE_IDLE)
+            .keepalives_interval(KEEPALIVE_INTERVAL)
+            .keepalives_retries(KEEPALIVE_RETRIES)
             .application_name("satellite");
-        let client = config.connect(postgres::NoTls).map_err(SqlError::from)?;
+        let io = io()?;
+        let connecting = io.spawn(async move {
+            let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
+            // The session lives as long as this task: it ends when the
+            // client is dropped or the server goes away.
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!(error = %e, "a PostgreSQL session ended");
+                }
+            });
+            Ok::<_, tokio_postgres::Error>(client)
+        });
+        let client = wait(connecting)
+            .map_err(|_| SqlError::Engine("PostgreSQL I/O thread"))?
+            .map_err(SqlError::from)?;
         Ok(Self {
-            client: RefCell::new(client),
+            client,
             statements: RefCell::new(HashMap::new()),
             open: std::cell::Cell::new(false),
         })
     }
 
     /// The prepared form of `sql` (store SQL, `?N` placeholders), prepared
-    /// once per session.
-    pub(in crate::store) fn prepare(&self, sql: &str) -> SqlResult<postgres::Statement> {
+    /// once per session. PostgreSQL infers each parameter's type from where
+    /// it stands; where it cannot (`?2 IS NULL OR name = ?2`, `?1 - ?2`),
+    /// the statement is prepared again with the types of the values given
+    /// the first time (a NULL as text), as SQLite would have taken them.
+    pub(in crate::store) fn prepare(
+        &self,
+        sql: &str,
+        values: &[Value<'_>],
+    ) -> SqlResult<tokio_postgres::Statement> {
         if let Some(statement) = self.statements.borrow().get(sql) {
             return Ok(statement.clone());
         }
-        let statement = self
-            .client
-            .borrow_mut()
-            .prepare(&placeholders(sql))
-            .map_err(SqlError::from)?;
+        let numbered = placeholders(sql);
+        // A statement PostgreSQL refuses to parse ends the transaction it
+        // was sent in; inside one, the first attempt gets a savepoint.
+        let inside = self.open.get();
+        if inside {
+            wait(self.client.batch_execute("SAVEPOINT prepare")).map_err(SqlError::from)?;
+        }
+        let first = wait(self.client.prepare(&numbered));
+        if inside {
+            let end = match first {
+                Ok(_) => "RELEASE prepare",
+                Err(_) => "ROLLBACK TO prepare; RELEASE prepare",
+            };
+            wait(self.client.batch_execute(end)).map_err(SqlError::from)?;
+        }
+        let statement = match first {
+            Err(e) if untyped(&e) => {
+                let types: Vec<Type> = values.iter().map(type_of).collect();
+                wait(self.client.prepare_typed(&numbered, &types)).map_err(SqlError::from)?
+            }
+            prepared => prepared.map_err(SqlError::from)?,
+        };
         self.statements
             .borrow_mut()
             .insert(sql.to_string(), statement.clone());
@@ -82,30 +154,20 @@ impl PgConn {
 
     pub(in crate::store) fn execute(
         &self,
-        statement: &postgres::Statement,
+        statement: &tokio_postgres::Statement,
         values: &[Value<'_>],
     ) -> SqlResult<u64> {
-        self.call(values, |client, params| client.execute(statement, params))
+        let binds = binds(values);
+        wait(self.client.execute(statement, &params(&binds))).map_err(SqlError::from)
     }
 
     pub(in crate::store) fn query(
         &self,
-        statement: &postgres::Statement,
+        statement: &tokio_postgres::Statement,
         values: &[Value<'_>],
-    ) -> SqlResult<Vec<postgres::Row>> {
-        self.call(values, |client, params| client.query(statement, params))
-    }
-
-    /// Runs `f` with `values` as the postgres crate takes parameters.
-    fn call<T>(
-        &self,
-        values: &[Value<'_>],
-        f: impl FnOnce(&mut postgres::Client, &[&(dyn ToSql + Sync)]) -> Result<T, postgres::Error>,
-    ) -> SqlResult<T> {
-        let binds: Vec<PgValue<'_>> = values.iter().copied().map(PgValue).collect();
-        let params: Vec<&(dyn ToSql + Sync)> =
-            binds.iter().map(|b| b as &(dyn ToSql + Sync)).collect();
-        f(&mut self.client.borrow_mut(), &params).map_err(SqlError::from)
+    ) -> SqlResult<Vec<tokio_postgres::Row>> {
+        let binds = binds(values);
+        wait(self.client.query(statement, &params(&binds))).map_err(SqlError::from)
     }
 
     /// Whether a transaction this connection began is open (a session the
@@ -117,7 +179,7 @@ impl PgConn {
     /// Whether the session has ended (the server went away, a failover):
     /// nothing more can be done on it.
     pub(in crate::store) fn is_closed(&self) -> bool {
-        self.client.borrow().is_closed()
+        self.client.is_closed()
     }
 
     /// Begins a write transaction and waits for the writers' lock (see
@@ -134,18 +196,15 @@ impl PgConn {
                  RETURNING value"
             ),
         };
-        let answers = self
-            .client
-            .borrow_mut()
-            .simple_query(&format!(
-                "BEGIN; SELECT pg_advisory_xact_lock({WRITERS_LOCK}); {then}"
-            ))
-            .map_err(SqlError::from)?;
+        let answers = wait(self.client.simple_query(&format!(
+            "BEGIN; SELECT pg_advisory_xact_lock({WRITERS_LOCK}); {then}"
+        )))
+        .map_err(SqlError::from)?;
         self.open.set(true);
         Ok(answers
             .iter()
             .filter_map(|m| match m {
-                postgres::SimpleQueryMessage::Row(row) => row.get(0),
+                tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0),
                 _ => None,
             })
             .last()
@@ -154,10 +213,7 @@ impl PgConn {
     }
 
     pub(in crate::store) fn batch(&self, sql: &str) -> SqlResult<()> {
-        self.client
-            .borrow_mut()
-            .batch_execute(sql)
-            .map_err(SqlError::from)?;
+        wait(self.client.batch_execute(sql)).map_err(SqlError::from)?;
         let mut words = sql.split_whitespace();
         let first = words.next().unwrap_or_default();
         let to_savepoint = words.next().is_some_and(|w| w.eq_ignore_ascii_case("TO"));
@@ -207,6 +263,37 @@ pub(in crate::store) fn placeholders(sql: &str) -> String {
     out
 }
 
+/// The server could not tell a parameter's type from the statement.
+fn untyped(e: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    e.code().is_some_and(|code| {
+        [
+            SqlState::INDETERMINATE_DATATYPE,
+            SqlState::AMBIGUOUS_PARAMETER,
+            SqlState::AMBIGUOUS_FUNCTION,
+        ]
+        .contains(code)
+    })
+}
+
+fn type_of(value: &Value<'_>) -> Type {
+    match value {
+        Value::Integer(_) => Type::INT8,
+        Value::Real(_) => Type::FLOAT8,
+        Value::Blob(_) => Type::BYTEA,
+        Value::Null | Value::Text(_) => Type::TEXT,
+    }
+}
+
+fn binds<'a>(values: &[Value<'a>]) -> Vec<PgValue<'a>> {
+    values.iter().copied().map(PgValue).collect()
+}
+
+/// The parameters as the client takes them.
+fn params<'a>(binds: &'a [PgValue<'_>]) -> Vec<&'a (dyn ToSql + Sync)> {
+    binds.iter().map(|b| b as &(dyn ToSql + Sync)).collect()
+}
+
 /// A parameter converted to the type PostgreSQL inferred for it.
 #[derive(Debug)]
 struct PgValue<'a>(Value<'a>);
@@ -242,7 +329,7 @@ impl ToSql for PgValue<'_> {
         true
     }
 
-    postgres::types::to_sql_checked!();
+    tokio_postgres::types::to_sql_checked!();
 }
 
 #[cfg(test)]

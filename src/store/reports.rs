@@ -86,7 +86,7 @@ pub fn history(
         "SELECT h.day, va.name, h.tag, h.available, h.in_use FROM usage_history h
          JOIN virtual_accounts va ON va.id = h.virtual_account_id
          JOIN accounts a ON a.id = va.account_id
-         WHERE a.name = ?1 AND (?2 IS NULL OR va.name = ?2) AND h.day > ?3
+         WHERE a.name = ?1 AND (CAST(?2 AS TEXT) IS NULL OR va.name = ?2) AND h.day > ?3
          ORDER BY h.day, va.name, h.tag",
     )?;
     let rows = stmt.query_map(params![account, virtual_account, since], |r| {

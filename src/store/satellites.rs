@@ -58,15 +58,11 @@ pub fn create(c: &Db, s: &NewSatellite<'_>, now: i64) -> Result<i64> {
 
 const SELECT: &str = "SELECT s.id, s.satellite_id, s.name, s.token_hash, s.token_expires_at,
         s.created_at, s.registered_at, s.signer_ca_sha256, s.revoked_at, s.last_contact_at,
-        s.signer_sha256, s.retired_signer_sha256,
-        (SELECT group_concat(name, char(10)) FROM
-           (SELECT va.name FROM satellite_virtual_accounts sv
-            JOIN virtual_accounts va ON va.id = sv.virtual_account_id
-            WHERE sv.satellite_id = s.id ORDER BY va.name))
+        s.signer_sha256, s.retired_signer_sha256
      FROM satellites s";
 
+/// A satellite's row; its virtual accounts are read by `with_virtual_accounts`.
 fn row(r: &super::sql::Row<'_>) -> super::sql::SqlResult<Satellite> {
-    let vas: Option<String> = r.get(12)?;
     Ok(Satellite {
         id: r.get(0)?,
         satellite_id: r.get(1)?,
@@ -80,27 +76,40 @@ fn row(r: &super::sql::Row<'_>) -> super::sql::SqlResult<Satellite> {
         last_contact_at: r.get(9)?,
         signer_sha256: r.get(10)?,
         retired_signer_sha256: r.get(11)?,
-        virtual_accounts: vas
-            .map(|v| v.split('\n').map(str::to_string).collect())
-            .unwrap_or_default(),
+        virtual_accounts: Vec::new(),
     })
+}
+
+/// The satellite with the names of the virtual accounts it serves (a
+/// query of their own: a cloud has a few dozen satellites at most).
+fn with_virtual_accounts(c: &Db, mut satellite: Satellite) -> Result<Satellite> {
+    satellite.virtual_accounts = virtual_account_ids(c, satellite.id)?
+        .into_iter()
+        .map(|(_, name)| name)
+        .collect();
+    Ok(satellite)
 }
 
 pub fn find_by_satellite_id(c: &Db, satellite_id: &str) -> Result<Option<Satellite>> {
     let sql = format!("{SELECT} WHERE s.satellite_id = ?1");
-    Ok(optional(c.query_row(&sql, [satellite_id], row))?)
+    optional(c.query_row(&sql, [satellite_id], row))?
+        .map(|s| with_virtual_accounts(c, s))
+        .transpose()
 }
 
 pub fn find_by_name(c: &Db, name: &str) -> Result<Option<Satellite>> {
     let sql = format!("{SELECT} WHERE s.name = ?1");
-    Ok(optional(c.query_row(&sql, [name], row))?)
+    optional(c.query_row(&sql, [name], row))?
+        .map(|s| with_virtual_accounts(c, s))
+        .transpose()
 }
 
 pub fn list(c: &Db) -> Result<Vec<Satellite>> {
     let sql = format!("{SELECT} ORDER BY s.name");
     let mut stmt = c.prepare_cached(&sql)?;
     let rows = stmt.query_map((), row)?;
-    Ok(rows.collect::<super::sql::SqlResult<_>>()?)
+    rows.map(|s| with_virtual_accounts(c, s?))
+        .collect::<Result<_>>()
 }
 
 /// Virtual account ids a satellite serves.
@@ -131,19 +140,19 @@ pub fn serving(c: &Db, virtual_account_id: i64) -> Result<Vec<String>> {
 /// with those satellites' names.
 pub fn shared_virtual_accounts(c: &Db) -> Result<Vec<(String, Vec<String>)>> {
     let mut stmt = c.prepare_cached(
-        "SELECT va.name, group_concat(s.name, char(10)) FROM satellite_virtual_accounts sv
+        "SELECT va.id, va.name FROM satellite_virtual_accounts sv
          JOIN satellites s ON s.id = sv.satellite_id
          JOIN virtual_accounts va ON va.id = sv.virtual_account_id
          WHERE s.revoked_at IS NULL
-         GROUP BY va.id HAVING COUNT(*) > 1 ORDER BY va.name",
+         GROUP BY va.id, va.name HAVING COUNT(*) > 1 ORDER BY va.name",
     )?;
-    let rows = stmt.query_map((), |r| {
-        let names: String = r.get(1)?;
-        let mut names: Vec<String> = names.split('\n').map(str::to_string).collect();
-        names.sort();
-        Ok((r.get(0)?, names))
-    })?;
-    Ok(rows.collect::<super::sql::SqlResult<_>>()?)
+    let shared = stmt
+        .query_map((), |r| Ok((r.get::<i64>(0)?, r.get::<String>(1)?)))?
+        .collect::<super::sql::SqlResult<Vec<_>>>()?;
+    shared
+        .into_iter()
+        .map(|(id, name)| Ok((name, serving(c, id)?)))
+        .collect()
 }
 
 /// Makes `satellite_row` (none: the cloud itself) the one node serving a
@@ -245,26 +254,26 @@ impl<'c> SnapshotLoad<'c> {
                  status             TEXT NOT NULL,
                  registered_at      INTEGER NOT NULL,
                  last_contact_at    INTEGER NOT NULL
-             ) WITHOUT ROWID;
+             );
              CREATE TEMP TABLE IF NOT EXISTS incoming_usage (
                  instance_id        TEXT NOT NULL,
                  tag                TEXT NOT NULL,
                  virtual_account_id INTEGER NOT NULL,
                  count              INTEGER NOT NULL,
                  PRIMARY KEY (instance_id, tag)
-             ) WITHOUT ROWID;
-             DELETE FROM temp.incoming_instances;
-             DELETE FROM temp.incoming_usage;",
+             );
+             DELETE FROM incoming_instances;
+             DELETE FROM incoming_usage;",
         )?;
         Ok(Self {
             c,
             put_instance: c.prepare_cached(
-                "INSERT INTO temp.incoming_instances (instance_id, virtual_account_id, pid, sn,
+                "INSERT INTO incoming_instances (instance_id, virtual_account_id, pid, sn,
                     hostname, status, registered_at, last_contact_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?,
             put_usage: c.prepare_cached(
-                "INSERT INTO temp.incoming_usage (instance_id, tag, virtual_account_id, count)
+                "INSERT INTO incoming_usage (instance_id, tag, virtual_account_id, count)
                  VALUES (?1, ?2, ?3, ?4)",
             )?,
             rows: 0,
@@ -327,22 +336,22 @@ impl<'c> SnapshotLoad<'c> {
         let mut demand = PoolChanges::default();
         {
             let mut stmt = c.prepare_cached(
-                "SELECT va, tag, SUM(delta) FROM (
+                "SELECT va, tag, CAST(SUM(delta) AS BIGINT) FROM (
                      SELECT r.virtual_account_id AS va, r.tag AS tag, -r.count AS delta
                        FROM remote_usage r
                       WHERE r.satellite_id = ?1 AND NOT EXISTS (
-                            SELECT 1 FROM temp.incoming_usage n
+                            SELECT 1 FROM incoming_usage n
                              WHERE n.instance_id = r.instance_id AND n.tag = r.tag
                                AND n.virtual_account_id = r.virtual_account_id
                                AND n.count = r.count)
                      UNION ALL
                      SELECT n.virtual_account_id, n.tag, n.count
-                       FROM temp.incoming_usage n
+                       FROM incoming_usage n
                       WHERE NOT EXISTS (
                             SELECT 1 FROM remote_usage r
                              WHERE r.satellite_id = ?1 AND r.instance_id = n.instance_id
                                AND r.tag = n.tag AND r.virtual_account_id = n.virtual_account_id
-                               AND r.count = n.count))
+                               AND r.count = n.count)) changes
                  GROUP BY va, tag",
             )?;
             stmt.for_each([satellite_row], |r| {
@@ -353,7 +362,7 @@ impl<'c> SnapshotLoad<'c> {
         }
         c.execute(
             "DELETE FROM remote_usage AS r WHERE r.satellite_id = ?1 AND NOT EXISTS (
-                 SELECT 1 FROM temp.incoming_usage n
+                 SELECT 1 FROM incoming_usage n
                   WHERE n.instance_id = r.instance_id AND n.tag = r.tag
                     AND n.virtual_account_id = r.virtual_account_id AND n.count = r.count)",
             [satellite_row],
@@ -361,7 +370,7 @@ impl<'c> SnapshotLoad<'c> {
         c.execute(
             "INSERT INTO remote_usage (satellite_id, instance_id, virtual_account_id, tag, count)
              SELECT ?1, n.instance_id, n.virtual_account_id, n.tag, n.count
-               FROM temp.incoming_usage n
+               FROM incoming_usage n
               WHERE NOT EXISTS (
                     SELECT 1 FROM remote_usage r
                      WHERE r.satellite_id = ?1 AND r.instance_id = n.instance_id
@@ -371,7 +380,7 @@ impl<'c> SnapshotLoad<'c> {
         )?;
         c.execute(
             "DELETE FROM remote_instances AS r WHERE r.satellite_id = ?1 AND NOT EXISTS (
-                 SELECT 1 FROM temp.incoming_instances n WHERE n.instance_id = r.instance_id)",
+                 SELECT 1 FROM incoming_instances n WHERE n.instance_id = r.instance_id)",
             [satellite_row],
         )?;
         // New or changed instances only; `IS` compares NULL hostnames too.
@@ -380,7 +389,7 @@ impl<'c> SnapshotLoad<'c> {
                 hostname, status, registered_at, last_contact_at)
              SELECT ?1, n.instance_id, n.virtual_account_id, n.pid, n.sn, n.hostname, n.status,
                     n.registered_at, n.last_contact_at
-               FROM temp.incoming_instances n
+               FROM incoming_instances n
               WHERE NOT EXISTS (
                     SELECT 1 FROM remote_instances r
                      WHERE r.satellite_id = ?1 AND r.instance_id = n.instance_id
@@ -395,7 +404,7 @@ impl<'c> SnapshotLoad<'c> {
                 registered_at = excluded.registered_at, last_contact_at = excluded.last_contact_at",
             [satellite_row],
         )?;
-        c.execute_batch("DELETE FROM temp.incoming_instances; DELETE FROM temp.incoming_usage;")?;
+        c.execute_batch("DELETE FROM incoming_instances; DELETE FROM incoming_usage;")?;
         demand.apply(c)
     }
 }
@@ -465,9 +474,10 @@ const CLOUD_STATUS: &str = "CASE WHEN r.status IN ('AUTHORIZED', 'OUT_OF_COMPLIA
 /// Satellites' instances counted by virtual account and the cloud's status.
 pub fn remote_status_counts(c: &Db) -> Result<Vec<(String, String, i64)>> {
     let sql = format!(
-        "SELECT va.name, {CLOUD_STATUS} AS status, COUNT(*)
-         FROM remote_instances r JOIN virtual_accounts va ON va.id = r.virtual_account_id
-         GROUP BY va.name, status"
+        "SELECT va, cloud_status, COUNT(*) FROM
+           (SELECT va.name AS va, {CLOUD_STATUS} AS cloud_status
+            FROM remote_instances r JOIN virtual_accounts va ON va.id = r.virtual_account_id) judged
+         GROUP BY va, cloud_status"
     );
     let mut stmt = c.prepare_cached(&sql)?;
     let rows = stmt.query_map((), |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
@@ -480,7 +490,7 @@ pub fn remote_instances(c: &Db, virtual_account: Option<&str>) -> Result<Vec<Rem
                 r.last_contact_at, {CLOUD_STATUS}
          FROM remote_instances r JOIN satellites s ON s.id = r.satellite_id
          JOIN virtual_accounts va ON va.id = r.virtual_account_id
-         WHERE (?1 IS NULL OR va.name = ?1)
+         WHERE (CAST(?1 AS TEXT) IS NULL OR va.name = ?1)
          ORDER BY va.name, r.pid, r.sn"
     );
     let mut stmt = c.prepare_cached(&sql)?;
@@ -507,7 +517,7 @@ fn remote_row(r: &super::sql::Row<'_>) -> super::sql::SqlResult<RemoteInstanceRo
 /// Demand per (virtual account, tag) that came through each satellite.
 pub fn remote_demand(c: &Db) -> Result<Vec<(String, String, String, i64)>> {
     let mut stmt = c.prepare_cached(
-        "SELECT va.name, u.tag, s.name, SUM(u.count) FROM remote_usage u
+        "SELECT va.name, u.tag, s.name, CAST(SUM(u.count) AS BIGINT) FROM remote_usage u
          JOIN satellites s ON s.id = u.satellite_id
          JOIN virtual_accounts va ON va.id = u.virtual_account_id
          GROUP BY va.name, u.tag, s.name ORDER BY va.name, u.tag, s.name",

@@ -131,7 +131,7 @@ pub enum SqlError {
     #[error(transparent)]
     Sqlite(rusqlite::Error),
     #[error("{}", postgres_message(.0))]
-    Postgres(postgres::Error),
+    Postgres(tokio_postgres::Error),
     /// A row broke a UNIQUE, PRIMARY KEY or CHECK constraint.
     #[error("constraint violated: {0}")]
     Constraint(String),
@@ -160,9 +160,9 @@ impl From<rusqlite::Error> for SqlError {
     }
 }
 
-impl From<postgres::Error> for SqlError {
-    fn from(e: postgres::Error) -> Self {
-        use postgres::error::SqlState;
+impl From<tokio_postgres::Error> for SqlError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        use tokio_postgres::error::SqlState;
         let constraint = e.code().is_some_and(|code| {
             [
                 SqlState::UNIQUE_VIOLATION,
@@ -184,7 +184,7 @@ impl From<postgres::Error> for SqlError {
 
 /// The server's own words (and its detail and hint), or the client's with
 /// its cause: the postgres crate's Display says only "db error".
-fn postgres_message(e: &postgres::Error) -> String {
+fn postgres_message(e: &tokio_postgres::Error) -> String {
     if let Some(db) = e.as_db_error() {
         let mut text = format!("{}: {}", db.severity(), db.message());
         for extra in [db.detail(), db.hint()].into_iter().flatten() {
@@ -217,7 +217,7 @@ pub struct Row<'a> {
 
 pub(in crate::store) enum RowRef<'a> {
     Sqlite(&'a rusqlite::Row<'a>),
-    Postgres(&'a postgres::Row),
+    Postgres(&'a tokio_postgres::Row),
 }
 
 impl Row<'_> {
@@ -236,7 +236,7 @@ impl Row<'_> {
 pub trait Column: Sized {
     fn from_sqlite(row: &rusqlite::Row<'_>, index: usize) -> SqlResult<Self>;
     /// The column's value, `None` for NULL.
-    fn from_pg_opt(row: &postgres::Row, index: usize) -> SqlResult<Option<Self>>;
+    fn from_pg_opt(row: &tokio_postgres::Row, index: usize) -> SqlResult<Option<Self>>;
 }
 
 fn out_of_range(index: usize, value: impl std::fmt::Display) -> SqlError {
@@ -252,7 +252,7 @@ macro_rules! integer_columns {
             fn from_sqlite(row: &rusqlite::Row<'_>, index: usize) -> SqlResult<Self> {
                 Ok(row.get(index)?)
             }
-            fn from_pg_opt(row: &postgres::Row, index: usize) -> SqlResult<Option<Self>> {
+            fn from_pg_opt(row: &tokio_postgres::Row, index: usize) -> SqlResult<Option<Self>> {
                 pg_integer(row, index)?
                     .map(|i| <$t>::try_from(i).map_err(|_| out_of_range(index, i)))
                     .transpose()
@@ -266,7 +266,7 @@ impl Column for bool {
     fn from_sqlite(row: &rusqlite::Row<'_>, index: usize) -> SqlResult<Self> {
         Ok(row.get(index)?)
     }
-    fn from_pg_opt(row: &postgres::Row, index: usize) -> SqlResult<Option<Self>> {
+    fn from_pg_opt(row: &tokio_postgres::Row, index: usize) -> SqlResult<Option<Self>> {
         Ok(pg_integer(row, index)?.map(|i| i != 0))
     }
 }
@@ -275,9 +275,9 @@ impl Column for f64 {
     fn from_sqlite(row: &rusqlite::Row<'_>, index: usize) -> SqlResult<Self> {
         Ok(row.get(index)?)
     }
-    fn from_pg_opt(row: &postgres::Row, index: usize) -> SqlResult<Option<Self>> {
+    fn from_pg_opt(row: &tokio_postgres::Row, index: usize) -> SqlResult<Option<Self>> {
         match row.columns().get(index).map(|c| c.type_().clone()) {
-            Some(postgres::types::Type::FLOAT8) => pg(row, index),
+            Some(tokio_postgres::types::Type::FLOAT8) => pg(row, index),
             _ => Ok(pg_integer(row, index)?.map(|i| i as f64)),
         }
     }
@@ -287,7 +287,7 @@ impl Column for String {
     fn from_sqlite(row: &rusqlite::Row<'_>, index: usize) -> SqlResult<Self> {
         Ok(row.get(index)?)
     }
-    fn from_pg_opt(row: &postgres::Row, index: usize) -> SqlResult<Option<Self>> {
+    fn from_pg_opt(row: &tokio_postgres::Row, index: usize) -> SqlResult<Option<Self>> {
         pg(row, index)
     }
 }
@@ -296,32 +296,32 @@ impl Column for Vec<u8> {
     fn from_sqlite(row: &rusqlite::Row<'_>, index: usize) -> SqlResult<Self> {
         Ok(row.get(index)?)
     }
-    fn from_pg_opt(row: &postgres::Row, index: usize) -> SqlResult<Option<Self>> {
+    fn from_pg_opt(row: &tokio_postgres::Row, index: usize) -> SqlResult<Option<Self>> {
         pg(row, index)
     }
 }
 
 /// An integer column of any width (or a boolean, as SQLite keeps them).
-fn pg_integer(row: &postgres::Row, index: usize) -> SqlResult<Option<i64>> {
+fn pg_integer(row: &tokio_postgres::Row, index: usize) -> SqlResult<Option<i64>> {
     let column = row.columns().get(index).ok_or(SqlError::Column {
         column: index,
         reason: "no such column".into(),
     })?;
-    let read = |e: postgres::Error| SqlError::Column {
+    let read = |e: tokio_postgres::Error| SqlError::Column {
         column: index,
         reason: e.to_string(),
     };
     Ok(match *column.type_() {
-        postgres::types::Type::INT8 => row.try_get::<_, Option<i64>>(index).map_err(read)?,
-        postgres::types::Type::INT4 => row
+        tokio_postgres::types::Type::INT8 => row.try_get::<_, Option<i64>>(index).map_err(read)?,
+        tokio_postgres::types::Type::INT4 => row
             .try_get::<_, Option<i32>>(index)
             .map_err(read)?
             .map(i64::from),
-        postgres::types::Type::INT2 => row
+        tokio_postgres::types::Type::INT2 => row
             .try_get::<_, Option<i16>>(index)
             .map_err(read)?
             .map(i64::from),
-        postgres::types::Type::BOOL => row
+        tokio_postgres::types::Type::BOOL => row
             .try_get::<_, Option<bool>>(index)
             .map_err(read)?
             .map(i64::from),
@@ -335,9 +335,9 @@ fn pg_integer(row: &postgres::Row, index: usize) -> SqlResult<Option<i64>> {
 }
 
 /// A column the postgres crate reads as `T` itself.
-fn pg<T>(row: &postgres::Row, index: usize) -> SqlResult<Option<T>>
+fn pg<T>(row: &tokio_postgres::Row, index: usize) -> SqlResult<Option<T>>
 where
-    for<'r> T: postgres::types::FromSql<'r>,
+    for<'r> T: tokio_postgres::types::FromSql<'r>,
 {
     row.try_get::<_, Option<T>>(index)
         .map_err(|e| SqlError::Column {
@@ -351,7 +351,7 @@ impl<const N: usize> Column for [u8; N] {
         let bytes: Vec<u8> = row.get(index)?;
         fixed(index, bytes)
     }
-    fn from_pg_opt(row: &postgres::Row, index: usize) -> SqlResult<Option<Self>> {
+    fn from_pg_opt(row: &tokio_postgres::Row, index: usize) -> SqlResult<Option<Self>> {
         pg::<Vec<u8>>(row, index)?
             .map(|b| fixed(index, b))
             .transpose()
@@ -372,7 +372,7 @@ impl<T: Column> Column for Option<T> {
             _ => T::from_sqlite(row, index).map(Some),
         }
     }
-    fn from_pg_opt(row: &postgres::Row, index: usize) -> SqlResult<Option<Self>> {
+    fn from_pg_opt(row: &tokio_postgres::Row, index: usize) -> SqlResult<Option<Self>> {
         T::from_pg_opt(row, index).map(Some)
     }
 }

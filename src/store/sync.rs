@@ -197,10 +197,12 @@ pub fn acknowledged_files(c: &Db, peer: &str, keep: u32) -> Result<Vec<String>> 
         "SELECT file_name FROM sync_bundles
          WHERE direction = 'sent' AND peer = ?1 AND acknowledged_at IS NOT NULL
            AND file_name IS NOT NULL
-         ORDER BY sequence DESC LIMIT -1 OFFSET ?2",
+         ORDER BY sequence DESC",
     )?;
-    let rows = stmt.query_map(params![peer, keep], |r| r.get(0))?;
-    Ok(rows.collect::<super::sql::SqlResult<_>>()?)
+    let rows = stmt.query_map([peer], |r| r.get(0))?;
+    Ok(rows
+        .skip(keep as usize)
+        .collect::<super::sql::SqlResult<_>>()?)
 }
 
 /// Per direction: the last bundle (sequence, kind, recorded_at, file name).
@@ -340,13 +342,13 @@ pub fn put_catalog_entry(c: &Db, kind: &str, name: &str, body: &str, now: i64) -
     let changed = c.execute(
         "INSERT INTO catalog_entries (kind, name, body, updated_at) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (kind, name) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at
-         WHERE body <> excluded.body",
+         WHERE catalog_entries.body <> excluded.body",
         params![kind, name, body, now],
     )?;
     if changed > 0 {
         c.execute(
             "INSERT INTO settings (key, value) VALUES (?1, '1')
-             ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+             ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(settings.value AS INTEGER) + 1 AS TEXT)",
             [CATALOG_VERSION],
         )?;
     }

@@ -45,7 +45,7 @@ impl From<SqlError> for MoveError {
 
 /// Where a URL points, without its credentials: what messages may name.
 pub fn target(url: &str) -> String {
-    let Ok(config) = url.parse::<postgres::Config>() else {
+    let Ok(config) = url.parse::<tokio_postgres::Config>() else {
         return "the given URL (it does not parse)".into();
     };
     let hosts: Vec<String> = config
@@ -53,8 +53,8 @@ pub fn target(url: &str) -> String {
         .iter()
         .zip(config.get_ports().iter().chain(std::iter::repeat(&5432)))
         .map(|(host, port)| match host {
-            postgres::config::Host::Tcp(h) => format!("{h}:{port}"),
-            postgres::config::Host::Unix(p) => p.display().to_string(),
+            tokio_postgres::config::Host::Tcp(h) => format!("{h}:{port}"),
+            tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
         })
         .collect();
     format!(
@@ -206,7 +206,7 @@ impl Column for Stored {
         })
     }
 
-    fn from_pg_opt(_: &postgres::Row, index: usize) -> SqlResult<Option<Self>> {
+    fn from_pg_opt(_: &tokio_postgres::Row, index: usize) -> SqlResult<Option<Self>> {
         Err(SqlError::Column {
             column: index,
             reason: "only SQLite rows are copied".into(),

@@ -129,7 +129,7 @@ pub fn list(
          FROM registration_tokens t
          JOIN virtual_accounts va ON va.id = t.virtual_account_id
          JOIN accounts a ON a.id = va.account_id
-         WHERE a.name = ?1 AND (?2 IS NULL OR va.name = ?2)
+         WHERE a.name = ?1 AND (CAST(?2 AS TEXT) IS NULL OR va.name = ?2)
          ORDER BY t.created_at, t.id",
     )?;
     let rows = stmt.query_map(params![account, virtual_account], |r| {

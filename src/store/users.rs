@@ -51,7 +51,7 @@ pub fn insert(
     )?;
     for va in virtual_accounts {
         c.execute(
-            "INSERT OR IGNORE INTO user_virtual_accounts (user_id, virtual_account) VALUES (?1, ?2)",
+            "INSERT INTO user_virtual_accounts (user_id, virtual_account) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
             params![id, va],
         )?;
     }

@@ -188,11 +188,14 @@ impl Cluster {
 static SHARED: std::sync::OnceLock<Cluster> = std::sync::OnceLock::new();
 /// The role every test database belongs to, and its password.
 const SHARED_ROLE: &str = "satellite";
-const SHARED_PASSWORD: &str = "test run's database password";
+const SHARED_PASSWORD: &str = "the test run database password";
 
 extern "C" fn stop_shared() {
     if let Some(cluster) = SHARED.get() {
         cluster.stop();
+        // Kept for reading after a failed run: every refused statement is in it.
+        let kept = std::env::temp_dir().join("satellite-test-postgres.log");
+        let _ = std::fs::copy(cluster.dir.path().join("log"), &kept);
         let _ = std::fs::remove_dir_all(cluster.dir.path());
     }
 }
