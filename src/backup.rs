@@ -12,7 +12,7 @@
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::store::{self, backup::PeerSequences};
+use crate::store::{self, backup::PeerSequences, Location};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -77,7 +77,15 @@ pub fn backup(config: &Config, clock: &Clock, file: &Path) -> Result<Manifest, B
         .tempdir_in(parent(file))
         .map_err(io(file))?;
     let db_copy = staging.path().join(DATABASE);
-    store::backup::copy_to(&conn, &db_copy)?;
+    match Location::of(config) {
+        Location::Embedded(_) => store::backup::copy_to(&conn, &db_copy)?,
+        // The same file as from an embedded satellite: a backup restores
+        // onto either backend.
+        Location::Postgres(_) => {
+            let embedded = store::open_and_migrate(&db_copy)?;
+            store::to_postgres::copy_out(&conn, &embedded)?;
+        }
+    }
     // The copy's own ledger, not the live one: it must describe what is restored.
     let sequences = store::backup::sequences(&store::connect(&db_copy)?)?;
 
@@ -272,30 +280,51 @@ fn unpack(
             problems.join("; ")
         )));
     }
-    let live_db = config.database_path();
-    if live_db.is_file() {
-        let live = store::backup::sequences(&store::connect(&live_db)?)?;
+    let stamp = crate::clock::rfc3339(clock.unix()).replace(':', "");
+    let aside = dir.join(format!("{DATABASE}.before-restore-{stamp}"));
+    let location = Location::of(config);
+    if location.exists()? {
+        let live = store::backup::sequences(&location.connect()?)?;
         check_not_behind(&live, &manifest.sequences, &manifest.created_at)?;
     }
-
-    // Swap in: the replaced database (with its journal, which belongs to
-    // it and must not be applied to the restored one) is kept aside.
-    let stamp = crate::clock::rfc3339(clock.unix()).replace(':', "");
     let mut previous = None;
-    if live_db.exists() {
-        let aside = dir.join(format!("{DATABASE}.before-restore-{stamp}"));
-        std::fs::rename(&live_db, &aside).map_err(io(&live_db))?;
-        for suffix in ["-wal", "-shm"] {
-            let journal = dir.join(format!("{DATABASE}{suffix}"));
-            if journal.exists() {
-                let target = dir.join(format!("{DATABASE}.before-restore-{stamp}{suffix}"));
-                std::fs::rename(&journal, &target).map_err(io(&journal))?;
+    match &location {
+        Location::Embedded(live_db) => {
+            // Swap in: the replaced database (with its journal, which
+            // belongs to it and must not be applied to the restored one)
+            // is kept aside.
+            if live_db.exists() {
+                std::fs::rename(live_db, &aside).map_err(io(live_db))?;
+                for suffix in ["-wal", "-shm"] {
+                    let journal = dir.join(format!("{DATABASE}{suffix}"));
+                    if journal.exists() {
+                        let target = dir.join(format!("{DATABASE}.before-restore-{stamp}{suffix}"));
+                        std::fs::rename(&journal, &target).map_err(io(&journal))?;
+                    }
+                }
+                previous = Some(aside);
             }
         }
-        previous = Some(aside);
+        Location::Postgres(target) => {
+            let pg = location.connect()?;
+            // What the database held is kept aside as an embedded copy
+            // (restorable like any backup's), then replaced in one
+            // transaction.
+            if location.exists()? {
+                let kept = store::open_and_migrate(&aside)?;
+                store::to_postgres::copy_out(&pg, &kept)?;
+                previous = Some(aside);
+            }
+            let staged = store::connect(&staged_db)?;
+            store::to_postgres::replace(&staged, &pg, &target.shown())?;
+        }
     }
     let mut restored = Vec::new();
     for name in manifest.files.keys() {
+        if name == DATABASE && location.embedded_file().is_none() {
+            restored.push(name.clone());
+            continue;
+        }
         let target = dir.join(name);
         std::fs::rename(staging.path().join(name), &target).map_err(io(&target))?;
         if name.ends_with(".pem") {

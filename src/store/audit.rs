@@ -81,20 +81,17 @@ pub fn events(
     for va in filter.virtual_accounts.unwrap_or_default() {
         values.push(va);
     }
-    let rows = stmt.query_map(
-        values.as_slice(),
-        |r| {
-            Ok(AuditedEvent {
-                id: r.get(0)?,
-                at: rfc3339(r.get(1)?),
-                kind: r.get(2)?,
-                severity: r.get(3)?,
-                virtual_account: r.get(4)?,
-                subject: r.get(5)?,
-                message: r.get(6)?,
-                actor: r.get(7)?,
-            })
-        },
-    )?;
+    let rows = stmt.query_map(values.as_slice(), |r| {
+        Ok(AuditedEvent {
+            id: r.get(0)?,
+            at: rfc3339(r.get(1)?),
+            kind: r.get(2)?,
+            severity: r.get(3)?,
+            virtual_account: r.get(4)?,
+            subject: r.get(5)?,
+            message: r.get(6)?,
+            actor: r.get(7)?,
+        })
+    })?;
     Ok(rows.collect::<super::sql::SqlResult<_>>()?)
 }

@@ -373,7 +373,7 @@ pub fn deadline_passed_after(
         "SELECT p.pid, p.sn, p.hostname, va.name, p.last_contact_at, p.deadline, p.id
          FROM product_instances p
          JOIN virtual_accounts va ON va.id = p.virtual_account_id
-         WHERE (p.deadline, p.id) > (?2 - ?1, ?3) AND p.deadline <= ?4 - ?1
+         WHERE (p.deadline, p.id) > (CAST(?2 AS BIGINT) - ?1, ?3) AND p.deadline <= CAST(?4 AS BIGINT) - ?1
          ORDER BY p.deadline, p.id LIMIT ?5",
     )?;
     let rows = stmt.query_map(

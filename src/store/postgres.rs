@@ -7,9 +7,9 @@
 //! whatever type PostgreSQL inferred for its placeholder.
 
 use super::sql::{SqlError, SqlResult, Value};
-use tokio_postgres::types::{IsNull, ToSql, Type};
 use std::cell::RefCell;
 use std::collections::HashMap;
+use tokio_postgres::types::{IsNull, ToSql, Type};
 
 /// The transaction-level advisory lock every write transaction takes
 /// first: writers run one at a time, as SQLite's do, so a command's

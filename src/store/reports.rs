@@ -31,7 +31,7 @@ pub fn insert(
 pub fn list(c: &Db, limit: u32) -> Result<Vec<Listed>> {
     let mut stmt = c.prepare_cached(
         "SELECT id, kind, created_at, virtual_account, summary FROM
-           (SELECT * FROM reports ORDER BY id DESC LIMIT ?1) ORDER BY id",
+           (SELECT * FROM reports ORDER BY id DESC LIMIT ?1) newest ORDER BY id",
     )?;
     let rows = stmt.query_map([limit], |r| {
         Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))

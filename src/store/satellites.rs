@@ -394,7 +394,7 @@ impl<'c> SnapshotLoad<'c> {
                     SELECT 1 FROM remote_instances r
                      WHERE r.satellite_id = ?1 AND r.instance_id = n.instance_id
                        AND r.virtual_account_id = n.virtual_account_id AND r.pid = n.pid
-                       AND r.sn = n.sn AND r.hostname IS n.hostname AND r.status = n.status
+                       AND r.sn = n.sn AND r.hostname IS NOT DISTINCT FROM n.hostname AND r.status = n.status
                        AND r.registered_at = n.registered_at
                        AND r.last_contact_at = n.last_contact_at)
               ORDER BY n.instance_id
@@ -427,7 +427,7 @@ impl PoolChanges {
     fn apply(self, c: &Db) -> Result<Vec<(i64, String)>> {
         let mut moved = c.prepare_cached(
             "INSERT INTO pools (virtual_account_id, tag, in_use) VALUES (?1, ?2, ?3)
-             ON CONFLICT (virtual_account_id, tag) DO UPDATE SET in_use = in_use + excluded.in_use",
+             ON CONFLICT (virtual_account_id, tag) DO UPDATE SET in_use = pools.in_use + excluded.in_use",
         )?;
         let mut changed = Vec::new();
         for (va, tags) in self.0 {

@@ -75,14 +75,7 @@ pub fn connect(url: &str, password: Option<&str>) -> Result<Db, MoveError> {
 
 /// Copies every table of `embedded` into `pg` (an empty database).
 pub fn copy(embedded: &Db, pg: &Db, target_name: &str) -> Result<Copied, MoveError> {
-    let found: i64 = embedded.query_row(
-        "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
-        (),
-        |r| r.get(0),
-    )?;
-    if found != SCHEMA_VERSION {
-        return Err(MoveError::Schema { found });
-    }
+    check_schema(embedded)?;
     let tables: i64 = pg.query_row(
         "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema()",
         (),
@@ -94,15 +87,107 @@ pub fn copy(embedded: &Db, pg: &Db, target_name: &str) -> Result<Copied, MoveErr
             tables,
         });
     }
-    let names = table_names(embedded)?;
     let tx = pg.begin(Begin::Schema)?;
+    let copied = fill(embedded, pg)?;
+    tx.commit()?;
+    Ok(Copied {
+        target: target_name.to_string(),
+        tables: copied,
+    })
+}
+
+/// Replaces everything the satellite keeps in `pg` with `embedded` (a
+/// restored backup), in one transaction: the satellite's tables and
+/// functions are dropped, made again and filled, or nothing changes.
+pub fn replace(embedded: &Db, pg: &Db, target_name: &str) -> Result<Copied, MoveError> {
+    check_schema(embedded)?;
+    let tx = pg.begin(Begin::Schema)?;
+    let tables: Vec<String> = pg
+        .prepare_cached(
+            "SELECT table_name FROM information_schema.tables \
+             WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'",
+        )?
+        .query_map((), |r| r.get(0))?
+        .collect::<SqlResult<_>>()?;
+    for table in &tables {
+        pg.execute_batch(&format!(
+            "DROP TABLE IF EXISTS {} CASCADE",
+            identifier(table)
+        ))?;
+    }
+    let functions: Vec<String> = pg
+        .prepare_cached(
+            "SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
+             WHERE n.nspname = current_schema() AND p.prokind = 'f'",
+        )?
+        .query_map((), |r| r.get(0))?
+        .collect::<SqlResult<_>>()?;
+    for function in &functions {
+        pg.execute_batch(&format!(
+            "DROP FUNCTION IF EXISTS {}() CASCADE",
+            identifier(function)
+        ))?;
+    }
+    let copied = fill(embedded, pg)?;
+    tx.commit()?;
+    Ok(Copied {
+        target: target_name.to_string(),
+        tables: copied,
+    })
+}
+
+/// Copies every row of `pg` into `embedded`, a database just made at the
+/// same schema (its migrations ledger is its own), as of one moment of
+/// `pg`: what a backup of a PostgreSQL-backed satellite holds.
+pub fn copy_out(pg: &Db, embedded: &Db) -> Result<u64, MoveError> {
+    check_schema(embedded)?;
+    let names: Vec<String> = table_names(embedded)?
+        .into_iter()
+        .filter(|t| t != "schema_migrations")
+        .collect();
+    let _snapshot = pg.begin(Begin::Read)?;
+    let tx = embedded.begin(Begin::Write)?;
+    let mut rows = 0;
+    for table in names.iter().filter(|t| *t != "pools") {
+        rows += copy_table(embedded, pg, embedded, table).map_err(|source| MoveError::Copy {
+            table: table.clone(),
+            source,
+        })?;
+    }
+    // The usage rows added to the pools on their way in (SQLite's
+    // triggers cannot be paused): the pools are taken as they were.
+    embedded.execute("DELETE FROM pools", ())?;
+    rows += copy_table(embedded, pg, embedded, "pools").map_err(|source| MoveError::Copy {
+        table: "pools".into(),
+        source,
+    })?;
+    tx.commit()?;
+    Ok(rows)
+}
+
+fn check_schema(embedded: &Db) -> Result<(), MoveError> {
+    let found: i64 = embedded.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+        (),
+        |r| r.get(0),
+    )?;
+    if found != SCHEMA_VERSION {
+        return Err(MoveError::Schema { found });
+    }
+    Ok(())
+}
+
+/// Creates the schema in `pg` (inside the caller's transaction) and
+/// copies every table of `embedded` into it.
+fn fill(embedded: &Db, pg: &Db) -> Result<Vec<(String, u64)>, MoveError> {
+    let names = table_names(embedded)?;
     pg.execute_batch(SCHEMA)?;
     // Pools are copied as they are: the usage rows must not add to them
     // again on their way in.
     pg.execute_batch("ALTER TABLE entitlement_usage DISABLE TRIGGER USER")?;
     let mut copied = Vec::new();
     for table in &names {
-        let rows = copy_table(embedded, pg, table).map_err(|source| MoveError::Copy {
+        let rows = copy_table(embedded, embedded, pg, table).map_err(|source| MoveError::Copy {
             table: table.clone(),
             source,
         })?;
@@ -126,11 +211,7 @@ pub fn copy(embedded: &Db, pg: &Db, target_name: &str) -> Result<Copied, MoveErr
             ))?;
         }
     }
-    tx.commit()?;
-    Ok(Copied {
-        target: target_name.to_string(),
-        tables: copied,
-    })
+    Ok(copied)
 }
 
 /// The embedded database's tables in the order they were created (each
@@ -145,7 +226,9 @@ fn table_names(embedded: &Db) -> SqlResult<Vec<String>> {
         .collect()
 }
 
-fn copy_table(embedded: &Db, pg: &Db, table: &str) -> SqlResult<u64> {
+/// Copies the rows of `table` from `from` into `to`, with the columns
+/// the embedded database's schema lists (both engines have the same).
+fn copy_table(embedded: &Db, from: &Db, to: &Db, table: &str) -> SqlResult<u64> {
     // Names come from the database's own catalogue, quoted all the same.
     let columns: Vec<String> = embedded
         .prepare_cached("SELECT name FROM pragma_table_info(?1) ORDER BY cid")?
@@ -162,12 +245,12 @@ fn copy_table(embedded: &Db, pg: &Db, table: &str) -> SqlResult<u64> {
     );
     let mut rows = 0u64;
     let mut failed = None;
-    embedded.prepare_cached(&select)?.for_each((), |row| {
+    from.prepare_cached(&select)?.for_each((), |row| {
         let values: Vec<Stored> = (0..columns.len())
             .map(|i| row.get::<Stored>(i))
             .collect::<SqlResult<_>>()?;
         let params: Vec<&dyn Param> = values.iter().map(|v| v as &dyn Param).collect();
-        if let Err(e) = pg.execute(&insert, params.as_slice()) {
+        if let Err(e) = to.execute(&insert, params.as_slice()) {
             failed = Some(e);
             return Ok(false);
         }
@@ -185,7 +268,7 @@ fn identifier(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// Whatever a SQLite column holds, as it holds it.
+/// Whatever a column holds, as SQLite holds it.
 enum Stored {
     Null,
     Integer(i64),
@@ -206,11 +289,29 @@ impl Column for Stored {
         })
     }
 
-    fn from_pg_opt(_: &tokio_postgres::Row, index: usize) -> SqlResult<Option<Self>> {
-        Err(SqlError::Column {
-            column: index,
-            reason: "only SQLite rows are copied".into(),
-        })
+    fn from_pg_opt(row: &tokio_postgres::Row, index: usize) -> SqlResult<Option<Self>> {
+        use tokio_postgres::types::Type;
+        let ty = row.columns().get(index).map(|c| c.type_().clone());
+        Ok(Some(match ty {
+            Some(Type::FLOAT8 | Type::FLOAT4) => match f64::from_pg_opt(row, index)? {
+                Some(f) => Self::Real(f),
+                None => Self::Null,
+            },
+            Some(Type::BYTEA) => match Vec::<u8>::from_pg_opt(row, index)? {
+                Some(b) => Self::Blob(b),
+                None => Self::Null,
+            },
+            Some(Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME) => {
+                match String::from_pg_opt(row, index)? {
+                    Some(t) => Self::Text(t),
+                    None => Self::Null,
+                }
+            }
+            _ => match i64::from_pg_opt(row, index)? {
+                Some(i) => Self::Integer(i),
+                None => Self::Null,
+            },
+        }))
     }
 }
 

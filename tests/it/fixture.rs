@@ -95,6 +95,18 @@ impl Server {
         self.data_dir().join("ca.pem")
     }
 
+    /// Replaces the configuration file with `yaml`, keeping the storage
+    /// the server was started on.
+    pub fn rewrite_config(&self, yaml: &str) {
+        let old = std::fs::read_to_string(&self.config_path).expect("config");
+        let storage = old
+            .lines()
+            .filter(|l| l.starts_with("storage:"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        std::fs::write(&self.config_path, format!("{yaml}\n{storage}\n")).expect("config");
+    }
+
     /// The server's database, as the tests read it.
     pub fn db(&self) -> TestDb {
         TestDb::of(&self.config_path)
@@ -292,13 +304,16 @@ pub fn skipped_on_postgres(test: &str) -> bool {
     on_postgres()
 }
 
+/// The password file `with_test_storage` writes beside the configuration.
+pub const TEST_PASSWORD_FILE: &str = "db-password";
+
 /// `yaml` with a `storage:` of the suite's backend, unless it names one.
-fn with_test_storage(yaml: &str, dir: &Path) -> String {
+pub fn with_test_storage(yaml: &str, dir: &Path) -> String {
     if !on_postgres() || yaml.contains("storage:") {
         return yaml.to_string();
     }
     let (url, password) = crate::postgres::shared_database();
-    let file = dir.join("db-password");
+    let file = dir.join(TEST_PASSWORD_FILE);
     std::fs::write(&file, password).expect("password file");
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");

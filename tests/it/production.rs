@@ -427,7 +427,8 @@ impl Serving {
 
 pub(crate) fn process_config(dir: &Path) -> std::path::PathBuf {
     let config = dir.join("satellite.yaml");
-    std::fs::write(&config, crate::fixture::BASE_CONFIG).expect("write config");
+    let yaml = crate::fixture::with_test_storage(crate::fixture::BASE_CONFIG, dir);
+    std::fs::write(&config, yaml).expect("write config");
     config
 }
 
@@ -513,6 +514,7 @@ fn backup_and_restore_round_trip_while_serving() {
         .expect("dir")
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name != crate::fixture::TEST_PASSWORD_FILE)
         .collect();
     assert_eq!(left, vec!["satellite.yaml".to_string()], "{}", stderr(&out));
 
@@ -545,14 +547,10 @@ fn backup_and_restore_round_trip_while_serving() {
     server.stop();
 
     // The cloud acknowledged a usage bundle the backup never saw.
-    let db = rusqlite::Connection::open(data.join("satellite.db")).expect("db");
-    db.execute(
+    crate::fixture::TestDb::of(&config).execute(
         "INSERT INTO sync_bundles (direction, peer, kind, sequence, sha256, created_at, recorded_at, summary, acknowledged_at)
          VALUES ('sent', 'cloud-1', 'usage', 7, 'abc', 0, 0, '{}', 1)",
-        [],
-    )
-    .expect("ledger row");
-    drop(db);
+    );
     let out = satellite(&config, &["restore", file.to_str().expect("utf8")]);
     assert!(
         !out.status.success(),
@@ -565,6 +563,9 @@ fn backup_and_restore_round_trip_while_serving() {
     );
 
     // A damaged database: start is refused, naming the restore command.
+    if crate::fixture::skipped_on_postgres("a damaged database file") {
+        return;
+    }
     let db_path = data.join("satellite.db");
     let mut bytes = std::fs::read(&db_path).expect("db");
     let damaged = bytes.len().saturating_sub(8192);
@@ -640,15 +641,11 @@ fn kill_9_under_load_loses_nothing_acknowledged() {
         "too little load: {}",
         acknowledged.len()
     );
-    let db = rusqlite::Connection::open(dir.path().join("data/satellite.db")).expect("db");
+    let db = crate::fixture::TestDb::of(&config);
     for (_, id) in &acknowledged {
-        let n: i64 = db
-            .query_row(
-                "SELECT COUNT(*) FROM device_messages WHERE message_id = ?1",
-                [id],
-                |r| r.get(0),
-            )
-            .expect("count");
+        let n: i64 = db.one(&format!(
+            "SELECT COUNT(*) FROM device_messages WHERE message_id = '{id}'"
+        ));
         assert_eq!(n, 1, "acknowledged message {id} is missing after kill -9");
     }
     // Whatever was in flight is retried with the same id, as a router does.
@@ -659,14 +656,8 @@ fn kill_9_under_load_loses_nothing_acknowledged() {
         assert_eq!(status, 200, "retry of {id}: {answer}");
     }
     let registered = acknowledged.len() + unanswered.len();
-    let instances: i64 = db
-        .query_row("SELECT COUNT(*) FROM product_instances", [], |r| r.get(0))
-        .expect("instances");
-    let uses: i64 = db
-        .query_row("SELECT SUM(uses) FROM registration_tokens", [], |r| {
-            r.get(0)
-        })
-        .expect("uses");
+    let instances: i64 = db.one("SELECT COUNT(*) FROM product_instances");
+    let uses: i64 = db.one("SELECT SUM(uses) FROM registration_tokens");
     assert_eq!(
         instances as usize, registered,
         "each router is one product instance"
@@ -710,6 +701,9 @@ impl Drop for SmallDisk {
 /// and the server recovers by itself once space returns.
 #[test]
 fn a_full_disk_answers_503_and_recovers_by_itself() {
+    if crate::fixture::skipped_on_postgres("a full disk under the embedded database") {
+        return;
+    }
     let dir = tempfile::tempdir().expect("tempdir");
     let Some(_disk) = SmallDisk::mount(&dir.path().join("data"), "8m") else {
         eprintln!("SKIPPED: cannot mount a tmpfs here (needs root); .ci/run runs as root");
@@ -884,6 +878,9 @@ impl Drop for Immutable {
 /// recorded, and the server recovers by itself once writes work again.
 #[test]
 fn a_failing_write_answers_503_and_recovers_by_itself() {
+    if crate::fixture::skipped_on_postgres("an unwritable WAL") {
+        return;
+    }
     let dir = tempfile::tempdir().expect("tempdir");
     let config = process_config(dir.path());
     let server = Serving::start(&config);

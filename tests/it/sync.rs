@@ -830,15 +830,11 @@ fn a_virtual_account_has_one_serving_node_and_moves_by_one_command() {
 
     // A database from before the rule, where two satellites serve Lab2:
     // named at each of their syncs, never silently.
-    let db = rusqlite::Connection::open(cloud.dir.path().join("data/satellite.db")).expect("db");
-    db.execute(
+    cloud.db().execute(
         "INSERT INTO satellite_virtual_accounts (satellite_id, virtual_account_id)
          SELECT s.id, va.id FROM satellites s, virtual_accounts va
          WHERE s.name = 'site-a' AND va.name = 'Lab2'",
-        [],
-    )
-    .expect("share Lab2 as an older version allowed");
-    drop(db);
+    );
     round_trip(&cloud, &a);
     let events = json_of(&cloud.cli_ok(&["events", "--json", "--limit", "1000"]));
     assert!(

@@ -145,6 +145,7 @@ impl Cloud {
             &format!("device: {{ listen: 127.0.0.1:{port},"),
         );
         assert!(yaml.contains(&port.to_string()), "{yaml}");
+        let yaml = crate::fixture::with_test_storage(&yaml, dir.path());
         std::fs::write(dir.path().join("satellite.yaml"), yaml).expect("config");
         let mut cloud = Self {
             dir,
@@ -386,16 +387,9 @@ fn a_connected_satellite_behind_a_proxy_syncs_licenses_and_usage_and_hides_hostn
     let sent = bundle_text(Path::new(synced["sent"]["path"].as_str().expect("path")));
     assert!(sent.contains("FOCPRIV1"), "the instance is in the bundle");
     assert!(!sent.contains("router-FOCPRIV1"), "hostname leaked: {sent}");
-    let hostnames: Vec<Option<String>> =
-        rusqlite::Connection::open(cloud.dir.path().join("data/satellite.db"))
-            .expect("cloud db")
-            .prepare("SELECT hostname FROM remote_instances")
-            .expect("query")
-            .query_map([], |r| r.get(0))
-            .expect("rows")
-            .collect::<Result<_, _>>()
-            .expect("hostnames");
-    assert_eq!(hostnames, vec![None::<String>]);
+    let hostnames = crate::fixture::TestDb::of(&cloud.config_path())
+        .rows("SELECT hostname FROM remote_instances");
+    assert_eq!(hostnames, vec![vec![None::<String>]]);
     assert!(
         synced["sent"]["counts"]["reports"].as_u64() >= Some(1),
         "{synced}"
@@ -838,7 +832,11 @@ fn a_satellite_registered_by_carried_files_goes_connected_without_losing_anythin
     let cloud = Cloud::start();
     cloud.add_license(10);
     let proxy = Proxy::start();
-    let sat = Server::start_with(BASE_CONFIG);
+    // No scheduled export within the month the clock moves on below: one
+    // written between the two syncs would spend a sequence of its own.
+    let sat = Server::start_with(&format!(
+        "{BASE_CONFIG}sync: {{ mode: disconnected, export_schedule: \"0 0 3 29 2 *\" }}\n"
+    ));
     let token = cloud.token_for("site-u");
     // The USB way first (the token is valid 30 days).
     let request = json_of(&sat.cli_ok(&["upstream", "register", "--token", &token, "--json"]));
@@ -861,14 +859,10 @@ fn a_satellite_registered_by_carried_files_goes_connected_without_losing_anythin
     let days = time::Duration::days(31);
     sat.clock.advance(days);
     cloud.clock.advance(days);
-    std::fs::write(
-        &sat.config_path,
-        format!(
-            "{BASE_CONFIG}{}",
-            sync_block("connected", &cloud.url(), &proxy.url, "")
-        ),
-    )
-    .expect("config");
+    sat.rewrite_config(&format!(
+        "{BASE_CONFIG}{}",
+        sync_block("connected", &cloud.url(), &proxy.url, "")
+    ));
     let first = sync_json(&sat);
     assert_eq!(first["sent"]["kind"], "usage", "{first}");
     assert_eq!(
