@@ -195,7 +195,13 @@ impl Satellite {
         let sync = sync_service
             .spawn(stop_jobs.clone())
             .map_err(StartError::Serve)?;
-        let guard = spawn_clock_guard(self.clock_guard(), stop_jobs.clone())?;
+        let guard = spawn_clock_guard(self.clock_guard(), self.store.clone(), stop_jobs.clone())?;
+        let watch = spawn_leadership_watch(
+            self.store.clone(),
+            crate::store::leader::node_name(&self.config.data_dir),
+            self.clock.clone(),
+            stop_jobs.clone(),
+        )?;
         self.notifier.started(format!(
             "role {:?}, smart account {:?}",
             self.config.role, self.config.account
@@ -231,6 +237,9 @@ impl Satellite {
         let _ = jobs.join();
         let _ = sync.join();
         let _ = guard.join();
+        if let Some(watch) = watch {
+            let _ = watch.join();
+        }
         self.notifier.stopped();
         if let Some(thread) = ended.lock().ok().and_then(|e| *e) {
             return Err(StartError::Serve(std::io::Error::other(format!(
@@ -358,13 +367,16 @@ fn bind_listeners(config: &Config) -> Result<Listeners, StartError> {
 /// Checks the clock every few seconds until `stop` is set.
 fn spawn_clock_guard(
     guard: ClockGuard,
+    store: Store,
     stop: Arc<AtomicBool>,
 ) -> Result<std::thread::JoinHandle<()>, StartError> {
     std::thread::Builder::new()
         .name("clock".into())
         .spawn(move || {
             while !stop.load(Ordering::Relaxed) {
-                if let Err(e) = guard.tick() {
+                // Recorded by the node that writes: the pair's active one.
+                if !store.is_active() {
+                } else if let Err(e) = guard.tick() {
                     tracing::error!(error = %e, "could not record the clock's high-water mark");
                 }
                 for _ in 0..20 {
@@ -375,6 +387,44 @@ fn spawn_clock_guard(
                 }
             }
         })
+        .map_err(StartError::Serve)
+}
+
+/// Records each time this node becomes the active one of a pair on a
+/// shared database (`status`, the event log): the writer changes the role,
+/// this tells the database. The embedded database has one node: nothing.
+fn spawn_leadership_watch(
+    store: Store,
+    host: String,
+    clock: Clock,
+    stop: Arc<AtomicBool>,
+) -> Result<Option<std::thread::JoinHandle<()>>, StartError> {
+    if store.location().embedded_file().is_some() {
+        return Ok(None);
+    }
+    std::thread::Builder::new()
+        .name("leadership".into())
+        .spawn(move || {
+            let mut recorded = false;
+            while !stop.load(Ordering::Relaxed) {
+                let active = store.is_active();
+                if active && !recorded {
+                    let (host, now) = (host.clone(), clock.unix());
+                    recorded = match store.writer().write_blocking(move |c| {
+                        crate::store::leader::record_takeover(c, &host, now)
+                    }) {
+                        Ok(()) => true,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot record that this node is active");
+                            false
+                        }
+                    };
+                }
+                recorded &= active;
+                std::thread::sleep(std::time::Duration::from_millis(250));
+            }
+        })
+        .map(Some)
         .map_err(StartError::Serve)
 }
 

@@ -307,6 +307,15 @@ fn unpack(
         }
         Location::Postgres(target) => {
             let pg = location.connect()?;
+            // The other node of a pair serves from the same database.
+            if let Some(active) = store::leader::active_node(&pg)?.filter(|a| a.held) {
+                return Err(BackupError::Refused(format!(
+                    "the node {} is serving from {}; stop the satellite on every node of the \
+                     pair, then restore",
+                    active.host,
+                    target.shown()
+                )));
+            }
             // What the database held is kept aside as an embedded copy
             // (restorable like any backup's), then replaced in one
             // transaction.

@@ -1,7 +1,7 @@
 //! Counters an operator can scrape at `/metrics` (Prometheus text format).
 //! Counting is an atomic add on the hot path; rendering happens only on scrape.
 
-use crate::store::Writer;
+use crate::store::Store;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
@@ -101,16 +101,31 @@ impl Metrics {
 
     pub fn render(
         &self,
-        writer: &Writer,
+        store: &Store,
         pools: &[PoolGauge],
         instances: &[InstanceGauge],
     ) -> String {
+        let writer = store.writer();
         let mut out = String::new();
         let _ = writeln!(
             out,
             "# HELP satellite_build_info The running build.\n# TYPE satellite_build_info gauge\n\
              satellite_build_info{{version=\"{}\"}} 1",
             env!("CARGO_PKG_VERSION")
+        );
+        let leadership = store.leadership();
+        let _ = writeln!(
+            out,
+            "# HELP satellite_node_info This node: its storage backend, and its role (a pair on \
+             one PostgreSQL database has one active node; the embedded database, one node).\n\
+             # TYPE satellite_node_info gauge\n\
+             satellite_node_info{{backend=\"{}\",role=\"{}\"}} 1\n\
+             # HELP satellite_node_role_seconds How long this node has had its role.\n\
+             # TYPE satellite_node_role_seconds gauge\n\
+             satellite_node_role_seconds {:.3}",
+            store.location().backend(),
+            leadership.role().as_str(),
+            leadership.held_for().as_secs_f64()
         );
         out.push_str(
             "# HELP satellite_product_instances Product instances per virtual account and status.\n\

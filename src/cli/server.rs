@@ -73,7 +73,9 @@ pub fn status(
             Role::Cloud => serde_json::to_value(conn.read(crate::sync::cloud::list)?),
         }
         .map_err(|e| CliError::Other(e.to_string()))?;
+    let storage = storage_status(config, &conn, server_running)?;
     let report = serde_json::json!({
+        "storage": storage,
         "name": config.name,
         "role": config.role,
         "account": config.account,
@@ -114,6 +116,7 @@ pub fn status(
         config.device.listen
     );
     println!("  admin listener:    https://{}/", config.admin.listen);
+    print_storage(&storage, clock.unix());
     println!("  virtual accounts:  {}", report["virtual_accounts"]);
     println!("  product instances: {}", report["product_instances"]);
     println!("  active tokens:     {}", report["active_tokens"]);
@@ -123,6 +126,80 @@ pub fn status(
         table::print(&stats);
     }
     Ok(())
+}
+
+/// Where the database is, and this node's role: `active` when its server
+/// runs and (on a shared PostgreSQL database) holds the leadership,
+/// `standby` when it runs beside an active node, `stopped` when no server
+/// runs here.
+fn storage_status(
+    config: &Config,
+    conn: &crate::ops::Local,
+    server_running: bool,
+) -> Result<serde_json::Value, CliError> {
+    let location = crate::store::Location::of(config);
+    let host = crate::store::leader::node_name(&config.data_dir);
+    let active = conn.read(crate::store::leader::active_node)?;
+    let (role, since) = match (&location, server_running, &active) {
+        (_, false, _) => ("stopped", None),
+        (crate::store::Location::Embedded(_), true, _) => ("active", None),
+        (_, true, Some(a)) if a.held && a.host == host => ("active", Some(a.since)),
+        (_, true, _) => ("standby", None),
+    };
+    Ok(serde_json::json!({
+        "backend": location.backend(),
+        "database": location.shown(),
+        "node": {
+            "host": host,
+            "role": role,
+            "since": since.map(crate::clock::rfc3339),
+        },
+        "active_node": active.filter(|a| a.held).map(|a| serde_json::json!({
+            "host": a.host,
+            "since": crate::clock::rfc3339(a.since),
+        })),
+    }))
+}
+
+fn print_storage(storage: &serde_json::Value, now: i64) {
+    println!(
+        "  database:          {} ({})",
+        storage["database"].as_str().unwrap_or_default(),
+        storage["backend"].as_str().unwrap_or_default()
+    );
+    let node = &storage["node"];
+    let role = node["role"].as_str().unwrap_or_default();
+    let since = node["since"]
+        .as_str()
+        .and_then(|t| {
+            time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+        })
+        .map(|t| format!(" for {}", how_long(now - t.unix_timestamp())))
+        .unwrap_or_default();
+    println!(
+        "  this node:         {} ({role}{since})",
+        node["host"].as_str().unwrap_or_default()
+    );
+    if storage["backend"] == "postgres" && role != "active" {
+        match storage["active_node"]["host"].as_str() {
+            Some(host) => println!(
+                "  active node:       {host} (since {})",
+                storage["active_node"]["since"].as_str().unwrap_or_default()
+            ),
+            None => println!("  active node:       none: no node holds the leadership"),
+        }
+    }
+}
+
+/// A duration as a person reads it: "40 s", "12 min", "5 h", "3 days".
+fn how_long(seconds: i64) -> String {
+    let s = seconds.max(0);
+    match s {
+        0..=59 => format!("{s} s"),
+        60..=3599 => format!("{} min", s / 60),
+        3600..=86_399 => format!("{} h", s / 3600),
+        _ => format!("{} days", s / 86_400),
+    }
 }
 
 /// The sync lines of `status`: a satellite's upstream, or the cloud's satellites.

@@ -23,6 +23,7 @@ pub fn status_and_code(error: &Error) -> (StatusCode, &'static str) {
         Error::Store(StoreError::Overloaded) => {
             (StatusCode::TOO_MANY_REQUESTS, "too_many_requests")
         }
+        Error::Store(StoreError::Standby) => (StatusCode::SERVICE_UNAVAILABLE, "standby"),
         Error::Store(StoreError::WorkPanicked) | Error::Pki(_) => {
             (StatusCode::INTERNAL_SERVER_ERROR, "internal_error")
         }
@@ -47,6 +48,7 @@ pub fn log_and_body(error: &Error) -> String {
     let message = if status.is_server_error() {
         tracing::error!(error = %error, code, "request failed");
         match code {
+            "standby" => error.to_string(),
             "storage_unavailable" => {
                 "storage is unavailable; nothing was recorded, retry later".to_string()
             }

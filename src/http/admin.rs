@@ -28,6 +28,18 @@ pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
 /// reads and the writer commits a real page to disk (an empty transaction
 /// commits on a full disk too, where every router's write would fail).
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    // A load balancer sends routers to the pair's active node only.
+    if !state.store.is_active() {
+        return json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "standby",
+            &format!(
+                "this node is the standby (for {} s); the active node serves routers, and this \
+                 one takes over when it stops",
+                state.store.leadership().held_for().as_secs()
+            ),
+        );
+    }
     let read = state.store.ping();
     let now = state.device.clock().unix();
     let write = tokio::time::timeout(
@@ -99,9 +111,7 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
             count,
         })
         .collect();
-    let mut body = state
-        .metrics
-        .render(state.store.writer(), &gauges, &instances);
+    let mut body = state.metrics.render(&state.store, &gauges, &instances);
     match state
         .store
         .read(|c| crate::sync::live::metrics_text(c, now))

@@ -149,6 +149,11 @@ impl Jobs {
     ) -> std::io::Result<std::thread::JoinHandle<()>> {
         std::thread::Builder::new().name("jobs".into()).spawn(move || {
             while !stop.load(Ordering::Relaxed) {
+                // The pair's standby node leaves the jobs to the active one.
+                if !self.store.is_active() {
+                    std::thread::sleep(Duration::from_millis(250));
+                    continue;
+                }
                 if let Err(e) = self.run_due() {
                     tracing::error!(error = %e, "scheduled jobs failed; retrying at the next tick");
                 }

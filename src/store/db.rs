@@ -201,6 +201,23 @@ impl Db {
         }
     }
 
+    /// Claims this node's leadership on a database other nodes share (see
+    /// `leader`): true if this session holds it now. The embedded database
+    /// has one node.
+    pub(in crate::store) fn try_lead(&self) -> SqlResult<bool> {
+        match &self.engine {
+            Engine::Sqlite(_) => Ok(true),
+            Engine::Postgres(_) => self.query_row(
+                &format!(
+                    "SELECT pg_try_advisory_lock({})",
+                    super::leader::LEADER_LOCK
+                ),
+                (),
+                |r| r.get(0),
+            ),
+        }
+    }
+
     /// Whether the connection can no longer be used (PostgreSQL ended the
     /// session); a pool drops it, the writer makes a new one.
     pub(in crate::store) fn is_broken(&self) -> bool {

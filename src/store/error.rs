@@ -27,6 +27,10 @@ pub enum StoreError {
     Unreachable { target: String, reason: String },
     #[error("the database {target} holds {tables} tables but no satellite schema; give the satellite an empty database of its own (createdb -O USER satellite)")]
     NotOurs { target: String, tables: i64 },
+    #[error(
+        "this node is the standby; the active node of the pair serves (its `/readyz` answers 200)"
+    )]
+    Standby,
     #[error("the database writer is not running")]
     WriterGone,
     #[error("too many writes are waiting; try again shortly")]

@@ -7,6 +7,7 @@
 
 mod db;
 pub mod error;
+pub mod leader;
 mod location;
 mod migrations;
 mod postgres;
@@ -243,6 +244,7 @@ pub fn ready_for_commands(conn: &Db) -> Result<(), StoreError> {
 #[derive(Clone)]
 pub struct Store {
     location: Arc<Location>,
+    leadership: Arc<leader::Leadership>,
     readers: Arc<Mutex<Vec<Db>>>,
     writer: Writer,
     /// Set when the checkpoint thread has ended (never, on PostgreSQL,
@@ -256,6 +258,10 @@ impl Store {
     pub fn open(location: &Location) -> Result<Self, StoreError> {
         let checkpoints_stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let location = Arc::new(location.clone());
+        let leadership = Arc::new(leader::Leadership::new(match &*location {
+            Location::Embedded(_) => leader::Role::Active,
+            Location::Postgres(_) => leader::Role::Standby,
+        }));
         let writer = match &*location {
             Location::Embedded(path) => {
                 Self::embedded_writer(path, &location, checkpoints_stopped.clone())?
@@ -271,11 +277,13 @@ impl Store {
                         Some(location) => location.connect(),
                         None => Err(StoreError::WriterGone),
                     }),
+                    leadership.clone(),
                 )?
             }
         };
         Ok(Self {
             location,
+            leadership,
             readers: Arc::new(Mutex::new(Vec::new())),
             writer,
             checkpoints_stopped,
@@ -345,6 +353,16 @@ impl Store {
 
     pub fn location(&self) -> &Location {
         &self.location
+    }
+
+    /// This node's role: always active on the embedded database; on a
+    /// shared PostgreSQL database, whether this node holds the leadership.
+    pub fn leadership(&self) -> &leader::Leadership {
+        &self.leadership
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.leadership.role() == leader::Role::Active
     }
 
     pub fn writer(&self) -> &Writer {

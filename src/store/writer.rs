@@ -5,11 +5,12 @@
 //! changes), commits them all with one fsync, and only then answers each
 //! caller. A caller is never told "done" for data that is not on disk.
 
+use super::leader::{Leadership, Role};
 use super::Db;
 use super::StoreError;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
@@ -23,6 +24,8 @@ trait Work: Send {
     /// in-memory copy of the data stale (see [`Writer::generation`]).
     fn run(&mut self, conn: &Db) -> bool;
     fn complete(self: Box<Self>, committed: Result<(), &StoreError>);
+    /// Answers `refused` without running the job.
+    fn refuse(self: Box<Self>, refused: StoreError);
 }
 
 struct Task<F, T, E> {
@@ -77,6 +80,12 @@ where
         };
         if let Some(reply) = self.reply.take() {
             let _ = reply.send(result);
+        }
+    }
+
+    fn refuse(mut self: Box<Self>, refused: StoreError) {
+        if let Some(reply) = self.reply.take() {
+            let _ = reply.send(Err(E::from(refused)));
         }
     }
 }
@@ -156,14 +165,27 @@ impl Writer {
     /// were refused with 503 and nothing told a caller otherwise; a router
     /// sends its message again and, if the commit did land after all,
     /// gets the answer recorded with it (device messages are idempotent).
-    pub fn start_reconnecting(conn: Db, reconnect: Reconnect) -> Result<Self, StoreError> {
-        Self::spawn(conn, Arc::new(AtomicBool::new(false)), Some(reconnect))
+    ///
+    /// Its session also holds this node's leadership (see `leader`): the
+    /// writer claims it at start and, while standby, every `LEADER_TICK`;
+    /// while active it checks the session as often. A standby writer
+    /// refuses every write (`StoreError::Standby`).
+    pub fn start_reconnecting(
+        conn: Db,
+        reconnect: Reconnect,
+        leadership: Arc<Leadership>,
+    ) -> Result<Self, StoreError> {
+        let seat = Seat {
+            reconnect,
+            leadership,
+        };
+        Self::spawn(conn, Arc::new(AtomicBool::new(false)), Some(seat))
     }
 
     fn spawn(
         conn: Db,
         finish_checkpoint: Arc<AtomicBool>,
-        reconnect: Option<Reconnect>,
+        reconnect: Option<Seat>,
     ) -> Result<Self, StoreError> {
         let (queue, jobs) = sync_channel::<Box<dyn Work>>(QUEUE_DEPTH);
         let stats = Arc::new(WriterStats::default());
@@ -267,22 +289,96 @@ impl Writer {
 /// Makes a new connection for the writer.
 pub type Reconnect = Box<dyn FnMut() -> Result<Db, StoreError> + Send>;
 
+/// How often an idle writer on a shared database checks its session
+/// (active) or tries to take the leadership (standby).
+const LEADER_TICK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A writer on a database other nodes share: how it gets a new session,
+/// and the role that session gives this node.
+struct Seat {
+    reconnect: Reconnect,
+    leadership: Arc<Leadership>,
+}
+
+impl Seat {
+    /// Between groups: a new session for an ended one, then the leadership
+    /// claimed (standby) or the session checked (active).
+    fn tend(&mut self, conn: &mut Db, seen_version: &mut Option<i64>) {
+        if conn.is_broken() {
+            self.leadership.set(Role::Standby);
+            match (self.reconnect)() {
+                Ok(fresh) => {
+                    tracing::warn!("the database ended the writer's session; reconnected");
+                    *conn = fresh;
+                    // Whatever was written meanwhile is unknown here.
+                    *seen_version = None;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "the database ended the writer's session and cannot be reached again yet");
+                    return;
+                }
+            }
+        }
+        match self.leadership.role() {
+            Role::Standby => match conn.try_lead() {
+                Ok(true) => self.leadership.set(Role::Active),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot ask the database for the leadership"),
+            },
+            Role::Active => {
+                if let Err(e) = conn.query_row("SELECT 1", (), |_| Ok(())) {
+                    tracing::error!(error = %e, "the writer's session failed its check; this node stops serving until it has a session again");
+                    self.leadership.set(Role::Standby);
+                }
+            }
+        }
+    }
+}
+
 fn run(
     mut conn: Db,
     jobs: Receiver<Box<dyn Work>>,
     stats: &WriterStats,
     finish_checkpoint: &AtomicBool,
-    mut reconnect: Option<Reconnect>,
+    mut seat: Option<Seat>,
 ) {
     let _end = EndMark(&stats.stopped);
     let mut group: Vec<Box<dyn Work>> = Vec::with_capacity(MAX_GROUP);
     let mut seen_version = None;
-    while let Ok(first) = jobs.recv() {
+    if let Some(seat) = seat.as_mut() {
+        seat.tend(&mut conn, &mut seen_version);
+    }
+    loop {
+        let first = match seat.as_mut() {
+            None => match jobs.recv() {
+                Ok(job) => job,
+                Err(_) => break,
+            },
+            Some(seat) => match jobs.recv_timeout(LEADER_TICK) {
+                Ok(job) => job,
+                Err(RecvTimeoutError::Timeout) => {
+                    seat.tend(&mut conn, &mut seen_version);
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            },
+        };
         group.push(first);
         while group.len() < MAX_GROUP {
             match jobs.try_recv() {
                 Ok(job) => group.push(job),
                 Err(_) => break,
+            }
+        }
+        if let Some(seat) = seat.as_mut() {
+            if seat.leadership.role() == Role::Standby {
+                seat.tend(&mut conn, &mut seen_version);
+            }
+            if seat.leadership.role() == Role::Standby {
+                for job in group.drain(..) {
+                    job.refuse(StoreError::Standby);
+                }
+                continue;
             }
         }
         let span = tracing::debug_span!("group_commit", writes = group.len());
@@ -308,20 +404,10 @@ fn run(
         for job in group.drain(..) {
             job.complete(outcome.as_ref().map(|_| ()));
         }
-        if let Some(again) = reconnect.as_mut().filter(|_| conn.is_broken()) {
-            // Tried once per group: while the database is away, each
-            // group fails fast (503) and the next one tries again.
-            match again() {
-                Ok(fresh) => {
-                    tracing::warn!("the database ended the writer's session; reconnected");
-                    conn = fresh;
-                    // Whatever was written meanwhile is unknown here.
-                    seen_version = None;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "the database ended the writer's session and cannot be reached again yet")
-                }
-            }
+        // A session lost with the group: this node no longer leads, and
+        // whoever takes over has to see that from the database alone.
+        if let Some(seat) = seat.as_mut().filter(|_| conn.is_broken()) {
+            seat.tend(&mut conn, &mut seen_version);
         }
         if finish_checkpoint.swap(false, Ordering::AcqRel) {
             // PASSIVE: never waits for readers; the other thread copied
@@ -498,6 +584,7 @@ mod tests {
         fn complete(self: Box<Self>, _: Result<(), &StoreError>) {
             panic!("the writer thread ends here")
         }
+        fn refuse(self: Box<Self>, _: StoreError) {}
     }
 
     #[test]

@@ -55,19 +55,16 @@ impl SyncService {
         std::thread::Builder::new()
             .name("sync".into())
             .spawn(move || {
-                // What `status` shows as the server's sync, whatever the
-                // file says later.
-                let config = self.config.clone();
-                if let Err(e) = self
-                    .store
-                    .writer()
-                    .write_blocking(move |c| super::status::record_running(c, &config))
-                {
-                    tracing::warn!(error = %e, "cannot record the sync settings the server runs with");
-                }
                 let mut settled = Settled::default();
+                let mut recorded = false;
                 while !stop.load(Ordering::Relaxed) {
-                    self.tick(&mut settled);
+                    // The pair's standby node leaves sync to the active one.
+                    if self.store.is_active() {
+                        if !recorded {
+                            recorded = self.record_running();
+                        }
+                        self.tick(&mut settled);
+                    }
                     for _ in 0..4 {
                         if stop.load(Ordering::Relaxed) {
                             return;
@@ -76,6 +73,23 @@ impl SyncService {
                     }
                 }
             })
+    }
+
+    /// What `status` shows as the server's sync, whatever the file says
+    /// later: recorded once this node serves.
+    fn record_running(&self) -> bool {
+        let config = self.config.clone();
+        match self
+            .store
+            .writer()
+            .write_blocking(move |c| super::status::record_running(c, &config))
+        {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot record the sync settings the server runs with");
+                false
+            }
+        }
     }
 
     fn tick(&self, settled: &mut Settled) {

@@ -37,8 +37,40 @@ impl Server {
     }
 
     pub fn start_with(yaml: &str) -> Self {
+        let server = Self::launch(yaml, |_| {});
+        server.wait_ready();
+        server
+    }
+
+    /// A second node of a pair on `first`'s PostgreSQL database, with its
+    /// keys and certificates: it starts as the standby (not ready).
+    pub fn start_second_node(first: &Server) -> Self {
+        let yaml = std::fs::read_to_string(&first.config_path).expect("config");
+        let first_data = first.data_dir();
+        let password = first.dir.path().join(TEST_PASSWORD_FILE);
+        Self::launch(&yaml, |dir| {
+            let data = dir.join("data");
+            std::fs::create_dir(&data).expect("data dir");
+            for entry in std::fs::read_dir(&first_data).expect("first data dir") {
+                let entry = entry.expect("entry");
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                if name.ends_with(".pem") || name.ends_with(".key") {
+                    std::fs::copy(entry.path(), data.join(&*name)).expect("copy a key");
+                }
+            }
+            if password.exists() {
+                std::fs::copy(&password, dir.join(TEST_PASSWORD_FILE)).expect("password");
+            }
+        })
+    }
+
+    /// Starts a server on `yaml` in a new folder that `prepare` may fill
+    /// first; does not wait for it to be ready.
+    fn launch(yaml: &str, prepare: impl FnOnce(&Path)) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().expect("tempdir");
+        prepare(dir.path());
         let config_path = dir.path().join("satellite.yaml");
         let yaml = with_test_storage(yaml, dir.path());
         std::fs::write(&config_path, yaml).expect("write config");
@@ -69,11 +101,22 @@ impl Server {
             stop: Some(stop),
             thread: Some(thread),
         };
-        server.wait_ready();
         server
     }
 
-    fn wait_ready(&self) {
+    /// The admin listener's `/readyz`: its status and body.
+    pub fn readyz(&self) -> (u16, String) {
+        match crate::client::agent(&self.ca_path(), None)
+            .get(&format!("{}/readyz", self.admin_url))
+            .call()
+        {
+            Ok(r) => (r.status(), r.into_string().unwrap_or_default()),
+            Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap_or_default()),
+            Err(e) => (0, e.to_string()),
+        }
+    }
+
+    pub fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
         let agent = crate::client::agent(&self.ca_path(), None);
         loop {

@@ -2,6 +2,9 @@
 
 mod client;
 mod fixture;
+// The failover test lives apart (tests/ha/), on the same fixture.
+#[path = "../ha/failover.rs"]
+mod ha_failover;
 mod hostile;
 
 mod api;
@@ -13,6 +16,7 @@ mod device_errors;
 mod licensing;
 mod migrate;
 mod operator;
+mod pair;
 mod portal;
 mod postgres;
 mod production;

@@ -59,6 +59,20 @@ fn run(bin: &Path, program: &str, args: &[&str]) {
     );
 }
 
+/// Whether PostgreSQL is installed; says SKIPPED for `test` when not
+/// (and fails when SATELLITE_REQUIRE_POSTGRES says it must be).
+pub fn available(test: &str) -> bool {
+    if postgres_bin().is_some() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("SATELLITE_REQUIRE_POSTGRES").is_none(),
+        "{test}: PostgreSQL (initdb, pg_ctl) is required here but not installed"
+    );
+    eprintln!("{test}: SKIPPED (no PostgreSQL: apt-get install postgresql)");
+    false
+}
+
 impl Cluster {
     /// A running cluster, or None (the test is skipped) without PostgreSQL.
     pub fn start(test: &str) -> Option<Self> {
