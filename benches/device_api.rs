@@ -12,6 +12,12 @@
 //! Prints, per phase, the median rate and p99 latency of both servers and our
 //! ratio to the baseline; then bytes on disk per product instance and per
 //! device message (ours and the baseline's) and the process RSS.
+//!
+//! Where PostgreSQL is installed (initdb, pg_ctl, pg_basebackup), the same
+//! ENTITLEMENT phase then runs against a third server of ours on the
+//! PostgreSQL backend: a local primary with a synchronous standby (every
+//! commit waits for the standby), interleaved with the SQLite server, and
+//! prints the PostgreSQL/SQLite ratio. BENCH_POSTGRES=0 leaves it out.
 
 use actix_web::dev::Extensions;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
@@ -50,7 +56,7 @@ fn main() {
          {runs} runs of {seconds} s per phase and server, medians"
     );
 
-    let ours = OurServer::start();
+    let ours = OurServer::start("");
     let base = BaselineServer::start();
     let rss_idle = rss_kib();
 
@@ -154,6 +160,45 @@ fn main() {
         ours.satellite_writes(),
         ours.satellite_commits()
     );
+    if env_or("BENCH_POSTGRES", 1) == 1 {
+        match PgPair::start() {
+            Some(pair) => {
+                let pg = OurServer::start(&pair.storage());
+                let pg_ids: Vec<(String, PKey<Private>)> = (0..clients)
+                    .map(|i| register(&pg.url, &pg.ca, &pg.token, &format!("E{i}")))
+                    .collect();
+                let pg_ent = load(
+                    clients,
+                    seconds,
+                    |i, n| {
+                        let body = json!({"type": "ENTITLEMENT", "message_id": format!("p{i}-{n}"),
+                        "entitlements": [{"tag": "ESS-AC-10G-RTU-1", "count": 1 + (n % 4)}]});
+                        (format!("{}/SmartTransport", pg.url), body, Some(i))
+                    },
+                    &pg.ca,
+                )
+                .with_identities(&pg_ids);
+                let (mut s, mut p) = (Vec::new(), Vec::new());
+                for run in 1..=runs {
+                    eprintln!("entitlement: ours on SQLite, run {run}");
+                    s.push(ours_ent.run());
+                    eprintln!("entitlement: ours on PostgreSQL, run {run}");
+                    p.push(pg_ent.run());
+                }
+                let (s, p) = (Outcome::median(s), Outcome::median(p));
+                println!(
+                    "entitlement   PostgreSQL (synchronous standby) {:>7.0}/s p99 {:>6.1} ms ({} failed)   SQLite {:>7.0}/s p99 {:>6.1} ms ({} failed)   PostgreSQL/SQLite {:.2}",
+                    p.rate, p.p99_ms, p.failed, s.rate, s.p99_ms, s.failed, p.rate / s.rate.max(1e-9)
+                );
+                println!(
+                    "group commit on PostgreSQL: {} writes in {} commits",
+                    pg.satellite_writes(),
+                    pg.satellite_commits()
+                );
+            }
+            None => println!("PostgreSQL: not installed (initdb, pg_ctl, pg_basebackup); its comparison is left out"),
+        }
+    }
     println!(
         "RSS of the whole process (both servers and the load generator): {} MiB idle, {} MiB now, peak {} MiB",
         rss_idle / 1024,
@@ -401,15 +446,18 @@ struct OurServer {
 }
 
 impl OurServer {
-    fn start() -> Self {
+    /// `storage`: a `storage:` line, or empty for the embedded database.
+    fn start(storage: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("satellite.yaml");
-        std::fs::write(&path, "role: cloud\ndevice: { listen: 127.0.0.1:0, registrations_per_minute: 100000 }\nadmin: { listen: 127.0.0.1:0 }\nlog: { level: error }\n").expect("config");
+        std::fs::write(&path, format!("role: cloud\ndevice: {{ listen: 127.0.0.1:0, registrations_per_minute: 100000 }}\nadmin: {{ listen: 127.0.0.1:0 }}\nlog: {{ level: error }}\n{storage}")).expect("config");
         let config = Config::load(&path).expect("config");
         let clock = Clock::system();
         let satellite = Satellite::open(config.clone(), clock.clone()).expect("open");
         let now = clock.unix();
-        let mut conn = satellite::store::connect(&config.database_path()).expect("db");
+        let mut conn = satellite::store::Location::of(&config)
+            .connect()
+            .expect("db");
         let catalog = satellite::licensing::catalog::Catalog::builtin();
         let token = satellite::store::transaction(&mut conn, |c| {
             satellite::inventory::add_license(
@@ -472,6 +520,174 @@ impl OurServer {
     fn satellite_commits(&self) -> u64 {
         self.writer.stats().commits.load(Ordering::Relaxed)
     }
+}
+
+// ---------------------------------------------------------------- PostgreSQL
+
+/// A PostgreSQL primary on loopback with a synchronous standby (streaming
+/// replication, `synchronous_standby_names = '*'`, fsync on): what a
+/// Patroni pair commits like, on one machine. Stopped when dropped.
+struct PgPair {
+    dir: tempfile::TempDir,
+    bin: std::path::PathBuf,
+    port: u16,
+}
+
+fn pg_bin() -> Option<std::path::PathBuf> {
+    let mut found: Vec<std::path::PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.path().join("bin"))
+        .filter(|b| b.join("initdb").is_file() && b.join("pg_basebackup").is_file())
+        .collect();
+    found.sort();
+    found.pop()
+}
+
+fn as_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// A PostgreSQL program, as `postgres` when this is root (it refuses root).
+fn pg_command(bin: &Path, program: &str) -> std::process::Command {
+    let exe = bin.join(program);
+    if as_root() {
+        let mut c = std::process::Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(&exe);
+        c
+    } else {
+        std::process::Command::new(&exe)
+    }
+}
+
+fn pg_run(bin: &Path, program: &str, args: &[&str]) {
+    let out = pg_command(bin, program).args(args).output().expect(program);
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl PgPair {
+    fn start() -> Option<Self> {
+        let bin = pg_bin()?;
+        let dir = tempfile::Builder::new().prefix("bench-pg").tempdir().ok()?;
+        if as_root() {
+            std::process::Command::new("chown")
+                .args(["postgres:postgres"])
+                .arg(dir.path())
+                .status()
+                .ok()?;
+        }
+        let port = free_port();
+        let standby_port = free_port();
+        let text = |p: &Path| p.to_string_lossy().into_owned();
+        let (primary, standby) = (dir.path().join("primary"), dir.path().join("standby"));
+        pg_run(
+            &bin,
+            "initdb",
+            &[
+                "-D",
+                &text(&primary),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+            ],
+        );
+        std::fs::write(
+            primary.join("postgresql.auto.conf"),
+            "synchronous_standby_names = '*'\nsynchronous_commit = on\nmax_connections = 200\n",
+        )
+        .ok()?;
+        let start = |data: &Path, port: u16| {
+            pg_run(
+                &bin,
+                "pg_ctl",
+                &[
+                    "-D",
+                    &text(data),
+                    "-o",
+                    &format!(
+                        "-p {port} -k {} -c listen_addresses=127.0.0.1",
+                        text(dir.path())
+                    ),
+                    "-l",
+                    &format!("{}.log", text(data)),
+                    "-w",
+                    "start",
+                ],
+            )
+        };
+        start(&primary, port);
+        pg_run(
+            &bin,
+            "pg_basebackup",
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-U",
+                "postgres",
+                "-D",
+                &text(&standby),
+                "-R",
+                "-X",
+                "stream",
+            ],
+        );
+        start(&standby, standby_port);
+        let pair = Self { dir, bin, port };
+        // Until the standby streams, a commit would wait for it.
+        pg_run(
+            &pair.bin,
+            "psql",
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-U",
+                "postgres",
+                "-c",
+                "CREATE DATABASE bench",
+            ],
+        );
+        Some(pair)
+    }
+
+    fn storage(&self) -> String {
+        format!(
+            "storage: {{ backend: postgres, url: \"postgresql://postgres@127.0.0.1:{}/bench\" }}\n",
+            self.port
+        )
+    }
+}
+
+impl Drop for PgPair {
+    fn drop(&mut self) {
+        for data in ["standby", "primary"] {
+            let data = self.dir.path().join(data);
+            let _ = pg_command(&self.bin, "pg_ctl")
+                .arg("-D")
+                .arg(&data)
+                .args(["-m", "fast", "stop"])
+                .output();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port()
 }
 
 // ---------------------------------------------------------------- baseline
