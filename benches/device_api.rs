@@ -94,28 +94,20 @@ fn main() {
     let base_ids: Vec<(String, PKey<Private>)> = (0..clients)
         .map(|i| register_baseline(&base.url, &base.ca, &format!("E{i}")))
         .collect();
-    let ours_ent = load(
+    let ours_ent = entitlements(
         clients,
         seconds,
-        |i, n| {
-            let body = json!({"type": "ENTITLEMENT", "message_id": format!("e{i}-{n}"),
-            "entitlements": [{"tag": "ESS-AC-10G-RTU-1", "count": 1 + (n % 4)}]});
-            (format!("{}/SmartTransport", ours.url), body, Some(i))
-        },
+        format!("{}/SmartTransport", ours.url),
         &ours.ca,
-    )
-    .with_identities(&ours_ids);
-    let base_ent = load(
+        &ours_ids,
+    );
+    let base_ent = entitlements(
         clients,
         seconds,
-        |i, n| {
-            let body = json!({"type": "ENTITLEMENT", "message_id": format!("e{i}-{n}"),
-            "entitlements": [{"tag": "ESS-AC-10G-RTU-1", "count": 1 + (n % 4)}]});
-            (format!("{}/entitlement", base.url), body, Some(i))
-        },
+        format!("{}/entitlement", base.url),
         &base.ca,
-    )
-    .with_identities(&base_ids);
+        &base_ids,
+    );
 
     let mut disk = Vec::new();
     let mut compare = |name: &str, ours_phase: &Phase, base_phase: &Phase| {
@@ -167,17 +159,13 @@ fn main() {
                 let pg_ids: Vec<(String, PKey<Private>)> = (0..clients)
                     .map(|i| register(&pg.url, &pg.ca, &pg.token, &format!("E{i}")))
                     .collect();
-                let pg_ent = load(
+                let pg_ent = entitlements(
                     clients,
                     seconds,
-                    |i, n| {
-                        let body = json!({"type": "ENTITLEMENT", "message_id": format!("p{i}-{n}"),
-                        "entitlements": [{"tag": "ESS-AC-10G-RTU-1", "count": 1 + (n % 4)}]});
-                        (format!("{}/SmartTransport", pg.url), body, Some(i))
-                    },
+                    format!("{}/SmartTransport", pg.url),
                     &pg.ca,
-                )
-                .with_identities(&pg_ids);
+                    &pg_ids,
+                );
                 let (mut s, mut p) = (Vec::new(), Vec::new());
                 for run in 1..=runs {
                     eprintln!("entitlement: ours on SQLite, run {run}");
@@ -205,6 +193,28 @@ fn main() {
         rss_kib() / 1024,
         peak_rss_kib() / 1024
     );
+}
+
+/// The ENTITLEMENT phase: each client a registered device presenting its
+/// certificate, asking for 1-4 units of one tag in turn.
+fn entitlements<'a>(
+    clients: usize,
+    seconds: u64,
+    endpoint: String,
+    ca: &Path,
+    identities: &'a [(String, PKey<Private>)],
+) -> Phase<'a> {
+    load(
+        clients,
+        seconds,
+        move |i, n| {
+            let body = json!({"type": "ENTITLEMENT", "message_id": format!("e{i}-{n}"),
+            "entitlements": [{"tag": "ESS-AC-10G-RTU-1", "count": 1 + (n % 4)}]});
+            (endpoint.clone(), body, Some(i))
+        },
+        ca,
+    )
+    .with_identities(identities)
 }
 
 fn proc_status_kib(field: &str) -> u64 {

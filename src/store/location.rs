@@ -104,11 +104,7 @@ impl Location {
     pub fn exists(&self) -> Result<bool, StoreError> {
         match self {
             Self::Embedded(path) => Ok(path.is_file()),
-            Self::Postgres(target) => Ok(target.connect()?.query_row(
-                "SELECT to_regclass('schema_migrations') IS NOT NULL",
-                (),
-                |r| r.get(0),
-            )?),
+            Self::Postgres(target) => Ok(super::migrations::has_schema(&target.connect()?)?),
         }
     }
 

@@ -519,23 +519,32 @@ CREATE INDEX pools_held ON pools (announced_at) WHERE held = 1;
 pub(in crate::store) const POSTGRES_SCHEMA: &str = include_str!("postgres_schema.sql");
 pub(in crate::store) const POSTGRES_SCHEMA_VERSION: i64 = 13;
 
+/// Whether a PostgreSQL database holds a satellite's schema.
+pub(in crate::store) fn has_schema(db: &super::Db) -> super::sql::SqlResult<bool> {
+    db.query_row(
+        "SELECT to_regclass('schema_migrations') IS NOT NULL",
+        (),
+        |r| r.get(0),
+    )
+}
+
+/// The tables of a PostgreSQL database's current schema, whoever made them.
+pub(in crate::store) fn table_count(db: &super::Db) -> super::sql::SqlResult<i64> {
+    db.query_row(
+        "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema()",
+        (),
+        |r| r.get(0),
+    )
+}
+
 /// Brings a PostgreSQL database to the schema this build knows: creates it
 /// in an empty database, refuses one written by a newer build or one that
 /// holds something else. Under the write lock, so two nodes starting at
 /// once create it once.
 pub(in crate::store) fn apply_postgres(db: &super::Db, target: &str) -> Result<(), StoreError> {
     let tx = db.begin(super::db::Begin::Schema)?;
-    let ours: bool = db.query_row(
-        "SELECT to_regclass('schema_migrations') IS NOT NULL",
-        (),
-        |r| r.get(0),
-    )?;
-    if !ours {
-        let tables: i64 = db.query_row(
-            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema()",
-            (),
-            |r| r.get(0),
-        )?;
+    if !has_schema(db)? {
+        let tables = table_count(db)?;
         if tables > 0 {
             return Err(StoreError::NotOurs {
                 target: target.to_string(),

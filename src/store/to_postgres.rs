@@ -76,11 +76,7 @@ pub fn connect(url: &str, password: Option<&str>) -> Result<Db, MoveError> {
 /// Copies every table of `embedded` into `pg` (an empty database).
 pub fn copy(embedded: &Db, pg: &Db, target_name: &str) -> Result<Copied, MoveError> {
     check_schema(embedded)?;
-    let tables: i64 = pg.query_row(
-        "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema()",
-        (),
-        |r| r.get(0),
-    )?;
+    let tables = super::migrations::table_count(pg)?;
     if tables > 0 {
         return Err(MoveError::NotEmpty {
             target: target_name.to_string(),
@@ -102,32 +98,20 @@ pub fn copy(embedded: &Db, pg: &Db, target_name: &str) -> Result<Copied, MoveErr
 pub fn replace(embedded: &Db, pg: &Db, target_name: &str) -> Result<Copied, MoveError> {
     check_schema(embedded)?;
     let tx = pg.begin(Begin::Schema)?;
-    let tables: Vec<String> = pg
-        .prepare_cached(
-            "SELECT table_name FROM information_schema.tables \
-             WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'",
-        )?
-        .query_map((), |r| r.get(0))?
-        .collect::<SqlResult<_>>()?;
-    for table in &tables {
-        pg.execute_batch(&format!(
-            "DROP TABLE IF EXISTS {} CASCADE",
-            identifier(table)
-        ))?;
-    }
-    let functions: Vec<String> = pg
-        .prepare_cached(
-            "SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
-             WHERE n.nspname = current_schema() AND p.prokind = 'f'",
-        )?
-        .query_map((), |r| r.get(0))?
-        .collect::<SqlResult<_>>()?;
-    for function in &functions {
-        pg.execute_batch(&format!(
-            "DROP FUNCTION IF EXISTS {}() CASCADE",
-            identifier(function)
-        ))?;
-    }
+    drop_each(
+        pg,
+        "SELECT table_name FROM information_schema.tables \
+         WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'",
+        "TABLE",
+        "",
+    )?;
+    drop_each(
+        pg,
+        "SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
+         WHERE n.nspname = current_schema() AND p.prokind = 'f'",
+        "FUNCTION",
+        "()",
+    )?;
     let copied = fill(embedded, pg)?;
     tx.commit()?;
     Ok(Copied {
@@ -163,6 +147,21 @@ pub fn copy_out(pg: &Db, embedded: &Db) -> Result<u64, MoveError> {
     })?;
     tx.commit()?;
     Ok(rows)
+}
+
+/// Drops every object of `kind` that `list` names (with their dependents).
+fn drop_each(pg: &Db, list: &str, kind: &str, arguments: &str) -> SqlResult<()> {
+    let names: Vec<String> = pg
+        .prepare_cached(list)?
+        .query_map((), |r| r.get(0))?
+        .collect::<SqlResult<_>>()?;
+    for name in &names {
+        pg.execute_batch(&format!(
+            "DROP {kind} IF EXISTS {}{arguments} CASCADE",
+            identifier(name)
+        ))?;
+    }
+    Ok(())
 }
 
 fn check_schema(embedded: &Db) -> Result<(), MoveError> {
