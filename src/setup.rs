@@ -97,13 +97,22 @@ pub fn ensure(config: &Config, clock: &Clock) -> Result<(Created, CertificateAut
     let now = clock.unix();
     let dir = &config.data_dir;
     let mut created = Created::default();
+    let location = Location::of(config);
+    created.database = !location.exists()?;
+    // A PostgreSQL database that cannot be used (unreachable, a wrong
+    // password, a newer schema) refuses the start before anything is made
+    // here; the embedded database needs its folder first.
+    let shared = match location.embedded_file() {
+        None => Some(location.open_and_migrate()?),
+        Some(_) => None,
+    };
     config
         .create_dirs()
         .map_err(|e| Error::invalid(e.key, e.reason))?;
-
-    let location = Location::of(config);
-    created.database = !location.exists()?;
-    let mut conn = location.open_and_migrate()?;
+    let mut conn = match shared {
+        Some(conn) => conn,
+        None => location.open_and_migrate()?,
+    };
 
     let ca_cert = dir.join(pki::CA_CERT_FILE);
     let ca_key = dir.join(pki::CA_KEY_FILE);

@@ -158,3 +158,94 @@ fn the_standby_takes_over_when_the_active_node_stops_or_loses_its_session() {
 fn json_of(text: &str) -> serde_json::Value {
     serde_json::from_str(text).expect("json")
 }
+
+/// The files in `dir`, by name.
+fn files_in(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_database_out_of_reach_refused_or_newer_stops_the_start_in_one_line_creating_nothing() {
+    let secrets = tempfile::tempdir().expect("tempdir");
+    let Some(yaml) = pair_config(secrets.path()) else {
+        return;
+    };
+    let satellite = |dir: &std::path::Path, yaml: &str, args: &[&str]| {
+        std::fs::write(dir.join("satellite.yaml"), yaml).expect("config");
+        std::process::Command::new(env!("CARGO_BIN_EXE_satellite"))
+            .arg("-c")
+            .arg(dir.join("satellite.yaml"))
+            .args(args)
+            .output()
+            .expect("satellite")
+    };
+    let one_line = |out: &std::process::Output, says: &[&str]| {
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        for word in says {
+            assert!(err.contains(word), "{word:?} in {err}");
+        }
+        assert!(!err.contains("test run database password"), "{err}");
+    };
+
+    // Nobody listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let url_start = yaml.find("postgresql://").expect("url");
+    let url_end = url_start + yaml[url_start..].find('"').expect("quote");
+    let url = &yaml[url_start..url_end];
+    let closed = yaml.replace(
+        url,
+        &format!("postgresql://satellite@127.0.0.1:{port}/nowhere"),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    one_line(
+        &satellite(dir.path(), &closed, &["init"]),
+        &["cannot reach the database", "storage.url"],
+    );
+    assert_eq!(files_in(dir.path()), ["satellite.yaml"], "nothing created");
+
+    // The wrong password.
+    let wrong = secrets.path().join("wrong-password");
+    std::fs::write(&wrong, "not the password").expect("write");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrong, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let refused = yaml.replace(
+        &secrets.path().join("db-password").display().to_string(),
+        &wrong.display().to_string(),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    one_line(
+        &satellite(dir.path(), &refused, &["init"]),
+        &["password", "storage.password_file"],
+    );
+    assert_eq!(files_in(dir.path()), ["satellite.yaml"], "nothing created");
+
+    // A schema written by a newer version.
+    let dir = tempfile::tempdir().expect("tempdir");
+    assert!(satellite(dir.path(), &yaml, &["init"]).status.success());
+    crate::fixture::TestDb::of(&dir.path().join("satellite.yaml"))
+        .execute("INSERT INTO schema_migrations (version, name) VALUES (99, 'from the future')");
+    one_line(
+        &satellite(dir.path(), &yaml, &["status"]),
+        &["newer version", "schema 99"],
+    );
+    let again = tempfile::tempdir().expect("tempdir");
+    one_line(
+        &satellite(again.path(), &yaml, &["init"]),
+        &["newer version"],
+    );
+    assert_eq!(
+        files_in(again.path()),
+        ["satellite.yaml"],
+        "nothing created"
+    );
+}
