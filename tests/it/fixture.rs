@@ -350,6 +350,18 @@ pub fn skipped_on_postgres(test: &str) -> bool {
 /// The password file `with_test_storage` writes beside the configuration.
 pub const TEST_PASSWORD_FILE: &str = "db-password";
 
+/// For a test whose servers do not follow the suite's backend (its own
+/// configuration, or always PostgreSQL): true, after saying so, in the
+/// PostgreSQL pass, which would only repeat it.
+pub fn runs_once(test: &str) -> bool {
+    if on_postgres() {
+        eprintln!(
+            "{test}: its storage does not follow SATELLITE_TEST_BACKEND; run in the default pass"
+        );
+    }
+    on_postgres()
+}
+
 /// `yaml` with a `storage:` of the suite's backend, unless it names one.
 pub fn with_test_storage(yaml: &str, dir: &Path) -> String {
     if !on_postgres() || yaml.contains("storage:") {

@@ -49,6 +49,9 @@ fn entitlement(router: &Device, id: &str) -> (u16, serde_json::Value) {
 
 #[test]
 fn the_standby_takes_over_when_the_active_node_stops_or_loses_its_session() {
+    if crate::fixture::runs_once("the pair") {
+        return;
+    }
     let secrets = tempfile::tempdir().expect("tempdir");
     let Some(yaml) = pair_config(secrets.path()) else {
         return;
@@ -171,6 +174,9 @@ fn files_in(dir: &std::path::Path) -> Vec<String> {
 
 #[test]
 fn a_database_out_of_reach_refused_or_newer_stops_the_start_in_one_line_creating_nothing() {
+    if crate::fixture::runs_once("PostgreSQL refusals at start") {
+        return;
+    }
     let secrets = tempfile::tempdir().expect("tempdir");
     let Some(yaml) = pair_config(secrets.path()) else {
         return;
