@@ -9,8 +9,8 @@
 //! node, trying every second, takes it. There is no lease to expire and no
 //! clock to trust. A killed node's socket closes with it (the lock is free
 //! at once); a node cut off without a word is found by TCP keepalives on
-//! both sides within about 5 s (`postgres::KEEPALIVE_*`, and the server's
-//! `tcp_keepalives_*` set on every session).
+//! both sides within about 5 s (`postgres::KEEPALIVE_*` here, and the server's
+//! `tcp_keepalives_*`, which `packaging/ha/patroni.yml` sets).
 //!
 //! The embedded database has one node: it is always active.
 

@@ -45,6 +45,10 @@ pub struct PgConn {
 const KEEPALIVE_IDLE: std::time::Duration = std::time::Duration::from_secs(2);
 const KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 const KEEPALIVE_RETRIES: u32 = 3;
+/// A statement sent into a silent network is given up after this long
+/// unacknowledged: TCP's own retransmissions would wait for minutes, while
+/// this node kept believing it leads.
+const UNACKNOWLEDGED: std::time::Duration = std::time::Duration::from_secs(5);
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The runtime whose one thread drives every session's socket. A caller
@@ -88,6 +92,7 @@ impl PgConn {
             .keepalives_idle(KEEPALIVE_IDLE)
             .keepalives_interval(KEEPALIVE_INTERVAL)
             .keepalives_retries(KEEPALIVE_RETRIES)
+            .tcp_user_timeout(UNACKNOWLEDGED)
             .application_name("satellite");
         let io = io()?;
         let connecting = io.spawn(async move {
