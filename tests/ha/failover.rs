@@ -488,11 +488,11 @@ fn ha_failover_loses_and_doubles_nothing() {
                     ("VIRTUAL_IP", "127.0.0.1".into()),
                     ("HOSTNAMES", "localhost".into()),
                     ("PG_HOSTS", pg_hosts.clone()),
+                    ("DEVICE_LISTEN", format!("127.0.0.1:{device_port}")),
+                    ("ADMIN_LISTEN", format!("127.0.0.1:{admin_port}")),
                 ],
             )
             .replace("/var/lib/satellite", &data.display().to_string())
-            .replace("0.0.0.0:4443", &format!("127.0.0.1:{device_port}"))
-            .replace("0.0.0.0:8443", &format!("127.0.0.1:{admin_port}"))
             .replace(
                 "/etc/satellite/db-password",
                 &password_file.display().to_string(),

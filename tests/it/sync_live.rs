@@ -441,7 +441,9 @@ fn a_connected_satellite_behind_a_proxy_syncs_licenses_and_usage_and_hides_hostn
         s["last_error"].as_str().unwrap_or("").contains("revoked"),
         "{s}"
     );
-    assert_eq!(s["failures"], 1, "{s}");
+    // At least this one: the server's own retry (its backoff is seconds)
+    // may have failed the same way since.
+    assert!(s["failures"].as_u64() >= Some(1), "{s}");
     assert_eq!(entitlement(&router, "e3", 3)["status"], "AUTHORIZED");
     assert_eq!(
         proxy.refused.load(Ordering::SeqCst),
