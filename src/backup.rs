@@ -283,13 +283,15 @@ fn unpack(
     let stamp = crate::clock::rfc3339(clock.unix()).replace(':', "");
     let aside = dir.join(format!("{DATABASE}.before-restore-{stamp}"));
     let location = Location::of(config);
-    if location.exists()? {
-        let live = store::backup::sequences(&location.connect()?)?;
-        check_not_behind(&live, &manifest.sequences, &manifest.created_at)?;
+    let live = location.connect_if_exists()?;
+    if let Some(live) = &live {
+        let sequences = store::backup::sequences(live)?;
+        check_not_behind(&sequences, &manifest.sequences, &manifest.created_at)?;
     }
     let mut previous = None;
     match &location {
         Location::Embedded(live_db) => {
+            drop(live);
             // Swap in: the replaced database (with its journal, which
             // belongs to it and must not be applied to the restored one)
             // is kept aside.
@@ -306,24 +308,28 @@ fn unpack(
             }
         }
         Location::Postgres(target) => {
-            let pg = location.connect()?;
-            // The other node of a pair serves from the same database.
-            if let Some(active) = store::leader::active_node(&pg)?.filter(|a| a.held) {
-                return Err(BackupError::Refused(format!(
-                    "the node {} is serving from {}; stop the satellite on every node of the \
-                     pair, then restore",
-                    active.host,
-                    target.shown()
-                )));
-            }
-            // What the database held is kept aside as an embedded copy
-            // (restorable like any backup's), then replaced in one
-            // transaction.
-            if location.exists()? {
-                let kept = store::open_and_migrate(&aside)?;
-                store::to_postgres::copy_out(&pg, &kept)?;
-                previous = Some(aside);
-            }
+            let pg = match live {
+                Some(pg) => {
+                    // The other node of a pair serves from the same database.
+                    if let Some(active) = store::leader::active_node(&pg)?.filter(|a| a.held) {
+                        return Err(BackupError::Refused(format!(
+                            "the node {} is serving from {}; stop the satellite on every node \
+                             of the pair, then restore",
+                            active.host,
+                            target.shown()
+                        )));
+                    }
+                    // What the database held is kept aside as an embedded
+                    // copy (restorable like any backup's).
+                    let kept = store::open_and_migrate(&aside)?;
+                    store::to_postgres::copy_out(&pg, &kept)?;
+                    previous = Some(aside);
+                    pg
+                }
+                // An empty database: nothing to keep, no node serving.
+                None => location.connect()?,
+            };
+            // Replaced in one transaction.
             let staged = store::connect(&staged_db)?;
             store::to_postgres::replace(&staged, &pg, &target.shown())?;
         }

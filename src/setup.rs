@@ -57,7 +57,7 @@ pub fn admin_identity(config: &Config) -> ServerIdentity {
 /// nothing and says where it looked.
 pub fn open_existing(config: &Config) -> Result<crate::store::Db> {
     let location = Location::of(config);
-    if !location.exists()? {
+    let Some(mut conn) = location.connect_if_exists()? else {
         let source = if config.source.starts_with('<') {
             format!(
                 "no configuration file at {}, so the embedded defaults",
@@ -71,8 +71,9 @@ pub fn open_existing(config: &Config) -> Result<crate::store::Db> {
              or name an existing satellite's configuration with -c FILE or $SATELLITE_CONFIG",
             location.shown()
         )));
-    }
-    let conn = location.open_for_command()?;
+    };
+    location.migrate(&mut conn)?;
+    store::ready_for_commands(&conn)?;
     // OpenSSL 3 reads its configuration and seeds its generator on first
     // use, milliseconds that would otherwise pass inside the first write
     // transaction that makes a secret (a token, a client), with the
@@ -84,12 +85,10 @@ pub fn open_existing(config: &Config) -> Result<crate::store::Db> {
 /// Refuses to start on a clock more than a day behind the latest time the
 /// database has seen (a new database has seen none).
 pub fn check_clock(config: &Config, clock: &Clock) -> Result<()> {
-    let location = Location::of(config);
-    if !location.exists()? {
-        return Ok(());
-    }
     // Not migrated yet: a refused start leaves the database as it was.
-    let mut conn = location.connect()?;
+    let Some(mut conn) = Location::of(config).connect_if_exists()? else {
+        return Ok(());
+    };
     store::transaction(&mut conn, |tx| crate::time_guard::check_start(tx, clock))
 }
 
@@ -98,18 +97,23 @@ pub fn ensure(config: &Config, clock: &Clock) -> Result<(Created, CertificateAut
     let dir = &config.data_dir;
     let mut created = Created::default();
     let location = Location::of(config);
-    created.database = !location.exists()?;
+    let existing = location.connect_if_exists()?;
+    created.database = existing.is_none();
     // A PostgreSQL database that cannot be used (unreachable, a wrong
     // password, a newer schema) refuses the start before anything is made
-    // here; the embedded database needs its folder first.
-    let shared = match location.embedded_file() {
-        None => Some(location.open_and_migrate()?),
-        Some(_) => None,
+    // here; a new embedded database needs its folder first.
+    let early = match (existing, location.embedded_file()) {
+        (Some(mut conn), _) => {
+            location.migrate(&mut conn)?;
+            Some(conn)
+        }
+        (None, None) => Some(location.open_and_migrate()?),
+        (None, Some(_)) => None,
     };
     config
         .create_dirs()
         .map_err(|e| Error::invalid(e.key, e.reason))?;
-    let mut conn = match shared {
+    let mut conn = match early {
         Some(conn) => conn,
         None => location.open_and_migrate()?,
     };

@@ -99,12 +99,26 @@ impl Location {
         }
     }
 
-    /// Whether a satellite's database is there: the file, or the schema in
-    /// the PostgreSQL database (which must answer).
-    pub fn exists(&self) -> Result<bool, StoreError> {
+    /// A connection to the satellite's database if there is one (the file,
+    /// or the schema in the PostgreSQL database, which must answer), not
+    /// brought up to date: one connection serves both the question and
+    /// what comes next.
+    pub fn connect_if_exists(&self) -> Result<Option<Db>, StoreError> {
         match self {
-            Self::Embedded(path) => Ok(path.is_file()),
-            Self::Postgres(target) => Ok(super::migrations::has_schema(&target.connect()?)?),
+            Self::Embedded(path) if !path.is_file() => Ok(None),
+            Self::Embedded(path) => super::connect(path).map(Some),
+            Self::Postgres(target) => {
+                let db = target.connect()?;
+                Ok(super::migrations::has_schema(&db)?.then_some(db))
+            }
+        }
+    }
+
+    /// Brings `db`'s schema up to date (creates it in an empty database).
+    pub fn migrate(&self, db: &mut Db) -> Result<(), StoreError> {
+        match self {
+            Self::Embedded(_) => super::migrations::apply(db.sqlite_mut()?),
+            Self::Postgres(target) => super::migrations::apply_postgres(db, &target.shown()),
         }
     }
 
@@ -122,18 +136,10 @@ impl Location {
         match self {
             Self::Embedded(path) => super::open_and_migrate(path),
             Self::Postgres(target) => {
-                let db = target.connect()?;
-                super::migrations::apply_postgres(&db, &target.shown())?;
+                let mut db = target.connect()?;
+                self.migrate(&mut db)?;
                 Ok(db)
             }
         }
-    }
-
-    /// `open_and_migrate`, readied for a one-shot command beside a running
-    /// server (see [`super::ready_for_commands`]).
-    pub fn open_for_command(&self) -> Result<Db, StoreError> {
-        let db = self.open_and_migrate()?;
-        super::ready_for_commands(&db)?;
-        Ok(db)
     }
 }

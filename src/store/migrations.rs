@@ -542,31 +542,43 @@ pub(in crate::store) fn table_count(db: &super::Db) -> super::sql::SqlResult<i64
 /// holds something else. Under the write lock, so two nodes starting at
 /// once create it once.
 pub(in crate::store) fn apply_postgres(db: &super::Db, target: &str) -> Result<(), StoreError> {
-    let tx = db.begin(super::db::Begin::Schema)?;
-    if !has_schema(db)? {
-        let tables = table_count(db)?;
-        if tables > 0 {
-            return Err(StoreError::NotOurs {
-                target: target.to_string(),
-                tables,
-            });
-        }
-        db.execute_batch(POSTGRES_SCHEMA)?;
-        // The same ledger as SQLite's: a database moved up by `migrate`
-        // and one created here read alike.
-        for m in MIGRATIONS
-            .iter()
-            .filter(|m| m.version <= POSTGRES_SCHEMA_VERSION)
-        {
-            db.execute(
-                "INSERT INTO schema_migrations (version, name) VALUES (?1, ?2)",
-                super::sql::params![m.version, m.name],
-            )?;
-        }
-        tx.commit()?;
-        tracing::info!(database = %target, version = POSTGRES_SCHEMA_VERSION, "created the satellite schema in PostgreSQL");
-        return Ok(());
+    // A schema that is there needs no lock to be read (every command asks).
+    if has_schema(db)? {
+        return check_postgres_version(db);
     }
+    let tx = db.begin(super::db::Begin::Schema)?;
+    // Another node may have created it while this one waited for the lock.
+    if has_schema(db)? {
+        return check_postgres_version(db);
+    }
+    let tables = table_count(db)?;
+    if tables > 0 {
+        return Err(StoreError::NotOurs {
+            target: target.to_string(),
+            tables,
+        });
+    }
+    db.execute_batch(POSTGRES_SCHEMA)?;
+    // The same ledger as SQLite's: a database moved up by `migrate` and one
+    // created here read alike.
+    for m in MIGRATIONS
+        .iter()
+        .filter(|m| m.version <= POSTGRES_SCHEMA_VERSION)
+    {
+        db.execute(
+            "INSERT INTO schema_migrations (version, name) VALUES (?1, ?2)",
+            super::sql::params![m.version, m.name],
+        )?;
+    }
+    tx.commit()?;
+    tracing::info!(database = %target, version = POSTGRES_SCHEMA_VERSION, "created the satellite schema in PostgreSQL");
+    Ok(())
+}
+
+/// Refuses a schema written by a newer build. Versions below the first
+/// PostgreSQL schema never existed there; a later build adds its numbered
+/// steps here, as SQLite's list does.
+fn check_postgres_version(db: &super::Db) -> Result<(), StoreError> {
     let found: i64 = db.query_row(
         "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
         (),
@@ -578,9 +590,6 @@ pub(in crate::store) fn apply_postgres(db: &super::Db, target: &str) -> Result<(
             known: POSTGRES_SCHEMA_VERSION,
         });
     }
-    // Versions below the first PostgreSQL schema never existed there; a
-    // later build adds its numbered steps here, as SQLite's list does.
-    tx.commit()?;
     Ok(())
 }
 
