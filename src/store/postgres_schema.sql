@@ -313,34 +313,22 @@ CREATE TABLE device_messages (
 CREATE UNIQUE INDEX device_messages_key ON device_messages(udi, message_id);
 CREATE INDEX device_messages_received ON device_messages(received_at);
 
--- A pool's in_use is the sum of its usage rows, kept by the database.
-CREATE FUNCTION usage_added() RETURNS trigger LANGUAGE plpgsql AS $$
+-- A pool's in_use is the sum of its usage rows, kept by the database: a
+-- row that goes leaves its pool, a row that comes joins its pool, and a
+-- changed row does both (for a count changed in place, the same pool, the
+-- two add up to new - old).
+CREATE FUNCTION usage_moved() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO pools (virtual_account_id, tag, in_use) VALUES (NEW.virtual_account_id, NEW.tag, NEW.count)
-    ON CONFLICT (virtual_account_id, tag) DO UPDATE SET in_use = pools.in_use + NEW.count;
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        UPDATE pools SET in_use = in_use - OLD.count
+        WHERE virtual_account_id = OLD.virtual_account_id AND tag = OLD.tag;
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        INSERT INTO pools (virtual_account_id, tag, in_use) VALUES (NEW.virtual_account_id, NEW.tag, NEW.count)
+        ON CONFLICT (virtual_account_id, tag) DO UPDATE SET in_use = pools.in_use + NEW.count;
+    END IF;
     RETURN NULL;
 END $$;
-CREATE TRIGGER usage_added AFTER INSERT ON entitlement_usage
-    FOR EACH ROW EXECUTE FUNCTION usage_added();
-
-CREATE FUNCTION usage_removed() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    UPDATE pools SET in_use = in_use - OLD.count
-    WHERE virtual_account_id = OLD.virtual_account_id AND tag = OLD.tag;
-    RETURN NULL;
-END $$;
-CREATE TRIGGER usage_removed AFTER DELETE ON entitlement_usage
-    FOR EACH ROW EXECUTE FUNCTION usage_removed();
-
--- A changed row leaves its old pool and joins its new one: for a count
--- changed in place (the same pool), the two add up to new - old.
-CREATE FUNCTION usage_changed() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    UPDATE pools SET in_use = in_use - OLD.count
-    WHERE virtual_account_id = OLD.virtual_account_id AND tag = OLD.tag;
-    INSERT INTO pools (virtual_account_id, tag, in_use) VALUES (NEW.virtual_account_id, NEW.tag, NEW.count)
-    ON CONFLICT (virtual_account_id, tag) DO UPDATE SET in_use = pools.in_use + NEW.count;
-    RETURN NULL;
-END $$;
-CREATE TRIGGER usage_changed AFTER UPDATE OF count, virtual_account_id, tag ON entitlement_usage
-    FOR EACH ROW EXECUTE FUNCTION usage_changed();
+CREATE TRIGGER usage_moved
+    AFTER INSERT OR DELETE OR UPDATE OF count, virtual_account_id, tag ON entitlement_usage
+    FOR EACH ROW EXECUTE FUNCTION usage_moved();
