@@ -73,7 +73,7 @@ pub fn status(
             Role::Cloud => serde_json::to_value(conn.read(crate::sync::cloud::list)?),
         }
         .map_err(|e| CliError::Other(e.to_string()))?;
-    let storage = storage_status(config, &conn, server_running)?;
+    let (storage, role_since) = storage_status(config, &conn, server_running)?;
     let report = serde_json::json!({
         "storage": storage,
         "name": config.name,
@@ -116,7 +116,7 @@ pub fn status(
         config.device.listen
     );
     println!("  admin listener:    https://{}/", config.admin.listen);
-    print_storage(&storage, clock.unix());
+    print_storage(&storage, role_since.map(|since| clock.unix() - since));
     println!("  virtual accounts:  {}", report["virtual_accounts"]);
     println!("  product instances: {}", report["product_instances"]);
     println!("  active tokens:     {}", report["active_tokens"]);
@@ -131,12 +131,12 @@ pub fn status(
 /// Where the database is, and this node's role: `active` when its server
 /// runs and (on a shared PostgreSQL database) holds the leadership,
 /// `standby` when it runs beside an active node, `stopped` when no server
-/// runs here.
+/// runs here. Also when the role began (unix), for the text.
 fn storage_status(
     config: &Config,
     conn: &crate::ops::Local,
     server_running: bool,
-) -> Result<serde_json::Value, CliError> {
+) -> Result<(serde_json::Value, Option<i64>), CliError> {
     let location = crate::store::Location::of(config);
     let host = crate::store::leader::node_name(&config.data_dir);
     let active = conn.read(crate::store::leader::active_node)?;
@@ -146,7 +146,7 @@ fn storage_status(
         (_, true, Some(a)) if a.held && a.host == host => ("active", Some(a.since)),
         (_, true, _) => ("standby", None),
     };
-    Ok(serde_json::json!({
+    let report = serde_json::json!({
         "backend": location.backend(),
         "database": location.shown(),
         "node": {
@@ -158,10 +158,12 @@ fn storage_status(
             "host": a.host,
             "since": crate::clock::rfc3339(a.since),
         })),
-    }))
+    });
+    Ok((report, since))
 }
 
-fn print_storage(storage: &serde_json::Value, now: i64) {
+/// `held_for`: seconds this node has had its role, when known.
+fn print_storage(storage: &serde_json::Value, held_for: Option<i64>) {
     println!(
         "  database:          {} ({})",
         storage["database"].as_str().unwrap_or_default(),
@@ -169,12 +171,8 @@ fn print_storage(storage: &serde_json::Value, now: i64) {
     );
     let node = &storage["node"];
     let role = node["role"].as_str().unwrap_or_default();
-    let since = node["since"]
-        .as_str()
-        .and_then(|t| {
-            time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
-        })
-        .map(|t| format!(" for {}", how_long(now - t.unix_timestamp())))
+    let since = held_for
+        .map(|seconds| format!(" for {}", how_long(seconds)))
         .unwrap_or_default();
     println!(
         "  this node:         {} ({role}{since})",
