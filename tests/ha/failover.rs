@@ -21,6 +21,8 @@
 //! `cargo test --test it ha_failover -- --ignored --nocapture`.
 
 use crate::client::{agent, csr, p256, registration};
+use crate::postgres::{as_postgres, is_root};
+use crate::sync_live::free_port;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -34,31 +36,6 @@ const REPLICATION_PASSWORD: &str = "ha test replication";
 const SATELLITE_PASSWORD: &str = "ha test satellite";
 const ROUTERS: usize = 6;
 const TAG: &str = "ESS-AC-10G-RTU-1";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port()
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
-/// `program` as the postgres user when this is root (PostgreSQL refuses root).
-fn as_postgres(program: &str) -> Command {
-    if is_root() {
-        let mut c = Command::new("runuser");
-        c.args(["-u", "postgres", "--", program]);
-        c
-    } else {
-        Command::new(program)
-    }
-}
 
 /// A child process killed (SIGKILL) when dropped.
 struct Proc {

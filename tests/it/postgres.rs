@@ -33,24 +33,31 @@ fn postgres_bin() -> Option<PathBuf> {
     })
 }
 
-fn is_root() -> bool {
+pub fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
-/// Runs a PostgreSQL program, as `postgres` when this is root.
-fn run(bin: &Path, program: &str, args: &[&str]) {
-    let exe = bin.join(program);
-    let mut command = if is_root() {
+/// `program` as the `postgres` user when this is root (PostgreSQL
+/// refuses root).
+pub fn as_postgres(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    if is_root() {
         let mut c = Command::new("runuser");
-        c.args(["-u", "postgres", "--"]).arg(&exe);
+        c.args(["-u", "postgres", "--"]).arg(program);
         c
     } else {
-        Command::new(&exe)
-    };
-    let out = command.args(args).output().expect(program);
+        Command::new(program)
+    }
+}
+
+/// Runs a PostgreSQL program, as `postgres` when this is root.
+fn run(bin: &Path, program: &str, args: &[&str]) {
+    let out = as_postgres(bin.join(program))
+        .args(args)
+        .output()
+        .expect(program);
     assert!(
         out.status.success(),
         "{program} {args:?}: {}{}",
@@ -180,15 +187,7 @@ impl Drop for Cluster {
 impl Cluster {
     fn stop(&self) {
         let data = self.dir.path().join("data");
-        let exe = self.bin.join("pg_ctl");
-        let mut command = if is_root() {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(&exe);
-            c
-        } else {
-            Command::new(&exe)
-        };
-        let _ = command
+        let _ = as_postgres(self.bin.join("pg_ctl"))
             .arg("-D")
             .arg(&data)
             .args(["-m", "immediate", "stop"])
