@@ -88,9 +88,7 @@ fn main() {
     );
 
     // Entitlements: one registered device per client, presenting its certificate.
-    let ours_ids: Vec<(String, PKey<Private>)> = (0..clients)
-        .map(|i| register(&ours.url, &ours.ca, &ours.token, &format!("E{i}")))
-        .collect();
+    let ours_ids = ours.devices(clients);
     let base_ids: Vec<(String, PKey<Private>)> = (0..clients)
         .map(|i| register_baseline(&base.url, &base.ca, &format!("E{i}")))
         .collect();
@@ -112,16 +110,8 @@ fn main() {
     let mut disk = Vec::new();
     let mut compare = |name: &str, ours_phase: &Phase, base_phase: &Phase| {
         // Interleaved, so both servers see the same machine noise.
-        let mut o = Vec::new();
-        let mut b = Vec::new();
         let (ours_before, base_before) = (ours.bytes_on_disk(), base.bytes_on_disk());
-        for run in 1..=runs {
-            // On stderr, so a profiler can be attached to one phase of one server.
-            eprintln!("{name}: ours, run {run}");
-            o.push(ours_phase.run());
-            eprintln!("{name}: baseline, run {run}");
-            b.push(base_phase.run());
-        }
+        let (o, b) = interleaved(name, runs, ("ours", ours_phase), ("baseline", base_phase));
         let (o_ok, b_ok) = (
             o.iter().map(|x| x.ok).sum::<u64>(),
             b.iter().map(|x| x.ok).sum::<u64>(),
@@ -156,9 +146,7 @@ fn main() {
         match PgPair::start() {
             Some(pair) => {
                 let pg = OurServer::start(&pair.storage());
-                let pg_ids: Vec<(String, PKey<Private>)> = (0..clients)
-                    .map(|i| register(&pg.url, &pg.ca, &pg.token, &format!("E{i}")))
-                    .collect();
+                let pg_ids = pg.devices(clients);
                 let pg_ent = entitlements(
                     clients,
                     seconds,
@@ -166,13 +154,12 @@ fn main() {
                     &pg.ca,
                     &pg_ids,
                 );
-                let (mut s, mut p) = (Vec::new(), Vec::new());
-                for run in 1..=runs {
-                    eprintln!("entitlement: ours on SQLite, run {run}");
-                    s.push(ours_ent.run());
-                    eprintln!("entitlement: ours on PostgreSQL, run {run}");
-                    p.push(pg_ent.run());
-                }
+                let (s, p) = interleaved(
+                    "entitlement",
+                    runs,
+                    ("ours on SQLite", &ours_ent),
+                    ("ours on PostgreSQL", &pg_ent),
+                );
                 let (s, p) = (Outcome::median(s), Outcome::median(p));
                 println!(
                     "entitlement   PostgreSQL (synchronous standby) {:>7.0}/s p99 {:>6.1} ms ({} failed)   SQLite {:>7.0}/s p99 {:>6.1} ms ({} failed)   PostgreSQL/SQLite {:.2}",
@@ -193,6 +180,24 @@ fn main() {
         rss_kib() / 1024,
         peak_rss_kib() / 1024
     );
+}
+
+/// `runs` runs of two phases in turn, so both see the same machine noise.
+fn interleaved(
+    name: &str,
+    runs: usize,
+    (first_name, first): (&str, &Phase),
+    (second_name, second): (&str, &Phase),
+) -> (Vec<Outcome>, Vec<Outcome>) {
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for run in 1..=runs {
+        // On stderr, so a profiler can be attached to one phase of one server.
+        eprintln!("{name}: {first_name}, run {run}");
+        a.push(first.run());
+        eprintln!("{name}: {second_name}, run {run}");
+        b.push(second.run());
+    }
+    (a, b)
 }
 
 /// The ENTITLEMENT phase: each client a registered device presenting its
@@ -517,6 +522,13 @@ impl OurServer {
             writer,
             db: config.database_path(),
         }
+    }
+
+    /// `n` registered devices, one per client, with their keys.
+    fn devices(&self, n: usize) -> Vec<(String, PKey<Private>)> {
+        (0..n)
+            .map(|i| register(&self.url, &self.ca, &self.token, &format!("E{i}")))
+            .collect()
     }
 
     fn bytes_on_disk(&self) -> u64 {
