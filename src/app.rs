@@ -375,8 +375,8 @@ fn spawn_clock_guard(
         .spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 // Recorded by the node that writes: the pair's active one.
-                if !store.is_active() {
-                } else if let Err(e) = guard.tick() {
+                let ticked = store.is_active().then(|| guard.tick());
+                if let Some(Err(e)) = ticked {
                     tracing::error!(error = %e, "could not record the clock's high-water mark");
                 }
                 for _ in 0..20 {
