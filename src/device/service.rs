@@ -14,7 +14,7 @@ use crate::pki::{parse_csr, CertificateAuthority, IssuedCertificate};
 use crate::store::certificates::CertificateRecord;
 use crate::store::events::{NewEvent, Severity};
 use crate::store::instances::{Instance, NewRegistration};
-use crate::store::messages::Sender;
+use crate::store::messages::{Recorded, Sender};
 use crate::store::Db;
 use crate::store::{certificates, events, instances, messages, tokens, Store};
 use serde_json::json;
@@ -425,6 +425,7 @@ impl DeviceService {
         let message_type = message.message_type.as_str();
         let ca = self.ca.clone();
         let (callers, writer) = (self.callers.clone(), self.store.writer().clone());
+        let replayed_id = message_id.clone();
         let job = move |c: &Db| {
             let mut callers = callers.open(writer.generation());
             let known = match callers.live(c, &peer.fingerprint, now)? {
@@ -445,7 +446,7 @@ impl DeviceService {
                         None
                     };
                     return match first {
-                        Some(answer) => Ok((answer, Vec::new())),
+                        Some(answer) => Ok((answer, Vec::new(), None)),
                         None => Err(Undo::Refused(refused.why)),
                     };
                 }
@@ -456,8 +457,13 @@ impl DeviceService {
                 message_type,
                 token_id: None,
             };
-            if messages::record_first(c, &sender, &message_id, &answer, now)? {
-                return Ok((answer, transitions));
+            match messages::record_first(c, &sender, &message_id, &answer, now)? {
+                Recorded::First => return Ok((answer, transitions, None)),
+                Recorded::AtCommit(claim) => {
+                    let udi_key = known.certificate.udi.to_string();
+                    return Ok((answer, transitions, Some((claim, udi_key))));
+                }
+                Recorded::Answered => {}
             }
             // Answered already: the first answer stands and this
             // work is undone with the savepoint.
@@ -474,7 +480,24 @@ impl DeviceService {
             KeepsCopies::No => writer.write(job).await,
         };
         match outcome {
-            Ok((answer, transitions)) => {
+            // The message was answered while this one waited in the same
+            // commit: nothing of this job was written, the first answer
+            // stands.
+            Ok((_, _, Some((claim, udi_key)))) if claim.was_taken() => {
+                let sender = Sender {
+                    udi_key: &udi_key,
+                    message_type,
+                    token_id: None,
+                };
+                self.store
+                    .read(|c| first_answer(c, &sender, &replayed_id, &self.ca))?
+                    .ok_or_else(|| {
+                        Error::Conflict(
+                            "this message was answered at the same moment; retry".into(),
+                        )
+                    })
+            }
+            Ok((answer, transitions, _)) => {
                 self.notifier.compliance(&transitions);
                 Ok(answer)
             }

@@ -8,6 +8,7 @@
 //! modules stay as they are. Opening, transactions, migrations and backups
 //! are the engine's own (store/mod.rs, writer.rs, migrations.rs, backup.rs).
 
+use super::batch::{Batched, Claim};
 use super::postgres::{Mark, PgConn};
 use super::sql::{Bind, Params, Row, RowRef, SqlError, SqlResult, Value};
 use rusqlite::Connection;
@@ -132,7 +133,7 @@ pub(in crate::store) struct Transaction<'c> {
 impl Transaction<'_> {
     pub(in crate::store) fn commit(mut self) -> SqlResult<()> {
         self.open = false;
-        self.db.execute_batch("COMMIT")
+        self.db.commit()
     }
 }
 
@@ -176,7 +177,7 @@ impl Db {
     pub(in crate::store) fn begin_group(&self, seen: &mut Option<i64>) -> SqlResult<bool> {
         let (now, others) = match &self.engine {
             Engine::Sqlite(_) => {
-                self.control("BEGIN IMMEDIATE")?;
+                self.prepare_cached("BEGIN IMMEDIATE")?.execute(())?;
                 let version = self
                     .prepare_cached("PRAGMA data_version")
                     .and_then(|mut s| s.query_row((), |r| r.get::<i64>(0)))
@@ -192,12 +193,104 @@ impl Db {
         Ok(others)
     }
 
-    /// A transaction-control statement (savepoints, commit), prepared once
-    /// where the engine allows it: the writer runs several per write.
-    pub(in crate::store) fn control(&self, sql: &str) -> SqlResult<()> {
+    /// The writer begins a job, whose changes `undo_job` undoes alone:
+    /// SQLite takes a savepoint (a prepared statement); PostgreSQL sends
+    /// one only if the job sends a statement of its own, and otherwise
+    /// forgets the job's kept rows (see `batch`).
+    pub(in crate::store) fn begin_job(&self) -> SqlResult<()> {
         match &self.engine {
-            Engine::Sqlite(_) => self.prepare_cached(sql)?.execute(()).map(|_| ()),
-            Engine::Postgres(conn) => conn.batch(sql),
+            Engine::Sqlite(_) => self.run_cached("SAVEPOINT job"),
+            Engine::Postgres(conn) => {
+                conn.begin_job();
+                Ok(())
+            }
+        }
+    }
+
+    /// Keeps what the job did, in the transaction.
+    pub(in crate::store) fn keep_job(&self) -> SqlResult<()> {
+        match &self.engine {
+            Engine::Sqlite(_) => self.run_cached("RELEASE job"),
+            Engine::Postgres(conn) => {
+                conn.keep_job();
+                Ok(())
+            }
+        }
+    }
+
+    /// Undoes what the job did, and nothing before it.
+    pub(in crate::store) fn undo_job(&self) -> SqlResult<()> {
+        match &self.engine {
+            Engine::Sqlite(_) => {
+                self.run_cached("ROLLBACK TO job")?;
+                self.run_cached("RELEASE job")
+            }
+            Engine::Postgres(conn) => {
+                conn.undo_job();
+                Ok(())
+            }
+        }
+    }
+
+    fn run_cached(&self, sql: &str) -> SqlResult<()> {
+        self.prepare_cached(sql)?.execute(()).map(|_| ())
+    }
+
+    /// A write of a kind many jobs make alike (see `batch`): SQLite runs
+    /// it now, PostgreSQL sends it with the others of its kind.
+    pub(in crate::store) fn execute_batched<P: Params>(
+        &self,
+        kind: &'static Batched,
+        params: P,
+    ) -> SqlResult<()> {
+        match &self.engine {
+            // Outside a transaction nothing would send it later.
+            Engine::Postgres(conn) if conn.in_transaction() => {
+                conn.keep_row(kind, &values(&params))
+            }
+            _ => self.run_one(kind, params).map(|_| ()),
+        }
+    }
+
+    /// Writes a row of a kind whose statement writes it only if its key
+    /// is new: whether it did is known now, or (on PostgreSQL, in a job
+    /// that sent nothing of its own yet) by the time the commit is
+    /// answered. Then, if the key was taken, nothing else of the job is
+    /// written either: the claim must be the job's last write.
+    pub(in crate::store) fn claim<P: Params>(
+        &self,
+        kind: &'static Batched,
+        params: P,
+    ) -> SqlResult<Claimed> {
+        if let Engine::Postgres(conn) = &self.engine {
+            if let Some(claim) = conn.claim_later(kind, &values(&params)) {
+                return Ok(Claimed::Later(claim));
+            }
+        }
+        Ok(Claimed::Now(self.run_one(kind, params)? > 0))
+    }
+
+    fn run_one<P: Params>(&self, kind: &'static Batched, params: P) -> SqlResult<usize> {
+        self.prepare_cached(kind.one)?.execute(params)
+    }
+
+    /// Whether a claimed row was found taken since this was last asked:
+    /// the job that claimed it changed copies it did not write.
+    pub(in crate::store) fn take_lost_claims(&self) -> bool {
+        match &self.engine {
+            Engine::Sqlite(_) => false,
+            Engine::Postgres(conn) => conn.take_lost_claims(),
+        }
+    }
+
+    /// Commits the transaction open on this connection; refused (and
+    /// rolled back) on PostgreSQL when a statement in it failed and no
+    /// savepoint undid it, where the server itself would answer a COMMIT
+    /// with a rollback and no error.
+    pub(in crate::store) fn commit(&self) -> SqlResult<()> {
+        match &self.engine {
+            Engine::Sqlite(_) => self.run_cached("COMMIT"),
+            Engine::Postgres(conn) => conn.batch("COMMIT"),
         }
     }
 
@@ -235,6 +328,12 @@ impl Db {
             Engine::Postgres(conn) => conn.in_transaction(),
         }
     }
+}
+
+/// Whether a claimed row was written (see `Db::claim`).
+pub(in crate::store) enum Claimed {
+    Now(bool),
+    Later(Claim),
 }
 
 /// A prepared statement of this connection.

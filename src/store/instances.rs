@@ -1,5 +1,6 @@
 //! Product instances: registered devices.
 
+use super::batch::{Batched, Column};
 use super::optional;
 use super::sql::params;
 use super::Db;
@@ -310,9 +311,18 @@ pub fn upsert(conn: &Db, reg: &NewRegistration<'_>) -> Result<i64> {
         .query_row(params![reg.pid, reg.sn], |r| r.get(0))?)
 }
 
+/// Batched on PostgreSQL (see `batch`), as every router's contact is.
+static TOUCH: Batched = Batched {
+    one: "UPDATE product_instances SET last_contact_at = ?2 WHERE id = ?1",
+    many: "UPDATE product_instances p SET last_contact_at = v.at
+           FROM unnest($1::bigint[], $2::bigint[]) AS v(id, at) WHERE p.id = v.id",
+    columns: &[Column::Int, Column::Int],
+    domain: "instance",
+    key: 1,
+};
+
 pub fn touch(conn: &Db, id: i64, now: i64) -> Result<()> {
-    conn.prepare_cached("UPDATE product_instances SET last_contact_at = ?2 WHERE id = ?1")?
-        .execute(params![id, now])?;
+    conn.execute_batched(&TOUCH, params![id, now])?;
     Ok(())
 }
 
@@ -331,6 +341,26 @@ pub fn delete(conn: &Db, id: i64) -> Result<()> {
 }
 
 /// Records an authorization answered at `now` with the times the rules set.
+static RECORD_AUTHORIZATION: Batched = Batched {
+    one: "UPDATE product_instances SET authorized_at = ?2, next_communication = ?3, deadline = ?4,
+            authorization_status = ?5, last_contact_at = ?2 WHERE id = ?1",
+    many: "UPDATE product_instances p SET authorized_at = v.at, next_communication = v.next,
+             deadline = v.deadline, authorization_status = v.status, last_contact_at = v.at
+           FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[])
+             AS v(id, at, next, deadline, status)
+           WHERE p.id = v.id",
+    columns: &[
+        Column::Int,
+        Column::Int,
+        Column::Int,
+        Column::Int,
+        Column::Text,
+    ],
+    domain: "instance",
+    key: 1,
+};
+
+/// Batched on PostgreSQL (see `batch`): every ENTITLEMENT writes it.
 pub fn record_authorization(
     c: &Db,
     id: i64,
@@ -339,11 +369,10 @@ pub fn record_authorization(
     next: i64,
     deadline: i64,
 ) -> Result<()> {
-    c.prepare_cached(
-        "UPDATE product_instances SET authorized_at = ?2, next_communication = ?3, deadline = ?4,
-           authorization_status = ?5, last_contact_at = ?2 WHERE id = ?1",
-    )?
-    .execute(params![id, now, next, deadline, status])?;
+    c.execute_batched(
+        &RECORD_AUTHORIZATION,
+        params![id, now, next, deadline, status],
+    )?;
     Ok(())
 }
 

@@ -1,8 +1,11 @@
 //! Answers already given to devices, by (UDI, message id), so a retried
 //! message gets the first answer and changes nothing twice.
 
+use super::batch::{Batched, Column};
+use super::db::Claimed;
 use super::optional;
 use super::sql::params;
+use super::Claim;
 use super::Db;
 use crate::error::{Error, Result};
 
@@ -59,31 +62,66 @@ pub fn record(
     Ok(())
 }
 
-/// Records the answer unless this message was answered already; false
-/// then (a retry that raced with its first try), and nothing is written.
-/// On the hot path this replaces a look-up before every write: retries
-/// are rare, so the common case probes the index once.
+static RECORD_FIRST: Batched = Batched {
+    one: "INSERT INTO device_messages (udi, message_id, type, response, token_id, received_at)
+          VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (udi, message_id) DO NOTHING",
+    many: "INSERT INTO device_messages (udi, message_id, type, response, token_id, received_at)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[])
+           ON CONFLICT (udi, message_id) DO NOTHING
+           RETURNING udi, message_id",
+    columns: &[
+        Column::Text,
+        Column::Text,
+        Column::Text,
+        Column::Text,
+        Column::Int,
+        Column::Int,
+    ],
+    domain: "message",
+    key: 2,
+};
+
+/// What became of an answer given to `record_first`.
+#[derive(Debug)]
+pub enum Recorded {
+    /// Recorded: it is the first answer to the message.
+    First,
+    /// The message was answered already (a retry that raced with its
+    /// first try), and nothing is written.
+    Answered,
+    /// Recorded with the commit, unless the claim is found taken by then
+    /// (as `Answered`): then nothing else of the writer's job is written
+    /// either, and the first answer stands. PostgreSQL sends the answers
+    /// of a group commit together.
+    AtCommit(Claim),
+}
+
+/// Records the answer unless this message was answered already. On the
+/// hot path this replaces a look-up before every write: retries are rare,
+/// so the common case probes the index once. The job's last write.
 pub fn record_first(
     conn: &Db,
     sender: &Sender<'_>,
     message_id: &str,
     response: &str,
     now: i64,
-) -> Result<bool> {
-    Ok(conn
-        .prepare_cached(
-            "INSERT INTO device_messages (udi, message_id, type, response, token_id, received_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (udi, message_id) DO NOTHING",
-        )?
-        .execute(params![
+) -> Result<Recorded> {
+    let claimed = conn.claim(
+        &RECORD_FIRST,
+        params![
             sender.udi_key,
             message_id,
             sender.message_type,
             response,
             sender.token_id,
             now
-        ])?
-        > 0)
+        ],
+    )?;
+    Ok(match claimed {
+        Claimed::Now(true) => Recorded::First,
+        Claimed::Now(false) => Recorded::Answered,
+        Claimed::Later(claim) => Recorded::AtCommit(claim),
+    })
 }
 
 /// Marks an earlier answer as installed by the device. False if unknown.
@@ -132,6 +170,9 @@ mod tests {
         assert_eq!(prune(&conn, 150, 10).expect("prune"), 5);
         assert_eq!(prune(&conn, 150, 10).expect("prune"), 0);
         assert!(find(&conn, &sender, "new").expect("find").is_some());
-        assert!(record_first(&conn, &sender, "new", "{}", 300).is_ok_and(|fresh| !fresh));
+        assert!(matches!(
+            record_first(&conn, &sender, "new", "{}", 300),
+            Ok(Recorded::Answered)
+        ));
     }
 }

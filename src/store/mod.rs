@@ -5,6 +5,7 @@
 //! a small pool. Any CLI command may open its own connection while the server
 //! runs: WAL mode and a busy timeout make that safe.
 
+mod batch;
 mod db;
 pub mod error;
 pub mod leader;
@@ -36,6 +37,7 @@ pub mod tokens;
 pub mod usage;
 pub mod users;
 
+pub use batch::Claim;
 pub use db::Db;
 pub use error::StoreError;
 pub use location::{Location, PgTarget};

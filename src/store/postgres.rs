@@ -6,9 +6,14 @@
 //! the store's SQLite types map one to one; a parameter is converted to
 //! whatever type PostgreSQL inferred for its placeholder.
 
+use super::batch::{self, Batched, Claim, Column, Kept, Owned, Row};
 use super::sql::{SqlError, SqlResult, Value};
-use std::cell::RefCell;
-use std::collections::HashMap;
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use tokio_postgres::types::{IsNull, ToSql, Type};
 
 /// The transaction-level advisory lock every write transaction takes
@@ -31,11 +36,62 @@ pub(in crate::store) enum Mark {
 /// One PostgreSQL session with its statement cache. Calls block the
 /// calling thread (as SQLite's do) while the store's I/O thread drives
 /// the socket.
+///
+/// Statements whose answer nobody reads (savepoints, batched rows) are
+/// only sent (see [`PgConn::push`]): they travel with the next statement
+/// that is waited for. Rows of a `Batched` kind wait for others of their
+/// kind (see `batch`), and a writer's job sends its savepoint only if it
+/// sends anything itself: a group commit of ENTITLEMENTs is a statement
+/// per kind of row, not several per router.
 pub struct PgConn {
-    client: tokio_postgres::Client,
+    client: Arc<tokio_postgres::Client>,
     statements: RefCell<HashMap<String, tokio_postgres::Statement>>,
     /// A transaction begun here is open.
-    open: std::cell::Cell<bool>,
+    open: Cell<bool>,
+    /// Sent and not yet answered, oldest first. Their answers are read
+    /// before any later one: the session answers in order, and keeps
+    /// later answers back while an earlier one is not taken.
+    sent: RefCell<VecDeque<Sent>>,
+    /// Savepoint statements not sent yet: a job's `RELEASE` and the next
+    /// one's `SAVEPOINT` go as one message, before whatever comes next.
+    held: RefCell<String>,
+    /// Savepoint statements sent so far in this transaction: a sent write
+    /// that failed can be undone by rolling back to the savepoint it was
+    /// sent in, and by nothing after another savepoint statement.
+    savepoints: Cell<u64>,
+    /// The transaction is in PostgreSQL's failed state: only a rollback
+    /// (to a savepoint) ends it. A COMMIT then would answer ROLLBACK
+    /// without an error, so it is refused here.
+    failed: Cell<bool>,
+    /// A sent statement failed where no savepoint undoes it: the
+    /// transaction can only be rolled back.
+    lost: Cell<bool>,
+    /// Rows kept to be sent with others of their kind.
+    kept: RefCell<Kept>,
+    /// The writer's job running (numbered from 1 in each session).
+    job: Cell<u64>,
+    job_state: Cell<Job>,
+    /// A claimed row was found taken since this was last asked.
+    claims_lost: Cell<bool>,
+}
+
+/// Where the writer's job running stands.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Job {
+    /// No job runs (a command's transaction, or between jobs).
+    Outside,
+    /// A job runs and has sent nothing itself: its savepoint is not
+    /// needed yet, its rows are only kept, and undoing it forgets them.
+    Kept,
+    /// A job runs whose savepoint was sent.
+    Saved,
+}
+
+/// A statement sent, with its answer still to be read.
+struct Sent {
+    answer: Pin<Box<dyn Future<Output = Result<(), tokio_postgres::Error>> + Send>>,
+    /// `savepoints` when it was sent; `None` for a savepoint statement.
+    savepoint: Option<u64>,
 }
 
 /// How long a dead peer goes unnoticed at most: TCP keepalives probe an
@@ -110,10 +166,267 @@ impl PgConn {
             .map_err(|_| SqlError::Engine("PostgreSQL I/O thread"))?
             .map_err(SqlError::from)?;
         Ok(Self {
-            client,
+            client: Arc::new(client),
             statements: RefCell::new(HashMap::new()),
-            open: std::cell::Cell::new(false),
+            open: Cell::new(false),
+            sent: RefCell::new(VecDeque::new()),
+            held: RefCell::new(String::new()),
+            savepoints: Cell::new(0),
+            failed: Cell::new(false),
+            lost: Cell::new(false),
+            kept: RefCell::new(Kept::default()),
+            job: Cell::new(0),
+            job_state: Cell::new(Job::Outside),
+            claims_lost: Cell::new(false),
         })
+    }
+
+    /// Waits for `work`'s answer, after those of the statements sent
+    /// before it (and the rows kept, which go first).
+    fn answer<T>(
+        &self,
+        work: impl Future<Output = Result<T, tokio_postgres::Error>>,
+    ) -> SqlResult<T> {
+        self.send_kept()?;
+        self.raw_answer(work)
+    }
+
+    /// `answer` for what sends the kept rows themselves. `work` is put on
+    /// the wire first, so it travels with what was sent before it: one
+    /// round trip for all.
+    fn raw_answer<T>(
+        &self,
+        work: impl Future<Output = Result<T, tokio_postgres::Error>>,
+    ) -> SqlResult<T> {
+        self.send_held();
+        let mut work = std::pin::pin!(work);
+        let first = work.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+        let earlier = self.settle();
+        let result = match first {
+            Poll::Ready(result) => result,
+            Poll::Pending => wait(work),
+        };
+        earlier?;
+        result.map_err(|e| {
+            self.failed.set(self.open.get());
+            SqlError::from(e)
+        })
+    }
+
+    /// Reads the answers of every statement sent. The first failure is
+    /// returned; it leaves the transaction failed, and lost if no
+    /// savepoint statement still to come can undo it.
+    fn settle(&self) -> SqlResult<()> {
+        let mut first = Ok(());
+        loop {
+            let next = self.sent.borrow_mut().pop_front();
+            let Some(sent) = next else { break };
+            if let Err(e) = wait(sent.answer) {
+                if self.open.get() {
+                    self.failed.set(true);
+                    if sent.savepoint != Some(self.savepoints.get()) {
+                        self.lost.set(true);
+                    }
+                }
+                if first.is_ok() {
+                    first = Err(SqlError::from(e));
+                }
+            }
+        }
+        first
+    }
+
+    /// Puts `work` on the wire and returns without its answer, which is
+    /// read (and a failure reported) before the next statement waited for.
+    fn push(
+        &self,
+        work: impl Future<Output = Result<(), tokio_postgres::Error>> + Send + 'static,
+        savepoint: Option<u64>,
+    ) {
+        let mut answer: Pin<Box<dyn Future<Output = _> + Send>> = Box::pin(work);
+        if let Poll::Ready(result) = answer
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+        {
+            answer = Box::pin(std::future::ready(result));
+        }
+        self.sent.borrow_mut().push_back(Sent { answer, savepoint });
+    }
+
+    /// The writer begins a job (see `Job`).
+    pub(in crate::store) fn begin_job(&self) {
+        self.job.set(self.job.get() + 1);
+        self.job_state.set(Job::Kept);
+    }
+
+    /// The writer keeps what the job did: its kept rows now belong to the
+    /// transaction.
+    pub(in crate::store) fn keep_job(&self) {
+        if self.job_state.get() == Job::Saved {
+            self.hold("RELEASE job");
+        }
+        self.job_state.set(Job::Outside);
+    }
+
+    /// The writer undoes the job: its kept rows are forgotten, and what it
+    /// sent is rolled back to its savepoint.
+    pub(in crate::store) fn undo_job(&self) {
+        let job = self.job.get();
+        self.kept.borrow_mut().take(|row| row.job == job);
+        if self.job_state.get() == Job::Saved {
+            self.hold("ROLLBACK TO job");
+            self.hold("RELEASE job");
+        }
+        self.job_state.set(Job::Outside);
+    }
+
+    /// Keeps a row to be sent with others of its kind (see `batch`).
+    pub(in crate::store) fn keep_row(
+        &self,
+        kind: &'static Batched,
+        values: &[Value<'_>],
+    ) -> SqlResult<()> {
+        let row = Row {
+            kind,
+            job: match self.job_state.get() {
+                Job::Outside => 0,
+                Job::Kept | Job::Saved => self.job.get(),
+            },
+            values: values.iter().map(Owned::from).collect(),
+            claim: None,
+        };
+        if self.kept.borrow().holds(&row) {
+            self.send_kept()?;
+        }
+        self.kept.borrow_mut().keep(row);
+        Ok(())
+    }
+
+    /// Keeps a claimed row to be answered when the transaction is sent
+    /// (see `Db::claim`), if the job has sent nothing itself, so every
+    /// write of it can still be forgotten if the claim turns out taken,
+    /// and no kept row claims the same key (which would make this job send
+    /// its savepoint, and its rows, before the claim is answered).
+    pub(in crate::store) fn claim_later(
+        &self,
+        kind: &'static Batched,
+        values: &[Value<'_>],
+    ) -> Option<Claim> {
+        if !self.open.get() || self.job_state.get() != Job::Kept {
+            return None;
+        }
+        let claim = Claim::default();
+        let row = Row {
+            kind,
+            job: self.job.get(),
+            values: values.iter().map(Owned::from).collect(),
+            claim: Some(claim.clone()),
+        };
+        if self.kept.borrow().holds(&row) {
+            return None;
+        }
+        self.kept.borrow_mut().keep(row);
+        Some(claim)
+    }
+
+    /// Whether a claimed row was found taken since this was last asked
+    /// (the job that claimed it wrote nothing, whatever it computed).
+    pub(in crate::store) fn take_lost_claims(&self) -> bool {
+        self.claims_lost.replace(false)
+    }
+
+    /// Sends the kept rows: before anything else is sent, so no statement
+    /// reads around them. Rows of jobs before the running one go first;
+    /// then the running job's savepoint, since it now sends something of
+    /// its own, and its rows inside it.
+    fn send_kept(&self) -> SqlResult<()> {
+        if self.job_state.get() == Job::Kept {
+            let job = self.job.get();
+            let earlier = self.kept.borrow_mut().take(|row| row.job != job);
+            self.send_rows(earlier)?;
+            self.hold("SAVEPOINT job");
+            self.job_state.set(Job::Saved);
+        }
+        if self.kept.borrow().is_empty() {
+            return Ok(());
+        }
+        let rows = self.kept.borrow_mut().take(|_| true);
+        self.send_rows(rows)
+    }
+
+    /// One statement per kind. Claimed rows are waited for first: the
+    /// rows of a job whose claim was taken are not sent at all.
+    fn send_rows(&self, rows: Vec<Row>) -> SqlResult<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let (claims, mut rest): (Vec<Row>, Vec<Row>) =
+            rows.into_iter().partition(|row| row.claim.is_some());
+        for kind in batch::by_kind(claims) {
+            let statement = self.prepare_many(kind[0].kind)?;
+            let arrays = arrays(&kind)?;
+            let rows = self.raw_answer(self.client.query(&statement, &array_params(&arrays)))?;
+            let written: HashSet<Vec<Owned>> = rows
+                .iter()
+                .map(|r| written_key(kind[0].kind, r))
+                .collect::<SqlResult<_>>()?;
+            let lost = batch::settle_claims(&kind, &written);
+            if !lost.is_empty() {
+                self.claims_lost.set(true);
+                rest.retain(|row| !lost.contains(&row.job));
+            }
+        }
+        for kind in batch::by_kind(rest) {
+            let statement = self.prepare_many(kind[0].kind)?;
+            let arrays = arrays(&kind)?;
+            let client = self.client.clone();
+            self.send_held();
+            self.push(
+                async move {
+                    client
+                        .execute(&statement, &array_params(&arrays))
+                        .await
+                        .map(|_| ())
+                },
+                Some(self.savepoints.get()),
+            );
+        }
+        Ok(())
+    }
+
+    /// The array statement of a kind, prepared once per session.
+    fn prepare_many(&self, kind: &Batched) -> SqlResult<tokio_postgres::Statement> {
+        if let Some(statement) = self.statements.borrow().get(kind.many) {
+            return Ok(statement.clone());
+        }
+        let statement = self.raw_answer(self.client.prepare(kind.many))?;
+        self.statements
+            .borrow_mut()
+            .insert(kind.many.to_string(), statement.clone());
+        Ok(statement)
+    }
+
+    /// Holds a savepoint statement to go with the next statement sent,
+    /// without waiting: they fail only in a transaction that failed
+    /// already, and then the commit is refused.
+    fn hold(&self, sql: &str) {
+        if sql.starts_with("ROLLBACK TO") {
+            self.failed.set(self.lost.get());
+        }
+        self.savepoints.set(self.savepoints.get() + 1);
+        let mut held = self.held.borrow_mut();
+        if !held.is_empty() {
+            held.push_str("; ");
+        }
+        held.push_str(sql);
+    }
+
+    fn send_held(&self) {
+        let held = std::mem::take(&mut *self.held.borrow_mut());
+        if !held.is_empty() {
+            let client = self.client.clone();
+            self.push(async move { client.batch_execute(&held).await }, None);
+        }
     }
 
     /// The prepared form of `sql` (store SQL, `?N` placeholders), prepared
@@ -130,26 +443,29 @@ impl PgConn {
             return Ok(statement.clone());
         }
         let numbered = placeholders(sql);
+        self.send_kept()?;
         // A statement PostgreSQL refuses to parse ends the transaction it
         // was sent in; inside one, the first attempt gets a savepoint.
         let inside = self.open.get();
         if inside {
-            wait(self.client.batch_execute("SAVEPOINT prepare")).map_err(SqlError::from)?;
+            self.hold("SAVEPOINT prepare");
         }
-        let first = wait(self.client.prepare(&numbered));
+        let first = self.answer(self.client.prepare(&numbered));
         if inside {
-            let end = match first {
-                Ok(_) => "RELEASE prepare",
-                Err(_) => "ROLLBACK TO prepare; RELEASE prepare",
-            };
-            wait(self.client.batch_execute(end)).map_err(SqlError::from)?;
+            match first {
+                Ok(_) => self.hold("RELEASE prepare"),
+                Err(_) => {
+                    self.hold("ROLLBACK TO prepare");
+                    self.hold("RELEASE prepare");
+                }
+            }
         }
         let statement = match first {
-            Err(e) if untyped(&e) => {
+            Err(SqlError::Postgres(e)) if untyped(&e) => {
                 let types: Vec<Type> = values.iter().map(type_of).collect();
-                wait(self.client.prepare_typed(&numbered, &types)).map_err(SqlError::from)?
+                self.answer(self.client.prepare_typed(&numbered, &types))?
             }
-            prepared => prepared.map_err(SqlError::from)?,
+            prepared => prepared?,
         };
         self.statements
             .borrow_mut()
@@ -163,7 +479,7 @@ impl PgConn {
         values: &[Value<'_>],
     ) -> SqlResult<u64> {
         let binds = binds(values);
-        wait(self.client.execute(statement, &params(&binds))).map_err(SqlError::from)
+        self.answer(self.client.execute(statement, &params(&binds)))
     }
 
     pub(in crate::store) fn query(
@@ -172,13 +488,13 @@ impl PgConn {
         values: &[Value<'_>],
     ) -> SqlResult<Vec<tokio_postgres::Row>> {
         let binds = binds(values);
-        wait(self.client.query(statement, &params(&binds))).map_err(SqlError::from)
+        self.answer(self.client.query(statement, &params(&binds)))
     }
 
     /// Whether a transaction this connection began is open (a session the
     /// server ended has none).
     pub(in crate::store) fn in_transaction(&self) -> bool {
-        self.open.get() && !self.is_closed()
+        self.open.get() && !self.failed.get() && !self.is_closed()
     }
 
     /// Whether the session has ended (the server went away, a failover):
@@ -201,11 +517,10 @@ impl PgConn {
                  RETURNING value"
             ),
         };
-        let answers = wait(self.client.simple_query(&format!(
+        let answers = self.answer(self.client.simple_query(&format!(
             "BEGIN; SELECT pg_advisory_xact_lock({WRITERS_LOCK}); {then}"
-        )))
-        .map_err(SqlError::from)?;
-        self.open.set(true);
+        )))?;
+        self.opened();
         Ok(answers
             .iter()
             .filter_map(|m| match m {
@@ -218,18 +533,45 @@ impl PgConn {
     }
 
     pub(in crate::store) fn batch(&self, sql: &str) -> SqlResult<()> {
-        wait(self.client.batch_execute(sql)).map_err(SqlError::from)?;
         let mut words = sql.split_whitespace();
         let first = words.next().unwrap_or_default();
         let to_savepoint = words.next().is_some_and(|w| w.eq_ignore_ascii_case("TO"));
-        if first.eq_ignore_ascii_case("BEGIN") {
-            self.open.set(true);
-        } else if first.eq_ignore_ascii_case("COMMIT")
-            || (first.eq_ignore_ascii_case("ROLLBACK") && !to_savepoint)
-        {
-            self.open.set(false);
+        let commit = first.eq_ignore_ascii_case("COMMIT");
+        let ends = commit || (first.eq_ignore_ascii_case("ROLLBACK") && !to_savepoint);
+        if ends && !commit {
+            // Nothing kept or held is wanted by a transaction rolled back.
+            self.kept.borrow_mut().forget();
+            self.held.borrow_mut().clear();
         }
-        Ok(())
+        if commit && self.open.get() && self.failed.get() {
+            let _ = self.answer(self.client.batch_execute("ROLLBACK"));
+            self.closed();
+            return Err(SqlError::TransactionFailed);
+        }
+        let done = self.answer(self.client.batch_execute(sql));
+        if first.eq_ignore_ascii_case("BEGIN") && done.is_ok() {
+            self.opened();
+        } else if ends {
+            self.closed();
+        }
+        done
+    }
+
+    fn opened(&self) {
+        self.open.set(true);
+        self.kept.borrow_mut().forget();
+        self.job_state.set(Job::Outside);
+        self.savepoints.set(0);
+        self.failed.set(false);
+        self.lost.set(false);
+    }
+
+    fn closed(&self) {
+        self.open.set(false);
+        self.kept.borrow_mut().forget();
+        self.job_state.set(Job::Outside);
+        self.failed.set(false);
+        self.lost.set(false);
     }
 }
 
@@ -266,6 +608,62 @@ pub(in crate::store) fn placeholders(sql: &str) -> String {
         }
     }
     out
+}
+
+/// Each column of a kind's rows as one array parameter.
+fn arrays(rows: &[Row]) -> SqlResult<Vec<Box<dyn ToSql + Sync + Send>>> {
+    let kind = rows[0].kind;
+    kind.columns
+        .iter()
+        .enumerate()
+        .map(|(i, column)| {
+            let mismatch = |what: &str| SqlError::Column {
+                column: i,
+                reason: format!("{what} in a kept row of `{}`", kind.many),
+            };
+            Ok(match column {
+                Column::Int => Box::new(
+                    rows.iter()
+                        .map(|row| match row.values.get(i) {
+                            Some(Owned::Integer(n)) => Ok(Some(*n)),
+                            Some(Owned::Null) | None => Ok(None),
+                            Some(_) => Err(mismatch("not an integer")),
+                        })
+                        .collect::<SqlResult<Vec<Option<i64>>>>()?,
+                ) as Box<dyn ToSql + Sync + Send>,
+                Column::Text => Box::new(
+                    rows.iter()
+                        .map(|row| match row.values.get(i) {
+                            Some(Owned::Text(t)) => Ok(Some(t.clone())),
+                            Some(Owned::Null) | None => Ok(None),
+                            Some(_) => Err(mismatch("not text")),
+                        })
+                        .collect::<SqlResult<Vec<Option<String>>>>()?,
+                ),
+            })
+        })
+        .collect()
+}
+
+fn array_params(arrays: &[Box<dyn ToSql + Sync + Send>]) -> Vec<&(dyn ToSql + Sync)> {
+    arrays
+        .iter()
+        .map(|a| a.as_ref() as &(dyn ToSql + Sync))
+        .collect()
+}
+
+/// The key of a row a claimed kind's statement returns as written.
+fn written_key(kind: &Batched, row: &tokio_postgres::Row) -> SqlResult<Vec<Owned>> {
+    kind.columns[..kind.key]
+        .iter()
+        .enumerate()
+        .map(|(i, column)| {
+            Ok(match column {
+                Column::Int => Owned::Integer(row.try_get(i).map_err(SqlError::from)?),
+                Column::Text => Owned::Text(row.try_get(i).map_err(SqlError::from)?),
+            })
+        })
+        .collect()
 }
 
 /// The server could not tell a parameter's type from the statement.

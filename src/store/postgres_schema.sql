@@ -315,20 +315,41 @@ CREATE INDEX device_messages_received ON device_messages(received_at);
 
 -- A pool's in_use is the sum of its usage rows, kept by the database: a
 -- row that goes leaves its pool, a row that comes joins its pool, and a
--- changed row does both (for a count changed in place, the same pool, the
--- two add up to new - old).
+-- changed row does both. Once per statement, over the rows it changed:
+-- a group commit's usage is one statement (src/store/batch.rs), and one
+-- change of each pool its rows are in, instead of a trigger call and a
+-- change of the pool row per router.
 CREATE FUNCTION usage_moved() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP IN ('UPDATE', 'DELETE') THEN
-        UPDATE pools SET in_use = in_use - OLD.count
-        WHERE virtual_account_id = OLD.virtual_account_id AND tag = OLD.tag;
-    END IF;
-    IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        INSERT INTO pools (virtual_account_id, tag, in_use) VALUES (NEW.virtual_account_id, NEW.tag, NEW.count)
-        ON CONFLICT (virtual_account_id, tag) DO UPDATE SET in_use = pools.in_use + NEW.count;
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO pools (virtual_account_id, tag, in_use)
+        SELECT virtual_account_id, tag, SUM(count) FROM usage_after
+        GROUP BY virtual_account_id, tag
+        ON CONFLICT (virtual_account_id, tag) DO UPDATE SET in_use = pools.in_use + excluded.in_use;
+    ELSIF TG_OP = 'DELETE' THEN
+        UPDATE pools SET in_use = pools.in_use - gone.count
+        FROM (SELECT virtual_account_id, tag, SUM(count) AS count FROM usage_before
+              GROUP BY virtual_account_id, tag) gone
+        WHERE pools.virtual_account_id = gone.virtual_account_id AND pools.tag = gone.tag;
+    ELSE
+        INSERT INTO pools (virtual_account_id, tag, in_use)
+        SELECT virtual_account_id, tag, SUM(count) FROM (
+            SELECT virtual_account_id, tag, count FROM usage_after
+            UNION ALL
+            SELECT virtual_account_id, tag, -count FROM usage_before
+        ) moved
+        GROUP BY virtual_account_id, tag
+        HAVING SUM(count) <> 0
+        ON CONFLICT (virtual_account_id, tag) DO UPDATE SET in_use = pools.in_use + excluded.in_use;
     END IF;
     RETURN NULL;
 END $$;
-CREATE TRIGGER usage_moved
-    AFTER INSERT OR DELETE OR UPDATE OF count, virtual_account_id, tag ON entitlement_usage
-    FOR EACH ROW EXECUTE FUNCTION usage_moved();
+CREATE TRIGGER usage_added AFTER INSERT ON entitlement_usage
+    REFERENCING NEW TABLE AS usage_after
+    FOR EACH STATEMENT EXECUTE FUNCTION usage_moved();
+CREATE TRIGGER usage_removed AFTER DELETE ON entitlement_usage
+    REFERENCING OLD TABLE AS usage_before
+    FOR EACH STATEMENT EXECUTE FUNCTION usage_moved();
+CREATE TRIGGER usage_changed AFTER UPDATE ON entitlement_usage
+    REFERENCING OLD TABLE AS usage_before NEW TABLE AS usage_after
+    FOR EACH STATEMENT EXECUTE FUNCTION usage_moved();

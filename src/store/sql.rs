@@ -138,6 +138,10 @@ pub enum SqlError {
     /// Work only one engine does, asked of the other.
     #[error("this needs the {0} engine")]
     Engine(&'static str),
+    /// A statement of the transaction failed and nothing undid it: the
+    /// commit became a rollback.
+    #[error("a statement of this transaction failed, so it was rolled back instead of committed")]
+    TransactionFailed,
     /// A query that must return one row returned none.
     #[error("the query returned no rows")]
     NoRows,

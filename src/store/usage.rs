@@ -2,6 +2,7 @@
 //! `in_use` is maintained by triggers (migration 2), so every path that
 //! changes usage keeps it exact.
 
+use super::batch::{Batched, Column};
 use super::sql::params;
 use super::Db;
 use crate::domain::PoolStatus;
@@ -46,6 +47,51 @@ pub fn counts_of(c: &Db, instance_row_id: i64) -> Result<Vec<Demand>> {
     Ok(rows.collect::<super::sql::SqlResult<_>>()?)
 }
 
+/// A router's usage changes with nearly every ENTITLEMENT: these writes
+/// are batched on PostgreSQL (see `batch`), keyed by (instance, tag).
+static SET: Batched = Batched {
+    one: "INSERT INTO entitlement_usage (instance_id, tag, virtual_account_id, count, requested_at)
+          VALUES (?1, ?2, ?3, ?4, ?5)
+          ON CONFLICT (instance_id, tag) DO UPDATE SET
+            count = excluded.count, virtual_account_id = excluded.virtual_account_id,
+            requested_at = excluded.requested_at",
+    many:
+        "INSERT INTO entitlement_usage (instance_id, tag, virtual_account_id, count, requested_at)
+           SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[])
+           ON CONFLICT (instance_id, tag) DO UPDATE SET
+             count = excluded.count, virtual_account_id = excluded.virtual_account_id,
+             requested_at = excluded.requested_at",
+    columns: &[
+        Column::Int,
+        Column::Text,
+        Column::Int,
+        Column::Int,
+        Column::Int,
+    ],
+    domain: "usage",
+    key: 2,
+};
+
+static CHANGE_COUNT: Batched = Batched {
+    one: "UPDATE entitlement_usage SET count = ?3, requested_at = ?4
+          WHERE instance_id = ?1 AND tag = ?2",
+    many: "UPDATE entitlement_usage u SET count = v.count, requested_at = v.at
+           FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[]) AS v(instance_id, tag, count, at)
+           WHERE u.instance_id = v.instance_id AND u.tag = v.tag",
+    columns: &[Column::Int, Column::Text, Column::Int, Column::Int],
+    domain: "usage",
+    key: 2,
+};
+
+static REMOVE: Batched = Batched {
+    one: "DELETE FROM entitlement_usage WHERE instance_id = ?1 AND tag = ?2",
+    many: "DELETE FROM entitlement_usage u USING unnest($1::bigint[], $2::text[]) AS v(instance_id, tag)
+           WHERE u.instance_id = v.instance_id AND u.tag = v.tag",
+    columns: &[Column::Int, Column::Text],
+    domain: "usage",
+    key: 2,
+};
+
 pub fn set(
     c: &Db,
     instance_row_id: i64,
@@ -54,37 +100,22 @@ pub fn set(
     count: i64,
     now: i64,
 ) -> Result<()> {
-    c.prepare_cached(
-        "INSERT INTO entitlement_usage (instance_id, virtual_account_id, tag, count, requested_at)
-         VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT (instance_id, tag) DO UPDATE SET
-           count = excluded.count, virtual_account_id = excluded.virtual_account_id,
-           requested_at = excluded.requested_at",
-    )?
-    .execute(params![
-        instance_row_id,
-        virtual_account_id,
-        tag,
-        count,
-        now
-    ])?;
+    c.execute_batched(
+        &SET,
+        params![instance_row_id, tag, virtual_account_id, count, now],
+    )?;
     Ok(())
 }
 
 /// A new count for a tag the instance already uses in the same virtual
 /// account: one row and (by trigger) one pool row change.
 pub fn change_count(c: &Db, instance_row_id: i64, tag: &str, count: i64, now: i64) -> Result<()> {
-    c.prepare_cached(
-        "UPDATE entitlement_usage SET count = ?3, requested_at = ?4
-         WHERE instance_id = ?1 AND tag = ?2",
-    )?
-    .execute(params![instance_row_id, tag, count, now])?;
+    c.execute_batched(&CHANGE_COUNT, params![instance_row_id, tag, count, now])?;
     Ok(())
 }
 
 pub fn remove(c: &Db, instance_row_id: i64, tag: &str) -> Result<()> {
-    c.prepare_cached("DELETE FROM entitlement_usage WHERE instance_id = ?1 AND tag = ?2")?
-        .execute(params![instance_row_id, tag])?;
+    c.execute_batched(&REMOVE, params![instance_row_id, tag])?;
     Ok(())
 }
 

@@ -46,16 +46,16 @@ where
         let Some(work) = self.work.take() else {
             return false;
         };
-        if let Err(e) = statement(conn, "SAVEPOINT job") {
+        if let Err(e) = conn.begin_job() {
             self.result = Some(Err(E::from(e.into())));
             return true;
         }
         let outcome = catch_unwind(AssertUnwindSafe(|| work(conn)));
         let keep = matches!(outcome, Ok(Ok(_)));
         let undo = if keep {
-            statement(conn, "RELEASE job")
+            conn.keep_job()
         } else {
-            statement(conn, "ROLLBACK TO job").and_then(|()| statement(conn, "RELEASE job"))
+            conn.undo_job()
         };
         let stale = !keep || undo.is_err() || !self.keeps_copies;
         self.result = Some(match (outcome, undo) {
@@ -88,12 +88,6 @@ where
             let _ = reply.send(Err(E::from(refused)));
         }
     }
-}
-
-/// Runs one cached statement: the savepoints around every job are parsed
-/// once, not once per write.
-fn statement(conn: &Db, sql: &str) -> super::sql::SqlResult<()> {
-    conn.control(sql)
 }
 
 /// Counters for `/metrics`: commits and the writes they carried.
@@ -453,7 +447,13 @@ fn commit_group(
         }
     }
     let committing = std::time::Instant::now();
-    if let Err(e) = statement(conn, "COMMIT") {
+    let committed = conn.commit();
+    // A job whose claimed row was there already wrote nothing, but
+    // changed the in-memory copies as if it had.
+    if conn.take_lost_claims() {
+        stats.generation.fetch_add(1, Ordering::AcqRel);
+    }
+    if let Err(e) = committed {
         let _ = conn.execute_batch("ROLLBACK");
         return Err(e.into());
     }

@@ -134,3 +134,64 @@ fn the_writers_pool_copies_follow_licenses_and_removals_made_while_routers_talk(
         (Some(4), Some(3))
     );
 }
+
+/// Copies of one ENTITLEMENT sent at once (a router retrying before its
+/// first try was answered) meet in one group commit or the next: each
+/// copy gets the first answer, one answer is kept, and the demand counts
+/// once. On PostgreSQL the copies' answers are claimed when the group is
+/// sent (src/store/batch.rs), and a copy whose claim is found taken writes
+/// nothing.
+#[test]
+fn copies_of_one_entitlement_sent_at_once_get_the_first_answer_and_count_once() {
+    let server = Server::start();
+    let token = server.token("Default", &[]);
+    let router = register(&server, "SN-COPIES", &token);
+    let message = json!({"type": "ENTITLEMENT", "message_id": "copy-1",
+        "entitlements": [{"tag": "ESS-AC-10G-RTU-1", "count": 3}]});
+    let copies = 12;
+    let clients: Vec<Device> = (0..copies)
+        .map(|_| {
+            Device::new(
+                &server.device_url,
+                &server.ca_path(),
+                Some((&router.certificate, &router.key)),
+            )
+        })
+        .collect();
+    let start = std::sync::Barrier::new(copies);
+    let answers: Vec<(u16, serde_json::Value)> = std::thread::scope(|s| {
+        let sent: Vec<_> = clients
+            .iter()
+            .map(|client| {
+                s.spawn(|| {
+                    start.wait();
+                    client.post(&message)
+                })
+            })
+            .collect();
+        sent.into_iter()
+            .map(|copy| copy.join().expect("a copy's thread"))
+            .collect()
+    });
+    let (_, first) = &answers[0];
+    for (status, answer) in &answers {
+        assert_eq!(*status, 200, "{answer}");
+        assert_eq!(answer, first, "every copy gets the first answer");
+    }
+    let kept: i64 = server
+        .db()
+        .one("SELECT COUNT(*) FROM device_messages WHERE message_id = 'copy-1'");
+    assert_eq!(kept, 1);
+    let in_use: i64 = server
+        .db()
+        .one("SELECT in_use FROM pools WHERE tag = 'ESS-AC-10G-RTU-1'");
+    assert_eq!(in_use, 3);
+    // The router goes on as before: its next demand replaces this one.
+    let (status, next) = router.client.post(&json!({"type": "ENTITLEMENT",
+        "message_id": "copy-2", "entitlements": [{"tag": "ESS-AC-10G-RTU-1", "count": 1}]}));
+    assert_eq!(status, 200, "{next}");
+    let in_use: i64 = server
+        .db()
+        .one("SELECT in_use FROM pools WHERE tag = 'ESS-AC-10G-RTU-1'");
+    assert_eq!(in_use, 1);
+}
