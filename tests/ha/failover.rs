@@ -220,8 +220,10 @@ struct Ledger {
     acknowledged: Vec<(String, i64)>,
     /// Per router, its demand as last acknowledged.
     demand: BTreeMap<usize, i64>,
-    /// Per router, when it was last answered.
-    answered: BTreeMap<usize, Instant>,
+    /// Per router, when the message it was last answered for was first
+    /// sent, and when the answer came: an answer in flight when a part is
+    /// killed says nothing of the recovery.
+    answered: BTreeMap<usize, (Instant, Instant)>,
 }
 
 /// Sends `message` until it is answered 200, as a router does (the same
@@ -260,6 +262,7 @@ fn router(
     let key = p256();
     let plain = agent(&ca, None);
     let sn = format!("FOCHA{n:05}");
+    let sent = Instant::now();
     let Some(answer) = until_answered(
         &plain,
         &url,
@@ -275,7 +278,7 @@ fn router(
     {
         let mut l = ledger.lock().expect("ledger");
         l.acknowledged.push((format!("reg-{n}"), 0));
-        l.answered.insert(n, Instant::now());
+        l.answered.insert(n, (sent, Instant::now()));
     }
     let device = agent(&ca, Some((&certificate, &key)));
     let mut i = 0u64;
@@ -285,6 +288,7 @@ fn router(
         let id = format!("r{n}-e{i}");
         let message = json!({"type": "ENTITLEMENT", "message_id": id,
             "entitlements": [{"tag": TAG, "count": count}]});
+        let sent = Instant::now();
         if until_answered(&device, &url, &message, &stop).is_none() {
             // Stopped while unanswered: it may or may not have landed, and
             // a router would send it again; the test checks its last
@@ -295,24 +299,28 @@ fn router(
         let mut l = ledger.lock().expect("ledger");
         l.acknowledged.push((id, count));
         l.demand.insert(n, count);
-        l.answered.insert(n, Instant::now());
+        l.answered.insert(n, (sent, Instant::now()));
         drop(l);
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
-/// How long after `killed` every router had been answered again.
+/// How long after `killed` every router had been answered again, for a
+/// message it sent after the kill.
 fn recovery(ledger: &Mutex<Ledger>, killed: Instant, within: Duration) -> Duration {
     let began = Instant::now();
     loop {
         let l = ledger.lock().expect("ledger");
-        // The router answered longest ago, once every router was answered.
+        // Once every router was answered for a message sent after the kill,
+        // the latest of those answers (each router's first is no later
+        // than its last).
         let last = (0..ROUTERS)
             .map(|n| l.answered.get(&n).copied())
             .collect::<Option<Vec<_>>>()
-            .and_then(|times| times.into_iter().min());
+            .filter(|times| times.iter().all(|(sent, _)| *sent > killed))
+            .and_then(|times| times.into_iter().map(|(_, answered)| answered).min());
         drop(l);
-        if let Some(last) = last.filter(|t| *t > killed) {
+        if let Some(last) = last {
             return last - killed;
         }
         if began.elapsed() > within {

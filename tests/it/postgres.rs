@@ -43,13 +43,18 @@ pub fn is_root() -> bool {
 /// `program` as the `postgres` user when this is root (PostgreSQL
 /// refuses root).
 pub fn as_postgres(program: impl AsRef<std::ffi::OsStr>) -> Command {
-    if is_root() {
+    let mut c = if is_root() {
         let mut c = Command::new("runuser");
         c.args(["-u", "postgres", "--"]).arg(program);
         c
     } else {
         Command::new(program)
-    }
+    };
+    // The test's own directory (a checkout) may be closed to `postgres`:
+    // Patroni's initdb then fails to find where it runs and the bootstrap
+    // never ends. Every path given is absolute.
+    c.current_dir("/");
+    c
 }
 
 /// Runs a PostgreSQL program, as `postgres` when this is root.
