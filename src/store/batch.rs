@@ -11,10 +11,11 @@
 //! that name the same thing (`key`) never share a batch, so no write is
 //! reordered past another of the same thing.
 
-use super::sql::Value;
+use super::sql::{SqlError, SqlResult, Value};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use tokio_postgres::types::ToSql;
 
 /// The type of one parameter, as the array statement casts it.
 pub(in crate::store) enum Column {
@@ -161,6 +162,69 @@ pub(in crate::store) fn settle_claims(rows: &[Row], written: &HashSet<Vec<Owned>
         }
     }
     lost
+}
+
+// ------------------------------------------------ PostgreSQL parameters
+
+/// Each column of a kind's rows as one array parameter.
+pub(in crate::store) fn arrays(rows: &[Row]) -> SqlResult<Vec<Box<dyn ToSql + Sync + Send>>> {
+    let kind = rows[0].kind;
+    kind.columns
+        .iter()
+        .enumerate()
+        .map(|(i, column)| {
+            let mismatch = |what: &str| SqlError::Column {
+                column: i,
+                reason: format!("{what} in a kept row of `{}`", kind.many),
+            };
+            Ok(match column {
+                Column::Int => Box::new(
+                    rows.iter()
+                        .map(|row| match row.values.get(i) {
+                            Some(Owned::Integer(n)) => Ok(Some(*n)),
+                            Some(Owned::Null) | None => Ok(None),
+                            Some(_) => Err(mismatch("not an integer")),
+                        })
+                        .collect::<SqlResult<Vec<Option<i64>>>>()?,
+                ) as Box<dyn ToSql + Sync + Send>,
+                Column::Text => Box::new(
+                    rows.iter()
+                        .map(|row| match row.values.get(i) {
+                            Some(Owned::Text(t)) => Ok(Some(t.clone())),
+                            Some(Owned::Null) | None => Ok(None),
+                            Some(_) => Err(mismatch("not text")),
+                        })
+                        .collect::<SqlResult<Vec<Option<String>>>>()?,
+                ),
+            })
+        })
+        .collect()
+}
+
+pub(in crate::store) fn array_params(
+    arrays: &[Box<dyn ToSql + Sync + Send>],
+) -> Vec<&(dyn ToSql + Sync)> {
+    arrays
+        .iter()
+        .map(|a| a.as_ref() as &(dyn ToSql + Sync))
+        .collect()
+}
+
+/// The key of a row a claimed kind's statement returns as written.
+pub(in crate::store) fn written_key(
+    kind: &Batched,
+    row: &tokio_postgres::Row,
+) -> SqlResult<Vec<Owned>> {
+    kind.columns[..kind.key]
+        .iter()
+        .enumerate()
+        .map(|(i, column)| {
+            Ok(match column {
+                Column::Int => Owned::Integer(row.try_get(i).map_err(SqlError::from)?),
+                Column::Text => Owned::Text(row.try_get(i).map_err(SqlError::from)?),
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 //! the store's SQLite types map one to one; a parameter is converted to
 //! whatever type PostgreSQL inferred for its placeholder.
 
-use super::batch::{self, Batched, Claim, Column, Kept, Owned, Row};
+use super::batch::{self, arrays, written_key, Batched, Claim, Kept, Owned, Row};
 use super::sql::{SqlError, SqlResult, Value};
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -365,7 +365,8 @@ impl PgConn {
         for kind in batch::by_kind(claims) {
             let statement = self.prepare_many(kind[0].kind)?;
             let arrays = arrays(&kind)?;
-            let rows = self.raw_answer(self.client.query(&statement, &array_params(&arrays)))?;
+            let rows =
+                self.raw_answer(self.client.query(&statement, &batch::array_params(&arrays)))?;
             let written: HashSet<Vec<Owned>> = rows
                 .iter()
                 .map(|r| written_key(kind[0].kind, r))
@@ -384,7 +385,7 @@ impl PgConn {
             self.push(
                 async move {
                     client
-                        .execute(&statement, &array_params(&arrays))
+                        .execute(&statement, &batch::array_params(&arrays))
                         .await
                         .map(|_| ())
                 },
@@ -608,62 +609,6 @@ pub(in crate::store) fn placeholders(sql: &str) -> String {
         }
     }
     out
-}
-
-/// Each column of a kind's rows as one array parameter.
-fn arrays(rows: &[Row]) -> SqlResult<Vec<Box<dyn ToSql + Sync + Send>>> {
-    let kind = rows[0].kind;
-    kind.columns
-        .iter()
-        .enumerate()
-        .map(|(i, column)| {
-            let mismatch = |what: &str| SqlError::Column {
-                column: i,
-                reason: format!("{what} in a kept row of `{}`", kind.many),
-            };
-            Ok(match column {
-                Column::Int => Box::new(
-                    rows.iter()
-                        .map(|row| match row.values.get(i) {
-                            Some(Owned::Integer(n)) => Ok(Some(*n)),
-                            Some(Owned::Null) | None => Ok(None),
-                            Some(_) => Err(mismatch("not an integer")),
-                        })
-                        .collect::<SqlResult<Vec<Option<i64>>>>()?,
-                ) as Box<dyn ToSql + Sync + Send>,
-                Column::Text => Box::new(
-                    rows.iter()
-                        .map(|row| match row.values.get(i) {
-                            Some(Owned::Text(t)) => Ok(Some(t.clone())),
-                            Some(Owned::Null) | None => Ok(None),
-                            Some(_) => Err(mismatch("not text")),
-                        })
-                        .collect::<SqlResult<Vec<Option<String>>>>()?,
-                ),
-            })
-        })
-        .collect()
-}
-
-fn array_params(arrays: &[Box<dyn ToSql + Sync + Send>]) -> Vec<&(dyn ToSql + Sync)> {
-    arrays
-        .iter()
-        .map(|a| a.as_ref() as &(dyn ToSql + Sync))
-        .collect()
-}
-
-/// The key of a row a claimed kind's statement returns as written.
-fn written_key(kind: &Batched, row: &tokio_postgres::Row) -> SqlResult<Vec<Owned>> {
-    kind.columns[..kind.key]
-        .iter()
-        .enumerate()
-        .map(|(i, column)| {
-            Ok(match column {
-                Column::Int => Owned::Integer(row.try_get(i).map_err(SqlError::from)?),
-                Column::Text => Owned::Text(row.try_get(i).map_err(SqlError::from)?),
-            })
-        })
-        .collect()
 }
 
 /// The server could not tell a parameter's type from the statement.
