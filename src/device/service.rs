@@ -425,7 +425,6 @@ impl DeviceService {
         let message_type = message.message_type.as_str();
         let ca = self.ca.clone();
         let (callers, writer) = (self.callers.clone(), self.store.writer().clone());
-        let replayed_id = message_id.clone();
         let job = move |c: &Db| {
             let mut callers = callers.open(writer.generation());
             let known = match callers.live(c, &peer.fingerprint, now)? {
@@ -461,7 +460,7 @@ impl DeviceService {
                 Recorded::First => return Ok((answer, transitions, None)),
                 Recorded::AtCommit(claim) => {
                     let udi_key = known.certificate.udi.to_string();
-                    return Ok((answer, transitions, Some((claim, udi_key))));
+                    return Ok((answer, transitions, Some((claim, udi_key, message_id))));
                 }
                 Recorded::Answered => {}
             }
@@ -483,14 +482,14 @@ impl DeviceService {
             // The message was answered while this one waited in the same
             // commit: nothing of this job was written, the first answer
             // stands.
-            Ok((_, _, Some((claim, udi_key)))) if claim.was_taken() => {
+            Ok((_, _, Some((claim, udi_key, message_id)))) if claim.was_taken() => {
                 let sender = Sender {
                     udi_key: &udi_key,
                     message_type,
                     token_id: None,
                 };
                 self.store
-                    .read(|c| first_answer(c, &sender, &replayed_id, &self.ca))?
+                    .read(|c| first_answer(c, &sender, &message_id, &self.ca))?
                     .ok_or_else(|| {
                         Error::Conflict(
                             "this message was answered at the same moment; retry".into(),

@@ -274,8 +274,7 @@ impl PgConn {
         let job = self.job.get();
         self.kept.borrow_mut().take(|row| row.job == job);
         if self.job_state.get() == Job::Saved {
-            self.hold("ROLLBACK TO job");
-            self.hold("RELEASE job");
+            self.hold_undo("job");
         }
         self.job_state.set(Job::Outside);
     }
@@ -377,11 +376,11 @@ impl PgConn {
                 rest.retain(|row| !lost.contains(&row.job));
             }
         }
+        self.send_held();
         for kind in batch::by_kind(rest) {
             let statement = self.prepare_many(kind[0].kind)?;
             let arrays = arrays(&kind)?;
             let client = self.client.clone();
-            self.send_held();
             self.push(
                 async move {
                     client
@@ -411,15 +410,20 @@ impl PgConn {
     /// without waiting: they fail only in a transaction that failed
     /// already, and then the commit is refused.
     fn hold(&self, sql: &str) {
-        if sql.starts_with("ROLLBACK TO") {
-            self.failed.set(self.lost.get());
-        }
         self.savepoints.set(self.savepoints.get() + 1);
         let mut held = self.held.borrow_mut();
         if !held.is_empty() {
             held.push_str("; ");
         }
         held.push_str(sql);
+    }
+
+    /// Holds the undoing of savepoint `name`, which ends the failed state
+    /// of a transaction unless a failure it cannot undo was seen.
+    fn hold_undo(&self, name: &str) {
+        self.hold(&format!("ROLLBACK TO {name}"));
+        self.hold(&format!("RELEASE {name}"));
+        self.failed.set(self.lost.get());
     }
 
     fn send_held(&self) {
@@ -456,8 +460,7 @@ impl PgConn {
             match first {
                 Ok(_) => self.hold("RELEASE prepare"),
                 Err(_) => {
-                    self.hold("ROLLBACK TO prepare");
-                    self.hold("RELEASE prepare");
+                    self.hold_undo("prepare");
                 }
             }
         }
